@@ -1,0 +1,4 @@
+//! One module per subcommand: its clap `Args` and its `run`.
+
+pub mod lab;
+pub mod scan;

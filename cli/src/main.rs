@@ -1,0 +1,47 @@
+//! `prtip`: the thin binary. It parses flags (clap) and wires the library crates
+//! together: `prtip-engine` scans, `prtip-store` keeps the log and history,
+//! `prtip-export` renders, `prtip-monitor` shows, `prtip-lab` builds the test lab.
+//!
+//! Exit codes: 0 success (also a clean pause), 1 runtime failure, 2 bad input
+//! (nothing was sent and nothing was written).
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+mod cmd;
+mod error;
+mod paths;
+
+pub use error::UsageError;
+
+/// prtip: a line-rate network port scanner with a crash-safe scan log.
+#[derive(Parser, Debug)]
+#[command(name = "prtip", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Where scan logs live (default ~/.prtip).
+    #[arg(long, global = true, env = "PRTIP_HOME", value_name = "DIR")]
+    pub home: Option<std::path::PathBuf>,
+    /// History index file (default <home>/history.redb).
+    #[arg(long, global = true, env = "PRTIP_HISTORY", value_name = "FILE")]
+    pub history: Option<std::path::PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Scan targets and record every fact in a scan log.
+    Scan(cmd::scan::Args),
+    /// Build, inspect or remove the project's test lab (network namespaces).
+    Lab(cmd::lab::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let paths = paths::Paths::from_cli(&cli);
+    let result = match cli.command {
+        Command::Scan(args) => cmd::scan::run(args, &paths),
+        Command::Lab(args) => cmd::lab::run(args),
+    };
+    error::exit_code(result)
+}

@@ -1,0 +1,35 @@
+//! Where prtip keeps its files: `~/.prtip` (or `--home` / `PRTIP_HOME`) holds
+//! `scans/<id>/` log directories and `history.redb` (or `--history` / `PRTIP_HISTORY`).
+
+use std::path::PathBuf;
+
+/// Resolved locations of prtip's files.
+#[derive(Clone, Debug)]
+pub struct Paths {
+    /// Root directory (`~/.prtip`).
+    pub home: PathBuf,
+    /// History index file.
+    pub history: PathBuf,
+}
+
+impl Paths {
+    /// From the global flags and environment.
+    pub fn from_cli(cli: &crate::Cli) -> Paths {
+        let home = cli.home.clone().unwrap_or_else(|| {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/root"))
+                .join(".prtip")
+        });
+        let history = cli
+            .history
+            .clone()
+            .unwrap_or_else(|| home.join("history.redb"));
+        Paths { home, history }
+    }
+
+    /// Directory that holds one directory per scan log.
+    pub fn scans_dir(&self) -> PathBuf {
+        self.home.join("scans")
+    }
+}

@@ -1,0 +1,3 @@
+//! prtip-filter: prtip's filter expression language over scan results.
+
+#![warn(missing_docs)]
