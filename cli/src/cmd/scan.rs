@@ -11,6 +11,10 @@ pub struct Args {
 }
 
 /// Run a scan.
-pub fn run(_args: Args, _paths: &Paths) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("prtip scan is being built (issue 5)")
+pub fn run(_args: Args, paths: &Paths) -> anyhow::Result<ExitCode> {
+    anyhow::bail!(
+        "prtip scan is being built (issue 5); logs will go to {} and {}",
+        paths.scans_dir().display(),
+        paths.history.display()
+    )
 }
