@@ -21,7 +21,7 @@ pub struct Cli {
     /// Where scan logs live (default ~/.prtip).
     #[arg(long, global = true, env = "PRTIP_HOME", value_name = "DIR")]
     pub home: Option<std::path::PathBuf>,
-    /// History index file (default <home>/history.redb).
+    /// History index file (default `<home>/history.redb`).
     #[arg(long, global = true, env = "PRTIP_HISTORY", value_name = "FILE")]
     pub history: Option<std::path::PathBuf>,
     #[command(subcommand)]
