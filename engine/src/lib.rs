@@ -1,3 +1,10 @@
-//! prtip-engine: prtip's scan engine: targets, permutation, wire formats, probes, pacing, backends and the scan loop.
+//! prtip-engine: prtip's scan engine: targets, permutation, wire formats, probes,
+//! pacing, backends and the scan loop.
+//!
+//! It knows only `prtip_store::event` (the event types and the sink it pushes them
+//! into); it never renders, exports or touches the log files.
 
 #![warn(missing_docs)]
+
+pub mod backend;
+pub mod wire;
