@@ -1,3 +1,41 @@
 //! prtip-xdp: prtip's AF_XDP backend and the XDP programs (scanner filter, lab responder, sink).
+//!
+//! The C sources live in `bpf/` (see bpf/README.md); build.rs compiles them with
+//! clang and generates libbpf-rs skeletons. Every program is attached through a
+//! BPF link owned by an [`AttachedProgram`]: dropping it, or the process exiting
+//! or dying, detaches the program. Nothing here ever leaves a program attached.
+//!
+//! - [`responder`]: the lab's stateless XDP_TX target (SYN-ACK / RST).
+//! - [`sink`]: the send-only benchmark sink (XDP_DROP + counters).
+//! - [`pass`]: pass-through for the scanner's veth (so XDP_TX'd replies arrive).
+//! - [`lab`]: attach the above to a lab's two namespaces and hold them.
 
 #![warn(missing_docs)]
+
+mod attach;
+mod error;
+pub mod lab;
+pub mod pass;
+pub mod responder;
+pub mod sink;
+mod sys;
+
+pub use attach::AttachedProgram;
+pub use error::{Result, XdpError};
+pub use sys::{in_netns, interface_info, InterfaceInfo, XdpMode};
+
+#[allow(missing_docs, clippy::all, unsafe_op_in_unsafe_fn, unused_imports)]
+mod skel {
+    pub mod scan_filter {
+        include!(concat!(env!("OUT_DIR"), "/scan_filter.skel.rs"));
+    }
+    pub mod responder {
+        include!(concat!(env!("OUT_DIR"), "/responder.skel.rs"));
+    }
+    pub mod sink {
+        include!(concat!(env!("OUT_DIR"), "/sink.skel.rs"));
+    }
+    pub mod pass {
+        include!(concat!(env!("OUT_DIR"), "/pass.skel.rs"));
+    }
+}

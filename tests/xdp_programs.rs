@@ -1,0 +1,243 @@
+//! The lab's XDP programs on a real veth pair between two namespaces:
+//! the responder answers SYNs itself (SYN-ACK on open ports, RST+ACK on closed
+//! ones, the kernel for everything else), the sink drops and counts every
+//! frame, the scanner side's pass-through lets XDP_TX'd replies in, and every
+//! program is gone once its handle is dropped. Needs root (skips otherwise).
+
+mod xdp_support;
+
+use std::io::ErrorKind;
+use std::net::{Ipv4Addr, SocketAddrV4, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use prtip_xdp::lab::{self, LabTarget};
+use prtip_xdp::responder::{ResponderConfig, ResponderStats};
+use prtip_xdp::sink::SinkStats;
+use prtip_xdp::{in_netns, XdpError, XdpMode};
+use xdp_support::VethPair;
+
+fn root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let r = unsafe { libc::geteuid() } == 0;
+    if !r {
+        eprintln!("skipping: needs root (network namespaces, BPF)");
+    }
+    r
+}
+
+/// Wait (up to 10 s) until `f` returns Some; the value is what the test checks.
+fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// connect() from the scanner namespace: Ok(true) = handshake completed, Ok(false) = refused.
+fn tcp_connect(ns: &str, addr: Ipv4Addr, port: u16) -> bool {
+    in_netns(ns, || {
+        match TcpStream::connect_timeout(
+            &SocketAddrV4::new(addr, port).into(),
+            Duration::from_secs(5),
+        ) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => Ok(false),
+            Err(e) => panic!("connect {addr}:{port}: {e}"),
+        }
+    })
+    .unwrap()
+}
+
+#[test]
+fn responder_answers_every_syn_of_the_target_network() {
+    if !root() {
+        return;
+    }
+    let pair = VethPair::new("resp", 2, "198.19.0.0/16");
+    let cfg = ResponderConfig::new(Ipv4Addr::new(198, 19, 0, 0), 16, &[22, 80, 8080]).unwrap();
+    let info = in_netns(&pair.tgt_ns, || prtip_xdp::interface_info(&pair.tgt_if)).unwrap();
+    assert_eq!(info.rx_queues, 2);
+    assert!(info.native_xdp, "veth runs XDP natively: {info:?}");
+    assert!(!info.zero_copy, "veth has no AF_XDP zero-copy: {info:?}");
+    assert_eq!(info.attached, None);
+    let progs = lab::attach(&pair.sides(), &LabTarget::Responder(cfg), XdpMode::Native).unwrap();
+    let info = in_netns(&pair.tgt_ns, || prtip_xdp::interface_info(&pair.tgt_if)).unwrap();
+    assert_eq!(
+        info.attached,
+        Some((
+            progs.target.prog_id(),
+            "prtip_responder".to_string(),
+            XdpMode::Native
+        ))
+    );
+    assert_eq!(
+        progs.target.mode(),
+        XdpMode::Native,
+        "veth runs XDP natively"
+    );
+    assert_eq!(progs.target.program(), "prtip_responder");
+    assert_eq!(progs.scanner.as_ref().unwrap().program(), "prtip_pass");
+
+    let addrs = [
+        Ipv4Addr::new(198, 19, 0, 0),
+        Ipv4Addr::new(198, 19, 0, 1),
+        Ipv4Addr::new(198, 19, 77, 3),
+        Ipv4Addr::new(198, 19, 255, 255),
+    ];
+    let ports = [22u16, 80, 81, 443, 8080, 65535];
+    let mut opened = Vec::new();
+    for &a in &addrs {
+        for &p in &ports {
+            if tcp_connect(&pair.scan_ns, a, p) {
+                opened.push((a, p));
+            }
+        }
+    }
+    let expect: Vec<(Ipv4Addr, u16)> = addrs
+        .iter()
+        .flat_map(|&a| [22u16, 80, 8080].map(move |p| (a, p)))
+        .collect();
+    assert_eq!(opened, expect, "a full handshake exactly on the open ports");
+
+    let stats = ResponderStats::read(&progs.target).unwrap();
+    assert_eq!(stats.syn_ack, 12, "{stats:?}");
+    assert_eq!(stats.rst, 12, "{stats:?}");
+
+    // The target's own address is not in the target network: its kernel answers (RST, no listener).
+    let before = stats;
+    assert!(!tcp_connect(&pair.scan_ns, xdp_support::TGT_IP, 22));
+    let after = ResponderStats::read(&progs.target).unwrap();
+    assert_eq!((after.syn_ack, after.rst), (before.syn_ack, before.rst));
+    assert!(
+        after.passed > before.passed,
+        "the SYN went to the kernel: {after:?}"
+    );
+
+    drop(progs);
+    assert!(
+        !pair.link_details(false).contains("xdp"),
+        "{}",
+        pair.link_details(false)
+    );
+    assert!(
+        !pair.link_details(true).contains("xdp"),
+        "{}",
+        pair.link_details(true)
+    );
+}
+
+#[test]
+fn sink_drops_and_counts_every_frame() {
+    if !root() {
+        return;
+    }
+    let pair = VethPair::new("sink", 1, "198.19.0.0/16");
+    let progs = lab::attach(&pair.sides(), &LabTarget::Sink, XdpMode::Native).unwrap();
+    assert!(
+        progs.scanner.is_none(),
+        "the sink needs nothing on the scanner side"
+    );
+    assert!(pair.link_details(false).contains("xdp"));
+
+    let payload = [0u8; 18];
+    let mut sent = 0u64;
+    for burst in 0..10 {
+        in_netns(&pair.scan_ns, || {
+            let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+            for i in 0..100u16 {
+                s.send_to(
+                    &payload,
+                    SocketAddrV4::new(Ipv4Addr::new(198, 19, burst, i as u8), 9 + i),
+                )
+                .unwrap();
+            }
+            Ok(())
+        })
+        .unwrap();
+        sent += 100;
+        // Wait for this burst to arrive before the next (the veth ring holds 256 frames).
+        let got = wait_for(|| {
+            let s = SinkStats::read(&progs.target).unwrap();
+            (s.frames >= sent).then_some(s)
+        })
+        .expect("frames reach the sink");
+        assert_eq!(got.frames, sent);
+    }
+    let s = SinkStats::read(&progs.target).unwrap();
+    assert_eq!(s.frames, 1000);
+    assert_eq!(s.bytes, 1000 * (14 + 20 + 8 + 18));
+
+    drop(progs);
+    assert!(!pair.link_details(false).contains("xdp"));
+}
+
+#[test]
+fn skb_mode_works_too() {
+    if !root() {
+        return;
+    }
+    let pair = VethPair::new("skb", 1, "198.19.0.0/16");
+    let cfg = ResponderConfig::new(Ipv4Addr::new(198, 19, 0, 0), 16, &[443]).unwrap();
+    let progs = lab::attach(&pair.sides(), &LabTarget::Responder(cfg), XdpMode::Skb).unwrap();
+    assert_eq!(progs.target.mode(), XdpMode::Skb);
+    assert!(pair.link_details(false).contains("xdpgeneric"));
+    assert!(tcp_connect(
+        &pair.scan_ns,
+        Ipv4Addr::new(198, 19, 3, 4),
+        443
+    ));
+    assert!(!tcp_connect(
+        &pair.scan_ns,
+        Ipv4Addr::new(198, 19, 3, 4),
+        444
+    ));
+    let s = ResponderStats::read(&progs.target).unwrap();
+    assert_eq!((s.syn_ack, s.rst), (1, 1));
+}
+
+#[test]
+fn a_busy_missing_or_down_interface_is_explained() {
+    if !root() {
+        return;
+    }
+    let pair = VethPair::new("err", 1, "198.19.0.0/16");
+    let sink = lab::attach(&pair.sides(), &LabTarget::Sink, XdpMode::Native).unwrap();
+    let err = lab::attach(&pair.sides(), &LabTarget::Sink, XdpMode::Native).unwrap_err();
+    match &err {
+        XdpError::Busy {
+            prog_name, ifname, ..
+        } => {
+            assert_eq!(prog_name, "prtip_sink");
+            assert_eq!(ifname, &pair.tgt_if);
+        }
+        other => panic!("expected Busy, got {other:?}"),
+    }
+    assert!(
+        err.to_string().contains("already has the XDP program"),
+        "{err}"
+    );
+    drop(sink);
+
+    let err = in_netns(&pair.scan_ns, || {
+        prtip_xdp::pass::attach("nosuch0", XdpMode::Native)
+    })
+    .unwrap_err();
+    assert!(
+        matches!(err, XdpError::NoSuchInterface { ref ifname } if ifname == "nosuch0"),
+        "{err:?}"
+    );
+
+    xdp_support::ip(&["-n", &pair.scan_ns, "link", "set", &pair.scan_if, "down"]);
+    let err = in_netns(&pair.scan_ns, || {
+        prtip_xdp::pass::attach(&pair.scan_if, XdpMode::Native)
+    })
+    .unwrap_err();
+    assert!(matches!(err, XdpError::InterfaceDown { .. }), "{err:?}");
+    assert!(err.to_string().contains("ip link set"), "{err}");
+}

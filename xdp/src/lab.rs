@@ -1,0 +1,349 @@
+//! XDP programs of the prtip lab: the target side's responder or sink and the
+//! scanner side's pass-through, attached across the lab's two network
+//! namespaces, plus the long-running holder behind `prtip lab up --responder xdp`
+//! (`prtip lab xdp-hold`, hidden). Owns only the links it creates; never
+//! creates or removes namespaces, interfaces, addresses or routes (that is prtip-lab's job).
+
+use std::io::{self, Write};
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::attach::AttachedProgram;
+use crate::error::{Result, XdpError};
+use crate::responder::{self, ResponderConfig};
+use crate::sys::{in_netns, XdpMode};
+use crate::{pass, sink};
+
+/// What the target's veth runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LabTarget {
+    /// The stateless XDP_TX responder (SYN-ACK / RST for every address of the target network).
+    Responder(ResponderConfig),
+    /// The send-only sink (XDP_DROP everything, count frames).
+    Sink,
+}
+
+/// The lab's interfaces, by namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabSides {
+    /// Scanner namespace (name under /run/netns).
+    pub scan_ns: String,
+    /// Scanner's veth.
+    pub scan_if: String,
+    /// Target namespace.
+    pub tgt_ns: String,
+    /// Target's veth.
+    pub tgt_if: String,
+}
+
+/// The programs attached to a lab; dropping this detaches them all.
+#[derive(Debug)]
+pub struct LabPrograms {
+    /// Responder or sink on the target's veth.
+    pub target: AttachedProgram,
+    /// Pass-through on the scanner's veth (responder mode only: XDP_TX'd
+    /// replies reach the scanner only when its veth runs an XDP program).
+    pub scanner: Option<AttachedProgram>,
+}
+
+/// Attach `target` to the target's veth and, for the responder, the pass-through
+/// to the scanner's veth, both in `mode` (native falls back to skb with a note).
+pub fn attach(sides: &LabSides, target: &LabTarget, mode: XdpMode) -> Result<LabPrograms> {
+    let tgt = in_netns(&sides.tgt_ns, || match target {
+        LabTarget::Responder(cfg) => responder::attach(&sides.tgt_if, cfg, mode),
+        LabTarget::Sink => sink::attach(&sides.tgt_if, mode),
+    })?;
+    let scanner = match target {
+        LabTarget::Responder(_) => Some(in_netns(&sides.scan_ns, || {
+            pass::attach(&sides.scan_if, mode)
+        })?),
+        LabTarget::Sink => None,
+    };
+    Ok(LabPrograms {
+        target: tgt,
+        scanner,
+    })
+}
+
+/// Arguments of the holder process (`prtip lab xdp-hold ...`), as the cli passes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HolderArgs {
+    /// The lab's interfaces.
+    pub sides: LabSides,
+    /// What the target runs.
+    pub target: LabTarget,
+    /// XDP mode.
+    pub mode: XdpMode,
+}
+
+impl HolderArgs {
+    /// Command-line arguments after `prtip lab xdp-hold` that reproduce `self`.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut a = vec![
+            "--scan-ns".into(),
+            self.sides.scan_ns.clone(),
+            "--scan-if".into(),
+            self.sides.scan_if.clone(),
+            "--tgt-ns".into(),
+            self.sides.tgt_ns.clone(),
+            "--tgt-if".into(),
+            self.sides.tgt_if.clone(),
+            "--mode".into(),
+            self.mode.to_string(),
+        ];
+        match &self.target {
+            LabTarget::Sink => a.extend(["--target".into(), "sink".into()]),
+            LabTarget::Responder(cfg) => {
+                let ports: Vec<String> = cfg.open_tcp_ports.iter().map(|p| p.to_string()).collect();
+                a.extend([
+                    "--target".into(),
+                    "responder".into(),
+                    "--target-net".into(),
+                    format!("{}/{}", cfg.target_net, cfg.prefix_len),
+                    "--tcp-ports".into(),
+                    ports.join(","),
+                    "--cookie-key".into(),
+                    cfg.cookie_key.to_string(),
+                ]);
+            }
+        }
+        a
+    }
+
+    /// Parse what [`to_args`](Self::to_args) produced.
+    pub fn from_args(args: &[String]) -> Result<Self> {
+        let get = |flag: &str| -> Result<Option<String>> {
+            match args.iter().position(|a| a == flag) {
+                Some(i) => args
+                    .get(i + 1)
+                    .cloned()
+                    .map(Some)
+                    .ok_or_else(|| XdpError::Config(format!("{flag} needs a value"))),
+                None => Ok(None),
+            }
+        };
+        let need = |v: Option<String>, flag: &str| {
+            v.ok_or_else(|| XdpError::Config(format!("missing {flag}")))
+        };
+        let sides = LabSides {
+            scan_ns: need(get("--scan-ns")?, "--scan-ns")?,
+            scan_if: need(get("--scan-if")?, "--scan-if")?,
+            tgt_ns: need(get("--tgt-ns")?, "--tgt-ns")?,
+            tgt_if: need(get("--tgt-if")?, "--tgt-if")?,
+        };
+        let mode: XdpMode = get("--mode")?
+            .unwrap_or_else(|| "native".into())
+            .parse()
+            .map_err(XdpError::Config)?;
+        let target = match need(get("--target")?, "--target")?.as_str() {
+            "sink" => LabTarget::Sink,
+            "responder" => {
+                let net = need(get("--target-net")?, "--target-net")?;
+                let (addr, prefix) = parse_cidr(&net)?;
+                let ports = parse_ports(&get("--tcp-ports")?.unwrap_or_default())?;
+                let mut cfg = ResponderConfig::new(addr, prefix, &ports)?;
+                if let Some(k) = get("--cookie-key")? {
+                    cfg.cookie_key = k
+                        .parse()
+                        .map_err(|_| XdpError::Config(format!("bad --cookie-key {k:?}")))?;
+                }
+                LabTarget::Responder(cfg)
+            }
+            other => {
+                return Err(XdpError::Config(format!(
+                    "unknown --target {other:?}: expected responder or sink"
+                )))
+            }
+        };
+        Ok(HolderArgs {
+            sides,
+            target,
+            mode,
+        })
+    }
+}
+
+/// Parse `A.B.C.D/N`.
+pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8)> {
+    let (a, p) = s.split_once('/').unwrap_or((s, "32"));
+    let addr: Ipv4Addr = a.parse().map_err(|_| {
+        XdpError::Config(format!("bad IPv4 network {s:?}: {a:?} is not an address"))
+    })?;
+    let prefix: u8 = p.parse().ok().filter(|&n| n <= 32).ok_or_else(|| {
+        XdpError::Config(format!(
+            "bad IPv4 network {s:?}: prefix {p:?} is not 0..=32"
+        ))
+    })?;
+    Ok((addr, prefix))
+}
+
+/// Parse a comma list of TCP ports (empty string: none).
+pub fn parse_ports(s: &str) -> Result<Vec<u16>> {
+    s.split(',')
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.trim()
+                .parse::<u16>()
+                .map_err(|_| XdpError::Config(format!("bad port {t:?} in {s:?}")))
+        })
+        .collect()
+}
+
+/// Body of `prtip lab xdp-hold`: attach, print one `ready ...` line on stdout,
+/// then hold the links until SIGTERM, SIGINT or SIGHUP arrives or the target's
+/// interface disappears (lab torn down); the links go with the process.
+pub fn hold(args: &HolderArgs) -> Result<()> {
+    // Block the signals before anything else so none is lost between attach and wait.
+    // SAFETY: sigset_t is plain data initialised by sigemptyset; pthread_sigmask on the current thread.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGHUP);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+    let progs = attach(&args.sides, &args.target, args.mode)?;
+    let mut out = io::stdout().lock();
+    for p in std::iter::once(&progs.target).chain(progs.scanner.as_ref()) {
+        if let Some(n) = p.note() {
+            eprintln!("note: {n}");
+        }
+    }
+    writeln!(
+        out,
+        "ready {} on {} ({} mode, id {}){}",
+        progs.target.program(),
+        progs.target.ifname(),
+        progs.target.mode(),
+        progs.target.prog_id(),
+        progs
+            .scanner
+            .as_ref()
+            .map(|s| format!(
+                ", {} on {} ({} mode, id {})",
+                s.program(),
+                s.ifname(),
+                s.mode(),
+                s.prog_id()
+            ))
+            .unwrap_or_default()
+    )
+    .and_then(|_| out.flush())
+    .map_err(|e| XdpError::os("writing the ready line", e))?;
+    drop(out);
+    let ts = libc::timespec {
+        tv_sec: 1,
+        tv_nsec: 0,
+    };
+    loop {
+        // SAFETY: waits for one of the blocked signals in `set` with a timeout; no handler runs.
+        let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) };
+        if sig > 0 {
+            break;
+        }
+        if !crate::sys::link_alive(progs.target.link_fd()) {
+            break; // the interface went away with the lab
+        }
+    }
+    drop(progs);
+    Ok(())
+}
+
+/// A running holder process started by [`spawn_holder`].
+#[derive(Debug)]
+pub struct Holder {
+    /// Its process id (for the lab's pid file; SIGTERM ends it and detaches).
+    pub pid: u32,
+    /// The `ready ...` line it printed.
+    pub ready: String,
+}
+
+/// Start `exe lab xdp-hold ARGS` detached (own session, stdin/stdout closed
+/// after the ready line, stderr to `log`) and wait until it reports ready or fails.
+pub fn spawn_holder(exe: &Path, args: &HolderArgs, log: &Path) -> Result<Holder> {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let log_file = std::fs::File::create(log)
+        .map_err(|e| XdpError::os(format!("creating {}", log.display()), e))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("lab")
+        .arg("xdp-hold")
+        .args(args.to_args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log_file));
+    // SAFETY: setsid is async-signal-safe and touches only the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| XdpError::os(format!("starting {} lab xdp-hold", exe.display()), e))?;
+    let stdout = child.stdout.take().expect("piped");
+    let mut line = String::new();
+    let n = io::BufReader::new(stdout).read_line(&mut line).unwrap_or(0);
+    if n == 0 || !line.starts_with("ready") {
+        let status = child.wait().ok();
+        let log_text = std::fs::read_to_string(log).unwrap_or_default();
+        return Err(XdpError::Io {
+            what: format!(
+                "the XDP holder exited ({}) before attaching: {}",
+                status.map(|s| s.to_string()).unwrap_or_else(|| "?".into()),
+                log_text.trim()
+            ),
+            source: io::Error::other("holder failed"),
+        });
+    }
+    // The child keeps running in its own session; we never wait for it here.
+    std::thread::sleep(Duration::from_millis(0));
+    Ok(Holder {
+        pid: child.id(),
+        ready: line.trim().to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holder_args_round_trip() {
+        let sides = LabSides {
+            scan_ns: "a".into(),
+            scan_if: "a0".into(),
+            tgt_ns: "b".into(),
+            tgt_if: "b0".into(),
+        };
+        let mut cfg =
+            ResponderConfig::new(Ipv4Addr::new(198, 19, 0, 0), 16, &[22, 80, 8080]).unwrap();
+        cfg.cookie_key = 42;
+        for target in [LabTarget::Sink, LabTarget::Responder(cfg)] {
+            for mode in [XdpMode::Native, XdpMode::Skb] {
+                let h = HolderArgs {
+                    sides: sides.clone(),
+                    target: target.clone(),
+                    mode,
+                };
+                assert_eq!(HolderArgs::from_args(&h.to_args()).unwrap(), h);
+            }
+        }
+    }
+
+    #[test]
+    fn bad_tokens_are_named() {
+        let e = parse_cidr("198.19.0.0/40").unwrap_err().to_string();
+        assert!(e.contains("\"40\""), "{e}");
+        let e = parse_ports("80,http").unwrap_err().to_string();
+        assert!(e.contains("\"http\""), "{e}");
+        assert_eq!(parse_ports("").unwrap(), Vec::<u16>::new());
+    }
+}
