@@ -7,4 +7,9 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod cookie;
+pub mod pacing;
+pub mod permutation;
+pub mod ports;
+pub mod targets;
 pub mod wire;
