@@ -10,6 +10,9 @@
 //! Backends: [`packet`] (AF_PACKET, sendmmsg + TPACKET_V3 RX ring, here) and
 //! `prtip-xdp` (AF_XDP, in its own crate, implementing the same traits).
 
+pub mod bpf;
+pub mod packet;
+
 use crate::wire::{
     self, checksum, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, IpProtocol,
     Ipv4Packet, Ipv4Repr, TcpFlags, TcpPacket, TcpRepr, UdpPacket, UdpRepr,

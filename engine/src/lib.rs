@@ -11,5 +11,6 @@ pub mod cookie;
 pub mod pacing;
 pub mod permutation;
 pub mod ports;
+pub mod route;
 pub mod targets;
 pub mod wire;
