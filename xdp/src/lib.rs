@@ -9,20 +9,27 @@
 //! - [`sink`]: the send-only benchmark sink (XDP_DROP + counters).
 //! - [`pass`]: pass-through for the scanner's veth (so XDP_TX'd replies arrive).
 //! - [`lab`]: attach the above to a lab's two namespaces and hold them.
+//! - [`filter`]: the scanner-side program that hands our replies to the AF_XDP sockets.
+//! - [`xsk`], [`backend`]: the AF_XDP sockets and the engine's `Transmit`/`Receive` over them.
 
 #![warn(missing_docs)]
 
 mod attach;
+pub mod backend;
 mod error;
+pub mod filter;
 pub mod lab;
 pub mod pass;
 pub mod responder;
 pub mod sink;
 mod sys;
+pub mod xsk;
 
 pub use attach::AttachedProgram;
+pub use backend::{backend, XdpBackend, XdpOptions, XdpRx, XdpTx};
 pub use error::{Result, XdpError};
 pub use sys::{in_netns, interface_info, InterfaceInfo, XdpMode};
+pub use xsk::{SocketSizes, ZeroCopy};
 
 #[allow(missing_docs, clippy::all, unsafe_op_in_unsafe_fn, unused_imports)]
 mod skel {

@@ -1,0 +1,445 @@
+//! The AF_XDP backend of `prtip scan --xdp IFACE`: the engine's [`Transmit`] and
+//! [`Receive`] over one AF_XDP socket per queue, with the scan filter attached
+//! to the interface. Owns the sockets, their sender threads (one per queue when
+//! there are several) and the filter; never touches permutation, cookies,
+//! pacing, retries or events (the engine's scan loop owns those).
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use prtip_engine::backend::{BackendPair, Probe, Receive, RxStats, TemplateSet, Transmit, TxStats};
+
+use crate::error::{Result, XdpError};
+use crate::filter::{FilterConfig, FilterStats, ScanFilter};
+use crate::sys::{self, XdpMode};
+use crate::xsk::{open_queue, QueueSocket, RxHalf, SocketSizes, TxCounts, TxHalf, ZeroCopy};
+
+/// How to set up the AF_XDP backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XdpOptions {
+    /// XDP mode of the scan filter (`--xdp-mode`; native falls back to skb with a note).
+    pub mode: XdpMode,
+    /// Zero-copy policy (`--zero-copy`).
+    pub zero_copy: ZeroCopy,
+    /// Number of queues to send on (one sender thread each, from queue 0);
+    /// None: every queue. Replies are received on every RX queue regardless,
+    /// since the NIC (or veth) spreads them over all of them.
+    pub queues: Option<u32>,
+    /// Socket sizes (frames, batch).
+    pub sizes: SocketSizes,
+    /// Which replies the filter takes (our source-port range and address).
+    pub filter: FilterConfig,
+}
+
+impl XdpOptions {
+    /// Defaults (native mode, zero-copy if available, every queue, batches of 64)
+    /// for a scan whose probes use source ports `sport_lo..=sport_hi` from `our_addr`.
+    pub fn new(sport_lo: u16, sport_hi: u16, our_addr: std::net::Ipv4Addr) -> XdpOptions {
+        XdpOptions {
+            mode: XdpMode::Native,
+            zero_copy: ZeroCopy::Auto,
+            queues: None,
+            sizes: SocketSizes::default(),
+            filter: FilterConfig {
+                sport_lo,
+                sport_hi,
+                our_addr: Some(our_addr),
+            },
+        }
+    }
+}
+
+/// An opened AF_XDP backend: filter attached, one socket per queue bound and
+/// registered. Turn it into the engine's pair with [`XdpBackend::into_pair`].
+pub struct XdpBackend {
+    ifname: String,
+    filter: Arc<ScanFilter>,
+    sockets: Vec<QueueSocket>,
+    tx_queues: usize,
+    notes: Vec<String>,
+}
+
+impl std::fmt::Debug for XdpBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XdpBackend")
+            .field("ifname", &self.ifname)
+            .field("queues", &self.tx_queues)
+            .field("rx_queues", &self.sockets.len())
+            .field("zero_copy", &self.zero_copy())
+            .field("mode", &self.mode())
+            .finish()
+    }
+}
+
+/// Open the AF_XDP backend on `ifname` (in the calling thread's network
+/// namespace) for probes built from `templates`.
+pub fn backend(ifname: &str, templates: &TemplateSet, opts: &XdpOptions) -> Result<XdpBackend> {
+    let info = sys::interface_info(ifname)?;
+    sys::ensure_up(ifname)?;
+    let rx_queues = info.rx_queues;
+    let queues = match opts.queues {
+        None => rx_queues,
+        Some(0) => return Err(XdpError::Config("--xdp-queues must be at least 1".into())),
+        Some(q) if q > info.rx_queues => {
+            return Err(XdpError::Config(format!(
+                "{ifname} has {} RX queue(s); cannot use {q} (see `ethtool -l {ifname}`)",
+                info.rx_queues
+            )))
+        }
+        Some(q) => q,
+    };
+    if rx_queues > crate::filter::MAX_QUEUES {
+        return Err(XdpError::Config(format!(
+            "{ifname} has {rx_queues} queues; prtip uses at most {}",
+            crate::filter::MAX_QUEUES
+        )));
+    }
+    let mut notes = Vec::new();
+    if opts.zero_copy == ZeroCopy::Require && !info.zero_copy {
+        notes.push(format!(
+            "{ifname}'s driver does not advertise AF_XDP zero-copy; trying anyway as --zero-copy asks"
+        ));
+    }
+    let filter = ScanFilter::attach(ifname, &opts.filter, opts.mode)?;
+    if let Some(n) = filter.note() {
+        notes.push(n.to_string());
+    }
+    let mut sockets = Vec::with_capacity(rx_queues as usize);
+    // Try zero-copy only where the driver says it has it (veth: never), unless required.
+    let zc = match opts.zero_copy {
+        ZeroCopy::Auto if !info.zero_copy => ZeroCopy::Off,
+        other => other,
+    };
+    for q in 0..rx_queues {
+        let s = open_queue(ifname, q, &opts.sizes, zc, templates)?;
+        filter.register_socket(q, s.rx.fd())?;
+        sockets.push(s);
+    }
+    let copy = sockets.iter().any(|s| !s.zero_copy);
+    if copy && opts.zero_copy == ZeroCopy::Auto {
+        notes.push(format!(
+            "{ifname}: AF_XDP in copy mode ({}); zero-copy needs a driver that supports it",
+            if info.zero_copy {
+                "zero-copy bind failed"
+            } else {
+                "the driver has no zero-copy"
+            }
+        ));
+    }
+    Ok(XdpBackend {
+        ifname: ifname.to_string(),
+        filter: Arc::new(filter),
+        sockets,
+        tx_queues: queues as usize,
+        notes,
+    })
+}
+
+impl XdpBackend {
+    /// Notes for the operator (mode fallbacks, copy mode, lab link takeover).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+    /// Number of queues sent on (one sender each).
+    pub fn queues(&self) -> u32 {
+        self.tx_queues as u32
+    }
+    /// Number of queues received on (every RX queue of the interface).
+    pub fn rx_queues(&self) -> u32 {
+        self.sockets.len() as u32
+    }
+    /// Whether every socket runs in zero-copy mode.
+    pub fn zero_copy(&self) -> bool {
+        !self.sockets.is_empty() && self.sockets.iter().all(|s| s.zero_copy)
+    }
+    /// XDP mode of the scan filter.
+    pub fn mode(&self) -> XdpMode {
+        self.filter.mode()
+    }
+    /// The interface.
+    pub fn ifname(&self) -> &str {
+        &self.ifname
+    }
+
+    /// Split into the sender and the receiver.
+    pub fn into_parts(self) -> (XdpTx, XdpRx) {
+        let mut txs = Vec::new();
+        let mut rxs = Vec::new();
+        for (i, s) in self.sockets.into_iter().enumerate() {
+            if i < self.tx_queues {
+                txs.push(s.tx);
+            }
+            rxs.push(s.rx);
+        }
+        let tx = XdpTx::new(txs, self.filter.clone());
+        let rx = XdpRx {
+            halves: rxs,
+            filter: self.filter,
+            pollfds: Vec::new(),
+        };
+        (tx, rx)
+    }
+
+    /// The engine's backend pair.
+    pub fn into_pair(self) -> BackendPair {
+        let (tx, rx) = self.into_parts();
+        BackendPair {
+            tx: Box::new(tx),
+            rx: Box::new(rx),
+        }
+    }
+}
+
+#[derive(Default)]
+struct SharedCounts {
+    packets: AtomicU64,
+    bytes: AtomicU64,
+    batches: AtomicU64,
+    backpressure: AtomicU64,
+}
+
+impl SharedCounts {
+    fn store(&self, c: &TxCounts) {
+        self.packets.store(c.packets, Ordering::Relaxed);
+        self.bytes.store(c.bytes, Ordering::Relaxed);
+        self.batches.store(c.batches, Ordering::Relaxed);
+        self.backpressure.store(c.backpressure, Ordering::Relaxed);
+    }
+}
+
+struct Worker {
+    full: Option<Sender<Vec<Probe>>>,
+    empty: Receiver<Vec<Probe>>,
+    counts: Arc<SharedCounts>,
+    thread: Option<JoinHandle<()>>,
+}
+
+enum TxInner {
+    /// One queue: the caller's thread sends.
+    Inline(Box<TxHalf>),
+    /// Several queues: one sender thread per queue, fed batches round-robin.
+    Workers { workers: Vec<Worker>, next: usize },
+}
+
+/// The sending side: [`Transmit`] over every queue's socket.
+pub struct XdpTx {
+    inner: TxInner,
+    error: Arc<Mutex<Option<io::Error>>>,
+    _filter: Arc<ScanFilter>,
+}
+
+impl std::fmt::Debug for XdpTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XdpTx")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// Batches waiting for a sender thread (per queue); beyond this send() blocks.
+const WORKER_DEPTH: usize = 8;
+
+impl XdpTx {
+    fn new(mut halves: Vec<TxHalf>, filter: Arc<ScanFilter>) -> XdpTx {
+        let error = Arc::new(Mutex::new(None));
+        let inner = if halves.len() == 1 {
+            TxInner::Inline(Box::new(halves.pop().expect("one half")))
+        } else {
+            let workers = halves
+                .into_iter()
+                .map(|mut half| {
+                    let (full_tx, full_rx) = bounded::<Vec<Probe>>(WORKER_DEPTH);
+                    let (empty_tx, empty_rx) = bounded::<Vec<Probe>>(WORKER_DEPTH + 2);
+                    let counts = Arc::new(SharedCounts::default());
+                    let c2 = counts.clone();
+                    let err = error.clone();
+                    let thread = std::thread::Builder::new()
+                        .name(format!("prtip-xdp-tx{}", half.queue()))
+                        .spawn(move || {
+                            for mut buf in full_rx {
+                                if let Err(e) = half.send_all(&buf) {
+                                    *err.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                                    return;
+                                }
+                                c2.store(&half.counts);
+                                buf.clear();
+                                let _ = empty_tx.try_send(buf);
+                            }
+                            let _ = half.flush(Duration::from_secs(1));
+                            c2.store(&half.counts);
+                        })
+                        .expect("spawning an AF_XDP sender thread");
+                    Worker {
+                        full: Some(full_tx),
+                        empty: empty_rx,
+                        counts,
+                        thread: Some(thread),
+                    }
+                })
+                .collect();
+            TxInner::Workers { workers, next: 0 }
+        };
+        XdpTx {
+            inner,
+            error,
+            _filter: filter,
+        }
+    }
+
+    fn take_error(&self) -> Option<io::Error> {
+        self.error.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+impl Transmit for XdpTx {
+    fn send(&mut self, probes: &[Probe]) -> io::Result<usize> {
+        match &mut self.inner {
+            TxInner::Inline(half) => {
+                half.send_all(probes)?;
+                Ok(probes.len())
+            }
+            TxInner::Workers { workers, next } => {
+                if let Some(e) = self.error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    return Err(e);
+                }
+                for chunk in probes.chunks(64) {
+                    let w = &workers[*next % workers.len()];
+                    *next = next.wrapping_add(1);
+                    let mut buf = w
+                        .empty
+                        .try_recv()
+                        .unwrap_or_else(|_| Vec::with_capacity(64));
+                    buf.extend_from_slice(chunk);
+                    let full = w.full.as_ref().expect("open until drop");
+                    if full.send(buf).is_err() {
+                        // The thread ended: it left its error behind.
+                        return Err(self.take_error().unwrap_or_else(|| {
+                            io::Error::other("an AF_XDP sender thread stopped")
+                        }));
+                    }
+                }
+                Ok(probes.len())
+            }
+        }
+    }
+
+    fn stats(&self) -> TxStats {
+        match &self.inner {
+            TxInner::Inline(half) => TxStats {
+                packets: half.counts.packets,
+                bytes: half.counts.bytes,
+                batches: half.counts.batches,
+                backpressure: half.counts.backpressure,
+            },
+            TxInner::Workers { workers, .. } => {
+                let mut s = TxStats::default();
+                for w in workers {
+                    s.packets += w.counts.packets.load(Ordering::Relaxed);
+                    s.bytes += w.counts.bytes.load(Ordering::Relaxed);
+                    s.batches += w.counts.batches.load(Ordering::Relaxed);
+                    s.backpressure += w.counts.backpressure.load(Ordering::Relaxed);
+                }
+                s
+            }
+        }
+    }
+}
+
+impl Drop for XdpTx {
+    fn drop(&mut self) {
+        match &mut self.inner {
+            TxInner::Inline(half) => {
+                let _ = half.flush(Duration::from_secs(1));
+            }
+            TxInner::Workers { workers, .. } => {
+                for w in workers.iter_mut() {
+                    w.full.take(); // closes the channel: the thread flushes and ends
+                }
+                for w in workers.iter_mut() {
+                    if let Some(t) = w.thread.take() {
+                        let _ = t.join();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The receiving side: [`Receive`] over every queue's socket (one thread polls them all).
+pub struct XdpRx {
+    halves: Vec<RxHalf>,
+    filter: Arc<ScanFilter>,
+    pollfds: Vec<libc::pollfd>,
+}
+
+impl std::fmt::Debug for XdpRx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XdpRx")
+            .field("queues", &self.halves.len())
+            .finish()
+    }
+}
+
+impl XdpRx {
+    /// Counters of the scan filter (what it redirected, what it passed).
+    pub fn filter_stats(&self) -> Result<FilterStats> {
+        self.filter.stats()
+    }
+
+    fn drain_all(&mut self, on_frame: &mut dyn FnMut(&[u8])) -> usize {
+        self.halves.iter_mut().map(|h| h.drain(on_frame)).sum()
+    }
+}
+
+impl Receive for XdpRx {
+    fn recv(&mut self, timeout: Duration, on_frame: &mut dyn FnMut(&[u8])) -> io::Result<usize> {
+        let n = self.drain_all(on_frame);
+        if n > 0 || timeout.is_zero() {
+            return Ok(n);
+        }
+        self.pollfds.clear();
+        for h in &self.halves {
+            self.pollfds.push(libc::pollfd {
+                fd: h.fd().as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: pollfds is a valid array of pollfd of the given length; ts outlives the call.
+        let r = unsafe {
+            libc::ppoll(
+                self.pollfds.as_mut_ptr(),
+                self.pollfds.len() as libc::nfds_t,
+                &ts,
+                std::ptr::null(),
+            )
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                return Ok(0);
+            }
+            return Err(e);
+        }
+        Ok(self.drain_all(on_frame))
+    }
+
+    fn stats(&self) -> RxStats {
+        let mut s = RxStats::default();
+        for h in &self.halves {
+            s.frames += h.counts.frames;
+            s.bytes += h.counts.bytes;
+            s.drops += h.kernel_drops();
+        }
+        s
+    }
+}
