@@ -10,7 +10,7 @@
 //! - [`pass`]: pass-through for the scanner's veth (so XDP_TX'd replies arrive).
 //! - [`lab`]: attach the above to a lab's two namespaces and hold them.
 //! - [`filter`]: the scanner-side program that hands our replies to the AF_XDP sockets.
-//! - [`xsk`], [`backend`]: the AF_XDP sockets and the engine's `Transmit`/`Receive` over them.
+//! - [`xsk`], [`mod@backend`]: the AF_XDP sockets and the engine's `Transmit`/`Receive` over them.
 
 #![warn(missing_docs)]
 
