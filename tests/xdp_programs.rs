@@ -241,3 +241,79 @@ fn a_busy_missing_or_down_interface_is_explained() {
     assert!(matches!(err, XdpError::InterfaceDown { .. }), "{err:?}");
     assert!(err.to_string().contains("ip link set"), "{err}");
 }
+
+/// Helper run as a child process by the holder tests: `lab::hold` with the
+/// arguments in PRTIP_XDP_HOLD_ARGS (separated by \x1f), as `prtip xdp-hold` runs it.
+#[test]
+#[ignore = "helper process of holder_process_holds_until_told_or_the_lab_goes"]
+fn child_runs_holder() {
+    let Ok(args) = std::env::var("PRTIP_XDP_HOLD_ARGS") else {
+        return;
+    };
+    let args: Vec<String> = args.split('\x1f').map(str::to_string).collect();
+    lab::hold(&lab::HolderArgs::from_args(&args).unwrap()).unwrap();
+}
+
+fn holder_command(h: &lab::HolderArgs) -> std::process::Command {
+    let mut c = std::process::Command::new(std::env::current_exe().unwrap());
+    c.args(["--ignored", "--exact", "child_runs_holder", "--nocapture"])
+        .env("PRTIP_XDP_HOLD_ARGS", h.to_args().join("\x1f"));
+    c
+}
+
+fn exited(pid: u32) -> bool {
+    let mut st = 0;
+    // SAFETY: waitpid with WNOHANG on our own child's pid.
+    unsafe { libc::waitpid(pid as i32, &mut st, libc::WNOHANG) == pid as i32 }
+}
+
+#[test]
+fn holder_process_holds_until_told_or_the_lab_goes() {
+    if !root() {
+        return;
+    }
+    let pair = VethPair::new("hold", 2, "198.19.0.0/16");
+    let cfg = ResponderConfig::new(Ipv4Addr::new(198, 19, 0, 0), 16, &[8080]).unwrap();
+    let h = lab::HolderArgs {
+        sides: pair.sides(),
+        target: LabTarget::Responder(cfg),
+        mode: XdpMode::Native,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("holder.log");
+    let holder = lab::spawn_holder(holder_command(&h), &log).unwrap();
+    assert!(
+        holder.ready.contains("prtip_responder on"),
+        "{}",
+        holder.ready
+    );
+    assert!(holder.ready.contains("prtip_pass on"), "{}", holder.ready);
+    assert!(tcp_connect(
+        &pair.scan_ns,
+        Ipv4Addr::new(198, 19, 9, 9),
+        8080
+    ));
+    assert!(!tcp_connect(
+        &pair.scan_ns,
+        Ipv4Addr::new(198, 19, 9, 9),
+        8081
+    ));
+
+    lab::stop_holder(holder.pid).unwrap();
+    assert!(!pair.link_details(false).contains("xdp"));
+    assert!(!pair.link_details(true).contains("xdp"));
+
+    // A holder whose lab is torn down under it notices and exits by itself.
+    let holder = lab::spawn_holder(holder_command(&h), &log).unwrap();
+    xdp_support::ip(&["netns", "del", &pair.tgt_ns]);
+    let got = wait_for(|| exited(holder.pid).then_some(()));
+    assert!(
+        got.is_some(),
+        "the holder exits once its interfaces are gone"
+    );
+    assert!(!pair.link_details(true).contains("xdp"));
+
+    // A holder that cannot attach says why and exits.
+    let err = lab::spawn_holder(holder_command(&h), &log).unwrap_err();
+    assert!(err.to_string().contains(&pair.tgt_ns), "{err}");
+}

@@ -34,6 +34,9 @@ enum Command {
     Scan(cmd::scan::Args),
     /// Build, inspect or remove the project's test lab (network namespaces).
     Lab(cmd::lab::Args),
+    /// Hold the lab's XDP programs attached (started by `prtip lab up --responder xdp`).
+    #[command(name = "xdp-hold", hide = true)]
+    XdpHold(cmd::xdp::HoldArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Scan(args) => cmd::scan::run(args, &paths),
         Command::Lab(args) => cmd::lab::run(args),
+        Command::XdpHold(args) => cmd::xdp::run_hold(args),
     };
     error::exit_code(result)
 }

@@ -54,6 +54,28 @@ impl XdpOptions {
     }
 }
 
+impl XdpOptions {
+    /// Defaults for the engine's probes from `our_addr`: source ports
+    /// `SPORT_BASE..SPORT_BASE + SPORT_SPAN` of `prtip_engine::cookie`.
+    pub fn for_engine(our_addr: std::net::Ipv4Addr) -> XdpOptions {
+        use prtip_engine::cookie::{SPORT_BASE, SPORT_SPAN};
+        XdpOptions::new(SPORT_BASE, SPORT_BASE + (SPORT_SPAN - 1), our_addr)
+    }
+}
+
+/// Open the AF_XDP backend on `iface` and return the engine's pair — the XDP
+/// counterpart of `prtip_engine::backend::packet::open_pair` — plus the notes
+/// for the operator (fallbacks taken). Must run in the interface's namespace.
+pub fn open_pair(
+    iface: &str,
+    templates: &TemplateSet,
+    opts: &XdpOptions,
+) -> Result<(BackendPair, Vec<String>)> {
+    let be = backend(iface, templates, opts)?;
+    let notes = be.notes().to_vec();
+    Ok((be.into_pair(), notes))
+}
+
 /// An opened AF_XDP backend: filter attached, one socket per queue bound and
 /// registered. Turn it into the engine's pair with [`XdpBackend::into_pair`].
 pub struct XdpBackend {

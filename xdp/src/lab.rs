@@ -1,14 +1,13 @@
 //! XDP programs of the prtip lab: the target side's responder or sink and the
 //! scanner side's pass-through, attached across the lab's two network
 //! namespaces, plus the long-running holder behind `prtip lab up --responder xdp`
-//! (`prtip lab xdp-hold`, hidden). Owns only the links it creates; never
+//! (the hidden `prtip xdp-hold`). Owns only the links it creates; never
 //! creates or removes namespaces, interfaces, addresses or routes (that is prtip-lab's job).
 
 use std::io::{self, Write};
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use crate::attach::AttachedProgram;
 use crate::error::{Result, XdpError};
@@ -67,7 +66,7 @@ pub fn attach(sides: &LabSides, target: &LabTarget, mode: XdpMode) -> Result<Lab
     })
 }
 
-/// Arguments of the holder process (`prtip lab xdp-hold ...`), as the cli passes them.
+/// Arguments of the holder process (`prtip xdp-hold ...`), as the cli passes them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HolderArgs {
     /// The lab's interfaces.
@@ -79,7 +78,7 @@ pub struct HolderArgs {
 }
 
 impl HolderArgs {
-    /// Command-line arguments after `prtip lab xdp-hold` that reproduce `self`.
+    /// Command-line arguments after `prtip xdp-hold` that reproduce `self`.
     pub fn to_args(&self) -> Vec<String> {
         let mut a = vec![
             "--scan-ns".into(),
@@ -191,7 +190,7 @@ pub fn parse_ports(s: &str) -> Result<Vec<u16>> {
         .collect()
 }
 
-/// Body of `prtip lab xdp-hold`: attach, print one `ready ...` line on stdout,
+/// Body of the hidden `prtip xdp-hold` (run by `prtip lab up --responder xdp`): attach, print one `ready ...` line on stdout,
 /// then hold the links until SIGTERM, SIGINT or SIGHUP arrives or the target's
 /// interface disappears (lab torn down); the links go with the process.
 pub fn hold(args: &HolderArgs) -> Result<()> {
@@ -262,18 +261,16 @@ pub struct Holder {
     pub ready: String,
 }
 
-/// Start `exe lab xdp-hold ARGS` detached (own session, stdin/stdout closed
-/// after the ready line, stderr to `log`) and wait until it reports ready or fails.
-pub fn spawn_holder(exe: &Path, args: &HolderArgs, log: &Path) -> Result<Holder> {
+/// Start a holder process — `cmd` is the full command line, normally
+/// `prtip xdp-hold` followed by [`HolderArgs::to_args`] — detached in its own
+/// session (stdin closed, stderr to `log`), and wait until it prints its
+/// `ready ...` line (lines before it are skipped) or exits.
+pub fn spawn_holder(mut cmd: Command, log: &Path) -> Result<Holder> {
     use std::io::BufRead;
     use std::os::unix::process::CommandExt;
     let log_file = std::fs::File::create(log)
         .map_err(|e| XdpError::os(format!("creating {}", log.display()), e))?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("lab")
-        .arg("xdp-hold")
-        .args(args.to_args())
-        .stdin(Stdio::null())
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log_file));
     // SAFETY: setsid is async-signal-safe and touches only the child.
@@ -285,13 +282,26 @@ pub fn spawn_holder(exe: &Path, args: &HolderArgs, log: &Path) -> Result<Holder>
             Ok(())
         });
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| XdpError::os(format!("starting {} lab xdp-hold", exe.display()), e))?;
+    let mut child = cmd.spawn().map_err(|e| {
+        XdpError::os(
+            format!("starting the XDP holder {:?}", cmd.get_program()),
+            e,
+        )
+    })?;
     let stdout = child.stdout.take().expect("piped");
-    let mut line = String::new();
-    let n = io::BufReader::new(stdout).read_line(&mut line).unwrap_or(0);
-    if n == 0 || !line.starts_with("ready") {
+    let mut ready = None;
+    for line in io::BufReader::new(stdout).lines() {
+        match line {
+            Ok(l) if l.starts_with("ready ") => {
+                ready = Some(l);
+                break;
+            }
+            Ok(_) => continue,
+            Err(_) => break,
+        }
+    }
+    // Dropping the pipe's read end is fine: the holder prints nothing more.
+    let Some(ready) = ready else {
         let status = child.wait().ok();
         let log_text = std::fs::read_to_string(log).unwrap_or_default();
         return Err(XdpError::Io {
@@ -302,13 +312,48 @@ pub fn spawn_holder(exe: &Path, args: &HolderArgs, log: &Path) -> Result<Holder>
             ),
             source: io::Error::other("holder failed"),
         });
-    }
-    // The child keeps running in its own session; we never wait for it here.
-    std::thread::sleep(Duration::from_millis(0));
+    };
+    // The child keeps running in its own session; `prtip lab down` ends it by pid.
     Ok(Holder {
         pid: child.id(),
-        ready: line.trim().to_string(),
+        ready,
     })
+}
+
+/// The command line of a holder for `args`: `exe xdp-hold ARGS...` (`exe` is the prtip binary).
+pub fn holder_command(exe: &Path, args: &HolderArgs) -> Command {
+    let mut c = Command::new(exe);
+    c.arg("xdp-hold").args(args.to_args());
+    c
+}
+
+/// End the holder `pid` (SIGTERM: it detaches its programs and exits) and wait up
+/// to 5 s for it to go; SIGKILL after that (the links still go with the process).
+/// A pid that is not running is fine. Only pass pids recorded from [`spawn_holder`].
+pub fn stop_holder(pid: u32) -> Result<()> {
+    let pid = pid as libc::pid_t;
+    // SAFETY: kill(2) with a pid we started; signal 0 only checks existence.
+    let alive = |p| unsafe { libc::kill(p, 0) } == 0;
+    // SAFETY: as above.
+    if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+        return Ok(()); // already gone
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while alive(pid) {
+        // Reap it if it is our child (ignored otherwise).
+        // SAFETY: waitpid with WNOHANG on a specific pid; status is ours.
+        unsafe {
+            let mut st = 0;
+            libc::waitpid(pid, &mut st, libc::WNOHANG);
+        }
+        if std::time::Instant::now() > deadline {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
