@@ -1,0 +1,209 @@
+//! Grouping sorted result rows into hosts, and nmap's rule for which ports a report
+//! lists and which it only counts.
+//!
+//! Rows arrive sorted by (address, protocol, port); a [`Host`] is the run of rows of
+//! one address. Its buffer is bounded by the ports of one host (at most 2 × 65 536
+//! rows), never by the number of results. This module never writes output.
+
+use prtip_store::{Addr, PortState, Protocol, Reason, ResultRow};
+
+/// nmap lists a non-open state port by port only when at most this many ports of
+/// the host share it; above, the report says "Not shown: N closed ports".
+pub const MAX_LISTED_PER_STATE: u64 = 25;
+
+const STATES: [PortState; 4] = [
+    PortState::Open,
+    PortState::Closed,
+    PortState::Filtered,
+    PortState::OpenFiltered,
+];
+
+fn state_index(s: PortState) -> usize {
+    match s {
+        PortState::Open => 0,
+        PortState::Closed => 1,
+        PortState::Filtered => 2,
+        PortState::OpenFiltered => 3,
+    }
+}
+
+/// All result rows of one address, sorted by (protocol, port).
+#[derive(Clone, Debug, Default)]
+pub struct Host {
+    /// The rows; never empty when handed to a renderer.
+    pub rows: Vec<ResultRow>,
+    counts: [u64; 4],
+}
+
+/// Ports of one host in one state that a report summarises instead of listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hidden {
+    /// Their state.
+    pub state: PortState,
+    /// Their protocol.
+    pub proto: Protocol,
+    /// How many.
+    pub count: u64,
+    /// Reasons and how many ports each, most frequent first.
+    pub reasons: Vec<(Reason, u64)>,
+}
+
+impl Host {
+    pub(crate) fn clear(&mut self) {
+        self.rows.clear();
+        self.counts = [0; 4];
+    }
+
+    pub(crate) fn push(&mut self, row: ResultRow) {
+        self.counts[state_index(row.state)] += 1;
+        self.rows.push(row);
+    }
+
+    /// Build a host from rows of one address (tests, library users).
+    pub fn from_rows(rows: Vec<ResultRow>) -> Host {
+        let mut h = Host::default();
+        for r in rows {
+            h.push(r);
+        }
+        h
+    }
+
+    /// The address.
+    pub fn addr(&self) -> Addr {
+        self.rows[0].addr
+    }
+
+    /// The host name the user gave for this address, if any.
+    pub fn hostname(&self) -> Option<&str> {
+        self.rows.iter().find_map(|r| r.hostname.as_deref())
+    }
+
+    /// Ports in a state.
+    pub fn count(&self, state: PortState) -> u64 {
+        self.counts[state_index(state)]
+    }
+
+    /// The host answered at least once (any row decided by a reply, not by silence).
+    pub fn is_up(&self) -> bool {
+        self.rows.iter().any(|r| r.reason != Reason::NoResponse)
+    }
+
+    /// The reply that shows the host is up: its reason and TTL (nmap's `<status reason>`).
+    pub fn up_reason(&self) -> (Reason, u8) {
+        self.rows
+            .iter()
+            .find(|r| r.reason != Reason::NoResponse)
+            .map_or((Reason::NoResponse, 0), |r| (r.reason, r.ttl))
+    }
+
+    /// Smallest non-zero round-trip time among the rows, microseconds.
+    pub fn min_rtt_us(&self) -> Option<u32> {
+        self.rows.iter().map(|r| r.rtt_us).filter(|&t| t > 0).min()
+    }
+
+    /// Mean and mean absolute deviation of non-zero RTTs, microseconds.
+    pub fn rtt_stats(&self) -> Option<(u64, u64)> {
+        let rtts: Vec<u64> = self
+            .rows
+            .iter()
+            .filter(|r| r.rtt_us > 0)
+            .map(|r| r.rtt_us as u64)
+            .collect();
+        if rtts.is_empty() {
+            return None;
+        }
+        let mean = rtts.iter().sum::<u64>() / rtts.len() as u64;
+        let dev = rtts.iter().map(|&t| t.abs_diff(mean)).sum::<u64>() / rtts.len() as u64;
+        Some((mean, dev))
+    }
+
+    /// Whether ports in this state are summarised (nmap: not open, more than 25 ports).
+    pub fn is_hidden(&self, state: PortState) -> bool {
+        state != PortState::Open && self.count(state) > MAX_LISTED_PER_STATE
+    }
+
+    /// Rows a report lists port by port, in order.
+    pub fn shown(&self) -> impl Iterator<Item = &ResultRow> + '_ {
+        self.rows.iter().filter(move |r| !self.is_hidden(r.state))
+    }
+
+    /// Number of listed rows.
+    pub fn shown_count(&self) -> u64 {
+        STATES
+            .iter()
+            .filter(|&&s| !self.is_hidden(s))
+            .map(|&s| self.count(s))
+            .sum()
+    }
+
+    /// Summarised ports by (state, protocol), largest group first.
+    pub fn hidden(&self) -> Vec<Hidden> {
+        let mut out: Vec<Hidden> = Vec::new();
+        for &state in &STATES {
+            if !self.is_hidden(state) {
+                continue;
+            }
+            for proto in [Protocol::Tcp, Protocol::Udp] {
+                let mut reasons: Vec<(Reason, u64)> = Vec::new();
+                let mut count = 0;
+                for r in self
+                    .rows
+                    .iter()
+                    .filter(|r| r.state == state && r.proto == proto)
+                {
+                    count += 1;
+                    match reasons.iter_mut().find(|(re, _)| *re == r.reason) {
+                        Some((_, n)) => *n += 1,
+                        None => reasons.push((r.reason, 1)),
+                    }
+                }
+                if count > 0 {
+                    reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
+                    out.push(Hidden {
+                        state,
+                        proto,
+                        count,
+                        reasons,
+                    });
+                }
+            }
+        }
+        out.sort_by_key(|h| std::cmp::Reverse(h.count));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synthetic::row;
+
+    #[test]
+    fn states_above_25_ports_are_hidden_open_never() {
+        let mut rows = Vec::new();
+        for p in 1..=30 {
+            rows.push(row([10, 0, 0, 1], p, PortState::Closed, None, None));
+        }
+        for p in 100..=125 {
+            rows.push(row([10, 0, 0, 1], p, PortState::Open, None, None));
+        }
+        for p in 200..=210 {
+            rows.push(row([10, 0, 0, 1], p, PortState::Filtered, None, None));
+        }
+        let h = Host::from_rows(rows);
+        assert!(h.is_hidden(PortState::Closed));
+        assert!(!h.is_hidden(PortState::Open));
+        assert!(!h.is_hidden(PortState::Filtered));
+        assert_eq!(h.shown_count(), 26 + 11);
+        assert_eq!(h.shown().count(), 37);
+        assert_eq!(
+            h.hidden(),
+            vec![Hidden {
+                state: PortState::Closed,
+                proto: Protocol::Tcp,
+                count: 30,
+                reasons: vec![(Reason::Reset, 30)]
+            }]
+        );
+    }
+}

@@ -1,0 +1,263 @@
+//! What a report says about the scan itself (its header and footer).
+//!
+//! [`ReportMeta`] is built once per export from the log's `ScanStarted` event and the
+//! store's summary; renderers only read it. This module never reads result rows.
+
+use prtip_store::event::{Counters, ScanSpec, ScanStarted, ScanType};
+use serde::Serialize;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// Scan facts shown in report headers, summaries and trailers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReportMeta {
+    /// History id of the scan.
+    pub scan_id: u64,
+    /// Command line as typed (arguments joined with spaces, quoted when needed).
+    pub command_line: String,
+    /// Target tokens as given.
+    pub targets: Vec<String>,
+    /// Canonical port list (`T:22,80,U:53`).
+    pub ports: String,
+    /// Scan type.
+    pub scan_type: ScanType,
+    /// `-sV` was on.
+    pub service_detection: bool,
+    /// Unix time the scan started, microseconds.
+    pub started_us: u64,
+    /// Unix time the scan ended (finished, paused, failed), microseconds; `None` while running.
+    pub ended_us: Option<u64>,
+    /// Scan status in words: `completed`, `running`, `paused`, `failed`, `interrupted`.
+    pub status: String,
+    /// Number of target addresses after excludes.
+    pub total_targets: u64,
+    /// Size of the probe index space.
+    pub total_probes: u64,
+    /// Latest counters (final, or from the last checkpoint).
+    pub counters: Counters,
+    /// prtip version that wrote the log.
+    pub prtip_version: String,
+    /// Event schema version of the log.
+    pub schema_version: u32,
+    /// Unix time this report was generated, microseconds.
+    pub generated_us: u64,
+}
+
+impl ReportMeta {
+    /// Facts known from the first event alone (status `running`, no end, no counters);
+    /// callers refine `status`, `ended_us` and `counters` from the store's summary.
+    pub fn from_started(started: &ScanStarted) -> ReportMeta {
+        ReportMeta {
+            scan_id: started.scan_id,
+            command_line: join_command_line(&started.command_line),
+            targets: started.spec.targets.clone(),
+            ports: started.spec.ports.clone(),
+            scan_type: started.spec.scan_type,
+            service_detection: started.spec.service_detection,
+            started_us: started.time_us,
+            ended_us: None,
+            status: "running".into(),
+            total_targets: started.total_targets,
+            total_probes: started.total_probes,
+            counters: Counters::default(),
+            prtip_version: started.versions.prtip.clone(),
+            schema_version: started.versions.schema,
+            generated_us: prtip_store::event::now_us(),
+        }
+    }
+
+    /// A minimal header for rows that did not come from a log (tests, library users).
+    pub fn synthetic(scan_id: u64, spec: &ScanSpec, started_us: u64) -> ReportMeta {
+        ReportMeta {
+            scan_id,
+            command_line: String::new(),
+            targets: spec.targets.clone(),
+            ports: spec.ports.clone(),
+            scan_type: spec.scan_type,
+            service_detection: spec.service_detection,
+            started_us,
+            ended_us: Some(started_us),
+            status: "completed".into(),
+            total_targets: 0,
+            total_probes: 0,
+            counters: Counters::default(),
+            prtip_version: env!("CARGO_PKG_VERSION").into(),
+            schema_version: prtip_store::event::SCHEMA_VERSION,
+            generated_us: started_us,
+        }
+    }
+
+    /// Seconds between start and end (or generation time while running).
+    pub fn elapsed_secs(&self) -> f64 {
+        let end = self.ended_us.unwrap_or(self.generated_us);
+        end.saturating_sub(self.started_us) as f64 / 1e6
+    }
+
+    /// The scan type as nmap names it in `<scaninfo type=...>` (`syn`, `connect`, `udp`).
+    pub fn nmap_scan_type(&self) -> &'static str {
+        match self.scan_type {
+            ScanType::Syn => "syn",
+            ScanType::Connect => "connect",
+            ScanType::Udp => "udp",
+        }
+    }
+
+    /// The scan type in words (`TCP SYN`, `TCP connect`, `UDP`).
+    pub fn scan_type_words(&self) -> &'static str {
+        match self.scan_type {
+            ScanType::Syn => "TCP SYN (-sS)",
+            ScanType::Connect => "TCP connect (-sT)",
+            ScanType::Udp => "UDP (-sU)",
+        }
+    }
+
+    /// The command line, or a reconstruction when the log has none.
+    pub fn command_or_targets(&self) -> String {
+        if self.command_line.is_empty() {
+            format!("prtip scan -p {} {}", self.ports, self.targets.join(" "))
+        } else {
+            self.command_line.clone()
+        }
+    }
+
+    /// Values for templates (times pre-formatted).
+    pub(crate) fn view(&self) -> MetaView {
+        MetaView {
+            scan_id: self.scan_id,
+            command_line: self.command_or_targets(),
+            targets: self.targets.join(" "),
+            ports: self.ports.clone(),
+            scan_type: self.scan_type_words(),
+            service_detection: self.service_detection,
+            started: human_time(self.started_us),
+            ended: self.ended_us.map(human_time),
+            elapsed: format!("{:.2} s", self.elapsed_secs()),
+            status: self.status.clone(),
+            total_targets: self.total_targets,
+            total_probes: self.total_probes,
+            sent: self.counters.sent,
+            replies: self.counters.replies,
+            drops: self.counters.drops,
+            rate: if self.elapsed_secs() > 0.0 {
+                format!("{:.0}", self.counters.sent as f64 / self.elapsed_secs())
+            } else {
+                "-".into()
+            },
+            prtip_version: self.prtip_version.clone(),
+            generated: human_time(self.generated_us),
+        }
+    }
+}
+
+/// [`ReportMeta`] as the HTML template sees it.
+#[derive(Serialize)]
+pub(crate) struct MetaView {
+    scan_id: u64,
+    command_line: String,
+    targets: String,
+    ports: String,
+    scan_type: &'static str,
+    service_detection: bool,
+    started: String,
+    ended: Option<String>,
+    elapsed: String,
+    status: String,
+    total_targets: u64,
+    total_probes: u64,
+    sent: u64,
+    replies: u64,
+    drops: u64,
+    rate: String,
+    prtip_version: String,
+    generated: String,
+}
+
+/// Arguments joined with spaces; an argument with a space or a shell metacharacter is single-quoted.
+pub fn join_command_line(args: &[String]) -> String {
+    let mut out = String::new();
+    for (i, a) in args.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let plain = !a.is_empty()
+            && a.chars().all(|c| {
+                c.is_ascii_alphanumeric()
+                    || matches!(c, '-' | '_' | '.' | '/' | ',' | ':' | '=' | '+' | '@' | '%')
+            });
+        if plain {
+            out.push_str(a);
+        } else {
+            out.push('\'');
+            out.push_str(&a.replace('\'', "'\\''"));
+            out.push('\'');
+        }
+    }
+    out
+}
+
+fn datetime(us: u64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(us as i128 * 1000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// RFC 3339 UTC time with microseconds (`2025-11-25T14:15:00.123456Z`).
+pub fn rfc3339(us: u64) -> String {
+    datetime(us)
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| us.to_string())
+}
+
+/// nmap-style time in UTC: `Tue Nov 25 14:15:00 2025 UTC`.
+pub fn ctime(us: u64) -> String {
+    let d = datetime(us);
+    format!(
+        "{} {} {:2} {:02}:{:02}:{:02} {} UTC",
+        &d.weekday().to_string()[..3],
+        &d.month().to_string()[..3],
+        d.day(),
+        d.hour(),
+        d.minute(),
+        d.second(),
+        d.year()
+    )
+}
+
+/// `2025-11-25 14:15:00 UTC`.
+pub fn human_time(us: u64) -> String {
+    let d = datetime(us);
+    format!(
+        "{}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        d.year(),
+        d.month() as u8,
+        d.day(),
+        d.hour(),
+        d.minute(),
+        d.second()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_format_in_utc() {
+        // 2025-11-25T14:15:00.5Z
+        let us = 1_764_080_100_500_000;
+        assert_eq!(rfc3339(us), "2025-11-25T14:15:00.5Z");
+        assert_eq!(ctime(us), "Tue Nov 25 14:15:00 2025 UTC");
+        assert_eq!(human_time(us), "2025-11-25 14:15:00 UTC");
+    }
+
+    #[test]
+    fn command_lines_are_quoted_for_a_shell() {
+        let args: Vec<String> = ["prtip", "scan", "-p", "22,80", "a b", "it's"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            join_command_line(&args),
+            "prtip scan -p 22,80 'a b' 'it'\\''s'"
+        );
+    }
+}

@@ -1,0 +1,146 @@
+//! The renderers: one module per format, each a [`Render`] fed host by host.
+//!
+//! A renderer writes its header in `begin`, one host at a time in `host`, and its
+//! trailer in `finish`; it keeps only bounded state between calls. Renderers never
+//! open the destination file (the caller owns it, see `output`), never read the log.
+
+mod csv;
+mod grep;
+mod html;
+mod json;
+mod pdf;
+mod text;
+mod xml;
+
+use crate::escape::clean_text;
+use crate::{ExportError, Format, Host, ReportMeta};
+use prtip_store::ServiceInfo;
+use std::io::Write;
+use std::path::Path;
+
+/// Counts the driver keeps over all hosts (for trailers).
+#[derive(Default, Debug, Clone, Copy)]
+pub(crate) struct Totals {
+    /// Hosts exported.
+    pub hosts: u64,
+    /// Hosts that answered.
+    pub hosts_up: u64,
+    /// Rows exported.
+    pub rows: u64,
+}
+
+/// A streaming renderer.
+pub(crate) trait Render {
+    /// Write the header.
+    fn begin(&mut self, meta: &ReportMeta, out: &mut dyn Write) -> Result<(), ExportError>;
+    /// Write one host (its rows are sorted by protocol, port).
+    fn host(&mut self, host: &Host, out: &mut dyn Write) -> Result<(), ExportError>;
+    /// Write the trailer.
+    fn finish(
+        &mut self,
+        meta: &ReportMeta,
+        totals: &Totals,
+        out: &mut dyn Write,
+    ) -> Result<(), ExportError>;
+}
+
+/// A fresh renderer for `format`; `scratch` is where it may keep temporary files.
+pub(crate) fn renderer(format: Format, scratch: &Path) -> Box<dyn Render> {
+    match format {
+        Format::Text => Box::new(text::TextRender::default()),
+        Format::Json => Box::new(json::JsonRender::default()),
+        Format::Xml => Box::new(xml::XmlRender::default()),
+        Format::Grep => Box::new(grep::GrepRender::default()),
+        Format::Csv => Box::new(csv::CsvRender::new()),
+        Format::Html => Box::new(html::HtmlRender::new(scratch)),
+        Format::Pdf => Box::new(pdf::PdfRender::default()),
+    }
+}
+
+/// nmap's VERSION column: `product version (extra)`, control characters escaped.
+pub(crate) fn version_string(s: &ServiceInfo) -> String {
+    let mut v = String::new();
+    for part in [&s.product, &s.version] {
+        if !part.is_empty() {
+            if !v.is_empty() {
+                v.push(' ');
+            }
+            v.push_str(part);
+        }
+    }
+    if !s.extra.is_empty() {
+        if !v.is_empty() {
+            v.push(' ');
+        }
+        v.push('(');
+        v.push_str(&s.extra);
+        v.push(')');
+    }
+    clean_text(&v).into_owned()
+}
+
+/// The service name to print (`unknown` when none), control characters escaped.
+pub(crate) fn service_name(s: Option<&ServiceInfo>) -> String {
+    match s {
+        Some(s) if !s.name.is_empty() => clean_text(&s.name).into_owned(),
+        _ => "unknown".into(),
+    }
+}
+
+/// `"N IP address"` / `"N IP addresses"`, nmap's wording.
+pub(crate) fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The trailer line shared by the text and greppable formats.
+pub(crate) fn done_line(meta: &ReportMeta, totals: &Totals) -> String {
+    let scanned = meta.total_targets.max(totals.hosts);
+    format!(
+        "# prtip done at {} -- {} ({}) scanned in {:.2} seconds\n",
+        crate::ctime(meta.ended_us.unwrap_or(meta.generated_us)),
+        plural(scanned, "IP address", "IP addresses"),
+        plural(totals.hosts_up, "host up", "hosts up"),
+        meta.elapsed_secs()
+    )
+}
+
+/// The header line shared by the text and greppable formats.
+pub(crate) fn initiated_line(meta: &ReportMeta) -> String {
+    format!(
+        "# prtip {} scan initiated {} as: {}\n",
+        meta.prtip_version,
+        crate::ctime(meta.started_us),
+        clean_text(&meta.command_or_targets())
+    )
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use crate::{render, synthetic, ExportOptions, Format, ReportMeta};
+    use prtip_store::ResultRow;
+
+    pub fn meta() -> ReportMeta {
+        let mut m = ReportMeta::synthetic(7, &synthetic::lab_spec(), 1_764_080_100_000_000);
+        m.ended_us = Some(1_764_080_112_340_000);
+        m.total_targets = 256;
+        m.command_line = "prtip scan -sS -sV -p 21-23,25,80 198.19.0.0/24".into();
+        m
+    }
+
+    pub fn run(format: Format, rows: Vec<ResultRow>) -> Vec<u8> {
+        let mut out = Vec::new();
+        render(
+            format,
+            &meta(),
+            rows.into_iter().map(Ok),
+            &mut out,
+            &mut ExportOptions::default(),
+        )
+        .unwrap();
+        out
+    }
+
+    pub fn run_str(format: Format, rows: Vec<ResultRow>) -> String {
+        String::from_utf8(run(format, rows)).unwrap()
+    }
+}

@@ -1,0 +1,186 @@
+//! nmap's normal output (`-oN`): a header, one block per host, a trailer.
+//!
+//! Same layout as nmap's, so people and the usual `grep`/`awk` habits work:
+//! `PORT STATE SERVICE [VERSION]` columns, "Not shown: N closed tcp ports (reset)"
+//! for states with more than 25 ports, banners as `|_banner:` lines.
+
+use super::{done_line, initiated_line, service_name, version_string, Render, Totals};
+use crate::escape::{clean_text, display_banner};
+use crate::{ExportError, Host, ReportMeta};
+use std::fmt::Write as _;
+use std::io::Write;
+
+#[derive(Default)]
+pub(crate) struct TextRender {
+    buf: String,
+}
+
+impl Render for TextRender {
+    fn begin(&mut self, meta: &ReportMeta, out: &mut dyn Write) -> Result<(), ExportError> {
+        out.write_all(initiated_line(meta).as_bytes())?;
+        Ok(())
+    }
+
+    fn host(&mut self, host: &Host, out: &mut dyn Write) -> Result<(), ExportError> {
+        let b = &mut self.buf;
+        b.clear();
+        let ip = host.addr();
+        match host.hostname() {
+            Some(name) => {
+                let _ = writeln!(b, "prtip scan report for {} ({ip})", clean_text(name));
+            }
+            None => {
+                let _ = writeln!(b, "prtip scan report for {ip}");
+            }
+        }
+        if host.is_up() {
+            match host.min_rtt_us() {
+                Some(rtt) => {
+                    let _ = writeln!(b, "Host is up ({:.5}s latency).", rtt as f64 / 1e6);
+                }
+                None => b.push_str("Host is up.\n"),
+            }
+        } else {
+            b.push_str("Host did not answer any probe.\n");
+        }
+        let hidden = host.hidden();
+        let shown: Vec<_> = host.shown().collect();
+        if shown.is_empty() {
+            let _ = writeln!(
+                b,
+                "All {} scanned ports on {ip} are in ignored states.",
+                host.rows.len()
+            );
+        }
+        if !hidden.is_empty() {
+            b.push_str("Not shown: ");
+            for (i, h) in hidden.iter().enumerate() {
+                if i > 0 {
+                    b.push_str(", ");
+                }
+                let reasons: Vec<String> = h
+                    .reasons
+                    .iter()
+                    .map(|(r, n)| {
+                        if h.reasons.len() == 1 {
+                            r.as_str().to_string()
+                        } else {
+                            format!("{n} {}", r.as_str())
+                        }
+                    })
+                    .collect();
+                let _ = write!(
+                    b,
+                    "{} {} {} ports ({})",
+                    h.count,
+                    h.state.as_str(),
+                    h.proto.as_str(),
+                    reasons.join(", ")
+                );
+            }
+            b.push('\n');
+        }
+        if !shown.is_empty() {
+            let cells: Vec<(String, &str, String, String)> = shown
+                .iter()
+                .map(|r| {
+                    (
+                        format!("{}/{}", r.port, r.proto.as_str()),
+                        r.state.as_str(),
+                        service_name(r.service.as_ref()),
+                        r.service.as_ref().map(version_string).unwrap_or_default(),
+                    )
+                })
+                .collect();
+            let with_version = cells.iter().any(|c| !c.3.is_empty());
+            let w0 = cells.iter().map(|c| c.0.len()).max().unwrap_or(0).max(4) + 1;
+            let w1 = cells.iter().map(|c| c.1.len()).max().unwrap_or(0).max(5) + 1;
+            let w2 = cells
+                .iter()
+                .map(|c| c.2.chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(7)
+                + 1;
+            if with_version {
+                let _ = writeln!(b, "{:w0$}{:w1$}{:w2$}VERSION", "PORT", "STATE", "SERVICE");
+            } else {
+                let _ = writeln!(b, "{:w0$}{:w1$}SERVICE", "PORT", "STATE");
+            }
+            for (row, c) in shown.iter().zip(&cells) {
+                if with_version && !c.3.is_empty() {
+                    let _ = writeln!(b, "{:w0$}{:w1$}{:w2$}{}", c.0, c.1, c.2, c.3);
+                } else {
+                    let _ = writeln!(b, "{:w0$}{:w1$}{}", c.0, c.1, c.2);
+                }
+                if let Some(banner) = row.banner.as_deref() {
+                    let _ = writeln!(b, "|_banner: {}", display_banner(banner));
+                }
+            }
+        }
+        b.push('\n');
+        out.write_all(b.as_bytes())?;
+        Ok(())
+    }
+
+    fn finish(
+        &mut self,
+        meta: &ReportMeta,
+        totals: &Totals,
+        out: &mut dyn Write,
+    ) -> Result<(), ExportError> {
+        out.write_all(done_line(meta, totals).as_bytes())?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::render::testutil::run_str;
+    use crate::synthetic::row;
+    use crate::Format;
+    use prtip_store::PortState;
+
+    #[test]
+    fn looks_like_nmap_normal_output() {
+        let mut rows = vec![
+            row(
+                [198, 19, 0, 2],
+                21,
+                PortState::Open,
+                Some(("ftp", "vsftpd", "3.0.3")),
+                Some(b"220 (vsFTPd 3.0.3)\r\n"),
+            ),
+            row(
+                [198, 19, 0, 2],
+                22,
+                PortState::Open,
+                Some(("ssh", "OpenSSH", "9.2p1")),
+                None,
+            ),
+        ];
+        for p in 1000..1030 {
+            rows.push(row([198, 19, 0, 2], p, PortState::Closed, None, None));
+        }
+        rows.push(row([198, 19, 0, 9], 80, PortState::Closed, None, None));
+        let out = run_str(Format::Text, rows);
+        let expected = "\
+# prtip 0.1.0 scan initiated Tue Nov 25 14:15:00 2025 UTC as: prtip scan -sS -sV -p 21-23,25,80 198.19.0.0/24
+prtip scan report for 198.19.0.2
+Host is up (0.00025s latency).
+Not shown: 30 closed tcp ports (reset)
+PORT   STATE SERVICE VERSION
+21/tcp open  ftp     vsftpd 3.0.3
+|_banner: 220 (vsFTPd 3.0.3)
+22/tcp open  ssh     OpenSSH 9.2p1
+
+prtip scan report for 198.19.0.9
+Host is up (0.00025s latency).
+PORT   STATE  SERVICE
+80/tcp closed unknown
+
+# prtip done at Tue Nov 25 14:15:12 2025 UTC -- 256 IP addresses (2 hosts up) scanned in 12.34 seconds
+";
+        assert_eq!(out, expected.replace("0.1.0", env!("CARGO_PKG_VERSION")));
+    }
+}

@@ -1,0 +1,322 @@
+//! nmap XML (`-oX`), xmloutputversion 1.05: valid against nmap.dtd, so ndiff,
+//! python-libnmap, Metasploit's db_import and the nmap.xsl stylesheet read it.
+//!
+//! `scanner="nmap"` is what the DTD allows; `args` holds prtip's command line and
+//! `version` prtip's version, and a comment at the top names prtip. Remote strings
+//! are cleaned of characters XML forbids and escaped; banners go into a
+//! `<script id="banner">` element like nmap's banner script.
+
+use super::{Render, Totals};
+use crate::escape::{display_banner, xml_escape, xml_text};
+use crate::{ExportError, Host, ReportMeta};
+use prtip_store::ResultRow;
+use std::fmt::Write as _;
+use std::io::Write;
+
+#[derive(Default)]
+pub(crate) struct XmlRender {
+    buf: String,
+}
+
+/// Per-protocol port lists of the scan, from the canonical spec (`T:22,80,U:53`).
+fn scaninfo(meta: &ReportMeta) -> Vec<(&'static str, u64, String)> {
+    let default_udp = matches!(meta.scan_type, prtip_store::event::ScanType::Udp);
+    let mut tcp: Vec<String> = Vec::new();
+    let mut udp: Vec<String> = Vec::new();
+    let mut cur_udp = default_udp;
+    for tok in meta
+        .ports
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        let tok = if let Some(rest) = tok.strip_prefix("T:").or_else(|| tok.strip_prefix("t:")) {
+            cur_udp = false;
+            rest
+        } else if let Some(rest) = tok.strip_prefix("U:").or_else(|| tok.strip_prefix("u:")) {
+            cur_udp = true;
+            rest
+        } else {
+            tok
+        };
+        if tok.is_empty() {
+            continue;
+        }
+        if cur_udp { &mut udp } else { &mut tcp }.push(tok.to_string());
+    }
+    let count = |v: &[String]| -> u64 {
+        v.iter()
+            .map(|t| match t.split_once('-') {
+                Some((a, b)) => match (a.parse::<u64>(), b.parse::<u64>()) {
+                    (Ok(a), Ok(b)) if b >= a => b - a + 1,
+                    _ => 1,
+                },
+                None => 1,
+            })
+            .sum()
+    };
+    let mut out = Vec::new();
+    if !tcp.is_empty() {
+        out.push(("tcp", count(&tcp), tcp.join(",")));
+    }
+    if !udp.is_empty() {
+        out.push(("udp", count(&udp), udp.join(",")));
+    }
+    out
+}
+
+/// `1000-1029,2000` from a sorted port list.
+fn ranges(ports: impl Iterator<Item = u16>) -> String {
+    let mut out = String::new();
+    let mut run: Option<(u16, u16)> = None;
+    let flush = |out: &mut String, (a, b): (u16, u16)| {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if a == b {
+            let _ = write!(out, "{a}");
+        } else {
+            let _ = write!(out, "{a}-{b}");
+        }
+    };
+    for p in ports {
+        run = match run {
+            Some((a, b)) if p == b.wrapping_add(1) && b != u16::MAX => Some((a, p)),
+            Some(r) => {
+                flush(&mut out, r);
+                Some((p, p))
+            }
+            None => Some((p, p)),
+        };
+    }
+    if let Some(r) = run {
+        flush(&mut out, r);
+    }
+    out
+}
+
+fn port_xml(b: &mut String, r: &ResultRow) {
+    let _ = write!(
+        b,
+        "<port protocol=\"{}\" portid=\"{}\"><state state=\"{}\" reason=\"{}\" reason_ttl=\"{}\"/>",
+        r.proto.as_str(),
+        r.port,
+        xml_escape(r.state.as_str()),
+        r.reason.as_str(),
+        r.ttl
+    );
+    if let Some(s) = &r.service {
+        let name = if s.name.is_empty() {
+            "unknown"
+        } else {
+            &s.name
+        };
+        let method = if s.method == "port-table" {
+            "table"
+        } else {
+            "probed"
+        };
+        let conf = (s.confidence * 10.0).round().clamp(0.0, 10.0) as u8;
+        let _ = write!(b, "<service name=\"{}\"", xml_text(name));
+        for (attr, v) in [
+            ("product", &s.product),
+            ("version", &s.version),
+            ("extrainfo", &s.extra),
+        ] {
+            if !v.is_empty() {
+                let _ = write!(b, " {attr}=\"{}\"", xml_text(v));
+            }
+        }
+        let _ = write!(b, " method=\"{method}\" conf=\"{conf}\"/>");
+    }
+    if let Some(banner) = r.banner.as_deref() {
+        let _ = write!(
+            b,
+            "<script id=\"banner\" output=\"{}\"/>",
+            xml_escape(&display_banner(banner))
+        );
+    }
+    b.push_str("</port>\n");
+}
+
+impl Render for XmlRender {
+    fn begin(&mut self, meta: &ReportMeta, out: &mut dyn Write) -> Result<(), ExportError> {
+        let mut b = String::new();
+        let cmd = xml_text(&meta.command_or_targets());
+        b.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE nmaprun>\n");
+        b.push_str(
+            "<?xml-stylesheet href=\"file:///usr/share/nmap/nmap.xsl\" type=\"text/xsl\"?>\n",
+        );
+        let _ = writeln!(
+            b,
+            "<!-- prtip {} scan initiated {} as: {} -->",
+            xml_text(&meta.prtip_version),
+            crate::ctime(meta.started_us),
+            cmd.replace("--", "- -")
+        );
+        let _ = writeln!(
+            b,
+            "<nmaprun scanner=\"nmap\" args=\"{cmd}\" start=\"{}\" startstr=\"{}\" version=\"{}\" xmloutputversion=\"1.05\">",
+            meta.started_us / 1_000_000,
+            crate::ctime(meta.started_us),
+            xml_text(&meta.prtip_version)
+        );
+        for (proto, n, services) in scaninfo(meta) {
+            let _ =
+                writeln!(
+                b,
+                "<scaninfo type=\"{}\" protocol=\"{proto}\" numservices=\"{n}\" services=\"{}\"/>",
+                if proto == "udp" { "udp" } else { meta.nmap_scan_type() },
+                xml_text(&services)
+            );
+        }
+        b.push_str("<verbose level=\"0\"/>\n<debugging level=\"0\"/>\n");
+        out.write_all(b.as_bytes())?;
+        Ok(())
+    }
+
+    fn host(&mut self, host: &Host, out: &mut dyn Write) -> Result<(), ExportError> {
+        let b = &mut self.buf;
+        b.clear();
+        let start = host.rows.iter().map(|r| r.time_us).min().unwrap_or(0) / 1_000_000;
+        let end = host.rows.iter().map(|r| r.time_us).max().unwrap_or(0) / 1_000_000;
+        let (reason, ttl) = host.up_reason();
+        let ip = host.addr().ip();
+        let _ = writeln!(
+            b,
+            "<host starttime=\"{start}\" endtime=\"{end}\"><status state=\"{}\" reason=\"{}\" reason_ttl=\"{ttl}\"/>",
+            if host.is_up() { "up" } else { "unknown" },
+            reason.as_str()
+        );
+        let _ = writeln!(
+            b,
+            "<address addr=\"{ip}\" addrtype=\"{}\"/>",
+            if ip.is_ipv4() { "ipv4" } else { "ipv6" }
+        );
+        b.push_str("<hostnames>\n");
+        if let Some(name) = host.hostname() {
+            let _ = writeln!(b, "<hostname name=\"{}\" type=\"user\"/>", xml_text(name));
+        }
+        b.push_str("</hostnames>\n<ports>");
+        for h in host.hidden() {
+            let _ = writeln!(
+                b,
+                "<extraports state=\"{}\" count=\"{}\">",
+                h.state.as_str(),
+                h.count
+            );
+            for (reason, n) in &h.reasons {
+                let ports = ranges(
+                    host.rows
+                        .iter()
+                        .filter(|r| r.state == h.state && r.proto == h.proto && r.reason == *reason)
+                        .map(|r| r.port),
+                );
+                let _ = writeln!(
+                    b,
+                    "<extrareasons reason=\"{}\" count=\"{n}\" proto=\"{}\" ports=\"{ports}\"/>",
+                    reason.as_str(),
+                    h.proto.as_str()
+                );
+            }
+            b.push_str("</extraports>\n");
+        }
+        for r in host.shown() {
+            port_xml(b, r);
+        }
+        b.push_str("</ports>\n");
+        if let Some((srtt, rttvar)) = host.rtt_stats() {
+            let to = (srtt + 4 * rttvar).max(100_000);
+            let _ = writeln!(
+                b,
+                "<times srtt=\"{srtt}\" rttvar=\"{rttvar}\" to=\"{to}\"/>"
+            );
+        }
+        b.push_str("</host>\n");
+        out.write_all(b.as_bytes())?;
+        Ok(())
+    }
+
+    fn finish(
+        &mut self,
+        meta: &ReportMeta,
+        totals: &Totals,
+        out: &mut dyn Write,
+    ) -> Result<(), ExportError> {
+        let total = meta.total_targets.max(totals.hosts);
+        let end_us = meta.ended_us.unwrap_or(meta.generated_us);
+        let summary = format!(
+            "prtip done at {}; {} ({}) scanned in {:.2} seconds",
+            crate::ctime(end_us),
+            super::plural(total, "IP address", "IP addresses"),
+            super::plural(totals.hosts_up, "host up", "hosts up"),
+            meta.elapsed_secs()
+        );
+        let exit = if meta.status == "failed" {
+            "error"
+        } else {
+            "success"
+        };
+        let mut b = String::new();
+        let _ = writeln!(
+            b,
+            "<runstats><finished time=\"{}\" timestr=\"{}\" summary=\"{}\" elapsed=\"{:.2}\" exit=\"{exit}\"/><hosts up=\"{}\" down=\"{}\" total=\"{total}\"/>\n</runstats>\n</nmaprun>",
+            end_us / 1_000_000,
+            crate::ctime(end_us),
+            xml_text(&summary),
+            meta.elapsed_secs(),
+            totals.hosts_up,
+            total - totals.hosts_up.min(total)
+        );
+        out.write_all(b.as_bytes())?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::testutil::{meta, run_str};
+    use crate::synthetic::row;
+    use crate::Format;
+    use prtip_store::PortState;
+
+    #[test]
+    fn port_ranges_compress() {
+        assert_eq!(ranges([1, 2, 3, 5, 7, 8].into_iter()), "1-3,5,7-8");
+        assert_eq!(ranges(std::iter::empty()), "");
+        assert_eq!(ranges([65534, 65535].into_iter()), "65534-65535");
+    }
+
+    #[test]
+    fn scaninfo_splits_protocols() {
+        let mut m = meta();
+        m.ports = "T:21-23,25,U:53,161".into();
+        assert_eq!(
+            scaninfo(&m),
+            vec![
+                ("tcp", 4, "21-23,25".to_string()),
+                ("udp", 2, "53,161".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn remote_strings_cannot_break_the_xml() {
+        let rows = vec![row(
+            [198, 19, 0, 2],
+            80,
+            PortState::Open,
+            Some(("http", "\"/><evil a=\"", "\u{1}")),
+            Some(b"<script>alert(1)</script>\x00x"),
+        )];
+        let out = run_str(Format::Xml, rows);
+        assert!(out.contains(
+            "<service name=\"http\" product=\"&quot;/&gt;&lt;evil a=&quot;\" version=\"\\x01\" method=\"probed\" conf=\"10\"/>"
+        ));
+        assert!(out.contains(
+            "<script id=\"banner\" output=\"&lt;script&gt;alert(1)&lt;/script&gt;\\x00x\"/>"
+        ));
+        assert!(out.ends_with("</nmaprun>\n"));
+    }
+}
