@@ -7,10 +7,12 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod connect;
 pub mod cookie;
 pub mod pacing;
 pub mod permutation;
 pub mod ports;
 pub mod route;
 pub mod targets;
+pub mod udp;
 pub mod wire;

@@ -1,0 +1,130 @@
+//! A thin io_uring wrapper shared by the connect scan, the banner grabber and the UDP
+//! scan: push SQEs (submitting when the queue is full), wait for completions with a
+//! deadline, and drain them. Owns the ring; never interprets completions.
+
+use io_uring::{squeue, types, IoUring};
+use std::io;
+use std::time::Duration;
+
+/// A ring and a scratch list of completions.
+pub struct Ring {
+    ring: IoUring,
+    done: Vec<(u64, i32)>,
+}
+
+impl Ring {
+    /// A ring with room for about `inflight` operations of `sqes_per_op` entries each.
+    pub fn new(inflight: usize, sqes_per_op: usize) -> io::Result<Ring> {
+        let want = (inflight * sqes_per_op).clamp(64, 16384) as u32;
+        let sq = want.next_power_of_two();
+        let ring = IoUring::builder()
+            .setup_cqsize((sq * 2).min(65536))
+            .build(sq)
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot create an io_uring ({e}); io_uring may be disabled (sysctl kernel.io_uring_disabled) or the kernel too old"),
+                )
+            })?;
+        Ok(Ring {
+            ring,
+            done: Vec::with_capacity(1024),
+        })
+    }
+
+    /// Queues linked or single entries, submitting first if the queue is full.
+    ///
+    /// # Safety
+    /// Every buffer, address and timespec an entry points to must stay valid and
+    /// unmoved until that entry's completion has been reaped.
+    pub unsafe fn push(&mut self, entries: &[squeue::Entry]) -> io::Result<()> {
+        loop {
+            // SAFETY: forwarded to the caller's contract.
+            if unsafe { self.ring.submission().push_multiple(entries) }.is_ok() {
+                return Ok(());
+            }
+            self.submit()?;
+        }
+    }
+
+    /// Hands queued entries to the kernel without waiting.
+    pub fn submit(&mut self) -> io::Result<()> {
+        match self.ring.submit() {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY) | Some(libc::EINTR)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Submits and waits until at least one completion is ready or `timeout` passed.
+    pub fn wait(&mut self, timeout: Duration) -> io::Result<()> {
+        if !self.ring.completion().is_empty() {
+            return self.submit();
+        }
+        let ts = types::Timespec::from(timeout);
+        let args = types::SubmitArgs::new().timespec(&ts);
+        match self.ring.submitter().submit_with_args(1, &args) {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Takes every ready completion as `(user_data, result)`.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, (u64, i32)> {
+        self.done.clear();
+        for cqe in self.ring.completion() {
+            self.done.push((cqe.user_data(), cqe.result()));
+        }
+        self.done.drain(..)
+    }
+}
+
+/// Packs a slot index, an operation kind (0..=15) and a slot generation into user_data.
+#[inline]
+pub fn user_data(slot: usize, kind: u8, generation: u32) -> u64 {
+    ((generation as u64) << 36) | ((slot as u64) << 4) | kind as u64
+}
+
+/// Unpacks [`user_data`]: `(slot, kind, generation)`.
+#[inline]
+pub fn unpack(ud: u64) -> (usize, u8, u32) {
+    (
+        ((ud >> 4) & 0xffff_ffff) as usize,
+        (ud & 0xf) as u8,
+        (ud >> 36) as u32,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_data_round_trips() {
+        let ud = user_data(123_456, 7, 0xfff_ffff);
+        assert_eq!(unpack(ud), (123_456, 7, 0xfff_ffff));
+    }
+
+    #[test]
+    fn a_timeout_completes_through_the_ring() {
+        let mut r = Ring::new(4, 2).unwrap();
+        let ts = types::Timespec::from(Duration::from_millis(5));
+        let e = io_uring::opcode::Timeout::new(&ts).build().user_data(42);
+        // SAFETY: ts outlives the completion, which we wait for below.
+        unsafe { r.push(&[e]).unwrap() };
+        let mut got = Vec::new();
+        while got.is_empty() {
+            r.wait(Duration::from_secs(5)).unwrap();
+            got.extend(r.drain());
+        }
+        assert_eq!(got, vec![(42, -libc::ETIME)]);
+    }
+}
