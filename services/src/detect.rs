@@ -249,7 +249,8 @@ impl<'a> Detector<'a> {
         let decided = self.hard.or(self.soft);
         let detection = match decided {
             Some((d, bytes)) => {
-                if d.probe != "NULL" && !bytes.is_empty() {
+                let already_logged = d.probe == "NULL" && self.null_banner.is_some();
+                if !bytes.is_empty() && !already_logged {
                     banners.push((d.probe.clone(), bytes));
                 }
                 Some(d)

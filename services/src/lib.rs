@@ -22,7 +22,7 @@
 //! let db = ProbeDb::builtin();
 //! let null = db.probe("NULL", Transport::Tcp).unwrap();
 //! let d = db.match_response(null, b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n").unwrap();
-//! assert_eq!((d.service.as_str(), d.product.as_str(), d.version.as_str()), ("ssh", "OpenSSH", "9.2p1"));
+//! assert_eq!((d.service.as_str(), d.product.as_str(), d.version.as_str()), ("ssh", "OpenSSH", "9.2p1 Debian 2+deb12u3"));
 //! ```
 
 #![warn(missing_docs)]
@@ -63,8 +63,10 @@ mod builtin_tests {
     fn greetings_identify_products() {
         let db = ProbeDb::builtin();
         let cases: &[(&[u8], &str, &str, &str)] = &[
-            (b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n", "ssh", "OpenSSH", "9.2p1"),
-            (b"SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.10\r\n", "ssh", "OpenSSH", "8.9p1"),
+            (b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n", "ssh", "OpenSSH", "9.2p1 Debian 2+deb12u3"),
+            (b"SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.10\r\n", "ssh", "OpenSSH", "8.9p1 Ubuntu 3ubuntu0.10"),
+            (b"SSH-2.0-OpenSSH_9.3 FreeBSD-20230316\r\n", "ssh", "OpenSSH", "9.3"),
+            (b"SSH-2.0-OpenSSH_9.6\r\n", "ssh", "OpenSSH", "9.6"),
             (b"SSH-2.0-dropbear_2022.83\r\n", "ssh", "Dropbear sshd", "2022.83"),
             (b"220 (vsFTPd 3.0.3)\r\n", "ftp", "vsftpd", "3.0.3"),
             (b"220 ProFTPD 1.3.8 Server (Debian) [::ffff:1.2.3.4]\r\n", "ftp", "ProFTPD", "1.3.8"),
@@ -88,7 +90,7 @@ mod builtin_tests {
             assert_eq!(d.method, "banner");
         }
         let d = null_match(&db, b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n");
-        assert_eq!(d.info, "Debian 2+deb12u3; protocol 2.0");
+        assert_eq!((d.info.as_str(), d.os.as_str()), ("protocol 2.0", "Linux"));
         assert_eq!(d.confidence, 1.0);
         let d = null_match(&db, b"220 mail.lab.test ESMTP Postfix (Debian/GNU)\r\n");
         assert_eq!(
@@ -179,7 +181,7 @@ mod builtin_tests {
         let d = db.match_response(dns, &ans).unwrap();
         assert_eq!(
             (d.service.as_str(), d.product.as_str(), d.version.as_str()),
-            ("domain", "ISC BIND", "9.18.28")
+            ("domain", "ISC BIND", "9.18.28-1~deb12u2-Debian")
         );
         let mut refused = dns.payload.clone();
         refused[2] = 0x81;
@@ -192,8 +194,8 @@ mod builtin_tests {
         reply.resize(48, 0);
         let d = db.match_response(ntp, &reply).unwrap();
         assert_eq!(
-            (d.service.as_str(), d.info.as_str()),
-            ("ntp", "v4, stratum 2")
+            (d.service.as_str(), d.version.as_str(), d.info.as_str()),
+            ("ntp", "v4", "stratum 2")
         );
         let snmp = db.udp_probe(161).unwrap();
         assert_eq!(snmp.payload.len(), 0x2b);
@@ -226,6 +228,16 @@ mod builtin_tests {
         );
         assert_eq!(out.banners.len(), 1);
         assert_eq!(out.banners[0].0, "RedisInfo");
+
+        // a passive read that matches at once is the banner
+        let mut det = Detector::new(&db, 22, DetectOptions::default());
+        let p = det.next_probe().unwrap();
+        assert!(det.feed(p.probe, b"SSH-2.0-OpenSSH_9.6\r\n", false));
+        let out = det.finish();
+        assert_eq!(
+            out.banners,
+            vec![("NULL".to_string(), b"SSH-2.0-OpenSSH_9.6\r\n".to_vec())]
+        );
 
         // 443: TLS first
         let det = Detector::new(&db, 443, DetectOptions::default());
