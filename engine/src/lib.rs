@@ -7,12 +7,15 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod classify;
 pub mod connect;
 pub mod cookie;
+pub mod metrics;
 pub mod pacing;
 pub mod permutation;
 pub mod ports;
 pub mod route;
+pub mod scan;
 pub mod targets;
 pub mod udp;
 pub mod wire;

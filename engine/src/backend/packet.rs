@@ -228,9 +228,10 @@ impl PacketRx {
         )
     }
 
-    /// Open on `iface` with a given classic BPF program.
+    /// Open on `iface` (empty: every interface of the namespace) with a given
+    /// classic BPF program.
     pub fn open_with_filter(iface: &str, filter: &[libc::sock_filter]) -> io::Result<PacketRx> {
-        let idx = ifindex(iface)?;
+        let idx = if iface.is_empty() { 0 } else { ifindex(iface)? };
         // Protocol 0: nothing is queued until bind, which comes after the filter.
         let fd = packet_socket(0)?;
         bpf::attach(fd.as_fd(), filter)?;
