@@ -1,0 +1,285 @@
+//! zstd for sealed segments: `seg-N.zst` is the raw segment's bytes `[0, data_end)`
+//! cut into 1 MiB chunks, each compressed as one independent zstd frame (with its
+//! content size and XXH64 checksum), concatenated. `zstd -d seg-N.zst` gives back
+//! the raw segment; a damaged chunk is located by its compressed offset.
+//!
+//! This module owns compressing (to a temp file, fsync, rename, remove the raw file)
+//! and decompressing; it never interprets frames or records.
+
+use crate::error::{Result, StoreError};
+use crate::format::{raw_name, zst_name, TMP_SUFFIX};
+use crate::segment::AlignedBuf;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Raw bytes per zstd frame.
+pub const CHUNK: usize = 1 << 20;
+
+/// Compress `raw` (a sealed segment, exactly `[0, data_end)`) into `dir/seg-N.zst`,
+/// crash-safely: write `seg-N.zst.tmp`, fsync, rename, fsync the directory, then
+/// remove `seg-N.log` and fsync the directory again. Returns the compressed size.
+pub fn compress_segment(dir: &Path, n: u64, raw: &[u8], level: i32) -> Result<u64> {
+    let fin = dir.join(zst_name(n));
+    let tmp = dir.join(format!("{}{TMP_SUFFIX}", zst_name(n)));
+    let mut c =
+        zstd::bulk::Compressor::new(level).map_err(|e| StoreError::io("zstd init", &tmp, e))?;
+    c.include_checksum(true)
+        .map_err(|e| StoreError::io("zstd checksum flag", &tmp, e))?;
+    let mut out = File::create(&tmp).map_err(|e| StoreError::io("create", &tmp, e))?;
+    let mut total = 0u64;
+    let mut buf = Vec::with_capacity(zstd::zstd_safe::compress_bound(CHUNK));
+    for chunk in raw.chunks(CHUNK) {
+        buf.clear();
+        c.compress_to_buffer(chunk, &mut buf)
+            .map_err(|e| StoreError::io("zstd compress", &tmp, e))?;
+        out.write_all(&buf)
+            .map_err(|e| StoreError::io("write", &tmp, e))?;
+        total += buf.len() as u64;
+    }
+    out.sync_all()
+        .map_err(|e| StoreError::io("fsync", &tmp, e))?;
+    drop(out);
+    fs::rename(&tmp, &fin).map_err(|e| StoreError::io("rename", &tmp, e))?;
+    crate::sys::fsync_dir(dir)?;
+    let raw_path = dir.join(raw_name(n));
+    match fs::remove_file(&raw_path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(StoreError::io("remove", &raw_path, e)),
+    }
+    crate::sys::fsync_dir(dir)?;
+    Ok(total)
+}
+
+/// Where decompression failed.
+#[derive(Debug)]
+pub struct ZstError {
+    /// Offset of the bad chunk in the `.zst` file.
+    pub compressed_offset: u64,
+    /// Offset of that chunk in the raw segment.
+    pub raw_offset: u64,
+    /// What zstd said.
+    pub what: String,
+}
+
+fn frames(src: &[u8]) -> std::result::Result<Vec<(usize, usize, usize)>, ZstError> {
+    // (compressed offset, compressed len, content len)
+    let mut out = Vec::new();
+    let (mut off, mut raw) = (0usize, 0usize);
+    while off < src.len() {
+        let bad = |what: String| ZstError {
+            compressed_offset: off as u64,
+            raw_offset: raw as u64,
+            what,
+        };
+        let len = zstd::zstd_safe::find_frame_compressed_size(&src[off..]).map_err(|c| {
+            bad(format!(
+                "not a zstd frame ({})",
+                zstd::zstd_safe::get_error_name(c)
+            ))
+        })?;
+        let content = match zstd::zstd_safe::get_frame_content_size(&src[off..off + len]) {
+            Ok(Some(n)) if n as usize <= CHUNK => n as usize,
+            other => return Err(bad(format!("bad frame content size {other:?}"))),
+        };
+        out.push((off, len, content));
+        off += len;
+        raw += content;
+    }
+    Ok(out)
+}
+
+/// Decompress a `.zst` segment (the first `want` bytes or more, or all if `None`).
+pub fn decompress(
+    path: &Path,
+    want: Option<usize>,
+) -> Result<std::result::Result<AlignedBuf, ZstError>> {
+    let src = fs::read(path).map_err(|e| StoreError::io("read", path, e))?;
+    Ok(decompress_bytes(&src, want))
+}
+
+/// Decompress chunks of `src` until at least `want` bytes (or all).
+pub fn decompress_bytes(
+    src: &[u8],
+    want: Option<usize>,
+) -> std::result::Result<AlignedBuf, ZstError> {
+    let fr = frames(src)?;
+    let mut take = fr.len();
+    if let Some(w) = want {
+        let mut acc = 0;
+        for (i, f) in fr.iter().enumerate() {
+            acc += f.2;
+            if acc >= w {
+                take = i + 1;
+                break;
+            }
+        }
+    }
+    let total: usize = fr[..take].iter().map(|f| f.2).sum();
+    let mut buf = AlignedBuf::zeroed(total);
+    let mut d = zstd::bulk::Decompressor::new().map_err(|e| ZstError {
+        compressed_offset: 0,
+        raw_offset: 0,
+        what: e.to_string(),
+    })?;
+    let out = buf.as_mut_slice();
+    let mut raw = 0usize;
+    for &(off, len, content) in &fr[..take] {
+        let n = d
+            .decompress_to_buffer(&src[off..off + len], &mut out[raw..raw + content])
+            .map_err(|e| ZstError {
+                compressed_offset: off as u64,
+                raw_offset: raw as u64,
+                what: e.to_string(),
+            })?;
+        if n != content {
+            return Err(ZstError {
+                compressed_offset: off as u64,
+                raw_offset: raw as u64,
+                what: format!("chunk decompressed to {n} bytes, header says {content}"),
+            });
+        }
+        raw += content;
+    }
+    Ok(buf)
+}
+
+/// A sealed segment waiting for compression.
+pub struct Job {
+    /// Segment number.
+    pub n: u64,
+    /// Bytes `[0, data_end)` of the sealed segment.
+    pub data_end: u64,
+}
+
+/// The background compressor: one thread, fed sealed segments in order.
+pub struct Compressor {
+    tx: Option<crossbeam_channel::Sender<Job>>,
+    handle: Option<std::thread::JoinHandle<Result<u64>>>,
+}
+
+impl Compressor {
+    /// Start the thread for scan directory `dir`.
+    pub fn start(dir: PathBuf, level: i32) -> Compressor {
+        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+        let handle = std::thread::Builder::new()
+            .name("prtip-zstd".into())
+            .spawn(move || -> Result<u64> {
+                let mut done = 0;
+                let mut first_err = None;
+                for job in rx {
+                    if first_err.is_some() {
+                        continue;
+                    }
+                    if let Err(e) = compress_one(&dir, &job, level) {
+                        first_err = Some(e);
+                    } else {
+                        done += 1;
+                    }
+                }
+                match first_err {
+                    Some(e) => Err(e),
+                    None => Ok(done),
+                }
+            })
+            .expect("spawn zstd thread");
+        Compressor {
+            tx: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    /// Queue a sealed segment.
+    pub fn push(&self, job: Job) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(job);
+        }
+    }
+
+    /// Wait for every queued segment; returns how many were compressed.
+    pub fn finish(mut self) -> Result<u64> {
+        self.tx.take();
+        match self.handle.take().map(|h| h.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(StoreError::Closed("zstd thread panicked".into())),
+            None => Ok(0),
+        }
+    }
+}
+
+impl Drop for Compressor {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn compress_one(dir: &Path, job: &Job, level: i32) -> Result<u64> {
+    let raw_path = dir.join(raw_name(job.n));
+    let f = File::open(&raw_path).map_err(|e| StoreError::io("open", &raw_path, e))?;
+    // SAFETY: the file is a sealed segment: no process writes to it any more
+    // (the writer moved on, and only the writer ever writes segments).
+    let map =
+        unsafe { memmap2::Mmap::map(&f) }.map_err(|e| StoreError::io("mmap", &raw_path, e))?;
+    let end = if job.data_end == u64::MAX {
+        // Unknown (queued by recovery): read it from the seal frame, which also
+        // checks that the segment really is sealed.
+        let h = crate::format::SegHeader::decode(&map).map_err(|p| StoreError::Corrupt {
+            dir: dir.to_path_buf(),
+            segment: job.n,
+            offset: 0,
+            what: format!("segment header: {p:?}"),
+        })?;
+        let view = crate::segment::SegView { b: &map, h };
+        match view
+            .find_tail(crate::segment::SegMode::Complete, false)
+            .stop
+        {
+            crate::segment::Stop::Sealed(s) => s.data_end as usize,
+            other => {
+                return Err(StoreError::Corrupt {
+                    dir: dir.to_path_buf(),
+                    segment: job.n,
+                    offset: 0,
+                    what: format!("segment is not sealed ({other:?}); left uncompressed"),
+                })
+            }
+        }
+    } else {
+        job.data_end as usize
+    };
+    compress_segment(dir, job.n, &map[..end.min(map.len())], level)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_round_trip_and_damage_is_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let raw: Vec<u8> = (0..3 * CHUNK + 1234)
+            .map(|i| (i % 251) as u8 ^ (i / 7) as u8)
+            .collect();
+        std::fs::write(dir.path().join(raw_name(4)), &raw).unwrap();
+        let n = compress_segment(dir.path(), 4, &raw, 3).unwrap();
+        assert!(n < raw.len() as u64);
+        assert!(!dir.path().join(raw_name(4)).exists());
+        let zpath = dir.path().join(zst_name(4));
+        let back = decompress(&zpath, None).unwrap().unwrap();
+        assert_eq!(&back[..], &raw[..]);
+        let part = decompress(&zpath, Some(10)).unwrap().unwrap();
+        assert_eq!(&part[..], &raw[..CHUNK]);
+        // flip a byte in the second chunk
+        let mut z = std::fs::read(&zpath).unwrap();
+        let fr = frames(&z).unwrap();
+        let at = fr[1].0 + fr[1].1 / 2;
+        z[at] ^= 0x40;
+        let err = decompress_bytes(&z, None).err().expect("damage detected");
+        assert_eq!(err.compressed_offset, fr[1].0 as u64);
+        assert_eq!(err.raw_offset, CHUNK as u64);
+    }
+}

@@ -1,0 +1,113 @@
+//! Errors of the store: what went wrong, where, and what to do about it.
+//!
+//! This module owns [`StoreError`] only; it never touches files.
+
+use std::path::PathBuf;
+
+/// Anything that can go wrong while writing, reading or indexing scan logs.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// An operating-system call on a file failed.
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        /// What was being done (`open`, `fallocate`, `msync`, ...).
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Bytes on disk fail a checksum or a structural check. They are never read as data.
+    #[error("scan log {} is corrupt in segment {segment} at offset {offset}: {what} \
+             (the records before this point are intact; copy the directory away before repairing)",
+            dir.display())]
+    Corrupt {
+        /// The scan directory.
+        dir: PathBuf,
+        /// Segment number (`seg-<segment>.log` / `.zst`).
+        segment: u64,
+        /// Byte offset inside the (uncompressed) segment.
+        offset: u64,
+        /// What check failed.
+        what: String,
+    },
+    /// Another live process holds the log's writer lock.
+    #[error("scan log {} is being written by another process (pid {pid}); \
+             wait for it to finish or pause it first", dir.display())]
+    Locked {
+        /// The scan directory.
+        dir: PathBuf,
+        /// Pid recorded in `LOCK` (0 if unknown).
+        pid: u32,
+    },
+    /// The directory is not a scan log (or is empty).
+    #[error("{} is not a prtip scan log: {why}", dir.display())]
+    NotALog {
+        /// The directory.
+        dir: PathBuf,
+        /// Why not.
+        why: String,
+    },
+    /// `create` on a directory that already holds a log.
+    #[error("{} already holds a scan log; use open_append to continue it", dir.display())]
+    Exists {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// The log was written by a newer prtip.
+    #[error("{} was written with format {format} / schema {schema}; this prtip reads format \
+             {} / schema {}: upgrade prtip", path.display(), crate::format::FORMAT_VERSION,
+             crate::event::SCHEMA_VERSION)]
+    Version {
+        /// The segment file.
+        path: PathBuf,
+        /// Its format version.
+        format: u32,
+        /// Its schema version.
+        schema: u32,
+    },
+    /// One event does not fit in a segment.
+    #[error("a {kind} event of {bytes} bytes does not fit in a log segment (at most {max} bytes)")]
+    TooLarge {
+        /// Event kind.
+        kind: &'static str,
+        /// Its archived size (lower bound).
+        bytes: u64,
+        /// Largest record a segment can take.
+        max: u64,
+    },
+    /// A bad option value.
+    #[error("invalid log option: {0}")]
+    Invalid(String),
+    /// The writer thread stopped (after an earlier error, or shut down).
+    #[error("scan log writer stopped: {0}")]
+    Closed(String),
+    /// The log holds no `ScanStarted` event.
+    #[error("scan log {} has no ScanStarted event (empty or truncated before the first record)", dir.display())]
+    Empty {
+        /// The scan directory.
+        dir: PathBuf,
+    },
+    /// The history index (redb) failed.
+    #[error("history index {}: {what}", path.display())]
+    History {
+        /// The index file.
+        path: PathBuf,
+        /// The redb error.
+        what: String,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        StoreError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// `Result` with [`StoreError`].
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,0 +1,210 @@
+//! Thin wrappers over the Linux calls the log needs: the writer lock (OFD fcntl
+//! locks), `fallocate`, zeroing a range, directory fsync.
+//!
+//! This module owns every `unsafe` libc call of the store except memory mapping
+//! (memmap2) and knows nothing about the log format.
+
+use crate::error::{Result, StoreError};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+fn flock_struct(kind: libc::c_short) -> libc::flock {
+    // SAFETY: `flock` is a plain C struct for which all-zero bytes are a valid value.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = 0;
+    fl.l_len = 0; // whole file
+    fl
+}
+
+/// The writer lock of a scan directory: an open-file-description write lock on
+/// `<dir>/LOCK`, released by the kernel when the holder exits (even by SIGKILL).
+///
+/// OFD locks (not `flock(2)`) are used because a reader can *test* them with
+/// `F_OFD_GETLK` without taking them, so probing never races a starting writer.
+#[derive(Debug)]
+pub struct WriterLock {
+    _file: File,
+}
+
+impl WriterLock {
+    /// Take the lock or fail with [`StoreError::Locked`].
+    pub fn acquire(dir: &Path) -> Result<WriterLock> {
+        let path = dir.join(crate::format::LOCK_NAME);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| StoreError::io("open", &path, e))?;
+        let fl = flock_struct(libc::F_WRLCK as libc::c_short);
+        // SAFETY: F_OFD_SETLK with a valid fd and a pointer to an initialized flock
+        // struct that lives for the duration of the call.
+        let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &fl) };
+        if rc != 0 {
+            let err = std::io::Error::last_os_error();
+            if matches!(err.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) {
+                return Err(StoreError::Locked {
+                    dir: dir.to_path_buf(),
+                    pid: read_pid(&path),
+                });
+            }
+            return Err(StoreError::io("lock", &path, err));
+        }
+        let pid = std::process::id().to_string();
+        let _ = file.set_len(0);
+        let _ = file.seek(SeekFrom::Start(0));
+        let _ = file.write_all(pid.as_bytes());
+        Ok(WriterLock { _file: file })
+    }
+}
+
+fn read_pid(path: &Path) -> u32 {
+    let mut s = String::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_string(&mut s))
+        .ok()
+        .and_then(|_| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Whether a live process holds the writer lock of `dir` (never takes the lock).
+pub fn writer_alive(dir: &Path) -> Result<bool> {
+    let path = dir.join(crate::format::LOCK_NAME);
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(StoreError::io("open", &path, e)),
+    };
+    let mut fl = flock_struct(libc::F_WRLCK as libc::c_short);
+    // SAFETY: F_OFD_GETLK with a valid fd and a pointer to an initialized, writable
+    // flock struct that the kernel fills in.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
+    if rc != 0 {
+        return Err(StoreError::io(
+            "test lock",
+            &path,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+/// Allocate blocks for `[0, len)` and extend the file to `len` (`fallocate(2)` mode 0).
+pub fn fallocate(file: &File, path: &Path, len: u64) -> Result<()> {
+    // SAFETY: fallocate on a valid fd with in-range offsets; no memory is passed.
+    let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len as libc::off_t) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EOPNOTSUPP) {
+        // Filesystems without fallocate: a sparse file of the right size.
+        return file
+            .set_len(len)
+            .map_err(|e| StoreError::io("set_len", path, e));
+    }
+    Err(StoreError::io("fallocate", path, err))
+}
+
+/// Make `[off, off+len)` read as zeros, keeping the file size and its blocks.
+pub fn zero_range(file: &File, path: &Path, off: u64, len: u64) -> Result<()> {
+    if len == 0 {
+        return Ok(());
+    }
+    // SAFETY: fallocate on a valid fd with in-range offsets; no memory is passed.
+    let rc = unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_ZERO_RANGE,
+            off as libc::off_t,
+            len as libc::off_t,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    // Fallback (tmpfs and others): write zeros.
+    let zeros = vec![0u8; 1 << 20];
+    let mut f = file;
+    f.seek(SeekFrom::Start(off))
+        .map_err(|e| StoreError::io("seek", path, e))?;
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(zeros.len() as u64) as usize;
+        f.write_all(&zeros[..n])
+            .map_err(|e| StoreError::io("write zeros", path, e))?;
+        left -= n as u64;
+    }
+    Ok(())
+}
+
+/// `fsync` a directory so that creates, renames and removes in it are durable.
+pub fn fsync_dir(dir: &Path) -> Result<()> {
+    let f = File::open(dir).map_err(|e| StoreError::io("open dir", dir, e))?;
+    f.sync_all()
+        .map_err(|e| StoreError::io("fsync dir", dir, e))
+}
+
+/// `fdatasync` a file.
+pub fn fdatasync(file: &File, path: &Path) -> Result<()> {
+    file.sync_data()
+        .map_err(|e| StoreError::io("fdatasync", path, e))
+}
+
+/// Current length of an open file.
+pub fn file_len(file: &File, path: &Path) -> Result<u64> {
+    file.metadata()
+        .map(|m| m.len())
+        .map_err(|e| StoreError::io("stat", path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_is_exclusive_and_testable() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!writer_alive(dir.path()).unwrap());
+        let lock = WriterLock::acquire(dir.path()).unwrap();
+        assert!(writer_alive(dir.path()).unwrap());
+        match WriterLock::acquire(dir.path()) {
+            Err(StoreError::Locked { pid, .. }) => assert_eq!(pid, std::process::id()),
+            other => panic!("expected Locked, got {other:?}"),
+        }
+        drop(lock);
+        assert!(!writer_alive(dir.path()).unwrap());
+        let _again = WriterLock::acquire(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn fallocate_and_zero_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&p)
+            .unwrap();
+        fallocate(&f, &p, 1 << 20).unwrap();
+        assert_eq!(file_len(&f, &p).unwrap(), 1 << 20);
+        f.write_all(&[0xAB; 10000]).unwrap();
+        zero_range(&f, &p, 100, 9000).unwrap();
+        let mut back = Vec::new();
+        f.seek(SeekFrom::Start(0)).unwrap();
+        f.read_to_end(&mut back).unwrap();
+        assert_eq!(back.len(), 1 << 20);
+        assert!(back[..100].iter().all(|&b| b == 0xAB));
+        assert!(back[100..9100].iter().all(|&b| b == 0));
+        assert!(back[9100..10000].iter().all(|&b| b == 0xAB));
+        fsync_dir(dir.path()).unwrap();
+        fdatasync(&f, &p).unwrap();
+    }
+}
