@@ -1,3 +1,39 @@
-//! prtip-lab: prtip's test lab: network namespaces, a veth pair and a target that answers for a whole network.
+//! prtip-lab: prtip's own test lab. Two network namespaces joined by a veth pair:
+//! the scanner side holds only `lo` and its veth end and has no default route; the
+//! target side answers for a whole network (AnyIP) with realistic services on the
+//! open TCP ports, RST on every other port, DNS/NTP/echo on the UDP ports and ICMP
+//! port unreachable on the others.
+//!
+//! ```text
+//!  [netns <name>-scan]                             [netns <name>-tgt]
+//!   <name>-s0 198.18.0.1/30  <===== veth =====>  <name>-t0 198.18.0.2/30
+//!   route 198.19.0.0/16 via 198.18.0.2            local 198.19.0.0/16 dev lo (AnyIP)
+//!   no default route, no other links              `prtip lab serve` (the responder)
+//! ```
+//!
+//! - [`LabConfig`] describes a lab, [`Lab::up`] builds it, [`down`] removes it,
+//!   [`status`] inspects it, [`LabGuard`] removes it on drop (tests).
+//! - [`LabConfig::ground_truth`] says what a correct scan finds.
+//! - [`services`] / [`udp`]: what each port says; [`responder::serve`] runs them.
+//! - [`probe`]: one TCP connection / UDP datagram from inside a namespace.
+//! - [`privilege`]: the one place that checks capabilities.
+//!
+//! This crate never sends anything outside the namespaces it creates, and never
+//! adds anything to the caller's namespace.
 
 #![warn(missing_docs)]
+
+pub mod config;
+pub mod error;
+pub mod lab;
+pub mod netns;
+pub mod privilege;
+pub mod probe;
+pub mod responder;
+pub mod services;
+pub mod udp;
+
+pub use config::{GroundTruth, Ipv4Net, LabConfig, MacAddr, Proto};
+pub use error::LabError;
+pub use lab::{down, list_labs, load_config, status, DownReport, Lab, LabGuard, LabStatus};
+pub use probe::{tcp_probe, udp_probe, TcpProbe, UdpProbe};

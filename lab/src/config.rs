@@ -1,0 +1,738 @@
+//! What a lab is made of: names, addresses, ports ([`LabConfig`]), the small value
+//! types it needs ([`Ipv4Net`], [`MacAddr`], port lists) with parsers whose errors
+//! name the bad value, and the lab's ground truth ([`GroundTruth`]).
+//!
+//! This module only describes a lab; it never touches the system.
+
+use crate::error::LabError;
+use crate::services;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Default lab name: namespaces `prtip-scan` / `prtip-tgt`, links `prtip-s0` / `prtip-t0`.
+pub const DEFAULT_NAME: &str = "prtip";
+/// Default directory that holds one run directory per lab (pid file, log, config).
+pub const DEFAULT_RUN_DIR: &str = "/run/prtip-lab";
+/// Default open TCP ports: each answers with the banner of the service in
+/// [`services::TCP_SERVICES`].
+pub const DEFAULT_TCP_PORTS: &[u16] = &[21, 22, 25, 80, 110, 143, 443, 6379, 8080];
+/// Default UDP ports with a responder: 7 echo, 53 DNS, 123 NTP.
+pub const DEFAULT_UDP_PORTS: &[u16] = &[7, 53, 123];
+/// Default accept backlog (and `somaxconn` / `tcp_max_syn_backlog` in the target namespace).
+pub const DEFAULT_BACKLOG: u32 = 65535;
+/// Longest lab name: the link names `<name>-s0` / `<name>-t0` must fit in 15 bytes.
+pub const MAX_NAME_LEN: usize = 12;
+
+/// An IPv4 network in CIDR form (`198.19.0.0/16`); host bits are always zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Ipv4Net {
+    addr: Ipv4Addr,
+    prefix: u8,
+}
+
+impl Ipv4Net {
+    /// A network from its first address and prefix length; refuses set host bits.
+    pub fn new(addr: Ipv4Addr, prefix: u8) -> Result<Ipv4Net, LabError> {
+        if prefix > 32 {
+            return Err(LabError::Invalid(format!(
+                "'{addr}/{prefix}': prefix {prefix} is above 32"
+            )));
+        }
+        let net = Ipv4Net { addr, prefix };
+        if u32::from(addr) & !net.mask() != 0 {
+            let fixed = Ipv4Addr::from(u32::from(addr) & net.mask());
+            return Err(LabError::Invalid(format!(
+                "'{addr}/{prefix}': host bits are set (did you mean {fixed}/{prefix}?)"
+            )));
+        }
+        Ok(net)
+    }
+
+    /// First address of the network.
+    pub fn addr(&self) -> Ipv4Addr {
+        self.addr
+    }
+
+    /// Prefix length (0..=32).
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
+    /// Netmask as a host-order integer.
+    pub fn mask(&self) -> u32 {
+        if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(self.prefix))
+        }
+    }
+
+    /// Number of addresses in the network (2^(32-prefix)).
+    pub fn len(&self) -> u64 {
+        1u64 << (32 - u32::from(self.prefix))
+    }
+
+    /// Always false: a network holds at least one address.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Whether `ip` lies inside the network.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & self.mask() == u32::from(self.addr)
+    }
+
+    /// Whether the two networks share any address.
+    pub fn overlaps(&self, other: &Ipv4Net) -> bool {
+        self.contains(other.addr) || other.contains(self.addr)
+    }
+
+    /// The `i`-th address of the network (`None` past the end).
+    pub fn nth(&self, i: u64) -> Option<Ipv4Addr> {
+        (i < self.len()).then(|| Ipv4Addr::from(u32::from(self.addr) + i as u32))
+    }
+
+    /// Every address of the network, in order.
+    pub fn iter(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        (0..self.len()).map(|i| Ipv4Addr::from(u32::from(self.addr) + i as u32))
+    }
+}
+
+impl fmt::Display for Ipv4Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl FromStr for Ipv4Net {
+    type Err = LabError;
+    fn from_str(s: &str) -> Result<Ipv4Net, LabError> {
+        let bad = || {
+            LabError::Invalid(format!(
+                "'{s}' is not an IPv4 network in CIDR form (for example 198.19.0.0/16)"
+            ))
+        };
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, p),
+            None => (s, "32"),
+        };
+        let addr: Ipv4Addr = a.trim().parse().map_err(|_| bad())?;
+        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) || p.len() > 3 {
+            return Err(bad());
+        }
+        let prefix: u8 = p.parse().map_err(|_| bad())?;
+        Ipv4Net::new(addr, prefix)
+    }
+}
+
+impl TryFrom<String> for Ipv4Net {
+    type Error = LabError;
+    fn try_from(s: String) -> Result<Ipv4Net, LabError> {
+        s.parse()
+    }
+}
+
+impl From<Ipv4Net> for String {
+    fn from(n: Ipv4Net) -> String {
+        n.to_string()
+    }
+}
+
+/// An Ethernet address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct MacAddr(pub [u8; 6]);
+
+impl MacAddr {
+    /// True for a unicast address (lowest bit of the first octet clear).
+    pub fn is_unicast(&self) -> bool {
+        self.0[0] & 1 == 0
+    }
+}
+
+impl fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
+}
+
+impl FromStr for MacAddr {
+    type Err = LabError;
+    fn from_str(s: &str) -> Result<MacAddr, LabError> {
+        let bad = || {
+            LabError::Invalid(format!(
+                "'{s}' is not a MAC address (six hex octets, for example 02:70:72:74:00:01)"
+            ))
+        };
+        let parts: Vec<&str> = s.split(':').collect();
+        if parts.len() != 6 {
+            return Err(bad());
+        }
+        let mut m = [0u8; 6];
+        for (i, p) in parts.iter().enumerate() {
+            if p.len() != 2 {
+                return Err(bad());
+            }
+            m[i] = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+        }
+        Ok(MacAddr(m))
+    }
+}
+
+impl TryFrom<String> for MacAddr {
+    type Error = LabError;
+    fn try_from(s: String) -> Result<MacAddr, LabError> {
+        s.parse()
+    }
+}
+
+impl From<MacAddr> for String {
+    fn from(m: MacAddr) -> String {
+        m.to_string()
+    }
+}
+
+/// Parse a port list such as `22,80,8000-8010` (sorted, duplicates removed).
+/// `""` and `none` mean no ports. Errors name the bad token.
+pub fn parse_ports(s: &str) -> Result<Vec<u16>, LabError> {
+    let s = s.trim();
+    if s.is_empty() || s.eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    let port = |tok: &str| -> Result<u16, LabError> {
+        let tok = tok.trim();
+        if tok.is_empty() || !tok.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(LabError::Invalid(format!(
+                "'{tok}' is not a port number in '{s}' (use a list like 22,80,8000-8010)"
+            )));
+        }
+        match tok.parse::<u32>() {
+            Ok(0) => Err(LabError::Invalid(format!(
+                "port 0 is not a valid port in '{s}' (ports are 1-65535)"
+            ))),
+            Ok(p) if p <= 65535 => Ok(p as u16),
+            _ => Err(LabError::Invalid(format!(
+                "port {tok} is above 65535 in '{s}'"
+            ))),
+        }
+    };
+    let mut set = BTreeSet::new();
+    for tok in s.split(',') {
+        match tok.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (port(a)?, port(b)?);
+                if a > b {
+                    return Err(LabError::Invalid(format!(
+                        "range '{}' runs backwards in '{s}' (write {b}-{a})",
+                        tok.trim()
+                    )));
+                }
+                set.extend(a..=b);
+            }
+            None => {
+                set.insert(port(tok)?);
+            }
+        }
+    }
+    Ok(set.into_iter().collect())
+}
+
+/// Format a port list compactly (`21-23,80`).
+pub fn format_ports(ports: &[u16]) -> String {
+    if ports.is_empty() {
+        return "none".to_string();
+    }
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < ports.len() {
+        let start = ports[i];
+        let mut end = start;
+        while i + 1 < ports.len() && ports[i + 1] == end.wrapping_add(1) && end != u16::MAX {
+            i += 1;
+            end = ports[i];
+        }
+        if end == start {
+            out.push(start.to_string());
+        } else {
+            out.push(format!("{start}-{end}"));
+        }
+        i += 1;
+    }
+    out.join(",")
+}
+
+/// Everything that describes one lab. Two labs with different `name`, `scan_ns`
+/// and `tgt_ns` can run side by side (the links and addresses live inside the
+/// namespaces, so they may be equal across labs).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabConfig {
+    /// Lab name: run directory `<run_dir>/<name>/`.
+    pub name: String,
+    /// Scanner network namespace (only `lo` and `scan_if`, no default route).
+    pub scan_ns: String,
+    /// Target network namespace (AnyIP for `target_net`, the responder).
+    pub tgt_ns: String,
+    /// Scanner end of the veth pair.
+    pub scan_if: String,
+    /// Target end of the veth pair.
+    pub tgt_if: String,
+    /// MAC of `scan_if`.
+    pub scan_mac: MacAddr,
+    /// MAC of `tgt_if` (the "router MAC" raw scanners need).
+    pub tgt_mac: MacAddr,
+    /// Address of `scan_if` (in a /30 with `tgt_ip`).
+    pub scan_ip: Ipv4Addr,
+    /// Address of `tgt_if`, the gateway to `target_net`.
+    pub tgt_ip: Ipv4Addr,
+    /// Network every address of which answers (AnyIP in the target namespace).
+    pub target_net: Ipv4Net,
+    /// Open TCP ports (listeners with banners); every other port answers RST.
+    pub tcp_ports: Vec<u16>,
+    /// UDP ports with a responder; every other port answers ICMP port unreachable.
+    pub udp_ports: Vec<u16>,
+    /// TX/RX queues on each veth end (one AF_XDP socket or sender thread per queue).
+    pub queues: u32,
+    /// Accept backlog per listener and the target namespace's `somaxconn`.
+    pub backlog: u32,
+    /// Directory holding the run directories of all labs.
+    pub run_dir: PathBuf,
+    /// The `prtip` binary that runs the responder (`prtip lab serve`). `None`:
+    /// `$PRTIP_BIN`, else this executable if it is `prtip`, else `prtip` next to
+    /// (or one level above) this executable, as cargo lays out tests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responder_exe: Option<PathBuf>,
+}
+
+impl Default for LabConfig {
+    fn default() -> LabConfig {
+        LabConfig::named(DEFAULT_NAME)
+    }
+}
+
+static UNIQUE: AtomicU32 = AtomicU32::new(0);
+
+fn default_queues() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1)
+}
+
+impl LabConfig {
+    /// The default lab with every name derived from `name`: namespaces
+    /// `<name>-scan` / `<name>-tgt`, links `<name>-s0` / `<name>-t0`.
+    pub fn named(name: &str) -> LabConfig {
+        LabConfig {
+            name: name.to_string(),
+            scan_ns: format!("{name}-scan"),
+            tgt_ns: format!("{name}-tgt"),
+            scan_if: format!("{name}-s0"),
+            tgt_if: format!("{name}-t0"),
+            scan_mac: MacAddr([0x02, 0x70, 0x72, 0x74, 0x00, 0x01]),
+            tgt_mac: MacAddr([0x02, 0x70, 0x72, 0x74, 0x00, 0x02]),
+            scan_ip: Ipv4Addr::new(198, 18, 0, 1),
+            tgt_ip: Ipv4Addr::new(198, 18, 0, 2),
+            target_net: Ipv4Net {
+                addr: Ipv4Addr::new(198, 19, 0, 0),
+                prefix: 16,
+            },
+            tcp_ports: DEFAULT_TCP_PORTS.to_vec(),
+            udp_ports: DEFAULT_UDP_PORTS.to_vec(),
+            queues: default_queues(),
+            backlog: DEFAULT_BACKLOG,
+            run_dir: PathBuf::from(DEFAULT_RUN_DIR),
+            responder_exe: None,
+        }
+    }
+
+    /// A lab whose name is unique on this machine for this process
+    /// (`<prefix><pid><counter>`, at most [`MAX_NAME_LEN`] bytes): for tests that
+    /// run labs side by side. `prefix` is cut to 4 bytes.
+    pub fn unique(prefix: &str) -> LabConfig {
+        let prefix: String = prefix
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(4)
+            .collect();
+        let n = UNIQUE.fetch_add(1, Ordering::Relaxed) % 256;
+        let name = format!("{prefix}{:x}{n:02x}", std::process::id());
+        let name: String = name.chars().take(MAX_NAME_LEN).collect();
+        LabConfig::named(&name)
+    }
+
+    /// The run directory of this lab (`<run_dir>/<name>`).
+    pub fn lab_dir(&self) -> PathBuf {
+        self.run_dir.join(&self.name)
+    }
+
+    /// The /30 that joins the two veth ends.
+    pub fn link_net(&self) -> Ipv4Net {
+        let a = u32::from(self.scan_ip) & 0xffff_fffc;
+        Ipv4Net {
+            addr: Ipv4Addr::from(a),
+            prefix: 30,
+        }
+    }
+
+    /// Check every field; the error names the bad value and what would be accepted.
+    pub fn validate(&self) -> Result<(), LabError> {
+        check_name("lab name", &self.name, 64)?;
+        check_name("scanner namespace", &self.scan_ns, 200)?;
+        check_name("target namespace", &self.tgt_ns, 200)?;
+        check_name("scanner link", &self.scan_if, 15)?;
+        check_name("target link", &self.tgt_if, 15)?;
+        for l in [&self.scan_if, &self.tgt_if] {
+            if l == "lo" {
+                return Err(LabError::Invalid("a lab link cannot be named 'lo'".into()));
+            }
+        }
+        if self.scan_ns == self.tgt_ns {
+            return Err(LabError::Invalid(format!(
+                "the scanner and target namespaces must differ (both are '{}')",
+                self.scan_ns
+            )));
+        }
+        for (what, m) in [("scanner", self.scan_mac), ("target", self.tgt_mac)] {
+            if !m.is_unicast() || m.0 == [0; 6] {
+                return Err(LabError::Invalid(format!(
+                    "{what} MAC {m} is not a unicast address (clear the lowest bit of the first octet)"
+                )));
+            }
+        }
+        if self.scan_mac == self.tgt_mac {
+            return Err(LabError::Invalid(format!(
+                "the scanner and target MACs must differ (both are {})",
+                self.scan_mac
+            )));
+        }
+        let link = self.link_net();
+        if !link.contains(self.tgt_ip) {
+            return Err(LabError::Invalid(format!(
+                "scanner address {} and target address {} must share one /30 (for example 198.18.0.1 and 198.18.0.2)",
+                self.scan_ip, self.tgt_ip
+            )));
+        }
+        let first = u32::from(link.addr);
+        for (what, ip) in [("scanner", self.scan_ip), ("target", self.tgt_ip)] {
+            let v = u32::from(ip);
+            if !link.contains(ip) || v == first || v == first + 3 {
+                return Err(LabError::Invalid(format!(
+                    "{what} address {ip} must be a host address of the /30 {link} shared by both ends"
+                )));
+            }
+        }
+        if self.scan_ip == self.tgt_ip {
+            return Err(LabError::Invalid(format!(
+                "the scanner and target addresses must differ (both are {})",
+                self.scan_ip
+            )));
+        }
+        if self.target_net.prefix < 8 {
+            return Err(LabError::Invalid(format!(
+                "target network {} is too large (use a prefix of /8 or longer)",
+                self.target_net
+            )));
+        }
+        if self.target_net.overlaps(&link) {
+            return Err(LabError::Invalid(format!(
+                "target network {} overlaps the link network {link}",
+                self.target_net
+            )));
+        }
+        for (what, ip) in [("target network", self.target_net.addr)] {
+            if ip.is_loopback() || ip.is_multicast() || ip.is_broadcast() || ip.is_unspecified() {
+                return Err(LabError::Invalid(format!(
+                    "{what} {} is not a unicast network",
+                    self.target_net
+                )));
+            }
+        }
+        if self.queues == 0 || self.queues > 256 {
+            return Err(LabError::Invalid(format!(
+                "queues {} is out of range (1-256)",
+                self.queues
+            )));
+        }
+        if self.backlog == 0 || self.backlog > 1 << 20 {
+            return Err(LabError::Invalid(format!(
+                "backlog {} is out of range (1-1048576)",
+                self.backlog
+            )));
+        }
+        for (what, ports) in [("TCP", &self.tcp_ports), ("UDP", &self.udp_ports)] {
+            if ports.contains(&0) {
+                return Err(LabError::Invalid(format!(
+                    "{what} port 0 is not a valid port (ports are 1-65535)"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// What any correct scan of this lab must find.
+    pub fn ground_truth(&self) -> GroundTruth {
+        GroundTruth {
+            target_net: self.target_net,
+            tcp_open: self.tcp_ports.iter().copied().collect(),
+            udp_open: self.udp_ports.iter().copied().collect(),
+        }
+    }
+}
+
+fn check_name(what: &str, v: &str, max: usize) -> Result<(), LabError> {
+    let ok_chars = v
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if v.is_empty() || v.len() > max || !ok_chars || v.starts_with('.') || v.starts_with('-') {
+        return Err(LabError::Invalid(format!(
+            "{what} '{v}' is not valid (1-{max} characters from a-z A-Z 0-9 . _ -, not starting with . or -)"
+        )));
+    }
+    Ok(())
+}
+
+/// A lab's ground truth: every address of `target_net` answers the same way.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroundTruth {
+    /// Every address of this network answers.
+    pub target_net: Ipv4Net,
+    /// TCP ports that answer SYN-ACK (and a banner); all others RST.
+    pub tcp_open: BTreeSet<u16>,
+    /// UDP ports that answer; all others ICMP port unreachable.
+    pub udp_open: BTreeSet<u16>,
+}
+
+/// Transport protocol of a ground-truth question.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Proto {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl GroundTruth {
+    /// Whether `addr:port` is open for `proto`.
+    pub fn is_open(&self, proto: Proto, addr: Ipv4Addr, port: u16) -> bool {
+        self.target_net.contains(addr)
+            && match proto {
+                Proto::Tcp => self.tcp_open.contains(&port),
+                Proto::Udp => self.udp_open.contains(&port),
+            }
+    }
+
+    /// Open `(address, port)` pairs of a scan of `targets` × `ports`, in
+    /// (address, port) order, without materialising the set.
+    pub fn open_endpoints<'a>(
+        &'a self,
+        proto: Proto,
+        targets: &'a Ipv4Net,
+        ports: &'a [u16],
+    ) -> impl Iterator<Item = (Ipv4Addr, u16)> + 'a {
+        let mut ports: Vec<u16> = ports.to_vec();
+        ports.sort_unstable();
+        ports.dedup();
+        targets.iter().flat_map(move |a| {
+            let open: Vec<(Ipv4Addr, u16)> = ports
+                .iter()
+                .filter(|&&p| self.is_open(proto, a, p))
+                .map(|&p| (a, p))
+                .collect();
+            open
+        })
+    }
+
+    /// How many endpoints of `targets` × `ports` are open (and how many closed).
+    pub fn count(&self, proto: Proto, targets: &Ipv4Net, ports: &[u16]) -> (u64, u64) {
+        let mut ports: Vec<u16> = ports.to_vec();
+        ports.sort_unstable();
+        ports.dedup();
+        let open_set = match proto {
+            Proto::Tcp => &self.tcp_open,
+            Proto::Udp => &self.udp_open,
+        };
+        let open_ports = ports.iter().filter(|p| open_set.contains(p)).count() as u64;
+        let inside = targets
+            .iter()
+            .filter(|a| self.target_net.contains(*a))
+            .count() as u64;
+        let total = targets.len() * ports.len() as u64;
+        let open = inside * open_ports;
+        (open, total - open)
+    }
+}
+
+impl fmt::Display for GroundTruth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tcp: Vec<u16> = self.tcp_open.iter().copied().collect();
+        let udp: Vec<u16> = self.udp_open.iter().copied().collect();
+        write!(
+            f,
+            "every address of {} ({}) answers: TCP open {} (all other TCP ports RST), UDP open {} (all other UDP ports ICMP port unreachable)",
+            self.target_net,
+            self.target_net.len(),
+            format_ports(&tcp),
+            format_ports(&udp)
+        )
+    }
+}
+
+/// Names of the services behind the open ports, for messages (`22/ssh`).
+pub fn describe_ports(proto: Proto, ports: &[u16]) -> String {
+    ports
+        .iter()
+        .map(|&p| {
+            let name = match proto {
+                Proto::Tcp => services::tcp_service(p).map(|s| s.name),
+                Proto::Udp => services::udp_service(p).map(|s| s.name),
+            };
+            match name {
+                Some(n) => format!("{p}/{n}"),
+                None => p.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_parse_lists_ranges_and_name_bad_tokens() {
+        assert_eq!(
+            parse_ports("80,22,22,8000-8002").unwrap(),
+            vec![22, 80, 8000, 8001, 8002]
+        );
+        assert_eq!(parse_ports("none").unwrap(), Vec::<u16>::new());
+        assert_eq!(parse_ports("").unwrap(), Vec::<u16>::new());
+        let e = parse_ports("22,99999").unwrap_err().to_string();
+        assert!(e.contains("99999") && e.contains("above 65535"), "{e}");
+        let e = parse_ports("22,ssh").unwrap_err().to_string();
+        assert!(e.contains("'ssh'"), "{e}");
+        let e = parse_ports("0").unwrap_err().to_string();
+        assert!(e.contains("port 0"), "{e}");
+        let e = parse_ports("90-80").unwrap_err().to_string();
+        assert!(e.contains("'90-80'"), "{e}");
+        assert!(parse_ports("22,,80").is_err());
+    }
+
+    #[test]
+    fn ports_format_compactly() {
+        assert_eq!(format_ports(&[21, 22, 23, 80, 65535]), "21-23,80,65535");
+        assert_eq!(format_ports(&[]), "none");
+    }
+
+    #[test]
+    fn cidr_parses_and_names_bad_values() {
+        let n: Ipv4Net = "198.19.0.0/16".parse().unwrap();
+        assert_eq!(n.len(), 65536);
+        assert!(n.contains("198.19.255.255".parse().unwrap()));
+        assert!(!n.contains("198.20.0.0".parse().unwrap()));
+        assert_eq!(n.nth(65535), Some("198.19.255.255".parse().unwrap()));
+        assert_eq!(n.nth(65536), None);
+        assert_eq!("10.0.0.1".parse::<Ipv4Net>().unwrap().len(), 1);
+        let e = "198.19.0.0/33".parse::<Ipv4Net>().unwrap_err().to_string();
+        assert!(e.contains("198.19.0.0/33") && e.contains("above 32"), "{e}");
+        let e = "198.19.1.0/16".parse::<Ipv4Net>().unwrap_err().to_string();
+        assert!(e.contains("198.19.0.0/16"), "{e}");
+        let e = "198.19.0/16".parse::<Ipv4Net>().unwrap_err().to_string();
+        assert!(e.contains("'198.19.0/16'"), "{e}");
+        assert!("198.19.0.0/".parse::<Ipv4Net>().is_err());
+        assert!("198.19.0.0/+8".parse::<Ipv4Net>().is_err());
+    }
+
+    #[test]
+    fn mac_parses_and_prints() {
+        let m: MacAddr = "02:70:72:74:00:01".parse().unwrap();
+        assert_eq!(m.to_string(), "02:70:72:74:00:01");
+        assert!(m.is_unicast());
+        assert!(!"03:00:00:00:00:01".parse::<MacAddr>().unwrap().is_unicast());
+        assert!("02:70:72:74:00".parse::<MacAddr>().is_err());
+        assert!("02:70:72:74:00:zz".parse::<MacAddr>().is_err());
+    }
+
+    #[test]
+    fn default_config_matches_the_contract() {
+        let c = LabConfig::default();
+        assert_eq!(c.scan_ns, "prtip-scan");
+        assert_eq!(c.tgt_ns, "prtip-tgt");
+        assert_eq!(c.scan_if, "prtip-s0");
+        assert_eq!(c.tgt_if, "prtip-t0");
+        assert_eq!(c.target_net.to_string(), "198.19.0.0/16");
+        assert_eq!(c.link_net().to_string(), "198.18.0.0/30");
+        c.validate().unwrap();
+        let json = serde_json::to_string(&c).unwrap();
+        let back: LabConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn unique_names_fit_link_names_and_differ() {
+        let a = LabConfig::unique("test");
+        let b = LabConfig::unique("test");
+        assert_ne!(a.name, b.name);
+        assert!(a.name.len() <= MAX_NAME_LEN);
+        a.validate().unwrap();
+    }
+
+    #[test]
+    fn validate_names_the_bad_value() {
+        let c = LabConfig {
+            scan_if: "much-too-long-name".into(),
+            ..LabConfig::default()
+        };
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("much-too-long-name"));
+        let c = LabConfig {
+            target_net: "198.18.0.0/24".parse().unwrap(),
+            ..LabConfig::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("overlaps"));
+        let c = LabConfig {
+            scan_ip: "198.18.0.3".parse().unwrap(),
+            ..LabConfig::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("198.18.0.3"));
+        let c = LabConfig {
+            scan_ns: "a/b".into(),
+            ..LabConfig::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("'a/b'"));
+    }
+
+    #[test]
+    fn ground_truth_counts_and_lists() {
+        let c = LabConfig {
+            tcp_ports: vec![80, 8080],
+            ..LabConfig::default()
+        };
+        let g = c.ground_truth();
+        let net: Ipv4Net = "198.19.0.0/16".parse().unwrap();
+        assert_eq!(
+            g.count(Proto::Tcp, &net, &[80, 8080, 22, 443]),
+            (131072, 131072)
+        );
+        let small: Ipv4Net = "198.19.0.0/30".parse().unwrap();
+        let open: Vec<_> = g.open_endpoints(Proto::Tcp, &small, &[22, 80]).collect();
+        assert_eq!(open.len(), 4);
+        assert_eq!(open[0], ("198.19.0.0".parse().unwrap(), 80));
+        assert!(!g.is_open(Proto::Tcp, "198.20.0.1".parse().unwrap(), 80));
+        assert!(g.is_open(Proto::Udp, "198.19.3.4".parse().unwrap(), 53));
+        assert!(g.to_string().contains("TCP open 80,8080"));
+    }
+}

@@ -1,0 +1,111 @@
+//! Helpers shared by the integration tests (`mod common;` in a test file):
+//! finding the built `prtip` binary, bringing up a uniquely named lab that is
+//! always torn down (even when the test panics), and running commands inside a
+//! lab namespace. Owned by the house engineer; add helpers, keep them small.
+
+#![allow(dead_code)]
+
+use prtip_lab::{LabConfig, LabGuard};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// The workspace root (the root package's manifest directory).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The `prtip` binary under test: `$PRTIP_BIN`, else the one cargo built next to
+/// this test binary (`<target>/<profile>/prtip`), else
+/// `$CARGO_TARGET_DIR/debug/prtip`, else `<workspace>/target/debug/prtip`.
+/// Panics with the command to run when it has not been built.
+pub fn prtip_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("PRTIP_BIN") {
+        return PathBuf::from(p);
+    }
+    let mut candidates = Vec::new();
+    if let Ok(me) = std::env::current_exe() {
+        // <target>/<profile>/deps/<test>-<hash>
+        if let Some(profile_dir) = me.parent().and_then(|d| d.parent()) {
+            candidates.push(profile_dir.join("prtip"));
+        }
+    }
+    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
+        let t = PathBuf::from(t);
+        let t = if t.is_relative() {
+            workspace_root().join(t)
+        } else {
+            t
+        };
+        candidates.push(t.join("debug").join("prtip"));
+    }
+    candidates.push(workspace_root().join("target").join("debug").join("prtip"));
+    for c in &candidates {
+        if c.is_file() {
+            return c.clone();
+        }
+    }
+    panic!(
+        "the prtip binary is not built (looked at {candidates:?}); run `cargo build -p prtip` first (./dev test does)"
+    );
+}
+
+/// A `Command` for the `prtip` binary under test.
+pub fn prtip() -> Command {
+    Command::new(prtip_bin())
+}
+
+/// Whether this process runs as root (lab tests need it).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// For tests that need root and network namespaces: true when the test should
+/// run. Without root it panics with instructions, unless
+/// `PRTIP_SKIP_NETNS_TESTS=1` asks to skip (then it says so and returns false).
+pub fn netns_tests_enabled() -> bool {
+    if std::env::var_os("PRTIP_SKIP_NETNS_TESTS").is_some_and(|v| v == "1") {
+        eprintln!("skipped: PRTIP_SKIP_NETNS_TESTS=1");
+        return false;
+    }
+    assert!(
+        is_root(),
+        "this test builds network namespaces and needs root: run `sudo ./dev test` (or set PRTIP_SKIP_NETNS_TESTS=1 to skip it)"
+    );
+    true
+}
+
+/// A lab config with a unique name (see [`LabConfig::unique`]) whose responder
+/// is the `prtip` binary under test.
+pub fn lab_config(prefix: &str) -> LabConfig {
+    LabConfig {
+        responder_exe: Some(prtip_bin()),
+        ..LabConfig::unique(prefix)
+    }
+}
+
+/// Bring up a uniquely named lab; it is taken down when the guard drops (also
+/// when the test panics).
+pub fn lab(prefix: &str) -> LabGuard {
+    lab_with(lab_config(prefix))
+}
+
+/// Bring up a lab from `cfg` (set `responder_exe` or start from [`lab_config`]).
+pub fn lab_with(cfg: LabConfig) -> LabGuard {
+    let name = cfg.name.clone();
+    LabGuard::up(cfg).unwrap_or_else(|e| panic!("bringing up lab {name}: {e}"))
+}
+
+/// Run `program args...` inside namespace `ns` (`ip netns exec`) and return its output.
+pub fn run_in_ns(ns: &str, program: &str, args: &[&str]) -> Output {
+    Command::new("ip")
+        .args(["netns", "exec", ns, program])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {program} in namespace {ns}: {e}"))
+}
+
+/// Whether the named network namespace exists.
+pub fn ns_exists(ns: &str) -> bool {
+    prtip_lab::netns::ns_exists(ns)
+}
