@@ -116,6 +116,36 @@ struct Slot {
     generation: u32,
 }
 
+/// What a scan loop asks of whoever runs it, between turns (about every 100 ms and
+/// after every batch of completions).
+pub trait Driver {
+    /// Stop starting new work; what is in flight completes and is reported (pause).
+    fn pause_requested(&self) -> bool;
+    /// Stop at once and push nothing more (the log stays resumable from its last checkpoint).
+    fn aborted(&self) -> bool {
+        false
+    }
+    /// Progress: the first unfinished walk position and the counters so far. The
+    /// driver may push events of its own (samples).
+    fn tick(
+        &mut self,
+        _sink: &mut dyn EventSink,
+        _next_position: u64,
+        _counters: &Counters,
+    ) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+/// A [`Driver`] that only watches a stop flag.
+pub struct StopFlag<'a>(pub &'a AtomicBool);
+
+impl Driver for StopFlag<'_> {
+    fn pause_requested(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// Runs a connect scan over `jobs`, pushing one Reply per port into `sink`, and
 /// checkpoints as it goes. Returns early (after the connects in flight finish) when
 /// `stop` becomes true.
@@ -124,6 +154,16 @@ pub fn scan(
     opts: &ConnectOptions,
     sink: &mut dyn EventSink,
     stop: &AtomicBool,
+) -> Result<ConnectReport, ConnectError> {
+    scan_with(jobs, opts, sink, &mut StopFlag(stop))
+}
+
+/// [`scan`] under a [`Driver`] (pause, abort, progress).
+pub fn scan_with(
+    jobs: &mut dyn Iterator<Item = Job>,
+    opts: &ConnectOptions,
+    sink: &mut dyn EventSink,
+    driver: &mut dyn Driver,
 ) -> Result<ConnectReport, ConnectError> {
     let budget = sys::fd_budget(opts.max_inflight.max(1));
     let cap = budget.sockets;
@@ -166,7 +206,16 @@ pub fn scan(
     let mut stopped = false;
 
     loop {
-        if !stopped && stop.load(Ordering::Relaxed) {
+        if driver.aborted() {
+            // leave at once; sockets in flight are closed, nothing more is reported
+            for s in slots.iter_mut().filter(|s| s.fd >= 0) {
+                sys::close(s.fd, false);
+                s.fd = -1;
+            }
+            stopped = true;
+            break;
+        }
+        if !stopped && driver.pause_requested() {
             stopped = true;
         }
         // 1. start connects while the bound, the jobs and the bucket allow
@@ -344,7 +393,8 @@ pub fn scan(
             unfinished.remove(&job.position);
             since_ckpt += 1;
         }
-        // 3. checkpoint
+        // 3. progress and checkpoint
+        driver.tick(sink, unfinished.first().copied().unwrap_or(issued_upto), &c)?;
         let now = sys::now_ns();
         let by_count =
             opts.checkpoint_every_probes > 0 && since_ckpt >= opts.checkpoint_every_probes;

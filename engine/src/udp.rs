@@ -24,7 +24,7 @@
 //! open|filtered. Never builds packets by hand, never touches the permutation.
 
 use crate::connect::ring::{unpack, user_data, Ring};
-use crate::connect::{sys, Job};
+use crate::connect::{sys, Driver, Job, StopFlag};
 use crate::pacing::TokenBucket;
 use io_uring::{opcode, squeue, types};
 use prtip_services::ProbeDb;
@@ -35,7 +35,7 @@ use prtip_store::event::{
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 /// Tunables of a UDP scan.
@@ -216,6 +216,17 @@ pub fn scan(
     sink: &mut dyn EventSink,
     stop: &AtomicBool,
 ) -> Result<UdpReport, UdpError> {
+    scan_with(jobs, db, opts, sink, &mut StopFlag(stop))
+}
+
+/// [`scan`] under a [`Driver`] (pause, abort, progress).
+pub fn scan_with(
+    jobs: &mut dyn Iterator<Item = Job>,
+    db: &ProbeDb,
+    opts: &UdpOptions,
+    sink: &mut dyn EventSink,
+    driver: &mut dyn Driver,
+) -> Result<UdpReport, UdpError> {
     let budget = sys::fd_budget(opts.max_inflight.max(1));
     let cap = budget.sockets;
     let mut slots: Vec<Slot<'_>> = (0..cap)
@@ -259,7 +270,15 @@ pub fn scan(
     let max_queue = cap * 4;
 
     loop {
-        if !stopped && stop.load(Ordering::Relaxed) {
+        if driver.aborted() {
+            for s in slots.iter_mut().filter(|s| s.fd >= 0) {
+                sys::close(s.fd, false);
+                s.fd = -1;
+            }
+            stopped = true;
+            break;
+        }
+        if !stopped && driver.pause_requested() {
             stopped = true;
         }
         let mut wake_ns: u64 = 100_000_000;
@@ -507,6 +526,7 @@ pub fn scan(
             unfinished.remove(&job.position);
             since_ckpt += 1;
         }
+        driver.tick(sink, unfinished.first().copied().unwrap_or(issued_upto), &c)?;
         let now = sys::now_ns();
         let by_count =
             opts.checkpoint_every_probes > 0 && since_ckpt >= opts.checkpoint_every_probes;

@@ -9,16 +9,17 @@
 //! what matched) belong to prtip-services; this module never parses answers itself.
 
 use super::ring::{unpack, user_data, Ring};
-use super::sys;
+use super::{sys, Driver, StopFlag};
 use io_uring::{opcode, squeue, types};
 use prtip_services::{DetectOptions, Detector, NextProbe, ProbeDb};
 use prtip_store::event::{
-    now_us, Addr, Banner, Checkpoint, Event, EventSink, PortState, Protocol, Service, SinkError,
+    now_us, Addr, Banner, Checkpoint, Counters, Event, EventSink, PortState, Protocol, Service,
+    SinkError,
 };
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 /// Tunables of service detection.
@@ -116,6 +117,18 @@ pub fn detect(
     sink: &mut dyn EventSink,
     stop: &AtomicBool,
 ) -> Result<GrabReport, GrabError> {
+    detect_with(targets, db, opts, sink, &mut StopFlag(stop))
+}
+
+/// [`detect`] under a [`Driver`]: a pause stops starting new ports (those started are
+/// finished), an abort leaves at once. `tick` gets the number of ports finished.
+pub fn detect_with(
+    targets: &mut dyn Iterator<Item = SocketAddr>,
+    db: &ProbeDb,
+    opts: &GrabOptions,
+    sink: &mut dyn EventSink,
+    driver: &mut dyn Driver,
+) -> Result<GrabReport, GrabError> {
     let budget = sys::fd_budget(opts.max_parallel.max(1));
     let cap = budget.sockets;
     let mut slots: Vec<Slot<'_>> = (0..cap)
@@ -145,7 +158,15 @@ pub fn detect(
     let mut ready: VecDeque<usize> = VecDeque::new(); // slots whose next step must be started
 
     loop {
-        if !report.stopped && stop.load(Ordering::Relaxed) {
+        if driver.aborted() {
+            for s in slots.iter_mut().filter(|s| s.fd >= 0) {
+                sys::close(s.fd, false);
+                s.fd = -1;
+            }
+            report.stopped = true;
+            break;
+        }
+        if !report.stopped && driver.pause_requested() {
             report.stopped = true;
         }
         while !free.is_empty() && !exhausted && !report.stopped {
@@ -163,11 +184,17 @@ pub fn detect(
             report.ports += 1;
             ready.push_back(idx);
         }
+        let mut finished_any = false;
         while let Some(idx) = ready.pop_front() {
             if advance(&mut slots[idx], idx, &mut ring, opts, &mut report)? {
                 finish(&mut slots[idx], opts, sink, &mut report)?;
                 free.push(idx);
+                finished_any = true;
             }
+        }
+        if finished_any {
+            let done = report.ports - (cap - free.len()) as u64;
+            driver.tick(sink, done, &Counters::default())?;
         }
         if free.len() == cap && (exhausted || report.stopped) {
             break;
@@ -410,6 +437,10 @@ pub struct OpenPorts<'a> {
     inner: &'a mut dyn EventSink,
     /// Open TCP ports seen so far, in the order they were reported.
     pub open: Vec<SocketAddr>,
+    /// Keep a `Finished` event back instead of passing it on (so that detection runs
+    /// before the scan is marked finished); see [`OpenPorts::take_finished`].
+    pub hold_finished: bool,
+    finished: Option<Event>,
 }
 
 impl<'a> OpenPorts<'a> {
@@ -418,7 +449,14 @@ impl<'a> OpenPorts<'a> {
         OpenPorts {
             inner,
             open: Vec::new(),
+            hold_finished: false,
+            finished: None,
         }
+    }
+
+    /// The `Finished` event held back (with `hold_finished`), to push after detection.
+    pub fn take_finished(&mut self) -> Option<Event> {
+        self.finished.take()
     }
 
     /// The open ports, sorted and without duplicates (a retry may report one twice).
@@ -432,10 +470,15 @@ impl<'a> OpenPorts<'a> {
 
 impl EventSink for OpenPorts<'_> {
     fn push(&mut self, event: Event) -> Result<(), SinkError> {
-        if let Event::Reply(r) = &event {
-            if r.proto == Protocol::Tcp && r.state == PortState::Open {
+        match &event {
+            Event::Reply(r) if r.proto == Protocol::Tcp && r.state == PortState::Open => {
                 self.open.push(SocketAddr::new(r.addr.ip(), r.port));
             }
+            Event::Finished(_) if self.hold_finished => {
+                self.finished = Some(event);
+                return Ok(());
+            }
+            _ => {}
         }
         self.inner.push(event)
     }
