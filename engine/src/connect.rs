@@ -16,6 +16,7 @@
 
 pub mod grab;
 pub mod ring;
+pub mod run;
 pub mod sys;
 
 use crate::pacing::TokenBucket;
@@ -125,6 +126,11 @@ pub trait Driver {
     fn aborted(&self) -> bool {
         false
     }
+    /// Pause in place: start nothing new, let what is in flight finish, keep calling
+    /// `tick` until this turns false again.
+    fn held(&self) -> bool {
+        false
+    }
     /// Progress: the first unfinished walk position and the counters so far. The
     /// driver may push events of its own (samples).
     fn tick(
@@ -219,10 +225,11 @@ pub fn scan_with(
             stopped = true;
         }
         // 1. start connects while the bound, the jobs and the bucket allow
+        let holding = driver.held();
         let inflight = cap - free.len();
         let mut room = limit.saturating_sub(inflight);
         let mut pace_wait_ns = 0u64;
-        while room > 0 && !stopped {
+        while room > 0 && !stopped && !holding {
             let next = if let Some(r) = retry.pop_front() {
                 Some(r)
             } else if !exhausted {
@@ -302,6 +309,11 @@ pub fn scan_with(
         if inflight == 0 {
             if stopped || (exhausted && retry.is_empty()) {
                 break;
+            }
+            if holding {
+                driver.tick(sink, unfinished.first().copied().unwrap_or(issued_upto), &c)?;
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
             }
             if pace_wait_ns > 0 {
                 std::thread::sleep(Duration::from_nanos(pace_wait_ns));

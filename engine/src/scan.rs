@@ -378,7 +378,8 @@ impl ScanControl {
     pub fn is_aborted(&self) -> bool {
         self.abort.load(SeqCst)
     }
-    fn reason(&self) -> String {
+    /// Why the scan was paused or held (`SIGINT`, `monitor`, ...).
+    pub fn reason(&self) -> String {
         self.reason.lock().unwrap().clone()
     }
 }

@@ -281,11 +281,12 @@ pub fn scan_with(
         if !stopped && driver.pause_requested() {
             stopped = true;
         }
+        let holding = driver.held();
         let mut wake_ns: u64 = 100_000_000;
         // 1. start probes: queued first (retries, paced jobs), then new jobs
         let mut scanned = 0usize;
         let queued = queue.len();
-        while !stopped && cap - free.len() < limit {
+        while !stopped && !holding && cap - free.len() < limit {
             let from_queue = scanned < queued;
             let next = if from_queue {
                 scanned += 1;
@@ -378,6 +379,9 @@ pub fn scan_with(
             if stopped || (exhausted && queue.is_empty()) {
                 break;
             }
+            if holding {
+                driver.tick(sink, unfinished.first().copied().unwrap_or(issued_upto), &c)?;
+            }
             std::thread::sleep(Duration::from_nanos(wake_ns.min(50_000_000)));
             continue;
         }
@@ -418,13 +422,14 @@ pub fn scan_with(
             s.fd = -1;
             free.push(idx);
             let (state, reason, code) = match res {
-                r if r > 0 => (PortState::Open, Reason::UdpResponse, 0u8),
+                // a datagram came back (an empty one counts: recv returned 0 bytes)
+                r if r >= 0 => (PortState::Open, Reason::UdpResponse, 0u8),
                 r if -r == libc::ECONNREFUSED => (
                     PortState::Closed,
                     Reason::PortUnreachable,
                     icmp.map(|e| e.icmp_code).unwrap_or(3),
                 ),
-                r if -r == libc::ECANCELED || -r == libc::ETIME || r == 0 => {
+                r if -r == libc::ECANCELED || -r == libc::ETIME => {
                     if attempt < opts.max_retries {
                         queue.push_back((job, attempt + 1));
                         continue;

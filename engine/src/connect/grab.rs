@@ -169,7 +169,13 @@ pub fn detect_with(
         if !report.stopped && driver.pause_requested() {
             report.stopped = true;
         }
-        while !free.is_empty() && !exhausted && !report.stopped {
+        let holding = driver.held();
+        if holding && free.len() == cap {
+            driver.tick(sink, report.ports, &Counters::default())?;
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        while !free.is_empty() && !exhausted && !report.stopped && !holding {
             let Some(target) = targets.next() else {
                 exhausted = true;
                 break;
@@ -452,6 +458,11 @@ impl<'a> OpenPorts<'a> {
             hold_finished: false,
             finished: None,
         }
+    }
+
+    /// The wrapped sink back.
+    pub fn into_inner(self) -> &'a mut dyn EventSink {
+        self.inner
     }
 
     /// The `Finished` event held back (with `hold_finished`), to push after detection.

@@ -1,0 +1,396 @@
+//! Whole `-sT` and `-sU` scans from a [`ScanPlan`], with the same events, control and
+//! checkpoints as the SYN engine's [`crate::scan::run`]; and `-sV` after any port scan.
+//!
+//! Owns: turning the plan's walk into [`Job`]s (first pass only: the connect and UDP
+//! loops retry by themselves, so a walk position is one port and `total_probes` is
+//! targets × ports), ScanStarted / Resumed / Checkpoint / Paused / Finished / Sample
+//! events, obeying [`ScanControl`] (pause, hold, abort) and live [`Progress`]
+//! numbers. The timing comes from the plan and from `ScanSpec::extra_json` keys
+//! `connect_timeout_ms`, `max_parallelism`, `version_intensity`, `version_wait_ms`.
+//! Never opens the log or parses flags (the cli does).
+//!
+//! [`Progress`]: crate::scan::Progress
+
+use super::grab::{self, GrabError, GrabOptions, GrabReport, OpenPorts};
+use super::{ConnectError, ConnectOptions, Driver, Job};
+use crate::metrics;
+use crate::scan::{RunOptions, ScanControl, ScanOutcome, ScanPlan};
+use crate::udp::{self, UdpError, UdpOptions};
+use prtip_services::{DetectOptions, ProbeDb};
+use prtip_store::event::{
+    now_us, Checkpoint, Counters, Event, EventSink, Finished, Paused, Protocol, Resumed, Sample,
+    ScanStarted, ScanType, SinkError, Versions, SCHEMA_VERSION,
+};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+/// Why a connect or UDP scan stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The connect loop failed.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The UDP loop failed.
+    #[error(transparent)]
+    Udp(#[from] UdpError),
+    /// Service detection failed.
+    #[error(transparent)]
+    Grab(#[from] GrabError),
+    /// The sink failed.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// The plan is not a connect or UDP scan.
+    #[error("{0}")]
+    Plan(String),
+}
+
+/// Tunables of the connect/UDP loops and of detection, as the plan sets them.
+#[derive(Clone, Debug)]
+pub struct Tuning {
+    /// Connect loop.
+    pub connect: ConnectOptions,
+    /// UDP loop.
+    pub udp: UdpOptions,
+    /// Service detection.
+    pub grab: GrabOptions,
+}
+
+impl Tuning {
+    /// Derives the tuning of `plan`: rate and retries from its timing; the per-attempt
+    /// timeout from `connect_timeout_ms` (else the `--wait` clamped to 0.5..3 s);
+    /// parallelism from `max_parallelism`; detection from `version_intensity` and
+    /// `version_wait_ms`.
+    pub fn of(plan: &ScanPlan) -> Tuning {
+        let extra: serde_json::Value =
+            serde_json::from_str(&plan.spec.extra_json).unwrap_or(serde_json::Value::Null);
+        let get = |k: &str| extra.get(k).and_then(|v| v.as_u64());
+        let timeout = Duration::from_millis(
+            get("connect_timeout_ms").unwrap_or(plan.timing.wait_ms.clamp(500, 3000)),
+        );
+        let parallel = get("max_parallelism").map(|n| n.max(1) as usize);
+        let t = plan.timing;
+        let connect = ConnectOptions {
+            timeout,
+            max_retries: t.max_retries,
+            max_inflight: parallel.unwrap_or(4096),
+            rate_mpps: t.rate_mpps,
+            checkpoint_every_probes: 0,
+            checkpoint_every: Duration::ZERO, // the run driver checkpoints
+        };
+        let udp = UdpOptions {
+            timeout,
+            max_retries: t.max_retries,
+            max_inflight: parallel.unwrap_or(1024),
+            rate_mpps: t.rate_mpps,
+            service_detection: plan.spec.service_detection,
+            checkpoint_every_probes: 0,
+            checkpoint_every: Duration::ZERO,
+            ..UdpOptions::default()
+        };
+        let mut detect = DetectOptions::default();
+        if let Some(i) = get("version_intensity") {
+            detect.intensity = i.min(9) as u8;
+        }
+        if let Some(w) = get("version_wait_ms") {
+            detect.null_wait = Some(Duration::from_millis(w));
+            detect.probe_wait = Some(Duration::from_millis(w));
+        }
+        let grab = GrabOptions {
+            max_parallel: parallel.unwrap_or(512).min(4096),
+            connect_timeout: timeout,
+            detect,
+            ..GrabOptions::default()
+        };
+        Tuning { connect, udp, grab }
+    }
+}
+
+/// The driver the loops see: obeys the control, keeps progress, writes checkpoints,
+/// samples and the Paused/Resumed pair of a hold.
+struct ControlDriver<'a> {
+    control: &'a ScanControl,
+    opts: &'a RunOptions<'a>,
+    base: Counters,
+    ck_every: Duration,
+    ck_every_probes: u64,
+    last_ck: Instant,
+    last_ck_pos: u64,
+    last_sample: Instant,
+    last_counts: (u64, u64),
+    cpu: metrics::CpuMeter,
+    held_at: Option<u64>,
+    /// Whether `tick` positions are walk positions (port scan) or a count (detection).
+    positions: bool,
+}
+
+impl<'a> ControlDriver<'a> {
+    fn new(control: &'a ScanControl, opts: &'a RunOptions<'a>, base: Counters, from: u64) -> Self {
+        let ck_every = if opts.checkpoint_every_ms == 0 && opts.checkpoint_every_probes == 0 {
+            Duration::from_millis(1000)
+        } else if opts.checkpoint_every_ms == 0 {
+            Duration::MAX
+        } else {
+            Duration::from_millis(opts.checkpoint_every_ms)
+        };
+        ControlDriver {
+            control,
+            opts,
+            base,
+            ck_every,
+            ck_every_probes: opts.checkpoint_every_probes,
+            last_ck: Instant::now(),
+            last_ck_pos: from,
+            last_sample: Instant::now(),
+            last_counts: (base.sent, base.replies),
+            cpu: metrics::CpuMeter::default(),
+            held_at: None,
+            positions: true,
+        }
+    }
+
+    fn total(&self, c: &Counters) -> Counters {
+        Counters {
+            sent: self.base.sent + c.sent,
+            replies: self.base.replies + c.replies,
+            invalid: self.base.invalid + c.invalid,
+            open: self.base.open + c.open,
+            closed: self.base.closed + c.closed,
+            drops: self.base.drops + c.drops,
+        }
+    }
+
+    fn sample(&mut self, sink: &mut dyn EventSink, c: &Counters) -> Result<(), SinkError> {
+        let now = Instant::now();
+        let dt = now.duration_since(self.last_sample).as_secs_f64().max(1e-6);
+        let c = self.total(c);
+        sink.push(Event::Sample(Sample {
+            time_us: now_us(),
+            pps: c.sent.saturating_sub(self.last_counts.0) as f64 / dt,
+            rps: c.replies.saturating_sub(self.last_counts.1) as f64 / dt,
+            counters: c,
+            cpu_percent: self.cpu.percent(),
+            rss_bytes: metrics::rss_bytes(),
+            net_tx_bytes: 0,
+            net_rx_bytes: 0,
+            log_bytes: self.opts.log_bytes.map(|f| f()).unwrap_or(0),
+            rtt_us: [0; 4],
+        }))?;
+        self.last_sample = now;
+        self.last_counts = (c.sent, c.replies);
+        Ok(())
+    }
+}
+
+impl Driver for ControlDriver<'_> {
+    fn pause_requested(&self) -> bool {
+        self.control.pause_requested()
+    }
+    fn aborted(&self) -> bool {
+        self.control.is_aborted()
+    }
+    fn held(&self) -> bool {
+        self.control.is_held()
+    }
+    fn tick(
+        &mut self,
+        sink: &mut dyn EventSink,
+        next: u64,
+        counters: &Counters,
+    ) -> Result<(), SinkError> {
+        let c = self.total(counters);
+        if self.positions {
+            let p = &self.control.progress;
+            p.position.store(next, Relaxed);
+            p.sent.store(c.sent, Relaxed);
+            p.replies.store(c.replies, Relaxed);
+            p.open.store(c.open, Relaxed);
+            p.closed.store(c.closed, Relaxed);
+        }
+        let now = Instant::now();
+        if self.positions {
+            // a hold: once nothing is in flight (the loops only tick then), checkpoint + Paused
+            if self.control.is_held() && self.held_at.is_none() {
+                sink.checkpoint(Checkpoint {
+                    next_index: next,
+                    counters: c,
+                    time_us: now_us(),
+                })?;
+                sink.push(Event::Paused(Paused {
+                    next_index: next,
+                    time_us: now_us(),
+                    reason: self.control.reason(),
+                }))?;
+                self.held_at = Some(next);
+                self.last_ck_pos = next;
+            }
+            if !self.control.is_held() {
+                if let Some(at) = self.held_at.take() {
+                    sink.push(Event::Resumed(Resumed {
+                        from_index: at,
+                        time_us: now_us(),
+                        pid: std::process::id(),
+                    }))?;
+                }
+            }
+            let by_time = now.duration_since(self.last_ck) >= self.ck_every;
+            let by_count = self.ck_every_probes > 0
+                && next.saturating_sub(self.last_ck_pos) >= self.ck_every_probes;
+            if (by_time || by_count) && next > self.last_ck_pos && self.held_at.is_none() {
+                sink.checkpoint(Checkpoint {
+                    next_index: next,
+                    counters: c,
+                    time_us: now_us(),
+                })?;
+                self.last_ck_pos = next;
+                self.last_ck = now;
+            }
+        }
+        if now.duration_since(self.last_sample) >= self.opts.sample_every {
+            self.sample(sink, counters)?;
+        }
+        Ok(())
+    }
+}
+
+/// The plan's first pass as jobs of one protocol, from walk position `from`.
+pub fn jobs(plan: &ScanPlan, proto: Protocol, from: u64) -> impl Iterator<Item = Job> + '_ {
+    let span = plan.walk.span();
+    (from..span).filter_map(move |p| {
+        let (v, _) = plan.walk.at(p);
+        let (addr, pr, port) = plan.probe_of(v);
+        (pr == proto).then(|| Job {
+            position: p,
+            addr: SocketAddr::new(addr, port),
+        })
+    })
+}
+
+/// Runs a `-sT` or `-sU` plan to completion, pause or abort; with
+/// `spec.service_detection` a `-sT` scan then detects the services of its open ports
+/// (before Finished), and a `-sU` scan matches every reply as it comes.
+pub fn run(
+    plan: &ScanPlan,
+    db: &ProbeDb,
+    sink: &mut dyn EventSink,
+    control: &ScanControl,
+    opts: RunOptions<'_>,
+) -> Result<ScanOutcome, RunError> {
+    let proto = match plan.spec.scan_type {
+        ScanType::Connect => Protocol::Tcp,
+        ScanType::Udp => Protocol::Udp,
+        ScanType::Syn => {
+            return Err(RunError::Plan(
+                "connect::run runs -sT and -sU plans; -sS goes through scan::run".into(),
+            ))
+        }
+    };
+    let tuning = Tuning::of(plan);
+    let total = plan.walk.span();
+    let from = opts.resume_from.unwrap_or(0).min(total);
+    control.progress.total.store(total, Relaxed);
+    control.progress.position.store(from, Relaxed);
+    match opts.resume_from {
+        None => sink.push(Event::ScanStarted(Box::new(ScanStarted {
+            scan_id: opts.scan_id,
+            time_us: now_us(),
+            spec: plan.spec.clone(),
+            versions: Versions {
+                prtip: env!("CARGO_PKG_VERSION").to_string(),
+                schema: SCHEMA_VERSION,
+            },
+            command_line: opts.command_line.clone(),
+            total_probes: total,
+            total_targets: plan.total_targets(),
+            pid: std::process::id(),
+        })))?,
+        Some(_) => sink.push(Event::Resumed(Resumed {
+            from_index: from,
+            time_us: now_us(),
+            pid: std::process::id(),
+        }))?,
+    }
+    let base = opts.counters;
+    let mut driver = ControlDriver::new(control, &opts, base, from);
+    let detect_tcp = proto == Protocol::Tcp && plan.spec.service_detection;
+    let mut tee = OpenPorts::new(sink);
+    let (c, next, stopped) = match proto {
+        Protocol::Tcp => {
+            let r = super::scan_with(
+                &mut jobs(plan, proto, from),
+                &tuning.connect,
+                &mut tee,
+                &mut driver,
+            )?;
+            (r.counters, r.next_position, r.stopped)
+        }
+        Protocol::Udp => {
+            let r = udp::scan_with(
+                &mut jobs(plan, proto, from),
+                db,
+                &tuning.udp,
+                &mut tee,
+                &mut driver,
+            )?;
+            (r.counters, r.next_position, r.stopped)
+        }
+    };
+    let open = tee.take_sorted();
+    let sink = tee.into_inner();
+    if control.is_aborted() {
+        return Ok(ScanOutcome::Aborted);
+    }
+    let counters = driver.total(&c);
+    if stopped {
+        sink.checkpoint(Checkpoint {
+            next_index: next,
+            counters,
+            time_us: now_us(),
+        })?;
+        sink.push(Event::Paused(Paused {
+            next_index: next,
+            time_us: now_us(),
+            reason: control.reason(),
+        }))?;
+        return Ok(ScanOutcome::Paused {
+            next_index: next,
+            total,
+            counters,
+        });
+    }
+    control.progress.position.store(total, Relaxed);
+    if detect_tcp {
+        driver.positions = false;
+        grab::detect_with(&mut open.into_iter(), db, &tuning.grab, sink, &mut driver)?;
+        if control.is_aborted() {
+            return Ok(ScanOutcome::Aborted);
+        }
+    }
+    driver.sample(sink, &c)?;
+    sink.checkpoint(Checkpoint {
+        next_index: total,
+        counters,
+        time_us: now_us(),
+    })?;
+    sink.push(Event::Finished(Finished {
+        time_us: now_us(),
+        counters,
+    }))?;
+    Ok(ScanOutcome::Finished { counters })
+}
+
+/// `-sV` after a SYN scan: detects the services on `open` (the ports an [`OpenPorts`]
+/// tee collected), obeying `control`. Push the held-back `Finished` afterwards.
+pub fn detect_after(
+    open: Vec<SocketAddr>,
+    plan: &ScanPlan,
+    db: &ProbeDb,
+    sink: &mut dyn EventSink,
+    control: &ScanControl,
+    opts: &RunOptions<'_>,
+) -> Result<GrabReport, GrabError> {
+    let tuning = Tuning::of(plan);
+    let mut driver = ControlDriver::new(control, opts, opts.counters, 0);
+    driver.positions = false;
+    grab::detect_with(&mut open.into_iter(), db, &tuning.grab, sink, &mut driver)
+}
