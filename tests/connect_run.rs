@@ -176,7 +176,7 @@ fn pause_then_resume_covers_every_port_once() {
         panic!("not paused: {out:?}")
     };
     assert_eq!(total, 1000);
-    assert!(next_index >= 300 && next_index < 1000, "{next_index}");
+    assert!((300..1000).contains(&next_index), "{next_index}");
     assert!(
         matches!(first.events.last(), Some(Event::Paused(p)) if p.next_index == next_index && p.reason == "test")
     );
