@@ -200,7 +200,6 @@ pub fn checkpoint_of(c: &ArchivedCheckpoint) -> Checkpoint {
     de(c)
 }
 /// Deserialize archived counters.
-#[allow(dead_code)]
 pub fn counters_of(c: &ArchivedCounters) -> Counters {
     de(c)
 }

@@ -1,0 +1,433 @@
+//! The history index: one row per scan and its checkpoints, in redb
+//! (`~/.prtip/history.redb` by default).
+//!
+//! The logs are the truth; this index is a cache of [`crate::summarize`] over
+//! them, so `rebuild` recreates it from the scan directories and a missing or stale
+//! index never loses a scan. This module owns the redb tables and never writes logs.
+
+use crate::error::{Result, StoreError};
+use crate::event::{Checkpoint, Counters, ScanSpec};
+use crate::project::{summarize_inner, ScanStatus, ScanSummary};
+use crate::reader::LogReader;
+use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefinition};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+const SCANS: TableDefinition<u64, &[u8]> = TableDefinition::new("scans");
+const CHECKPOINTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("checkpoints");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const NEXT_ID: &str = "next_id";
+
+/// One scan in the history index.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HistoryRow {
+    /// Scan id (also the name of its directory under `scans/`).
+    pub id: u64,
+    /// Start time, Unix microseconds.
+    pub started_us: u64,
+    /// End (or pause) time, Unix microseconds.
+    pub ended_us: Option<u64>,
+    /// Where the scan stands.
+    pub status: ScanStatus,
+    /// Target tokens, space separated.
+    pub target_spec: String,
+    /// The scan spec as a JSON object.
+    pub config_json: String,
+    /// The scan's log directory.
+    pub log_path: PathBuf,
+    /// Target addresses after excludes.
+    pub total_targets: u64,
+    /// Size of the probe index space.
+    pub total_probes: u64,
+    /// Probes known done (last checkpoint's index; all when completed).
+    pub probes_done: u64,
+    /// (address, protocol, port) found open.
+    pub ports_discovered: u64,
+    /// Checkpoints written.
+    pub checkpoints: u64,
+}
+
+impl HistoryRow {
+    /// The row for a summarized log at `log_path`.
+    pub fn from_summary(s: &ScanSummary, log_path: &Path) -> HistoryRow {
+        HistoryRow {
+            id: s.scan_id,
+            started_us: s.started_us,
+            ended_us: s.ended_us,
+            status: s.status,
+            target_spec: s.spec.targets.join(" "),
+            config_json: spec_json(&s.spec),
+            log_path: log_path.to_path_buf(),
+            total_targets: s.total_targets,
+            total_probes: s.total_probes,
+            probes_done: s.probes_done,
+            ports_discovered: s.open_ports,
+            checkpoints: s.checkpoints,
+        }
+    }
+
+    /// Progress in 0.0 ..= 1.0.
+    pub fn progress(&self) -> f64 {
+        if self.status == ScanStatus::Completed {
+            1.0
+        } else if self.total_probes == 0 {
+            0.0
+        } else {
+            (self.probes_done as f64 / self.total_probes as f64).min(1.0)
+        }
+    }
+}
+
+/// The scan spec as a JSON object (the `config_json` column).
+pub fn spec_json(s: &ScanSpec) -> String {
+    let extra: serde_json::Value =
+        serde_json::from_str(&s.extra_json).unwrap_or(serde_json::Value::Null);
+    serde_json::json!({
+        "targets": s.targets,
+        "resolved": s.resolved.iter().map(|h| serde_json::json!({"name": h.name, "addr": h.addr.to_string()})).collect::<Vec<_>>(),
+        "excludes": s.excludes,
+        "ports": s.ports,
+        "scan_type": format!("{:?}", s.scan_type).to_lowercase(),
+        "service_detection": s.service_detection,
+        "rate": s.rate,
+        "max_rate": s.max_rate,
+        "timing": s.timing,
+        "seed": s.seed,
+        "shard": format!("{}/{}", s.shard_index + 1, s.shard_count),
+        "backend": format!("{:?}", s.backend).to_lowercase(),
+        "interface": s.interface,
+        "source": s.source.map(|a| a.to_string()),
+        "router_mac": s.router_mac.map(|m| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")),
+        "max_retries": s.max_retries,
+        "wait_ms": s.wait_ms,
+        "checkpoint_every_probes": s.checkpoint_every_probes,
+        "checkpoint_every_ms": s.checkpoint_every_ms,
+        "outputs": s.outputs.iter().map(|o| serde_json::json!({"format": o.format, "path": o.path})).collect::<Vec<_>>(),
+        "filter": s.filter,
+        "service_probes": s.service_probes,
+        "extra": extra,
+    })
+    .to_string()
+}
+
+/// What [`HistoryIndex::rebuild`] did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RebuildReport {
+    /// Scans added to the index (their logs were not indexed).
+    pub added: Vec<u64>,
+    /// Scans whose rows were refreshed from their logs.
+    pub updated: Vec<u64>,
+    /// Rows removed because their log directory is gone.
+    pub removed: Vec<u64>,
+    /// Directories that could not be indexed (or were indexed from a damaged log), and why.
+    pub errors: Vec<(PathBuf, String)>,
+}
+
+fn encode_checkpoint(c: &Checkpoint) -> [u8; 64] {
+    let mut b = [0u8; 64];
+    let f = [
+        c.next_index,
+        c.time_us,
+        c.counters.sent,
+        c.counters.replies,
+        c.counters.invalid,
+        c.counters.open,
+        c.counters.closed,
+        c.counters.drops,
+    ];
+    for (i, v) in f.iter().enumerate() {
+        b[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    b
+}
+
+fn decode_checkpoint(b: &[u8]) -> Checkpoint {
+    let g = |i: usize| {
+        b.get(i * 8..i * 8 + 8)
+            .map_or(0, |s| u64::from_le_bytes(s.try_into().unwrap()))
+    };
+    Checkpoint {
+        next_index: g(0),
+        time_us: g(1),
+        counters: Counters {
+            sent: g(2),
+            replies: g(3),
+            invalid: g(4),
+            open: g(5),
+            closed: g(6),
+            drops: g(7),
+        },
+    }
+}
+
+/// The history index (redb). Several processes may have it open at once.
+pub struct HistoryIndex {
+    db: Database,
+    path: PathBuf,
+}
+
+impl HistoryIndex {
+    /// Open (or create) the index at `path`; its parent directory is created.
+    pub fn open(path: &Path) -> Result<HistoryIndex> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| StoreError::io("create dir", parent, e))?;
+        }
+        let db = Database::builder()
+            .set_concurrency_mode(ConcurrencyMode::MultiWriter)
+            .create(path)
+            .map_err(|e| StoreError::History {
+                path: path.to_path_buf(),
+                what: e.to_string(),
+            })?;
+        let ix = HistoryIndex {
+            db,
+            path: path.to_path_buf(),
+        };
+        ix.write(|txn| {
+            txn.open_table(SCANS)?;
+            txn.open_table(CHECKPOINTS)?;
+            txn.open_table(META)?;
+            Ok(())
+        })?;
+        Ok(ix)
+    }
+
+    /// The index file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> StoreError {
+        StoreError::History {
+            path: self.path.clone(),
+            what: e.to_string(),
+        }
+    }
+
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&redb::WriteTransaction) -> std::result::Result<T, redb::Error>,
+    ) -> Result<T> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        let out = f(&txn).map_err(|e| self.err(e))?;
+        txn.commit().map_err(|e| self.err(e))?;
+        Ok(out)
+    }
+
+    /// Reserve a new scan id (never handed out twice, even after `remove`).
+    pub fn next_id(&self) -> Result<u64> {
+        self.write(|txn| {
+            let max_row = txn.open_table(SCANS)?.last()?.map_or(0, |(k, _)| k.value());
+            let mut meta = txn.open_table(META)?;
+            let next = meta.get(NEXT_ID)?.map_or(1, |v| v.value()).max(max_row + 1);
+            meta.insert(NEXT_ID, next + 1)?;
+            Ok(next)
+        })
+    }
+
+    /// Reserve an id and create `scans_dir/<id>/` for it (skipping ids whose
+    /// directory already exists, e.g. logs the index does not know yet).
+    pub fn new_scan_dir(&self, scans_dir: &Path) -> Result<(u64, PathBuf)> {
+        std::fs::create_dir_all(scans_dir)
+            .map_err(|e| StoreError::io("create dir", scans_dir, e))?;
+        loop {
+            let id = self.next_id()?;
+            let dir = scans_dir.join(id.to_string());
+            match std::fs::create_dir(&dir) {
+                Ok(()) => return Ok((id, dir)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(StoreError::io("create dir", &dir, e)),
+            }
+        }
+    }
+
+    /// Insert or replace a row.
+    pub fn upsert(&self, row: &HistoryRow) -> Result<()> {
+        let bytes = serde_json::to_vec(row).map_err(|e| self.err(e))?;
+        self.write(|txn| {
+            txn.open_table(SCANS)?.insert(row.id, bytes.as_slice())?;
+            Ok(())
+        })
+    }
+
+    /// One row.
+    pub fn get(&self, id: u64) -> Result<Option<HistoryRow>> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = txn.open_table(SCANS).map_err(|e| self.err(e))?;
+        match t.get(id).map_err(|e| self.err(e))? {
+            Some(v) => Ok(Some(
+                serde_json::from_slice(v.value())
+                    .map_err(|e| self.err(format!("row {id}: {e}")))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// All rows, by id.
+    pub fn list(&self) -> Result<Vec<HistoryRow>> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = txn.open_table(SCANS).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(|e| self.err(e))? {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            out.push(
+                serde_json::from_slice(v.value())
+                    .map_err(|e| self.err(format!("row {}: {e}", k.value())))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Remove a row and its checkpoints (the log directory is left alone).
+    pub fn remove(&self, id: u64) -> Result<()> {
+        self.write(|txn| {
+            txn.open_table(SCANS)?.remove(id)?;
+            txn.open_table(CHECKPOINTS)?
+                .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
+            Ok(())
+        })
+    }
+
+    /// Record a checkpoint of scan `id` (keyed by its time; the same moment twice
+    /// is one checkpoint).
+    pub fn add_checkpoint(&self, id: u64, c: &Checkpoint) -> Result<()> {
+        let b = encode_checkpoint(c);
+        self.write(|txn| {
+            txn.open_table(CHECKPOINTS)?
+                .insert((id, c.time_us), b.as_slice())?;
+            Ok(())
+        })
+    }
+
+    /// Checkpoints of scan `id`, oldest first.
+    pub fn checkpoints(&self, id: u64) -> Result<Vec<Checkpoint>> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = txn.open_table(CHECKPOINTS).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for item in t.range((id, 0)..=(id, u64::MAX)).map_err(|e| self.err(e))? {
+            let (_, v) = item.map_err(|e| self.err(e))?;
+            out.push(decode_checkpoint(v.value()));
+        }
+        Ok(out)
+    }
+
+    /// Summarize the log in `dir` and store its row and checkpoints (what a scan
+    /// calls at start, pause and end; what `rebuild` does for every log).
+    pub fn index_log(&self, dir: &Path) -> Result<HistoryRow> {
+        let reader = LogReader::open(dir)?;
+        let (row, cps, _) = self.summarize_dir(&reader, dir)?;
+        self.store(&row, &cps)?;
+        Ok(row)
+    }
+
+    fn summarize_dir(
+        &self,
+        reader: &LogReader,
+        dir: &Path,
+    ) -> Result<(HistoryRow, Vec<Checkpoint>, Option<StoreError>)> {
+        let mut cps = Vec::new();
+        let (s, err) = summarize_inner(reader, &mut |c| cps.push(*c))?;
+        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        Ok((HistoryRow::from_summary(&s, &dir), cps, err))
+    }
+
+    fn store(&self, row: &HistoryRow, cps: &[Checkpoint]) -> Result<()> {
+        let bytes = serde_json::to_vec(row).map_err(|e| self.err(e))?;
+        self.write(|txn| {
+            txn.open_table(SCANS)?.insert(row.id, bytes.as_slice())?;
+            let mut t = txn.open_table(CHECKPOINTS)?;
+            t.retain_in((row.id, 0)..=(row.id, u64::MAX), |_, _| false)?;
+            for c in cps {
+                t.insert((row.id, c.time_us), encode_checkpoint(c).as_slice())?;
+            }
+            let mut meta = txn.open_table(META)?;
+            let next = meta.get(NEXT_ID)?.map_or(1, |v| v.value());
+            if next <= row.id {
+                meta.insert(NEXT_ID, row.id + 1)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Re-read the logs of rows marked running whose writer is gone (they died or
+    /// paused without updating the index). Returns the refreshed rows.
+    pub fn refresh(&self) -> Result<Vec<HistoryRow>> {
+        let mut out = Vec::new();
+        for row in self.list()? {
+            if row.status != ScanStatus::Running
+                || crate::sys::writer_alive(&row.log_path).unwrap_or(false)
+            {
+                continue;
+            }
+            if let Ok(r) = self.index_log(&row.log_path) {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Recreate the index from the logs under `scans_dir`: every log directory gets
+    /// a fresh row and checkpoints; rows whose log is gone are removed.
+    pub fn rebuild(&self, scans_dir: &Path) -> Result<RebuildReport> {
+        let mut report = RebuildReport::default();
+        let before: BTreeMap<u64, HistoryRow> =
+            self.list()?.into_iter().map(|r| (r.id, r)).collect();
+        let mut seen: BTreeMap<u64, PathBuf> = BTreeMap::new();
+        let mut dirs: Vec<PathBuf> = match std::fs::read_dir(scans_dir) {
+            Ok(rd) => rd
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(StoreError::io("read dir", scans_dir, e)),
+        };
+        dirs.sort();
+        for dir in dirs {
+            let reader = match LogReader::open(&dir) {
+                Ok(r) => r,
+                Err(e) => {
+                    report.errors.push((dir, e.to_string()));
+                    continue;
+                }
+            };
+            let (row, cps, err) = match self.summarize_dir(&reader, &dir) {
+                Ok(x) => x,
+                Err(e) => {
+                    report.errors.push((dir, e.to_string()));
+                    continue;
+                }
+            };
+            if let Some(e) = err {
+                report
+                    .errors
+                    .push((dir.clone(), format!("indexed the readable part: {e}")));
+            }
+            if let Some(other) = seen.get(&row.id) {
+                report.errors.push((
+                    dir,
+                    format!("scan id {} is already used by {}", row.id, other.display()),
+                ));
+                continue;
+            }
+            seen.insert(row.id, dir.clone());
+            match before.get(&row.id) {
+                None => report.added.push(row.id),
+                Some(_) => report.updated.push(row.id),
+            }
+            self.store(&row, &cps)?;
+        }
+        for (id, row) in &before {
+            if !seen.contains_key(id)
+                && !row.log_path.join(crate::format::raw_name(0)).exists()
+                && !row.log_path.join(crate::format::zst_name(0)).exists()
+            {
+                self.remove(*id)?;
+                report.removed.push(*id);
+            }
+        }
+        report.added.sort();
+        report.updated.sort();
+        Ok(report)
+    }
+}

@@ -1,0 +1,458 @@
+//! Projections: pure functions of the log. [`summarize`] (status, times, counters,
+//! progress), [`Results`] (the latest state per address/protocol/port, folded in
+//! memory) and [`crate::sorted_rows`] (the same, streamed in constant memory).
+//!
+//! This module owns how events fold into summaries and rows. It never writes
+//! files; the history index stores what [`summarize`] computes.
+
+use crate::error::{Result, StoreError};
+use crate::event::*;
+use crate::reader::{Entry, LogReader};
+use crate::record::{self, EventKind, EventRef};
+use crate::results::{ResultRow, ServiceInfo};
+use std::collections::{HashMap, HashSet};
+
+/// Where a scan stands, as read from its log and its writer lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScanStatus {
+    /// A process holds the log's writer lock.
+    Running,
+    /// Stopped on request (a `Paused` event is the last word); resumable.
+    Paused,
+    /// `Finished` was written.
+    Completed,
+    /// `Failed` was written.
+    Failed,
+    /// The writer died without writing `Paused`, `Finished` or `Failed`; resumable
+    /// from the last checkpoint.
+    Interrupted,
+}
+
+impl ScanStatus {
+    /// Lower-case name (`running`, `paused`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanStatus::Running => "running",
+            ScanStatus::Paused => "paused",
+            ScanStatus::Completed => "completed",
+            ScanStatus::Failed => "failed",
+            ScanStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// Whether `prtip replay --from-checkpoint` can continue this scan.
+    pub fn resumable(self) -> bool {
+        matches!(self, ScanStatus::Paused | ScanStatus::Interrupted)
+    }
+}
+
+impl std::fmt::Display for ScanStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ScanStatus {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Ok(match s {
+            "running" => ScanStatus::Running,
+            "paused" => ScanStatus::Paused,
+            "completed" => ScanStatus::Completed,
+            "failed" => ScanStatus::Failed,
+            "interrupted" => ScanStatus::Interrupted,
+            other => return Err(format!(
+                "unknown scan status `{other}` (running, paused, completed, failed, interrupted)"
+            )),
+        })
+    }
+}
+
+/// Everything a history row or `prtip history show` needs, computed from a log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScanSummary {
+    /// History id (from `ScanStarted`).
+    pub scan_id: u64,
+    /// What the scan was told.
+    pub spec: ScanSpec,
+    /// Command line as typed.
+    pub command_line: Vec<String>,
+    /// Start time, Unix microseconds.
+    pub started_us: u64,
+    /// Time of `Finished`/`Failed`, or of the last `Paused`.
+    pub ended_us: Option<u64>,
+    /// Where the scan stands.
+    pub status: ScanStatus,
+    /// The latest checkpoint.
+    pub last_checkpoint: Option<Checkpoint>,
+    /// Number of checkpoints.
+    pub checkpoints: u64,
+    /// Latest counters (from the last Checkpoint, Sample or Finished).
+    pub counters: Counters,
+    /// Size of the probe index space.
+    pub total_probes: u64,
+    /// Target addresses after excludes.
+    pub total_targets: u64,
+    /// Probes known done: the last checkpoint's `next_index` (all of them when completed).
+    pub probes_done: u64,
+    /// (address, protocol, port) whose latest state is open.
+    pub open_ports: u64,
+    /// Distinct hosts with at least one open port.
+    pub open_hosts: u64,
+    /// Pid of the last process that wrote the scan.
+    pub pid: u32,
+    /// Bytes the log takes on disk.
+    pub log_bytes: u64,
+    /// Events in the log.
+    pub events: u64,
+    /// Events per kind, indexed by [`EventKind`] as `usize`.
+    pub event_counts: [u64; 11],
+    /// The message of `Failed`, if any.
+    pub failure: Option<String>,
+    /// Why reading stopped early (corruption), if it did: the summary covers the
+    /// events before that point.
+    pub damage: Option<String>,
+}
+
+impl ScanSummary {
+    /// Progress in 0.0 ..= 1.0.
+    pub fn progress(&self) -> f64 {
+        if self.status == ScanStatus::Completed {
+            return 1.0;
+        }
+        if self.total_probes == 0 {
+            return 0.0;
+        }
+        (self.probes_done as f64 / self.total_probes as f64).min(1.0)
+    }
+}
+
+type Key = (Addr, Protocol, u16);
+
+fn key_of(addr: &ArchivedAddr, proto: &ArchivedProtocol, port: u16) -> Key {
+    (Addr::from(addr), Protocol::from(proto), port)
+}
+
+/// Summarize the log: status, times, counters, progress, open ports. Fails on
+/// corruption (see [`summarize_lenient`] to summarize what can be read).
+pub fn summarize(reader: &LogReader) -> Result<ScanSummary> {
+    let (s, err) = summarize_inner(reader, &mut |_| {})?;
+    match err {
+        Some(e) => Err(e),
+        None => Ok(s),
+    }
+}
+
+/// Like [`summarize`], but stops at the first corrupt record and reports it in
+/// `damage` instead of failing (only a log without a readable `ScanStarted` fails).
+pub fn summarize_lenient(reader: &LogReader) -> Result<ScanSummary> {
+    Ok(summarize_inner(reader, &mut |_| {})?.0)
+}
+
+pub(crate) fn summarize_inner(
+    reader: &LogReader,
+    on_checkpoint: &mut dyn FnMut(&Checkpoint),
+) -> Result<(ScanSummary, Option<StoreError>)> {
+    let mut started: Option<ScanStarted> = None;
+    let mut ever_open: HashMap<Key, bool> = HashMap::new();
+    let mut last_checkpoint = None;
+    let mut checkpoints = 0;
+    let mut counters = Counters::default();
+    let mut status_event: Option<EventKind> = None;
+    let mut ended_us = None;
+    let mut pid = 0;
+    let mut failure = None;
+    let mut events = 0;
+    let mut event_counts = [0u64; 11];
+    let res = reader.visit(|e: Entry<'_>| -> Result<()> {
+        events += 1;
+        event_counts[e.event.kind() as usize] += 1;
+        match e.event {
+            EventRef::ScanStarted(s) => {
+                if started.is_none() {
+                    let s = record::scan_started_of(s);
+                    pid = s.pid;
+                    started = Some(s);
+                }
+            }
+            EventRef::Reply(r) => {
+                let k = key_of(&r.addr, &r.proto, r.port.to_native());
+                let open = r.state == ArchivedPortState::Open;
+                if open {
+                    ever_open.insert(k, true);
+                } else if let Some(v) = ever_open.get_mut(&k) {
+                    *v = false;
+                }
+            }
+            EventRef::Checkpoint(c) => {
+                let c = record::checkpoint_of(c);
+                on_checkpoint(&c);
+                counters = c.counters;
+                last_checkpoint = Some(c);
+                checkpoints += 1;
+            }
+            EventRef::Sample(s) => counters = record::counters_of(&s.counters),
+            EventRef::Paused(p) => {
+                status_event = Some(EventKind::Paused);
+                ended_us = Some(p.time_us.to_native());
+            }
+            EventRef::Resumed(r) => {
+                status_event = Some(EventKind::Resumed);
+                pid = r.pid.to_native();
+                ended_us = None;
+            }
+            EventRef::Finished(f) => {
+                status_event = Some(EventKind::Finished);
+                ended_us = Some(f.time_us.to_native());
+                counters = record::counters_of(&f.counters);
+            }
+            EventRef::Failed(f) => {
+                status_event = Some(EventKind::Failed);
+                ended_us = Some(f.time_us.to_native());
+                failure = Some(f.message.as_str().to_string());
+            }
+            EventRef::Banner(_) | EventRef::Service(_) | EventRef::ExportComplete(_) => {}
+        }
+        Ok(())
+    });
+    let (damage, err) = match res {
+        Ok(()) => (None, None),
+        Err(e @ StoreError::Corrupt { .. }) => (Some(e.to_string()), Some(e)),
+        Err(e) => return Err(e),
+    };
+    let Some(started) = started else {
+        return Err(match damage {
+            Some(d) => StoreError::NotALog {
+                dir: reader.dir().to_path_buf(),
+                why: d,
+            },
+            None => StoreError::Empty {
+                dir: reader.dir().to_path_buf(),
+            },
+        });
+    };
+    let status = match status_event {
+        Some(EventKind::Finished) => ScanStatus::Completed,
+        Some(EventKind::Failed) => ScanStatus::Failed,
+        _ if reader.writer_alive() => ScanStatus::Running,
+        Some(EventKind::Paused) => ScanStatus::Paused,
+        _ => ScanStatus::Interrupted,
+    };
+    let open: Vec<&Key> = ever_open
+        .iter()
+        .filter(|(_, v)| **v)
+        .map(|(k, _)| k)
+        .collect();
+    let open_hosts = open.iter().map(|k| k.0).collect::<HashSet<_>>().len() as u64;
+    let probes_done = if status == ScanStatus::Completed {
+        started.total_probes
+    } else {
+        last_checkpoint.map_or(0, |c: Checkpoint| c.next_index)
+    };
+    let summary = ScanSummary {
+        scan_id: started.scan_id,
+        command_line: started.command_line,
+        spec: started.spec,
+        started_us: started.time_us,
+        ended_us,
+        status,
+        last_checkpoint,
+        checkpoints,
+        counters,
+        total_probes: started.total_probes,
+        total_targets: started.total_targets,
+        probes_done,
+        open_ports: open.len() as u64,
+        open_hosts,
+        pid,
+        log_bytes: reader.disk_bytes(),
+        events,
+        event_counts,
+        failure,
+        damage,
+    };
+    Ok((summary, err))
+}
+
+#[derive(Clone, Debug, Default)]
+struct RowState {
+    reply: Option<Reply>,
+    service: Option<ServiceInfo>,
+    banner: Option<Vec<u8>>,
+}
+
+/// The result rows folded in memory: the latest Reply per (address, protocol,
+/// port) wins, with the latest Service and the first Banner of that key. For small
+/// logs and the monitor; exports use [`crate::sorted_rows`].
+#[derive(Clone, Debug, Default)]
+pub struct Results {
+    rows: HashMap<Key, RowState>,
+    hostnames: HashMap<Addr, String>,
+}
+
+pub(crate) fn service_info(s: &ArchivedService) -> ServiceInfo {
+    ServiceInfo {
+        name: s.name.as_str().to_string(),
+        product: s.product.as_str().to_string(),
+        version: s.version.as_str().to_string(),
+        extra: s.extra.as_str().to_string(),
+        confidence: s.confidence.to_native(),
+        method: s.method.as_str().to_string(),
+    }
+}
+
+pub(crate) fn reply_of(r: &ArchivedReply) -> Reply {
+    Reply {
+        addr: Addr::from(&r.addr),
+        port: r.port.to_native(),
+        proto: Protocol::from(&r.proto),
+        state: PortState::from(&r.state),
+        reason: Reason::from(&r.reason),
+        ttl: r.ttl,
+        icmp_code: r.icmp_code,
+        rtt_us: r.rtt_us.to_native(),
+        time_us: r.time_us.to_native(),
+    }
+}
+
+pub(crate) fn hostnames_of(s: &ArchivedScanStarted) -> HashMap<Addr, String> {
+    let mut m = HashMap::new();
+    for h in s.spec.resolved.iter() {
+        m.entry(Addr::from(&h.addr))
+            .or_insert_with(|| h.name.as_str().to_string());
+    }
+    m
+}
+
+pub(crate) fn make_row(
+    k: Key,
+    r: &Reply,
+    service: Option<ServiceInfo>,
+    banner: Option<Vec<u8>>,
+    hostnames: &HashMap<Addr, String>,
+) -> ResultRow {
+    ResultRow {
+        addr: k.0,
+        hostname: hostnames.get(&k.0).cloned(),
+        port: k.2,
+        proto: k.1,
+        state: r.state,
+        reason: r.reason,
+        ttl: r.ttl,
+        rtt_us: r.rtt_us,
+        time_us: r.time_us,
+        service,
+        banner,
+    }
+}
+
+impl Results {
+    /// An empty fold.
+    pub fn new() -> Results {
+        Results::default()
+    }
+
+    /// Fold the whole log.
+    pub fn from_log(reader: &LogReader) -> Result<Results> {
+        let mut r = Results::new();
+        reader.visit(|e: Entry<'_>| -> Result<()> {
+            r.apply(e.event);
+            Ok(())
+        })?;
+        Ok(r)
+    }
+
+    /// Fold one event (events must come in log order).
+    pub fn apply(&mut self, ev: EventRef<'_>) {
+        match ev {
+            EventRef::ScanStarted(s) => {
+                for (a, n) in hostnames_of(s) {
+                    self.hostnames.entry(a).or_insert(n);
+                }
+            }
+            EventRef::Reply(r) => {
+                let k = key_of(&r.addr, &r.proto, r.port.to_native());
+                self.rows.entry(k).or_default().reply = Some(reply_of(r));
+            }
+            EventRef::Banner(b) => {
+                let k = key_of(&b.addr, &b.proto, b.port.to_native());
+                let st = self.rows.entry(k).or_default();
+                if st.banner.is_none() {
+                    st.banner = Some(b.bytes.as_slice().to_vec());
+                }
+            }
+            EventRef::Service(s) => {
+                let k = key_of(&s.addr, &s.proto, s.port.to_native());
+                self.rows.entry(k).or_default().service = Some(service_info(s));
+            }
+            _ => {}
+        }
+    }
+
+    /// Fold one owned event (engine tests, dry runs).
+    pub fn apply_event(&mut self, ev: &Event) {
+        let mut arena = rkyv::ser::allocator::Arena::new();
+        let len = record::encoded_len(ev);
+        let mut buf = crate::segment::AlignedBuf::zeroed(len.max(8));
+        let n = record::encode(ev, buf.as_mut_slice(), &mut arena).expect("sized buffer");
+        if let Ok(Some(r)) = record::decode(ev.kind() as u8, &buf[..n]) {
+            self.apply(r);
+        }
+    }
+
+    /// The row of one key, if a Reply was seen for it.
+    pub fn get(&self, addr: Addr, proto: Protocol, port: u16) -> Option<ResultRow> {
+        let k = (addr, proto, port);
+        let st = self.rows.get(&k)?;
+        let r = st.reply.as_ref()?;
+        Some(make_row(
+            k,
+            r,
+            st.service.clone(),
+            st.banner.clone(),
+            &self.hostnames,
+        ))
+    }
+
+    /// All rows with a Reply, sorted by (address, protocol, port).
+    pub fn rows(&self) -> Vec<ResultRow> {
+        let mut keys: Vec<&Key> = self
+            .rows
+            .iter()
+            .filter(|(_, s)| s.reply.is_some())
+            .map(|(k, _)| k)
+            .collect();
+        keys.sort();
+        keys.into_iter()
+            .map(|k| {
+                let st = &self.rows[k];
+                make_row(
+                    *k,
+                    st.reply.as_ref().unwrap(),
+                    st.service.clone(),
+                    st.banner.clone(),
+                    &self.hostnames,
+                )
+            })
+            .collect()
+    }
+
+    /// Number of rows (keys with a Reply).
+    pub fn len(&self) -> usize {
+        self.rows.values().filter(|s| s.reply.is_some()).count()
+    }
+
+    /// True when no Reply was folded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of keys whose latest state is open.
+    pub fn open_ports(&self) -> usize {
+        self.rows
+            .values()
+            .filter(|s| s.reply.is_some_and(|r| r.state == PortState::Open))
+            .count()
+    }
+}
