@@ -8,12 +8,13 @@
 //! touches the terminal, the log files, the clock or other processes, so every
 //! screen can be driven and rendered in tests.
 
+use crate::fmt::fmt_count;
 use crate::metrics::{Dashboard, SystemSample};
 use crate::sanitize::sanitize;
 use crate::table::{ResultTable, SortKey};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use prtip_export::Format;
-use prtip_filter::{Filter, ParseError};
+use prtip_filter::Filter;
 use prtip_store::event::{Checkpoint, Counters, Event, ScanStarted};
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -141,6 +142,19 @@ pub struct EventLine {
     pub text: String,
 }
 
+/// A port seen turning open, for the progress screen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenPort {
+    /// Address.
+    pub addr: prtip_store::Addr,
+    /// Port.
+    pub port: u16,
+    /// Protocol.
+    pub proto: prtip_store::Protocol,
+    /// Unix time of the reply, µs.
+    pub time_us: u64,
+}
+
 /// Severity of a status-bar notice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Level {
@@ -208,16 +222,16 @@ impl Criterion {
     /// Example shown in an empty field.
     pub fn hint(self) -> &'static str {
         match self {
-            Criterion::Port => "22,80,1-1024",
-            Criterion::Proto => "tcp|udp",
-            Criterion::State => "open,closed,filtered,open|filtered",
-            Criterion::Addr => "10.0.0.0/8,2001:db8::/32",
-            Criterion::Service => "http|ssl (regex)",
-            Criterion::Version => "2.4 (substring)",
-            Criterion::Banner => "^SSH-2\\.0 (regex)",
-            Criterion::Confidence => "0.8",
-            Criterion::Rtt => "5ms",
-            Criterion::Expression => "any filter, e.g. not addr 10.0.0.1",
+            Criterion::Port => "e.g. 22,80,1-1024",
+            Criterion::Proto => "e.g. tcp|udp",
+            Criterion::State => "e.g. open,closed,filtered,open|filtered",
+            Criterion::Addr => "e.g. 10.0.0.0/8,2001:db8::/32",
+            Criterion::Service => "e.g. http|ssl (regex)",
+            Criterion::Version => "e.g. 2.4 (substring)",
+            Criterion::Banner => "e.g. ^SSH-2\\.0 (regex)",
+            Criterion::Confidence => "e.g. 0.8",
+            Criterion::Rtt => "e.g. 5ms",
+            Criterion::Expression => "e.g. not addr 10.0.0.1 or has banner",
         }
     }
     /// The clause for `value`, and how many characters precede the value in it.
@@ -380,6 +394,8 @@ pub struct App {
     pub log_dir: PathBuf,
     /// Scan facts from `ScanStarted`.
     pub scan: Option<ScanInfo>,
+    /// The `ScanStarted` event itself (exports need the whole spec).
+    pub started: Option<Box<ScanStarted>>,
     /// Process scanning now (from `ScanStarted`, then `Resumed`).
     pub pid: Option<u32>,
     /// Status per the log.
@@ -424,23 +440,13 @@ pub struct App {
     pub pending_signal: Option<ScanSignal>,
     /// Whether the loop should leave (set by `q`).
     pub quit: bool,
+    /// The latest ports found open, oldest first (at most 100).
+    pub recent_open: VecDeque<OpenPort>,
     events_seen: u64,
     view_force: bool,
 }
 
 const MAX_EVENT_LINES: usize = 200;
-
-fn fmt_count(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
 
 impl App {
     /// A monitor for the log in `log_dir`, before any event.
@@ -448,6 +454,7 @@ impl App {
         App {
             log_dir: log_dir.into(),
             scan: None,
+            started: None,
             pid: None,
             status: Status::Waiting,
             writer_alive: false,
@@ -470,6 +477,7 @@ impl App {
             now_us: 0,
             pending_signal: None,
             quit: false,
+            recent_open: VecDeque::new(),
             events_seen: 0,
             view_force: true,
         }
@@ -501,6 +509,21 @@ impl App {
         match ev {
             Event::ScanStarted(s) => self.on_started(s),
             Event::Reply(r) => {
+                let was_open = self
+                    .table
+                    .get(r.addr, r.proto, r.port)
+                    .is_some_and(|row| row.state == prtip_store::PortState::Open);
+                if r.state == prtip_store::PortState::Open && !was_open {
+                    if self.recent_open.len() == 100 {
+                        self.recent_open.pop_front();
+                    }
+                    self.recent_open.push_back(OpenPort {
+                        addr: r.addr,
+                        port: r.port,
+                        proto: r.proto,
+                        time_us: r.time_us,
+                    });
+                }
                 self.table.apply_reply(r);
                 self.dash.on_reply_rtt(r.rtt_us);
                 self.last_event_us = self.last_event_us.max(r.time_us);
@@ -532,7 +555,7 @@ impl App {
                 self.log_event(
                     p.time_us,
                     format!(
-                        "Paused ({}): checkpoint at probe index {}, {} probes sent",
+                        "Paused ({}) at probe {}; {} sent; checkpoint written",
                         sanitize(&p.reason),
                         fmt_count(p.next_index),
                         fmt_count(sent)
@@ -610,6 +633,7 @@ impl App {
     }
 
     fn on_started(&mut self, s: &ScanStarted) {
+        self.started = Some(Box::new(s.clone()));
         self.scan = Some(ScanInfo {
             scan_id: s.scan_id,
             targets: sanitize(&s.spec.targets.join(" ")).into_owned(),

@@ -121,7 +121,7 @@ pub struct Dashboard {
 
 impl Default for Dashboard {
     fn default() -> Self {
-        let hist = || Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 2).expect("valid bounds");
+        let hist = || Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
         Dashboard {
             cpu: Vec::new(),
             rss: Series::default(),
@@ -162,10 +162,11 @@ impl Dashboard {
 
     fn push_rtt(&mut self, fallback: Option<[u32; 4]>) {
         let (p50, p90, p99) = if !self.interval.is_empty() {
+            let q = |h: &Histogram<u64>, q: f64| h.lowest_equivalent(h.value_at_quantile(q));
             (
-                self.interval.value_at_quantile(0.50),
-                self.interval.value_at_quantile(0.90),
-                self.interval.value_at_quantile(0.99),
+                q(&self.interval, 0.50),
+                q(&self.interval, 0.90),
+                q(&self.interval, 0.99),
             )
         } else if let Some(r) = fallback.filter(|r| r[0] > 0) {
             (u64::from(r[0]), u64::from(r[1]), u64::from(r[2]))
@@ -268,7 +269,7 @@ impl Collector {
         };
         if let Some(sys) = &mut self.sys {
             sys.refresh_cpu_usage();
-            out.cpu_per_core = sys.cpus().iter().map(|c| c.cpu_usage()).collect();
+            out.cpu_per_core = sys.cpus().iter().map(|c| c.usage()).collect();
             if let Some(pid) = pid {
                 let p = sysinfo::Pid::from_u32(pid);
                 sys.refresh_processes_specifics(
@@ -352,7 +353,7 @@ mod tests {
         // No reply RTTs yet: the Sample's own percentiles are used.
         assert_eq!(d.rtt_p50.last(), Some(900.0));
         for rtt in 1..=100u32 {
-            d.on_reply_rtt(rtt * 100);
+            d.on_reply_rtt(rtt * 64); // multiples of 64 sit on exact bucket edges
         }
         let s2 = Sample {
             time_us: 12_000_000, // 2 s later
@@ -367,9 +368,9 @@ mod tests {
         assert_eq!(d.net_rx.last(), Some(50_000.0));
         assert_eq!(d.log_rate.last(), Some(32768.0));
         assert_eq!(d.probe_rate.values().collect::<Vec<_>>(), vec![1000.0, 2000.0]);
-        assert_eq!(d.rtt_p50.last(), Some(5000.0));
-        assert_eq!(d.rtt_p90.last(), Some(9000.0));
-        assert_eq!(d.rtt_p99.last(), Some(9900.0));
+        assert_eq!(d.rtt_p50.last(), Some(3200.0));
+        assert_eq!(d.rtt_p90.last(), Some(5760.0));
+        assert_eq!(d.rtt_p99.last(), Some(6336.0));
         assert_eq!(d.rtt_all.len(), 100);
         assert_eq!(d.log_bytes_total, 69632);
     }

@@ -147,6 +147,11 @@ impl ResultTable {
         self.hostnames = names;
     }
 
+    /// The row of one key, if seen.
+    pub fn get(&self, addr: Addr, proto: Protocol, port: u16) -> Option<&ResultRow> {
+        self.index.get(&(addr, proto, port)).map(|&i| &self.rows[i])
+    }
+
     /// All rows, in arrival order.
     pub fn rows(&self) -> &[ResultRow] {
         &self.rows
@@ -189,8 +194,10 @@ impl ResultTable {
                 SortKey::Address => Ordering::Equal,
                 SortKey::Port => a.port.cmp(&b.port),
                 SortKey::Service => {
-                    let name = |r: &'_ ResultRow| r.service.as_ref().map(|s| s.name.as_str());
-                    match (name(a), name(b)) {
+                    match (
+                        a.service.as_ref().map(|s| s.name.as_str()),
+                        b.service.as_ref().map(|s| s.name.as_str()),
+                    ) {
                         (Some(x), Some(y)) => x.cmp(y),
                         (Some(_), None) => Ordering::Less,
                         (None, Some(_)) => Ordering::Greater,

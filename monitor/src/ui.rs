@@ -7,16 +7,17 @@
 //! files or looks at the clock.
 
 use crate::app::{App, Dialog, ExportMenu, FilterBuilder, Level, Status, Tab, CRITERIA};
+use crate::fmt::{fmt_bytes, fmt_clock, fmt_count, fmt_duration, fmt_rtt, fmt_si};
 use crate::metrics::Series;
 use crate::sanitize::{sanitize, sanitize_bytes};
 use prtip_export::Format;
 use prtip_store::ResultRow;
-use ratatui::layout::{Alignment, Constraint, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style, Stylize};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Style, Stylize};
 use ratatui::symbols;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{
-    Axis, Block, Borders, Cell, Chart, Clear, Dataset, Gauge, GraphType, Paragraph, Row,
+    Axis, Block, Cell, Chart, Clear, Dataset, Gauge, GraphType, Paragraph, Row,
     Sparkline, Table, Tabs, Wrap,
 };
 use ratatui::Frame;
@@ -38,78 +39,12 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
         Tab::Dashboard => draw_dashboard(frame, body, app),
     }
     match &app.dialog {
-        Some(Dialog::Filter(b)) => draw_filter_builder(frame, body, app, b),
+        Some(Dialog::Filter(b)) => draw_filter_builder(frame, body, b),
         Some(Dialog::Export(m)) => draw_export_menu(frame, body, app, m),
         Some(Dialog::Help) => draw_help(frame, body),
         None => {}
     }
     draw_status(frame, status, app);
-}
-
-/// `h:mm:ss`.
-pub fn fmt_duration(secs: u64) -> String {
-    format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
-}
-
-/// `HH:MM:SS` of a Unix time in µs, UTC.
-pub fn fmt_clock(time_us: u64) -> String {
-    let s = time_us / 1_000_000 % 86_400;
-    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-}
-
-/// `1,234,567`.
-pub fn fmt_count(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// `512 B`, `1.5 KiB`, `12.0 MiB`, `3.2 GiB`.
-pub fn fmt_bytes(b: f64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b.max(0.0);
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{v:.0} {}", UNITS[0])
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
-/// `950`, `12.3k`, `1.2M` (rates).
-pub fn fmt_si(v: f64) -> String {
-    if v >= 1e9 {
-        format!("{:.1}G", v / 1e9)
-    } else if v >= 1e6 {
-        format!("{:.1}M", v / 1e6)
-    } else if v >= 1e4 {
-        format!("{:.1}k", v / 1e3)
-    } else {
-        format!("{v:.0}")
-    }
-}
-
-/// An RTT in µs as `850us`, `1.25ms`, `2.50s`; `-` when unknown.
-pub fn fmt_rtt(us: f64) -> String {
-    if us <= 0.0 {
-        "-".into()
-    } else if us < 1000.0 {
-        format!("{us:.0}us")
-    } else if us < 1e6 {
-        format!("{:.2}ms", us / 1e3)
-    } else {
-        format!("{:.2}s", us / 1e6)
-    }
 }
 
 fn status_style(s: &Status) -> Style {
@@ -264,6 +199,32 @@ fn draw_progress(frame: &mut Frame<'_>, area: Rect, app: &App) {
         spark_area,
     );
 
+    let [events_area, open_area] =
+        Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)]).areas(events_area);
+    let h = open_area.height.saturating_sub(2) as usize;
+    let open: Vec<Line<'_>> = app
+        .recent_open
+        .iter()
+        .rev()
+        .take(h)
+        .map(|o| {
+            let svc = app
+                .table
+                .get(o.addr, o.proto, o.port)
+                .and_then(|r| r.service.as_ref())
+                .map(|s| sanitize(&s.name).into_owned())
+                .unwrap_or_default();
+            Line::from(vec![
+                Span::styled(format!("{} ", fmt_clock(o.time_us)), Style::new().fg(Color::DarkGray)),
+                Span::raw(format!("{:<22}", format!("{}:{}/{}", o.addr, o.port, o.proto.as_str()))),
+                Span::styled(svc, Style::new().fg(Color::Green)),
+            ])
+        })
+        .collect();
+    frame.render_widget(
+        Paragraph::new(open).block(Block::bordered().title(" Open ports, newest first ")),
+        open_area,
+    );
     let h = events_area.height.saturating_sub(2) as usize;
     let lines: Vec<Line<'_>> = app
         .events
@@ -386,7 +347,7 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
     }
 }
 
-fn draw_filter_builder(frame: &mut Frame<'_>, area: Rect, app: &App, b: &FilterBuilder) {
+fn draw_filter_builder(frame: &mut Frame<'_>, area: Rect, b: &FilterBuilder) {
     let popup = centered(area, 96, 22);
     frame.render_widget(Clear, popup);
     let block = Block::bordered()
@@ -446,7 +407,6 @@ fn draw_filter_builder(frame: &mut Frame<'_>, area: Rect, app: &App, b: &FilterB
         }
         (None, None) => {}
     }
-    let _ = app;
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }
 
@@ -558,29 +518,34 @@ const PALETTE: [Color; 8] = [
     Color::LightCyan,
 ];
 
-struct ChartSpec<'a> {
+struct ChartSpec {
     title: String,
     series: Vec<(String, Vec<(f64, f64)>, Color)>,
     y_max: f64,
     y_labels: Vec<String>,
-    _marker: std::marker::PhantomData<&'a ()>,
 }
 
-fn render_chart(frame: &mut Frame<'_>, area: Rect, spec: ChartSpec<'_>) {
+fn render_chart(frame: &mut Frame<'_>, area: Rect, spec: ChartSpec) {
     let datasets: Vec<Dataset<'_>> = spec
         .series
         .iter()
-        .map(|(name, data, color)| {
+        .map(|(_, data, color)| {
             Dataset::default()
-                .name(name.clone())
                 .marker(symbols::Marker::Braille)
                 .graph_type(GraphType::Line)
                 .style(Style::new().fg(*color))
                 .data(data)
         })
         .collect();
+    // The series names go in the title, in their colours (no legend box over the plot).
+    let mut title = vec![Span::raw(format!(" {} ", spec.title))];
+    if spec.series.len() > 1 {
+        for (name, _, color) in &spec.series {
+            title.push(Span::styled(format!("■{name} "), Style::new().fg(*color)));
+        }
+    }
     let chart = Chart::new(datasets)
-        .block(Block::bordered().title(spec.title))
+        .block(Block::bordered().title(Line::from(title)))
         .x_axis(
             Axis::default()
                 .bounds([-59.0, 0.0])
@@ -593,8 +558,7 @@ fn render_chart(frame: &mut Frame<'_>, area: Rect, spec: ChartSpec<'_>) {
                 .labels(spec.y_labels)
                 .style(Style::new().fg(Color::DarkGray)),
         )
-        .legend_position(Some(ratatui::widgets::LegendPosition::TopLeft))
-        .hidden_legend_constraints((Constraint::Percentage(60), Constraint::Percentage(60)));
+        .legend_position(None);
     frame.render_widget(chart, area);
 }
 
@@ -611,18 +575,35 @@ fn nice_max(v: f64) -> f64 {
     10.0 * p
 }
 
+/// [`nice_max`] in binary units (`100 MiB`, `2 KiB`).
+fn nice_bytes(v: f64) -> f64 {
+    let mut unit = 1.0;
+    while v / unit >= 1024.0 {
+        unit *= 1024.0;
+    }
+    nice_max(v / unit) * unit
+}
+
 fn linear(
     title: String,
     series: Vec<(String, &Series, Color)>,
     fmt: fn(f64) -> String,
-) -> ChartSpec<'static> {
-    let max = nice_max(series.iter().map(|(_, s, _)| s.max()).fold(0.0, f64::max));
+) -> ChartSpec {
+    linear_with(title, series, fmt, nice_max)
+}
+
+fn linear_with(
+    title: String,
+    series: Vec<(String, &Series, Color)>,
+    fmt: fn(f64) -> String,
+    nice: fn(f64) -> f64,
+) -> ChartSpec {
+    let max = nice(series.iter().map(|(_, s, _)| s.max()).fold(0.0, f64::max));
     ChartSpec {
         title,
         series: series.into_iter().map(|(n, s, c)| (n, s.xy(), c)).collect(),
         y_max: max,
         y_labels: vec![fmt(0.0), fmt(max / 2.0), fmt(max)],
-        _marker: std::marker::PhantomData,
     }
 }
 
@@ -637,7 +618,10 @@ fn draw_dashboard(frame: &mut Frame<'_>, area: Rect, app: &App) {
     // CPU per core.
     let now: Vec<String> = d.cpu.iter().map(|s| format!("{:.0}%", s.last().unwrap_or(0.0))).collect();
     let cpu = ChartSpec {
-        title: format!(" CPU per core (host): {} ", if now.is_empty() { "-".into() } else { now.join(" ") }),
+        title: format!(
+            "CPU per core (host): {}",
+            if now.is_empty() { "-".into() } else { now.join(" ") }
+        ),
         series: d
             .cpu
             .iter()
@@ -646,24 +630,24 @@ fn draw_dashboard(frame: &mut Frame<'_>, area: Rect, app: &App) {
             .collect(),
         y_max: 100.0,
         y_labels: vec!["0%".into(), "50%".into(), "100%".into()],
-        _marker: std::marker::PhantomData,
     };
     render_chart(frame, cells[0], cpu);
 
     render_chart(
         frame,
         cells[1],
-        linear(
-            format!(" Resident memory (scan): {} ", fmt_bytes(d.rss.last().unwrap_or(0.0))),
+        linear_with(
+            format!("Resident memory (scan): {}", fmt_bytes(d.rss.last().unwrap_or(0.0))),
             vec![("rss".into(), &d.rss, Color::Magenta)],
             |v| fmt_bytes(v).replace(".0 ", " "),
+            nice_bytes,
         ),
     );
 
-    // Network, log scale: y is log10(1 + bytes/s), 0..=10 (1 B/s .. 10 GB/s).
+    // Network, log scale: y is log10(1 + bytes/s).
     let net = ChartSpec {
         title: format!(
-            " Network/s (log): tx {} rx {} ",
+            "Network/s (log scale): tx {} rx {}",
             fmt_bytes(d.net_tx.last().unwrap_or(0.0)),
             fmt_bytes(d.net_rx.last().unwrap_or(0.0))
         ),
@@ -671,23 +655,24 @@ fn draw_dashboard(frame: &mut Frame<'_>, area: Rect, app: &App) {
             ("tx".into(), d.net_tx.xy_log10(), Color::Green),
             ("rx".into(), d.net_rx.xy_log10(), Color::Cyan),
         ],
-        y_max: 10.0,
-        y_labels: vec!["1B".into(), "1K".into(), "1M".into(), "1G".into()],
-        _marker: std::marker::PhantomData,
+        // log10: 0 = 1 B/s, 3 = 1 KB/s, 6 = 1 MB/s, 9 = 1 GB/s, 12 = 1 TB/s.
+        y_max: 12.0,
+        y_labels: ["1B", "1K", "1M", "1G", "1T"].map(String::from).to_vec(),
     };
     render_chart(frame, cells[2], net);
 
     render_chart(
         frame,
         cells[3],
-        linear(
+        linear_with(
             format!(
-                " Log flushed/s: {} (total {}) ",
+                "Log flushed/s: {} (total {})",
                 fmt_bytes(d.log_rate.last().unwrap_or(0.0)),
                 fmt_bytes(d.log_bytes_total as f64)
             ),
             vec![("log".into(), &d.log_rate, Color::Yellow)],
             |v| fmt_bytes(v).replace(".0 ", " "),
+            nice_bytes,
         ),
     );
 
@@ -696,7 +681,7 @@ fn draw_dashboard(frame: &mut Frame<'_>, area: Rect, app: &App) {
         cells[4],
         linear(
             format!(
-                " Probe rate: {} pps, replies {}/s ",
+                "Probe rate: {} pps, replies {}/s",
                 fmt_si(d.probe_rate.last().unwrap_or(0.0)),
                 fmt_si(d.reply_rate.last().unwrap_or(0.0))
             ),
@@ -722,16 +707,13 @@ fn draw_dashboard(frame: &mut Frame<'_>, area: Rect, app: &App) {
         frame,
         cells[5],
         linear(
-            format!(" Reply RTT: {whole} ({} replies) ", fmt_count(all.len())),
+            format!("RTT {whole}, {} replies", fmt_count(all.len())),
             vec![
                 ("p50".into(), &d.rtt_p50, Color::Green),
                 ("p90".into(), &d.rtt_p90, Color::Yellow),
                 ("p99".into(), &d.rtt_p99, Color::Red),
             ],
-            fmt_rtt,
+            |v| if v <= 0.0 { "0".into() } else { fmt_rtt(v) },
         ),
     );
-    let _ = Alignment::Left;
-    let _ = Borders::ALL;
-    let _ = Modifier::BOLD;
 }
