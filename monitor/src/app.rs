@@ -289,7 +289,10 @@ impl FilterBuilder {
             let (clause, offset) = c.clause(v);
             if let Err(e) = Filter::parse(&clause) {
                 if self.error.is_none() {
-                    let lead = self.values[i].chars().take_while(|c| c.is_whitespace()).count();
+                    let lead = self.values[i]
+                        .chars()
+                        .take_while(|c| c.is_whitespace())
+                        .count();
                     let col = (e.column() + lead).saturating_sub(offset).max(1);
                     let width = e.width().min(self.values[i].chars().count().max(1));
                     self.error = Some((i, col, width, e.message().to_string()));
@@ -310,7 +313,14 @@ impl FilterBuilder {
                     self.preview = Some((table.count_matching(&f), table.len()));
                     self.compiled = Some(f);
                 }
-                Err(e) => self.error = Some((CRITERIA.len() - 1, e.column(), e.width(), e.message().to_string())),
+                Err(e) => {
+                    self.error = Some((
+                        CRITERIA.len() - 1,
+                        e.column(),
+                        e.width(),
+                        e.message().to_string(),
+                    ))
+                }
             }
         }
     }
@@ -551,7 +561,9 @@ impl App {
                 }
                 self.ended_us = Some(p.time_us);
                 self.last_event_us = self.last_event_us.max(p.time_us);
-                let sent = self.checkpoint.map_or(self.counters.sent, |c| c.counters.sent);
+                let sent = self
+                    .checkpoint
+                    .map_or(self.counters.sent, |c| c.counters.sent);
                 self.log_event(
                     p.time_us,
                     format!(
@@ -676,7 +688,10 @@ impl App {
         self.writer_alive = writer_alive;
         if !writer_alive && matches!(self.status, Status::Running) && self.scan.is_some() {
             self.status = Status::Interrupted;
-            self.log_event(now_us, "The scan process is gone without a final event (interrupted)".into());
+            self.log_event(
+                now_us,
+                "The scan process is gone without a final event (interrupted)".into(),
+            );
         } else if writer_alive && self.status == Status::Interrupted {
             self.status = Status::Running;
         }
@@ -715,7 +730,11 @@ impl App {
     pub fn percent(&self) -> f64 {
         let total = self.scan.as_ref().map_or(0, |s| s.total_probes);
         if total == 0 {
-            return if self.status == Status::Finished { 100.0 } else { 0.0 };
+            return if self.status == Status::Finished {
+                100.0
+            } else {
+                0.0
+            };
         }
         self.probes_done() as f64 * 100.0 / total as f64
     }
@@ -773,7 +792,11 @@ impl App {
                     format!(
                         "{what} requested: {} sent to pid {pid}; waiting for the scan to write {}",
                         signal.name(),
-                        if signal == ScanSignal::Pause { "Paused" } else { "Resumed" }
+                        if signal == ScanSignal::Pause {
+                            "Paused"
+                        } else {
+                            "Resumed"
+                        }
                     ),
                 );
             }
@@ -858,26 +881,26 @@ impl App {
                 b.recompute(&self.table);
                 self.dialog = Some(Dialog::Filter(Box::new(b)));
             }
-            KeyCode::Char('c') => {
-                if self.filter.take().is_some() {
-                    self.builder_values = Default::default();
-                    self.view_force = true;
-                    self.set_notice(Level::Info, "filter cleared");
-                }
+            KeyCode::Char('c') if self.filter.is_some() => {
+                self.filter = None;
+                self.builder_values = Default::default();
+                self.view_force = true;
+                self.set_notice(Level::Info, "filter cleared");
             }
             KeyCode::Char('e') => {
-                {
-                    let scan_id = self.scan.as_ref().map_or(0, |s| s.scan_id);
-                    let format = Format::ALL.iter().position(|f| *f == Format::Csv).unwrap_or(0);
-                    self.dialog = Some(Dialog::Export(ExportMenu {
-                        format,
-                        path: ExportMenu::default_path(scan_id, Format::ALL[format]),
-                        filtered: self.filter.is_some(),
-                        focus: 0,
-                        path_edited: false,
-                        scan_id,
-                    }));
-                }
+                let scan_id = self.scan.as_ref().map_or(0, |s| s.scan_id);
+                let format = Format::ALL
+                    .iter()
+                    .position(|f| *f == Format::Csv)
+                    .unwrap_or(0);
+                self.dialog = Some(Dialog::Export(ExportMenu {
+                    format,
+                    path: ExportMenu::default_path(scan_id, Format::ALL[format]),
+                    filtered: self.filter.is_some(),
+                    focus: 0,
+                    path_edited: false,
+                    scan_id,
+                }));
             }
             KeyCode::Char('p') => return self.request_signal(ScanSignal::Pause),
             KeyCode::Char('r') => return self.request_signal(ScanSignal::Resume),
@@ -895,6 +918,7 @@ impl App {
             KeyCode::PageUp => self.move_selection(-20),
             KeyCode::Home | KeyCode::Char('g') => self.selected = 0,
             KeyCode::End | KeyCode::Char('G') => {
+                self.refresh_view();
                 self.selected = self.table.view_len().saturating_sub(1)
             }
             _ => {}
@@ -903,13 +927,17 @@ impl App {
     }
 
     fn move_selection(&mut self, by: i64) {
+        self.refresh_view();
         let n = self.table.view_len() as i64;
         self.selected = (self.selected as i64 + by).clamp(0, (n - 1).max(0)) as usize;
     }
 
     fn request_signal(&mut self, signal: ScanSignal) -> Option<Action> {
         let Some(pid) = self.pid else {
-            self.set_notice(Level::Error, "no scan process known yet (the log has no ScanStarted)");
+            self.set_notice(
+                Level::Error,
+                "no scan process known yet (the log has no ScanStarted)",
+            );
             return None;
         };
         let ok = match signal {
@@ -928,8 +956,14 @@ impl App {
         }
         if !ok {
             let msg = match signal {
-                ScanSignal::Pause => format!("cannot pause: the scan is {}", self.status.label().to_lowercase()),
-                ScanSignal::Resume => format!("cannot resume: the scan is {}", self.status.label().to_lowercase()),
+                ScanSignal::Pause => format!(
+                    "cannot pause: the scan is {}",
+                    self.status.label().to_lowercase()
+                ),
+                ScanSignal::Resume => format!(
+                    "cannot resume: the scan is {}",
+                    self.status.label().to_lowercase()
+                ),
             };
             self.set_notice(Level::Error, msg);
             return None;
@@ -963,7 +997,9 @@ impl App {
                 return None;
             }
             KeyCode::Tab | KeyCode::Down => b.focus = (b.focus + 1) % CRITERIA.len(),
-            KeyCode::BackTab | KeyCode::Up => b.focus = (b.focus + CRITERIA.len() - 1) % CRITERIA.len(),
+            KeyCode::BackTab | KeyCode::Up => {
+                b.focus = (b.focus + CRITERIA.len() - 1) % CRITERIA.len()
+            }
             KeyCode::Backspace => {
                 b.values[b.focus].pop();
                 b.recompute(&self.table);
@@ -989,7 +1025,11 @@ impl App {
             KeyCode::BackTab | KeyCode::Up => m.focus = (m.focus + 2) % 3,
             KeyCode::Left | KeyCode::Right if m.focus == 0 => {
                 let n = Format::ALL.len();
-                m.format = if key.code == KeyCode::Right { (m.format + 1) % n } else { (m.format + n - 1) % n };
+                m.format = if key.code == KeyCode::Right {
+                    (m.format + 1) % n
+                } else {
+                    (m.format + n - 1) % n
+                };
                 if !m.path_edited {
                     m.path = ExportMenu::default_path(m.scan_id, m.selected());
                 }
@@ -1016,7 +1056,16 @@ impl App {
                     self.dialog = Some(Dialog::Export(m));
                     return None;
                 }
-                let filter = if m.filtered { self.filter.clone() } else { None };
+                if self.exporting() {
+                    self.set_notice(Level::Error, "an export is already running");
+                    self.dialog = Some(Dialog::Export(m));
+                    return None;
+                }
+                let filter = if m.filtered {
+                    self.filter.clone()
+                } else {
+                    None
+                };
                 let req = ExportRequest {
                     format: m.selected(),
                     path: PathBuf::from(path),
@@ -1029,11 +1078,6 @@ impl App {
                     total: self.table.len() as u64,
                     result: None,
                 });
-                if self.exporting() {
-                    self.set_notice(Level::Error, "an export is already running");
-                    self.dialog = Some(Dialog::Export(m));
-                    return None;
-                }
                 self.set_notice(
                     Level::Info,
                     format!("exporting {} to {}", req.format, req.path.display()),
@@ -1049,4 +1093,3 @@ impl App {
         None
     }
 }
-

@@ -10,7 +10,7 @@
 //!
 //! Structure (as in trippy's TUI): a pure state [`App`] (events and keys in,
 //! state and [`Action`]s out), pure render functions ([`draw`]), and a thin
-//! event loop ([`run`]) that polls the log, the keyboard and the operating
+//! event loop ([`run()`]) that polls the log, the keyboard and the operating
 //! system. The crate never writes to the log and never reaches into the engine.
 
 #![warn(missing_docs)]
@@ -25,3 +25,5 @@ pub mod ui;
 pub use app::{Action, App, ScanSignal, Status, Tab};
 pub use sanitize::{sanitize, sanitize_bytes};
 pub use ui::draw;
+pub mod run;
+pub use run::{run, MonitorError, Options};

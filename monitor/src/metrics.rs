@@ -188,8 +188,10 @@ impl Dashboard {
         match &self.last_sample {
             Some(prev) if s.time_us > prev.time_us => {
                 let dt = s.time_us - prev.time_us;
-                self.net_tx.push(rate(s.net_tx_bytes, prev.net_tx_bytes, dt));
-                self.net_rx.push(rate(s.net_rx_bytes, prev.net_rx_bytes, dt));
+                self.net_tx
+                    .push(rate(s.net_tx_bytes, prev.net_tx_bytes, dt));
+                self.net_rx
+                    .push(rate(s.net_rx_bytes, prev.net_rx_bytes, dt));
                 self.log_rate.push(rate(s.log_bytes, prev.log_bytes, dt));
             }
             _ => {
@@ -220,13 +222,19 @@ impl Dashboard {
                 .last_sys
                 .as_ref()
                 .map_or(0, |p| sys.time_us.saturating_sub(p.time_us));
-            let (tx, rx) = match (sys.net_bytes, self.last_sys.as_ref().and_then(|p| p.net_bytes)) {
+            let (tx, rx) = match (
+                sys.net_bytes,
+                self.last_sys.as_ref().and_then(|p| p.net_bytes),
+            ) {
                 (Some((tx, rx)), Some((ptx, prx))) => (rate(tx, ptx, dt), rate(rx, prx, dt)),
                 _ => (0.0, 0.0),
             };
             self.net_tx.push(tx);
             self.net_rx.push(rx);
-            let prev_log = self.last_sys.as_ref().map_or(sys.log_bytes_read, |p| p.log_bytes_read);
+            let prev_log = self
+                .last_sys
+                .as_ref()
+                .map_or(sys.log_bytes_read, |p| p.log_bytes_read);
             self.log_rate.push(rate(sys.log_bytes_read, prev_log, dt));
             self.log_bytes_total = self.log_bytes_total.max(sys.log_bytes_read);
             self.rss.push(sys.scan_rss_bytes.unwrap_or(0) as f64);
@@ -281,9 +289,10 @@ impl Collector {
             }
         }
         if let Some(pid) = pid {
-            out.net_bytes = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("net/dev"))
-                .ok()
-                .and_then(|s| parse_net_dev(&s));
+            out.net_bytes =
+                std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("net/dev"))
+                    .ok()
+                    .and_then(|s| parse_net_dev(&s));
         }
         out
     }
@@ -296,8 +305,13 @@ pub fn parse_net_dev(text: &str) -> Option<(u64, u64)> {
     let mut lo = (0u64, 0u64);
     let mut seen = false;
     for line in text.lines().skip(2) {
-        let Some((name, rest)) = line.split_once(':') else { continue };
-        let f: Vec<u64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+        let Some((name, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
         if f.len() < 9 {
             continue;
         }
@@ -367,7 +381,10 @@ mod tests {
         assert_eq!(d.net_tx.last(), Some(100_000.0));
         assert_eq!(d.net_rx.last(), Some(50_000.0));
         assert_eq!(d.log_rate.last(), Some(32768.0));
-        assert_eq!(d.probe_rate.values().collect::<Vec<_>>(), vec![1000.0, 2000.0]);
+        assert_eq!(
+            d.probe_rate.values().collect::<Vec<_>>(),
+            vec![1000.0, 2000.0]
+        );
         assert_eq!(d.rtt_p50.last(), Some(3200.0));
         assert_eq!(d.rtt_p90.last(), Some(5760.0));
         assert_eq!(d.rtt_p99.last(), Some(6336.0));

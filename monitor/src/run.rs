@@ -139,7 +139,10 @@ fn event_loop(
                     // Keep showing what was read; a corrupt log is not the
                     // monitor's to repair.
                     follow_failed = true;
-                    app.notice = Some((crate::app::Level::Error, format!("reading the log failed: {e}")));
+                    app.notice = Some((
+                        crate::app::Level::Error,
+                        format!("reading the log failed: {e}"),
+                    ));
                     dirty = true;
                 }
             }
@@ -194,7 +197,12 @@ fn event_loop(
                 _ => {}
             }
         }
-        if app.quit || opts.close.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+        if app.quit
+            || opts
+                .close
+                .as_ref()
+                .is_some_and(|c| c.load(Ordering::Relaxed))
+        {
             break;
         }
     }
@@ -296,7 +304,10 @@ mod tests {
 
     #[test]
     fn send_signal_delivers_sigusr1_and_sigusr2_to_one_process() {
-        for (sig, num) in [(ScanSignal::Pause, libc::SIGUSR1), (ScanSignal::Resume, libc::SIGUSR2)] {
+        for (sig, num) in [
+            (ScanSignal::Pause, libc::SIGUSR1),
+            (ScanSignal::Resume, libc::SIGUSR2),
+        ] {
             let mut child = Command::new("sleep").arg("30").spawn().unwrap();
             send_signal(child.id(), sig).unwrap();
             // Default action of SIGUSR1/2 is to terminate: the child dies of it.
@@ -307,8 +318,14 @@ mod tests {
 
     #[test]
     fn send_signal_refuses_group_and_broadcast_pids() {
-        assert_eq!(send_signal(0, ScanSignal::Pause), Err("refusing to signal pid 0".into()));
-        assert_eq!(send_signal(1, ScanSignal::Pause), Err("refusing to signal pid 1".into()));
+        assert_eq!(
+            send_signal(0, ScanSignal::Pause),
+            Err("refusing to signal pid 0".into())
+        );
+        assert_eq!(
+            send_signal(1, ScanSignal::Pause),
+            Err("refusing to signal pid 1".into())
+        );
         // u32::MAX would be -1 (every process) as a pid_t.
         assert_eq!(
             send_signal(u32::MAX, ScanSignal::Pause),
@@ -326,7 +343,26 @@ mod tests {
             r,
             Err("no process holds the scan log's writer lock (the scan is not running)".into())
         );
+        // A live writer (this process) whose LOCK names another pid than the
+        // one asked for: refused, the child is not signalled.
+        let w =
+            prtip_store::LogWriter::create(dir.path(), prtip_store::LogOptions::default()).unwrap();
+        let r = signal_scan(dir.path(), child.id(), ScanSignal::Pause);
+        assert_eq!(
+            r,
+            Err(format!(
+                "the log's writer is pid {}, not pid {} from the log; not signalling",
+                std::process::id(),
+                child.id()
+            ))
+        );
+        w.finish().unwrap();
         let mut child = child;
+        assert_eq!(
+            child.try_wait().unwrap(),
+            None,
+            "the child must not have been signalled"
+        );
         child.kill().unwrap();
         let _ = child.wait();
     }
@@ -334,9 +370,18 @@ mod tests {
     #[test]
     fn bytes_read_adds_finished_segments() {
         let mut b = BytesRead::default();
-        b.see(LogPos { segment: 0, offset: 100 });
-        b.see(LogPos { segment: 0, offset: 4000 });
-        b.see(LogPos { segment: 1, offset: 64 });
+        b.see(LogPos {
+            segment: 0,
+            offset: 100,
+        });
+        b.see(LogPos {
+            segment: 0,
+            offset: 4000,
+        });
+        b.see(LogPos {
+            segment: 1,
+            offset: 64,
+        });
         assert_eq!(b.total(), 4064);
     }
 }

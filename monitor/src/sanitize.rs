@@ -98,14 +98,18 @@ mod tests {
 
     #[test]
     fn plain_text_is_borrowed_unchanged() {
-        assert!(matches!(sanitize("nginx 1.24.0 (Ubuntu) — ünïcödé 日本"), Cow::Borrowed(_)));
+        assert!(matches!(
+            sanitize("nginx 1.24.0 (Ubuntu) — ünïcödé 日本"),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]
     fn terminal_controls_become_visible_escapes() {
         // Cursor movement, clear screen, colours, title (OSC 0 with BEL and ST),
         // 8-bit CSI, backspace over text, carriage return overwrite.
-        let hostile = "\x1b[2J\x1b[H\x1b[31mred\x1b[0m\x1b]0;owned\x07\x1b]2;t\x1b\\\u{9b}6n ok\x08\x08xx\rY";
+        let hostile =
+            "\x1b[2J\x1b[H\x1b[31mred\x1b[0m\x1b]0;owned\x07\x1b]2;t\x1b\\\u{9b}6n ok\x08\x08xx\rY";
         let s = sanitize(hostile);
         assert_eq!(
             s,
@@ -117,7 +121,10 @@ mod tests {
     #[test]
     fn invisible_unicode_formatting_is_shown() {
         assert_eq!(sanitize("admin\u{202e}txt.exe"), "admin\\u{202e}txt.exe");
-        assert_eq!(sanitize("a\u{200b}b\u{feff}c\u{2066}d"), "a\\u{200b}b\\u{feff}c\\u{2066}d");
+        assert_eq!(
+            sanitize("a\u{200b}b\u{feff}c\u{2066}d"),
+            "a\\u{200b}b\\u{feff}c\\u{2066}d"
+        );
         assert_eq!(sanitize("soft\u{ad}hyphen"), "soft\\xadhyphen");
     }
 

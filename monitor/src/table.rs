@@ -29,7 +29,12 @@ pub enum SortKey {
 
 impl SortKey {
     /// Every key, in the order `s` cycles through them.
-    pub const ALL: [SortKey; 4] = [SortKey::Address, SortKey::Port, SortKey::Service, SortKey::Rtt];
+    pub const ALL: [SortKey; 4] = [
+        SortKey::Address,
+        SortKey::Port,
+        SortKey::Service,
+        SortKey::Rtt,
+    ];
 
     /// Lower-case name shown in the status line.
     pub fn name(self) -> &'static str {
@@ -178,16 +183,21 @@ impl ResultTable {
     }
 
     /// Rebuild the view if rows, filter or sort changed since the last call.
-    pub fn refresh(&mut self, filter: Option<&Filter>, sort: SortKey, descending: bool, force: bool) {
+    pub fn refresh(
+        &mut self,
+        filter: Option<&Filter>,
+        sort: SortKey,
+        descending: bool,
+        force: bool,
+    ) {
         if !self.dirty && !force {
             return;
         }
         self.dirty = false;
         let rows = &self.rows;
         self.view.clear();
-        self.view.extend(
-            (0..rows.len()).filter(|&i| filter.is_none_or(|f| f.matches(&rows[i]))),
-        );
+        self.view
+            .extend((0..rows.len()).filter(|&i| filter.is_none_or(|f| f.matches(&rows[i]))));
         let cmp = |a: &usize, b: &usize| -> Ordering {
             let (a, b) = (&rows[*a], &rows[*b]);
             let primary = match sort {

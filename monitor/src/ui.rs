@@ -2,7 +2,7 @@
 //!
 //! [`draw`] lays out the header, the tab bar, the current screen, any dialog
 //! and the status bar. Every piece of remote text (banners, service, product,
-//! version, host names) goes through [`crate::sanitize`] here, at the last
+//! version, host names) goes through [`crate::sanitize()`] here, at the last
 //! moment before it enters a buffer. This module never changes the app, reads
 //! files or looks at the clock.
 
@@ -17,8 +17,8 @@ use ratatui::style::{Color, Style, Stylize};
 use ratatui::symbols;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{
-    Axis, Block, Cell, Chart, Clear, Dataset, Gauge, GraphType, Paragraph, Row,
-    Sparkline, Table, Tabs, Wrap,
+    Axis, Block, Cell, Chart, Clear, Dataset, Gauge, GraphType, Paragraph, Row, Sparkline, Table,
+    Tabs, Wrap,
 };
 use ratatui::Frame;
 
@@ -58,7 +58,10 @@ fn status_style(s: &Status) -> Style {
 }
 
 fn draw_header(frame: &mut Frame<'_>, area: Rect, app: &App) {
-    let mut spans = vec![Span::styled(" prtip monitor ", Style::new().bold().reversed())];
+    let mut spans = vec![Span::styled(
+        " prtip monitor ",
+        Style::new().bold().reversed(),
+    )];
     match &app.scan {
         Some(s) => {
             spans.push(Span::raw(format!(" scan {} ", s.scan_id)));
@@ -98,7 +101,7 @@ fn draw_tabs(frame: &mut Frame<'_>, area: Rect, app: &App) {
 
 fn draw_status(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let line = if let Some(e) = app.export.as_ref().filter(|e| e.result.is_none()) {
-        let pct = if e.total > 0 { e.done * 100 / e.total } else { 0 };
+        let pct = (e.done * 100).checked_div(e.total).unwrap_or(0);
         Line::from(format!(
             " exporting {} to {}: {}/{} rows ({pct}%)",
             e.format,
@@ -134,7 +137,10 @@ fn draw_progress(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let mut title = vec![Span::raw(" Progress ")];
     if let Status::Paused { reason, next_index } = &app.status {
         title.push(Span::styled(
-            format!(" PAUSED ({reason}) at probe {} - press r to resume ", fmt_count(*next_index)),
+            format!(
+                " PAUSED ({reason}) at probe {} - press r to resume ",
+                fmt_count(*next_index)
+            ),
             Style::new().fg(Color::Black).bg(Color::Yellow).bold(),
         ));
     }
@@ -170,20 +176,37 @@ fn draw_progress(frame: &mut Frame<'_>, area: Rect, app: &App) {
         ("Rate", format!("{} pps", fmt_si(app.rate_pps()))),
         ("Open ports", fmt_count(app.table.open_count().max(c.open))),
         ("Results", fmt_count(app.table.len() as u64)),
-        ("Drops / invalid", format!("{} / {}", fmt_count(c.drops), fmt_count(c.invalid))),
+        (
+            "Drops / invalid",
+            format!("{} / {}", fmt_count(c.drops), fmt_count(c.invalid)),
+        ),
         (
             "Checkpoint",
-            app.checkpoint
-                .map_or("-".into(), |cp| format!("{} @ {}", fmt_count(cp.next_index), fmt_clock(cp.time_us))),
+            app.checkpoint.map_or("-".into(), |cp| {
+                format!("{} @ {}", fmt_count(cp.next_index), fmt_clock(cp.time_us))
+            }),
         ),
     ];
     let lines: Vec<Line<'_>> = rows
         .into_iter()
-        .map(|(k, v)| Line::from(vec![Span::styled(format!("{k:<16}"), Style::new().bold()), Span::raw(v)]))
+        .map(|(k, v)| {
+            Line::from(vec![
+                Span::styled(format!("{k:<16}"), Style::new().bold()),
+                Span::raw(v),
+            ])
+        })
         .collect();
-    frame.render_widget(Paragraph::new(lines).block(Block::bordered().title(" Counters ")), counters_area);
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::bordered().title(" Counters ")),
+        counters_area,
+    );
 
-    let data: Vec<u64> = app.dash.probe_rate.values().map(|v| v.max(0.0) as u64).collect();
+    let data: Vec<u64> = app
+        .dash
+        .probe_rate
+        .values()
+        .map(|v| v.max(0.0) as u64)
+        .collect();
     let now = app.dash.probe_rate.last().unwrap_or(0.0);
     let inner_w = spark_area.width.saturating_sub(2) as usize;
     let shown = &data[data.len().saturating_sub(inner_w)..];
@@ -200,7 +223,8 @@ fn draw_progress(frame: &mut Frame<'_>, area: Rect, app: &App) {
     );
 
     let [events_area, open_area] =
-        Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)]).areas(events_area);
+        Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)])
+            .areas(events_area);
     let h = open_area.height.saturating_sub(2) as usize;
     let open: Vec<Line<'_>> = app
         .recent_open
@@ -215,8 +239,14 @@ fn draw_progress(frame: &mut Frame<'_>, area: Rect, app: &App) {
                 .map(|s| sanitize(&s.name).into_owned())
                 .unwrap_or_default();
             Line::from(vec![
-                Span::styled(format!("{} ", fmt_clock(o.time_us)), Style::new().fg(Color::DarkGray)),
-                Span::raw(format!("{:<22}", format!("{}:{}/{}", o.addr, o.port, o.proto.as_str()))),
+                Span::styled(
+                    format!("{} ", fmt_clock(o.time_us)),
+                    Style::new().fg(Color::DarkGray),
+                ),
+                Span::raw(format!(
+                    "{:<22}",
+                    format!("{}:{}/{}", o.addr, o.port, o.proto.as_str())
+                )),
                 Span::styled(svc, Style::new().fg(Color::Green)),
             ])
         })
@@ -232,7 +262,10 @@ fn draw_progress(frame: &mut Frame<'_>, area: Rect, app: &App) {
         .skip(app.events.len().saturating_sub(h))
         .map(|e| {
             Line::from(vec![
-                Span::styled(format!("{} ", fmt_clock(e.time_us)), Style::new().fg(Color::DarkGray)),
+                Span::styled(
+                    format!("{} ", fmt_clock(e.time_us)),
+                    Style::new().fg(Color::DarkGray),
+                ),
                 Span::raw(e.text.clone()),
             ])
         })
@@ -257,7 +290,10 @@ pub fn results_status_line(app: &App) -> String {
             app.sort.name(),
             f.source()
         ),
-        None => format!("Showing {shown}/{total} results · sort: {} {arrow}", app.sort.name()),
+        None => format!(
+            "Showing {shown}/{total} results · sort: {} {arrow}",
+            app.sort.name()
+        ),
     }
 }
 
@@ -278,8 +314,13 @@ fn version_text(r: &ResultRow) -> String {
 }
 
 fn draw_results(frame: &mut Frame<'_>, area: Rect, app: &App) {
-    let [table_area, status_area] =
-        Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(area);
+    let [table_area, detail_area, status_area] = Layout::vertical([
+        Constraint::Min(3),
+        Constraint::Length(5),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_detail(frame, detail_area, app);
     let visible = table_area.height.saturating_sub(3).max(1) as usize; // borders + header
     let n = app.table.view_len();
     let offset = (app.selected / visible) * visible;
@@ -299,7 +340,11 @@ fn draw_results(frame: &mut Frame<'_>, area: Rect, app: &App) {
                 Cell::from(addr),
                 Cell::from(format!("{}/{}", r.port, r.proto.as_str())),
                 Cell::from(r.state.as_str()).style(state_style(r.state)),
-                Cell::from(r.service.as_ref().map_or(String::new(), |s| sanitize(&s.name).into_owned())),
+                Cell::from(
+                    r.service
+                        .as_ref()
+                        .map_or(String::new(), |s| sanitize(&s.name).into_owned()),
+                ),
                 Cell::from(version_text(r)),
                 Cell::from(fmt_rtt(f64::from(r.rtt_us))),
                 Cell::from(r.banner.as_deref().map(sanitize_bytes).unwrap_or_default()),
@@ -311,8 +356,10 @@ fn draw_results(frame: &mut Frame<'_>, area: Rect, app: &App) {
             }
         })
         .collect();
-    let header = Row::new(["ADDRESS", "PORT", "STATE", "SERVICE", "VERSION", "RTT", "BANNER"])
-        .style(Style::new().bold().underlined());
+    let header = Row::new([
+        "ADDRESS", "PORT", "STATE", "SERVICE", "VERSION", "RTT", "BANNER",
+    ])
+    .style(Style::new().bold().underlined());
     let table = Table::new(
         rows,
         [
@@ -334,6 +381,50 @@ fn draw_results(frame: &mut Frame<'_>, area: Rect, app: &App) {
     );
 }
 
+/// The selected row in full: state, reason, TTL, RTT, service with
+/// confidence, and the whole banner (sanitised, wrapped).
+fn draw_detail(frame: &mut Frame<'_>, area: Rect, app: &App) {
+    let block = Block::bordered().title(" Selected ");
+    let Some(r) = app.table.view_row(app.selected) else {
+        frame.render_widget(Paragraph::new("no result selected").block(block), area);
+        return;
+    };
+    let mut first = format!(
+        "{}:{}/{} {} ({}, ttl {}, rtt {})",
+        r.addr,
+        r.port,
+        r.proto.as_str(),
+        r.state.as_str(),
+        r.reason.as_str(),
+        r.ttl,
+        fmt_rtt(f64::from(r.rtt_us))
+    );
+    if let Some(h) = &r.hostname {
+        first.push_str(&format!(" host {}", sanitize(h)));
+    }
+    if let Some(s) = &r.service {
+        first.push_str(&format!(
+            " │ {} {} {} {} conf {:.2} via {}",
+            sanitize(&s.name),
+            sanitize(&s.product),
+            sanitize(&s.version),
+            sanitize(&s.extra),
+            s.confidence,
+            sanitize(&s.method)
+        ));
+    }
+    let banner = match &r.banner {
+        Some(b) => format!("banner: {}", sanitize_bytes(b)),
+        None => "banner: -".to_string(),
+    };
+    frame.render_widget(
+        Paragraph::new(vec![Line::from(first), Line::from(banner)])
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        area,
+    );
+}
+
 // ---------------------------------------------------------------- dialogs
 
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
@@ -352,7 +443,12 @@ fn draw_filter_builder(frame: &mut Frame<'_>, area: Rect, b: &FilterBuilder) {
     frame.render_widget(Clear, popup);
     let block = Block::bordered()
         .title(" Filter builder ")
-        .title_bottom(Line::from(" Tab/↑↓ field · type to edit · Ctrl-U clear field · Enter apply · Esc cancel ").centered())
+        .title_bottom(
+            Line::from(
+                " Tab/↑↓ field · type to edit · Ctrl-U clear field · Enter apply · Esc cancel ",
+            )
+            .centered(),
+        )
         .border_style(Style::new().fg(Color::Cyan));
     let inner = block.inner(popup);
     frame.render_widget(block, popup);
@@ -360,7 +456,11 @@ fn draw_filter_builder(frame: &mut Frame<'_>, area: Rect, b: &FilterBuilder) {
     for (i, c) in CRITERIA.iter().enumerate() {
         let focused = i == b.focus;
         let bad = b.error.as_ref().is_some_and(|e| e.0 == i);
-        let label_style = if focused { Style::new().bold().reversed() } else { Style::new().bold() };
+        let label_style = if focused {
+            Style::new().bold().reversed()
+        } else {
+            Style::new().bold()
+        };
         let value = &b.values[i];
         let mut spans = vec![
             Span::styled(format!(" {:<14}", c.label()), label_style),
@@ -369,7 +469,11 @@ fn draw_filter_builder(frame: &mut Frame<'_>, area: Rect, b: &FilterBuilder) {
         if value.is_empty() {
             spans.push(Span::styled(c.hint(), Style::new().fg(Color::DarkGray)));
         } else {
-            let style = if bad { Style::new().fg(Color::Red) } else { Style::new() };
+            let style = if bad {
+                Style::new().fg(Color::Red)
+            } else {
+                Style::new()
+            };
             spans.push(Span::styled(sanitize(value).into_owned(), style));
         }
         if focused {
@@ -378,7 +482,10 @@ fn draw_filter_builder(frame: &mut Frame<'_>, area: Rect, b: &FilterBuilder) {
         lines.push(Line::from(spans));
     }
     lines.push(Line::raw(""));
-    let expr = b.expression.clone().unwrap_or_else(|| "(no filter: every result)".into());
+    let expr = b
+        .expression
+        .clone()
+        .unwrap_or_else(|| "(no filter: every result)".into());
     lines.push(Line::from(vec![
         Span::styled(" Filter: ", Style::new().bold()),
         Span::raw(sanitize(&expr).into_owned()),
@@ -400,7 +507,11 @@ fn draw_filter_builder(frame: &mut Frame<'_>, area: Rect, b: &FilterBuilder) {
             lines.push(Line::from(vec![
                 Span::styled(" Preview: ", Style::new().bold()),
                 Span::styled(
-                    format!("{} of {} results match", fmt_count(m as u64), fmt_count(total as u64)),
+                    format!(
+                        "{} of {} results match",
+                        fmt_count(m as u64),
+                        fmt_count(total as u64)
+                    ),
                     Style::new().fg(Color::Green),
                 ),
             ]));
@@ -415,7 +526,10 @@ fn draw_export_menu(frame: &mut Frame<'_>, area: Rect, app: &App, m: &ExportMenu
     frame.render_widget(Clear, popup);
     let block = Block::bordered()
         .title(" Export ")
-        .title_bottom(Line::from(" ←→ format · Tab field · Space toggle · Enter export · Esc close ").centered())
+        .title_bottom(
+            Line::from(" ←→ format · Tab field · Space toggle · Enter export · Esc close ")
+                .centered(),
+        )
         .border_style(Style::new().fg(Color::Cyan));
     let inner = block.inner(popup);
     frame.render_widget(block, popup);
@@ -429,7 +543,11 @@ fn draw_export_menu(frame: &mut Frame<'_>, area: Rect, app: &App, m: &ExportMenu
     ])
     .areas(inner);
     let label = |i: usize, text: &'static str| {
-        let st = if m.focus == i { Style::new().bold().reversed() } else { Style::new().bold() };
+        let st = if m.focus == i {
+            Style::new().bold().reversed()
+        } else {
+            Style::new().bold()
+        };
         Span::styled(format!(" {text:<10}"), st)
     };
     let mut spans = vec![label(0, "Format"), Span::raw(" ")];
@@ -442,30 +560,62 @@ fn draw_export_menu(frame: &mut Frame<'_>, area: Rect, app: &App, m: &ExportMenu
         spans.push(Span::styled(format!(" {} ", f.name()), st));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), fmt_line);
-    let mut file = vec![label(1, "File"), Span::raw(" "), Span::raw(sanitize(&m.path).into_owned())];
+    let mut file = vec![
+        label(1, "File"),
+        Span::raw(" "),
+        Span::raw(sanitize(&m.path).into_owned()),
+    ];
     if m.focus == 1 {
         file.push(Span::styled("▏", Style::new().fg(Color::Cyan)));
     }
     frame.render_widget(Paragraph::new(Line::from(file)), file_line);
     let rows_text = match (&app.filter, m.filtered) {
-        (Some(_), true) => format!("[x] only the current filter ({} rows)", fmt_count(app.table.view_len() as u64)),
-        (Some(_), false) => format!("[ ] only the current filter (all {} rows)", fmt_count(app.table.len() as u64)),
-        (None, _) => format!("all {} rows (no filter set)", fmt_count(app.table.len() as u64)),
+        (Some(_), true) => format!(
+            "[x] only the current filter ({} rows)",
+            fmt_count(app.table.view_len() as u64)
+        ),
+        (Some(_), false) => format!(
+            "[ ] only the current filter (all {} rows)",
+            fmt_count(app.table.len() as u64)
+        ),
+        (None, _) => format!(
+            "all {} rows (no filter set)",
+            fmt_count(app.table.len() as u64)
+        ),
     };
-    frame.render_widget(Paragraph::new(Line::from(vec![label(2, "Rows"), Span::raw(" "), Span::raw(rows_text)])), rows_line);
+    frame.render_widget(
+        Paragraph::new(Line::from(vec![
+            label(2, "Rows"),
+            Span::raw(" "),
+            Span::raw(rows_text),
+        ])),
+        rows_line,
+    );
     if let Some(e) = &app.export {
-        let ratio = if e.total > 0 { (e.done as f64 / e.total as f64).clamp(0.0, 1.0) } else { 1.0 };
+        let ratio = if e.total > 0 {
+            (e.done as f64 / e.total as f64).clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
         let text = match &e.result {
             None => format!("{}/{} rows", fmt_count(e.done), fmt_count(e.total)),
-            Some(Ok(n)) => format!("done: {} rows in {}", fmt_count(*n), sanitize(&e.path.display().to_string())),
+            Some(Ok(n)) => format!(
+                "done: {} rows in {}",
+                fmt_count(*n),
+                sanitize(&e.path.display().to_string())
+            ),
             Some(Err(msg)) => format!("failed: {}", sanitize(msg)),
         };
         let color = match &e.result {
             Some(Err(_)) => Color::Red,
             _ => Color::Green,
         };
-        let [l, g] = Layout::horizontal([Constraint::Length(12), Constraint::Min(10)]).areas(bar_line);
-        frame.render_widget(Paragraph::new(Span::styled(" Progress", Style::new().bold())), l);
+        let [l, g] =
+            Layout::horizontal([Constraint::Length(12), Constraint::Min(10)]).areas(bar_line);
+        frame.render_widget(
+            Paragraph::new(Span::styled(" Progress", Style::new().bold())),
+            l,
+        );
         frame.render_widget(
             Gauge::default()
                 .gauge_style(Style::new().fg(color).bg(Color::Black))
@@ -492,7 +642,12 @@ fn draw_help(frame: &mut Frame<'_>, area: Rect) {
     ];
     let lines: Vec<Line<'_>> = keys
         .iter()
-        .map(|(k, v)| Line::from(vec![Span::styled(format!(" {k:<18}"), Style::new().bold()), Span::raw(*v)]))
+        .map(|(k, v)| {
+            Line::from(vec![
+                Span::styled(format!(" {k:<18}"), Style::new().bold()),
+                Span::raw(*v),
+            ])
+        })
         .collect();
     frame.render_widget(
         Paragraph::new(lines).block(
@@ -518,9 +673,12 @@ const PALETTE: [Color; 8] = [
     Color::LightCyan,
 ];
 
+/// One line of a chart: name, points, colour.
+type Line60 = (String, Vec<(f64, f64)>, Color);
+
 struct ChartSpec {
     title: String,
-    series: Vec<(String, Vec<(f64, f64)>, Color)>,
+    series: Vec<Line60>,
     y_max: f64,
     y_labels: Vec<String>,
 }
@@ -612,15 +770,27 @@ fn draw_dashboard(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let rows = Layout::vertical([Constraint::Ratio(1, 3); 3]).split(area);
     let cells: Vec<Rect> = rows
         .iter()
-        .flat_map(|r| Layout::horizontal([Constraint::Ratio(1, 2); 2]).split(*r).to_vec())
+        .flat_map(|r| {
+            Layout::horizontal([Constraint::Ratio(1, 2); 2])
+                .split(*r)
+                .to_vec()
+        })
         .collect();
 
     // CPU per core.
-    let now: Vec<String> = d.cpu.iter().map(|s| format!("{:.0}%", s.last().unwrap_or(0.0))).collect();
+    let now: Vec<String> = d
+        .cpu
+        .iter()
+        .map(|s| format!("{:.0}%", s.last().unwrap_or(0.0)))
+        .collect();
     let cpu = ChartSpec {
         title: format!(
             "CPU per core (host): {}",
-            if now.is_empty() { "-".into() } else { now.join(" ") }
+            if now.is_empty() {
+                "-".into()
+            } else {
+                now.join(" ")
+            }
         ),
         series: d
             .cpu
@@ -637,7 +807,10 @@ fn draw_dashboard(frame: &mut Frame<'_>, area: Rect, app: &App) {
         frame,
         cells[1],
         linear_with(
-            format!("Resident memory (scan): {}", fmt_bytes(d.rss.last().unwrap_or(0.0))),
+            format!(
+                "Resident memory (scan): {}",
+                fmt_bytes(d.rss.last().unwrap_or(0.0))
+            ),
             vec![("rss".into(), &d.rss, Color::Magenta)],
             |v| fmt_bytes(v).replace(".0 ", " "),
             nice_bytes,
