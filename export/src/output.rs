@@ -2,10 +2,14 @@
 //!
 //! A file export is written to a temporary file in the destination's directory
 //! (`.NAME.XXXXXX.prtip-tmp`) and renamed over the destination only after the last
-//! byte is written and synced; an error, a Ctrl-C or a panic drops the temporary
-//! file instead, so a reader never sees a half-written export. Only a `kill -9`
+//! byte is written; an error, a Ctrl-C or a panic drops the temporary file
+//! instead, so a reader never sees a half-written export. Only a `kill -9`
 //! mid-export can leave a `.prtip-tmp` file behind (never the destination itself).
-//! This module never renders.
+//!
+//! Exports are not fsync'ed: they are projections that `prtip export` can rebuild
+//! from the log at any time, and syncing a 300 MB export costs more than
+//! rendering it. (On ext4, replacing a file by rename flushes its data first
+//! anyway.) The scan log is what is made durable. This module never renders.
 
 use crate::ExportError;
 use std::fs;
@@ -72,6 +76,12 @@ impl Output {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
+        if !dir.is_dir() {
+            return Err(ExportError::BadOutput {
+                path: path.into(),
+                why: format!("the directory {} does not exist (create it first)", dir.display()),
+            });
+        }
         if final_path.is_dir() {
             return Err(ExportError::BadOutput {
                 path: path.into(),
@@ -108,7 +118,7 @@ impl Output {
         }
     }
 
-    /// Flush, sync and rename into place. Returns the bytes written.
+    /// Flush and rename into place. Returns the bytes written.
     pub fn commit(self) -> Result<u64, ExportError> {
         let path = self.path.clone();
         let io_err = |source: io::Error| ExportError::Io {
@@ -124,15 +134,8 @@ impl Output {
             Dest::Stdout(mut s) => s.flush().map_err(io_err)?,
             Dest::File(tmp) => {
                 let final_path = self.final_path.expect("file output has a path");
-                tmp.as_file().sync_all().map_err(io_err)?;
                 set_mode_644(tmp.path()).map_err(io_err)?;
                 tmp.persist(&final_path).map_err(|e| io_err(e.error))?;
-                if let Some(dir) = final_path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    // Make the rename durable; failure to open a directory is not fatal.
-                    if let Ok(d) = fs::File::open(dir) {
-                        let _ = d.sync_all();
-                    }
-                }
             }
         }
         Ok(bytes)
