@@ -19,13 +19,25 @@ fn rows(c: &mut Criterion) {
     let meta = ReportMeta::synthetic(1, &synthetic::lab_spec(), 1_764_080_100_000_000);
     let mut g = c.benchmark_group("export/rows_1M");
     g.sample_size(10).measurement_time(Duration::from_secs(20));
-    for f in [Format::Csv, Format::Json, Format::Html, Format::Xml, Format::Text, Format::Grep] {
+    for f in [
+        Format::Csv,
+        Format::Json,
+        Format::Html,
+        Format::Xml,
+        Format::Text,
+        Format::Grep,
+    ] {
         let path = dir.path().join(format!("out.{}", f.extension()));
         let target = [Target::new(f, path.to_str().unwrap())];
         g.bench_function(f.name(), |b| {
             b.iter(|| {
-                export_rows(&meta, synthetic::lab_rows(ROWS).map(Ok), &target, &mut ExportOptions::default())
-                    .unwrap()
+                export_rows(
+                    &meta,
+                    synthetic::lab_rows(ROWS).map(Ok),
+                    &target,
+                    &mut ExportOptions::default(),
+                )
+                .unwrap()
             })
         });
     }

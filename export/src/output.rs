@@ -79,7 +79,10 @@ impl Output {
         if !dir.is_dir() {
             return Err(ExportError::BadOutput {
                 path: path.into(),
-                why: format!("the directory {} does not exist (create it first)", dir.display()),
+                why: format!(
+                    "the directory {} does not exist (create it first)",
+                    dir.display()
+                ),
             });
         }
         if final_path.is_dir() {

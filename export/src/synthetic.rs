@@ -138,3 +138,101 @@ pub fn lab_spec() -> ScanSpec {
         extra_json: "{}".into(),
     }
 }
+
+/// The events that make the store fold back into `row`: a `Reply`, then a `Banner`
+/// and a `Service` when the row has them.
+pub fn row_events(row: &ResultRow) -> Vec<prtip_store::Event> {
+    use prtip_store::event::{Banner, Reply, Service};
+    use prtip_store::Event;
+    let mut v = vec![Event::Reply(Reply {
+        addr: row.addr,
+        port: row.port,
+        proto: row.proto,
+        state: row.state,
+        reason: row.reason,
+        ttl: row.ttl,
+        icmp_code: 0,
+        rtt_us: row.rtt_us,
+        time_us: row.time_us,
+    })];
+    if let Some(b) = &row.banner {
+        v.push(Event::Banner(Banner {
+            addr: row.addr,
+            port: row.port,
+            proto: row.proto,
+            time_us: row.time_us,
+            probe: "NULL".into(),
+            bytes: b.clone(),
+        }));
+    }
+    if let Some(s) = &row.service {
+        v.push(Event::Service(Service {
+            addr: row.addr,
+            port: row.port,
+            proto: row.proto,
+            time_us: row.time_us,
+            name: s.name.clone(),
+            product: s.product.clone(),
+            version: s.version.clone(),
+            extra: s.extra.clone(),
+            confidence: s.confidence,
+            method: s.method.clone(),
+        }));
+    }
+    v
+}
+
+/// Write a complete scan log into `dir` (created): `ScanStarted` for `spec`, the
+/// events of every row (in the order given; the store sorts), then `Finished`
+/// 2.5 s after the start unless `finished` is false (a scan killed mid-way).
+pub fn write_log(
+    dir: &std::path::Path,
+    scan_id: u64,
+    spec: &ScanSpec,
+    rows: impl Iterator<Item = ResultRow>,
+    finished: bool,
+) -> Result<(), prtip_store::StoreError> {
+    use prtip_store::event::{Counters, EventSink, Finished, ScanStarted, Versions};
+    use prtip_store::{Event, LogOptions, LogWriter};
+    let start = 1_764_080_100_000_000;
+    let writer = LogWriter::create(dir, LogOptions::default())?;
+    let mut sink = writer.sink();
+    let closed = |e: prtip_store::event::SinkError| prtip_store::StoreError::Closed(e.to_string());
+    sink.push(Event::ScanStarted(Box::new(ScanStarted {
+        scan_id,
+        time_us: start,
+        spec: spec.clone(),
+        versions: Versions {
+            prtip: env!("CARGO_PKG_VERSION").into(),
+            schema: prtip_store::event::SCHEMA_VERSION,
+        },
+        command_line: ["prtip", "scan", "-sS", "-sV", "-p", &spec.ports]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(spec.targets.iter().cloned())
+            .collect(),
+        total_probes: 0,
+        total_targets: 256,
+        pid: std::process::id(),
+    })))
+    .map_err(closed)?;
+    let mut counters = Counters::default();
+    for r in rows {
+        counters.sent += 1;
+        counters.replies += u64::from(r.reason != Reason::NoResponse);
+        counters.open += u64::from(r.state == PortState::Open);
+        counters.closed += u64::from(r.state == PortState::Closed);
+        for ev in row_events(&r) {
+            sink.push(ev).map_err(closed)?;
+        }
+    }
+    if finished {
+        sink.push(Event::Finished(Finished {
+            time_us: start + 2_500_000,
+            counters,
+        }))
+        .map_err(closed)?;
+    }
+    drop(sink);
+    writer.finish()
+}
