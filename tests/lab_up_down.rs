@@ -178,8 +178,7 @@ fn the_guard_tears_the_lab_down_even_when_the_test_panics() {
     assert!(!dir.exists(), "{} left behind", dir.display());
     let pid = *pid.lock().unwrap();
     assert_ne!(pid, 0);
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    assert!(stat.is_empty(), "responder {pid} still exists: {stat}");
+    assert!(!pid_running(pid), "responder {pid} still running");
 }
 
 #[test]
@@ -413,4 +412,66 @@ fn the_responder_keeps_answering_many_connections() {
         })
         .unwrap();
     assert_eq!((banners, connects), (1000, 1000));
+}
+
+#[test]
+fn cli_xdp_responder_answers_syns_and_down_stops_its_holder() {
+    if !netns_tests_enabled() {
+        return;
+    }
+    let name = LabConfig::unique("xdp").name;
+    let guard = CliLab(name.clone());
+    let up = prtip()
+        .args([
+            "lab",
+            "up",
+            "--name",
+            &name,
+            "--responder",
+            "xdp",
+            "--tcp-ports",
+            "22,80",
+            "--udp-ports",
+            "53",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&up.stdout);
+    assert!(
+        up.status.success(),
+        "{}{}",
+        text,
+        String::from_utf8_lossy(&up.stderr)
+    );
+    assert!(text.contains("responder: xdp"), "{text}");
+    assert!(text.contains("helper xdp-holder: pid"), "{text}");
+    let cfg = prtip_lab::load_config(std::path::Path::new("/run/prtip-lab"), &name)
+        .unwrap()
+        .expect("the lab's config is recorded");
+    let holder = prtip_lab::helpers(&cfg);
+    assert_eq!(holder.len(), 1, "{holder:?}");
+    let ns = &cfg.scan_ns;
+    // The XDP program answers the SYN (the handshake completes, then the target's
+    // kernel, which has no connection, resets it); closed ports get RST to the SYN.
+    match tcp_probe(ns, addr("198.19.250.3", 22), None, T).unwrap() {
+        TcpProbe::Open { .. } => {}
+        TcpProbe::Error(e) => assert!(e.contains("reset"), "open port via XDP: {e}"),
+        other => panic!("open port via XDP: {other:?}"),
+    }
+    assert_eq!(
+        tcp_probe(ns, addr("198.19.250.3", 23), None, T).unwrap(),
+        TcpProbe::Refused
+    );
+    let down = prtip()
+        .args(["lab", "down", "--name", &name])
+        .output()
+        .unwrap();
+    assert!(down.status.success());
+    assert!(
+        !pid_running(holder[0].pid),
+        "holder {} still running",
+        holder[0].pid
+    );
+    assert!(!ns_exists(ns));
+    drop(guard);
 }

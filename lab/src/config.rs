@@ -272,6 +272,55 @@ pub fn format_ports(ports: &[u16]) -> String {
     out.join(",")
 }
 
+/// What answers the scanner's probes on the target side.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResponderKind {
+    /// The target namespace's kernel TCP stack and `prtip lab serve`: full
+    /// connections, banners, UDP services.
+    #[default]
+    Kernel,
+    /// As `Kernel`, plus an XDP program on the target's veth that answers every
+    /// SYN itself (SYN-ACK on the open TCP ports, RST elsewhere) at line rate, so
+    /// that benchmarks measure the scanner and not the target's TCP stack.
+    /// Connections that complete the handshake get no banner in this mode.
+    Xdp,
+    /// An XDP program on the target's veth that drops every frame: nothing
+    /// answers (send-only benchmarks).
+    XdpSink,
+}
+
+impl ResponderKind {
+    /// The name used on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResponderKind::Kernel => "kernel",
+            ResponderKind::Xdp => "xdp",
+            ResponderKind::XdpSink => "xdp-sink",
+        }
+    }
+}
+
+impl fmt::Display for ResponderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ResponderKind {
+    type Err = LabError;
+    fn from_str(s: &str) -> Result<ResponderKind, LabError> {
+        match s {
+            "kernel" => Ok(ResponderKind::Kernel),
+            "xdp" => Ok(ResponderKind::Xdp),
+            "xdp-sink" | "sink" => Ok(ResponderKind::XdpSink),
+            other => Err(LabError::Invalid(format!(
+                "unknown responder '{other}': expected kernel, xdp or xdp-sink"
+            ))),
+        }
+    }
+}
+
 /// Everything that describes one lab. Two labs with different `name`, `scan_ns`
 /// and `tgt_ns` can run side by side (the links and addresses live inside the
 /// namespaces, so they may be equal across labs).
@@ -312,6 +361,12 @@ pub struct LabConfig {
     /// (or one level above) this executable, as cargo lays out tests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub responder_exe: Option<PathBuf>,
+    /// What answers on the target side. prtip-lab itself always runs the kernel
+    /// responder; the XDP kinds are attached by the caller after [`crate::Lab::up`]
+    /// (the CLI runs `prtip xdp-hold` and registers it with
+    /// [`crate::Lab::adopt_helper`]). Recorded here so status and ground truth know.
+    #[serde(default)]
+    pub responder: ResponderKind,
 }
 
 impl Default for LabConfig {
@@ -352,6 +407,7 @@ impl LabConfig {
             backlog: DEFAULT_BACKLOG,
             run_dir: PathBuf::from(DEFAULT_RUN_DIR),
             responder_exe: None,
+            responder: ResponderKind::Kernel,
         }
     }
 
@@ -485,6 +541,7 @@ impl LabConfig {
             target_net: self.target_net,
             tcp_open: self.tcp_ports.iter().copied().collect(),
             udp_open: self.udp_ports.iter().copied().collect(),
+            answers: self.responder != ResponderKind::XdpSink,
         }
     }
 }
@@ -510,6 +567,8 @@ pub struct GroundTruth {
     pub tcp_open: BTreeSet<u16>,
     /// UDP ports that answer; all others ICMP port unreachable.
     pub udp_open: BTreeSet<u16>,
+    /// False for a send-only sink: nothing answers at all (every probe is lost).
+    pub answers: bool,
 }
 
 /// Transport protocol of a ground-truth question.
@@ -524,7 +583,8 @@ pub enum Proto {
 impl GroundTruth {
     /// Whether `addr:port` is open for `proto`.
     pub fn is_open(&self, proto: Proto, addr: Ipv4Addr, port: u16) -> bool {
-        self.target_net.contains(addr)
+        self.answers
+            && self.target_net.contains(addr)
             && match proto {
                 Proto::Tcp => self.tcp_open.contains(&port),
                 Proto::Udp => self.udp_open.contains(&port),
@@ -561,7 +621,11 @@ impl GroundTruth {
             Proto::Tcp => &self.tcp_open,
             Proto::Udp => &self.udp_open,
         };
-        let open_ports = ports.iter().filter(|p| open_set.contains(p)).count() as u64;
+        let open_ports = if self.answers {
+            ports.iter().filter(|p| open_set.contains(p)).count() as u64
+        } else {
+            0
+        };
         let inside = targets
             .iter()
             .filter(|a| self.target_net.contains(*a))
@@ -574,6 +638,13 @@ impl GroundTruth {
 
 impl fmt::Display for GroundTruth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.answers {
+            return write!(
+                f,
+                "nothing answers: the target's veth drops every frame (XDP sink); {} addresses",
+                self.target_net.len()
+            );
+        }
         let tcp: Vec<u16> = self.tcp_open.iter().copied().collect();
         let udp: Vec<u16> = self.udp_open.iter().copied().collect();
         write!(
@@ -734,5 +805,28 @@ mod tests {
         assert!(!g.is_open(Proto::Tcp, "198.20.0.1".parse().unwrap(), 80));
         assert!(g.is_open(Proto::Udp, "198.19.3.4".parse().unwrap(), 53));
         assert!(g.to_string().contains("TCP open 80,8080"));
+        let sink = LabConfig {
+            responder: ResponderKind::XdpSink,
+            ..c
+        }
+        .ground_truth();
+        assert_eq!(sink.count(Proto::Tcp, &net, &[80, 22]), (0, 131072));
+        assert!(!sink.is_open(Proto::Tcp, "198.19.0.1".parse().unwrap(), 80));
+        assert!(sink.to_string().starts_with("nothing answers"));
+    }
+
+    #[test]
+    fn responder_kinds_parse_and_old_configs_default_to_kernel() {
+        assert_eq!("xdp".parse::<ResponderKind>().unwrap(), ResponderKind::Xdp);
+        assert_eq!(
+            "xdp-sink".parse::<ResponderKind>().unwrap(),
+            ResponderKind::XdpSink
+        );
+        let e = "ebpf".parse::<ResponderKind>().unwrap_err().to_string();
+        assert!(e.contains("'ebpf'"), "{e}");
+        let mut v = serde_json::to_value(LabConfig::default()).unwrap();
+        v.as_object_mut().unwrap().remove("responder");
+        let c: LabConfig = serde_json::from_value(v).unwrap();
+        assert_eq!(c.responder, ResponderKind::Kernel);
     }
 }

@@ -12,6 +12,7 @@ use crate::error::LabError;
 use crate::netns::{self, ip, ns_exists};
 use crate::privilege::require_lab_privileges;
 use crate::probe::{tcp_probe, TcpProbe};
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::fs;
 use std::net::SocketAddrV4;
@@ -35,7 +36,7 @@ pub struct Lab {
 pub struct DownReport {
     /// Namespaces deleted.
     pub removed_namespaces: Vec<String>,
-    /// Responder processes stopped.
+    /// Responder and helper processes stopped.
     pub stopped_pids: Vec<u32>,
     /// Other processes that were still inside the namespaces (not killed).
     pub leftover_pids: Vec<u32>,
@@ -56,7 +57,7 @@ impl fmt::Display for DownReport {
             write!(f, " namespaces {}", self.removed_namespaces.join(", "))?;
         }
         if !self.stopped_pids.is_empty() {
-            write!(f, "; stopped responder pid {:?}", self.stopped_pids)?;
+            write!(f, "; stopped pids {:?}", self.stopped_pids)?;
         }
         if self.removed_run_dir {
             write!(f, "; run directory")?;
@@ -85,6 +86,57 @@ fn ready_file(cfg: &LabConfig) -> PathBuf {
 /// The responder's log file (`<run_dir>/<name>/responder.log`).
 pub fn log_file(cfg: &LabConfig) -> PathBuf {
     cfg.lab_dir().join("responder.log")
+}
+
+/// A process that belongs to a lab besides its responder (the XDP holder of
+/// `prtip lab up --responder xdp`, for example). Registered with
+/// [`Lab::adopt_helper`]; [`down`] stops it (SIGTERM, then SIGKILL after 5 s)
+/// before it deletes the namespaces, and [`status`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Helper {
+    /// Short name, unique within the lab (`xdp-holder`): the file
+    /// `<run_dir>/<name>/helpers/<role>.json`.
+    pub role: String,
+    /// Its process id.
+    pub pid: u32,
+    /// A string its command line contains; `down` signals the pid only while it
+    /// does (so a recycled pid is never killed).
+    pub marker: String,
+    /// One line for `status` (what it runs, where).
+    pub note: String,
+}
+
+fn helpers_dir(c: &LabConfig) -> PathBuf {
+    c.lab_dir().join("helpers")
+}
+
+/// The helper processes registered for a lab.
+pub fn helpers(c: &LabConfig) -> Vec<Helper> {
+    let mut v: Vec<Helper> = fs::read_dir(helpers_dir(c))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| fs::read_to_string(e.path()).ok())
+        .filter_map(|t| serde_json::from_str(&t).ok())
+        .collect();
+    v.sort_by(|a, b| a.role.cmp(&b.role));
+    v
+}
+
+fn helper_alive(h: &Helper) -> bool {
+    alive(h.pid) && cmdline(h.pid).is_some_and(|a| a.iter().any(|x| x.contains(&h.marker)))
+}
+
+fn stop_helpers(c: &LabConfig) -> Vec<u32> {
+    let mut stopped = Vec::new();
+    for h in helpers(c) {
+        if helper_alive(&h) {
+            stop_pid(h.pid, Duration::from_secs(5));
+            stopped.push(h.pid);
+        }
+    }
+    let _ = fs::remove_dir_all(helpers_dir(c));
+    stopped
 }
 
 /// The configuration a running lab was brought up with (`<run_dir>/<name>/config.json`),
@@ -158,6 +210,7 @@ impl Lab {
         ip(&["-V"])?;
         let fresh = !ns_exists(&cfg.scan_ns) && !ns_exists(&cfg.tgt_ns);
         let result = (|| {
+            stop_helpers(cfg);
             stop_responders(cfg)?;
             setup_network(cfg)?;
             verify_scanner_ns(cfg)?;
@@ -188,6 +241,24 @@ impl Lab {
     /// Take the lab down (see [`down`]).
     pub fn down(self) -> Result<DownReport, LabError> {
         down(&self.config)
+    }
+
+    /// Register a helper process of this lab (see [`Helper`]). Refuses a pid that
+    /// is not running or whose command line lacks `marker`.
+    pub fn adopt_helper(&self, helper: &Helper) -> Result<(), LabError> {
+        check_name("helper role", &helper.role)?;
+        if !helper_alive(helper) {
+            return Err(LabError::Setup(format!(
+                "helper {} (pid {}) is not running or its command line lacks '{}'",
+                helper.role, helper.pid, helper.marker
+            )));
+        }
+        let dir = helpers_dir(&self.config);
+        fs::create_dir_all(&dir)
+            .map_err(|e| LabError::io(format!("creating {}", dir.display()), e))?;
+        let path = dir.join(format!("{}.json", helper.role));
+        let json = serde_json::to_string_pretty(helper).expect("a Helper always serializes");
+        fs::write(&path, json).map_err(|e| LabError::io(format!("writing {}", path.display()), e))
     }
 
     /// Run `f` on a thread inside the scanner namespace.
@@ -433,6 +504,20 @@ fn start_responder(c: &LabConfig, exe: &Path) -> Result<u32, LabError> {
     }
 }
 
+fn check_name(what: &str, v: &str) -> Result<(), LabError> {
+    if v.is_empty()
+        || v.len() > 64
+        || !v
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(LabError::Invalid(format!(
+            "{what} '{v}' is not valid (1-64 characters from a-z A-Z 0-9 - _)"
+        )));
+    }
+    Ok(())
+}
+
 fn cmdline(pid: u32) -> Option<Vec<String>> {
     let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     Some(
@@ -458,6 +543,28 @@ fn alive(pid: u32) -> bool {
             .is_some_and(|state| state != "Z" && state != "X"),
         Err(_) => false,
     }
+}
+
+/// SIGTERM, then SIGKILL after `grace`; reap it if it is our child.
+fn stop_pid(pid: u32, grace: Duration) {
+    let p = nix::unistd::Pid::from_raw(pid as i32);
+    let reap = || {
+        let _ = nix::sys::wait::waitpid(p, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+    };
+    let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGTERM);
+    let start = Instant::now();
+    while alive(pid) && start.elapsed() < grace {
+        reap();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if alive(pid) {
+        let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
+        while alive(pid) && start.elapsed() < grace * 2 {
+            reap();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    reap();
 }
 
 fn ns_pids(ns: &str) -> Vec<u32> {
@@ -486,20 +593,7 @@ fn stop_responders(c: &LabConfig) -> Result<Vec<u32>, LabError> {
     pids.dedup();
     pids.retain(|&p| is_our_responder(c, p));
     for &pid in &pids {
-        // SIGTERM, then SIGKILL after 3 s; reap it if it is our child.
-        let p = nix::unistd::Pid::from_raw(pid as i32);
-        let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGTERM);
-        let start = Instant::now();
-        while alive(pid) && start.elapsed() < Duration::from_secs(3) {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        if alive(pid) {
-            let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
-            while alive(pid) && start.elapsed() < Duration::from_secs(6) {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-        let _ = nix::sys::wait::waitpid(p, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+        stop_pid(pid, Duration::from_secs(3));
     }
     let _ = fs::remove_file(pid_file(c));
     Ok(pids)
@@ -510,8 +604,10 @@ fn stop_responders(c: &LabConfig) -> Result<Vec<u32>, LabError> {
 /// is not (or only partly) up succeeds. Needs root.
 pub fn down(c: &LabConfig) -> Result<DownReport, LabError> {
     require_lab_privileges("down")?;
+    let mut stopped = stop_helpers(c);
+    stopped.extend(stop_responders(c)?);
     let mut report = DownReport {
-        stopped_pids: stop_responders(c)?,
+        stopped_pids: stopped,
         ..DownReport::default()
     };
     for ns in [&c.scan_ns, &c.tgt_ns] {
@@ -552,6 +648,8 @@ pub struct LabStatus {
     pub responder_pid: Option<u32>,
     /// Whether that pid is alive and is this lab's responder.
     pub responder_alive: bool,
+    /// Registered helper processes and whether each is alive.
+    pub helpers: Vec<(Helper, bool)>,
 }
 
 impl LabStatus {
@@ -562,6 +660,7 @@ impl LabStatus {
             && self.responder_alive
             && self.scan_default_routes.is_empty()
             && self.scan_extra_links.is_empty()
+            && self.helpers.iter().all(|(_, alive)| *alive)
     }
 }
 
@@ -605,6 +704,13 @@ pub fn status(c: &LabConfig) -> Result<LabStatus, LabError> {
         scan_extra_links: extra,
         responder_pid: pid,
         responder_alive: pid.is_some_and(|p| alive(p) && is_our_responder(c, p)),
+        helpers: helpers(c)
+            .into_iter()
+            .map(|h| {
+                let a = helper_alive(&h);
+                (h, a)
+            })
+            .collect(),
     })
 }
 
@@ -663,7 +769,16 @@ impl fmt::Display for LabStatus {
             (Some(p), false) => format!("pid {p} NOT running"),
             (None, _) => "not running".to_string(),
         };
-        writeln!(f, "  responder: {resp}; log {}", log_file(c).display())?;
+        writeln!(
+            f,
+            "  responder: {} — prtip lab serve {resp}; log {}",
+            c.responder,
+            log_file(c).display()
+        )?;
+        for (h, alive) in &self.helpers {
+            let state = if *alive { "running" } else { "NOT running" };
+            writeln!(f, "  helper {}: pid {} {state}; {}", h.role, h.pid, h.note)?;
+        }
         writeln!(
             f,
             "  queues: {} per veth end; backlog {}",

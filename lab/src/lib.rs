@@ -33,7 +33,9 @@ pub mod responder;
 pub mod services;
 pub mod udp;
 
-pub use config::{GroundTruth, Ipv4Net, LabConfig, MacAddr, Proto};
+pub use config::{GroundTruth, Ipv4Net, LabConfig, MacAddr, Proto, ResponderKind};
 pub use error::LabError;
-pub use lab::{down, list_labs, load_config, status, DownReport, Lab, LabGuard, LabStatus};
+pub use lab::{
+    down, helpers, list_labs, load_config, status, DownReport, Helper, Lab, LabGuard, LabStatus,
+};
 pub use probe::{tcp_probe, udp_probe, TcpProbe, UdpProbe};

@@ -109,3 +109,15 @@ pub fn run_in_ns(ns: &str, program: &str, args: &[&str]) -> Output {
 pub fn ns_exists(ns: &str) -> bool {
     prtip_lab::netns::ns_exists(ns)
 }
+
+/// Whether process `pid` exists and is not a zombie (an orphan may stay a zombie
+/// until init reaps it).
+pub fn pid_running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next().map(str::to_string))
+        })
+        .is_some_and(|state| state != "Z" && state != "X")
+}

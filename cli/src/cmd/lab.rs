@@ -4,7 +4,10 @@
 
 use crate::UsageError;
 use prtip_lab::config::{parse_ports, DEFAULT_NAME, DEFAULT_RUN_DIR, MAX_NAME_LEN};
-use prtip_lab::{Ipv4Net, LabConfig, LabError, MacAddr};
+use prtip_lab::{Helper, Ipv4Net, Lab, LabConfig, LabError, MacAddr, ResponderKind};
+use prtip_xdp::lab::{holder_command, spawn_holder, HolderArgs, LabSides, LabTarget};
+use prtip_xdp::responder::ResponderConfig;
+use prtip_xdp::XdpMode;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,6 +67,14 @@ fn cidr(s: &str) -> Result<Ipv4Net, String> {
     s.parse().map_err(|e: LabError| e.to_string())
 }
 
+fn responder_kind(s: &str) -> Result<ResponderKind, String> {
+    s.parse().map_err(|e: LabError| e.to_string())
+}
+
+fn xdp_mode(s: &str) -> Result<XdpMode, String> {
+    s.parse()
+}
+
 fn mac(s: &str) -> Result<MacAddr, String> {
     s.parse().map_err(|e: LabError| e.to_string())
 }
@@ -99,6 +110,14 @@ struct UpArgs {
     /// Listen backlog and the target namespace's somaxconn.
     #[arg(long, value_name = "N")]
     backlog: Option<u32>,
+    /// What answers: kernel (full TCP with banners), xdp (an XDP program on the
+    /// target's veth answers every SYN at line rate: SYN-ACK on the open ports, RST
+    /// elsewhere; UDP still served), xdp-sink (drop every frame; send-only benches).
+    #[arg(long, value_name = "KIND", value_parser = responder_kind, default_value = "kernel")]
+    responder: ResponderKind,
+    /// XDP attach mode for the xdp responders: native (driver) or skb (generic).
+    #[arg(long, value_name = "MODE", value_parser = xdp_mode, default_value = "native")]
+    xdp_mode: XdpMode,
 }
 
 #[derive(clap::Args, Debug)]
@@ -201,13 +220,59 @@ fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
     c.udp_ports = a.udp_ports.map(|p| p.0).unwrap_or(fresh.udp_ports);
     c.queues = a.queues.unwrap_or(fresh.queues);
     c.backlog = a.backlog.unwrap_or(fresh.backlog);
+    c.responder = a.responder;
     c.responder_exe = None;
     c.validate().map_err(lab_err)?;
-    let lab = prtip_lab::Lab::up(&c).map_err(lab_err)?;
+    let lab = Lab::up(&c).map_err(lab_err)?;
+    if c.responder != ResponderKind::Kernel {
+        if let Err(e) = attach_xdp(&lab, a.xdp_mode) {
+            let _ = prtip_lab::down(&c);
+            return Err(e.context(format!(
+                "attaching the {} responder (the lab was taken down again)",
+                c.responder
+            )));
+        }
+    }
     let st = prtip_lab::status(lab.config()).map_err(lab_err)?;
     println!("{st}");
     println!("  take it down: prtip lab down --name {}", c.name);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Start `prtip xdp-hold` for the lab's XDP responder or sink and register it
+/// with the lab, so that `lab down` and `lab status` know it.
+fn attach_xdp(lab: &Lab, mode: XdpMode) -> anyhow::Result<()> {
+    let c = lab.config();
+    let target = match c.responder {
+        ResponderKind::Xdp => LabTarget::Responder(ResponderConfig::new(
+            c.target_net.addr(),
+            c.target_net.prefix(),
+            &c.tcp_ports,
+        )?),
+        ResponderKind::XdpSink => LabTarget::Sink,
+        ResponderKind::Kernel => return Ok(()),
+    };
+    let args = HolderArgs {
+        sides: LabSides {
+            scan_ns: c.scan_ns.clone(),
+            scan_if: c.scan_if.clone(),
+            tgt_ns: c.tgt_ns.clone(),
+            tgt_if: c.tgt_if.clone(),
+        },
+        target,
+        mode,
+    };
+    let exe = prtip_lab::lab::responder_exe(c).map_err(lab_err)?;
+    let log = c.lab_dir().join("xdp-holder.log");
+    let holder = spawn_holder(holder_command(&exe, &args), &log)?;
+    lab.adopt_helper(&Helper {
+        role: "xdp-holder".into(),
+        pid: holder.pid,
+        marker: "xdp-hold".into(),
+        note: format!("{}; log {}", holder.ready, log.display()),
+    })
+    .map_err(lab_err)?;
+    Ok(())
 }
 
 fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
