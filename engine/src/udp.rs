@@ -20,7 +20,8 @@
 //! peer after a burst of six (net.ipv4.icmp_ratelimit), other systems similarly. A
 //! port that stays silent and then answers ICMP on a retry is proof that errors were
 //! dropped; the scan then widens the gap between probes to that host (doubling, from
-//! 50 ms up to `max_host_gap`) and retries, so closed ports are not misreported as
+//! 250 ms up to `max_host_gap`, at each new proof) and gives that host's silent ports
+//! [`LIMITED_EXTRA_RETRIES`] more attempts, so closed ports are not misreported as
 //! open|filtered. Never builds packets by hand, never touches the permutation.
 
 use crate::connect::ring::{unpack, user_data, Ring};
@@ -108,7 +109,9 @@ const K_SEND: u8 = 1;
 const K_RECV: u8 = 2;
 const K_TIMEOUT: u8 = 3;
 const RECV_CAP: usize = 4096;
-const GAP_START: Duration = Duration::from_millis(50);
+const GAP_START: Duration = Duration::from_millis(250);
+/// Attempts added for ports of a host that showed ICMP rate limiting.
+pub const LIMITED_EXTRA_RETRIES: u32 = 4;
 
 struct Slot<'db> {
     fd: libc::c_int,
@@ -430,7 +433,14 @@ pub fn scan_with(
                     icmp.map(|e| e.icmp_code).unwrap_or(3),
                 ),
                 r if -r == libc::ECANCELED || -r == libc::ETIME => {
-                    if attempt < opts.max_retries {
+                    // a host that rate-limits its ICMP errors gets extra attempts, now
+                    // paced, before silence is believed
+                    let extra = if hosts.contains_key(&job.addr.ip()) {
+                        LIMITED_EXTRA_RETRIES
+                    } else {
+                        0
+                    };
+                    if attempt < opts.max_retries + extra {
                         queue.push_back((job, attempt + 1));
                         continue;
                     }

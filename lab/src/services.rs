@@ -34,6 +34,10 @@ pub enum Kind {
     Redis,
     /// TLS 1.2 server: answers a ClientHello with ServerHello and its certificate.
     Tls,
+    /// MySQL 8.0: sends a protocol-10 handshake first, rejects anything but a login.
+    Mysql,
+    /// PostgreSQL: waits for a StartupMessage, asks for SCRAM-SHA-256 authentication.
+    Postgres,
     /// Accepts and closes without a word (a port the table does not know).
     Silent,
 }
@@ -64,6 +68,8 @@ pub const TLS_CERT_SUBJECT: &str = "CN=lab.prtip.test, O=prtip lab";
 /// -addext "subjectAltName=DNS:lab.prtip.test,DNS:*.lab.prtip.test" -days 36500 -outform DER`;
 /// the private key was thrown away (the lab never completes a handshake).
 pub const TLS_CERT_DER: &[u8] = include_bytes!("lab-cert.der");
+/// MySQL server version announced in the handshake on port 3306.
+pub const MYSQL_VERSION: &str = "8.0.36";
 /// Host name the mail services use in their greetings.
 pub const MAIL_HOST: &str = "mx.prtip.test";
 
@@ -119,6 +125,20 @@ pub static TCP_SERVICES: &[TcpService] = &[
         product: "TLS 1.2 (certificate CN=lab.prtip.test)",
         version: "",
         kind: Kind::Tls,
+    },
+    TcpService {
+        port: 3306,
+        name: "mysql",
+        product: "MySQL",
+        version: MYSQL_VERSION,
+        kind: Kind::Mysql,
+    },
+    TcpService {
+        port: 5432,
+        name: "postgresql",
+        product: "PostgreSQL DB",
+        version: "",
+        kind: Kind::Postgres,
     },
     TcpService {
         port: 6379,
@@ -203,7 +223,10 @@ impl Session {
             Kind::Smtp => format!("220 {MAIL_HOST} ESMTP Postfix (Debian/GNU)\r\n"),
             Kind::Pop3 => "+OK Dovecot ready.\r\n".to_string(),
             Kind::Imap => format!("* OK [CAPABILITY {IMAP_CAPS}] Dovecot ready.\r\n"),
-            Kind::Http { .. } | Kind::Redis | Kind::Tls | Kind::Silent => return None,
+            Kind::Mysql => return Some(mysql_handshake()),
+            Kind::Http { .. } | Kind::Redis | Kind::Tls | Kind::Postgres | Kind::Silent => {
+                return None
+            }
         };
         Some(s.into_bytes())
     }
@@ -216,6 +239,8 @@ impl Session {
             Kind::Redis => redis(&mut self.inbuf),
             Kind::Tls => tls(&mut self.inbuf, &mut self.tls_hello_done),
             Kind::Silent => Output::close(Vec::new()),
+            Kind::Mysql => mysql(&mut self.inbuf),
+            Kind::Postgres => postgres(&mut self.inbuf),
             Kind::Ftp | Kind::Ssh | Kind::Smtp | Kind::Pop3 | Kind::Imap => {
                 let mut out = Output::default();
                 while let Some(line) = take_line(&mut self.inbuf) {
@@ -233,6 +258,91 @@ impl Session {
             return Output::close(out.reply);
         }
         out
+    }
+}
+
+/// A MySQL packet: 3-byte little-endian length, sequence number, payload.
+fn mysql_packet(seq: u8, payload: &[u8]) -> Vec<u8> {
+    let l = payload.len() as u32;
+    let mut v = vec![l as u8, (l >> 8) as u8, (l >> 16) as u8, seq];
+    v.extend_from_slice(payload);
+    v
+}
+
+/// The protocol-10 handshake MySQL 8.0 sends on accept (caching_sha2_password).
+fn mysql_handshake() -> Vec<u8> {
+    let mut p = vec![0x0a];
+    p.extend_from_slice(MYSQL_VERSION.as_bytes());
+    p.push(0);
+    p.extend_from_slice(&1207u32.to_le_bytes()); // connection id
+    p.extend_from_slice(b"\x1a4Kp%w\x0b\x02"); // auth data part 1 (8 bytes)
+    p.push(0);
+    p.extend_from_slice(&0xffffu16.to_le_bytes()); // capabilities (low)
+    p.push(0xff); // utf8mb4_0900_ai_ci
+    p.extend_from_slice(&0x0002u16.to_le_bytes()); // status: autocommit
+    p.extend_from_slice(&0xdfffu16.to_le_bytes()); // capabilities (high)
+    p.push(21); // auth data length
+    p.extend_from_slice(&[0; 10]);
+    p.extend_from_slice(b"m\x0e.Q8\x1bV`\x05\x17r\x01\x00"); // auth data part 2 (13 bytes)
+    p.extend_from_slice(b"caching_sha2_password\x00");
+    mysql_packet(0, &p)
+}
+
+fn mysql(buf: &mut Vec<u8>) -> Output {
+    if buf.len() < 4 {
+        return Output::more();
+    }
+    let len = u32::from_le_bytes([buf[0], buf[1], buf[2], 0]) as usize;
+    if buf.len() < 4 + len && len < MAX_INPUT {
+        return Output::more();
+    }
+    // The lab has no accounts: every login (or junk) is refused, as mysqld does.
+    buf.clear();
+    let mut err = vec![0xff];
+    err.extend_from_slice(&1043u16.to_le_bytes()); // ER_HANDSHAKE_ERROR
+    err.extend_from_slice(b"#08S01Bad handshake");
+    Output::close(mysql_packet(2, &err))
+}
+
+fn pg_message(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut v = vec![kind];
+    v.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+    v.extend_from_slice(body);
+    v
+}
+
+fn postgres(buf: &mut Vec<u8>) -> Output {
+    if buf.len() < 8 {
+        return Output::more();
+    }
+    let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    if !(8..=10_000).contains(&len) {
+        buf.clear();
+        return Output::close(pg_message(
+            b'E',
+            b"SFATAL\0VFATAL\0C08P01\0Minvalid length of startup packet\0Fpostmaster.c\0L2004\0RProcessStartupPacket\0\0",
+        ));
+    }
+    if buf.len() < len {
+        return Output::more();
+    }
+    let code = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+    buf.drain(..len);
+    match code {
+        // SSLRequest / GSSENCRequest: not offered here
+        80877103 | 80877104 => Output {
+            reply: b"N".to_vec(),
+            close: false,
+        },
+        // protocol 3.0 StartupMessage: ask for SASL (SCRAM-SHA-256), as PostgreSQL 14+ does
+        0x0003_0000 => Output {
+            reply: pg_message(b'R', b"\0\0\0\x0aSCRAM-SHA-256\0\0"),
+            close: false,
+        },
+        _ => Output::close(pg_message(
+            b'E',
+            b"SFATAL\0VFATAL\0C0A000\0Munsupported frontend protocol\0Fpostmaster.c\0L2207\0RProcessStartupPacket\0\0",
+        )),
     }
 }
 
@@ -726,6 +836,35 @@ mod tests {
             .starts_with("* OK [CAPABILITY IMAP4rev1"));
         assert_eq!(talk(80, b"").0, None);
         assert_eq!(talk(6379, b"").0, None);
+    }
+
+    #[test]
+    fn databases_greet_like_mysql_and_postgresql() {
+        let s = Session::new(tcp_kind(3306));
+        let g = s.greeting().unwrap();
+        assert_eq!(
+            g.len(),
+            4 + u32::from_le_bytes([g[0], g[1], g[2], 0]) as usize
+        );
+        assert_eq!(&g[3..5], &[0, 0x0a]);
+        assert!(g[5..].starts_with(b"8.0.36\0"));
+        assert!(g.ends_with(b"caching_sha2_password\0"));
+        let mut s = Session::new(tcp_kind(3306));
+        let o = s.input(b"\x05\x00\x00\x01hello");
+        assert!(o.reply.ends_with(b"#08S01Bad handshake") && o.close);
+        assert_eq!(Session::new(tcp_kind(5432)).greeting(), None);
+        let mut startup = vec![0, 0, 0, 0, 0, 3, 0, 0];
+        startup.extend_from_slice(b"user\0prtip\0\0");
+        let n = startup.len() as u32;
+        startup[..4].copy_from_slice(&n.to_be_bytes());
+        let mut s = Session::new(tcp_kind(5432));
+        let o = s.input(&startup);
+        assert_eq!(o.reply, b"R\0\0\0\x17\0\0\0\x0aSCRAM-SHA-256\0\0");
+        assert!(!o.close);
+        let mut s = Session::new(tcp_kind(5432));
+        assert_eq!(s.input(&[0, 0, 0, 8, 4, 0xd2, 0x16, 0x2f]).reply, b"N");
+        let (_, r, c) = talk(5432, b"GET / HTTP/1.0\r\n\r\n");
+        assert!(r.starts_with("E\0\0\0") && r.contains("SFATAL") && c);
     }
 
     #[test]
