@@ -5,7 +5,6 @@
 
 use prtip_store::event::{Counters, ScanSpec, ScanStarted, ScanType};
 use serde::Serialize;
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 /// Scan facts shown in report headers, summaries and trailers.
@@ -200,11 +199,42 @@ fn datetime(us: u64) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-/// RFC 3339 UTC time with microseconds (`2025-11-25T14:15:00.123456Z`).
+/// RFC 3339 UTC time with microseconds, always six digits (`2025-11-25T14:15:00.123456Z`).
 pub fn rfc3339(us: u64) -> String {
-    datetime(us)
-        .format(&Rfc3339)
-        .unwrap_or_else(|_| us.to_string())
+    let mut s = String::with_capacity(27);
+    Rfc3339Writer::default().write(us, &mut s);
+    s
+}
+
+/// Formats many RFC 3339 times fast: the date part is computed once per day.
+#[derive(Default)]
+pub(crate) struct Rfc3339Writer {
+    day: Option<u64>,
+    date: String,
+}
+
+impl Rfc3339Writer {
+    /// Append the RFC 3339 form of `us` (Unix microseconds) to `out`.
+    pub fn write(&mut self, us: u64, out: &mut String) {
+        use std::fmt::Write as _;
+        let secs = us / 1_000_000;
+        let day = secs / 86_400;
+        if self.day != Some(day) {
+            let d = datetime(day * 86_400 * 1_000_000);
+            self.date = format!("{}-{:02}-{:02}T", d.year(), d.month() as u8, d.day());
+            self.day = Some(day);
+        }
+        let sod = secs % 86_400;
+        out.push_str(&self.date);
+        let _ = write!(
+            out,
+            "{:02}:{:02}:{:02}.{:06}Z",
+            sod / 3600,
+            sod / 60 % 60,
+            sod % 60,
+            us % 1_000_000
+        );
+    }
 }
 
 /// nmap-style time in UTC: `Tue Nov 25 14:15:00 2025 UTC`.
@@ -244,7 +274,14 @@ mod tests {
     fn times_format_in_utc() {
         // 2025-11-25T14:15:00.5Z
         let us = 1_764_080_100_500_000;
-        assert_eq!(rfc3339(us), "2025-11-25T14:15:00.5Z");
+        assert_eq!(rfc3339(us), "2025-11-25T14:15:00.500000Z");
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000Z");
+        let mut w = Rfc3339Writer::default();
+        let mut s = String::new();
+        w.write(us + 86_400_000_000 - 1, &mut s);
+        s.push(' ');
+        w.write(us + 86_400_000_000 * 40, &mut s);
+        assert_eq!(s, "2025-11-26T14:15:00.499999Z 2026-01-04T14:15:00.500000Z");
         assert_eq!(ctime(us), "Tue Nov 25 14:15:00 2025 UTC");
         assert_eq!(human_time(us), "2025-11-25 14:15:00 UTC");
     }

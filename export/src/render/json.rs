@@ -14,6 +14,8 @@ use std::io::Write;
 pub(crate) struct JsonRender {
     scan_id: u64,
     buf: Vec<u8>,
+    clock: crate::meta::Rfc3339Writer,
+    time: String,
 }
 
 /// One line of `-oJ` output.
@@ -28,7 +30,7 @@ struct Line<'a> {
     reason: &'static str,
     ttl: u8,
     rtt_us: u32,
-    time: String,
+    time: &'a str,
     time_us: u64,
     service: Option<Cow<'a, str>>,
     product: Option<Cow<'a, str>>,
@@ -53,6 +55,8 @@ impl Render for JsonRender {
         let ip = host.addr().to_string();
         for r in &host.rows {
             let s = r.service.as_ref();
+            self.time.clear();
+            self.clock.write(r.time_us, &mut self.time);
             let line = Line {
                 scan_id: self.scan_id,
                 ip: &ip,
@@ -63,7 +67,7 @@ impl Render for JsonRender {
                 reason: r.reason.as_str(),
                 ttl: r.ttl,
                 rtt_us: r.rtt_us,
-                time: crate::rfc3339(r.time_us),
+                time: &self.time,
                 time_us: r.time_us,
                 service: s.and_then(|s| non_empty(&s.name)),
                 product: s.and_then(|s| non_empty(&s.product)),
