@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use prtip_lab::{netns, tcp_probe, udp_probe, LabConfig, Proto, TcpProbe, UdpProbe};
+use prtip_lab::{netns, tcp_connect, tcp_probe, udp_probe, LabConfig, Proto, TcpProbe, UdpProbe};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
@@ -199,26 +199,26 @@ fn two_labs_run_side_by_side_with_their_own_ports() {
     let a_ns = &a.config().scan_ns;
     let b_ns = &b.config().scan_ns;
     assert!(matches!(
-        tcp_probe(a_ns, addr("198.19.1.2", 22), None, T).unwrap(),
+        tcp_connect(a_ns, addr("198.19.1.2", 22), T).unwrap(),
         TcpProbe::Open { .. }
     ));
     assert_eq!(
-        tcp_probe(a_ns, addr("198.19.1.2", 80), None, T).unwrap(),
+        tcp_connect(a_ns, addr("198.19.1.2", 80), T).unwrap(),
         TcpProbe::Refused
     );
     assert!(matches!(
-        tcp_probe(b_ns, addr("198.19.1.2", 80), None, T).unwrap(),
+        tcp_connect(b_ns, addr("198.19.1.2", 80), T).unwrap(),
         TcpProbe::Open { .. }
     ));
     assert_eq!(
-        tcp_probe(b_ns, addr("198.19.1.2", 22), None, T).unwrap(),
+        tcp_connect(b_ns, addr("198.19.1.2", 22), T).unwrap(),
         TcpProbe::Refused
     );
     let report = a.down().unwrap();
     assert_eq!(report.removed_namespaces.len(), 2);
     // b is untouched by a's teardown.
     assert!(matches!(
-        tcp_probe(b_ns, addr("198.19.1.2", 80), None, T).unwrap(),
+        tcp_connect(b_ns, addr("198.19.1.2", 80), T).unwrap(),
         TcpProbe::Open { .. }
     ));
 }
@@ -473,5 +473,87 @@ fn cli_xdp_responder_answers_syns_and_down_stops_its_holder() {
         holder[0].pid
     );
     assert!(!ns_exists(ns));
+    drop(guard);
+}
+
+/// Not a test on its own: the child process of
+/// `a_lab_whose_test_was_killed_is_removed_by_down_stale`, which brings up a lab
+/// and waits to be killed.
+#[test]
+#[ignore = "run by a_lab_whose_test_was_killed_is_removed_by_down_stale"]
+fn stale_lab_child() {
+    let Ok(name) = std::env::var("PRTIP_STALE_CHILD") else {
+        return;
+    };
+    let lab = lab_with(LabConfig {
+        udp_ports: vec![],
+        ..LabConfig {
+            responder_exe: Some(prtip_bin()),
+            ..LabConfig::named(&name)
+        }
+    });
+    println!("up {}", lab.config().name);
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn a_lab_whose_test_was_killed_is_removed_by_down_stale() {
+    if !netns_tests_enabled() {
+        return;
+    }
+    let name = LabConfig::unique("stl").name;
+    let guard = CliLab(name.clone());
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "stale_lab_child", "--ignored", "--nocapture"])
+        .env("PRTIP_STALE_CHILD", &name)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let dir = std::path::Path::new("/run/prtip-lab").join(&name);
+    let start = std::time::Instant::now();
+    while !dir.join("responder.pid").exists() || !ns_exists(&format!("{name}-scan")) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the child never brought its lab up"
+        );
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("the child exited early: {st}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Wait until the lab is complete (the guard exists), then kill the test hard:
+    // its Drop guard cannot run.
+    while prtip()
+        .args(["lab", "status", "--name", &name])
+        .output()
+        .unwrap()
+        .status
+        .code()
+        != Some(0)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the child's lab never came up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        ns_exists(&format!("{name}-scan")),
+        "the killed test's lab is left behind"
+    );
+    let out = prtip().args(["lab", "down", "--stale"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("prtip lab {name}: removed namespaces")),
+        "{text}"
+    );
+    assert!(!ns_exists(&format!("{name}-scan")) && !ns_exists(&format!("{name}-tgt")));
+    assert!(!dir.exists());
     drop(guard);
 }

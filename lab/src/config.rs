@@ -367,6 +367,20 @@ pub struct LabConfig {
     /// [`crate::Lab::adopt_helper`]). Recorded here so status and ground truth know.
     #[serde(default)]
     pub responder: ResponderKind,
+    /// The process whose life bounds the lab's, set by [`crate::LabGuard`]:
+    /// `prtip lab down --stale` removes labs whose owner is gone (a test killed
+    /// before its guard could run). `None` for labs made by `prtip lab up`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
+}
+
+/// A process identified by pid and start time (so a recycled pid is not mistaken for it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    /// Process id.
+    pub pid: u32,
+    /// Start time in clock ticks since boot (field 22 of `/proc/<pid>/stat`).
+    pub start_ticks: u64,
 }
 
 impl Default for LabConfig {
@@ -408,6 +422,7 @@ impl LabConfig {
             run_dir: PathBuf::from(DEFAULT_RUN_DIR),
             responder_exe: None,
             responder: ResponderKind::Kernel,
+            owner: None,
         }
     }
 

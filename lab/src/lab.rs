@@ -7,11 +7,11 @@
 //! the caller's namespace, and `down` removes only what a lab of that
 //! configuration made.
 
-use crate::config::{describe_ports, format_ports, LabConfig, Proto};
+use crate::config::{describe_ports, format_ports, LabConfig, Owner, Proto};
 use crate::error::LabError;
 use crate::netns::{self, ip, ns_exists};
 use crate::privilege::require_lab_privileges;
-use crate::probe::{tcp_probe, TcpProbe};
+use crate::probe::{tcp_connect, TcpProbe};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::fs;
@@ -168,6 +168,37 @@ pub fn list_labs(run_dir: &Path) -> Vec<String> {
     v
 }
 
+/// State and start time of process `pid` (`/proc/<pid>/stat` fields 3 and 22).
+fn proc_stat(pid: u32) -> Option<(String, u64)> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = s.rsplit_once(')')?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some((f.first()?.to_string(), f.get(19)?.parse().ok()?))
+}
+
+/// This process as a lab owner.
+pub fn current_owner() -> Owner {
+    let pid = std::process::id();
+    Owner {
+        pid,
+        start_ticks: proc_stat(pid).map(|(_, t)| t).unwrap_or(0),
+    }
+}
+
+/// Whether the owner process still runs (same pid and start time, not a zombie).
+pub fn owner_alive(o: &Owner) -> bool {
+    proc_stat(o.pid).is_some_and(|(state, t)| t == o.start_ticks && state != "Z" && state != "X")
+}
+
+/// Labs under `run_dir` whose owner (see [`LabConfig::owner`]) is gone.
+pub fn stale_labs(run_dir: &Path) -> Vec<LabConfig> {
+    list_labs(run_dir)
+        .into_iter()
+        .filter_map(|n| load_config(run_dir, &n).ok().flatten())
+        .filter(|c| c.owner.as_ref().is_some_and(|o| !owner_alive(o)))
+        .collect()
+}
+
 /// Find the `prtip` binary that runs the responder (see [`LabConfig::responder_exe`]).
 pub fn responder_exe(cfg: &LabConfig) -> Result<PathBuf, LabError> {
     if let Some(p) = &cfg.responder_exe {
@@ -297,7 +328,7 @@ impl Lab {
             return Ok(());
         };
         let addr = SocketAddrV4::new(c.target_net.nth(1).unwrap_or(c.target_net.addr()), port);
-        match tcp_probe(&c.scan_ns, addr, None, Duration::from_secs(5))? {
+        match tcp_connect(&c.scan_ns, addr, Duration::from_secs(5))? {
             TcpProbe::Open { .. } => Ok(()),
             other => Err(LabError::Setup(format!(
                 "self-check failed: {addr} did not answer from namespace {} ({other:?}); see {}",
@@ -820,8 +851,14 @@ pub struct LabGuard {
 }
 
 impl LabGuard {
-    /// Bring a lab up and guard it.
+    /// Bring a lab up and guard it. The lab records this process as its owner,
+    /// so that `prtip lab down --stale` can remove it should this process be
+    /// killed before the guard drops.
     pub fn up(cfg: LabConfig) -> Result<LabGuard, LabError> {
+        let cfg = LabConfig {
+            owner: Some(current_owner()),
+            ..cfg
+        };
         Ok(LabGuard {
             lab: Some(Lab::up(&cfg)?),
         })

@@ -33,9 +33,10 @@ pub mod responder;
 pub mod services;
 pub mod udp;
 
-pub use config::{GroundTruth, Ipv4Net, LabConfig, MacAddr, Proto, ResponderKind};
+pub use config::{GroundTruth, Ipv4Net, LabConfig, MacAddr, Owner, Proto, ResponderKind};
 pub use error::LabError;
 pub use lab::{
-    down, helpers, list_labs, load_config, status, DownReport, Helper, Lab, LabGuard, LabStatus,
+    down, helpers, list_labs, load_config, stale_labs, status, DownReport, Helper, Lab, LabGuard,
+    LabStatus,
 };
-pub use probe::{tcp_probe, udp_probe, TcpProbe, UdpProbe};
+pub use probe::{tcp_connect, tcp_probe, udp_probe, TcpProbe, UdpProbe};

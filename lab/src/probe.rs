@@ -51,8 +51,15 @@ pub enum UdpProbe {
 /// How long the server may stay quiet, once it has said something, before the
 /// banner is considered complete.
 const QUIET: Duration = Duration::from_millis(300);
+/// How long to wait for a server that speaks first when nothing was sent.
+const FIRST_WORD: Duration = Duration::from_secs(2);
 
-fn tcp_probe_here(addr: SocketAddrV4, send: Option<Vec<u8>>, timeout: Duration) -> TcpProbe {
+fn tcp_probe_here(
+    addr: SocketAddrV4,
+    send: Option<Vec<u8>>,
+    timeout: Duration,
+    read: bool,
+) -> TcpProbe {
     let start = Instant::now();
     let mut s = match TcpStream::connect_timeout(&addr.into(), timeout) {
         Ok(s) => s,
@@ -60,17 +67,26 @@ fn tcp_probe_here(addr: SocketAddrV4, send: Option<Vec<u8>>, timeout: Duration) 
         Err(e) if e.kind() == ErrorKind::TimedOut => return TcpProbe::TimedOut,
         Err(e) => return TcpProbe::Error(e.to_string()),
     };
+    if !read {
+        return TcpProbe::Open { banner: Vec::new() };
+    }
+    let sent = send.is_some();
     if let Some(data) = send {
         if let Err(e) = s.write_all(&data) {
             return TcpProbe::Error(format!("sending: {e}"));
         }
     }
+    let first_wait = if sent {
+        timeout
+    } else {
+        timeout.min(FIRST_WORD)
+    };
     let mut banner = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
         let left = timeout.saturating_sub(start.elapsed());
         let wait = if banner.is_empty() {
-            left
+            left.min(first_wait)
         } else {
             left.min(QUIET)
         };
@@ -96,8 +112,9 @@ fn tcp_probe_here(addr: SocketAddrV4, send: Option<Vec<u8>>, timeout: Duration) 
 }
 
 /// Connect to `addr` from inside namespace `ns`, optionally send `send`, and
-/// collect what comes back (until the server closes, stays quiet for 300 ms
-/// after speaking, or `timeout` passes).
+/// collect what comes back: until the server closes, stays quiet for 300 ms
+/// after speaking, or `timeout` passes; when nothing was sent, a server that has
+/// not spoken within 2 s is taken to wait for the client (an empty banner).
 pub fn tcp_probe(
     ns: &str,
     addr: SocketAddrV4,
@@ -105,7 +122,13 @@ pub fn tcp_probe(
     timeout: Duration,
 ) -> Result<TcpProbe, LabError> {
     let send = send.map(<[u8]>::to_vec);
-    run_in_netns(ns, move || tcp_probe_here(addr, send, timeout))
+    run_in_netns(ns, move || tcp_probe_here(addr, send, timeout, true))
+}
+
+/// Only connect to `addr` from inside namespace `ns` (and close): `Open` with an
+/// empty banner, `Refused`, `TimedOut` or `Error`.
+pub fn tcp_connect(ns: &str, addr: SocketAddrV4, timeout: Duration) -> Result<TcpProbe, LabError> {
+    run_in_netns(ns, move || tcp_probe_here(addr, None, timeout, false))
 }
 
 fn udp_probe_here(addr: SocketAddrV4, payload: Vec<u8>, timeout: Duration) -> UdpProbe {

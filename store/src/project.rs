@@ -62,9 +62,11 @@ impl std::str::FromStr for ScanStatus {
             "completed" => ScanStatus::Completed,
             "failed" => ScanStatus::Failed,
             "interrupted" => ScanStatus::Interrupted,
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "unknown scan status `{other}` (running, paused, completed, failed, interrupted)"
-            )),
+            ))
+            }
         })
     }
 }

@@ -24,7 +24,7 @@ enum LabCmd {
     /// Build the lab (idempotent: re-running reconfigures it and restarts the responder).
     Up(UpArgs),
     /// Remove everything the lab made: responder, namespaces (and so the veth pair), run directory.
-    Down(WhichLab),
+    Down(DownArgs),
     /// Show what exists of the lab and its ground truth (exit 0 when up, 3 when not).
     Status(StatusArgs),
     /// Run the lab's responder (started by `lab up` inside the target namespace).
@@ -121,6 +121,15 @@ struct UpArgs {
 }
 
 #[derive(clap::Args, Debug)]
+struct DownArgs {
+    #[command(flatten)]
+    which: WhichLab,
+    /// Instead of --name: remove every lab whose owning process (a test) is gone.
+    #[arg(long)]
+    stale: bool,
+}
+
+#[derive(clap::Args, Debug)]
 struct StatusArgs {
     #[command(flatten)]
     which: WhichLab,
@@ -187,11 +196,25 @@ impl WhichLab {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match *args.cmd {
         LabCmd::Up(a) => up(a),
-        LabCmd::Down(w) => {
-            let c = w.config()?;
-            c.validate().map_err(lab_err)?;
-            let report = prtip_lab::down(&c).map_err(lab_err)?;
-            println!("prtip lab {}: {report}", c.name);
+        LabCmd::Down(a) => {
+            let configs = if a.stale {
+                prtip_lab::privilege::require_lab_privileges("down").map_err(lab_err)?;
+                let v = prtip_lab::stale_labs(&a.which.run_dir);
+                if v.is_empty() {
+                    println!(
+                        "prtip lab: no stale labs under {}",
+                        a.which.run_dir.display()
+                    );
+                }
+                v
+            } else {
+                vec![a.which.config()?]
+            };
+            for c in configs {
+                c.validate().map_err(lab_err)?;
+                let report = prtip_lab::down(&c).map_err(lab_err)?;
+                println!("prtip lab {}: {report}", c.name);
+            }
             Ok(ExitCode::SUCCESS)
         }
         LabCmd::Status(a) => status(a),
