@@ -2,14 +2,15 @@
 //! protocol, port), folded from `Reply`, `Banner` and `Service` events as they
 //! arrive, plus the filtered and sorted view the results screen shows.
 //!
-//! Folding follows the store's result projection: a later `Reply` for the same
-//! key replaces the state (duplicates from retries or resumed windows fold
-//! into one row), banners and services attach to the row of their key (a row
-//! is created for them if no reply was seen yet, as an open TCP/UDP port). This
+//! Folding follows the store's result projection (`prtip_store::Results`,
+//! `sorted_rows`), incrementally: the latest `Reply` per key wins (duplicates
+//! from retries or resumed windows fold into one row), with the latest
+//! `Service` and the first `Banner` of that key; a key becomes a row only once
+//! a `Reply` was seen (a banner or service seen first waits for it). This
 //! module never reads files and never renders.
 
 use prtip_filter::Filter;
-use prtip_store::event::{Addr, Banner, PortState, Protocol, Reason, Reply, Service};
+use prtip_store::event::{Addr, Banner, PortState, Protocol, Reply, Service};
 use prtip_store::{ResultRow, ServiceInfo};
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -62,81 +63,84 @@ pub struct ResultTable {
     dirty: bool,
     open: u64,
     hostnames: HashMap<Addr, String>,
-}
-
-fn empty_row(addr: Addr, port: u16, proto: Protocol, time_us: u64) -> ResultRow {
-    ResultRow {
-        addr,
-        hostname: None,
-        port,
-        proto,
-        state: PortState::Open,
-        reason: match proto {
-            Protocol::Tcp => Reason::SynAck,
-            Protocol::Udp => Reason::UdpResponse,
-        },
-        ttl: 0,
-        rtt_us: 0,
-        time_us,
-        service: None,
-        banner: None,
-    }
+    /// Service / banner of keys without a Reply yet.
+    pending: HashMap<(Addr, Protocol, u16), (Option<ServiceInfo>, Option<Vec<u8>>)>,
 }
 
 impl ResultTable {
-    fn slot(&mut self, addr: Addr, proto: Protocol, port: u16, time_us: u64) -> &mut ResultRow {
-        self.dirty = true;
-        let rows = &mut self.rows;
-        let i = *self.index.entry((addr, proto, port)).or_insert_with(|| {
-            let mut row = empty_row(addr, port, proto, time_us);
-            row.hostname = self.hostnames.get(&addr).cloned();
-            rows.push(row);
-            rows.len() - 1
-        });
-        &mut self.rows[i]
-    }
-
-    /// Fold a reply: its state replaces the row's.
+    /// Fold a reply: its state replaces the row's (a new key becomes a row).
     pub fn apply_reply(&mut self, r: &Reply) {
-        let was_new = !self.index.contains_key(&(r.addr, r.proto, r.port));
-        let row = self.slot(r.addr, r.proto, r.port, r.time_us);
-        let was_open = !was_new && row.state == PortState::Open;
+        self.dirty = true;
+        let key = (r.addr, r.proto, r.port);
+        let i = match self.index.get(&key) {
+            Some(&i) => {
+                if self.rows[i].state == PortState::Open {
+                    self.open -= 1;
+                }
+                i
+            }
+            None => {
+                let (service, banner) = self.pending.remove(&key).unwrap_or_default();
+                self.rows.push(ResultRow {
+                    addr: r.addr,
+                    hostname: self.hostnames.get(&r.addr).cloned(),
+                    port: r.port,
+                    proto: r.proto,
+                    state: r.state,
+                    reason: r.reason,
+                    ttl: r.ttl,
+                    rtt_us: r.rtt_us,
+                    time_us: r.time_us,
+                    service,
+                    banner,
+                });
+                self.index.insert(key, self.rows.len() - 1);
+                self.rows.len() - 1
+            }
+        };
+        let row = &mut self.rows[i];
         row.state = r.state;
         row.reason = r.reason;
         row.ttl = r.ttl;
         row.rtt_us = r.rtt_us;
         row.time_us = r.time_us;
-        match (was_open, r.state == PortState::Open) {
-            (false, true) => self.open += 1,
-            (true, false) => self.open -= 1,
-            _ => {}
-        }
-    }
-
-    /// Attach a banner to its row.
-    pub fn apply_banner(&mut self, b: &Banner) {
-        let was_new = !self.index.contains_key(&(b.addr, b.proto, b.port));
-        let row = self.slot(b.addr, b.proto, b.port, b.time_us);
-        row.banner = Some(b.bytes.clone());
-        if was_new {
+        if r.state == PortState::Open {
             self.open += 1;
         }
     }
 
-    /// Attach a detected service to its row.
+    /// Attach a banner to its key (the first banner of a key is kept).
+    pub fn apply_banner(&mut self, b: &Banner) {
+        let key = (b.addr, b.proto, b.port);
+        let slot = match self.index.get(&key) {
+            Some(&i) => {
+                self.dirty = true;
+                &mut self.rows[i].banner
+            }
+            None => &mut self.pending.entry(key).or_default().1,
+        };
+        if slot.is_none() {
+            *slot = Some(b.bytes.clone());
+        }
+    }
+
+    /// Attach a detected service to its key (the latest is kept).
     pub fn apply_service(&mut self, s: &Service) {
-        let was_new = !self.index.contains_key(&(s.addr, s.proto, s.port));
-        let row = self.slot(s.addr, s.proto, s.port, s.time_us);
-        row.service = Some(ServiceInfo {
+        let key = (s.addr, s.proto, s.port);
+        let info = ServiceInfo {
             name: s.name.clone(),
             product: s.product.clone(),
             version: s.version.clone(),
             extra: s.extra.clone(),
             confidence: s.confidence,
             method: s.method.clone(),
-        });
-        if was_new {
-            self.open += 1;
+        };
+        match self.index.get(&key) {
+            Some(&i) => {
+                self.dirty = true;
+                self.rows[i].service = Some(info);
+            }
+            None => self.pending.entry(key).or_default().0 = Some(info),
         }
     }
 
@@ -248,11 +252,93 @@ impl ResultTable {
     pub fn view_row(&self, i: usize) -> Option<&ResultRow> {
         self.view.get(i).map(|&j| &self.rows[j])
     }
+}
 
-    /// Every row sorted by (address, protocol, port), cloned — what exports consume.
-    pub fn sorted_snapshot(&self) -> Vec<ResultRow> {
-        let mut v = self.rows.clone();
-        v.sort_by_key(|r| r.key());
-        v
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prtip_store::event::Reason;
+    use prtip_store::{Event, Results};
+    use std::net::Ipv4Addr;
+
+    fn reply(last: u8, port: u16, state: PortState, t: u64) -> Event {
+        Event::Reply(Reply {
+            addr: Ipv4Addr::new(10, 0, 0, last).into(),
+            port,
+            proto: Protocol::Tcp,
+            state,
+            reason: if state == PortState::Open {
+                Reason::SynAck
+            } else {
+                Reason::Reset
+            },
+            ttl: 64,
+            icmp_code: 0,
+            rtt_us: 100 + t as u32,
+            time_us: t,
+        })
+    }
+    fn banner(last: u8, port: u16, b: &[u8]) -> Event {
+        Event::Banner(Banner {
+            addr: Ipv4Addr::new(10, 0, 0, last).into(),
+            port,
+            proto: Protocol::Tcp,
+            time_us: 1,
+            probe: "NULL".into(),
+            bytes: b.to_vec(),
+        })
+    }
+    fn service(last: u8, port: u16, name: &str) -> Event {
+        Event::Service(Service {
+            addr: Ipv4Addr::new(10, 0, 0, last).into(),
+            port,
+            proto: Protocol::Tcp,
+            time_us: 1,
+            name: name.into(),
+            product: String::new(),
+            version: String::new(),
+            extra: String::new(),
+            confidence: 0.5,
+            method: "probe".into(),
+        })
+    }
+
+    /// The monitor's incremental fold gives the store's rows for the same events
+    /// (duplicates, state changes, banner/service before the reply, first
+    /// banner wins, latest service wins).
+    #[test]
+    fn fold_matches_the_store_projection() {
+        let events = vec![
+            banner(1, 22, b"early banner"),
+            service(1, 22, "ssh"),
+            reply(1, 22, PortState::Open, 1),
+            reply(1, 22, PortState::Open, 2),
+            banner(1, 22, b"second banner"),
+            service(1, 22, "ssh2"),
+            reply(2, 80, PortState::Open, 3),
+            reply(2, 80, PortState::Closed, 4),
+            reply(3, 25, PortState::Closed, 5),
+            reply(3, 25, PortState::Open, 6),
+            banner(4, 443, b"no reply ever"),
+        ];
+        let mut mine = ResultTable::default();
+        let mut store = Results::new();
+        for ev in &events {
+            match ev {
+                Event::Reply(r) => mine.apply_reply(r),
+                Event::Banner(b) => mine.apply_banner(b),
+                Event::Service(s) => mine.apply_service(s),
+                _ => unreachable!(),
+            }
+            store.apply_event(ev);
+        }
+        let mut rows = mine.rows().to_vec();
+        rows.sort_by_key(|r| r.key());
+        assert_eq!(rows, store.rows());
+        assert_eq!(mine.len(), 3);
+        assert_eq!(mine.open_count(), store.open_ports() as u64);
+        assert_eq!(mine.open_count(), 2);
+        assert_eq!(rows[0].banner.as_deref(), Some(&b"early banner"[..]));
+        assert_eq!(rows[0].service.as_ref().unwrap().name, "ssh2");
     }
 }
