@@ -54,17 +54,20 @@ impl SortKey {
     }
 }
 
+/// A result's identity: (address, protocol, port).
+type Key = (Addr, Protocol, u16);
+
 /// Rows folded from the log, and the current filtered + sorted view of them.
 #[derive(Default)]
 pub struct ResultTable {
     rows: Vec<ResultRow>,
-    index: HashMap<(Addr, Protocol, u16), usize>,
+    index: HashMap<Key, usize>,
     view: Vec<usize>,
     dirty: bool,
     open: u64,
     hostnames: HashMap<Addr, String>,
     /// Service / banner of keys without a Reply yet.
-    pending: HashMap<(Addr, Protocol, u16), (Option<ServiceInfo>, Option<Vec<u8>>)>,
+    pending: HashMap<Key, (Option<ServiceInfo>, Option<Vec<u8>>)>,
 }
 
 impl ResultTable {
