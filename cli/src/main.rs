@@ -39,6 +39,9 @@ enum Command {
     /// Hold the lab's XDP programs attached (started by `prtip lab up --responder xdp`).
     #[command(name = "xdp-hold", hide = true)]
     XdpHold(cmd::xdp::HoldArgs),
+    /// Show what AF_XDP can use on an interface (queues, native XDP, zero-copy, attached program).
+    #[command(name = "xdp-info")]
+    XdpInfo(cmd::xdp::InfoArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Lab(args) => cmd::lab::run(args),
         Command::Monitor(args) => cmd::monitor::run(args, &paths),
         Command::XdpHold(args) => cmd::xdp::run_hold(args),
+        Command::XdpInfo(args) => cmd::xdp::run_info(args),
     };
     error::exit_code(result)
 }
