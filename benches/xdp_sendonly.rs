@@ -9,7 +9,6 @@
 //! NAME: xdp1 xdp2 packet1 packet2 masscan. See benches/README.md, section "XDP".
 
 #[path = "../tests/xdp_support/mod.rs"]
-#[allow(dead_code)]
 mod xdp_support;
 
 use std::net::Ipv4Addr;
