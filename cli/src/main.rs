@@ -34,6 +34,8 @@ enum Command {
     Scan(cmd::scan::Args),
     /// Build, inspect or remove the project's test lab (network namespaces).
     Lab(cmd::lab::Args),
+    /// Export a recorded scan: text, json, xml, grep, csv, html or pdf.
+    Export(cmd::export::Args),
     /// Watch a scan live (or open a finished one): progress, results, filters, exports, dashboard.
     Monitor(cmd::monitor::Args),
     /// Hold the lab's XDP programs attached (started by `prtip lab up --responder xdp`).
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Scan(args) => cmd::scan::run(args, &paths),
         Command::Lab(args) => cmd::lab::run(args),
+        Command::Export(args) => cmd::export::run(args, &paths),
         Command::Monitor(args) => cmd::monitor::run(args, &paths),
         Command::XdpHold(args) => cmd::xdp::run_hold(args),
         Command::XdpInfo(args) => cmd::xdp::run_info(args),

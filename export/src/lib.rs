@@ -27,6 +27,7 @@
 pub mod escape;
 mod hosts;
 pub mod interrupt;
+mod log;
 mod meta;
 mod output;
 mod render;
@@ -34,6 +35,7 @@ pub mod stats;
 pub mod synthetic;
 
 pub use hosts::{Hidden, Host, MAX_LISTED_PER_STATE};
+pub use log::{export_log, export_log_to, report_meta, targets_of, write_outputs};
 pub use meta::{ctime, human_time, join_command_line, rfc3339, ReportMeta};
 
 use output::Output;
@@ -151,7 +153,7 @@ pub enum ExportError {
     },
     /// Reading the scan log failed.
     #[error("cannot read the scan log: {0}")]
-    Log(String),
+    Log(#[source] prtip_store::StoreError),
     /// The rows were not sorted by (address, protocol, port).
     #[error("result rows out of order: {later} came after {earlier} (rows must be sorted by address, protocol, port)")]
     Unsorted {

@@ -1,5 +1,6 @@
 //! One module per subcommand: its clap `Args` and its `run`.
 
+pub mod export;
 pub mod lab;
 pub mod monitor;
 pub mod scan;
