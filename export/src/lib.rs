@@ -151,9 +151,12 @@ pub enum ExportError {
         /// The I/O error.
         source: io::Error,
     },
-    /// Reading the scan log failed.
+    /// Reading the scan log failed (described by the caller).
     #[error("cannot read the scan log: {0}")]
-    Log(#[source] prtip_store::StoreError),
+    Log(String),
+    /// Reading the scan log failed (the store's error).
+    #[error("cannot read the scan log: {0}")]
+    Store(#[source] prtip_store::StoreError),
     /// The rows were not sorted by (address, protocol, port).
     #[error("result rows out of order: {later} came after {earlier} (rows must be sorted by address, protocol, port)")]
     Unsorted {

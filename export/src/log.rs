@@ -9,7 +9,7 @@ use prtip_store::{sorted_rows, summarize_lenient, LogReader, ScanSummary, StoreE
 use std::path::Path;
 
 fn log_err(e: StoreError) -> ExportError {
-    ExportError::Log(e)
+    ExportError::Store(e)
 }
 
 impl ReportMeta {

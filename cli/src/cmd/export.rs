@@ -183,7 +183,7 @@ pub fn run(args: Args, paths: &Paths) -> anyhow::Result<ExitCode> {
         Err(
             e @ (ExportError::BadOutput { .. }
             | ExportError::UnknownFormat(_)
-            | ExportError::Log(
+            | ExportError::Store(
                 prtip_store::StoreError::NotALog { .. } | prtip_store::StoreError::Empty { .. },
             )),
         ) => Err(UsageError(e.to_string()).into()),
