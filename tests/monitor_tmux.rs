@@ -28,7 +28,11 @@ fn fake_scan_process() {
     let Some(dir) = std::env::var_os("PRTIP_FAKE_SCAN_DIR") else {
         return;
     };
-    fake_scan(Path::new(&dir), 40);
+    let per_tick = std::env::var("PRTIP_FAKE_SCAN_PER_TICK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
+    fake_scan(Path::new(&dir), per_tick);
 }
 
 struct Scan(Child);
@@ -40,6 +44,11 @@ impl Drop for Scan {
 }
 
 fn start_fake_scan(dir: &Path) -> Scan {
+    start_fake_scan_at(dir, 40)
+}
+
+/// The fake scan "sends" `per_tick` probes every 100 ms.
+fn start_fake_scan_at(dir: &Path, per_tick: u64) -> Scan {
     let child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--ignored",
@@ -49,6 +58,7 @@ fn start_fake_scan(dir: &Path) -> Scan {
             "--test-threads=1",
         ])
         .env("PRTIP_FAKE_SCAN_DIR", dir)
+        .env("PRTIP_FAKE_SCAN_PER_TICK", per_tick.to_string())
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("start the fake scan");
@@ -274,4 +284,98 @@ fn monitor_in_tmux_attaches_filters_pauses_resumes_exports_and_quits() {
     let kinds = event_kinds(&dir);
     assert_eq!(kinds.first().map(String::as_str), Some("ScanStarted"));
     assert_eq!(kinds.last().map(String::as_str), Some("Paused"));
+}
+
+fn monitor_cmd(home: &Path, what: &str) -> String {
+    format!(
+        "{} --home {} monitor {what}; echo \"monitor exited with status $?\"; sleep 600",
+        common::prtip_bin().display(),
+        home.display()
+    )
+}
+
+#[test]
+fn monitor_in_tmux_opens_finished_and_interrupted_scans() {
+    let home = tempfile::tempdir().unwrap();
+    // Scan 1 runs to the end (25,600 probes in about a second).
+    let done = home.path().join("scans").join("1");
+    std::fs::create_dir_all(&done).unwrap();
+    let mut s1 = start_fake_scan_at(&done, 3_000);
+    assert!(s1.0.wait().unwrap().success());
+    // Scan 2 is killed with SIGKILL mid-way: no end event, no writer.
+    let killed = home.path().join("scans").join("2");
+    std::fs::create_dir_all(&killed).unwrap();
+    let mut s2 = start_fake_scan_at(&killed, 40);
+    wait_until("scan 2 to checkpoint", WAIT, || {
+        LogReader::open(&killed).is_ok_and(|r| {
+            r.iter()
+                .filter_map(Result::ok)
+                .any(|e| matches!(e, EventRef::Checkpoint(_)))
+        })
+    });
+    s2.0.kill().unwrap();
+    s2.0.wait().unwrap();
+
+    let tmux = Tmux::new("prtip-monitor-e2e-done");
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "-s",
+        "done",
+        &monitor_cmd(home.path(), "1"),
+    ]);
+    tmux.run(&["set-option", "-s", "escape-time", "0"]);
+    let screen = tmux.wait_for("done", "the finished scan", WAIT, |s| {
+        s.contains("scan 1 FINISHED") && s.contains("Finished: 25,600 probes sent")
+    });
+    assert!(
+        screen.contains("100.0% (25,600 / 25,600 probes)"),
+        "{screen}"
+    );
+    assert!(screen.contains("ETA             done"), "{screen}");
+    save("10-finished.txt", &screen);
+    // p on a finished scan: nothing is sent, the status line says why.
+    tmux.keys("done", &["p"]);
+    tmux.wait_for("done", "the refusal", WAIT, |s| {
+        s.contains("the scan is finished and no process is writing its log")
+    });
+    // Results: every row of the log, as the store folds them.
+    tmux.keys("done", &["2"]);
+    let rows = Results::from_log(&LogReader::open(&done).unwrap())
+        .unwrap()
+        .len();
+    let screen = tmux.wait_for("done", "the results", WAIT, |s| s.contains("Showing "));
+    assert_eq!(showing(&screen), (rows, rows));
+    tmux.keys("done", &["q"]);
+    tmux.wait_for("done", "exit", WAIT, |s| {
+        s.contains("monitor exited with status 0")
+    });
+
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "-s",
+        "killed",
+        &monitor_cmd(home.path(), "--last"),
+    ]);
+    let screen = tmux.wait_for("killed", "the interrupted scan", WAIT, |s| {
+        s.contains(" INTERRUPTED pid ")
+    });
+    assert!(
+        screen.contains("The scan process is gone without a final event (interrupted)"),
+        "{screen}"
+    );
+    save("11-interrupted.txt", &screen);
+    tmux.keys("killed", &["q"]);
+    tmux.wait_for("killed", "exit", WAIT, |s| {
+        s.contains("monitor exited with status 0")
+    });
 }

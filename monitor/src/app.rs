@@ -688,12 +688,14 @@ impl App {
         self.writer_alive = writer_alive;
         if !writer_alive && matches!(self.status, Status::Running) && self.scan.is_some() {
             self.status = Status::Interrupted;
+            self.ended_us = Some(self.last_event_us);
             self.log_event(
                 now_us,
                 "The scan process is gone without a final event (interrupted)".into(),
             );
         } else if writer_alive && self.status == Status::Interrupted {
             self.status = Status::Running;
+            self.ended_us = None;
         }
         let live = writer_alive && matches!(self.status, Status::Running);
         self.dash.on_tick(sys, live);
@@ -704,8 +706,14 @@ impl App {
         self.now_us = now_us;
     }
 
-    /// Bring the results view up to date (call before drawing).
+    /// Bring the results view up to date (call before drawing). The view is
+    /// only rebuilt while something shows it (the results screen, the export
+    /// menu); otherwise it stays stale until then.
     pub fn refresh_view(&mut self) {
+        let shown = self.tab == Tab::Results || matches!(self.dialog, Some(Dialog::Export(_)));
+        if !shown {
+            return;
+        }
         let force = std::mem::take(&mut self.view_force);
         self.table
             .refresh(self.filter.as_ref(), self.sort, self.descending, force);

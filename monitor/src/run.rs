@@ -120,6 +120,11 @@ fn event_loop(
     let mut export: Option<(JoinHandle<()>, Arc<AtomicBool>)> = None;
     let mut next_tick = Instant::now();
     let mut dirty = true;
+    // New log events redraw at most every 200 ms (a fast scan delivers events
+    // continuously; re-filtering and re-sorting a large table on every batch
+    // would starve the keyboard). Keys, resizes and ticks redraw at once.
+    let mut log_dirty = false;
+    let mut last_draw = Instant::now();
 
     loop {
         if follower.is_none() && !follow_failed && log_dir.is_dir() {
@@ -134,7 +139,7 @@ fn event_loop(
                 app.apply(&e.event.to_event());
             }) {
                 Ok(0) => {}
-                Ok(_) => dirty = true,
+                Ok(_) => log_dirty = true,
                 Err(e) => {
                     // Keep showing what was read; a corrupt log is not the
                     // monitor's to repair.
@@ -167,10 +172,12 @@ fn event_loop(
             next_tick = now + Duration::from_secs(1);
             dirty = true;
         }
-        if dirty {
+        if dirty || (log_dirty && last_draw.elapsed() >= Duration::from_millis(200)) {
             app.refresh_view();
             terminal.draw(|f| ui::draw(f, &app))?;
             dirty = false;
+            log_dirty = false;
+            last_draw = Instant::now();
         }
         let wait = opts
             .poll_interval
