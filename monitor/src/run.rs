@@ -13,7 +13,7 @@ use crate::app::{Action, App, ExportRequest, ScanSignal};
 use crate::metrics::Collector;
 use crate::ui;
 use crossterm::event::{self, Event as TermEvent, KeyEventKind};
-use prtip_export::{export_rows, ExportError, ExportOptions, ReportMeta, Target};
+use prtip_export::{export_log, ExportOptions};
 use prtip_filter::Filter;
 use prtip_store::event::now_us;
 use prtip_store::{Follower, LogPos};
@@ -271,11 +271,9 @@ fn start_export(
     req: ExportRequest,
     tx: mpsc::Sender<ExportMsg>,
 ) -> Result<(JoinHandle<()>, Arc<AtomicBool>), String> {
-    let started = app
-        .started
-        .as_deref()
-        .ok_or("the log has no ScanStarted yet; nothing to export")?;
-    let meta = ReportMeta::from_started(started);
+    if app.started.is_none() {
+        return Err("the log has no ScanStarted yet; nothing to export".into());
+    }
     let log_dir = app.log_dir.clone();
     let cancel = Arc::new(AtomicBool::new(false));
     let cancel2 = cancel.clone();
@@ -293,21 +291,16 @@ fn start_export(
                 progress: Some(&mut progress),
                 cancel: Some(&cancel2),
             };
-            let target = Target::new(req.format, req.path.display().to_string());
-            // The same rows as `prtip export`: the store's sorted projection of
-            // the log (constant memory), read with a read-only LogReader.
-            let r = prtip_store::LogReader::open(&log_dir)
-                .and_then(|reader| {
-                    let rows = prtip_store::sorted_rows(&reader)?;
-                    Ok((reader, rows))
-                })
-                .map_err(|e| e.to_string())
-                .and_then(|(_reader, rows)| {
-                    let rows = rows.map(|r| r.map_err(|e| ExportError::Log(e.to_string())));
-                    export_rows(&meta, rows, &[target], &mut opts)
-                        .map(|s| s.first().map_or(0, |s| s.rows))
-                        .map_err(|e| e.to_string())
-                });
+            // The same path as `prtip export`: the store's sorted projection of
+            // the log (constant memory, read-only), written atomically.
+            let r = export_log(
+                &log_dir,
+                req.format,
+                &req.path.display().to_string(),
+                &mut opts,
+            )
+            .map(|s| s.rows)
+            .map_err(|e| e.to_string());
             let _ = tx.send(ExportMsg::Done(r));
         })
         .map_err(|e| format!("cannot start the export thread: {e}"))?;
