@@ -197,9 +197,8 @@ fn send_into_sink(queues: u32) {
     assert_eq!(s.frames, ps.len() as u64);
     assert_eq!(s.bytes, ps.len() as u64 * templates().tcp.len() as u64);
     drop(rx);
-    let info = in_netns(&pair.scan_ns, || prtip_xdp::interface_info(&pair.scan_if)).unwrap();
-    assert_eq!(
-        info.attached, None,
+    assert!(
+        pair.detached(true),
         "the scan filter is gone with the backend"
     );
 }
@@ -238,8 +237,7 @@ fn unusable_interfaces_are_explained() {
     assert!(matches!(err, XdpError::Unsupported { .. }), "{err:?}");
     assert!(err.to_string().contains("zero-copy"), "{err}");
     // Nothing stays attached after a failed open.
-    let info = in_netns(&pair.scan_ns, || prtip_xdp::interface_info(&pair.scan_if)).unwrap();
-    assert_eq!(info.attached, None);
+    assert!(pair.detached(true));
     xdp_support::ip(&["-n", &pair.scan_ns, "link", "set", &pair.scan_if, "down"]);
     let err = in_netns(&pair.scan_ns, || {
         prtip_xdp::backend(&pair.scan_if, &templates(), &opts(1))

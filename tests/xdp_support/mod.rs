@@ -155,6 +155,25 @@ impl VethPair {
     }
 }
 
+impl VethPair {
+    /// True once no XDP program is attached to the scanner's (or target's) veth.
+    /// Waits up to 5 s: the kernel detaches when the last reference to the link
+    /// goes, and another process enumerating links (`bpftool`, another test's
+    /// link lookup) may hold one for a moment after we closed ours.
+    pub fn detached(&self, scanner: bool) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            if !self.link_details(scanner).contains("xdp") {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
 impl Drop for VethPair {
     fn drop(&mut self) {
         // Deleting the namespaces destroys the veth pair with them.
