@@ -31,7 +31,9 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Scan targets and record every fact in a scan log.
-    Scan(cmd::scan::Args),
+    Scan(Box<cmd::scan::Args>),
+    /// Resume a paused or interrupted scan (--from-checkpoint), or re-print a scan's results.
+    Replay(cmd::replay::Args),
     /// Build, inspect or remove the project's test lab (network namespaces).
     Lab(cmd::lab::Args),
     /// Export a recorded scan: text, json, xml, grep, csv, html or pdf.
@@ -47,10 +49,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(cmd::scan::nmap_style_args(std::env::args_os()));
     let paths = paths::Paths::from_cli(&cli);
     let result = match cli.command {
-        Command::Scan(args) => cmd::scan::run(args, &paths),
+        Command::Scan(args) => cmd::scan::run(*args, &paths),
+        Command::Replay(args) => cmd::replay::run(args, &paths),
         Command::Lab(args) => cmd::lab::run(args),
         Command::Export(args) => cmd::export::run(args, &paths),
         Command::Monitor(args) => cmd::monitor::run(args, &paths),

@@ -3,5 +3,6 @@
 pub mod export;
 pub mod lab;
 pub mod monitor;
+pub mod replay;
 pub mod scan;
 pub mod xdp;

@@ -1,20 +1,933 @@
 //! `prtip scan`: flags → `ScanSpec` → engine → log → output.
+//!
+//! Owns: the scan flags (nmap/masscan spelling), turning them into a `ScanSpec`
+//! (targets resolved once, ports canonical, timing resolved), the privilege check,
+//! route discovery, the scan directory and history row, signal handling (pause,
+//! hold, abort), the live output (open ports as found, progress line on a terminal)
+//! and the summary and exports at the end. Everything is validated before the scan
+//! directory is created: bad input exits 2 with nothing sent and nothing written.
+//! Shared with `prtip replay --from-checkpoint` through [`execute`].
 
 use crate::paths::Paths;
+use crate::UsageError;
+use anyhow::{anyhow, Context};
+use prtip_engine::connect::run as connect_run;
+use prtip_engine::pacing;
+use prtip_engine::permutation::parse_shard;
+use prtip_engine::ports::PortList;
+use prtip_engine::route;
+use prtip_engine::scan::{self as engine_scan, RunOptions, ScanControl, ScanOutcome, ScanPlan};
+use prtip_engine::targets::{read_list_file, resolve_system, TargetSet};
+use prtip_engine::wire::EthernetAddress;
+use prtip_store::event::{
+    now_us, Addr, BackendKind, Checkpoint, Event, EventSink, Failed, HostName, OutputSpec,
+    PortState, Protocol, ScanSpec, ScanType, SinkError,
+};
+use prtip_store::{HistoryIndex, HistoryRow, LogOptions, LogWriter, ScanStatus};
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-/// Flags of `prtip scan`.
-#[derive(clap::Args, Debug)]
+/// Flags of `prtip scan`. nmap spellings with several letters after one dash
+/// (`-iL`, `-oN`, `-oX`, `-oG`, `-oA`, `-oJ`) are accepted as written.
+#[derive(clap::Args, Debug, Default)]
 pub struct Args {
-    /// Targets: addresses, CIDR, ranges, host names.
+    /// Targets: addresses, CIDR blocks, ranges (10.0.0.1-10.0.0.50, 10.0.0-3.1-254), host names.
     pub targets: Vec<String>,
+    /// Read targets from FILE (white-space separated, # comments; - for stdin). Written -iL.
+    #[arg(long = "iL", value_name = "FILE")]
+    pub input_list: Option<PathBuf>,
+    /// Exclude targets (comma-separated, same syntax as targets).
+    #[arg(long, value_name = "LIST")]
+    pub exclude: Vec<String>,
+    /// Exclude the targets listed in FILE.
+    #[arg(long, value_name = "FILE")]
+    pub excludefile: Vec<PathBuf>,
+    /// Ports: 22,80,8000-8100, - (all), T:/U: prefixes, service names. Default: top 1000.
+    #[arg(
+        short = 'p',
+        long = "ports",
+        value_name = "PORTS",
+        allow_hyphen_values = true
+    )]
+    pub ports: Option<String>,
+    /// The N most frequent ports of the shipped frequency list.
+    #[arg(long = "top-ports", value_name = "N")]
+    pub top_ports: Option<usize>,
+    /// Fast: the 100 most frequent ports.
+    #[arg(short = 'F')]
+    pub fast: bool,
+    /// Scan type: -sS (SYN, default), -sT (connect, no privilege), -sU (UDP), -sV (service detection).
+    #[arg(short = 's', value_name = "S|T|U|V")]
+    pub scan: Vec<String>,
+    /// Timing template -T0..-T5 (see `--help` of the engine's pacing table; default 3).
+    #[arg(short = 'T', value_name = "0-5")]
+    pub timing: Option<u8>,
+    /// Probes per second (50000, 2.5, 100k, 1M); overrides -T.
+    #[arg(long, value_name = "PPS")]
+    pub rate: Option<String>,
+    /// Upper bound on the rate.
+    #[arg(long = "max-rate", value_name = "PPS")]
+    pub max_rate: Option<String>,
+    /// Retransmissions of an unanswered probe.
+    #[arg(long = "max-retries", value_name = "N")]
+    pub max_retries: Option<u32>,
+    /// Wait for late replies after the last probe (seconds, or 500ms, 2s, 1m).
+    #[arg(long, value_name = "TIME")]
+    pub wait: Option<String>,
+    /// Permutation and cookie key (default: random). Same seed, same probe order.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Scan one slice of the walk: i/N (0-based).
+    #[arg(long, value_name = "i/N")]
+    pub shard: Option<String>,
+    /// Interface to send on (default: from the routing table).
+    #[arg(short = 'e', long = "interface", value_name = "IFACE")]
+    pub interface: Option<String>,
+    /// Source address (default: what the kernel would choose).
+    #[arg(short = 'S', long = "source-ip", value_name = "ADDR")]
+    pub source: Option<String>,
+    /// MAC of the next hop (default: from the neighbour table, else ARP).
+    #[arg(long = "router-mac", value_name = "MAC")]
+    pub router_mac: Option<String>,
+    /// Packet path for -sS: packet (AF_PACKET, default) or xdp (AF_XDP).
+    #[arg(long, value_name = "packet|xdp")]
+    pub backend: Option<String>,
+    /// Checkpoint every N probes (in addition to time).
+    #[arg(long = "checkpoint-every", value_name = "N")]
+    pub checkpoint_every: Option<u64>,
+    /// Checkpoint at least this often (default 1s).
+    #[arg(long = "checkpoint-interval", value_name = "TIME")]
+    pub checkpoint_interval: Option<String>,
+    /// nmap normal output to FILE (-oN).
+    #[arg(long = "oN", value_name = "FILE")]
+    pub out_normal: Option<String>,
+    /// nmap XML output to FILE (-oX).
+    #[arg(long = "oX", value_name = "FILE")]
+    pub out_xml: Option<String>,
+    /// Greppable output to FILE (-oG).
+    #[arg(long = "oG", value_name = "FILE")]
+    pub out_grep: Option<String>,
+    /// BASE.nmap, BASE.xml and BASE.gnmap (-oA).
+    #[arg(long = "oA", value_name = "BASE")]
+    pub out_all: Option<String>,
+    /// JSON lines to FILE (-oJ).
+    #[arg(long = "oJ", value_name = "FILE")]
+    pub out_json: Option<String>,
+    /// CSV to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<String>,
+    /// HTML report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<String>,
+    /// PDF report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub pdf: Option<String>,
+    /// Keep only rows matching this filter expression in exports.
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// Service probes file for -sV (nmap-service-probes or prtip format).
+    #[arg(long = "service-probes", value_name = "FILE")]
+    pub service_probes: Option<String>,
+    /// nmap's -Pn (no host discovery): accepted; prtip never pings first.
+    #[arg(short = 'P', value_name = "n", hide = true)]
+    pub ping: Option<String>,
+    /// nmap's -n (no reverse DNS): accepted; prtip never does reverse DNS.
+    #[arg(short = 'n', hide = true)]
+    pub no_dns: bool,
+    /// Do not print open ports as they are found.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Rewrite nmap's multi-letter single-dash flags (`-iL`, `-oX`, ...) into the long
+/// forms clap knows. Applied by `main` before parsing.
+pub fn nmap_style_args(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    args.map(|a| match a.to_str() {
+        Some(s @ ("-iL" | "-oN" | "-oX" | "-oG" | "-oA" | "-oJ")) => format!("-{s}").into(),
+        _ => a,
+    })
+    .collect()
+}
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(msg.into()))
+}
+
+/// Whether this process holds capability `bit` in its effective set.
+pub fn has_capability(bit: u32) -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << bit) != 0)
+}
+
+const CAP_NET_RAW: u32 = 13;
+
+/// The message for a missing CAP_NET_RAW.
+pub fn privilege_message() -> String {
+    "prtip scan -sS sends raw packets and needs CAP_NET_RAW, which this process does not have.\n  \
+     Run it as root (sudo prtip scan ...), or grant the capability once:\n    \
+     sudo setcap cap_net_raw,cap_net_admin+eip \"$(command -v prtip)\"\n  \
+     A connect scan (-sT) needs no privilege."
+        .to_string()
+}
+
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(now_us());
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// Turn the flags into a spec (no packet sent, no file written).
+pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
+    let mut targets = args.targets.clone();
+    if let Some(p) = &args.input_list {
+        targets.extend(read_list_file(p).map_err(|e| usage(e.to_string()))?);
+    }
+    if targets.is_empty() {
+        return Err(usage(
+            "no targets given: name addresses, CIDR blocks, ranges or host names, or use -iL FILE",
+        ));
+    }
+    let mut excludes: Vec<String> = args
+        .exclude
+        .iter()
+        .flat_map(|e| e.split(','))
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    for f in &args.excludefile {
+        excludes.extend(read_list_file(f).map_err(|e| usage(e.to_string()))?);
+    }
+    // Resolve names once; the answers go into the spec (and the log).
+    let set = TargetSet::build(&targets, &excludes, &mut resolve_system)
+        .map_err(|e| usage(e.to_string()))?;
+    let resolved: Vec<HostName> = set
+        .resolved
+        .iter()
+        .map(|r| HostName {
+            name: r.name.clone(),
+            addr: Addr::from(r.addr),
+        })
+        .collect();
+
+    let mut scan_type = None;
+    let mut service_detection = false;
+    for s in &args.scan {
+        let t = match s.as_str() {
+            "S" => ScanType::Syn,
+            "T" => ScanType::Connect,
+            "U" => ScanType::Udp,
+            "V" => {
+                service_detection = true;
+                continue;
+            }
+            other => return Err(usage(format!("unknown scan type -s{other}: use -sS (SYN), -sT (connect), -sU (UDP), -sV (service detection)"))),
+        };
+        if scan_type.is_some_and(|p| p != t) {
+            return Err(usage(format!("-s{s} given together with another scan type: prtip runs one of -sS, -sT, -sU per scan")));
+        }
+        scan_type = Some(t);
+    }
+    let scan_type = scan_type.unwrap_or(ScanType::Syn);
+    let default_proto = if scan_type == ScanType::Udp {
+        Protocol::Udp
+    } else {
+        Protocol::Tcp
+    };
+    let chosen = [args.ports.is_some(), args.top_ports.is_some(), args.fast]
+        .iter()
+        .filter(|b| **b)
+        .count();
+    if chosen > 1 {
+        return Err(usage("give only one of -p, --top-ports and -F"));
+    }
+    let ports = if let Some(p) = &args.ports {
+        PortList::parse(p, default_proto).map_err(|e| usage(e.to_string()))?
+    } else if let Some(n) = args.top_ports {
+        if n == 0 {
+            return Err(usage(
+                "--top-ports 0 selects no ports: give a number from 1 to 65536",
+            ));
+        }
+        PortList::top(n, &[default_proto])
+    } else if args.fast {
+        PortList::fast(&[default_proto])
+    } else {
+        PortList::top(1000, &[default_proto])
+    };
+    match scan_type {
+        ScanType::Syn | ScanType::Connect if !ports.udp.is_empty() => {
+            return Err(usage(format!(
+                "UDP ports (U:) given for a TCP scan: use -sU for UDP ports ({})",
+                ports.canonical()
+            )))
+        }
+        ScanType::Udp if !ports.tcp.is_empty() => {
+            return Err(usage(format!(
+                "TCP ports (T:) given for -sU: use -sS or -sT for TCP ports ({})",
+                ports.canonical()
+            )))
+        }
+        _ => {}
+    }
+
+    let timing = args.timing.unwrap_or(3);
+    let t = pacing::timing(timing)
+        .ok_or_else(|| usage(format!("-T{timing}: timing templates are -T0 to -T5")))?;
+    let rate_mpps = match &args.rate {
+        Some(r) => pacing::parse_rate(r).ok_or_else(|| {
+            usage(format!(
+                "bad --rate \"{r}\": give probes per second, e.g. 50000, 2.5, 100k, 1M"
+            ))
+        })?,
+        None => t.rate_mpps,
+    };
+    let max_rate = match &args.max_rate {
+        Some(r) => pacing::parse_rate(r).ok_or_else(|| {
+            usage(format!(
+                "bad --max-rate \"{r}\": give probes per second, e.g. 100000"
+            ))
+        })?,
+        None => 0,
+    };
+    let wait_ms = match &args.wait {
+        Some(w) => pacing::parse_duration_ms(w).ok_or_else(|| {
+            usage(format!(
+                "bad --wait \"{w}\": give seconds (3) or a duration (500ms, 2s, 1m)"
+            ))
+        })?,
+        None => t.wait_ms,
+    };
+    let checkpoint_every_ms = match &args.checkpoint_interval {
+        Some(w) => pacing::parse_duration_ms(w).ok_or_else(|| {
+            usage(format!(
+                "bad --checkpoint-interval \"{w}\": give a duration (500ms, 1s)"
+            ))
+        })?,
+        None => 1000,
+    };
+    let (shard_index, shard_count) = match &args.shard {
+        Some(s) => parse_shard(s).map_err(|e| usage(e.to_string()))?,
+        None => (0, 1),
+    };
+    let source = match &args.source {
+        Some(s) => {
+            Some(Addr::from(s.parse::<Ipv4Addr>().map_err(|_| {
+                usage(format!("bad -S \"{s}\": give an IPv4 address"))
+            })?))
+        }
+        None => None,
+    };
+    let router_mac = match &args.router_mac {
+        Some(m) => Some(
+            EthernetAddress::parse(m)
+                .ok_or_else(|| {
+                    usage(format!(
+                        "bad --router-mac \"{m}\": give a MAC like 02:70:72:74:00:02"
+                    ))
+                })?
+                .0,
+        ),
+        None => None,
+    };
+    let backend = match (scan_type, args.backend.as_deref()) {
+        (ScanType::Syn, None | Some("packet")) => BackendKind::Packet,
+        (ScanType::Syn, Some("xdp")) => BackendKind::Xdp,
+        (ScanType::Syn, Some(b)) => {
+            return Err(usage(format!(
+                "unknown --backend \"{b}\": use packet or xdp"
+            )))
+        }
+        (_, None | Some("connect")) => BackendKind::Connect,
+        (_, Some(b)) => {
+            return Err(usage(format!(
+                "--backend {b} applies to -sS only; -sT and -sU use io_uring sockets"
+            )))
+        }
+    };
+    let mut outputs = Vec::new();
+    let mut add = |format: &str, path: &Option<String>| {
+        if let Some(p) = path {
+            outputs.push(OutputSpec {
+                format: format.into(),
+                path: p.clone(),
+            });
+        }
+    };
+    add("text", &args.out_normal);
+    add("xml", &args.out_xml);
+    add("grep", &args.out_grep);
+    add("json", &args.out_json);
+    add("csv", &args.csv);
+    add("html", &args.html);
+    add("pdf", &args.pdf);
+    if let Some(base) = &args.out_all {
+        for (f, ext) in [("text", "nmap"), ("xml", "xml"), ("grep", "gnmap")] {
+            outputs.push(OutputSpec {
+                format: f.into(),
+                path: format!("{base}.{ext}"),
+            });
+        }
+    }
+    for o in &outputs {
+        if o.path != "-" {
+            let parent = Path::new(&o.path)
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            if !parent.is_dir() {
+                return Err(usage(format!(
+                    "output {} cannot be written: directory {} does not exist",
+                    o.path,
+                    parent.display()
+                )));
+            }
+        }
+    }
+    if let Some(f) = &args.filter {
+        prtip_filter::Filter::parse(f).map_err(|e| usage(format!("bad --filter: {e}")))?;
+    }
+    let mut extra = serde_json::Map::new();
+    extra.insert("rate_mpps".into(), rate_mpps.into());
+    extra.insert(
+        "retry_gap_ms".into(),
+        t.retry_gap_ms.min(wait_ms.max(1)).into(),
+    );
+    let spec = ScanSpec {
+        targets,
+        resolved,
+        excludes,
+        ports: ports.canonical(),
+        scan_type,
+        service_detection,
+        rate: rate_mpps / 1000,
+        max_rate: max_rate / 1000,
+        timing,
+        seed: args.seed.unwrap_or_else(random_seed),
+        shard_index,
+        shard_count,
+        backend,
+        interface: args.interface.clone(),
+        source,
+        router_mac,
+        max_retries: args.max_retries.unwrap_or(t.max_retries),
+        wait_ms,
+        checkpoint_every_ms,
+        checkpoint_every_probes: args.checkpoint_every.unwrap_or(0),
+        outputs,
+        filter: args.filter.clone(),
+        service_probes: args.service_probes.clone(),
+        extra_json: serde_json::Value::Object(extra).to_string(),
+    };
+    // Validate the whole plan now (index space size, IPv6 with -sS, ...).
+    ScanPlan::new(&spec).map_err(|e| usage(e.to_string()))?;
+    Ok(spec)
+}
+
+/// Fill interface, source and router MAC of a -sS spec from the kernel's tables
+/// (given values win).
+pub fn discover_route(spec: &mut ScanSpec, plan: &ScanPlan) -> anyhow::Result<route::Route> {
+    let first = plan.targets.get_v4(0);
+    let r = route::discover(
+        first,
+        spec.interface.as_deref(),
+        spec.source.and_then(|a| a.v4()),
+        spec.router_mac.map(EthernetAddress),
+    )
+    .map_err(|e| usage(e.to_string()))?;
+    spec.interface = Some(r.iface.clone());
+    spec.source = Some(Addr::from(r.src_ip));
+    spec.router_mac = Some(r.dst_mac.0);
+    Ok(r)
+}
+
+/// Prints open ports as they are found, passes everything on.
+struct Tee<'a> {
+    inner: &'a mut dyn EventSink,
+    names: HashMap<IpAddr, String>,
+    quiet: bool,
+    progress_line: bool,
+}
+
+impl EventSink for Tee<'_> {
+    fn push(&mut self, event: Event) -> Result<(), SinkError> {
+        if let Event::Reply(r) = &event {
+            if r.state == PortState::Open && !self.quiet {
+                let ip = r.addr.ip();
+                let name = self
+                    .names
+                    .get(&ip)
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default();
+                let clear = if self.progress_line { "\r\x1b[2K" } else { "" };
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(
+                    out,
+                    "{clear}Discovered open port {}/{} on {ip}{name}",
+                    r.port,
+                    r.proto.as_str()
+                );
+            }
+        }
+        self.inner.push(event)
+    }
+    fn checkpoint(&mut self, c: Checkpoint) -> Result<(), SinkError> {
+        self.inner.checkpoint(c)
+    }
+}
+
+fn progress_thread(
+    control: Arc<ScanControl>,
+    done: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        let p = &control.progress;
+        let first = p.position.load(Relaxed);
+        let mut last = (Instant::now(), p.sent.load(Relaxed));
+        let mut rate = 0.0f64;
+        while !done.load(Relaxed) {
+            std::thread::sleep(Duration::from_millis(250));
+            let (pos, total, sent) = (
+                p.position.load(Relaxed),
+                p.total.load(Relaxed).max(1),
+                p.sent.load(Relaxed),
+            );
+            let now = Instant::now();
+            let dt = now.duration_since(last.0).as_secs_f64();
+            if dt >= 1.0 {
+                rate = (sent - last.1) as f64 / dt;
+                last = (now, sent);
+            }
+            let pct = pos as f64 * 100.0 / total as f64;
+            let el = start.elapsed().as_secs_f64();
+            let eta = if pos > first {
+                el / (pos - first) as f64 * (total - pos) as f64
+            } else {
+                0.0
+            };
+            let held = if control.is_held() {
+                " · paused (SIGUSR2 resumes)"
+            } else {
+                ""
+            };
+            eprint!(
+                "\r\x1b[2Ksent {sent} · {:.1}k pps · {pct:.1}% · ETA {}:{:02} · open {}{held}",
+                rate / 1000.0,
+                (eta as u64) / 60,
+                (eta as u64) % 60,
+                p.open.load(Relaxed)
+            );
+        }
+        eprint!("\r\x1b[2K");
+    })
+}
+
+/// How this run starts.
+pub enum Start {
+    /// A new scan from flags.
+    Fresh {
+        /// Command line.
+        command_line: Vec<String>,
+    },
+    /// Continue scan `id` whose log is in `dir` from walk position `from`.
+    Resume {
+        /// History id.
+        id: u64,
+        /// Log directory.
+        dir: PathBuf,
+        /// Walk position.
+        from: u64,
+        /// Counters at that checkpoint.
+        counters: prtip_store::event::Counters,
+        /// Already decided (address, protocol, port).
+        answered: Vec<(IpAddr, Protocol, u16)>,
+    },
+}
+
+/// Run a scan (fresh or resumed) to its end, pause or abort; prints and exports.
+pub fn execute(
+    mut spec: ScanSpec,
+    start: Start,
+    paths: &Paths,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut plan = ScanPlan::new(&spec).map_err(|e| usage(e.to_string()))?;
+    // Privilege and route before anything is written.
+    let mut pair = None;
+    if spec.scan_type == ScanType::Syn {
+        if !has_capability(CAP_NET_RAW) {
+            return Err(usage(privilege_message()));
+        }
+        let r = discover_route(&mut spec, &plan)?;
+        plan = ScanPlan::new(&spec).map_err(|e| usage(e.to_string()))?;
+        let io = match spec.backend {
+            BackendKind::Xdp => {
+                let t = prtip_engine::backend::TemplateSet::new(&engine_scan::frame_params(&r));
+                let (pair, notes) = prtip_xdp::open_pair(
+                    &r.iface,
+                    &t,
+                    &prtip_xdp::XdpOptions::for_engine(r.src_ip),
+                )
+                .map_err(|e| anyhow!("AF_XDP backend on {}: {e:#}", r.iface))?;
+                for n in notes {
+                    eprintln!("prtip: {n}");
+                }
+                pair
+            }
+            _ => engine_scan::open_packet_backend(&r, &|_| None, &plan.ports.udp).map_err(|e| {
+                if e.raw_os_error() == Some(libc::EPERM) {
+                    usage(privilege_message())
+                } else {
+                    anyhow!("opening AF_PACKET sockets on {}: {e}", r.iface)
+                }
+            })?,
+        };
+        pair = Some(io);
+    }
+    let db = if spec.service_detection || spec.scan_type == ScanType::Udp {
+        Some(match &spec.service_probes {
+            Some(f) => prtip_services::ProbeDb::load_file(Path::new(f))
+                .map_err(|e| usage(format!("--service-probes {f}: {e}")))?,
+            None => prtip_services::ProbeDb::builtin(),
+        })
+    } else {
+        None
+    };
+
+    // Now write: history row and scan directory.
+    let history = HistoryIndex::open(&paths.history)
+        .with_context(|| format!("opening the history index {}", paths.history.display()))?;
+    let (id, dir, writer, resume_from, counters, command_line) = match start {
+        Start::Fresh { command_line } => {
+            let (id, dir) = history
+                .new_scan_dir(&paths.scans_dir())
+                .context("creating the scan directory")?;
+            let writer = LogWriter::create(&dir, LogOptions::default())
+                .with_context(|| format!("creating the scan log in {}", dir.display()))?;
+            history.upsert(&HistoryRow {
+                id,
+                started_us: now_us(),
+                ended_us: None,
+                status: ScanStatus::Running,
+                target_spec: spec.targets.join(" "),
+                config_json: prtip_store::spec_json(&spec),
+                log_path: dir.clone(),
+                total_targets: plan.total_targets(),
+                total_probes: plan.total_probes(),
+                probes_done: 0,
+                ports_discovered: 0,
+                checkpoints: 0,
+            })?;
+            (id, dir, writer, None, Default::default(), command_line)
+        }
+        Start::Resume {
+            id,
+            dir,
+            from,
+            counters,
+            answered,
+        } => {
+            let (writer, _report) = LogWriter::open_append(&dir, LogOptions::default())
+                .with_context(|| format!("reopening the scan log in {}", dir.display()))?;
+            for (a, p, port) in answered {
+                plan.mark_answered(a, p, port);
+            }
+            (id, dir, writer, Some(from), counters, Vec::new())
+        }
+    };
+
+    let control = Arc::new(ScanControl::new());
+    let signals = install_signals(control.clone(), spec.wait_ms)?;
+    let tty = std::io::stderr().is_terminal();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let progress = tty.then(|| progress_thread(control.clone(), done.clone()));
+    let mut log_sink = writer.sink();
+    let names: HashMap<IpAddr, String> = spec
+        .resolved
+        .iter()
+        .map(|h| (h.addr.ip(), h.name.clone()))
+        .collect();
+    let started = Instant::now();
+    let log_bytes = || writer.durable_bytes();
+    let opts = RunOptions {
+        scan_id: id,
+        command_line,
+        resume_from,
+        counters,
+        log_bytes: Some(&log_bytes),
+        checkpoint_every_ms: spec.checkpoint_every_ms,
+        checkpoint_every_probes: spec.checkpoint_every_probes,
+        sample_every: Duration::from_secs(1),
+    };
+    let result: anyhow::Result<ScanOutcome> = {
+        let mut tee = Tee {
+            inner: &mut log_sink,
+            names,
+            quiet,
+            progress_line: tty,
+        };
+        match (spec.scan_type, pair) {
+            (ScanType::Syn, Some(io)) if spec.service_detection => {
+                let mut open = prtip_engine::connect::grab::OpenPorts::new(&mut tee);
+                open.hold_finished = true;
+                let out = engine_scan::run(
+                    &plan,
+                    io,
+                    &mut open,
+                    &control,
+                    RunOptions {
+                        log_bytes: opts.log_bytes,
+                        command_line: opts.command_line.clone(),
+                        ..RunOptions {
+                            scan_id: id,
+                            resume_from,
+                            counters,
+                            ..Default::default()
+                        }
+                    },
+                );
+                match out {
+                    Ok(o @ ScanOutcome::Finished { .. }) => {
+                        let ports = open.take_sorted();
+                        let fin = open.take_finished();
+                        let sink = open.into_inner();
+                        prtip_engine::connect::run::detect_after(
+                            ports,
+                            &plan,
+                            db.as_ref().expect("db"),
+                            sink,
+                            &control,
+                            &opts,
+                        )
+                        .map_err(|e| anyhow!("service detection: {e}"))?;
+                        if let Some(f) = fin {
+                            sink.push(f)?;
+                        }
+                        Ok(o)
+                    }
+                    other => other.map_err(anyhow::Error::from),
+                }
+            }
+            (ScanType::Syn, Some(io)) => {
+                engine_scan::run(&plan, io, &mut tee, &control, opts).map_err(anyhow::Error::from)
+            }
+            _ => connect_run::run(
+                &plan,
+                db.as_ref().unwrap_or(&prtip_services::ProbeDb::builtin()),
+                &mut tee,
+                &control,
+                opts,
+            )
+            .map_err(anyhow::Error::from),
+        }
+    };
+    done.store(true, Relaxed);
+    if let Some(p) = progress {
+        let _ = p.join();
+    }
+    signals.close();
+    let elapsed = started.elapsed();
+    let outcome = match result {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = log_sink.push(Event::Failed(Failed {
+                time_us: now_us(),
+                message: format!("{e:#}"),
+            }));
+            let _ = writer.finish();
+            let _ = history.index_log(&dir);
+            return Err(e.context(format!("scan {id} failed (log in {})", dir.display())));
+        }
+    };
+    if outcome == ScanOutcome::Aborted {
+        writer.finish().context("closing the scan log")?;
+        let _ = history.index_log(&dir);
+        eprintln!("prtip: stopped at once (scan {id}); resume from the last checkpoint: prtip replay {id} --from-checkpoint");
+        return Ok(ExitCode::from(130));
+    }
+    // Exports and summary read the log: everything before the last checkpoint is durable.
+    let reader = prtip_store::LogReader::open(&dir)?;
+    let summary = prtip_store::summarize_lenient(&reader)?;
+    if !spec.outputs.is_empty() {
+        for stats in export_outputs(&reader, &summary, &spec)? {
+            log_sink.push(stats.event())?;
+        }
+    }
+    drop(reader);
+    writer.finish().context("closing the scan log")?;
+    let row = history
+        .index_log(&dir)
+        .context("updating the history index")?;
+    match outcome {
+        ScanOutcome::Finished { counters } => {
+            print_summary(&dir, &spec, plan.total_targets(), &counters, elapsed, quiet)?;
+            let _ = row;
+            Ok(ExitCode::SUCCESS)
+        }
+        ScanOutcome::Paused {
+            next_index, total, ..
+        } => {
+            let pct = next_index as f64 * 100.0 / total.max(1) as f64;
+            println!(
+                "paused at {pct:.1}% (scan {id}) — resume: prtip replay {id} --from-checkpoint"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        ScanOutcome::Aborted => unreachable!(),
+    }
+}
+
+fn export_outputs(
+    reader: &prtip_store::LogReader,
+    summary: &prtip_store::ScanSummary,
+    spec: &ScanSpec,
+) -> anyhow::Result<Vec<prtip_export::ExportStats>> {
+    let started = reader.scan_started()?;
+    let mut meta = prtip_export::ReportMeta::from_started(&started);
+    meta.status = format!("{:?}", summary.status).to_lowercase();
+    meta.ended_us = summary.ended_us;
+    meta.counters = summary.counters;
+    let targets: Vec<prtip_export::Target> = spec
+        .outputs
+        .iter()
+        .map(prtip_export::Target::from_spec)
+        .collect::<Result<_, _>>()?;
+    let filter = match &spec.filter {
+        Some(f) => {
+            Some(prtip_filter::Filter::parse(f).map_err(|e| usage(format!("bad --filter: {e}")))?)
+        }
+        None => None,
+    };
+    let pred = |r: &prtip_store::ResultRow| filter.as_ref().is_none_or(|f| f.matches(r));
+    let mut opts = prtip_export::ExportOptions {
+        filter: Some(&pred),
+        ..Default::default()
+    };
+    let rows = prtip_store::sorted_rows(reader)?
+        .map(|r| r.map_err(|e| prtip_export::ExportError::Log(e.to_string())));
+    Ok(prtip_export::export_rows(&meta, rows, &targets, &mut opts)?)
+}
+
+fn print_summary(
+    dir: &Path,
+    spec: &ScanSpec,
+    targets: u64,
+    c: &prtip_store::event::Counters,
+    elapsed: Duration,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let reader = prtip_store::LogReader::open(dir)?;
+    let mut out = std::io::stdout().lock();
+    if targets <= 256 && !quiet {
+        // nmap's normal output for small scans.
+        let started = reader.scan_started()?;
+        let summary = prtip_store::summarize_lenient(&reader)?;
+        let mut meta = prtip_export::ReportMeta::from_started(&started);
+        meta.status = "completed".into();
+        meta.ended_us = summary.ended_us;
+        meta.counters = summary.counters;
+        let rows = prtip_store::sorted_rows(&reader)?
+            .map(|r| r.map_err(|e| prtip_export::ExportError::Log(e.to_string())));
+        prtip_export::render(
+            prtip_export::Format::Text,
+            &meta,
+            rows,
+            &mut out,
+            &mut Default::default(),
+        )?;
+    } else {
+        // Per (protocol, port): how many hosts in each state.
+        let mut per: std::collections::BTreeMap<(Protocol, u16), [u64; 4]> = Default::default();
+        for r in prtip_store::sorted_rows(&reader)? {
+            let r = r?;
+            let i = match r.state {
+                PortState::Open => 0,
+                PortState::Closed => 1,
+                PortState::Filtered => 2,
+                PortState::OpenFiltered => 3,
+            };
+            per.entry((r.proto, r.port)).or_default()[i] += 1;
+        }
+        writeln!(out, "PORT        OPEN     CLOSED   FILTERED SERVICE")?;
+        for ((proto, port), n) in &per {
+            let name = prtip_engine::ports::service_name(*port, *proto).unwrap_or("unknown");
+            writeln!(
+                out,
+                "{:<11} {:<8} {:<8} {:<8} {name}",
+                format!("{port}/{}", proto.as_str()),
+                n[0],
+                n[1],
+                n[2] + n[3]
+            )?;
+        }
+    }
+    writeln!(
+        out,
+        "prtip done: {targets} IP address{} scanned in {:.2} seconds ({} probes sent; {} open, {} closed ports; seed {})",
+        if targets == 1 { "" } else { "es" },
+        elapsed.as_secs_f64(),
+        c.sent,
+        c.open,
+        c.closed,
+        spec.seed
+    )?;
+    Ok(())
+}
+
+/// SIGINT/SIGTERM: pause (second: stop at once); SIGUSR1/SIGUSR2: hold/continue in place.
+fn install_signals(
+    control: Arc<ScanControl>,
+    wait_ms: u64,
+) -> anyhow::Result<signal_hook::iterator::Handle> {
+    use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGUSR1, SIGUSR2])
+        .context("installing signal handlers")?;
+    let handle = signals.handle();
+    std::thread::spawn(move || {
+        for sig in signals.forever() {
+            match sig {
+                SIGINT | SIGTERM => {
+                    let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
+                    if control.pause_requested() {
+                        control.abort();
+                        eprintln!(
+                            "\rprtip: {name} again: stopping at once (the log stays resumable)"
+                        );
+                    } else {
+                        control.request_pause(name);
+                        eprintln!("\rprtip: {name}: pausing, waiting {:.1}s for late replies (again to stop at once)", wait_ms as f64 / 1000.0);
+                    }
+                }
+                SIGUSR1 => control.hold("SIGUSR1"),
+                SIGUSR2 => control.release(),
+                _ => {}
+            }
+        }
+    });
+    Ok(handle)
 }
 
 /// Run a scan.
-pub fn run(_args: Args, paths: &Paths) -> anyhow::Result<ExitCode> {
-    anyhow::bail!(
-        "prtip scan is being built (issue 5); logs will go to {} and {}",
-        paths.scans_dir().display(),
-        paths.history.display()
+pub fn run(args: Args, paths: &Paths) -> anyhow::Result<ExitCode> {
+    let spec = build_spec(&args)?;
+    execute(
+        spec,
+        Start::Fresh {
+            command_line: std::env::args().collect(),
+        },
+        paths,
+        args.quiet,
     )
 }

@@ -1,0 +1,161 @@
+//! Rate sweep (a benchmark, not a test): scan 198.19.0.0/16 × {22, 80, 443, 8080}
+//! in a lab of namespaces at increasing `--rate`, one child process per rate, and
+//! report wall time, achieved probe rate, recall against the lab's ground truth
+//! (every address answers SYN-ACK on 80/8080 and RST on 22/443) and the child's
+//! peak RSS. Run as root: `cargo bench --bench engine_rate_sweep` (optionally
+//! `-- 25000,50000,0` to choose rates; 0 = unlimited). Figures in benches/README.md.
+
+#[path = "../tests/scan_support/mod.rs"]
+#[allow(dead_code)]
+mod scan_support;
+
+use prtip_engine::route;
+use prtip_engine::scan::{self, RunOptions, ScanControl, ScanOutcome, ScanPlan};
+use prtip_store::event::{
+    Addr, BackendKind, Checkpoint, Event, EventSink, PortState, ScanSpec, ScanType, SinkError,
+};
+use std::process::Command;
+use std::time::Instant;
+
+/// Counts replies that match the ground truth; keeps nothing else (so RSS is the engine's).
+#[derive(Default)]
+struct Tally {
+    right: u64,
+    wrong: u64,
+    replies: u64,
+}
+
+impl EventSink for Tally {
+    fn push(&mut self, e: Event) -> Result<(), SinkError> {
+        if let Event::Reply(r) = e {
+            self.replies += 1;
+            let want = if r.port == 80 || r.port == 8080 {
+                PortState::Open
+            } else {
+                PortState::Closed
+            };
+            if r.state == want {
+                self.right += 1;
+            } else {
+                self.wrong += 1;
+            }
+        }
+        Ok(())
+    }
+    fn checkpoint(&mut self, _c: Checkpoint) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+fn spec(rate: u64) -> ScanSpec {
+    ScanSpec {
+        targets: vec!["198.19.0.0/16".into()],
+        resolved: vec![],
+        excludes: vec![],
+        ports: "22,80,443,8080".into(),
+        scan_type: ScanType::Syn,
+        service_detection: false,
+        rate,
+        max_rate: 0,
+        timing: 4,
+        seed: 42,
+        shard_index: 0,
+        shard_count: 1,
+        backend: BackendKind::Packet,
+        interface: None,
+        source: None,
+        router_mac: None,
+        max_retries: 0,
+        wait_ms: 2000,
+        checkpoint_every_ms: 1000,
+        checkpoint_every_probes: 0,
+        outputs: vec![],
+        filter: None,
+        service_probes: None,
+        extra_json: "{}".into(),
+    }
+}
+
+fn child(rate: u64) {
+    let mut s = spec(rate);
+    let r = route::discover("198.19.0.1".parse().unwrap(), None, None, None).expect("route");
+    s.interface = Some(r.iface.clone());
+    s.source = Some(Addr::from(r.src_ip));
+    s.router_mac = Some(r.dst_mac.0);
+    let plan = ScanPlan::new(&s).unwrap();
+    let io = scan::open_packet_backend(&r, &|_| None, &[]).unwrap();
+    let mut tally = Tally::default();
+    let t0 = Instant::now();
+    let out = scan::run(
+        &plan,
+        io,
+        &mut tally,
+        &ScanControl::new(),
+        RunOptions::default(),
+    )
+    .unwrap();
+    let wall = t0.elapsed().as_secs_f64();
+    let ScanOutcome::Finished { counters } = out else {
+        panic!("{out:?}")
+    };
+    println!(
+        "RESULT rate={} wall_s={:.2} sent={} right={} wrong={} replies={} peak_rss_kib={}",
+        rate,
+        wall,
+        counters.sent,
+        tally.right,
+        tally.wrong,
+        tally.replies,
+        prtip_engine::metrics::peak_rss_bytes() / 1024
+    );
+}
+
+fn main() {
+    if let Ok(r) = std::env::var("PRTIP_SWEEP_CHILD") {
+        child(r.parse().unwrap());
+        return;
+    }
+    let rates: Vec<u64> = std::env::args()
+        .skip(1)
+        .find(|a| a.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .map(|a| a.split(',').map(|r| r.parse().unwrap()).collect())
+        .unwrap_or(vec![25_000, 50_000, 100_000, 200_000, 0]);
+    let lab = scan_support::ScanLab::up(&[80, 8080]);
+    let exe = std::env::current_exe().unwrap();
+    println!("| --rate | wall (s) | probes/s achieved | recall | wrong | peak RSS |");
+    println!("|---|---|---|---|---|---|");
+    for rate in rates {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &lab.scan_ns])
+            .arg(&exe)
+            .env("PRTIP_SWEEP_CHILD", rate.to_string())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("RESULT"))
+            .unwrap_or_else(|| panic!("child failed: {}", String::from_utf8_lossy(&out.stderr)));
+        let kv: std::collections::HashMap<&str, &str> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|f| f.split_once('='))
+            .collect();
+        let wall: f64 = kv["wall_s"].parse().unwrap();
+        let right: f64 = kv["right"].parse().unwrap();
+        let sent: f64 = kv["sent"].parse().unwrap();
+        println!(
+            "| {} | {:.2} | {:.0} | {:.4} % | {} | {:.1} MiB |",
+            if rate == 0 {
+                "unlimited".to_string()
+            } else {
+                rate.to_string()
+            },
+            wall,
+            sent / (wall - 0.0).max(1e-9),
+            right / 262144.0 * 100.0,
+            kv["wrong"],
+            kv["peak_rss_kib"].parse::<f64>().unwrap() / 1024.0
+        );
+    }
+}

@@ -1,0 +1,147 @@
+//! `prtip replay`: continue a paused or interrupted scan from its last durable
+//! checkpoint (`--from-checkpoint`), or re-print and re-export a scan's results.
+//!
+//! Owns: choosing the scan (id, log directory, `--last`, or by default the most
+//! recent paused/interrupted one), reading everything the first run was told from
+//! the log (spec, seed, excludes, resolved names, outputs) and rebuilding the set of
+//! decided ports from its `Reply` events. Never re-parses the original flags: the
+//! log is the only input. The scan itself runs through [`super::scan::execute`].
+
+use super::scan::{execute, Start};
+use crate::paths::Paths;
+use crate::UsageError;
+use anyhow::Context;
+use prtip_store::event::{Counters, PortState, Protocol};
+use prtip_store::{EventRef, HistoryIndex, LogReader, ScanStatus};
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Flags of `prtip replay`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Scan id or log directory (default: the most recent paused or interrupted scan
+    /// with --from-checkpoint, else the most recent scan).
+    pub scan: Option<String>,
+    /// The most recent scan, whatever its state.
+    #[arg(long)]
+    pub last: bool,
+    /// Continue the scan from its last durable checkpoint.
+    #[arg(long = "from-checkpoint")]
+    pub from_checkpoint: bool,
+    /// Do not print open ports as they are found.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(msg.into()))
+}
+
+/// Find the log directory (and history id, when known) the user means.
+pub fn choose(history: &HistoryIndex, scan: Option<&str>, last: bool, resumable_only: bool) -> anyhow::Result<(Option<u64>, PathBuf)> {
+    if let Some(s) = scan {
+        if let Ok(id) = s.parse::<u64>() {
+            let row = history.get(id)?.ok_or_else(|| usage(format!("no scan {id} in the history index (see prtip history list)")))?;
+            return Ok((Some(id), row.log_path));
+        }
+        let p = PathBuf::from(s);
+        if p.is_dir() {
+            return Ok((None, p));
+        }
+        return Err(usage(format!("\"{s}\" is neither a scan id nor a scan log directory")));
+    }
+    let _ = history.refresh();
+    let mut rows = history.list()?;
+    rows.sort_by_key(|r| (r.started_us, r.id));
+    let pick = if last || !resumable_only {
+        rows.last()
+    } else {
+        rows.iter().rev().find(|r| matches!(r.status, ScanStatus::Paused | ScanStatus::Interrupted))
+    };
+    match pick {
+        Some(r) => Ok((Some(r.id), r.log_path.clone())),
+        None if resumable_only && !last => Err(usage("no paused or interrupted scan to resume (see prtip history list)")),
+        None => Err(usage("no scans yet")),
+    }
+}
+
+/// Resume scan `scan` (or the most recent resumable one) from its last checkpoint.
+pub fn resume(scan: Option<&str>, last: bool, paths: &Paths, quiet: bool) -> anyhow::Result<ExitCode> {
+    let history = HistoryIndex::open(&paths.history).with_context(|| format!("opening the history index {}", paths.history.display()))?;
+    let (id_hint, dir) = choose(&history, scan, last, true)?;
+    let reader = LogReader::open(&dir).with_context(|| format!("opening the scan log {}", dir.display()))?;
+    let started = reader.scan_started().context("reading the scan's first event")?;
+    let id = id_hint.unwrap_or(started.scan_id);
+    let summary = prtip_store::summarize_lenient(&reader)?;
+    match summary.status {
+        ScanStatus::Completed => {
+            return Err(usage(format!("scan {id} is complete; nothing to resume (prtip replay {id} prints its results)")));
+        }
+        ScanStatus::Running => {
+            return Err(usage(format!("scan {id} is still running (pid {}); pause it first (Ctrl-C or kill -INT)", summary.pid)));
+        }
+        _ => {}
+    }
+    let (from, mut counters) = match reader.last_checkpoint()? {
+        Some((_, c)) => (c.next_index, c.counters),
+        None => (0, Counters::default()),
+    };
+    // Decided ports, and the counters they imply (replies after the checkpoint count too).
+    let mut answered: Vec<(IpAddr, Protocol, u16)> = Vec::new();
+    let (mut open, mut closed, mut replies) = (0u64, 0u64, 0u64);
+    for e in reader.iter() {
+        if let EventRef::Reply(r) = e? {
+            let state = PortState::from(&r.state);
+            replies += 1;
+            match state {
+                PortState::Open => open += 1,
+                PortState::Closed => closed += 1,
+                _ => {}
+            }
+            answered.push((r.addr.ip(), Protocol::from(&r.proto), r.port.to_native()));
+        }
+    }
+    counters.open = open;
+    counters.closed = closed;
+    counters.replies = replies;
+    drop(reader);
+    let total = started.total_probes.max(1);
+    eprintln!(
+        "prtip: resuming scan {id} at {:.1}% (walk position {from} of {}), {} ports already decided",
+        from as f64 * 100.0 / total as f64,
+        started.total_probes,
+        answered.len()
+    );
+    execute(started.spec, Start::Resume { id, dir, from, counters, answered }, paths, quiet)
+}
+
+/// Run `prtip replay`.
+pub fn run(args: Args, paths: &Paths) -> anyhow::Result<ExitCode> {
+    if args.from_checkpoint {
+        return resume(args.scan.as_deref(), args.last, paths, args.quiet);
+    }
+    // Re-print (and re-export) a scan's results from its log.
+    let history = HistoryIndex::open(&paths.history).with_context(|| format!("opening the history index {}", paths.history.display()))?;
+    let (_, dir) = choose(&history, args.scan.as_deref(), args.last, false)?;
+    let reader = LogReader::open(&dir).with_context(|| format!("opening the scan log {}", dir.display()))?;
+    let started = reader.scan_started()?;
+    let summary = prtip_store::summarize_lenient(&reader)?;
+    let mut meta = prtip_export::ReportMeta::from_started(&started);
+    meta.status = format!("{:?}", summary.status).to_lowercase();
+    meta.ended_us = summary.ended_us;
+    meta.counters = summary.counters;
+    let rows = prtip_store::sorted_rows(&reader)?.map(|r| r.map_err(|e| prtip_export::ExportError::Log(e.to_string())));
+    let mut out = std::io::stdout().lock();
+    prtip_export::render(prtip_export::Format::Text, &meta, rows, &mut out, &mut Default::default())?;
+    out.flush()?;
+    if !started.spec.outputs.is_empty() {
+        let targets: Vec<prtip_export::Target> = started.spec.outputs.iter().map(prtip_export::Target::from_spec).collect::<Result<_, _>>()?;
+        let rows = prtip_store::sorted_rows(&reader)?.map(|r| r.map_err(|e| prtip_export::ExportError::Log(e.to_string())));
+        for s in prtip_export::export_rows(&meta, rows, &targets, &mut Default::default())? {
+            eprintln!("prtip: wrote {} ({} rows)", s.path, s.rows);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
