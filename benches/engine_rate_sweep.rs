@@ -6,7 +6,6 @@
 //! `-- 25000,50000,0` to choose rates; 0 = unlimited). Figures in benches/README.md.
 
 #[path = "../tests/scan_support/mod.rs"]
-#[allow(dead_code)]
 mod scan_support;
 
 use prtip_engine::route;

@@ -503,6 +503,13 @@ pub fn run(
             pid: std::process::id(),
         }))?,
     }
+    // Make the first event durable at once: a scan killed right after starting is
+    // still a resumable log (its checkpoint says: start at `from`).
+    sink.checkpoint(Checkpoint {
+        next_index: from,
+        counters,
+        time_us: now_us(),
+    })?;
     let shared = Shared {
         position: AtomicU64::new(from),
         sender_done: AtomicBool::new(false),

@@ -40,17 +40,28 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
 }
 
 /// Find the log directory (and history id, when known) the user means.
-pub fn choose(history: &HistoryIndex, scan: Option<&str>, last: bool, resumable_only: bool) -> anyhow::Result<(Option<u64>, PathBuf)> {
+pub fn choose(
+    history: &HistoryIndex,
+    scan: Option<&str>,
+    last: bool,
+    resumable_only: bool,
+) -> anyhow::Result<(Option<u64>, PathBuf)> {
     if let Some(s) = scan {
         if let Ok(id) = s.parse::<u64>() {
-            let row = history.get(id)?.ok_or_else(|| usage(format!("no scan {id} in the history index (see prtip history list)")))?;
+            let row = history.get(id)?.ok_or_else(|| {
+                usage(format!(
+                    "no scan {id} in the history index (see prtip history list)"
+                ))
+            })?;
             return Ok((Some(id), row.log_path));
         }
         let p = PathBuf::from(s);
         if p.is_dir() {
             return Ok((None, p));
         }
-        return Err(usage(format!("\"{s}\" is neither a scan id nor a scan log directory")));
+        return Err(usage(format!(
+            "\"{s}\" is neither a scan id nor a scan log directory"
+        )));
     }
     let _ = history.refresh();
     let mut rows = history.list()?;
@@ -58,29 +69,47 @@ pub fn choose(history: &HistoryIndex, scan: Option<&str>, last: bool, resumable_
     let pick = if last || !resumable_only {
         rows.last()
     } else {
-        rows.iter().rev().find(|r| matches!(r.status, ScanStatus::Paused | ScanStatus::Interrupted))
+        rows.iter()
+            .rev()
+            .find(|r| matches!(r.status, ScanStatus::Paused | ScanStatus::Interrupted))
     };
     match pick {
         Some(r) => Ok((Some(r.id), r.log_path.clone())),
-        None if resumable_only && !last => Err(usage("no paused or interrupted scan to resume (see prtip history list)")),
+        None if resumable_only && !last => Err(usage(
+            "no paused or interrupted scan to resume (see prtip history list)",
+        )),
         None => Err(usage("no scans yet")),
     }
 }
 
 /// Resume scan `scan` (or the most recent resumable one) from its last checkpoint.
-pub fn resume(scan: Option<&str>, last: bool, paths: &Paths, quiet: bool) -> anyhow::Result<ExitCode> {
-    let history = HistoryIndex::open(&paths.history).with_context(|| format!("opening the history index {}", paths.history.display()))?;
+pub fn resume(
+    scan: Option<&str>,
+    last: bool,
+    paths: &Paths,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    let history = HistoryIndex::open(&paths.history)
+        .with_context(|| format!("opening the history index {}", paths.history.display()))?;
     let (id_hint, dir) = choose(&history, scan, last, true)?;
-    let reader = LogReader::open(&dir).with_context(|| format!("opening the scan log {}", dir.display()))?;
-    let started = reader.scan_started().context("reading the scan's first event")?;
+    let reader =
+        LogReader::open(&dir).with_context(|| format!("opening the scan log {}", dir.display()))?;
+    let started = reader
+        .scan_started()
+        .context("reading the scan's first event")?;
     let id = id_hint.unwrap_or(started.scan_id);
     let summary = prtip_store::summarize_lenient(&reader)?;
     match summary.status {
         ScanStatus::Completed => {
-            return Err(usage(format!("scan {id} is complete; nothing to resume (prtip replay {id} prints its results)")));
+            return Err(usage(format!(
+                "scan {id} is complete; nothing to resume (prtip replay {id} prints its results)"
+            )));
         }
         ScanStatus::Running => {
-            return Err(usage(format!("scan {id} is still running (pid {}); pause it first (Ctrl-C or kill -INT)", summary.pid)));
+            return Err(usage(format!(
+                "scan {id} is still running (pid {}); pause it first (Ctrl-C or kill -INT)",
+                summary.pid
+            )));
         }
         _ => {}
     }
@@ -114,7 +143,18 @@ pub fn resume(scan: Option<&str>, last: bool, paths: &Paths, quiet: bool) -> any
         started.total_probes,
         answered.len()
     );
-    execute(started.spec, Start::Resume { id, dir, from, counters, answered }, paths, quiet)
+    execute(
+        started.spec,
+        Start::Resume {
+            id,
+            dir,
+            from,
+            counters,
+            answered,
+        },
+        paths,
+        quiet,
+    )
 }
 
 /// Run `prtip replay`.
@@ -123,22 +163,37 @@ pub fn run(args: Args, paths: &Paths) -> anyhow::Result<ExitCode> {
         return resume(args.scan.as_deref(), args.last, paths, args.quiet);
     }
     // Re-print (and re-export) a scan's results from its log.
-    let history = HistoryIndex::open(&paths.history).with_context(|| format!("opening the history index {}", paths.history.display()))?;
+    let history = HistoryIndex::open(&paths.history)
+        .with_context(|| format!("opening the history index {}", paths.history.display()))?;
     let (_, dir) = choose(&history, args.scan.as_deref(), args.last, false)?;
-    let reader = LogReader::open(&dir).with_context(|| format!("opening the scan log {}", dir.display()))?;
+    let reader =
+        LogReader::open(&dir).with_context(|| format!("opening the scan log {}", dir.display()))?;
     let started = reader.scan_started()?;
     let summary = prtip_store::summarize_lenient(&reader)?;
     let mut meta = prtip_export::ReportMeta::from_started(&started);
     meta.status = format!("{:?}", summary.status).to_lowercase();
     meta.ended_us = summary.ended_us;
     meta.counters = summary.counters;
-    let rows = prtip_store::sorted_rows(&reader)?.map(|r| r.map_err(|e| prtip_export::ExportError::Log(e.to_string())));
+    let rows = prtip_store::sorted_rows(&reader)?
+        .map(|r| r.map_err(|e| prtip_export::ExportError::Log(e.to_string())));
     let mut out = std::io::stdout().lock();
-    prtip_export::render(prtip_export::Format::Text, &meta, rows, &mut out, &mut Default::default())?;
+    prtip_export::render(
+        prtip_export::Format::Text,
+        &meta,
+        rows,
+        &mut out,
+        &mut Default::default(),
+    )?;
     out.flush()?;
     if !started.spec.outputs.is_empty() {
-        let targets: Vec<prtip_export::Target> = started.spec.outputs.iter().map(prtip_export::Target::from_spec).collect::<Result<_, _>>()?;
-        let rows = prtip_store::sorted_rows(&reader)?.map(|r| r.map_err(|e| prtip_export::ExportError::Log(e.to_string())));
+        let targets: Vec<prtip_export::Target> = started
+            .spec
+            .outputs
+            .iter()
+            .map(prtip_export::Target::from_spec)
+            .collect::<Result<_, _>>()?;
+        let rows = prtip_store::sorted_rows(&reader)?
+            .map(|r| r.map_err(|e| prtip_export::ExportError::Log(e.to_string())));
         for s in prtip_export::export_rows(&meta, rows, &targets, &mut Default::default())? {
             eprintln!("prtip: wrote {} ({} rows)", s.path, s.rows);
         }

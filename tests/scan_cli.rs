@@ -1,0 +1,538 @@
+//! `prtip scan` and `prtip replay` as a user runs them: bad input (exit 2, nothing
+//! written), no CAP_NET_RAW, pause with SIGINT and resume, a second SIGINT, hold and
+//! continue in place (SIGUSR1/SIGUSR2), and crash safety: SIGKILL at 22 random
+//! moments, each followed by `prtip replay --from-checkpoint`, ending with results
+//! equal to the lab's ground truth. Lab tests need root.
+
+mod common;
+
+use prtip_store::event::{PortState, Protocol};
+use prtip_store::{EventRef, HistoryIndex, LogReader, ScanStatus};
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+const OPEN: [u16; 2] = [80, 8080];
+
+fn home() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+fn prtip_in(home: &Path) -> Command {
+    let mut c = common::prtip();
+    c.env("PRTIP_HOME", home).env_remove("PRTIP_HISTORY");
+    c
+}
+
+fn scan_cmd(home: &Path, ns: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns])
+        .arg(common::prtip_bin())
+        .args(args)
+        .env("PRTIP_HOME", home)
+        .env_remove("PRTIP_HISTORY");
+    c
+}
+
+fn lab() -> prtip_lab::LabGuard {
+    common::lab_with(prtip_lab::LabConfig {
+        tcp_ports: OPEN.to_vec(),
+        ..common::lab_config("pes")
+    })
+}
+
+fn signal(child: &Child, sig: libc::c_int) {
+    // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+}
+
+fn finish(child: Child) -> Output {
+    child.wait_with_output().unwrap()
+}
+
+/// Final state per (addr, proto, port) from the log's projection.
+fn log_results(dir: &Path) -> BTreeMap<(Ipv4Addr, Protocol, u16), PortState> {
+    let r = LogReader::open(dir).unwrap();
+    prtip_store::sorted_rows(&r)
+        .unwrap()
+        .map(|row| {
+            let row = row.unwrap();
+            ((row.addr.v4().unwrap(), row.proto, row.port), row.state)
+        })
+        .collect()
+}
+
+fn truth(
+    base: Ipv4Addr,
+    prefix: u8,
+    ports: &[u16],
+) -> BTreeMap<(Ipv4Addr, Protocol, u16), PortState> {
+    let b = u32::from(base);
+    let mut m = BTreeMap::new();
+    for i in 0..(1u32 << (32 - prefix)) {
+        for &p in ports {
+            m.insert(
+                (Ipv4Addr::from(b + i), Protocol::Tcp, p),
+                if OPEN.contains(&p) {
+                    PortState::Open
+                } else {
+                    PortState::Closed
+                },
+            );
+        }
+    }
+    m
+}
+
+fn scan_dir(home: &Path, id: u64) -> PathBuf {
+    home.join("scans").join(id.to_string())
+}
+
+fn status(home: &Path, id: u64) -> ScanStatus {
+    let h = HistoryIndex::open(&home.join("history.redb")).unwrap();
+    let _ = h.refresh();
+    h.get(id).unwrap().unwrap().status
+}
+
+#[test]
+fn bad_input_exits_2_and_writes_nothing() {
+    let h = home();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["scan", "10.0.0.300", "-p", "80"],
+            "bad target \"10.0.0.300\": octet 300 is above 255",
+        ),
+        (
+            &["scan", "10.0.0.1", "-p", "80,99999"],
+            "bad port \"99999\" in -p 80,99999: port 99999 is above 65535",
+        ),
+        (
+            &["scan", "10.0.0.1", "-p", "80", "--rate", "fast"],
+            "bad --rate \"fast\"",
+        ),
+        (
+            &["scan", "10.0.0.1", "-p", "80", "--shard", "3/3"],
+            "bad --shard \"3/3\"",
+        ),
+        (
+            &["scan", "10.0.0.1", "-p", "80", "-sX"],
+            "unknown scan type -sX",
+        ),
+        (
+            &["scan", "10.0.0.1", "-p", "80", "--router-mac", "02:70"],
+            "bad --router-mac \"02:70\"",
+        ),
+        (
+            &["scan", "-iL", "/nonexistent/list.txt", "-p", "80"],
+            "cannot read target list /nonexistent/list.txt",
+        ),
+        (
+            &["scan", "10.0.0.1", "-p", "U:53"],
+            "UDP ports (U:) given for a TCP scan",
+        ),
+        (
+            &[
+                "scan",
+                "10.0.0.1",
+                "-p",
+                "80",
+                "-oX",
+                "/nonexistent/dir/out.xml",
+            ],
+            "directory /nonexistent/dir does not exist",
+        ),
+        (
+            &[
+                "scan",
+                "10.0.0.0/24",
+                "--exclude",
+                "10.0.0.0/16",
+                "-p",
+                "80",
+            ],
+            "no targets left to scan",
+        ),
+        (&["scan", "-p", "80"], "no targets given"),
+        (
+            &["scan", "2001:db8::1", "-p", "80"],
+            "the SYN engine sends IPv4 only",
+        ),
+        (
+            &["replay", "--from-checkpoint"],
+            "no paused or interrupted scan to resume",
+        ),
+    ];
+    for (args, msg) in cases {
+        let out = prtip_in(h.path()).args(*args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(msg), "{args:?}: stderr {err:?} lacks {msg:?}");
+        assert!(
+            !h.path().join("scans").exists(),
+            "{args:?} created a scan directory"
+        );
+    }
+}
+
+#[test]
+fn without_cap_net_raw_says_how_to_grant_it() {
+    let h = home();
+    let out = Command::new("capsh")
+        .args(["--drop=cap_net_raw", "--"])
+        .arg("-c")
+        .arg(format!(
+            "exec {} scan 198.19.0.1 -p 80",
+            common::prtip_bin().display()
+        ))
+        .env("PRTIP_HOME", h.path())
+        .output()
+        .expect("capsh (libcap2-bin)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("needs CAP_NET_RAW"), "{err}");
+    assert!(
+        err.contains("setcap cap_net_raw,cap_net_admin+eip"),
+        "{err}"
+    );
+    assert!(err.contains("(-sT) needs no privilege"), "{err}");
+    assert!(!h.path().join("scans").exists(), "nothing may be written");
+}
+
+#[test]
+fn sigint_pauses_and_replay_finishes_with_ground_truth_and_valid_exports() {
+    if !common::netns_tests_enabled() {
+        return;
+    }
+    let lab = lab();
+    let h = home();
+    let ns = lab.config().scan_ns.clone();
+    let xml = h.path().join("out.xml");
+    let child = scan_cmd(
+        h.path(),
+        &ns,
+        &[
+            "scan",
+            "198.19.0.0/18",
+            "-p",
+            "22,80,443,8080",
+            "--rate",
+            "15000",
+            "--wait",
+            "500ms",
+            "--quiet",
+            "-oX",
+            xml.to_str().unwrap(),
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(&child, libc::SIGINT);
+    let out = finish(child);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("% (scan 1) — resume: prtip replay 1 --from-checkpoint"),
+        "{stdout}"
+    );
+    assert!(stdout.starts_with("paused at "), "{stdout}");
+    assert_eq!(status(h.path(), 1), ScanStatus::Paused);
+    assert!(xml.exists(), "exports are written at the pause too");
+    // The log ends with Checkpoint + Paused, at the same index.
+    let r = LogReader::open(&scan_dir(h.path(), 1)).unwrap();
+    let evs: Vec<_> = r.iter().map(|e| e.unwrap().to_event()).collect();
+    // ... Checkpoint, Paused (then the ExportComplete of -oX).
+    let n = evs
+        .iter()
+        .rposition(|e| matches!(e, prtip_store::event::Event::Paused(_)))
+        .expect("a Paused event")
+        + 1;
+    assert!(evs[n..]
+        .iter()
+        .all(|e| matches!(e, prtip_store::event::Event::ExportComplete(_))));
+    match (&evs[n - 2], &evs[n - 1]) {
+        (prtip_store::event::Event::Checkpoint(c), prtip_store::event::Event::Paused(p)) => {
+            assert_eq!(c.next_index, p.next_index);
+            assert_eq!(p.reason, "SIGINT");
+        }
+        (a, b) => panic!("log ends with {a:?}, {b:?}"),
+    }
+    drop(r);
+    let out = scan_cmd(h.path(), &ns, &["replay", "--from-checkpoint", "--quiet"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(status(h.path(), 1), ScanStatus::Completed);
+    let got = log_results(&scan_dir(h.path(), 1));
+    assert!(
+        got == truth(Ipv4Addr::new(198, 19, 0, 0), 18, &[22, 80, 443, 8080]),
+        "results differ from ground truth ({} rows)",
+        got.len()
+    );
+    let lint = Command::new("xmllint")
+        .arg("--noout")
+        .arg(&xml)
+        .output()
+        .unwrap();
+    assert!(
+        lint.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lint.stderr)
+    );
+    let text = std::fs::read_to_string(&xml).unwrap();
+    assert_eq!(
+        text.matches("state=\"open\"").count(),
+        2 * 16384,
+        "the XML holds the whole scan after resume"
+    );
+}
+
+#[test]
+fn second_sigint_stops_at_once_and_the_log_stays_resumable() {
+    if !common::netns_tests_enabled() {
+        return;
+    }
+    let lab = lab();
+    let h = home();
+    let ns = lab.config().scan_ns.clone();
+    let child = scan_cmd(
+        h.path(),
+        &ns,
+        &[
+            "scan",
+            "198.19.64.0/20",
+            "-p",
+            "22,80",
+            "--rate",
+            "5000",
+            "--wait",
+            "5s",
+            "--quiet",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    signal(&child, libc::SIGINT);
+    std::thread::sleep(Duration::from_millis(100));
+    signal(&child, libc::SIGINT);
+    let out = finish(child);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("stopping at once"), "{err}");
+    assert_eq!(status(h.path(), 1), ScanStatus::Interrupted);
+    let out = scan_cmd(
+        h.path(),
+        &ns,
+        &["replay", "1", "--from-checkpoint", "--quiet"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        log_results(&scan_dir(h.path(), 1)) == truth(Ipv4Addr::new(198, 19, 64, 0), 20, &[22, 80])
+    );
+}
+
+#[test]
+fn sigusr1_holds_in_place_and_sigusr2_continues() {
+    if !common::netns_tests_enabled() {
+        return;
+    }
+    let lab = lab();
+    let h = home();
+    let ns = lab.config().scan_ns.clone();
+    let child = scan_cmd(
+        h.path(),
+        &ns,
+        &[
+            "scan",
+            "198.19.128.0/20",
+            "-p",
+            "22,80",
+            "--rate",
+            "5000",
+            "--wait",
+            "300ms",
+            "--quiet",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    signal(&child, libc::SIGUSR1);
+    // Wait for the Paused event to become durable.
+    let dir = scan_dir(h.path(), 1);
+    let paused = |dir: &Path| {
+        LogReader::open(dir)
+            .map(|r| {
+                r.iter()
+                    .filter_map(|e| e.ok())
+                    .any(|e| matches!(e, EventRef::Paused(_)))
+            })
+            .unwrap_or(false)
+    };
+    let mut waited = 0;
+    while !paused(&dir) && waited < 100 {
+        std::thread::sleep(Duration::from_millis(100));
+        waited += 1;
+    }
+    assert!(paused(&dir), "no Paused event after SIGUSR1");
+    signal(&child, libc::SIGUSR2);
+    let out = finish(child);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = LogReader::open(&dir).unwrap();
+    let kinds: Vec<&str> = r
+        .iter()
+        .map(|e| e.unwrap().kind().name())
+        .filter(|k| matches!(*k, "Paused" | "Resumed" | "Finished"))
+        .collect();
+    assert_eq!(
+        kinds.iter().map(|k| k.to_lowercase()).collect::<Vec<_>>(),
+        ["paused", "resumed", "finished"]
+    );
+    drop(r);
+    assert!(log_results(&dir) == truth(Ipv4Addr::new(198, 19, 128, 0), 20, &[22, 80]));
+}
+
+/// Kill the scan with SIGKILL `kills` times at pseudo-random moments, resuming each
+/// time, then let it finish: the results must equal the ground truth.
+fn crash_and_resume(seed: u64, kills: usize, net: &str, base: Ipv4Addr, prefix: u8) {
+    let lab = lab();
+    let h = home();
+    let ns = lab.config().scan_ns.clone();
+    let ports = [22, 80, 443, 8080];
+    let mut x = seed;
+    let mut rnd = |lo: u64, hi: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        lo + x % (hi - lo)
+    };
+    let mut done_kills = 0;
+    let mut first = true;
+    while done_kills < kills {
+        let args: Vec<&str> = if first {
+            vec![
+                "scan",
+                net,
+                "-p",
+                "22,80,443,8080",
+                "--rate",
+                "12000",
+                "--wait",
+                "300ms",
+                "--quiet",
+                "--checkpoint-interval",
+                "200ms",
+                "--seed",
+                "77",
+            ]
+        } else {
+            if status(h.path(), 1) == ScanStatus::Completed {
+                break;
+            }
+            vec!["replay", "1", "--from-checkpoint", "--quiet"]
+        };
+        let child = scan_cmd(h.path(), &ns, &args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rnd(100, 900)));
+        signal(&child, libc::SIGKILL);
+        let _ = finish(child);
+        first = false;
+        done_kills += 1;
+        let st = status(h.path(), 1);
+        assert!(
+            matches!(st, ScanStatus::Interrupted | ScanStatus::Completed),
+            "after SIGKILL {done_kills} the scan is {st:?}"
+        );
+    }
+    assert!(
+        done_kills >= kills.min(8),
+        "the scan finished after only {done_kills} kills; slow it down"
+    );
+    if status(h.path(), 1) != ScanStatus::Completed {
+        let out = scan_cmd(h.path(), &ns, &["replay", "--from-checkpoint", "--quiet"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(status(h.path(), 1), ScanStatus::Completed);
+    let got = log_results(&scan_dir(h.path(), 1));
+    let want = truth(base, prefix, &ports);
+    let missing = want.keys().filter(|k| !got.contains_key(k)).count();
+    let wrong = want
+        .iter()
+        .filter(|(k, v)| got.get(k).is_some_and(|g| g != *v))
+        .count();
+    assert_eq!(
+        (missing, wrong, got.len()),
+        (0, 0, want.len()),
+        "after {done_kills} SIGKILLs"
+    );
+    eprintln!("crash test: {done_kills} SIGKILLs, results equal ground truth");
+}
+
+#[test]
+fn crash_safety_sigkill_at_random_moments_a() {
+    if !common::netns_tests_enabled() {
+        return;
+    }
+    crash_and_resume(
+        0x9e37_79b9_7f4a_7c15,
+        11,
+        "198.19.0.0/18",
+        Ipv4Addr::new(198, 19, 0, 0),
+        18,
+    );
+}
+
+#[test]
+fn crash_safety_sigkill_at_random_moments_b() {
+    if !common::netns_tests_enabled() {
+        return;
+    }
+    crash_and_resume(
+        0x1234_5678_9abc_def1,
+        11,
+        "198.19.64.0/18",
+        Ipv4Addr::new(198, 19, 64, 0),
+        18,
+    );
+}
