@@ -121,3 +121,11 @@ pub fn pid_running(pid: u32) -> bool {
         })
         .is_some_and(|state| state != "Z" && state != "X")
 }
+
+/// A `Command` that runs the `prtip` binary under test inside namespace `ns`
+/// (`ip netns exec <ns> <prtip>`): how every raw scan in a test must run.
+pub fn prtip_in_ns(ns: &str) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns]).arg(prtip_bin());
+    c
+}
