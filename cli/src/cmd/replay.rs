@@ -136,10 +136,15 @@ pub fn resume(
     counters.closed = closed;
     counters.replies = replies;
     drop(reader);
-    let total = started.total_probes.max(1);
+    let passes = started.spec.max_retries as u64 + 1;
+    let span = if started.spec.scan_type == prtip_store::event::ScanType::Syn {
+        started.total_probes / passes.max(1)
+    } else {
+        started.total_probes
+    };
     eprintln!(
         "prtip: resuming scan {id} at {:.1}% (walk position {from} of {}), {} ports already decided",
-        from as f64 * 100.0 / total as f64,
+        super::scan::percent_done(from, span),
         started.total_probes,
         answered.len()
     );

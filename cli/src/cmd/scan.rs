@@ -490,6 +490,7 @@ impl EventSink for Tee<'_> {
 fn progress_thread(
     control: Arc<ScanControl>,
     done: Arc<std::sync::atomic::AtomicBool>,
+    span: u64,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let start = Instant::now();
@@ -499,11 +500,14 @@ fn progress_thread(
         let mut rate = 0.0f64;
         while !done.load(Relaxed) {
             std::thread::sleep(Duration::from_millis(250));
-            let (pos, total, sent) = (
-                p.position.load(Relaxed),
-                p.total.load(Relaxed).max(1),
-                p.sent.load(Relaxed),
-            );
+            let (pos, sent) = (p.position.load(Relaxed), p.sent.load(Relaxed));
+            let total = span.max(1);
+            let retry = if pos > total {
+                format!(" · retry pass {}", pos / total)
+            } else {
+                String::new()
+            };
+            let pos = pos.min(total);
             let now = Instant::now();
             let dt = now.duration_since(last.0).as_secs_f64();
             if dt >= 1.0 {
@@ -523,7 +527,7 @@ fn progress_thread(
                 ""
             };
             eprint!(
-                "\r\x1b[2Ksent {sent} · {:.1}k pps · {pct:.1}% · ETA {}:{:02} · open {}{held}",
+                "\r\x1b[2Ksent {sent} · {:.1}k pps · {pct:.1}%{retry} · ETA {}:{:02} · open {}{held}",
                 rate / 1000.0,
                 (eta as u64) / 60,
                 (eta as u64) % 60,
@@ -652,7 +656,7 @@ pub fn execute(
     let signals = install_signals(control.clone(), spec.wait_ms)?;
     let tty = std::io::stderr().is_terminal();
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let progress = tty.then(|| progress_thread(control.clone(), done.clone()));
+    let progress = tty.then(|| progress_thread(control.clone(), done.clone(), plan.walk.span()));
     let mut log_sink = writer.sink();
     let names: HashMap<IpAddr, String> = spec
         .resolved
@@ -776,10 +780,9 @@ pub fn execute(
             let _ = row;
             Ok(ExitCode::SUCCESS)
         }
-        ScanOutcome::Paused {
-            next_index, total, ..
-        } => {
-            let pct = next_index as f64 * 100.0 / total.max(1) as f64;
+        ScanOutcome::Paused { next_index, .. } => {
+            // Percent of the first pass: retry passes resend only unanswered probes.
+            let pct = percent_done(next_index, plan.walk.span());
             println!(
                 "paused at {pct:.1}% (scan {id}) — resume: prtip replay {id} --from-checkpoint"
             );
@@ -787,6 +790,12 @@ pub fn execute(
         }
         ScanOutcome::Aborted => unreachable!(),
     }
+}
+
+/// Percent of the scan done at walk position `pos`, measured on the first pass (the
+/// retry passes resend only unanswered probes, usually few).
+pub fn percent_done(pos: u64, span: u64) -> f64 {
+    pos.min(span) as f64 * 100.0 / span.max(1) as f64
 }
 
 fn export_outputs(
