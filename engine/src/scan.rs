@@ -403,7 +403,17 @@ pub struct RunOptions<'a> {
     pub checkpoint_every_probes: u64,
     /// Sample spacing (default 1 s).
     pub sample_every: Duration,
+    /// Resume: replays the log's decided ports (address, protocol, port, state) into
+    /// the callback it is given. Runs on its own thread while the first probes go out
+    /// (positions before the checkpoint are not probed again in the first pass); the
+    /// engine waits for it before a retry pass, a pause, or the end. The open, closed
+    /// and reply counters of the log are counted from it, not taken from `counters`.
+    pub preload: Option<Preload<'a>>,
 }
+
+/// See [`RunOptions::preload`].
+pub type Preload<'a> =
+    Box<dyn FnOnce(&mut dyn FnMut(IpAddr, Protocol, u16, PortState)) + Send + 'a>;
 
 impl Default for RunOptions<'_> {
     fn default() -> Self {
@@ -416,6 +426,7 @@ impl Default for RunOptions<'_> {
             checkpoint_every_ms: 1000,
             checkpoint_every_probes: 0,
             sample_every: Duration::from_secs(1),
+            preload: None,
         }
     }
 }
@@ -454,6 +465,44 @@ struct Shared {
     /// (first walk position of a batch, send time in ns since start), recent batches.
     clock: Mutex<VecDeque<(u64, u64)>>,
     rtts: Mutex<Vec<u32>>,
+    /// The resume preload is done (always true for a fresh scan).
+    loaded: AtomicBool,
+    /// open, closed, replies counted by the preload.
+    loaded_counts: Mutex<[u64; 3]>,
+}
+
+impl Shared {
+    /// Wait for the preload; false if aborted meanwhile.
+    fn wait_loaded(&self, control: &ScanControl) -> bool {
+        while !self.loaded.load(SeqCst) {
+            if control.is_aborted() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        true
+    }
+}
+
+fn run_preload(plan: &ScanPlan, sh: &Shared, f: Preload<'_>) {
+    let mut counts = [0u64; 3];
+    let mut cb = |addr: IpAddr, proto: Protocol, port: u16, state: PortState| {
+        let new = match &plan.answered {
+            Some(_) => plan.mark_answered(addr, proto, port),
+            None => true,
+        };
+        if new {
+            match state {
+                PortState::Open => counts[0] += 1,
+                PortState::Closed => counts[1] += 1,
+                _ => {}
+            }
+            counts[2] += 1;
+        }
+    };
+    f(&mut cb);
+    *sh.loaded_counts.lock().unwrap() = counts;
+    sh.loaded.store(true, SeqCst);
 }
 
 /// Turns one verdict into events and counters.
@@ -469,9 +518,10 @@ pub fn run(
     io: BackendPair,
     sink: &mut dyn EventSink,
     control: &ScanControl,
-    opts: RunOptions<'_>,
+    mut opts: RunOptions<'_>,
 ) -> Result<ScanOutcome, ScanError> {
     let start = Instant::now();
+    let preload = opts.preload.take();
     let total = plan.walk.len();
     let from = opts.resume_from.unwrap_or(0).min(total);
     let our_ip = plan
@@ -521,11 +571,19 @@ pub fn run(
         drops: AtomicU64::new(0),
         clock: Mutex::new(VecDeque::new()),
         rtts: Mutex::new(Vec::new()),
+        loaded: AtomicBool::new(preload.is_none()),
+        loaded_counts: Mutex::new([0; 3]),
     };
     let (vtx, vrx) = crossbeam_channel::unbounded::<Msg>();
     let BackendPair { tx, rx } = io;
     std::thread::scope(|s| {
         let shared = &shared;
+        if let Some(f) = preload {
+            std::thread::Builder::new()
+                .name("prtip-preload".into())
+                .spawn_scoped(s, move || run_preload(plan, shared, f))
+                .expect("spawn preload");
+        }
         let rxh = std::thread::Builder::new()
             .name("prtip-rx".into())
             .spawn_scoped(s, move || receiver(plan, rx, our_ip, shared, vtx, start))
@@ -590,6 +648,9 @@ fn sender(
         if p.is_multiple_of(span) && p > 0 {
             // A new retry pass: nothing to do if everything answered; else let replies
             // to the end of the previous pass come back first.
+            if !sh.wait_loaded(control) {
+                break;
+            }
             if plan.all_answered() {
                 p = total;
                 sh.position.store(p, Release);
@@ -747,6 +808,19 @@ fn event_loop(
     let mut last_sample = Instant::now();
     let mut last_sample_counts = (counters.sent, counters.replies);
     let mut held = false;
+    let mut merged = false;
+    // Add the preload's counts once it is done.
+    let merge = |merged: &mut bool, counters: &mut Counters| {
+        if !*merged && sh.loaded.load(SeqCst) {
+            let [o, c, r] = *sh.loaded_counts.lock().unwrap();
+            counters.open += o;
+            counters.closed += c;
+            counters.replies += r;
+            control.progress.open.store(counters.open, Relaxed);
+            control.progress.closed.store(counters.closed, Relaxed);
+            *merged = true;
+        }
+    };
 
     let mut apply =
         |m: Msg, sink: &mut dyn EventSink, counters: &mut Counters| -> Result<(), ScanError> {
@@ -856,6 +930,7 @@ fn event_loop(
             history.clear();
         }
 
+        merge(&mut merged, counters);
         let done = sh.sender_done.load(SeqCst);
         if control.pause_requested() && (done || !control.is_aborted()) {
             // Wait for the sender to stop, then for late replies.
@@ -863,6 +938,10 @@ fn event_loop(
                 std::thread::sleep(Duration::from_millis(1));
             }
             drain(wait, sink, counters, &mut apply)?;
+            if control.is_aborted() || !sh.wait_loaded(control) {
+                return Ok(ScanOutcome::Aborted);
+            }
+            merge(&mut merged, counters);
             if control.is_aborted() {
                 return Ok(ScanOutcome::Aborted);
             }
@@ -926,6 +1005,10 @@ fn event_loop(
     }
 
     // Walk done: wait for late replies (not needed when everything answered).
+    if !sh.wait_loaded(control) {
+        return Ok(ScanOutcome::Aborted);
+    }
+    merge(&mut merged, counters);
     drain(wait, sink, counters, &mut apply)?;
     if control.is_aborted() {
         return Ok(ScanOutcome::Aborted);

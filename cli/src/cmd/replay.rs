@@ -11,10 +11,9 @@ use super::scan::{execute, Start};
 use crate::paths::Paths;
 use crate::UsageError;
 use anyhow::Context;
-use prtip_store::event::{Counters, PortState, Protocol};
-use prtip_store::{EventRef, HistoryIndex, LogReader, ScanStatus};
+use prtip_store::event::Counters;
+use prtip_store::{HistoryIndex, LogReader, ScanStatus};
 use std::io::Write;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -117,24 +116,11 @@ pub fn resume(
         Some((_, c)) => (c.next_index, c.counters),
         None => (0, Counters::default()),
     };
-    // Decided ports, and the counters they imply (replies after the checkpoint count too).
-    let mut answered: Vec<(IpAddr, Protocol, u16)> = Vec::new();
-    let (mut open, mut closed, mut replies) = (0u64, 0u64, 0u64);
-    for e in reader.iter() {
-        if let EventRef::Reply(r) = e? {
-            let state = PortState::from(&r.state);
-            replies += 1;
-            match state {
-                PortState::Open => open += 1,
-                PortState::Closed => closed += 1,
-                _ => {}
-            }
-            answered.push((r.addr.ip(), Protocol::from(&r.proto), r.port.to_native()));
-        }
-    }
-    counters.open = open;
-    counters.closed = closed;
-    counters.replies = replies;
+    // Decided ports are replayed from the log on a thread of the engine while the
+    // first probes already go out; the open/closed/reply counters come from them.
+    counters.open = 0;
+    counters.closed = 0;
+    counters.replies = 0;
     drop(reader);
     let passes = started.spec.max_retries as u64 + 1;
     let span = if started.spec.scan_type == prtip_store::event::ScanType::Syn {
@@ -143,10 +129,10 @@ pub fn resume(
         started.total_probes
     };
     eprintln!(
-        "prtip: resuming scan {id} at {:.1}% (walk position {from} of {}), {} ports already decided",
+        "prtip: resuming scan {id} at {:.1}% (walk position {from} of {}), {} open ports so far",
         super::scan::percent_done(from, span),
         started.total_probes,
-        answered.len()
+        summary.open_ports
     );
     execute(
         started.spec,
@@ -155,7 +141,6 @@ pub fn resume(
             dir,
             from,
             counters,
-            answered,
         },
         paths,
         quiet,

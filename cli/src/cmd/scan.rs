@@ -553,10 +553,8 @@ pub enum Start {
         dir: PathBuf,
         /// Walk position.
         from: u64,
-        /// Counters at that checkpoint.
+        /// Counters at that checkpoint (open/closed/replies are recounted from the log).
         counters: prtip_store::event::Counters,
-        /// Already decided (address, protocol, port).
-        answered: Vec<(IpAddr, Protocol, u16)>,
     },
 }
 
@@ -641,16 +639,45 @@ pub fn execute(
             dir,
             from,
             counters,
-            answered,
         } => {
             let (writer, _report) = LogWriter::open_append(&dir, LogOptions::default())
                 .with_context(|| format!("reopening the scan log in {}", dir.display()))?;
-            for (a, p, port) in answered {
-                plan.mark_answered(a, p, port);
-            }
             (id, dir, writer, Some(from), counters, Vec::new())
         }
     };
+    let mut counters = counters;
+    // On resume, the ports the log already decided: replayed by the SYN engine on a
+    // thread of its own (the first probes go out meanwhile), counted here otherwise.
+    let mut preload: Option<engine_scan::Preload<'static>> = None;
+    if resume_from.is_some() {
+        let each_reply = |dir: &Path, f: &mut dyn FnMut(IpAddr, Protocol, u16, PortState)| {
+            if let Ok(r) = prtip_store::LogReader::open(dir) {
+                for e in r.iter().flatten() {
+                    if let prtip_store::EventRef::Reply(r) = e {
+                        f(
+                            r.addr.ip(),
+                            Protocol::from(&r.proto),
+                            r.port.to_native(),
+                            PortState::from(&r.state),
+                        );
+                    }
+                }
+            }
+        };
+        if spec.scan_type == ScanType::Syn {
+            let d = dir.clone();
+            preload = Some(Box::new(move |f| each_reply(&d, f)));
+        } else {
+            each_reply(&dir, &mut |_, _, _, st| {
+                counters.replies += 1;
+                match st {
+                    PortState::Open => counters.open += 1,
+                    PortState::Closed => counters.closed += 1,
+                    _ => {}
+                }
+            });
+        }
+    }
 
     let control = Arc::new(ScanControl::new());
     let signals = install_signals(control.clone(), spec.wait_ms)?;
@@ -664,18 +691,19 @@ pub fn execute(
         .map(|h| (h.addr.ip(), h.name.clone()))
         .collect();
     let started = Instant::now();
-    let log_bytes = || writer.durable_bytes();
-    let opts = RunOptions {
-        scan_id: id,
-        command_line,
-        resume_from,
-        counters,
-        log_bytes: Some(&log_bytes),
-        checkpoint_every_ms: spec.checkpoint_every_ms,
-        checkpoint_every_probes: spec.checkpoint_every_probes,
-        sample_every: Duration::from_secs(1),
-    };
     let result: anyhow::Result<ScanOutcome> = {
+        let log_bytes = || writer.durable_bytes();
+        let opts = RunOptions {
+            scan_id: id,
+            command_line,
+            resume_from,
+            counters,
+            log_bytes: Some(&log_bytes),
+            checkpoint_every_ms: spec.checkpoint_every_ms,
+            checkpoint_every_probes: spec.checkpoint_every_probes,
+            sample_every: Duration::from_secs(1),
+            preload: None,
+        };
         let mut tee = Tee {
             inner: &mut log_sink,
             names,
@@ -698,6 +726,9 @@ pub fn execute(
                             scan_id: id,
                             resume_from,
                             counters,
+                            preload: preload.take(),
+                            checkpoint_every_ms: spec.checkpoint_every_ms,
+                            checkpoint_every_probes: spec.checkpoint_every_probes,
                             ..Default::default()
                         }
                     },
@@ -724,9 +755,17 @@ pub fn execute(
                     other => other.map_err(anyhow::Error::from),
                 }
             }
-            (ScanType::Syn, Some(io)) => {
-                engine_scan::run(&plan, io, &mut tee, &control, opts).map_err(anyhow::Error::from)
-            }
+            (ScanType::Syn, Some(io)) => engine_scan::run(
+                &plan,
+                io,
+                &mut tee,
+                &control,
+                RunOptions {
+                    preload: preload.take(),
+                    ..opts
+                },
+            )
+            .map_err(anyhow::Error::from),
             _ => connect_run::run(
                 &plan,
                 db.as_ref().unwrap_or(&prtip_services::ProbeDb::builtin()),
