@@ -14,7 +14,6 @@
 //! section "Connect and services".
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use prtip_engine::connect::run;
@@ -118,7 +117,14 @@ fn child(kind: &str, targets: &str, ports: &str, parallel: u64, open_ports: Vec<
         let plan = ScanPlan::new(&s).unwrap();
         let io = scan::open_packet_backend(&r, &|_| None, &[]).unwrap();
         t0 = Instant::now();
-        out = scan::run(&plan, io, &mut tally, &ScanControl::new(), RunOptions::default()).unwrap();
+        out = scan::run(
+            &plan,
+            io,
+            &mut tally,
+            &ScanControl::new(),
+            RunOptions::default(),
+        )
+        .unwrap();
     } else {
         let plan = ScanPlan::new(&s).unwrap();
         t0 = Instant::now();
@@ -195,7 +201,21 @@ fn nmap_all_ports(ns: &str, host: Ipv4Addr) -> Option<(f64, usize)> {
     Command::new("nmap").arg("--version").output().ok()?;
     let t0 = Instant::now();
     let out = Command::new("ip")
-        .args(["netns", "exec", ns, "nmap", "-sT", "-n", "-Pn", "-p-", "-T5", "--min-rate", "50000", "-oG", "-"])
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "nmap",
+            "-sT",
+            "-n",
+            "-Pn",
+            "-p-",
+            "-T5",
+            "--min-rate",
+            "50000",
+            "-oG",
+            "-",
+        ])
         .arg(host.to_string())
         .output()
         .ok()?;
@@ -208,7 +228,10 @@ fn nmap_all_ports(ns: &str, host: Ipv4Addr) -> Option<(f64, usize)> {
 fn main() {
     if let Ok(kind) = std::env::var("PRTIP_CONNECT_BENCH_CHILD") {
         let env = |k: &str| std::env::var(k).unwrap();
-        let open: Vec<u16> = env("BENCH_OPEN").split(',').map(|p| p.parse().unwrap()).collect();
+        let open: Vec<u16> = env("BENCH_OPEN")
+            .split(',')
+            .map(|p| p.parse().unwrap())
+            .collect();
         child(
             &kind,
             &env("BENCH_TARGETS"),
@@ -219,7 +242,10 @@ fn main() {
         return;
     }
     let quick = std::env::args().any(|a| a == "quick");
-    assert!(common::is_root(), "run as root: the benchmark builds a lab of namespaces");
+    assert!(
+        common::is_root(),
+        "run as root: the benchmark builds a lab of namespaces"
+    );
     let lab = common::lab("cb");
     let ns = lab.config().scan_ns.clone();
     let open = lab.config().tcp_ports.clone();
@@ -240,7 +266,14 @@ fn main() {
         rows.push(r);
     }
     for _ in 0..reps {
-        let mut r = spawn(&ns, "connect", "198.19.16.0/20", "22,80,443,8080", 4096, &open);
+        let mut r = spawn(
+            &ns,
+            "connect",
+            "198.19.16.0/20",
+            "22,80,443,8080",
+            4096,
+            &open,
+        );
         r.what = "-sT, /20 × 4 ports, 4096 in flight".into();
         rows.push(r);
         let mut r = spawn(&ns, "syn", "198.19.16.0/20", "22,80,443,8080", 0, &open);

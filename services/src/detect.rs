@@ -250,7 +250,12 @@ impl<'a> Detector<'a> {
         let detection = match decided {
             Some((d, bytes)) => {
                 let already_logged = d.probe == "NULL" && self.null_banner.is_some();
-                if !bytes.is_empty() && !already_logged {
+                // a TLS handshake is binary and summarised in the detection's info
+                let tls = self
+                    .db
+                    .probe(&d.probe, Transport::Tcp)
+                    .is_some_and(|p| p.kind == ProbeKind::TlsHello);
+                if !bytes.is_empty() && !already_logged && !tls {
                     banners.push((d.probe.clone(), bytes));
                 }
                 Some(d)

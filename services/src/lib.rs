@@ -239,9 +239,19 @@ mod builtin_tests {
             vec![("NULL".to_string(), b"SSH-2.0-OpenSSH_9.6\r\n".to_vec())]
         );
 
-        // 443: TLS first
-        let det = Detector::new(&db, 443, DetectOptions::default());
+        // 443: TLS first; the handshake is summarised, not logged as a banner
+        let mut det = Detector::new(&db, 443, DetectOptions::default());
         assert_eq!(det.plan()[0], "TLSHello");
+        let p = det.next_probe().unwrap();
+        let alert = [0x15, 3, 3, 0, 2, 2, 40];
+        assert!(det.feed(p.probe, &alert, false));
+        let out = det.finish();
+        assert!(out.banners.is_empty());
+        let d = out.detection.unwrap();
+        assert_eq!(
+            (d.service.as_str(), d.info.as_str()),
+            ("https", "TLS; alert 40")
+        );
 
         // an FTP soft match narrows the plan to probes that can hard-match ftp: none
         let mut det = Detector::new(&db, 2121, DetectOptions::default());

@@ -134,6 +134,20 @@ pub struct Args {
     /// Service probes file for -sV (nmap-service-probes or prtip format).
     #[arg(long = "service-probes", value_name = "FILE")]
     pub service_probes: Option<String>,
+    /// -sT/-sU/-sV: most sockets in flight at once (default 4096 for -sT, 1024 for -sU,
+    /// 512 for -sV; lowered to what RLIMIT_NOFILE allows).
+    #[arg(long = "max-parallelism", value_name = "N")]
+    pub max_parallelism: Option<u64>,
+    /// -sT/-sU: how long one connect attempt or datagram waits for an answer
+    /// (default: --wait clamped to 0.5..3 s).
+    #[arg(long = "connect-timeout", value_name = "TIME")]
+    pub connect_timeout: Option<String>,
+    /// -sV: try probes up to this rarity, 0 (fewest) ..9 (all); default 7.
+    #[arg(long = "version-intensity", value_name = "0-9")]
+    pub version_intensity: Option<u8>,
+    /// -sV: how long to read each probe's answer (default: the probe's own wait, 2-3 s).
+    #[arg(long = "version-wait", value_name = "TIME")]
+    pub version_wait: Option<String>,
     /// nmap's -Pn (no host discovery): accepted; prtip never pings first.
     #[arg(short = 'P', value_name = "n", hide = true)]
     pub ping: Option<String>,
@@ -400,6 +414,39 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
     }
     let mut extra = serde_json::Map::new();
     extra.insert("rate_mpps".into(), rate_mpps.into());
+    // connect / UDP / service detection tuning (read by prtip_engine::connect::run::Tuning)
+    if let Some(n) = args.max_parallelism {
+        if n == 0 {
+            return Err(usage("bad --max-parallelism 0: give at least 1"));
+        }
+        extra.insert("max_parallelism".into(), n.into());
+    }
+    if let Some(t) = &args.connect_timeout {
+        let ms = pacing::parse_duration_ms(t)
+            .filter(|ms| *ms > 0)
+            .ok_or_else(|| {
+                usage(format!(
+                    "bad --connect-timeout \"{t}\": give a time such as 500ms, 2s"
+                ))
+            })?;
+        extra.insert("connect_timeout_ms".into(), ms.into());
+    }
+    if let Some(i) = args.version_intensity {
+        if i > 9 {
+            return Err(usage(format!("bad --version-intensity {i}: give 0..9")));
+        }
+        extra.insert("version_intensity".into(), i.into());
+    }
+    if let Some(t) = &args.version_wait {
+        let ms = pacing::parse_duration_ms(t)
+            .filter(|ms| *ms > 0)
+            .ok_or_else(|| {
+                usage(format!(
+                    "bad --version-wait \"{t}\": give a time such as 500ms, 2s"
+                ))
+            })?;
+        extra.insert("version_wait_ms".into(), ms.into());
+    }
     extra.insert(
         "retry_gap_ms".into(),
         t.retry_gap_ms.min(wait_ms.max(1)).into(),
@@ -599,11 +646,22 @@ pub fn execute(
         pair = Some(io);
     }
     let db = if spec.service_detection || spec.scan_type == ScanType::Udp {
-        Some(match &spec.service_probes {
-            Some(f) => prtip_services::ProbeDb::load_file(Path::new(f))
-                .map_err(|e| usage(format!("--service-probes {f}: {e}")))?,
-            None => prtip_services::ProbeDb::builtin(),
-        })
+        // the built-in database, then the user's file (its rules are tried after ours)
+        let mut db = prtip_services::ProbeDb::builtin();
+        if let Some(f) = &spec.service_probes {
+            let user = prtip_services::ProbeDb::load_file(Path::new(f))
+                .map_err(|e| usage(format!("--service-probes {f}: {e}")))?;
+            if !user.skipped.is_empty() && !quiet {
+                eprintln!(
+                    "prtip: --service-probes {f}: {} rule(s) use regex features prtip lacks and are skipped (first at line {}: {})",
+                    user.skipped.len(),
+                    user.skipped[0].line,
+                    user.skipped[0].why
+                );
+            }
+            db.merge(user);
+        }
+        Some(db)
     } else {
         None
     };
