@@ -13,7 +13,10 @@ use std::sync::atomic::AtomicBool;
 use std::thread;
 use std::time::Duration;
 
-fn server(greeting: Option<&'static [u8]>, answer: Option<(&'static [u8], &'static [u8])>) -> SocketAddr {
+fn server(
+    greeting: Option<&'static [u8]>,
+    answer: Option<(&'static [u8], &'static [u8])>,
+) -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let a = l.local_addr().unwrap();
     thread::spawn(move || {
@@ -37,7 +40,8 @@ fn server(greeting: Option<&'static [u8]>, answer: Option<(&'static [u8], &'stat
 
 #[test]
 fn a_handcrafted_nmap_file_extends_detection() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/handcrafted-nmap-service-probes");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/handcrafted-nmap-service-probes");
     let user = ProbeDb::load_file(&path).unwrap();
     assert_eq!(user.skipped.len(), 1, "the back-reference rule is skipped");
     assert_eq!(user.skipped[0].line, 11);
@@ -46,7 +50,10 @@ fn a_handcrafted_nmap_file_extends_detection() {
     let builtin_null_rules = db.probe("NULL", Transport::Tcp).unwrap().matches.len();
     db.merge(user);
     // NULL's rules were appended to ours; the new probe was added
-    assert_eq!(db.probe("NULL", Transport::Tcp).unwrap().matches.len(), builtin_null_rules + 1);
+    assert_eq!(
+        db.probe("NULL", Transport::Tcp).unwrap().matches.len(),
+        builtin_null_rules + 1
+    );
     let hello = db.probe("HelloProbe", Transport::Tcp).unwrap();
     assert_eq!(hello.payload, b"HELLO\r\n");
 
@@ -62,7 +69,14 @@ fn a_handcrafted_nmap_file_extends_detection() {
         ..Default::default()
     };
     let mut events: Vec<Event> = Vec::new();
-    grab::detect(&mut [quux, hi].into_iter(), &db, &opts, &mut events, &AtomicBool::new(false)).unwrap();
+    grab::detect(
+        &mut [quux, hi].into_iter(),
+        &db,
+        &opts,
+        &mut events,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
     let svc = |a: SocketAddr| {
         events
             .iter()
@@ -74,12 +88,23 @@ fn a_handcrafted_nmap_file_extends_detection() {
     };
     let s = svc(quux);
     assert_eq!(
-        (s.name.as_str(), s.product.as_str(), s.version.as_str(), s.extra.as_str(), s.method.as_str()),
+        (
+            s.name.as_str(),
+            s.product.as_str(),
+            s.version.as_str(),
+            s.extra.as_str(),
+            s.method.as_str()
+        ),
         ("quux-db", "Quux DB", "2.4.1", "cluster eu-west", "banner")
     );
     let s = svc(hi);
     assert_eq!(
-        (s.name.as_str(), s.product.as_str(), s.version.as_str(), s.method.as_str()),
+        (
+            s.name.as_str(),
+            s.product.as_str(),
+            s.version.as_str(),
+            s.method.as_str()
+        ),
         ("hello-server", "lab.test", "1.0.3", "probe")
     );
     assert_eq!(s.confidence, 1.0);
@@ -92,8 +117,16 @@ fn a_bad_file_names_the_line() {
     let f = dir.join("bad");
     std::fs::write(&f, "Probe TCP NULL q||\nmatch ssh m|^SSH-| p/OpenSSH\n").unwrap();
     let e = ProbeDb::load_file(&f).unwrap_err().to_string();
-    assert_eq!(e, format!("{}:2: field p is not closed by '/'", f.display()));
-    let e = ProbeDb::load_file(&dir.join("missing")).unwrap_err().to_string();
-    assert!(e.starts_with("cannot read service probe file") && e.contains("missing"), "{e}");
+    assert_eq!(
+        e,
+        format!("{}:2: field p is not closed by '/'", f.display())
+    );
+    let e = ProbeDb::load_file(&dir.join("missing"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("cannot read service probe file") && e.contains("missing"),
+        "{e}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
