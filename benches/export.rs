@@ -44,5 +44,35 @@ fn rows(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, rows);
+fn log(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("scan");
+    synthetic::write_log(
+        &log,
+        1,
+        &synthetic::lab_spec(),
+        synthetic::lab_rows(ROWS),
+        true,
+    )
+    .unwrap();
+    let mut g = c.benchmark_group("export/log_1M");
+    g.sample_size(10).measurement_time(Duration::from_secs(30));
+    for f in [Format::Csv, Format::Json, Format::Html] {
+        let path = dir.path().join(format!("out.{}", f.extension()));
+        g.bench_function(f.name(), |b| {
+            b.iter(|| {
+                prtip_export::export_log(
+                    &log,
+                    f,
+                    path.to_str().unwrap(),
+                    &mut ExportOptions::default(),
+                )
+                .unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, rows, log);
 criterion_main!(benches);
