@@ -63,6 +63,34 @@ pub fn display_banner_lines(bytes: &[u8]) -> String {
     out
 }
 
+/// Cut a display banner (from [`display_banner`] or [`display_banner_lines`]) to at
+/// most `max` characters without splitting a `\xNN` escape; a cut banner ends with
+/// `... (N bytes)` giving the original size. Reports use it; CSV and JSON keep
+/// the whole banner.
+pub fn excerpt(display: String, original_len: usize, max: usize) -> String {
+    if display.len() <= max {
+        return display;
+    }
+    // `display` is ASCII: find the last cut point that is not inside an escape.
+    let b = display.as_bytes();
+    let mut cut = max;
+    for back in 1..4.min(cut) {
+        if b[cut - back] == b'\\' {
+            // An escape starts `back` bytes before the cut: `\\` is 2 bytes, `\xNN` 4.
+            let len = if b.get(cut - back + 1) == Some(&b'\\') {
+                2
+            } else {
+                4
+            };
+            if back < len {
+                cut -= back;
+            }
+            break;
+        }
+    }
+    format!("{}... ({original_len} bytes)", &display[..cut])
+}
+
 /// A remote-derived string with every control character (C0, DEL, C1) and every
 /// character XML 1.0 forbids (U+FFFE, U+FFFF) replaced by `\xNN` / `\u{NNNN}`.
 /// Other Unicode passes through. Borrowed when nothing had to change.
@@ -161,6 +189,18 @@ mod tests {
             display_banner_lines(b"HTTP/1.1 200\r\nServer: x\n\x01\r\n"),
             "HTTP/1.1 200\nServer: x\n\\x01"
         );
+    }
+
+    #[test]
+    fn excerpts_never_split_an_escape() {
+        let bytes = b"abc\x01defgh";
+        let d = display_banner(bytes);
+        assert_eq!(d, "abc\\x01defgh");
+        assert_eq!(excerpt(d.clone(), bytes.len(), 100), d);
+        assert_eq!(excerpt(d.clone(), bytes.len(), 5), "abc... (9 bytes)");
+        assert_eq!(excerpt(d.clone(), bytes.len(), 7), "abc\\x01... (9 bytes)");
+        assert_eq!(excerpt(d, bytes.len(), 8), "abc\\x01d... (9 bytes)");
+        assert_eq!(excerpt("a\\\\bc".into(), 4, 2), "a... (4 bytes)");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! breakdown). Memory stays bounded by one chunk plus the statistics maps.
 
 use super::{service_name, version_string, Render, Totals};
-use crate::escape::{clean_text, display_banner_lines};
+use crate::escape::{clean_text, display_banner_lines, excerpt};
 use crate::stats::{Bar, Stats};
 use crate::{ExportError, Host, ReportMeta};
 use minijinja::{Environment, Value};
@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 /// The template, embedded at compile time; the file in templates/ is the source.
 pub const TEMPLATE: &str = include_str!("../../../templates/scan_report.html");
 const NAME: &str = "scan_report.html";
+/// Longest banner excerpt shown (escaped characters); CSV and JSON keep it all.
+const BANNER_CHARS: usize = 320;
 /// Rows per `hosts` macro call.
 const CHUNK_ROWS: usize = 2048;
 
@@ -150,7 +152,7 @@ impl Render for HtmlRender {
                 banner: r
                     .banner
                     .as_deref()
-                    .map(display_banner_lines)
+                    .map(|b| excerpt(display_banner_lines(b), b.len(), BANNER_CHARS))
                     .unwrap_or_default(),
             })
             .collect();

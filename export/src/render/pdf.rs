@@ -247,12 +247,16 @@ impl Render for PdfRender {
         hline(&first, PAGE_H - MARGIN - 7.0);
         let mut y = PAGE_H - MARGIN - 14.0;
         let cmd = ascii_text(&meta.command_or_targets()).into_owned();
-        let cmd_lines: Vec<String> = cmd
+        let mut cmd_lines: Vec<String> = cmd
             .as_bytes()
             .chunks(88)
-            .take(3)
             .map(|c| String::from_utf8_lossy(c).into_owned())
             .collect();
+        if cmd_lines.len() > 2 {
+            cmd_lines.truncate(2);
+            cmd_lines[1].truncate(84);
+            cmd_lines[1].push_str(" ...");
+        }
         let mut lines: Vec<(&str, String)> =
             vec![("Scan", format!("#{} ({})", meta.scan_id, meta.status))];
         for (i, c) in cmd_lines.iter().enumerate() {

@@ -5,10 +5,13 @@
 //! for states with more than 25 ports, banners as `|_banner:` lines.
 
 use super::{done_line, initiated_line, service_name, version_string, Render, Totals};
-use crate::escape::{clean_text, display_banner};
+use crate::escape::{clean_text, display_banner, excerpt};
 use crate::{ExportError, Host, ReportMeta};
 use std::fmt::Write as _;
 use std::io::Write;
+
+/// Longest banner excerpt printed (escaped characters).
+const BANNER_CHARS: usize = 160;
 
 #[derive(Default)]
 pub(crate) struct TextRender {
@@ -114,7 +117,11 @@ impl Render for TextRender {
                     let _ = writeln!(b, "{:w0$}{:w1$}{}", c.0, c.1, c.2);
                 }
                 if let Some(banner) = row.banner.as_deref() {
-                    let _ = writeln!(b, "|_banner: {}", display_banner(banner));
+                    let _ = writeln!(
+                        b,
+                        "|_banner: {}",
+                        excerpt(display_banner(banner), banner.len(), BANNER_CHARS)
+                    );
                 }
             }
         }

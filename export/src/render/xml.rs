@@ -7,7 +7,7 @@
 //! `<script id="banner">` element like nmap's banner script.
 
 use super::{Render, Totals};
-use crate::escape::{display_banner, xml_escape, xml_text};
+use crate::escape::{display_banner, excerpt, xml_escape, xml_text};
 use crate::{ExportError, Host, ReportMeta};
 use prtip_store::ResultRow;
 use std::fmt::Write as _;
@@ -133,7 +133,7 @@ fn port_xml(b: &mut String, r: &ResultRow) {
         let _ = write!(
             b,
             "<script id=\"banner\" output=\"{}\"/>",
-            xml_escape(&display_banner(banner))
+            xml_escape(&excerpt(display_banner(banner), banner.len(), 512))
         );
     }
     b.push_str("</port>\n");
