@@ -281,7 +281,8 @@ pub(crate) struct TxHalf {
     tag: Vec<u16>,
     /// Frames not in the TX or completion ring.
     free: Vec<u32>,
-    frame_size: usize,
+    /// log2 of the frame size (frame index = addr >> frame_shift).
+    frame_shift: u32,
     batch: usize,
     out: Vec<FrameDesc>,
     done: Vec<FrameDesc>,
@@ -313,7 +314,7 @@ impl TxHalf {
             tag: vec![NO_TEMPLATE; n],
             free: (0..n as u32).rev().collect(),
             frames,
-            frame_size: sizes.frame_size as usize,
+            frame_shift: sizes.frame_size.trailing_zeros(),
             batch: sizes.batch,
             out: Vec::with_capacity(sizes.batch),
             done: vec![FrameDesc::default(); sizes.batch.max(64)],
@@ -336,7 +337,7 @@ impl TxHalf {
             // kernel has finished with, which were all produced by us from `frames`.
             let n = unsafe { self.cq.consume(&mut self.done) };
             for d in &self.done[..n] {
-                self.free.push((d.addr() / self.frame_size) as u32);
+                self.free.push((d.addr() >> self.frame_shift) as u32);
             }
             total += n;
             if n < self.done.len() {
@@ -403,8 +404,9 @@ impl TxHalf {
             rest = tail;
             self.out.clear();
             let mut bytes = 0u64;
-            for p in chunk {
-                let f = self.free.pop().expect("n <= free.len()") as usize;
+            let first_free = self.free.len() - n;
+            for (p, &f) in chunk.iter().zip(&self.free[first_free..]) {
+                let f = f as usize;
                 let (ti, t) = template_for(&self.templates, p);
                 let desc = &mut self.frames[f];
                 // SAFETY: frame f came off the free list: it is in neither the TX nor
@@ -421,6 +423,7 @@ impl TxHalf {
                 bytes += t.len() as u64;
                 self.out.push(*desc);
             }
+            self.free.truncate(first_free);
             // SAFETY: the descriptors point at frames of this UMEM that we just wrote
             // and that stay untouched until the completion ring returns them.
             let produced = unsafe { self.txq.produce(&self.out) };
