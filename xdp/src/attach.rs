@@ -83,7 +83,7 @@ pub(crate) fn read_percpu_counters(map: &MapHandle) -> Result<Vec<u64>> {
         .map(|i| i.info.max_entries)
         .map_err(|e| XdpError::Io {
             what: "reading the counter map's info".into(),
-            source: io::Error::other(e),
+            err: io::Error::other(e),
         })?;
     let mut out = Vec::with_capacity(n as usize);
     for k in 0..n {
@@ -91,7 +91,7 @@ pub(crate) fn read_percpu_counters(map: &MapHandle) -> Result<Vec<u64>> {
             .lookup_percpu(&k.to_ne_bytes(), MapFlags::ANY)
             .map_err(|e| XdpError::Io {
                 what: format!("reading counter {k}"),
-                source: io::Error::other(e),
+                err: io::Error::other(e),
             })?
             .unwrap_or_default();
         let sum = per_cpu
@@ -166,7 +166,7 @@ pub(crate) fn attach_fd(
 pub(crate) fn link_error(program: &str, ifname: &str, mode: XdpMode, e: io::Error) -> XdpError {
     let what = format!("attaching {program} to {ifname} in {mode} mode");
     match e.raw_os_error() {
-        Some(libc::EPERM) | Some(libc::EACCES) => XdpError::Permission { what, source: e },
+        Some(libc::EPERM) | Some(libc::EACCES) => XdpError::Permission { what, err: e },
         Some(libc::EBUSY) | Some(libc::EEXIST) => XdpError::Busy {
             ifname: ifname.to_string(),
             prog_name: "(another program)".into(),
@@ -177,9 +177,9 @@ pub(crate) fn link_error(program: &str, ifname: &str, mode: XdpMode, e: io::Erro
             hint:
                 "XDP needs Linux 5.9+ for BPF links; try --xdp-mode skb, or the AF_PACKET backend"
                     .into(),
-            source: e,
+            err: e,
         },
-        _ => XdpError::Io { what, source: e },
+        _ => XdpError::Io { what, err: e },
     }
 }
 
@@ -188,8 +188,8 @@ pub(crate) fn load_error(program: &'static str, e: libbpf_rs::Error) -> XdpError
     if e.kind() == libbpf_rs::ErrorKind::PermissionDenied {
         return XdpError::Permission {
             what: format!("loading the XDP program {program}"),
-            source: io::Error::from_raw_os_error(libc::EPERM),
+            err: io::Error::from_raw_os_error(libc::EPERM),
         };
     }
-    XdpError::Load { program, source: e }
+    XdpError::Load { program, err: e }
 }

@@ -23,8 +23,7 @@ pub enum XdpError {
         /// What was attempted.
         what: String,
         /// The underlying error.
-        #[source]
-        source: io::Error,
+        err: io::Error,
     },
     /// Another XDP program is attached to the interface and is not one prtip can take over.
     #[error("interface {ifname:?} already has the XDP program {prog_name:?} (id {prog_id}) attached; detach it first (`ip link set {ifname} xdp off`, or stop the process holding its link) or use another interface")]
@@ -37,33 +36,30 @@ pub enum XdpError {
         prog_id: u32,
     },
     /// The kernel cannot do what was asked (no XDP, no AF_XDP, mode not supported).
-    #[error("{what}: not supported by this kernel or driver ({source}); {hint}")]
+    #[error("{what}: not supported by this kernel or driver ({err}); {hint}")]
     Unsupported {
         /// What was attempted.
         what: String,
         /// What to do about it.
         hint: String,
         /// The underlying error.
-        #[source]
-        source: io::Error,
+        err: io::Error,
     },
     /// Loading (verifying) a BPF object failed.
-    #[error("loading the XDP program {program} failed: {source}")]
+    #[error("loading the XDP program {program} failed: {err}")]
     Load {
         /// Program name.
         program: &'static str,
         /// libbpf's error.
-        #[source]
-        source: libbpf_rs::Error,
+        err: libbpf_rs::Error,
     },
     /// Any other operating-system error, with what was being done.
-    #[error("{what}: {source}")]
+    #[error("{what}: {err}")]
     Io {
         /// What was attempted.
         what: String,
         /// The underlying error.
-        #[source]
-        source: io::Error,
+        err: io::Error,
     },
     /// Invalid configuration given by the caller.
     #[error("{0}")]
@@ -78,8 +74,8 @@ impl XdpError {
     pub(crate) fn os(what: impl Into<String>, source: io::Error) -> XdpError {
         let what = what.into();
         match source.raw_os_error() {
-            Some(libc::EPERM) | Some(libc::EACCES) => XdpError::Permission { what, source },
-            _ => XdpError::Io { what, source },
+            Some(libc::EPERM) | Some(libc::EACCES) => XdpError::Permission { what, err: source },
+            _ => XdpError::Io { what, err: source },
         }
     }
 }

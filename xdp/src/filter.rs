@@ -173,7 +173,7 @@ impl ScanFilter {
             .update(&queue.to_ne_bytes(), &v, MapFlags::ANY)
             .map_err(|e| XdpError::Io {
                 what: format!("registering the AF_XDP socket of queue {queue} in the XSKMAP"),
-                source: std::io::Error::other(e),
+                err: std::io::Error::other(e),
             })
     }
 

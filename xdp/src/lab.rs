@@ -310,7 +310,7 @@ pub fn spawn_holder(mut cmd: Command, log: &Path) -> Result<Holder> {
                 status.map(|s| s.to_string()).unwrap_or_else(|| "?".into()),
                 log_text.trim()
             ),
-            source: io::Error::other("holder failed"),
+            err: io::Error::other("holder failed"),
         });
     };
     // The child keeps running in its own session; `prtip lab down` ends it by pid.

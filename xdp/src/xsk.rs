@@ -203,27 +203,27 @@ pub(crate) fn open_queue(
         if zc { "zero-copy" } else { "copy" }
     );
     Err(match errno {
-        Some(libc::EPERM) | Some(libc::EACCES) => XdpError::Permission { what, source },
+        Some(libc::EPERM) | Some(libc::EACCES) => XdpError::Permission { what, err: source },
         Some(libc::EAFNOSUPPORT) => XdpError::Unsupported {
             what,
             hint: "the kernel has no AF_XDP sockets (CONFIG_XDP_SOCKETS); use the AF_PACKET backend".into(),
-            source,
+            err: source,
         },
         Some(libc::EOPNOTSUPP) if zc => XdpError::Unsupported {
             what,
             hint: "the driver has no AF_XDP zero-copy; drop --zero-copy to use copy mode".into(),
-            source,
+            err: source,
         },
         Some(libc::EINVAL) => XdpError::Unsupported {
             what,
             hint: format!(
                 "queue {queue} may not exist on {ifname} (see `ethtool -l {ifname}`; a veth needs numrxqueues/numtxqueues at creation)"
             ),
-            source,
+            err: source,
         },
         Some(libc::EBUSY) => XdpError::Io {
             what: format!("{what}: another AF_XDP socket is bound to this queue (another prtip still running?)"),
-            source,
+            err: source,
         },
         _ => XdpError::os(what, source),
     })

@@ -98,6 +98,18 @@ pub struct Args {
     /// Packet path for -sS: packet (AF_PACKET, default) or xdp (AF_XDP).
     #[arg(long, value_name = "packet|xdp")]
     pub backend: Option<String>,
+    /// AF_XDP kernel-bypass on IFACE (= --backend xdp -e IFACE); see docs/xdp-on-real-nics.md.
+    #[arg(long = "xdp", value_name = "IFACE")]
+    pub xdp: Option<String>,
+    /// XDP mode of prtip's filter program with --xdp: native (default; falls back to skb with a note) or skb.
+    #[arg(long = "xdp-mode", value_name = "native|skb")]
+    pub xdp_mode: Option<String>,
+    /// AF_XDP zero-copy with --xdp: auto (default: where the driver has it), on (required) or off.
+    #[arg(long = "zero-copy", value_name = "auto|on|off", num_args = 0..=1, default_missing_value = "on")]
+    pub zero_copy: Option<String>,
+    /// Queues to send on with --xdp, one thread each (default: every queue of the interface).
+    #[arg(long = "xdp-queues", value_name = "N")]
+    pub xdp_queues: Option<u32>,
     /// Checkpoint every N probes (in addition to time).
     #[arg(long = "checkpoint-every", value_name = "N")]
     pub checkpoint_every: Option<u64>,
@@ -355,7 +367,17 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
         ),
         None => None,
     };
-    let backend = match (scan_type, args.backend.as_deref()) {
+    let mut extra = serde_json::Map::new();
+    let (backend_flag, interface) = crate::cmd::xdp::ScanFlags {
+        xdp: args.xdp.as_deref(),
+        backend: args.backend.as_deref(),
+        interface: args.interface.as_deref(),
+        mode: args.xdp_mode.as_deref(),
+        zero_copy: args.zero_copy.as_deref(),
+        queues: args.xdp_queues,
+    }
+    .apply(scan_type == ScanType::Syn, &mut extra)?;
+    let backend = match (scan_type, backend_flag.as_deref()) {
         (ScanType::Syn, None | Some("packet")) => BackendKind::Packet,
         (ScanType::Syn, Some("xdp")) => BackendKind::Xdp,
         (ScanType::Syn, Some(b)) => {
@@ -412,7 +434,6 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
     if let Some(f) = &args.filter {
         prtip_filter::Filter::parse(f).map_err(|e| usage(format!("bad --filter: {e}")))?;
     }
-    let mut extra = serde_json::Map::new();
     extra.insert("rate_mpps".into(), rate_mpps.into());
     // connect / UDP / service detection tuning (read by prtip_engine::connect::run::Tuning)
     if let Some(n) = args.max_parallelism {
@@ -465,7 +486,7 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
         shard_index,
         shard_count,
         backend,
-        interface: args.interface.clone(),
+        interface,
         source,
         router_mac,
         max_retries: args.max_retries.unwrap_or(t.max_retries),
@@ -627,9 +648,9 @@ pub fn execute(
                 let (pair, notes) = prtip_xdp::open_pair(
                     &r.iface,
                     &t,
-                    &prtip_xdp::XdpOptions::for_engine(r.src_ip),
+                    &crate::cmd::xdp::options(&spec.extra_json, r.src_ip),
                 )
-                .map_err(|e| anyhow!("AF_XDP backend on {}: {e:#}", r.iface))?;
+                .map_err(|e| crate::cmd::xdp::open_error(&r.iface, e))?;
                 for n in notes {
                     eprintln!("prtip: {n}");
                 }

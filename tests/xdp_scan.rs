@@ -1,0 +1,282 @@
+//! `prtip scan --xdp IFACE` on the project's lab, as a user runs it: the same
+//! results as the AF_PACKET backend, both equal to the lab's ground truth, with
+//! the kernel answering and with the XDP responder answering; pause with SIGINT
+//! and `prtip replay --from-checkpoint` over AF_XDP; bad XDP flags exit 2 and
+//! write nothing; no XDP program is left on the scanner's interface. Needs root.
+
+mod common;
+
+use prtip_store::event::{PortState, Protocol};
+use prtip_store::{HistoryIndex, LogReader, ScanStatus};
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+const OPEN: [u16; 2] = [80, 8080];
+const PORTS: &str = "22,80,443,8080";
+
+type Results = BTreeMap<(Ipv4Addr, Protocol, u16), PortState>;
+
+fn scan_cmd(home: &Path, ns: &str, args: &[&str]) -> Command {
+    let mut c = common::prtip_in_ns(ns);
+    c.args(args)
+        .env("PRTIP_HOME", home)
+        .env_remove("PRTIP_HISTORY");
+    c
+}
+
+fn lab(prefix: &str, responder: prtip_lab::ResponderKind) -> prtip_lab::LabGuard {
+    common::lab_with(prtip_lab::LabConfig {
+        tcp_ports: OPEN.to_vec(),
+        responder,
+        ..common::lab_config(prefix)
+    })
+}
+
+fn scan_dir(home: &Path, id: u64) -> PathBuf {
+    home.join("scans").join(id.to_string())
+}
+
+fn log_results(dir: &Path) -> Results {
+    let r = LogReader::open(dir).unwrap();
+    prtip_store::sorted_rows(&r)
+        .unwrap()
+        .map(|row| {
+            let row = row.unwrap();
+            ((row.addr.v4().unwrap(), row.proto, row.port), row.state)
+        })
+        .collect()
+}
+
+fn truth(base: Ipv4Addr, prefix: u8) -> Results {
+    let b = u32::from(base);
+    let mut m = BTreeMap::new();
+    for i in 0..(1u32 << (32 - prefix)) {
+        for p in [22u16, 80, 443, 8080] {
+            let state = if OPEN.contains(&p) {
+                PortState::Open
+            } else {
+                PortState::Closed
+            };
+            m.insert((Ipv4Addr::from(b + i), Protocol::Tcp, p), state);
+        }
+    }
+    m
+}
+
+fn ok(out: &Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn backend_of(home: &Path, id: u64) -> prtip_store::event::BackendKind {
+    LogReader::open(&scan_dir(home, id))
+        .unwrap()
+        .scan_started()
+        .unwrap()
+        .spec
+        .backend
+}
+
+/// Scan `net` with AF_PACKET then with AF_XDP; both must equal the ground truth.
+fn same_results(lab: &prtip_lab::LabGuard, net: &str, base: Ipv4Addr, prefix: u8, rate: &str) {
+    let home = tempfile::tempdir().unwrap();
+    let ns = lab.config().scan_ns.clone();
+    let iface = lab.config().scan_if.clone();
+    let common_args = ["-p", PORTS, "--rate", rate, "--wait", "1s", "--quiet"];
+    let packet = scan_cmd(
+        home.path(),
+        &ns,
+        &[&["scan", net, "--backend", "packet"][..], &common_args].concat(),
+    )
+    .output()
+    .unwrap();
+    ok(&packet);
+    let xdp = scan_cmd(
+        home.path(),
+        &ns,
+        &[&["scan", net, "--xdp", &iface][..], &common_args].concat(),
+    )
+    .output()
+    .unwrap();
+    ok(&xdp);
+    assert_eq!(
+        backend_of(home.path(), 1),
+        prtip_store::event::BackendKind::Packet
+    );
+    assert_eq!(
+        backend_of(home.path(), 2),
+        prtip_store::event::BackendKind::Xdp
+    );
+    let want = truth(base, prefix);
+    let got_packet = log_results(&scan_dir(home.path(), 1));
+    let got_xdp = log_results(&scan_dir(home.path(), 2));
+    assert!(
+        got_packet == want,
+        "AF_PACKET differs from ground truth ({} rows)",
+        got_packet.len()
+    );
+    assert!(
+        got_xdp == want,
+        "AF_XDP differs from ground truth ({} rows)",
+        got_xdp.len()
+    );
+    // Nothing of ours stays on the scanner's interface (the lab's own
+    // pass-through, in responder mode, is back in place).
+    let info = common::run_in_ns(&ns, "ip", &["-d", "link", "show", "dev", &iface]);
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(!info.contains("prtip_scan_filt"), "{info}");
+}
+
+#[test]
+fn xdp_finds_what_af_packet_finds_with_the_kernel_answering() {
+    if !common::netns_tests_enabled() {
+        return;
+    }
+    let lab = lab("pxk", prtip_lab::ResponderKind::Kernel);
+    same_results(
+        &lab,
+        "198.19.0.0/20",
+        Ipv4Addr::new(198, 19, 0, 0),
+        20,
+        "15000",
+    );
+}
+
+#[test]
+fn xdp_finds_what_af_packet_finds_with_the_xdp_responder() {
+    if !common::netns_tests_enabled() {
+        return;
+    }
+    let lab = lab("pxr", prtip_lab::ResponderKind::Xdp);
+    same_results(
+        &lab,
+        "198.19.0.0/18",
+        Ipv4Addr::new(198, 19, 0, 0),
+        18,
+        "50000",
+    );
+}
+
+#[test]
+fn xdp_scan_pauses_on_sigint_and_resumes_to_ground_truth() {
+    if !common::netns_tests_enabled() {
+        return;
+    }
+    let lab = lab("pxp", prtip_lab::ResponderKind::Kernel);
+    let home = tempfile::tempdir().unwrap();
+    let ns = lab.config().scan_ns.clone();
+    let iface = lab.config().scan_if.clone();
+    let child = scan_cmd(
+        home.path(),
+        &ns,
+        &[
+            "scan",
+            "198.19.0.0/18",
+            "-p",
+            PORTS,
+            "--xdp",
+            &iface,
+            "--rate",
+            "15000",
+            "--wait",
+            "500ms",
+            "--quiet",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    ok(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("paused at "), "{stdout}");
+    let h = HistoryIndex::open(&home.path().join("history.redb")).unwrap();
+    assert_eq!(h.get(1).unwrap().unwrap().status, ScanStatus::Paused);
+    drop(h);
+    let out = scan_cmd(
+        home.path(),
+        &ns,
+        &["replay", "--from-checkpoint", "--quiet"],
+    )
+    .output()
+    .unwrap();
+    ok(&out);
+    let h = HistoryIndex::open(&home.path().join("history.redb")).unwrap();
+    let _ = h.refresh();
+    assert_eq!(h.get(1).unwrap().unwrap().status, ScanStatus::Completed);
+    assert_eq!(
+        backend_of(home.path(), 1),
+        prtip_store::event::BackendKind::Xdp
+    );
+    let got = log_results(&scan_dir(home.path(), 1));
+    assert!(
+        got == truth(Ipv4Addr::new(198, 19, 0, 0), 18),
+        "results after pause + resume over AF_XDP differ from ground truth ({} rows)",
+        got.len()
+    );
+}
+
+#[test]
+fn bad_xdp_flags_exit_2_and_write_nothing() {
+    if !common::netns_tests_enabled() {
+        return;
+    }
+    let lab = lab("pxb", prtip_lab::ResponderKind::Kernel);
+    let ns = lab.config().scan_ns.clone();
+    let iface = lab.config().scan_if.clone();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["--xdp", &iface, "--xdp-mode", "turbo"],
+            "bad --xdp-mode \"turbo\"",
+        ),
+        (
+            vec!["--xdp", &iface, "--zero-copy=maybe"],
+            "bad --zero-copy \"maybe\"",
+        ),
+        (
+            vec!["--xdp", &iface, "--xdp-queues", "0"],
+            "bad --xdp-queues 0",
+        ),
+        (
+            vec!["--xdp", &iface, "--backend", "packet"],
+            "conflicts with --backend packet",
+        ),
+        (vec!["--xdp-mode", "skb"], "--xdp-mode needs --xdp IFACE"),
+        (vec!["--xdp", "nosuch0"], "nosuch0"),
+        (vec!["--xdp", &iface, "--xdp-queues", "9"], "cannot use 9"),
+        (vec!["--xdp", &iface, "--zero-copy"], "zero-copy"),
+    ];
+    for (extra, needle) in cases {
+        let home = tempfile::tempdir().unwrap();
+        let args = [
+            &["scan", "198.19.0.0/24", "-p", "80", "--quiet"][..],
+            &extra,
+        ]
+        .concat();
+        let out = scan_cmd(home.path(), &ns, &args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains(needle), "{extra:?}: {err}");
+        assert!(
+            !home.path().join("scans").exists(),
+            "{extra:?}: nothing may be written"
+        );
+    }
+    let info = common::run_in_ns(&ns, "ip", &["link", "show", "dev", &iface]);
+    assert!(
+        !String::from_utf8_lossy(&info.stdout).contains("xdp"),
+        "nothing left attached"
+    );
+}
