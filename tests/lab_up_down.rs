@@ -296,6 +296,18 @@ fn cli_up_status_down_and_down_again() {
         String::from_utf8_lossy(&up.stderr)
     );
     let st = prtip()
+        .args(["lab", "status", "--name", &name, "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(v["up"], true, "{v}");
+    assert_eq!(
+        v["ground_truth"]["tcp_open"],
+        serde_json::json!([22, 80]),
+        "{v}"
+    );
+    assert_eq!(v["config"]["queues"], 1, "{v}");
+    let st = prtip()
         .args(["lab", "status", "--name", &name])
         .output()
         .unwrap();
@@ -353,6 +365,15 @@ fn bad_input_names_the_bad_value_and_exits_2_without_creating_anything() {
         );
     }
     assert!(!ns_exists(&format!("{name}-scan")) && !ns_exists(&format!("{name}-tgt")));
+    for cmd in ["status", "down"] {
+        let out = prtip()
+            .args(["lab", cmd, "--name", "../../etc"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "lab {cmd}: {err}");
+        assert!(err.contains("'../../etc'"), "lab {cmd}: {err}");
+    }
 }
 
 #[test]

@@ -561,6 +561,11 @@ impl LabConfig {
     }
 }
 
+/// Check a lab name alone (before it is used to find the lab's run directory).
+pub fn validate_name(name: &str) -> Result<(), LabError> {
+    check_name("lab name", name, 64)
+}
+
 fn check_name(what: &str, v: &str, max: usize) -> Result<(), LabError> {
     let ok_chars = v
         .bytes()

@@ -164,6 +164,7 @@ impl WhichLab {
     /// The lab's configuration: the one it was brought up with if it is up,
     /// else the defaults for `--name` with the explicit names applied.
     fn config(&self) -> anyhow::Result<LabConfig> {
+        prtip_lab::config::validate_name(&self.name).map_err(lab_err)?;
         if self.name.len() > MAX_NAME_LEN && (self.scan_if.is_none() || self.tgt_if.is_none()) {
             return Err(UsageError(format!(
                 "lab name '{}' is too long: at most {MAX_NAME_LEN} characters (link names are <name>-s0 and <name>-t0, at most 15), or give --scan-if and --tgt-if",
