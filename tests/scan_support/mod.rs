@@ -248,6 +248,7 @@ pub struct Capture {
     stop: Arc<AtomicBool>,
     seen: Arc<Mutex<Vec<(Ipv4Addr, u16)>>>,
     frames: Arc<AtomicUsize>,
+    first: Arc<Mutex<Option<std::time::Instant>>>,
     handle: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -256,6 +257,8 @@ impl Capture {
         let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let frames = Arc::new(AtomicUsize::new(0));
+        let first = Arc::new(Mutex::new(None));
+        let fi = first.clone();
         let ready = Arc::new(AtomicBool::new(false));
         let (st, se, fr, rd) = (stop.clone(), seen.clone(), frames.clone(), ready.clone());
         let fd = ns.map(|n| ScanLab::ns_fd(&n));
@@ -272,7 +275,9 @@ impl Capture {
             loop {
                 let done = st.load(Ordering::SeqCst);
                 rx.recv(Duration::from_millis(20), &mut |f| {
-                    fr.fetch_add(1, Ordering::SeqCst);
+                    if fr.fetch_add(1, Ordering::SeqCst) == 0 {
+                        *fi.lock().unwrap() = Some(std::time::Instant::now());
+                    }
                     if f.len() >= 38 {
                         let dst = Ipv4Addr::new(f[30], f[31], f[32], f[33]);
                         let ihl = ((f[14] & 0xf) as usize) * 4;
@@ -297,6 +302,7 @@ impl Capture {
             stop,
             seen,
             frames,
+            first,
             handle: Some(handle),
         }
     }
@@ -313,6 +319,11 @@ impl Capture {
         self.stop.store(true, Ordering::SeqCst);
         self.handle.take().unwrap().join().unwrap();
         std::mem::take(&mut *self.seen.lock().unwrap())
+    }
+
+    /// When the first frame arrived, if one did.
+    pub fn first_frame_at(&self) -> Option<std::time::Instant> {
+        *self.first.lock().unwrap()
     }
 
     /// Frames seen so far.

@@ -38,6 +38,16 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(UsageError(msg.into()))
 }
 
+/// A row's status, with `running` turned into `interrupted` when no process holds
+/// the log's writer lock any more.
+fn effective_status(status: ScanStatus, dir: &std::path::Path) -> ScanStatus {
+    if status == ScanStatus::Running && !prtip_store::writer_alive(dir).unwrap_or(false) {
+        ScanStatus::Interrupted
+    } else {
+        status
+    }
+}
+
 /// Find the log directory (and history id, when known) the user means.
 pub fn choose(
     history: &HistoryIndex,
@@ -62,8 +72,12 @@ pub fn choose(
             "\"{s}\" is neither a scan id nor a scan log directory"
         )));
     }
-    let _ = history.refresh();
+    // No `refresh` (it re-reads whole logs): a row still marked running whose
+    // writer is gone is an interrupted scan.
     let mut rows = history.list()?;
+    for r in rows.iter_mut() {
+        r.status = effective_status(r.status, &r.log_path);
+    }
     rows.sort_by_key(|r| (r.started_us, r.id));
     let pick = if last || !resumable_only {
         rows.last()
@@ -97,8 +111,12 @@ pub fn resume(
         .scan_started()
         .context("reading the scan's first event")?;
     let id = id_hint.unwrap_or(started.scan_id);
-    let summary = prtip_store::summarize_lenient(&reader)?;
-    match summary.status {
+    // The status from the history row (O(1)); a log without a row is summarized.
+    let status = match id_hint.map(|i| history.get(i)).transpose()?.flatten() {
+        Some(row) => effective_status(row.status, &dir),
+        None => prtip_store::summarize_lenient(&reader)?.status,
+    };
+    match status {
         ScanStatus::Completed => {
             return Err(usage(format!(
                 "scan {id} is complete; nothing to resume (prtip replay {id} prints its results)"
@@ -106,8 +124,7 @@ pub fn resume(
         }
         ScanStatus::Running => {
             return Err(usage(format!(
-                "scan {id} is still running (pid {}); pause it first (Ctrl-C or kill -INT)",
-                summary.pid
+                "scan {id} is still running; pause it first (Ctrl-C or kill -INT its pid)"
             )));
         }
         _ => {}
@@ -129,10 +146,9 @@ pub fn resume(
         started.total_probes
     };
     eprintln!(
-        "prtip: resuming scan {id} at {:.1}% (walk position {from} of {}), {} open ports so far",
+        "prtip: resuming scan {id} at {:.1}% (walk position {from} of {})",
         super::scan::percent_done(from, span),
         started.total_probes,
-        summary.open_ports
     );
     execute(
         started.spec,
