@@ -221,3 +221,48 @@ fn works_without_privileges() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// With a small RLIMIT_NOFILE that cannot be raised (hard = soft = 128), the budget
+/// shrinks to what is free and the scan still reports every port: the child runs under
+/// `prlimit --nofile=128:128`.
+#[test]
+fn adapts_to_a_small_descriptor_limit() {
+    if std::env::var("PRTIP_NOFILE_CHILD").is_ok() {
+        let ports: Vec<u16> = (24000..24600).collect();
+        let mut jobs = ports.iter().enumerate().map(|(i, &p)| Job {
+            position: i as u64,
+            addr: SocketAddr::from(([127, 0, 0, 1], p)),
+        });
+        let mut events: Vec<Event> = Vec::new();
+        let report = connect::scan(
+            &mut jobs,
+            &ConnectOptions::default(),
+            &mut events,
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+        assert_eq!(report.budget.hard, 128);
+        assert!(report.budget.sockets < 128, "{:?}", report.budget);
+        assert!(report.peak_inflight <= report.budget.sockets);
+        assert_eq!(replies(&events).len(), ports.len());
+        println!(
+            "NOFILE-CHILD-OK sockets={} peak={}",
+            report.budget.sockets, report.peak_inflight
+        );
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new("prlimit")
+        .arg("--nofile=128:128")
+        .arg(&exe)
+        .args(["--exact", "adapts_to_a_small_descriptor_limit", "--nocapture", "--test-threads=1"])
+        .env("PRTIP_NOFILE_CHILD", "1")
+        .output()
+        .expect("prlimit runs (util-linux)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("NOFILE-CHILD-OK"),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
