@@ -255,7 +255,12 @@ fn adapts_to_a_small_descriptor_limit() {
     let out = std::process::Command::new("prlimit")
         .arg("--nofile=128:128")
         .arg(&exe)
-        .args(["--exact", "adapts_to_a_small_descriptor_limit", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "adapts_to_a_small_descriptor_limit",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("PRTIP_NOFILE_CHILD", "1")
         .output()
         .expect("prlimit runs (util-linux)");
