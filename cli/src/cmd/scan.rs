@@ -706,7 +706,12 @@ pub fn execute(
                 config_json: prtip_store::spec_json(&spec),
                 log_path: dir.clone(),
                 total_targets: plan.total_targets(),
-                total_probes: plan.total_probes(),
+                // -sT/-sU retry inline: one walk position per port (as in their ScanStarted)
+                total_probes: if spec.scan_type == ScanType::Syn {
+                    plan.total_probes()
+                } else {
+                    plan.walk.span()
+                },
                 probes_done: 0,
                 ports_discovered: 0,
                 checkpoints: 0,
