@@ -84,23 +84,45 @@ fn child(rate: u64) {
     let plan = ScanPlan::new(&s).unwrap();
     let io = scan::open_packet_backend(&r, &|_| None, &[]).unwrap();
     let mut tally = Tally::default();
+    let control = ScanControl::new();
     let t0 = Instant::now();
-    let out = scan::run(
-        &plan,
-        io,
-        &mut tally,
-        &ScanControl::new(),
-        RunOptions::default(),
-    )
-    .unwrap();
+    // Time the sending phase from the live counter: first probe to last probe.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (out, send_s) = std::thread::scope(|s| {
+        let watch = s.spawn(|| {
+            use std::sync::atomic::Ordering::Relaxed;
+            let total = 262_144;
+            let mut first = None;
+            loop {
+                let n = control.progress.sent.load(Relaxed);
+                if n >= 1 && first.is_none() {
+                    first = Some((Instant::now(), n));
+                }
+                if n >= total || done.load(Relaxed) {
+                    return first.map(|(t, n0)| {
+                        (
+                            t.elapsed().as_secs_f64(),
+                            control.progress.sent.load(Relaxed) - n0,
+                        )
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+        });
+        let out = scan::run(&plan, io, &mut tally, &control, RunOptions::default()).unwrap();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        (out, watch.join().unwrap())
+    });
     let wall = t0.elapsed().as_secs_f64();
+    let (send_s, send_n) = send_s.unwrap_or((0.0, 0));
     let ScanOutcome::Finished { counters } = out else {
         panic!("{out:?}")
     };
     println!(
-        "RESULT rate={} wall_s={:.2} sent={} right={} wrong={} replies={} peak_rss_kib={}",
+        "RESULT rate={} wall_s={:.2} send_pps={:.0} sent={} right={} wrong={} replies={} peak_rss_kib={}",
         rate,
         wall,
+        send_n as f64 / send_s.max(1e-9),
         counters.sent,
         tally.right,
         tally.wrong,
@@ -121,7 +143,9 @@ fn main() {
         .unwrap_or(vec![25_000, 50_000, 100_000, 200_000, 0]);
     let lab = scan_support::ScanLab::up(&[80, 8080]);
     let exe = std::env::current_exe().unwrap();
-    println!("| --rate | wall (s) | probes/s achieved | recall | wrong | peak RSS |");
+    println!(
+        "| --rate | wall (s) | send-phase probes/s | recall | ports reported filtered | peak RSS |"
+    );
     println!("|---|---|---|---|---|---|");
     for rate in rates {
         let out = Command::new("ip")
@@ -142,7 +166,7 @@ fn main() {
             .collect();
         let wall: f64 = kv["wall_s"].parse().unwrap();
         let right: f64 = kv["right"].parse().unwrap();
-        let sent: f64 = kv["sent"].parse().unwrap();
+        let send_pps: f64 = kv["send_pps"].parse().unwrap();
         println!(
             "| {} | {:.2} | {:.0} | {:.4} % | {} | {:.1} MiB |",
             if rate == 0 {
@@ -151,7 +175,7 @@ fn main() {
                 rate.to_string()
             },
             wall,
-            sent / (wall - 0.0).max(1e-9),
+            send_pps,
             right / 262144.0 * 100.0,
             kv["wrong"],
             kv["peak_rss_kib"].parse::<f64>().unwrap() / 1024.0

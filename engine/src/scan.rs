@@ -467,6 +467,8 @@ struct Shared {
     rtts: Mutex<Vec<u32>>,
     /// The resume preload is done (always true for a fresh scan).
     loaded: AtomicBool,
+    /// Someone waits for the preload (it must not wait for the first batch then).
+    load_wanted: AtomicBool,
     /// open, closed, replies counted by the preload.
     loaded_counts: Mutex<[u64; 3]>,
 }
@@ -474,6 +476,7 @@ struct Shared {
 impl Shared {
     /// Wait for the preload; false if aborted meanwhile.
     fn wait_loaded(&self, control: &ScanControl) -> bool {
+        self.load_wanted.store(true, SeqCst);
         while !self.loaded.load(SeqCst) {
             if control.is_aborted() {
                 return false;
@@ -485,6 +488,11 @@ impl Shared {
 }
 
 fn run_preload(plan: &ScanPlan, sh: &Shared, f: Preload<'_>) {
+    // Let the first batch go out before competing with the sender for the CPU.
+    while sh.sent.load(Relaxed) == 0 && !sh.sender_done.load(SeqCst) && !sh.load_wanted.load(SeqCst)
+    {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let mut counts = [0u64; 3];
     let mut cb = |addr: IpAddr, proto: Protocol, port: u16, state: PortState| {
         let new = match &plan.answered {
@@ -554,12 +562,15 @@ pub fn run(
         }))?,
     }
     // Make the first event durable at once: a scan killed right after starting is
-    // still a resumable log (its checkpoint says: start at `from`).
-    sink.checkpoint(Checkpoint {
-        next_index: from,
-        counters,
-        time_us: now_us(),
-    })?;
+    // still a resumable log (its checkpoint says: start at 0). A resumed log has its
+    // checkpoints already; it goes straight to sending.
+    if opts.resume_from.is_none() {
+        sink.checkpoint(Checkpoint {
+            next_index: from,
+            counters,
+            time_us: now_us(),
+        })?;
+    }
     let shared = Shared {
         position: AtomicU64::new(from),
         sender_done: AtomicBool::new(false),
@@ -572,6 +583,7 @@ pub fn run(
         clock: Mutex::new(VecDeque::new()),
         rtts: Mutex::new(Vec::new()),
         loaded: AtomicBool::new(preload.is_none()),
+        load_wanted: AtomicBool::new(false),
         loaded_counts: Mutex::new([0; 3]),
     };
     let (vtx, vrx) = crossbeam_channel::unbounded::<Msg>();
