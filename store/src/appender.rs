@@ -667,6 +667,16 @@ impl Appender {
             return None;
         }
         let kind = ev.kind();
+        #[cfg(target_arch = "x86_64")]
+        if rec + 2048 < limit {
+            // SAFETY: a prefetch hint for an address inside the mapping; it never
+            // faults and has no architectural effect.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    self.seg.map.as_ptr().add(rec + 2048) as *const i8,
+                )
+            };
+        }
         let n = record::encode(
             ev,
             &mut self.seg.map[rec + RECORD_HEADER_LEN..limit],
@@ -730,6 +740,21 @@ impl Appender {
         }
         seg.pos = f.end;
         seg.events += f.count as u64;
+    }
+
+    /// Fault in the rest of the active segment now (`MADV_POPULATE_WRITE`), so the
+    /// appends that follow take no page faults. Later segments are prepared this
+    /// way in the background when `LogOptions::prefault` is set.
+    pub fn prefault(&mut self) -> Result<()> {
+        let start = align_up(self.frame.as_ref().map_or(self.seg.pos, |f| f.end), PAGE);
+        let len = self.seg.h.capacity.saturating_sub(start);
+        if len > 0 {
+            self.seg
+                .map
+                .advise_range(memmap2::Advice::PopulateWrite, start as usize, len as usize)
+                .map_err(|e| StoreError::io("madvise(MADV_POPULATE_WRITE)", &self.seg.path, e))?;
+        }
+        Ok(())
     }
 
     /// Close the open frame so readers and followers can see it (no durability).

@@ -217,6 +217,21 @@ impl Drop for Compressor {
     }
 }
 
+/// Compress sealed raw segment `segment` of the log in `dir` now (what the
+/// background compressor does): it must be sealed; the raw file is replaced by
+/// `seg-N.zst` crash-safely. Returns the compressed size. Do not call it on a log
+/// whose writer compresses on its own (`LogOptions::compress_sealed`).
+pub fn compress_sealed_segment(dir: &Path, segment: u64, level: i32) -> Result<u64> {
+    compress_one(
+        dir,
+        &Job {
+            n: segment,
+            data_end: u64::MAX,
+        },
+        level,
+    )
+}
+
 fn compress_one(dir: &Path, job: &Job, level: i32) -> Result<u64> {
     let raw_path = dir.join(raw_name(job.n));
     let f = File::open(&raw_path).map_err(|e| StoreError::io("open", &raw_path, e))?;

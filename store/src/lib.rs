@@ -31,6 +31,7 @@ mod sys;
 mod writer;
 
 pub use appender::{Appender, LogOptions, LogPos, RecoveryReport, Truncation};
+pub use compress::compress_sealed_segment;
 pub use error::{Result, StoreError};
 pub use event::{Addr, Event, EventSink, PortState, Protocol, Reason};
 pub use follower::Follower;

@@ -12,7 +12,7 @@ use crate::event::*;
 use rkyv::api::low::{LowSerializer, LowValidator};
 use rkyv::bytecheck::CheckBytes;
 use rkyv::rancor::Failure;
-use rkyv::ser::allocator::{Arena, ArenaHandle};
+use rkyv::ser::allocator::{Arena, ArenaHandle, SubAllocator};
 use rkyv::ser::writer::Buffer;
 use rkyv::Portable;
 
@@ -209,6 +209,53 @@ pub fn scan_started_of(s: &ArchivedScanStarted) -> ScanStarted {
 }
 
 type Ser<'a, 'b> = LowSerializer<Buffer<'a>, ArenaHandle<'b>, Failure>;
+type SerNoAlloc<'a, 'b> = LowSerializer<Buffer<'a>, SubAllocator<'b>, Failure>;
+
+/// Archive a pointer-free, fixed-size value (`Reply`, `Checkpoint`, `Finished`,
+/// `Sample`) straight into `out`: rkyv's `Archive::resolve` into a [`rkyv::Place`]
+/// at the start of `out`, with no serializer and no intermediate copy. The bytes
+/// are exactly what rkyv's serializer produces (the root is the whole archive).
+#[inline(always)]
+fn put_plain<T>(value: &T, out: &mut [u8]) -> Option<usize>
+where
+    T: rkyv::Archive + rkyv::Serialize<rkyv::rancor::Strategy<(), Failure>>,
+{
+    let size = std::mem::size_of::<T::Archived>();
+    if out.len() < size
+        || !(out.as_ptr() as usize).is_multiple_of(std::mem::align_of::<T::Archived>())
+    {
+        return None;
+    }
+    // Needs no serializer state: only pointer-free types satisfy this bound.
+    let resolver = value
+        .serialize(rkyv::rancor::Strategy::wrap(&mut ()))
+        .ok()?;
+    out[..size].fill(0); // padding bytes are part of the CRC: make them zero
+                         // SAFETY: `out` holds at least `size` writable bytes and its start is aligned
+                         // for `T::Archived` (both checked above); position 0 is right because the
+                         // archive has no relative pointers.
+    unsafe {
+        let place = rkyv::Place::new_unchecked(0, out.as_mut_ptr() as *mut T::Archived);
+        value.resolve(resolver, place);
+    }
+    Some(size)
+}
+
+/// Serialize a type that needs no scratch space (no `Vec` of non-plain values):
+/// everything but `ScanStarted`.
+#[inline(always)]
+fn ser_plain<T>(value: &T, out: &mut [u8]) -> Option<usize>
+where
+    T: for<'a, 'b> rkyv::Serialize<SerNoAlloc<'a, 'b>>,
+{
+    rkyv::api::low::to_bytes_in_with_alloc::<_, _, Failure>(
+        value,
+        Buffer::from(out),
+        SubAllocator::empty(),
+    )
+    .ok()
+    .map(|b| b.len())
+}
 
 #[inline(always)]
 fn ser<T>(value: &T, out: &mut [u8], arena: &mut Arena) -> Option<usize>
@@ -230,16 +277,16 @@ where
 pub fn encode(ev: &Event, out: &mut [u8], arena: &mut Arena) -> Option<usize> {
     match ev {
         Event::ScanStarted(e) => ser(&**e, out, arena),
-        Event::Reply(e) => ser(e, out, arena),
-        Event::Banner(e) => ser(e, out, arena),
-        Event::Service(e) => ser(e, out, arena),
-        Event::Checkpoint(e) => ser(e, out, arena),
-        Event::Paused(e) => ser(e, out, arena),
-        Event::Resumed(e) => ser(e, out, arena),
-        Event::Finished(e) => ser(e, out, arena),
-        Event::Failed(e) => ser(e, out, arena),
-        Event::Sample(e) => ser(e, out, arena),
-        Event::ExportComplete(e) => ser(e, out, arena),
+        Event::Reply(e) => put_plain(e, out),
+        Event::Banner(e) => ser_plain(e, out),
+        Event::Service(e) => ser_plain(e, out),
+        Event::Checkpoint(e) => put_plain(e, out),
+        Event::Paused(e) => ser_plain(e, out),
+        Event::Resumed(e) => ser_plain(e, out),
+        Event::Finished(e) => put_plain(e, out),
+        Event::Failed(e) => ser_plain(e, out),
+        Event::Sample(e) => put_plain(e, out),
+        Event::ExportComplete(e) => ser_plain(e, out),
     }
 }
 
@@ -360,6 +407,69 @@ mod tests {
         assert!(explain(EventKind::Reply as u8, &bad.0[..n]).contains("Reply"));
         // unknown kinds are skipped, not errors
         assert!(decode(200, &buf.0[..n]).unwrap().is_none());
+    }
+
+    #[test]
+    fn in_place_archives_equal_rkyv_serializer_output() {
+        let mut arena = Arena::new();
+        let evs = [
+            Event::Reply(Reply {
+                addr: Ipv4Addr::new(198, 19, 255, 1).into(),
+                port: 65535,
+                proto: Protocol::Udp,
+                state: PortState::OpenFiltered,
+                reason: Reason::ConnRefused,
+                ttl: 255,
+                icmp_code: 3,
+                rtt_us: u32::MAX,
+                time_us: u64::MAX - 1,
+            }),
+            Event::Checkpoint(Checkpoint {
+                next_index: 1 << 40,
+                counters: Counters {
+                    sent: 1,
+                    replies: 2,
+                    invalid: 3,
+                    open: 4,
+                    closed: 5,
+                    drops: 6,
+                },
+                time_us: 9,
+            }),
+            Event::Finished(Finished {
+                time_us: 3,
+                counters: Counters {
+                    sent: 7,
+                    ..Default::default()
+                },
+            }),
+            Event::Sample(Sample {
+                time_us: 1,
+                pps: 2.5,
+                rps: -0.0,
+                cpu_percent: 99.5,
+                rtt_us: [1, 2, 3, 4],
+                ..Default::default()
+            }),
+        ];
+        for ev in &evs {
+            let expected = match ev {
+                Event::Reply(e) => rkyv::to_bytes::<rkyv::rancor::Error>(e).unwrap(),
+                Event::Checkpoint(e) => rkyv::to_bytes::<rkyv::rancor::Error>(e).unwrap(),
+                Event::Finished(e) => rkyv::to_bytes::<rkyv::rancor::Error>(e).unwrap(),
+                Event::Sample(e) => rkyv::to_bytes::<rkyv::rancor::Error>(e).unwrap(),
+                _ => unreachable!(),
+            };
+            // Garbage in the destination must not leak into padding.
+            let mut buf = Aligned([0xAA; 4096]);
+            let n = encode(ev, &mut buf.0, &mut arena).unwrap();
+            assert_eq!(&buf.0[..n], &expected[..], "{:?}", ev.kind());
+            let back = decode(ev.kind() as u8, &buf.0[..n]).unwrap().unwrap();
+            assert_eq!(&back.to_event(), ev);
+        }
+        // A misaligned destination is refused, not written.
+        let mut buf = Aligned([0; 4096]);
+        assert!(encode(&evs[0], &mut buf.0[4..], &mut arena).is_none());
     }
 
     #[test]

@@ -21,6 +21,7 @@ enum Msg {
     Many(Vec<Event>),
     Checkpoint(Checkpoint, Ack),
     Sync(Ack),
+    Flush(Ack),
     Stop,
 }
 
@@ -141,6 +142,7 @@ impl Drop for LogWriter {
 
 fn run(mut app: Appender, rx: Receiver<Msg>, shared: Arc<Shared>, sync_every: u64) -> Result<()> {
     let mut waiters: Vec<Ack> = Vec::new();
+    let mut flushers: Vec<Ack> = Vec::new();
     let result = (|| -> Result<bool> {
         loop {
             let Ok(first) = rx.recv() else {
@@ -164,6 +166,7 @@ fn run(mut app: Appender, rx: Receiver<Msg>, shared: Arc<Shared>, sync_every: u6
                         waiters.push(ack);
                     }
                     Msg::Sync(ack) => waiters.push(ack),
+                    Msg::Flush(ack) => flushers.push(ack),
                     Msg::Stop => {
                         stop = true;
                         break;
@@ -182,6 +185,9 @@ fn run(mut app: Appender, rx: Receiver<Msg>, shared: Arc<Shared>, sync_every: u6
             } else {
                 app.commit();
             }
+            for w in flushers.drain(..) {
+                let _ = w.send(Ok(()));
+            }
             if stop {
                 return Ok(true);
             }
@@ -192,7 +198,7 @@ fn run(mut app: Appender, rx: Receiver<Msg>, shared: Arc<Shared>, sync_every: u6
         Err(e) => {
             let msg = e.to_string();
             *shared.error.lock().unwrap() = Some(msg.clone());
-            for w in waiters.drain(..) {
+            for w in waiters.drain(..).chain(flushers.drain(..)) {
                 let _ = w.send(Err(msg.clone()));
             }
             drop(rx);
@@ -226,6 +232,12 @@ impl LogSink {
     /// Block until everything pushed so far is durable (without writing a checkpoint).
     pub fn sync(&mut self) -> std::result::Result<(), SinkError> {
         self.wait(Msg::Sync)
+    }
+
+    /// Block until everything pushed so far is written and visible to readers and
+    /// followers (committed, not necessarily durable).
+    pub fn flush(&mut self) -> std::result::Result<(), SinkError> {
+        self.wait(Msg::Flush)
     }
 
     /// Bytes made durable so far.
