@@ -38,6 +38,8 @@ enum Command {
     Lab(cmd::lab::Args),
     /// Export a recorded scan: text, json, xml, grep, csv, html or pdf.
     Export(cmd::export::Args),
+    /// The scans this machine ran: list, show, resume, clean, rebuild, diff.
+    History(cmd::history::Args),
     /// Watch a scan live (or open a finished one): progress, results, filters, exports, dashboard.
     Monitor(cmd::monitor::Args),
     /// Hold the lab's XDP programs attached (started by `prtip lab up --responder xdp`).
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => cmd::replay::run(args, &paths),
         Command::Lab(args) => cmd::lab::run(args),
         Command::Export(args) => cmd::export::run(args, &paths),
+        Command::History(args) => cmd::history::run(args, &paths),
         Command::Monitor(args) => cmd::monitor::run(args, &paths),
         Command::XdpHold(args) => cmd::xdp::run_hold(args),
         Command::XdpInfo(args) => cmd::xdp::run_info(args),

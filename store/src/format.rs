@@ -69,7 +69,7 @@ fn u16_at(b: &[u8], o: usize) -> u16 {
 }
 
 /// Why a segment header was refused.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HeaderProblem {
     /// Shorter than a header.
     Short,

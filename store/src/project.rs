@@ -156,125 +156,153 @@ pub(crate) fn summarize_inner(
     reader: &LogReader,
     on_checkpoint: &mut dyn FnMut(&Checkpoint),
 ) -> Result<(ScanSummary, Option<StoreError>)> {
-    let mut started: Option<ScanStarted> = None;
-    let mut ever_open: HashMap<Key, bool> = HashMap::new();
-    let mut last_checkpoint = None;
-    let mut checkpoints = 0;
-    let mut counters = Counters::default();
-    let mut status_event: Option<EventKind> = None;
-    let mut ended_us = None;
-    let mut pid = 0;
-    let mut failure = None;
-    let mut events = 0;
-    let mut event_counts = [0u64; 11];
+    let mut fold = SummaryFold::default();
     let res = reader.visit(|e: Entry<'_>| -> Result<()> {
-        events += 1;
-        event_counts[e.event.kind() as usize] += 1;
+        if let Some(c) = fold.apply(&e) {
+            on_checkpoint(&c);
+        }
+        Ok(())
+    });
+    let err = match res {
+        Ok(()) => None,
+        Err(e @ StoreError::Corrupt { .. }) => Some(e),
+        Err(e) => return Err(e),
+    };
+    let summary = fold.finish(reader, err.as_ref().map(|e| e.to_string()))?;
+    Ok((summary, err))
+}
+
+/// The fold behind [`summarize`], usable inside another pass over the log.
+#[derive(Default)]
+pub(crate) struct SummaryFold {
+    started: Option<ScanStarted>,
+    ever_open: HashMap<Key, bool>,
+    last_checkpoint: Option<Checkpoint>,
+    checkpoints: u64,
+    counters: Counters,
+    status_event: Option<EventKind>,
+    ended_us: Option<u64>,
+    pid: u32,
+    failure: Option<String>,
+    events: u64,
+    event_counts: [u64; 11],
+}
+
+impl SummaryFold {
+    /// Fold one entry; returns the checkpoint if it was one.
+    #[inline]
+    pub(crate) fn apply(&mut self, e: &Entry<'_>) -> Option<Checkpoint> {
+        self.events += 1;
+        self.event_counts[e.event.kind() as usize] += 1;
         match e.event {
             EventRef::ScanStarted(s) => {
-                if started.is_none() {
+                if self.started.is_none() {
                     let s = record::scan_started_of(s);
-                    pid = s.pid;
-                    started = Some(s);
+                    self.pid = s.pid;
+                    self.started = Some(s);
                 }
             }
             EventRef::Reply(r) => {
-                let k = key_of(&r.addr, &r.proto, r.port.to_native());
                 let open = r.state == ArchivedPortState::Open;
                 if open {
-                    ever_open.insert(k, true);
-                } else if let Some(v) = ever_open.get_mut(&k) {
-                    *v = false;
+                    self.ever_open
+                        .insert(key_of(&r.addr, &r.proto, r.port.to_native()), true);
+                } else if !self.ever_open.is_empty() {
+                    if let Some(v) =
+                        self.ever_open
+                            .get_mut(&key_of(&r.addr, &r.proto, r.port.to_native()))
+                    {
+                        *v = false;
+                    }
                 }
             }
             EventRef::Checkpoint(c) => {
                 let c = record::checkpoint_of(c);
-                on_checkpoint(&c);
-                counters = c.counters;
-                last_checkpoint = Some(c);
-                checkpoints += 1;
+                self.counters = c.counters;
+                self.last_checkpoint = Some(c);
+                self.checkpoints += 1;
+                return Some(c);
             }
-            EventRef::Sample(s) => counters = record::counters_of(&s.counters),
+            EventRef::Sample(s) => self.counters = record::counters_of(&s.counters),
             EventRef::Paused(p) => {
-                status_event = Some(EventKind::Paused);
-                ended_us = Some(p.time_us.to_native());
+                self.status_event = Some(EventKind::Paused);
+                self.ended_us = Some(p.time_us.to_native());
             }
             EventRef::Resumed(r) => {
-                status_event = Some(EventKind::Resumed);
-                pid = r.pid.to_native();
-                ended_us = None;
+                self.status_event = Some(EventKind::Resumed);
+                self.pid = r.pid.to_native();
+                self.ended_us = None;
             }
             EventRef::Finished(f) => {
-                status_event = Some(EventKind::Finished);
-                ended_us = Some(f.time_us.to_native());
-                counters = record::counters_of(&f.counters);
+                self.status_event = Some(EventKind::Finished);
+                self.ended_us = Some(f.time_us.to_native());
+                self.counters = record::counters_of(&f.counters);
             }
             EventRef::Failed(f) => {
-                status_event = Some(EventKind::Failed);
-                ended_us = Some(f.time_us.to_native());
-                failure = Some(f.message.as_str().to_string());
+                self.status_event = Some(EventKind::Failed);
+                self.ended_us = Some(f.time_us.to_native());
+                self.failure = Some(f.message.as_str().to_string());
             }
             EventRef::Banner(_) | EventRef::Service(_) | EventRef::ExportComplete(_) => {}
         }
-        Ok(())
-    });
-    let (damage, err) = match res {
-        Ok(()) => (None, None),
-        Err(e @ StoreError::Corrupt { .. }) => (Some(e.to_string()), Some(e)),
-        Err(e) => return Err(e),
-    };
-    let Some(started) = started else {
-        return Err(match damage {
-            Some(d) => StoreError::NotALog {
-                dir: reader.dir().to_path_buf(),
-                why: d,
-            },
-            None => StoreError::Empty {
-                dir: reader.dir().to_path_buf(),
-            },
-        });
-    };
-    let status = match status_event {
-        Some(EventKind::Finished) => ScanStatus::Completed,
-        Some(EventKind::Failed) => ScanStatus::Failed,
-        _ if reader.writer_alive() => ScanStatus::Running,
-        Some(EventKind::Paused) => ScanStatus::Paused,
-        _ => ScanStatus::Interrupted,
-    };
-    let open: Vec<&Key> = ever_open
-        .iter()
-        .filter(|(_, v)| **v)
-        .map(|(k, _)| k)
-        .collect();
-    let open_hosts = open.iter().map(|k| k.0).collect::<HashSet<_>>().len() as u64;
-    let probes_done = if status == ScanStatus::Completed {
-        started.total_probes
-    } else {
-        last_checkpoint.map_or(0, |c: Checkpoint| c.next_index)
-    };
-    let summary = ScanSummary {
-        scan_id: started.scan_id,
-        command_line: started.command_line,
-        spec: started.spec,
-        started_us: started.time_us,
-        ended_us,
-        status,
-        last_checkpoint,
-        checkpoints,
-        counters,
-        total_probes: started.total_probes,
-        total_targets: started.total_targets,
-        probes_done,
-        open_ports: open.len() as u64,
-        open_hosts,
-        pid,
-        log_bytes: reader.disk_bytes(),
-        events,
-        event_counts,
-        failure,
-        damage,
-    };
-    Ok((summary, err))
+        None
+    }
+
+    /// The summary of everything folded (`damage`: why reading stopped early).
+    pub(crate) fn finish(self, reader: &LogReader, damage: Option<String>) -> Result<ScanSummary> {
+        let Some(started) = self.started else {
+            return Err(match damage {
+                Some(d) => StoreError::NotALog {
+                    dir: reader.dir().to_path_buf(),
+                    why: d,
+                },
+                None => StoreError::Empty {
+                    dir: reader.dir().to_path_buf(),
+                },
+            });
+        };
+        let status = match self.status_event {
+            Some(EventKind::Finished) => ScanStatus::Completed,
+            Some(EventKind::Failed) => ScanStatus::Failed,
+            _ if reader.writer_alive() => ScanStatus::Running,
+            Some(EventKind::Paused) => ScanStatus::Paused,
+            _ => ScanStatus::Interrupted,
+        };
+        let open: Vec<&Key> = self
+            .ever_open
+            .iter()
+            .filter(|(_, v)| **v)
+            .map(|(k, _)| k)
+            .collect();
+        let open_hosts = open.iter().map(|k| k.0).collect::<HashSet<_>>().len() as u64;
+        let probes_done = if status == ScanStatus::Completed {
+            started.total_probes
+        } else {
+            self.last_checkpoint.map_or(0, |c| c.next_index)
+        };
+        Ok(ScanSummary {
+            scan_id: started.scan_id,
+            command_line: started.command_line,
+            spec: started.spec,
+            started_us: started.time_us,
+            ended_us: self.ended_us,
+            status,
+            last_checkpoint: self.last_checkpoint,
+            checkpoints: self.checkpoints,
+            counters: self.counters,
+            total_probes: started.total_probes,
+            total_targets: started.total_targets,
+            probes_done,
+            open_ports: open.len() as u64,
+            open_hosts,
+            pid: self.pid,
+            log_bytes: reader.disk_bytes(),
+            events: self.events,
+            event_counts: self.event_counts,
+            failure: self.failure,
+            damage,
+        })
+    }
 }
 
 #[derive(Clone, Debug, Default)]

@@ -246,7 +246,10 @@ impl<'a> Cursor<'a> {
 struct Seg {
     n: u64,
     zst_path: PathBuf,
-    raw: Option<(memmap2::Mmap, SegHeader, u64)>,
+    raw: Option<(memmap2::Mmap, u64)>,
+    /// The raw segment's header, decoded on first use (opening a log touches only
+    /// the last segment).
+    rawh: OnceLock<std::result::Result<SegHeader, HeaderProblem>>,
     cache: OnceLock<std::result::Result<(AlignedBuf, SegHeader), (u64, String)>>,
 }
 
@@ -313,18 +316,7 @@ impl LogReader {
             if raw {
                 let p = dir.join(raw_name(n));
                 match map_ro(&p) {
-                    Ok((map, len)) => {
-                        let h = SegHeader::decode(&map).map_err(|p2| header_err(dir, &p, n, p2))?;
-                        if h.segment != n {
-                            return Err(StoreError::Corrupt {
-                                dir: dir.to_path_buf(),
-                                segment: n,
-                                offset: 0,
-                                what: format!("header says segment {}", h.segment),
-                            });
-                        }
-                        mapped = Some((map, h, len));
-                    }
+                    Ok((map, len)) => mapped = Some((map, len)),
                     // Compressed and removed between listing and opening.
                     Err(e)
                         if e.kind() == std::io::ErrorKind::NotFound
@@ -336,6 +328,7 @@ impl LogReader {
                 n,
                 zst_path,
                 raw: mapped,
+                rawh: OnceLock::new(),
                 cache: OnceLock::new(),
             });
         }
@@ -346,17 +339,17 @@ impl LogReader {
             tail: None,
             log_id: 0,
         };
-        let (_, h0) = r.bytes(0)?;
-        r.log_id = h0.log_id;
-        if let Some(last) = r.segs.last() {
-            if let Some((map, h, len)) = &last.raw {
-                let mode = if *len == h.capacity {
-                    SegMode::Active
-                } else {
-                    SegMode::Complete
-                };
-                r.tail = Some(SegView { b: map, h: *h }.find_tail(mode, alive));
-            }
+        let last = r.segs.len() - 1;
+        let (_, hl) = r.bytes(last)?;
+        r.log_id = hl.log_id;
+        if let Some((map, len)) = &r.segs[last].raw {
+            let h = hl;
+            let mode = if *len == h.capacity {
+                SegMode::Active
+            } else {
+                SegMode::Complete
+            };
+            r.tail = Some(SegView { b: map, h }.find_tail(mode, alive));
         }
         Ok(r)
     }
@@ -381,17 +374,34 @@ impl LogReader {
         let mut total = 0;
         for s in &self.segs {
             total += match &s.raw {
-                Some((_, _, len)) => *len,
+                Some((_, len)) => *len,
                 None => std::fs::metadata(&s.zst_path).map(|m| m.len()).unwrap_or(0),
             };
         }
         total
     }
 
+    fn raw_header(&self, idx: usize) -> Result<SegHeader> {
+        let s = &self.segs[idx];
+        let (map, _) = s.raw.as_ref().expect("a raw segment");
+        let r = s.rawh.get_or_init(|| {
+            let h = SegHeader::decode(map)?;
+            if h.segment != s.n {
+                return Err(HeaderProblem::Layout(format!(
+                    "header says segment {}",
+                    h.segment
+                )));
+            }
+            Ok(h)
+        });
+        r.clone()
+            .map_err(|p| header_err(&self.dir, &self.dir.join(raw_name(s.n)), s.n, p))
+    }
+
     fn mode(&self, idx: usize) -> SegMode {
         let s = &self.segs[idx];
-        match &s.raw {
-            Some((_, h, len)) if idx + 1 == self.segs.len() && *len == h.capacity => {
+        match (&s.raw, s.rawh.get()) {
+            (Some((_, len)), Some(Ok(h))) if idx + 1 == self.segs.len() && *len == h.capacity => {
                 SegMode::Active
             }
             _ => SegMode::Complete,
@@ -400,8 +410,8 @@ impl LogReader {
 
     fn bytes(&self, idx: usize) -> Result<(&[u8], SegHeader)> {
         let s = &self.segs[idx];
-        if let Some((map, h, _)) = &s.raw {
-            return Ok((&map[..], *h));
+        if let Some((map, _)) = &s.raw {
+            return Ok((&map[..], self.raw_header(idx)?));
         }
         let r = s
             .cache
@@ -430,7 +440,7 @@ impl LogReader {
         if h.segment != n {
             return bad(format!("header says segment {}", h.segment));
         }
-        if idx > 0 && h.log_id != self.log_id {
+        if h.log_id != self.log_id {
             return bad("segment belongs to another log (log id differs)".into());
         }
         if idx > 0 && h.first_seq != seq {
@@ -496,7 +506,7 @@ impl LogReader {
             let s = &self.segs[idx];
             let owned;
             let (b, h): (&[u8], SegHeader) = match (&s.raw, s.cache.get()) {
-                (Some((map, h, _)), _) => (&map[..], *h),
+                (Some((map, _)), _) => (&map[..], self.raw_header(idx)?),
                 (None, Some(Ok((buf, h)))) => (&buf[..], *h),
                 _ => {
                     owned =

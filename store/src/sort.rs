@@ -11,7 +11,7 @@
 
 use crate::error::{Result, StoreError};
 use crate::event::*;
-use crate::project::{hostnames_of, make_row, reply_of, service_info};
+use crate::project::{hostnames_of, make_row, reply_of, service_info, SummaryFold};
 use crate::reader::{Entry, LogReader};
 use crate::record::EventRef;
 use crate::results::{ResultRow, ServiceInfo};
@@ -420,6 +420,25 @@ pub fn sorted_rows(reader: &LogReader) -> Result<SortedRows> {
 
 /// [`sorted_rows`] with explicit memory budget and spill directory.
 pub fn sorted_rows_with(reader: &LogReader, opts: &SortOptions) -> Result<SortedRows> {
+    sorted_rows_inner(reader, opts, None)
+}
+
+/// The summary ([`crate::summarize`]) and the sorted rows ([`sorted_rows_with`])
+/// in one pass over the log: each compressed segment is decompressed once.
+pub fn summary_and_sorted_rows(
+    reader: &LogReader,
+    opts: &SortOptions,
+) -> Result<(crate::ScanSummary, SortedRows)> {
+    let mut fold = SummaryFold::default();
+    let rows = sorted_rows_inner(reader, opts, Some(&mut fold))?;
+    Ok((fold.finish(reader, None)?, rows))
+}
+
+fn sorted_rows_inner(
+    reader: &LogReader,
+    opts: &SortOptions,
+    mut fold: Option<&mut SummaryFold>,
+) -> Result<SortedRows> {
     let item_size = std::mem::size_of::<(SKey, u64, Partial)>();
     let mut chunk = Chunk {
         items: Vec::new(),
@@ -447,6 +466,9 @@ pub fn sorted_rows_with(reader: &LogReader, opts: &SortOptions) -> Result<Sorted
         Ok(())
     };
     reader.visit(|e: Entry<'_>| -> Result<()> {
+        if let Some(f) = fold.as_deref_mut() {
+            f.apply(&e);
+        }
         let (k, p) = match e.event {
             EventRef::ScanStarted(s) => {
                 for (a, n) in hostnames_of(s) {

@@ -185,6 +185,21 @@ fn sorted_rows_equal_the_in_memory_fold_on_random_data_with_duplicates() {
         // External sort, everything in memory.
         let rows: Vec<ResultRow> = sorted_rows(&r).unwrap().map(|x| x.unwrap()).collect();
         assert_eq!(rows, expected, "sorted_rows, n={n}");
+        // The same rows and the summary in one pass.
+        let (summary, it) = summary_and_sorted_rows(&r, &SortOptions::default()).unwrap();
+        assert_eq!(
+            it.map(|x| x.unwrap()).collect::<Vec<_>>(),
+            expected,
+            "one pass, n={n}"
+        );
+        assert_eq!(summary, summarize(&r).unwrap());
+        assert_eq!(
+            summary.open_ports as usize,
+            expected
+                .iter()
+                .filter(|r| r.state == PortState::Open)
+                .count()
+        );
         // External sort with a tiny budget: many runs, merged in several passes.
         let spill = tmp.path().join("spill");
         std::fs::create_dir_all(&spill).unwrap();

@@ -1,6 +1,7 @@
 //! One module per subcommand: its clap `Args` and its `run`.
 
 pub mod export;
+pub mod history;
 pub mod lab;
 pub mod monitor;
 pub mod replay;
