@@ -271,3 +271,43 @@ fn adapts_to_a_small_descriptor_limit() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// IPv6 targets go through the same loop (sockaddr_in6): open and closed on ::1.
+#[test]
+fn ipv6_loopback() {
+    let Ok(open) = TcpListener::bind("[::1]:0") else {
+        eprintln!("skipped: no IPv6 loopback here");
+        return;
+    };
+    let open_port = open.local_addr().unwrap().port();
+    let closed_port = TcpListener::bind("[::1]:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut jobs = [open_port, closed_port]
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| Job {
+            position: i as u64,
+            addr: SocketAddr::new(std::net::Ipv6Addr::LOCALHOST.into(), p),
+        });
+    let mut events: Vec<Event> = Vec::new();
+    connect::scan(
+        &mut jobs,
+        &ConnectOptions::default(),
+        &mut events,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    let mut want = vec![
+        (open_port, PortState::Open, Reason::Connected),
+        (closed_port, PortState::Closed, Reason::ConnRefused),
+    ];
+    want.sort();
+    assert_eq!(replies(&events), want);
+    let Event::Reply(r) = &events[0] else {
+        panic!()
+    };
+    assert!(r.addr.ip().is_ipv6());
+}
