@@ -1,0 +1,131 @@
+//! Printing the figures: one table per phase, and after each table the ratio
+//! prtip/peer for every figure of every prtip backend against every peer.
+//! Text only (stdout); the JSON is written by main. Touches nothing else.
+
+use crate::scanners::Outcome;
+
+fn mb(b: u64) -> f64 {
+    b as f64 / 1e6
+}
+
+fn pct(o: &Outcome) -> String {
+    match &o.recall {
+        Some(r) => format!("{:.3}%", r.recall * 100.0),
+        None => "-".into(),
+    }
+}
+
+fn rate(r: u64) -> String {
+    if r == 0 {
+        "max".into()
+    } else {
+        format!("{}k", r as f64 / 1e3)
+    }
+}
+
+/// Header of a results table.
+pub fn header() {
+    println!(
+        "  {:<16} {:>7} {:>8} {:>8} {:>11} {:>9} {:>8} {:>8} {:>8}  notes",
+        "scanner", "asked", "wall s", "send s", "probes/s@t", "recall", "cpu s", "rss MB", "fp+dup"
+    );
+}
+
+/// One row.
+pub fn row(o: &Outcome) {
+    let fp = o
+        .recall
+        .as_ref()
+        .map(|r| format!("{}", r.false_pos + r.dups))
+        .unwrap_or_else(|| "-".into());
+    let mut notes = o.notes.clone();
+    if !o.lab.drops.is_empty() {
+        notes.push(format!(
+            "veth: {}",
+            o.lab
+                .drops
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+    }
+    if o.runs > 1 {
+        notes.push(format!("{} runs", o.runs));
+    }
+    println!(
+        "  {:<16} {:>7} {:>8.2} {:>8.2} {:>11.0} {:>9} {:>8.2} {:>8.1} {:>8}  {}",
+        o.scanner,
+        rate(o.rate),
+        o.usage.wall_s,
+        o.send_window_s,
+        o.rate_at_target,
+        pct(o),
+        o.usage.cpu_s(),
+        mb(o.usage.max_rss_bytes),
+        fp,
+        notes.join("; ")
+    );
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if b == 0.0 || !a.is_finite() || !b.is_finite() {
+        "-".into()
+    } else {
+        format!("{:.2}x", a / b)
+    }
+}
+
+/// The ratios prtip/peer of one group of outcomes (one rate, or one phase).
+pub fn ratios(group: &[Outcome]) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for p in group.iter().filter(|o| o.scanner.starts_with("prtip")) {
+        for q in group.iter().filter(|o| !o.scanner.starts_with("prtip")) {
+            let rec = |o: &Outcome| o.recall.as_ref().map(|r| r.recall).unwrap_or(f64::NAN);
+            let line = format!(
+                "  {}/{}: wall {}  probes/s@t {}  recall {}  cpu {}  rss {}",
+                p.scanner,
+                q.scanner,
+                ratio(p.usage.wall_s, q.usage.wall_s),
+                ratio(p.rate_at_target, q.rate_at_target),
+                ratio(rec(p), rec(q)),
+                ratio(p.usage.cpu_s(), q.usage.cpu_s()),
+                ratio(p.usage.max_rss_bytes as f64, q.usage.max_rss_bytes as f64),
+            );
+            println!("{line}");
+            let r = |a: f64, b: f64| {
+                if b == 0.0 || !a.is_finite() || !b.is_finite() {
+                    serde_json::Value::Null
+                } else {
+                    serde_json::json!(a / b)
+                }
+            };
+            out.push(serde_json::json!({
+                "prtip": p.scanner, "peer": q.scanner, "rate": p.rate,
+                "wall": r(p.usage.wall_s, q.usage.wall_s),
+                "rate_at_target": r(p.rate_at_target, q.rate_at_target),
+                "recall": r(rec(p), rec(q)),
+                "cpu": r(p.usage.cpu_s(), q.usage.cpu_s()),
+                "rss": r(p.usage.max_rss_bytes as f64, q.usage.max_rss_bytes as f64),
+            }));
+        }
+    }
+    out
+}
+
+/// Print a ratio line for a single figure (bisect, memory) of every prtip vs every peer.
+pub fn figure_ratios(name: &str, figs: &[(String, f64)]) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for (p, a) in figs.iter().filter(|(n, _)| n.starts_with("prtip")) {
+        let mut parts = Vec::new();
+        for (q, b) in figs.iter().filter(|(n, _)| !n.starts_with("prtip")) {
+            parts.push(format!("/{q} {}", ratio(*a, *b)));
+            out.push(serde_json::json!({"figure": name, "prtip": p, "peer": q,
+                "ratio": if *b > 0.0 { serde_json::json!(a / b) } else { serde_json::Value::Null }}));
+        }
+        if !parts.is_empty() {
+            println!("  {name} {p}{}", parts.join("  "));
+        }
+    }
+    out
+}
