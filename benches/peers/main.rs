@@ -434,7 +434,7 @@ fn phases(
                     rate,
                     wait_s: s.wait_s,
                     send_only: false,
-                    sink: "log",
+                    sink: "cli",
                     tag: format!("sweep-{rate}"),
                 };
                 match scanners::run(k, &env, &job) {
@@ -481,7 +481,7 @@ fn phases(
                     rate,
                     wait_s: s.wait_s,
                     send_only: false,
-                    sink: "log",
+                    sink: "cli",
                     tag: format!("bisect-{rate}"),
                 };
                 let o = match scanners::run(k, &env, &job) {
@@ -563,7 +563,7 @@ fn phases(
                 rate: 0,
                 wait_s: 1,
                 send_only: true,
-                sink: "log",
+                sink: "cli",
                 tag: "send".into(),
             };
             match scanners::run(k, &env, &job) {
@@ -595,6 +595,7 @@ fn phases(
         let mut rows = Vec::new();
         let mut figs = Vec::new();
         let mut variants: Vec<(Scanner, &str)> = vec![
+            (Scanner::PrtipPacket, "cli"),
             (Scanner::PrtipPacket, "log"),
             (Scanner::PrtipPacket, "log-noprefault"),
             (Scanner::PrtipPacket, "vec"),
@@ -620,9 +621,14 @@ fn phases(
             match scanners::run(k, &env, &job) {
                 Ok(mut o) => {
                     if k.is_prtip() {
-                        o.scanner = format!("{}:{sink}", k.name());
-                        if sink.starts_with("log") {
-                            let dir = work.join(format!("{}-mem-{sink}.log", k.name()));
+                        o.scanner = if o.via == "prtip scan" {
+                            format!("{}:prtip-scan", k.name())
+                        } else {
+                            format!("{}:{sink}", k.name())
+                        };
+                        if sink.starts_with("log") || sink == "cli" {
+                            let ext = if o.via == "prtip scan" { "home" } else { "log" };
+                            let dir = work.join(format!("{}-mem-{sink}.{ext}", k.name()));
                             o.notes.push(format!(
                                 "log {:.1} MB on disk",
                                 scanners::dir_bytes(&dir) as f64 / 1e6

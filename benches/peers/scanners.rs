@@ -128,7 +128,8 @@ pub struct Job<'a> {
     pub wait_s: u64,
     /// Into the sink: nothing answers, only the send rate counts.
     pub send_only: bool,
-    /// prtip's sink (`log` as `prtip scan` does; `vec`/`map` for the memory comparison).
+    /// How prtip runs: `cli` (`prtip scan`, or the child with the log when the cli
+    /// cannot yet), or the child with sink `log`, `log-noprefault`, `vec`, `map`.
     pub sink: &'a str,
     /// Free-form tag for file names.
     pub tag: String,
@@ -159,6 +160,8 @@ pub struct Outcome {
     pub lab: Counters,
     /// Exact command line(s).
     pub commands: Vec<String>,
+    /// What ran (`prtip scan`, the harness child, or the peer).
+    pub via: String,
     /// What the prtip child printed (JSON), if any.
     pub child: Option<serde_json::Value>,
     /// Things to know about this run.
@@ -199,6 +202,7 @@ struct Invocation {
     out: PathBuf,
     probes: u64,
     wake: bool,
+    via: &'static str,
 }
 
 fn invocations(k: Scanner, env: &Env<'_>, job: &Job<'_>) -> anyhow::Result<Vec<Invocation>> {
@@ -233,6 +237,7 @@ fn invocations(k: Scanner, env: &Env<'_>, job: &Job<'_>) -> anyhow::Result<Vec<I
                 out,
                 probes: t.probes(),
                 wake: true,
+                via: "masscan",
             });
         }
         Scanner::Zmap => {
@@ -273,6 +278,7 @@ fn invocations(k: Scanner, env: &Env<'_>, job: &Job<'_>) -> anyhow::Result<Vec<I
                     out,
                     probes: t.hosts as u64 * per_ip as u64,
                     wake: false,
+                    via: "zmap",
                 });
             }
         }
@@ -298,6 +304,7 @@ fn invocations(k: Scanner, env: &Env<'_>, job: &Job<'_>) -> anyhow::Result<Vec<I
                 out,
                 probes: t.probes(),
                 wake: false,
+                via: "nmap",
             });
         }
         Scanner::PrtipPacket | Scanner::PrtipXdp => {
@@ -309,16 +316,21 @@ fn invocations(k: Scanner, env: &Env<'_>, job: &Job<'_>) -> anyhow::Result<Vec<I
             let log = env.work.join(format!("{tag}.log"));
             let _ = std::fs::remove_dir_all(&log);
             let use_cli =
-                job.sink == "log" && env.cli.scan && (k == Scanner::PrtipPacket || env.cli.xdp);
+                job.sink == "cli" && env.cli.scan && (k == Scanner::PrtipPacket || env.cli.xdp);
             let cmd = if use_cli {
                 let home = env.work.join(format!("{tag}.home"));
                 let _ = std::fs::remove_dir_all(&home);
                 let mut cmd = ns_cmd(lab, &env.prtip.display().to_string());
                 cmd.arg("--home").arg(&home).args(["scan", "-sS", &cidr]);
                 cmd.args(["-p", &ports_arg(&t.ports)])
+                    // 0 = unlimited, as the engine reads it.
                     .args(["--rate", &job.rate.to_string()])
+                    // One pass, like masscan and zmap: recall says how lossless the path is.
                     .args(["--max-retries", "0"])
-                    .args(["--wait", &job.wait_s.to_string()]);
+                    .args(["--wait", &job.wait_s.to_string()])
+                    // Open ports are not printed one by one (the peers write theirs
+                    // to a file; prtip's results are in its log).
+                    .arg("--quiet");
                 if k == Scanner::PrtipXdp {
                     cmd.args(["--xdp", &c.scan_if]);
                 }
@@ -326,7 +338,7 @@ fn invocations(k: Scanner, env: &Env<'_>, job: &Job<'_>) -> anyhow::Result<Vec<I
             } else {
                 let a = ChildArgs {
                     backend: backend.into(),
-                    sink: job.sink.into(),
+                    sink: if job.sink == "cli" { "log" } else { job.sink }.into(),
                     net: std::net::Ipv4Addr::from(t.base),
                     prefix: (32 - t.hosts.trailing_zeros()) as u8,
                     ports: t.ports.clone(),
@@ -351,6 +363,11 @@ fn invocations(k: Scanner, env: &Env<'_>, job: &Job<'_>) -> anyhow::Result<Vec<I
                 },
                 probes: t.probes(),
                 wake: false,
+                via: if use_cli {
+                    "prtip scan"
+                } else {
+                    "harness child (engine + backend + sink, no cli)"
+                },
             });
         }
     }
@@ -385,6 +402,7 @@ pub fn run(k: Scanner, env: &Env<'_>, job: &Job<'_>) -> anyhow::Result<Outcome> 
     for inv in invs {
         anyhow::ensure!(!proc::stopping(), "stopped by the user");
         o.commands.push(show(&inv.cmd));
+        o.via = inv.via.to_string();
         let stdout_path = env.work.join("last.stdout");
         let stderr_path = env.work.join("last.stderr");
         let stdout = File::create(&stdout_path)?;
