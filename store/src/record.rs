@@ -314,6 +314,28 @@ where
     rkyv::api::low::access::<T, Failure>(bytes).ok()
 }
 
+/// Validate a pointer-free, fixed-size archive with its bytecheck `CheckBytes`
+/// impl directly: the archive is exactly one `T` (what `put_plain` writes), so no
+/// validator context (subtree ranges for relative pointers) is needed.
+#[inline(always)]
+fn check_plain<T>(bytes: &[u8]) -> Option<&T>
+where
+    T: Portable + CheckBytes<rkyv::rancor::Strategy<(), Failure>>,
+{
+    if bytes.len() != std::mem::size_of::<T>()
+        || !(bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<T>())
+    {
+        return None;
+    }
+    let ptr = bytes.as_ptr() as *const T;
+    // SAFETY: `ptr` is aligned for `T` and points at `size_of::<T>()` readable
+    // bytes (both checked above); check_bytes reads only those bytes.
+    unsafe { T::check_bytes(ptr, rkyv::rancor::Strategy::wrap(&mut ())).ok()? };
+    // SAFETY: check_bytes succeeded, so the bytes are a valid `T`, and they live
+    // as long as `bytes`.
+    Some(unsafe { &*ptr })
+}
+
 /// Validate an archive of kind `tag`. `Ok(None)` for a tag this prtip does not
 /// know (written by a newer version: skipped); `Err` if the bytes are not a valid
 /// archive of that kind.
@@ -324,15 +346,15 @@ pub fn decode(tag: u8, bytes: &[u8]) -> Result<Option<EventRef<'_>>, ()> {
     };
     let r = match kind {
         EventKind::ScanStarted => check(bytes).map(EventRef::ScanStarted),
-        EventKind::Reply => check(bytes).map(EventRef::Reply),
+        EventKind::Reply => check_plain(bytes).map(EventRef::Reply),
         EventKind::Banner => check(bytes).map(EventRef::Banner),
         EventKind::Service => check(bytes).map(EventRef::Service),
-        EventKind::Checkpoint => check(bytes).map(EventRef::Checkpoint),
+        EventKind::Checkpoint => check_plain(bytes).map(EventRef::Checkpoint),
         EventKind::Paused => check(bytes).map(EventRef::Paused),
         EventKind::Resumed => check(bytes).map(EventRef::Resumed),
-        EventKind::Finished => check(bytes).map(EventRef::Finished),
+        EventKind::Finished => check_plain(bytes).map(EventRef::Finished),
         EventKind::Failed => check(bytes).map(EventRef::Failed),
-        EventKind::Sample => check(bytes).map(EventRef::Sample),
+        EventKind::Sample => check_plain(bytes).map(EventRef::Sample),
         EventKind::ExportComplete => check(bytes).map(EventRef::ExportComplete),
     };
     r.map(Some).ok_or(())
