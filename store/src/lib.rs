@@ -10,6 +10,45 @@
 //!   result stream in constant memory, and the history index (redb).
 //!
 //! The store never depends on the engine, never opens sockets and never renders.
+//!
+//! ```
+//! use prtip_store::event::*;
+//! use prtip_store::{summarize, sorted_rows, LogOptions, LogReader, LogWriter, ScanStatus};
+//! # fn spec() -> ScanSpec { ScanSpec { targets: vec!["10.0.0.1".into()], resolved: vec![],
+//! #   excludes: vec![], ports: "T:22".into(), scan_type: ScanType::Syn, service_detection: false,
+//! #   rate: 0, max_rate: 0, timing: 3, seed: 1, shard_index: 0, shard_count: 1,
+//! #   backend: BackendKind::Packet, interface: None, source: None, router_mac: None,
+//! #   max_retries: 0, wait_ms: 0, checkpoint_every_probes: 0, checkpoint_every_ms: 0,
+//! #   outputs: vec![], filter: None, service_probes: None, extra_json: "{}".into() } }
+//! let dir = tempfile::tempdir()?;
+//! let log = dir.path().join("scans/1");
+//!
+//! // Write: the engine pushes events into a sink; checkpoints are durable on return.
+//! let writer = LogWriter::create(&log, LogOptions::default())?;
+//! let mut sink = writer.sink();
+//! sink.push(Event::ScanStarted(Box::new(ScanStarted {
+//!     scan_id: 1, time_us: now_us(), spec: spec(),
+//!     versions: Versions { prtip: "0.1.0".into(), schema: SCHEMA_VERSION },
+//!     command_line: vec![], total_probes: 1, total_targets: 1, pid: std::process::id(),
+//! })))?;
+//! sink.push(Event::Reply(Reply {
+//!     addr: std::net::Ipv4Addr::new(10, 0, 0, 1).into(), port: 22, proto: Protocol::Tcp,
+//!     state: PortState::Open, reason: Reason::SynAck, ttl: 64, icmp_code: 0, rtt_us: 300,
+//!     time_us: now_us(),
+//! }))?;
+//! sink.checkpoint(Checkpoint { next_index: 1, counters: Counters::default(), time_us: now_us() })?;
+//! sink.push(Event::Finished(Finished { time_us: now_us(), counters: Counters::default() }))?;
+//! drop(sink);
+//! writer.finish()?;
+//!
+//! // Read: every record is checked (CRC32C + rkyv) before it is handed out.
+//! let reader = LogReader::open(&log)?;
+//! assert_eq!(reader.iter().count(), 4);
+//! assert_eq!(summarize(&reader)?.status, ScanStatus::Completed);
+//! let rows: Vec<_> = sorted_rows(&reader)?.collect::<Result<_, _>>()?;
+//! assert_eq!((rows[0].port, rows[0].state), (22, PortState::Open));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #![warn(missing_docs)]
 
