@@ -399,3 +399,35 @@ fn a_follower_tails_a_live_writer_across_segments() {
     assert!(matches!(got[n as usize + 1], Event::Checkpoint(_)));
     assert!(polls > 1);
 }
+
+#[test]
+fn an_event_larger_than_a_segment_gets_a_larger_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("scan");
+    let mut big = started(1);
+    if let Event::ScanStarted(s) = &mut big {
+        s.spec.targets = (0..200_000)
+            .map(|i| format!("10.{}.{}.0/24", i / 256 % 256, i % 256))
+            .collect();
+    }
+    let w = LogWriter::create(&d, small(1 << 20, false)).unwrap();
+    let mut s = w.sink();
+    s.push(big.clone()).unwrap();
+    for i in 0..1000 {
+        s.push(event(i)).unwrap();
+    }
+    drop(s);
+    w.finish().unwrap();
+    let r = LogReader::open(&d).unwrap();
+    let back = r.scan_started().unwrap();
+    assert_eq!(Event::ScanStarted(Box::new(back)), big);
+    assert_eq!(read_all(&d).0, 1000);
+    // The first segment was sealed empty; the second is as large as the event needs.
+    assert!(r.segments() >= 2);
+    assert!(
+        std::fs::metadata(d.join("seg-0000000001.log"))
+            .unwrap()
+            .len()
+            > 1 << 20
+    );
+}
