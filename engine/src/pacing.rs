@@ -7,8 +7,11 @@
 //! The bucket counts in units of 10⁻¹² token: `elapsed_ns × rate_mpps` units arrive
 //! per elapsed nanosecond (rate in milli-probes per second), a probe costs 10¹²
 //! units. No floating point, so over any run the number of probes granted is
-//! `⌊elapsed × rate⌋ + burst` exactly (the burst is the only slack, and it is at
-//! most 64 probes).
+//! `⌊elapsed × rate⌋` exactly, as long as the sender never falls further behind
+//! than the bucket holds. The SYN sender uses [`TokenBucket::catchup_burst`]: the
+//! bucket holds 100 ms of probes, so a sender thread that was descheduled for a
+//! moment catches up (in batches of 64, back to back) and the run's rate stays
+//! exact; a pause resets the bucket so nothing is caught up after it.
 //!
 //! | template | name       | rate (probes/s) | --max-retries | --wait | retry gap |
 //! |----------|------------|-----------------|---------------|--------|-----------|
@@ -46,6 +49,12 @@ impl TokenBucket {
             units: 0,
             last_ns: now_ns,
         }
+    }
+
+    /// 100 ms of probes at `rate_mpps` (at least 1): what the SYN sender may catch
+    /// up after a stall, so that the rate over a run is exact.
+    pub fn catchup_burst(rate_mpps: u64) -> u64 {
+        (rate_mpps / 10_000).max(1)
     }
 
     /// The burst that keeps sends smooth at `rate_mpps`: about 1/200 s of probes,
@@ -189,6 +198,33 @@ mod tests {
     }
 
     #[test]
+    fn a_stalling_sender_keeps_the_exact_rate_with_the_catchup_burst() {
+        // 25 000 probes/s for 10 simulated seconds; the sender asks for up to 64 every
+        // 1 ms but is descheduled for 30 ms every 200 ms.
+        let run = |burst: u64| {
+            let rate = 25_000_000;
+            let mut b = TokenBucket::new(rate, burst, 0);
+            let (mut t, mut got) = (0u64, 0u64);
+            while t < 10 * S {
+                got += b.take(t, 64);
+                t += if t % 200_000_000 < 1_000_000 {
+                    30_000_000
+                } else {
+                    1_000_000
+                };
+            }
+            got
+        };
+        let exact = run(TokenBucket::catchup_burst(25_000_000));
+        assert!((249_900..=250_000).contains(&exact), "{exact}");
+        let smooth = run(TokenBucket::smooth_burst(25_000_000));
+        assert!(
+            smooth < 240_000,
+            "a 64-probe burst loses the stalls: {smooth}"
+        );
+    }
+
+    #[test]
     fn burst_caps_after_idle_time() {
         let mut b = TokenBucket::new(1_000_000, 10, 0); // 1000/s
         assert_eq!(b.take(10 * S, 1000), 10, "idle time only fills the burst");
@@ -235,5 +271,7 @@ mod tests {
         assert_eq!(parse_duration_ms("soon"), None);
         assert_eq!(TokenBucket::smooth_burst(1_000), 1);
         assert_eq!(TokenBucket::smooth_burst(1_000_000_000), 64);
+        assert_eq!(TokenBucket::catchup_burst(25_000_000), 2_500);
+        assert_eq!(TokenBucket::catchup_burst(2_500), 1);
     }
 }

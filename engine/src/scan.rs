@@ -639,7 +639,7 @@ fn sender(
     let span = plan.walk.span().max(1);
     let rate = plan.timing.rate_mpps;
     let ns = |t: Instant| t.duration_since(start).as_nanos() as u64;
-    let mut bucket = TokenBucket::new(rate, TokenBucket::smooth_burst(rate), ns(Instant::now()));
+    let mut bucket = TokenBucket::new(rate, TokenBucket::catchup_burst(rate), ns(Instant::now()));
     let mut p = from;
     let mut last_send = Instant::now();
     let mut probes: Vec<Probe> = Vec::with_capacity(BATCH as usize);
