@@ -164,6 +164,11 @@ fn sink_drops_and_counts_every_frame() {
     let s = SinkStats::read(&progs.target).unwrap();
     assert_eq!(s.frames, 1000);
     assert_eq!(s.bytes, 1000 * (14 + 20 + 8 + 18));
+    // Another process (the benchmark harness) reads the same counters through the attached program.
+    let seen = in_netns(&pair.tgt_ns, || SinkStats::of_interface(&pair.tgt_if)).unwrap();
+    assert_eq!(seen, s);
+    let err = in_netns(&pair.scan_ns, || SinkStats::of_interface(&pair.scan_if)).unwrap_err();
+    assert!(err.to_string().contains("no XDP program"), "{err}");
 
     drop(progs);
     assert!(pair.detached(false));

@@ -428,3 +428,30 @@ pub fn interface_info(ifname: &str) -> Result<InterfaceInfo> {
         attached,
     })
 }
+
+/// Ids of the maps the program behind `fd` uses.
+pub(crate) fn prog_map_ids(fd: BorrowedFd<'_>) -> io::Result<Vec<u32>> {
+    // SAFETY: bpf_prog_info is plain old data; zero is valid.
+    let mut info: sys::bpf_prog_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<sys::bpf_prog_info>() as u32;
+    // SAFETY: info/len describe a buffer we own of the right size.
+    let r = unsafe { sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) };
+    if r < 0 {
+        return Err(neg_errno(r));
+    }
+    let n = info.nr_map_ids;
+    let mut ids = vec![0u32; n as usize];
+    // SAFETY: as above; zero is valid.
+    let mut info2: sys::bpf_prog_info = unsafe { std::mem::zeroed() };
+    info2.nr_map_ids = n;
+    info2.map_ids = ids.as_mut_ptr() as u64;
+    let mut len = std::mem::size_of::<sys::bpf_prog_info>() as u32;
+    // SAFETY: the kernel writes at most nr_map_ids u32s to map_ids, which points at
+    // `ids` (n elements), alive for the call.
+    let r = unsafe { sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info2, &mut len) };
+    if r < 0 {
+        return Err(neg_errno(r));
+    }
+    ids.truncate(info2.nr_map_ids.min(n) as usize);
+    Ok(ids)
+}
