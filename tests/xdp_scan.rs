@@ -27,12 +27,47 @@ fn scan_cmd(home: &Path, ns: &str, args: &[&str]) -> Command {
     c
 }
 
-fn lab(prefix: &str, responder: prtip_lab::ResponderKind) -> prtip_lab::LabGuard {
-    common::lab_with(prtip_lab::LabConfig {
+/// A lab whose target's kernel answers; with `xdp_responder`, the XDP responder
+/// (and the scanner side's pass-through) attached in this process on top, so
+/// that every SYN is answered by XDP_TX. Drop order: programs, then the lab.
+struct Lab {
+    xdp: Option<prtip_xdp::lab::LabPrograms>,
+    guard: prtip_lab::LabGuard,
+}
+
+impl Lab {
+    fn config(&self) -> &prtip_lab::LabConfig {
+        self.guard.config()
+    }
+}
+
+fn lab(prefix: &str, xdp_responder: bool) -> Lab {
+    let guard = common::lab_with(prtip_lab::LabConfig {
         tcp_ports: OPEN.to_vec(),
-        responder,
         ..common::lab_config(prefix)
-    })
+    });
+    let xdp = xdp_responder.then(|| {
+        let c = guard.config();
+        let cfg = prtip_xdp::responder::ResponderConfig::new(
+            c.target_net.addr(),
+            c.target_net.prefix(),
+            &c.tcp_ports,
+        )
+        .unwrap();
+        let sides = prtip_xdp::lab::LabSides {
+            scan_ns: c.scan_ns.clone(),
+            scan_if: c.scan_if.clone(),
+            tgt_ns: c.tgt_ns.clone(),
+            tgt_if: c.tgt_if.clone(),
+        };
+        prtip_xdp::lab::attach(
+            &sides,
+            &prtip_xdp::lab::LabTarget::Responder(cfg),
+            prtip_xdp::XdpMode::Native,
+        )
+        .unwrap()
+    });
+    Lab { xdp, guard }
 }
 
 fn scan_dir(home: &Path, id: u64) -> PathBuf {
@@ -86,7 +121,7 @@ fn backend_of(home: &Path, id: u64) -> prtip_store::event::BackendKind {
 }
 
 /// Scan `net` with AF_PACKET then with AF_XDP; both must equal the ground truth.
-fn same_results(lab: &prtip_lab::LabGuard, net: &str, base: Ipv4Addr, prefix: u8, rate: &str) {
+fn same_results(lab: &Lab, net: &str, base: Ipv4Addr, prefix: u8, rate: &str) {
     let home = tempfile::tempdir().unwrap();
     let ns = lab.config().scan_ns.clone();
     let iface = lab.config().scan_if.clone();
@@ -118,6 +153,11 @@ fn same_results(lab: &prtip_lab::LabGuard, net: &str, base: Ipv4Addr, prefix: u8
     let want = truth(base, prefix);
     let got_packet = log_results(&scan_dir(home.path(), 1));
     let got_xdp = log_results(&scan_dir(home.path(), 2));
+    if let Some(p) = &lab.xdp {
+        // Every probe of both scans was answered by the XDP responder, none by the kernel.
+        let st = prtip_xdp::responder::ResponderStats::read(&p.target).unwrap();
+        assert_eq!(st.syn_ack + st.rst, 2 * want.len() as u64, "{st:?}");
+    }
     assert!(
         got_packet == want,
         "AF_PACKET differs from ground truth ({} rows)",
@@ -140,7 +180,7 @@ fn xdp_finds_what_af_packet_finds_with_the_kernel_answering() {
     if !common::netns_tests_enabled() {
         return;
     }
-    let lab = lab("pxk", prtip_lab::ResponderKind::Kernel);
+    let lab = lab("pxk", false);
     same_results(
         &lab,
         "198.19.0.0/20",
@@ -155,7 +195,7 @@ fn xdp_finds_what_af_packet_finds_with_the_xdp_responder() {
     if !common::netns_tests_enabled() {
         return;
     }
-    let lab = lab("pxr", prtip_lab::ResponderKind::Xdp);
+    let lab = lab("pxr", true);
     same_results(
         &lab,
         "198.19.0.0/18",
@@ -170,7 +210,7 @@ fn xdp_scan_pauses_on_sigint_and_resumes_to_ground_truth() {
     if !common::netns_tests_enabled() {
         return;
     }
-    let lab = lab("pxp", prtip_lab::ResponderKind::Kernel);
+    let lab = lab("pxp", false);
     let home = tempfile::tempdir().unwrap();
     let ns = lab.config().scan_ns.clone();
     let iface = lab.config().scan_if.clone();
@@ -233,7 +273,7 @@ fn bad_xdp_flags_exit_2_and_write_nothing() {
     if !common::netns_tests_enabled() {
         return;
     }
-    let lab = lab("pxb", prtip_lab::ResponderKind::Kernel);
+    let lab = lab("pxb", false);
     let ns = lab.config().scan_ns.clone();
     let iface = lab.config().scan_if.clone();
     let cases: Vec<(Vec<&str>, &str)> = vec![

@@ -193,3 +193,35 @@ pub(crate) fn load_error(program: &'static str, e: libbpf_rs::Error) -> XdpError
     }
     XdpError::Load { program, err: e }
 }
+
+/// Counters of the prtip program `program` attached to `ifname` by any process,
+/// read through the program's map `map` (calling thread's namespace).
+pub(crate) fn attached_counters(ifname: &str, program: &str, map: &str) -> Result<Vec<u64>> {
+    use std::os::fd::AsFd;
+    let ifindex = sys::ifindex(ifname)?;
+    let q = sys::xdp_query(ifindex)
+        .map_err(|e| XdpError::os(format!("querying XDP state of {ifname}"), e))?;
+    if q.prog_id == 0 {
+        return Err(XdpError::Config(format!("no XDP program on {ifname}")));
+    }
+    let (fd, name) =
+        sys::prog_by_id(q.prog_id).map_err(|e| XdpError::os("opening the attached program", e))?;
+    if !program.starts_with(&name) || name.is_empty() {
+        return Err(XdpError::Config(format!(
+            "{ifname} runs {name:?}, not {program}"
+        )));
+    }
+    let ids =
+        sys::prog_map_ids(fd.as_fd()).map_err(|e| XdpError::os("listing the program's maps", e))?;
+    for id in ids {
+        let Ok(m) = MapHandle::from_map_id(id) else {
+            continue;
+        };
+        if m.name() == map {
+            return read_percpu_counters(&m);
+        }
+    }
+    Err(XdpError::Config(format!(
+        "{program} on {ifname} has no map {map}"
+    )))
+}

@@ -241,16 +241,18 @@ struct Worker {
     thread: Option<JoinHandle<()>>,
 }
 
-enum TxInner {
-    /// One queue: the caller's thread sends.
-    Inline(Box<TxHalf>),
-    /// Several queues: one sender thread per queue, fed batches round-robin.
-    Workers { workers: Vec<Worker>, next: usize },
-}
-
-/// The sending side: [`Transmit`] over every queue's socket.
+/// The sending side: [`Transmit`] over every sending queue's socket.
+///
+/// Queue 0 is sent on by the caller's thread itself; queues 1.. each have a
+/// sender thread fed whole batches. A call with a full batch (64 probes: the
+/// scan runs as fast as it can) goes round-robin over all queues, so N threads
+/// do the kernel's per-frame work in parallel; a smaller call (a paced scan
+/// below the machine's limit) is sent inline on queue 0 without waking a
+/// thread, which keeps the CPU cost per probe low at modest rates.
 pub struct XdpTx {
-    inner: TxInner,
+    inline: Box<TxHalf>,
+    workers: Vec<Worker>,
+    next: usize,
     error: Arc<Mutex<Option<io::Error>>>,
     _filter: Arc<ScanFilter>,
 }
@@ -265,49 +267,51 @@ impl std::fmt::Debug for XdpTx {
 
 /// Batches waiting for a sender thread (per queue); beyond this send() blocks.
 const WORKER_DEPTH: usize = 8;
+/// How long the receiver lets replies gather after a wakeup on empty rings.
+const RX_COALESCE: Duration = Duration::from_micros(500);
+/// A full batch: calls this large are spread over the queues.
+const FULL_BATCH: usize = 64;
 
 impl XdpTx {
-    fn new(mut halves: Vec<TxHalf>, filter: Arc<ScanFilter>) -> XdpTx {
+    fn new(halves: Vec<TxHalf>, filter: Arc<ScanFilter>) -> XdpTx {
         let error = Arc::new(Mutex::new(None));
-        let inner = if halves.len() == 1 {
-            TxInner::Inline(Box::new(halves.pop().expect("one half")))
-        } else {
-            let workers = halves
-                .into_iter()
-                .map(|mut half| {
-                    let (full_tx, full_rx) = bounded::<Vec<Probe>>(WORKER_DEPTH);
-                    let (empty_tx, empty_rx) = bounded::<Vec<Probe>>(WORKER_DEPTH + 2);
-                    let counts = Arc::new(SharedCounts::default());
-                    let c2 = counts.clone();
-                    let err = error.clone();
-                    let thread = std::thread::Builder::new()
-                        .name(format!("prtip-xdp-tx{}", half.queue()))
-                        .spawn(move || {
-                            for mut buf in full_rx {
-                                if let Err(e) = half.send_all(&buf) {
-                                    *err.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                                    return;
-                                }
-                                c2.store(&half.counts);
-                                buf.clear();
-                                let _ = empty_tx.try_send(buf);
+        let mut halves = halves.into_iter();
+        let inline = Box::new(halves.next().expect("at least one sending queue"));
+        let workers = halves
+            .map(|mut half| {
+                let (full_tx, full_rx) = bounded::<Vec<Probe>>(WORKER_DEPTH);
+                let (empty_tx, empty_rx) = bounded::<Vec<Probe>>(WORKER_DEPTH + 2);
+                let counts = Arc::new(SharedCounts::default());
+                let c2 = counts.clone();
+                let err = error.clone();
+                let thread = std::thread::Builder::new()
+                    .name(format!("prtip-xdp-tx{}", half.queue()))
+                    .spawn(move || {
+                        for mut buf in full_rx {
+                            if let Err(e) = half.send_all(&buf) {
+                                *err.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                                return;
                             }
-                            let _ = half.flush(Duration::from_secs(1));
                             c2.store(&half.counts);
-                        })
-                        .expect("spawning an AF_XDP sender thread");
-                    Worker {
-                        full: Some(full_tx),
-                        empty: empty_rx,
-                        counts,
-                        thread: Some(thread),
-                    }
-                })
-                .collect();
-            TxInner::Workers { workers, next: 0 }
-        };
+                            buf.clear();
+                            let _ = empty_tx.try_send(buf);
+                        }
+                        let _ = half.flush(Duration::from_secs(1));
+                        c2.store(&half.counts);
+                    })
+                    .expect("spawning an AF_XDP sender thread");
+                Worker {
+                    full: Some(full_tx),
+                    empty: empty_rx,
+                    counts,
+                    thread: Some(thread),
+                }
+            })
+            .collect();
         XdpTx {
-            inner,
+            inline,
+            workers,
+            next: 0,
             error,
             _filter: filter,
         }
@@ -320,73 +324,65 @@ impl XdpTx {
 
 impl Transmit for XdpTx {
     fn send(&mut self, probes: &[Probe]) -> io::Result<usize> {
-        match &mut self.inner {
-            TxInner::Inline(half) => {
-                half.send_all(probes)?;
-                Ok(probes.len())
+        if let Some(e) = self.take_error() {
+            return Err(e);
+        }
+        if self.workers.is_empty() || probes.len() < FULL_BATCH {
+            self.inline.send_all(probes)?;
+            return Ok(probes.len());
+        }
+        let queues = self.workers.len() + 1;
+        for chunk in probes.chunks(FULL_BATCH) {
+            let k = self.next % queues;
+            self.next = self.next.wrapping_add(1);
+            if k == 0 {
+                self.inline.send_all(chunk)?;
+                continue;
             }
-            TxInner::Workers { workers, next } => {
-                if let Some(e) = self.error.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                    return Err(e);
-                }
-                for chunk in probes.chunks(64) {
-                    let w = &workers[*next % workers.len()];
-                    *next = next.wrapping_add(1);
-                    let mut buf = w
-                        .empty
-                        .try_recv()
-                        .unwrap_or_else(|_| Vec::with_capacity(64));
-                    buf.extend_from_slice(chunk);
-                    let full = w.full.as_ref().expect("open until drop");
-                    if full.send(buf).is_err() {
-                        // The thread ended: it left its error behind.
-                        return Err(self.take_error().unwrap_or_else(|| {
-                            io::Error::other("an AF_XDP sender thread stopped")
-                        }));
-                    }
-                }
-                Ok(probes.len())
+            let w = &self.workers[k - 1];
+            let mut buf = w
+                .empty
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(FULL_BATCH));
+            buf.extend_from_slice(chunk);
+            let full = w.full.as_ref().expect("open until drop");
+            if full.send(buf).is_err() {
+                // The thread ended: it left its error behind.
+                return Err(self
+                    .take_error()
+                    .unwrap_or_else(|| io::Error::other("an AF_XDP sender thread stopped")));
             }
         }
+        Ok(probes.len())
     }
 
     fn stats(&self) -> TxStats {
-        match &self.inner {
-            TxInner::Inline(half) => TxStats {
-                packets: half.counts.packets,
-                bytes: half.counts.bytes,
-                batches: half.counts.batches,
-                backpressure: half.counts.backpressure,
-            },
-            TxInner::Workers { workers, .. } => {
-                let mut s = TxStats::default();
-                for w in workers {
-                    s.packets += w.counts.packets.load(Ordering::Relaxed);
-                    s.bytes += w.counts.bytes.load(Ordering::Relaxed);
-                    s.batches += w.counts.batches.load(Ordering::Relaxed);
-                    s.backpressure += w.counts.backpressure.load(Ordering::Relaxed);
-                }
-                s
-            }
+        let c = &self.inline.counts;
+        let mut s = TxStats {
+            packets: c.packets,
+            bytes: c.bytes,
+            batches: c.batches,
+            backpressure: c.backpressure,
+        };
+        for w in &self.workers {
+            s.packets += w.counts.packets.load(Ordering::Relaxed);
+            s.bytes += w.counts.bytes.load(Ordering::Relaxed);
+            s.batches += w.counts.batches.load(Ordering::Relaxed);
+            s.backpressure += w.counts.backpressure.load(Ordering::Relaxed);
         }
+        s
     }
 }
 
 impl Drop for XdpTx {
     fn drop(&mut self) {
-        match &mut self.inner {
-            TxInner::Inline(half) => {
-                let _ = half.flush(Duration::from_secs(1));
-            }
-            TxInner::Workers { workers, .. } => {
-                for w in workers.iter_mut() {
-                    w.full.take(); // closes the channel: the thread flushes and ends
-                }
-                for w in workers.iter_mut() {
-                    if let Some(t) = w.thread.take() {
-                        let _ = t.join();
-                    }
-                }
+        for w in self.workers.iter_mut() {
+            w.full.take(); // closes the channel: the thread flushes and ends
+        }
+        let _ = self.inline.flush(Duration::from_secs(1));
+        for w in self.workers.iter_mut() {
+            if let Some(t) = w.thread.take() {
+                let _ = t.join();
             }
         }
     }
@@ -413,8 +409,25 @@ impl XdpRx {
         self.filter.stats()
     }
 
+    /// The kernel's counters of every socket, by queue.
+    pub fn socket_stats(&self) -> Vec<crate::xsk::SocketStats> {
+        self.halves.iter().map(RxHalf::socket_stats).collect()
+    }
+
     fn drain_all(&mut self, on_frame: &mut dyn FnMut(&[u8])) -> usize {
         self.halves.iter_mut().map(|h| h.drain(on_frame)).sum()
+    }
+}
+
+impl Drop for XdpRx {
+    fn drop(&mut self) {
+        // PRTIP_XDP_STATS=1: what the filter and each socket saw, for diagnosis.
+        if std::env::var_os("PRTIP_XDP_STATS").is_some() {
+            eprintln!("prtip-xdp: filter {:?}", self.filter.stats());
+            for (q, s) in self.socket_stats().iter().enumerate() {
+                eprintln!("prtip-xdp: queue {q} {s:?}");
+            }
+        }
     }
 }
 
@@ -451,6 +464,12 @@ impl Receive for XdpRx {
                 return Ok(0);
             }
             return Err(e);
+        }
+        if r > 0 {
+            // Something arrived while the rings were empty: a paced scan. Let a few
+            // more replies gather before reading, so one wakeup serves many frames
+            // (like TPACKET_V3's block timeout, but 20x shorter).
+            std::thread::sleep(RX_COALESCE.min(timeout));
         }
         Ok(self.drain_all(on_frame))
     }

@@ -29,7 +29,7 @@ pub use attach::AttachedProgram;
 pub use backend::{backend, open_pair, XdpBackend, XdpOptions, XdpRx, XdpTx};
 pub use error::{Result, XdpError};
 pub use sys::{in_netns, interface_info, InterfaceInfo, XdpMode};
-pub use xsk::{SocketSizes, ZeroCopy};
+pub use xsk::{SocketSizes, SocketStats, ZeroCopy};
 
 #[allow(missing_docs, clippy::all, unsafe_op_in_unsafe_fn, unused_imports)]
 mod skel {

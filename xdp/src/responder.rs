@@ -11,7 +11,7 @@ use std::os::fd::AsFd;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::MapHandle;
 
-use crate::attach::{attach_fd, load_error, AttachedProgram};
+use crate::attach::{attach_fd, attached_counters, load_error, AttachedProgram};
 use crate::error::{Result, XdpError};
 use crate::skel::responder::ResponderSkelBuilder;
 use crate::sys::XdpMode;
@@ -90,12 +90,25 @@ pub struct ResponderStats {
 impl ResponderStats {
     /// Read the counters of an attached responder.
     pub fn read(prog: &AttachedProgram) -> Result<Self> {
-        let c = prog.counters()?;
-        Ok(ResponderStats {
+        Ok(Self::from_counters(&prog.counters()?))
+    }
+
+    /// Counters of the responder attached to `ifname` by another process (the
+    /// lab's holder); in the calling thread's namespace.
+    pub fn of_interface(ifname: &str) -> Result<Self> {
+        Ok(Self::from_counters(&attached_counters(
+            ifname,
+            PROGRAM,
+            "responder_stats",
+        )?))
+    }
+
+    fn from_counters(c: &[u64]) -> Self {
+        ResponderStats {
             syn_ack: c.first().copied().unwrap_or(0),
             rst: c.get(1).copied().unwrap_or(0),
             passed: c.get(2).copied().unwrap_or(0),
-        })
+        }
     }
 }
 

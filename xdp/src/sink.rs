@@ -8,12 +8,9 @@ use std::os::fd::AsFd;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::MapHandle;
 
-use libbpf_rs::MapCore;
-
-use crate::attach::{attach_fd, load_error, read_percpu_counters, AttachedProgram};
-use crate::error::{Result, XdpError};
+use crate::attach::{attach_fd, attached_counters, load_error, AttachedProgram};
+use crate::error::Result;
 use crate::skel::sink::SinkSkelBuilder;
-use crate::sys;
 use crate::sys::XdpMode;
 
 /// Name of the sink program as the kernel knows it.
@@ -43,38 +40,11 @@ impl SinkStats {
     /// Counters of the sink attached to `ifname` by another process (the lab's
     /// holder), found through the program's maps; in the calling thread's namespace.
     pub fn of_interface(ifname: &str) -> Result<SinkStats> {
-        let ifindex = sys::ifindex(ifname)?;
-        let q = sys::xdp_query(ifindex)
-            .map_err(|e| XdpError::os(format!("querying XDP state of {ifname}"), e))?;
-        if q.prog_id == 0 {
-            return Err(XdpError::Config(format!(
-                "no XDP program on {ifname}: is the lab's sink up?"
-            )));
-        }
-        let (fd, name) = sys::prog_by_id(q.prog_id)
-            .map_err(|e| XdpError::os("opening the attached program", e))?;
-        if name != PROGRAM {
-            return Err(XdpError::Config(format!(
-                "{ifname} runs {name:?}, not the sink"
-            )));
-        }
-        let ids = sys::prog_map_ids(fd.as_fd())
-            .map_err(|e| XdpError::os("listing the sink's maps", e))?;
-        for id in ids {
-            let Ok(m) = MapHandle::from_map_id(id) else {
-                continue;
-            };
-            if m.name() == "sink_stats" {
-                let c = read_percpu_counters(&m)?;
-                return Ok(SinkStats {
-                    frames: c.first().copied().unwrap_or(0),
-                    bytes: c.get(1).copied().unwrap_or(0),
-                });
-            }
-        }
-        Err(XdpError::Config(format!(
-            "the sink on {ifname} has no sink_stats map"
-        )))
+        let c = attached_counters(ifname, PROGRAM, "sink_stats")?;
+        Ok(SinkStats {
+            frames: c.first().copied().unwrap_or(0),
+            bytes: c.get(1).copied().unwrap_or(0),
+        })
     }
 }
 

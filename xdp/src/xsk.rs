@@ -45,7 +45,9 @@ pub struct SocketSizes {
     pub frame_size: u32,
     /// TX frames (= TX and completion ring size; power of two).
     pub tx_frames: u32,
-    /// RX frames (= fill and RX ring size; power of two).
+    /// RX frames (= fill and RX ring size; power of two). The default 8192 holds
+    /// 40 ms of replies at 200 000/s per queue while the receiving thread is not
+    /// scheduled (2 KiB each: 16 MiB per queue).
     pub rx_frames: u32,
     /// Frames per TX batch (one sendto per batch in copy mode).
     pub batch: usize,
@@ -56,7 +58,7 @@ impl Default for SocketSizes {
         SocketSizes {
             frame_size: 2048,
             tx_frames: 2048,
-            rx_frames: 2048,
+            rx_frames: 8192,
             batch: 64,
         }
     }
@@ -470,6 +472,25 @@ impl TxHalf {
     }
 }
 
+/// The kernel's counters of one AF_XDP socket (XDP_STATISTICS) and the frames read from it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SocketStats {
+    /// Frames prtip read from the RX ring.
+    pub frames: u64,
+    /// Frames the kernel dropped for other reasons than a full ring.
+    pub rx_dropped: u64,
+    /// Frames dropped because the RX ring was full (prtip not reading fast enough).
+    pub rx_ring_full: u64,
+    /// Times the fill ring was empty when a frame arrived.
+    pub rx_fill_ring_empty: u64,
+    /// Invalid RX descriptors.
+    pub rx_invalid: u64,
+    /// Invalid TX descriptors.
+    pub tx_invalid: u64,
+    /// Times the TX ring was empty on a kick.
+    pub tx_ring_empty: u64,
+}
+
 /// Counters of one RX half.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct RxCounts {
@@ -547,6 +568,25 @@ impl RxHalf {
             let _ = self.rxq.poll(0);
         }
         total
+    }
+
+    /// The kernel's counters of this socket (XDP_STATISTICS).
+    pub fn socket_stats(&self) -> SocketStats {
+        match self.rxq.fd().xdp_statistics() {
+            Ok(s) => SocketStats {
+                rx_dropped: s.rx_dropped(),
+                rx_ring_full: s.rx_ring_full(),
+                rx_fill_ring_empty: s.rx_fill_ring_empty_descs(),
+                rx_invalid: s.rx_invalid_descs(),
+                tx_invalid: s.tx_invalid_descs(),
+                tx_ring_empty: s.tx_ring_empty_descs(),
+                frames: self.counts.frames,
+            },
+            Err(_) => SocketStats {
+                frames: self.counts.frames,
+                ..Default::default()
+            },
+        }
     }
 
     /// Kernel drop counters of this socket (XDP_STATISTICS).

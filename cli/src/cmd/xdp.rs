@@ -65,7 +65,21 @@ pub fn run_info(args: InfoArgs) -> anyhow::Result<ExitCode> {
         }
     );
     match &info.attached {
-        Some((id, name, mode)) => println!("attached       {name} (id {id}, {mode} mode)"),
+        Some((id, name, mode)) => {
+            println!("attached       {name} (id {id}, {mode} mode)");
+            // prtip's own programs: show their counters.
+            if let Ok(s) = prtip_xdp::responder::ResponderStats::of_interface(&args.iface) {
+                println!(
+                    "counters       {} SYN-ACK, {} RST sent; {} frames passed",
+                    s.syn_ack, s.rst, s.passed
+                );
+            } else if let Ok(s) = prtip_xdp::sink::SinkStats::of_interface(&args.iface) {
+                println!(
+                    "counters       {} frames ({} bytes) dropped",
+                    s.frames, s.bytes
+                );
+            }
+        }
         None => println!("attached       nothing"),
     }
     Ok(ExitCode::SUCCESS)
