@@ -264,8 +264,10 @@ impl SummaryFold {
         let status = match self.status_event {
             Some(EventKind::Finished) => ScanStatus::Completed,
             Some(EventKind::Failed) => ScanStatus::Failed,
-            _ if reader.writer_alive() => ScanStatus::Running,
+            // Paused last: paused, also while the writer still holds the log
+            // (a scan held in place by SIGUSR1 or the monitor's `p`).
             Some(EventKind::Paused) => ScanStatus::Paused,
+            _ if reader.writer_alive() => ScanStatus::Running,
             _ => ScanStatus::Interrupted,
         };
         let open: Vec<&Key> = self

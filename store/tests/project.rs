@@ -336,9 +336,33 @@ fn summaries_tell_every_status() {
         summarize(&LogReader::open(&dir).unwrap()).unwrap().status,
         ScanStatus::Running
     );
+    // Held in place (SIGUSR1): Paused is the last word while the writer lives.
+    s.checkpoint(checkpoint(500)).unwrap();
     s.push(Event::Paused(Paused {
-        next_index: 0,
+        next_index: 500,
         time_us: 1,
+        reason: "SIGUSR1".into(),
+    }))
+    .unwrap();
+    s.sync().unwrap();
+    let held = summarize(&LogReader::open(&dir).unwrap()).unwrap();
+    assert_eq!(held.status, ScanStatus::Paused);
+    assert_eq!(held.probes_done, 500);
+    // SIGUSR2: running again.
+    s.push(Event::Resumed(Resumed {
+        from_index: 500,
+        time_us: 2,
+        pid: 1234,
+    }))
+    .unwrap();
+    s.sync().unwrap();
+    assert_eq!(
+        summarize(&LogReader::open(&dir).unwrap()).unwrap().status,
+        ScanStatus::Running
+    );
+    s.push(Event::Paused(Paused {
+        next_index: 500,
+        time_us: 3,
         reason: "monitor".into(),
     }))
     .unwrap();

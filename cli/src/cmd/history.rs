@@ -387,7 +387,15 @@ fn show(paths: &Paths, scan: &str, out: &mut String) -> anyhow::Result<ExitCode>
             cp.counters.sent
         );
     }
-    if s.status.resumable() {
+    if s.status == ScanStatus::Paused && prtip_store::writer_alive(&dir).unwrap_or(false) {
+        // Held in place by SIGUSR1 / the monitor's `p`: the process waits.
+        let pid = std::fs::read_to_string(dir.join("LOCK")).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "held in place by pid {0}; continue: kill -USR2 {0} (or `r` in prtip monitor)",
+            pid.trim()
+        );
+    } else if s.status.resumable() {
         let _ = writeln!(out, "resume: prtip replay {} --from-checkpoint", s.scan_id);
     }
     Ok(ExitCode::SUCCESS)
@@ -443,9 +451,8 @@ fn clean(
         if r.started_us >= cutoff {
             continue;
         }
-        if r.status == ScanStatus::Running
-            && prtip_store::writer_alive(&r.log_path).unwrap_or(false)
-        {
+        // Running, or paused in place (SIGUSR1): a live process holds the log.
+        if prtip_store::writer_alive(&r.log_path).unwrap_or(false) {
             let _ = writeln!(
                 out,
                 "kept scan {} (still running, pid in {})",

@@ -48,6 +48,15 @@ fn effective_status(status: ScanStatus, dir: &std::path::Path) -> ScanStatus {
     }
 }
 
+/// The pid the log's writer wrote into `<dir>/LOCK`.
+fn lock_pid(dir: &std::path::Path) -> Option<u32> {
+    std::fs::read_to_string(dir.join("LOCK"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// Find the log directory (and history id, when known) the user means.
 pub fn choose(
     history: &HistoryIndex,
@@ -82,9 +91,11 @@ pub fn choose(
     let pick = if last || !resumable_only {
         rows.last()
     } else {
-        rows.iter()
-            .rev()
-            .find(|r| matches!(r.status, ScanStatus::Paused | ScanStatus::Interrupted))
+        rows.iter().rev().find(|r| {
+            matches!(r.status, ScanStatus::Paused | ScanStatus::Interrupted)
+                    // held in place by a live process: SIGUSR2 continues it
+                    && !prtip_store::writer_alive(&r.log_path).unwrap_or(false)
+        })
     };
     match pick {
         Some(r) => Ok((Some(r.id), r.log_path.clone())),
@@ -125,6 +136,13 @@ pub fn resume(
         ScanStatus::Running => {
             return Err(usage(format!(
                 "scan {id} is still running; pause it first (Ctrl-C or kill -INT its pid)"
+            )));
+        }
+        ScanStatus::Paused if prtip_store::writer_alive(&dir).unwrap_or(false) => {
+            return Err(usage(format!(
+                "scan {id} is paused in place and its process still holds the log; continue it \
+                 with `kill -USR2 {}` (or `r` in prtip monitor), or stop it with kill -INT first",
+                lock_pid(&dir).map_or_else(|| "<pid>".to_string(), |p| p.to_string())
             )));
         }
         _ => {}

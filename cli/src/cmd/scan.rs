@@ -169,6 +169,12 @@ pub struct Args {
     /// Do not print open ports as they are found.
     #[arg(long)]
     pub quiet: bool,
+    /// Run the scan with the monitor in front (full screen; keys as in `prtip
+    /// monitor`). `p`/`r` hold and continue the scan in place; `q` (or Esc,
+    /// Ctrl-C) only leaves the monitor: the scan keeps going in the terminal with
+    /// its progress line and summary, and Ctrl-C then pauses it (resumable).
+    #[arg(long)]
+    pub tui: bool,
 }
 
 /// Rewrite nmap's multi-letter single-dash flags (`-iL`, `-oX`, ...) into the long
@@ -526,12 +532,15 @@ struct Tee<'a> {
     names: HashMap<IpAddr, String>,
     quiet: bool,
     progress_line: bool,
+    /// True while the monitor owns the terminal (`--tui`): print nothing.
+    hush: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl EventSink for Tee<'_> {
     fn push(&mut self, event: Event) -> Result<(), SinkError> {
         if let Event::Reply(r) = &event {
-            if r.state == PortState::Open && !self.quiet {
+            let hushed = self.hush.as_ref().is_some_and(|h| h.load(Relaxed));
+            if r.state == PortState::Open && !self.quiet && !hushed {
                 let ip = r.addr.ip();
                 let name = self
                     .names
@@ -559,6 +568,7 @@ fn progress_thread(
     control: Arc<ScanControl>,
     done: Arc<std::sync::atomic::AtomicBool>,
     span: u64,
+    hush: Option<Arc<std::sync::atomic::AtomicBool>>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let start = Instant::now();
@@ -589,6 +599,9 @@ fn progress_thread(
             } else {
                 0.0
             };
+            if hush.as_ref().is_some_and(|h| h.load(Relaxed)) {
+                continue;
+            }
             let held = if control.is_held() {
                 " · paused (SIGUSR2 resumes)"
             } else {
@@ -602,7 +615,9 @@ fn progress_thread(
                 p.open.load(Relaxed)
             );
         }
-        eprint!("\r\x1b[2K");
+        if !hush.as_ref().is_some_and(|h| h.load(Relaxed)) {
+            eprint!("\r\x1b[2K");
+        }
     })
 }
 
@@ -628,10 +643,23 @@ pub enum Start {
 
 /// Run a scan (fresh or resumed) to its end, pause or abort; prints and exports.
 pub fn execute(
+    spec: ScanSpec,
+    start: Start,
+    paths: &Paths,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    execute_with(spec, start, paths, quiet, None)
+}
+
+/// [`execute`], with the monitor in front when `front` is given (`--tui`): the
+/// log directory is handed to it once created, nothing is printed while it is
+/// on screen, and the last words wait until the user has left it.
+pub fn execute_with(
     mut spec: ScanSpec,
     start: Start,
     paths: &Paths,
     quiet: bool,
+    front: Option<super::live::Front>,
 ) -> anyhow::Result<ExitCode> {
     let mut plan = ScanPlan::new(&spec).map_err(|e| usage(e.to_string()))?;
     // Privilege and route before anything is written.
@@ -729,6 +757,10 @@ pub fn execute(
             (id, dir, writer, Some(from), counters, Vec::new())
         }
     };
+    if let Some(f) = &front {
+        f.log_created(&dir);
+    }
+    let hush = front.as_ref().map(|f| f.on_screen_flag());
     let mut counters = counters;
     // On resume, the ports the log already decided: replayed by the SYN engine on a
     // thread of its own (the first probes go out meanwhile), counted here otherwise.
@@ -767,7 +799,14 @@ pub fn execute(
     let signals = install_signals(control.clone(), spec.wait_ms)?;
     let tty = std::io::stderr().is_terminal();
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let progress = tty.then(|| progress_thread(control.clone(), done.clone(), plan.walk.span()));
+    let progress = tty.then(|| {
+        progress_thread(
+            control.clone(),
+            done.clone(),
+            plan.walk.span(),
+            hush.clone(),
+        )
+    });
     let mut log_sink = writer.sink();
     let names: HashMap<IpAddr, String> = spec
         .resolved
@@ -788,11 +827,13 @@ pub fn execute(
             sample_every: Duration::from_secs(1),
             preload: None,
         };
+        let mut tracked = super::live::HistoryTracking::new(&mut log_sink, &history, id);
         let mut tee = Tee {
-            inner: &mut log_sink,
+            inner: &mut tracked,
             names,
             quiet,
             progress_line: tty,
+            hush: hush.clone(),
         };
         match (spec.scan_type, pair) {
             (ScanType::Syn, Some(io)) if spec.service_detection => {
@@ -865,6 +906,11 @@ pub fn execute(
         let _ = p.join();
     }
     signals.close();
+    if let Some(f) = &front {
+        if result.is_ok() {
+            f.wait_closed();
+        }
+    }
     let elapsed = started.elapsed();
     let outcome = match result {
         Ok(o) => o,
@@ -1054,6 +1100,9 @@ fn install_signals(
 /// Run a scan.
 pub fn run(args: Args, paths: &Paths) -> anyhow::Result<ExitCode> {
     let spec = build_spec(&args)?;
+    if args.tui {
+        return super::live::scan_with_monitor(spec, std::env::args().collect(), paths, args.quiet);
+    }
     execute(
         spec,
         Start::Fresh {
