@@ -18,15 +18,15 @@ pub mod grab;
 pub mod ring;
 pub mod run;
 pub mod sys;
+pub(crate) mod walk;
 
 use crate::pacing::TokenBucket;
-use io_uring::{opcode, squeue, types};
+use io_uring::{opcode, types};
 use prtip_store::event::{
-    now_us, Addr, Checkpoint, Counters, Event, EventSink, PortState, Protocol, Reason, Reply,
-    SinkError,
+    now_us, Addr, Counters, Event, EventSink, PortState, Protocol, Reason, Reply, SinkError,
 };
-use ring::{unpack, user_data, Ring};
-use std::collections::{BTreeSet, VecDeque};
+use ring::{unpack, user_data, with_timeout, Ring};
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -195,9 +195,12 @@ pub fn scan_with(
     let mut free: Vec<usize> = (0..cap).rev().collect();
     let mut limit = cap;
     let mut retry: VecDeque<(Job, u32)> = VecDeque::new();
-    let mut unfinished: BTreeSet<u64> = BTreeSet::new();
-    let mut issued_upto = 0u64; // one past the highest position taken from `jobs`
-    let mut exhausted = false;
+    let mut walk = walk::Walk::new(
+        jobs,
+        opts.checkpoint_every_probes,
+        opts.checkpoint_every,
+        sys::now_ns(),
+    );
     let mut c = Counters::default();
     let mut filtered = 0u64;
     let mut peak = 0usize;
@@ -207,8 +210,6 @@ pub fn scan_with(
         TokenBucket::smooth_burst(opts.rate_mpps),
         sys::now_ns(),
     );
-    let mut since_ckpt = 0u64;
-    let mut last_ckpt_ns = sys::now_ns();
     let mut stopped = false;
 
     loop {
@@ -232,20 +233,8 @@ pub fn scan_with(
         while room > 0 && !stopped && !holding {
             let next = if let Some(r) = retry.pop_front() {
                 Some(r)
-            } else if !exhausted {
-                match jobs.next() {
-                    Some(j) => {
-                        issued_upto = j.position + 1;
-                        unfinished.insert(j.position);
-                        Some((j, 0))
-                    }
-                    None => {
-                        exhausted = true;
-                        None
-                    }
-                }
             } else {
-                None
+                walk.next_job().map(|j| (j, 0))
             };
             let Some((job, attempt)) = next else { break };
             let now = sys::now_ns();
@@ -290,28 +279,23 @@ pub fn scan_with(
             s.result = None;
             let conn = opcode::Connect::new(types::Fd(fd), s.addr.as_ptr(), len)
                 .build()
-                .flags(squeue::Flags::IO_LINK)
                 .user_data(user_data(idx, K_CONNECT, s.generation));
-            let to = opcode::LinkTimeout::new(&s.ts).build().user_data(user_data(
-                idx,
-                K_TIMEOUT,
-                s.generation,
-            ));
+            let chain = with_timeout(conn, &s.ts, user_data(idx, K_TIMEOUT, s.generation));
             // SAFETY: the address and timespec live in `slots`, which is never resized or
             // moved while the ring runs; the slot is not reused before both completions
             // (connect and its link timeout) have been reaped (`pending` counts them).
-            unsafe { ring.push(&[conn, to])? };
+            unsafe { ring.push(&chain)? };
             c.sent += 1;
             room -= 1;
         }
         let inflight = cap - free.len();
         peak = peak.max(inflight);
         if inflight == 0 {
-            if stopped || (exhausted && retry.is_empty()) {
+            if stopped || (walk.exhausted() && retry.is_empty()) {
                 break;
             }
             if holding {
-                driver.tick(sink, unfinished.first().copied().unwrap_or(issued_upto), &c)?;
+                driver.tick(sink, walk.next_position(), &c)?;
                 std::thread::sleep(Duration::from_millis(20));
                 continue;
             }
@@ -402,29 +386,13 @@ pub fn scan_with(
                 },
                 time_us: now_us(),
             }))?;
-            unfinished.remove(&job.position);
-            since_ckpt += 1;
+            walk.finish(job.position);
         }
         // 3. progress and checkpoint
-        driver.tick(sink, unfinished.first().copied().unwrap_or(issued_upto), &c)?;
-        let now = sys::now_ns();
-        let by_count =
-            opts.checkpoint_every_probes > 0 && since_ckpt >= opts.checkpoint_every_probes;
-        let by_time = !opts.checkpoint_every.is_zero()
-            && now - last_ckpt_ns >= opts.checkpoint_every.as_nanos() as u64
-            && since_ckpt > 0;
-        if by_count || by_time {
-            let next = unfinished.first().copied().unwrap_or(issued_upto);
-            sink.checkpoint(Checkpoint {
-                next_index: next,
-                counters: c,
-                time_us: now_us(),
-            })?;
-            since_ckpt = 0;
-            last_ckpt_ns = now;
-        }
+        driver.tick(sink, walk.next_position(), &c)?;
+        walk.checkpoint_if_due(sink, c, sys::now_ns())?;
     }
-    let next_position = unfinished.first().copied().unwrap_or(issued_upto);
+    let next_position = walk.next_position();
     Ok(ConnectReport {
         counters: c,
         filtered,

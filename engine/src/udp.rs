@@ -24,16 +24,16 @@
 //! [`LIMITED_EXTRA_RETRIES`] more attempts, so closed ports are not misreported as
 //! open|filtered. Never builds packets by hand, never touches the permutation.
 
-use crate::connect::ring::{unpack, user_data, Ring};
-use crate::connect::{sys, Driver, Job, StopFlag};
+use crate::connect::ring::{unpack, user_data, with_timeout, Ring};
+use crate::connect::{sys, walk::Walk, Driver, Job, StopFlag};
 use crate::pacing::TokenBucket;
 use io_uring::{opcode, squeue, types};
 use prtip_services::ProbeDb;
 use prtip_store::event::{
-    now_us, Addr, Banner, Checkpoint, Counters, Event, EventSink, PortState, Protocol, Reason,
-    Reply, Service, SinkError,
+    now_us, Addr, Banner, Counters, Event, EventSink, PortState, Protocol, Reason, Reply, Service,
+    SinkError,
 };
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::AtomicBool;
@@ -255,10 +255,13 @@ pub fn scan_with(
     let mut free: Vec<usize> = (0..cap).rev().collect();
     let mut limit = cap;
     let mut queue: VecDeque<(Job, u32)> = VecDeque::new(); // retries and host-paced jobs
-    let mut unfinished: BTreeSet<u64> = BTreeSet::new();
+    let mut walk = Walk::new(
+        jobs,
+        opts.checkpoint_every_probes,
+        opts.checkpoint_every,
+        sys::now_ns(),
+    );
     let mut hosts: HashMap<IpAddr, HostPace> = HashMap::new();
-    let mut issued_upto = 0u64;
-    let mut exhausted = false;
     let mut c = Counters::default();
     let (mut open_filtered, mut filtered, mut rate_limited) = (0u64, 0u64, 0u64);
     let mut max_gap_ns = 0u64;
@@ -267,8 +270,6 @@ pub fn scan_with(
         TokenBucket::smooth_burst(opts.rate_mpps),
         sys::now_ns(),
     );
-    let mut since_ckpt = 0u64;
-    let mut last_ckpt_ns = sys::now_ns();
     let mut stopped = false;
     let max_queue = cap * 4;
 
@@ -294,18 +295,8 @@ pub fn scan_with(
             let next = if from_queue {
                 scanned += 1;
                 queue.pop_front()
-            } else if !exhausted && queue.len() < max_queue {
-                match jobs.next() {
-                    Some(j) => {
-                        issued_upto = j.position + 1;
-                        unfinished.insert(j.position);
-                        Some((j, 0))
-                    }
-                    None => {
-                        exhausted = true;
-                        None
-                    }
-                }
+            } else if queue.len() < max_queue {
+                walk.next_job().map(|j| (j, 0))
             } else {
                 None
             };
@@ -364,13 +355,8 @@ pub fn scan_with(
                 .user_data(user_data(idx, K_SEND, s.generation));
             let recv = opcode::Recv::new(types::Fd(fd), s.buf.as_mut_ptr(), RECV_CAP as u32)
                 .build()
-                .flags(squeue::Flags::IO_LINK)
                 .user_data(user_data(idx, K_RECV, s.generation));
-            let to = opcode::LinkTimeout::new(&s.ts).build().user_data(user_data(
-                idx,
-                K_TIMEOUT,
-                s.generation,
-            ));
+            let [recv, to] = with_timeout(recv, &s.ts, user_data(idx, K_TIMEOUT, s.generation));
             // SAFETY: payload (borrowed from the database), the receive buffer (boxed in
             // the slot) and the timespec (in the slot) stay valid and unmoved until the
             // three completions are reaped; the slot is reused only after that.
@@ -379,11 +365,11 @@ pub fn scan_with(
         }
         let inflight = cap - free.len();
         if inflight == 0 {
-            if stopped || (exhausted && queue.is_empty()) {
+            if stopped || (walk.exhausted() && queue.is_empty()) {
                 break;
             }
             if holding {
-                driver.tick(sink, unfinished.first().copied().unwrap_or(issued_upto), &c)?;
+                driver.tick(sink, walk.next_position(), &c)?;
             }
             std::thread::sleep(Duration::from_nanos(wake_ns.min(50_000_000)));
             continue;
@@ -519,8 +505,7 @@ pub fn scan_with(
                             "port-table",
                         ),
                         None => {
-                            unfinished.remove(&job.position);
-                            since_ckpt += 1;
+                            walk.finish(job.position);
                             continue;
                         }
                     },
@@ -538,32 +523,17 @@ pub fn scan_with(
                     method: method.to_string(),
                 }))?;
             }
-            unfinished.remove(&job.position);
-            since_ckpt += 1;
+            walk.finish(job.position);
         }
-        driver.tick(sink, unfinished.first().copied().unwrap_or(issued_upto), &c)?;
-        let now = sys::now_ns();
-        let by_count =
-            opts.checkpoint_every_probes > 0 && since_ckpt >= opts.checkpoint_every_probes;
-        let by_time = !opts.checkpoint_every.is_zero()
-            && now - last_ckpt_ns >= opts.checkpoint_every.as_nanos() as u64
-            && since_ckpt > 0;
-        if by_count || by_time {
-            sink.checkpoint(Checkpoint {
-                next_index: unfinished.first().copied().unwrap_or(issued_upto),
-                counters: c,
-                time_us: now_us(),
-            })?;
-            since_ckpt = 0;
-            last_ckpt_ns = now;
-        }
+        driver.tick(sink, walk.next_position(), &c)?;
+        walk.checkpoint_if_due(sink, c, sys::now_ns())?;
     }
     Ok(UdpReport {
         counters: c,
         open_filtered,
         filtered,
         rate_limited,
-        next_position: unfinished.first().copied().unwrap_or(issued_upto),
+        next_position: walk.next_position(),
         stopped,
         max_gap_ms: max_gap_ns / 1_000_000,
     })

@@ -8,9 +8,9 @@
 //! worked on at once; each holds at most one socket. The decisions (which probe,
 //! what matched) belong to prtip-services; this module never parses answers itself.
 
-use super::ring::{unpack, user_data, Ring};
+use super::ring::{unpack, user_data, with_timeout, Ring};
 use super::{sys, Driver, StopFlag};
-use io_uring::{opcode, squeue, types};
+use io_uring::{opcode, types};
 use prtip_services::{DetectOptions, Detector, NextProbe, ProbeDb};
 use prtip_store::event::{
     now_us, Addr, Banner, Checkpoint, Counters, Event, EventSink, PortState, Protocol, Service,
@@ -269,16 +269,11 @@ fn advance<'db>(
             s.pending = 2;
             let conn = opcode::Connect::new(types::Fd(fd), s.addr.as_ptr(), len)
                 .build()
-                .flags(squeue::Flags::IO_LINK)
                 .user_data(user_data(idx, K_CONNECT, s.generation));
-            let to = opcode::LinkTimeout::new(&s.ts).build().user_data(user_data(
-                idx,
-                K_TIMEOUT,
-                s.generation,
-            ));
+            let chain = with_timeout(conn, &s.ts, user_data(idx, K_TIMEOUT, s.generation));
             // SAFETY: `addr` and `ts` live in the slot, which stays in place (the slot
             // vector is never resized) and is not reused until both completions are in.
-            unsafe { ring.push(&[conn, to])? };
+            unsafe { ring.push(&chain)? };
             return Ok(false);
         }
         let step = s.step.as_ref().unwrap();
@@ -321,15 +316,10 @@ fn advance<'db>(
         let ptr = unsafe { s.buf.as_mut_ptr().add(len) };
         let recv = opcode::Recv::new(types::Fd(s.fd), ptr, space)
             .build()
-            .flags(squeue::Flags::IO_LINK)
             .user_data(user_data(idx, K_RECV, s.generation));
-        let to = opcode::LinkTimeout::new(&s.ts).build().user_data(user_data(
-            idx,
-            K_TIMEOUT,
-            s.generation,
-        ));
+        let chain = with_timeout(recv, &s.ts, user_data(idx, K_TIMEOUT, s.generation));
         // SAFETY: as above; `ts` lives in the slot.
-        unsafe { ring.push(&[recv, to])? };
+        unsafe { ring.push(&chain)? };
         return Ok(false);
     }
 }

@@ -1,8 +1,9 @@
 //! A thin io_uring wrapper shared by the connect scan, the banner grabber and the UDP
 //! scan: push SQEs (submitting when the queue is full), wait for completions with a
-//! deadline, and drain them. Owns the ring; never interprets completions.
+//! deadline, and drain them; and the one chain all three build, an operation linked to
+//! a timeout. Owns the ring; never interprets completions.
 
-use io_uring::{squeue, types, IoUring};
+use io_uring::{opcode, squeue, types, IoUring};
 use std::io;
 use std::time::Duration;
 
@@ -87,6 +88,20 @@ impl Ring {
     }
 }
 
+/// `op` linked to a LINK_TIMEOUT of `ts` tagged `timeout_ud`: the kernel cancels `op`
+/// (ECANCELED) when `ts` passes first. `ts` must stay valid and unmoved until both
+/// completions have been reaped (see [`Ring::push`]).
+pub fn with_timeout(
+    op: squeue::Entry,
+    ts: &types::Timespec,
+    timeout_ud: u64,
+) -> [squeue::Entry; 2] {
+    [
+        op.flags(squeue::Flags::IO_LINK),
+        opcode::LinkTimeout::new(ts).build().user_data(timeout_ud),
+    ]
+}
+
 /// Packs a slot index, an operation kind (0..=15) and a slot generation into user_data.
 #[inline]
 pub fn user_data(slot: usize, kind: u8, generation: u32) -> u64 {
@@ -126,5 +141,24 @@ mod tests {
             got.extend(r.drain());
         }
         assert_eq!(got, vec![(42, -libc::ETIME)]);
+    }
+
+    #[test]
+    fn a_linked_timeout_cancels_the_operation_it_guards() {
+        let mut r = Ring::new(4, 2).unwrap();
+        let ts = types::Timespec::from(Duration::from_millis(5));
+        // a 10 s timeout op that the 5 ms link timeout cuts short
+        let long = types::Timespec::from(Duration::from_secs(10));
+        let op = io_uring::opcode::Timeout::new(&long).build().user_data(1);
+        let chain = with_timeout(op, &ts, 2);
+        // SAFETY: ts and long outlive both completions, which we wait for below.
+        unsafe { r.push(&chain).unwrap() };
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            r.wait(Duration::from_secs(5)).unwrap();
+            got.extend(r.drain());
+        }
+        got.sort();
+        assert_eq!(got, vec![(1, -libc::ECANCELED), (2, -libc::ETIME)]);
     }
 }
