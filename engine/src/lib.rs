@@ -10,6 +10,7 @@ pub mod backend;
 pub mod classify;
 pub mod connect;
 pub mod cookie;
+mod lifecycle;
 pub mod metrics;
 pub mod pacing;
 pub mod permutation;

@@ -36,9 +36,8 @@ use crate::permutation::Walk;
 use crate::ports::PortList;
 use crate::targets::{TargetError, TargetSet};
 use prtip_store::event::{
-    now_us, Addr, Checkpoint, Counters, Event, EventSink, Finished, Paused, PortState, Protocol,
-    Reason, Reply, Resumed, Sample, ScanSpec, ScanStarted, ScanType, SinkError, Versions,
-    SCHEMA_VERSION,
+    now_us, Addr, Checkpoint, Counters, Event, EventSink, PortState, Protocol, Reason, Reply,
+    Sample, ScanSpec, ScanType, SinkError,
 };
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr};
@@ -541,26 +540,7 @@ pub fn run(
     let sent_before = counters.sent;
     control.progress.total.store(total, Relaxed);
     control.progress.position.store(from, Relaxed);
-    match opts.resume_from {
-        None => sink.push(Event::ScanStarted(Box::new(ScanStarted {
-            scan_id: opts.scan_id,
-            time_us: now_us(),
-            spec: plan.spec.clone(),
-            versions: Versions {
-                prtip: env!("CARGO_PKG_VERSION").to_string(),
-                schema: SCHEMA_VERSION,
-            },
-            command_line: opts.command_line.clone(),
-            total_probes: total,
-            total_targets: plan.total_targets(),
-            pid: std::process::id(),
-        })))?,
-        Some(_) => sink.push(Event::Resumed(Resumed {
-            from_index: from,
-            time_us: now_us(),
-            pid: std::process::id(),
-        }))?,
-    }
+    crate::lifecycle::push_start(plan, &opts, sink, total, from)?;
     // Make the first event durable at once: a scan killed right after starting is
     // still a resumable log (its checkpoint says: start at 0). A resumed log has its
     // checkpoints already; it goes straight to sending.
@@ -805,13 +785,7 @@ fn event_loop(
     let total = plan.walk.len();
     let wait = Duration::from_millis(plan.timing.wait_ms);
     let lag = wait.min(Duration::from_secs(2));
-    let ck_every = if opts.checkpoint_every_ms == 0 && opts.checkpoint_every_probes == 0 {
-        Duration::from_millis(1000)
-    } else if opts.checkpoint_every_ms == 0 {
-        Duration::MAX
-    } else {
-        Duration::from_millis(opts.checkpoint_every_ms)
-    };
+    let ck_every = crate::lifecycle::checkpoint_interval(opts);
     let iface = plan.spec.interface.clone().unwrap_or_default();
     let mut cpu = metrics::CpuMeter::default();
     let mut history: VecDeque<(Instant, u64)> = VecDeque::new();
@@ -919,25 +893,12 @@ fn event_loop(
             drain(wait, sink, counters, &mut apply)?;
             refresh(counters);
             let p = sh.position.load(Acquire);
-            sink.checkpoint(Checkpoint {
-                next_index: p,
-                counters: *counters,
-                time_us: now_us(),
-            })?;
-            sink.push(Event::Paused(Paused {
-                next_index: p,
-                time_us: now_us(),
-                reason: control.reason(),
-            }))?;
+            crate::lifecycle::push_paused(sink, p, *counters, control.reason())?;
             last_ck_pos = p;
             held = true;
         }
         if held && !control.is_held() {
-            sink.push(Event::Resumed(Resumed {
-                from_index: last_ck_pos,
-                time_us: now_us(),
-                pid: std::process::id(),
-            }))?;
+            crate::lifecycle::push_resumed(sink, last_ck_pos)?;
             held = false;
             history.clear();
         }
@@ -959,16 +920,7 @@ fn event_loop(
             }
             refresh(counters);
             let p = sh.position.load(Acquire);
-            sink.checkpoint(Checkpoint {
-                next_index: p,
-                counters: *counters,
-                time_us: now_us(),
-            })?;
-            sink.push(Event::Paused(Paused {
-                next_index: p,
-                time_us: now_us(),
-                reason: control.reason(),
-            }))?;
+            crate::lifecycle::push_paused(sink, p, *counters, control.reason())?;
             return Ok(ScanOutcome::Paused {
                 next_index: p,
                 total,
@@ -1064,15 +1016,7 @@ fn event_loop(
         opts,
         sh,
     )?;
-    sink.checkpoint(Checkpoint {
-        next_index: total,
-        counters: *counters,
-        time_us: now_us(),
-    })?;
-    sink.push(Event::Finished(Finished {
-        time_us: now_us(),
-        counters: *counters,
-    }))?;
+    crate::lifecycle::push_finished(sink, total, *counters)?;
     let _ = start;
     Ok(ScanOutcome::Finished {
         counters: *counters,

@@ -18,8 +18,7 @@ use crate::scan::{RunOptions, ScanControl, ScanOutcome, ScanPlan};
 use crate::udp::{self, UdpError, UdpOptions};
 use prtip_services::{DetectOptions, ProbeDb};
 use prtip_store::event::{
-    now_us, Checkpoint, Counters, Event, EventSink, Finished, Paused, Protocol, Resumed, Sample,
-    ScanStarted, ScanType, SinkError, Versions, SCHEMA_VERSION,
+    now_us, Checkpoint, Counters, Event, EventSink, Protocol, Sample, ScanType, SinkError,
 };
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -126,13 +125,7 @@ struct ControlDriver<'a> {
 
 impl<'a> ControlDriver<'a> {
     fn new(control: &'a ScanControl, opts: &'a RunOptions<'a>, base: Counters, from: u64) -> Self {
-        let ck_every = if opts.checkpoint_every_ms == 0 && opts.checkpoint_every_probes == 0 {
-            Duration::from_millis(1000)
-        } else if opts.checkpoint_every_ms == 0 {
-            Duration::MAX
-        } else {
-            Duration::from_millis(opts.checkpoint_every_ms)
-        };
+        let ck_every = crate::lifecycle::checkpoint_interval(opts);
         ControlDriver {
             control,
             opts,
@@ -211,26 +204,13 @@ impl Driver for ControlDriver<'_> {
         if self.positions {
             // a hold: once nothing is in flight (the loops only tick then), checkpoint + Paused
             if self.control.is_held() && self.held_at.is_none() {
-                sink.checkpoint(Checkpoint {
-                    next_index: next,
-                    counters: c,
-                    time_us: now_us(),
-                })?;
-                sink.push(Event::Paused(Paused {
-                    next_index: next,
-                    time_us: now_us(),
-                    reason: self.control.reason(),
-                }))?;
+                crate::lifecycle::push_paused(sink, next, c, self.control.reason())?;
                 self.held_at = Some(next);
                 self.last_ck_pos = next;
             }
             if !self.control.is_held() {
                 if let Some(at) = self.held_at.take() {
-                    sink.push(Event::Resumed(Resumed {
-                        from_index: at,
-                        time_us: now_us(),
-                        pid: std::process::id(),
-                    }))?;
+                    crate::lifecycle::push_resumed(sink, at)?;
                 }
             }
             let by_time = now.duration_since(self.last_ck) >= self.ck_every;
@@ -290,26 +270,7 @@ pub fn run(
     let from = opts.resume_from.unwrap_or(0).min(total);
     control.progress.total.store(total, Relaxed);
     control.progress.position.store(from, Relaxed);
-    match opts.resume_from {
-        None => sink.push(Event::ScanStarted(Box::new(ScanStarted {
-            scan_id: opts.scan_id,
-            time_us: now_us(),
-            spec: plan.spec.clone(),
-            versions: Versions {
-                prtip: env!("CARGO_PKG_VERSION").to_string(),
-                schema: SCHEMA_VERSION,
-            },
-            command_line: opts.command_line.clone(),
-            total_probes: total,
-            total_targets: plan.total_targets(),
-            pid: std::process::id(),
-        })))?,
-        Some(_) => sink.push(Event::Resumed(Resumed {
-            from_index: from,
-            time_us: now_us(),
-            pid: std::process::id(),
-        }))?,
-    }
+    crate::lifecycle::push_start(plan, &opts, sink, total, from)?;
     let base = opts.counters;
     let mut driver = ControlDriver::new(control, &opts, base, from);
     let detect_tcp = proto == Protocol::Tcp && plan.spec.service_detection;
@@ -342,16 +303,7 @@ pub fn run(
     }
     let counters = driver.total(&c);
     if stopped {
-        sink.checkpoint(Checkpoint {
-            next_index: next,
-            counters,
-            time_us: now_us(),
-        })?;
-        sink.push(Event::Paused(Paused {
-            next_index: next,
-            time_us: now_us(),
-            reason: control.reason(),
-        }))?;
+        crate::lifecycle::push_paused(sink, next, counters, control.reason())?;
         return Ok(ScanOutcome::Paused {
             next_index: next,
             total,
@@ -367,15 +319,7 @@ pub fn run(
         }
     }
     driver.sample(sink, &c)?;
-    sink.checkpoint(Checkpoint {
-        next_index: total,
-        counters,
-        time_us: now_us(),
-    })?;
-    sink.push(Event::Finished(Finished {
-        time_us: now_us(),
-        counters,
-    }))?;
+    crate::lifecycle::push_finished(sink, total, counters)?;
     Ok(ScanOutcome::Finished { counters })
 }
 
