@@ -12,18 +12,10 @@ mod monitor_support;
 use monitor_support::*;
 use prtip_store::{EventRef, HistoryIndex, LogReader, Results};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-struct ScanProcess(Child);
-impl Drop for ScanProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn kinds(dir: &Path) -> Vec<&'static str> {
     LogReader::open(dir)
@@ -34,18 +26,6 @@ fn kinds(dir: &Path) -> Vec<&'static str> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-fn save(name: &str, screen: &str) {
-    std::fs::write(capture_dir().join(name), screen).unwrap();
-}
-
-fn showing(screen: &str) -> (usize, usize) {
-    let at = screen.find("Showing ").expect("status line");
-    let rest = &screen[at + "Showing ".len()..];
-    let (x, rest) = rest.split_once('/').unwrap();
-    let y = rest.split_whitespace().next().unwrap();
-    (x.parse().unwrap(), y.parse().unwrap())
 }
 
 #[test]
@@ -79,7 +59,7 @@ fn monitor_on_a_lab_scan_filters_pauses_resumes_exports_and_quits() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start prtip scan in the lab");
-    let mut scan = ScanProcess(scan);
+    let mut scan = common::KillOnDrop(scan);
     let dir = home.path().join("scans").join("1");
     wait_until("the scan's log", WAIT, || kinds(&dir).contains(&"Sample"));
 
@@ -109,7 +89,7 @@ fn monitor_on_a_lab_scan_filters_pauses_resumes_exports_and_quits() {
     });
     assert!(screen.contains(&format!("pid {}", scan.0.id())), "{screen}");
     assert!(screen.contains("198.19.0.0/24 │ ports T:1-200"), "{screen}");
-    save("lab-01-progress.txt", &screen);
+    save_capture("lab-01-progress.txt", &screen);
 
     // f: only ssh and http.
     tmux.keys("lab", &["f"]);
@@ -122,7 +102,7 @@ fn monitor_on_a_lab_scan_filters_pauses_resumes_exports_and_quits() {
     let screen = tmux.wait_for("lab", "the preview", WAIT, |s| {
         s.contains("Filter: port 22,80 and state open") && s.contains("results match")
     });
-    save("lab-02-filter-builder.txt", &screen);
+    save_capture("lab-02-filter-builder.txt", &screen);
     tmux.keys("lab", &["Enter"]);
     tmux.wait_for("lab", "the filtered results", WAIT, |s| {
         s.contains("results (filtered)")
@@ -157,19 +137,19 @@ fn monitor_on_a_lab_scan_filters_pauses_resumes_exports_and_quits() {
         s.contains("Showing ") && showing(s) == want
     });
     assert!(want.0 > 0, "{want:?}");
-    save("lab-03-results-paused.txt", &screen);
+    save_capture("lab-03-results-paused.txt", &screen);
     tmux.keys("lab", &["1"]);
     let screen = tmux.wait_for("lab", "the pause event", WAIT, |s| {
         s.contains("Paused (SIGUSR1) at probe")
     });
-    save("lab-04-progress-paused.txt", &screen);
+    save_capture("lab-04-progress-paused.txt", &screen);
 
     // r: continues; Resumed in the log and on screen.
     tmux.keys("lab", &["r"]);
     let screen = tmux.wait_for("lab", "the resume", WAIT, |s| {
         s.contains("scan 1 RUNNING") && s.contains("Resumed from probe index")
     });
-    save("lab-05-progress-resumed.txt", &screen);
+    save_capture("lab-05-progress-resumed.txt", &screen);
     assert!(kinds(&dir).contains(&"Resumed"));
 
     // e: export the filtered rows as JSON lines.
@@ -183,7 +163,7 @@ fn monitor_on_a_lab_scan_filters_pauses_resumes_exports_and_quits() {
     });
     tmux.keys("lab", &["Enter"]);
     let screen = tmux.wait_for("lab", "the export", WAIT, |s| s.contains("done: "));
-    save("lab-06-export.txt", &screen);
+    save_capture("lab-06-export.txt", &screen);
     let json = std::fs::read_to_string(work.path().join("prtip-scan-1.jsonl")).unwrap();
     let lines: Vec<&str> = json.lines().collect();
     assert!(!lines.is_empty());
@@ -212,7 +192,7 @@ fn monitor_on_a_lab_scan_filters_pauses_resumes_exports_and_quits() {
             screen
         }
     };
-    save("lab-07-dashboard.txt", &screen);
+    save_capture("lab-07-dashboard.txt", &screen);
 
     // q: the monitor leaves, the scan keeps scanning.
     let before = kinds(&dir).len();

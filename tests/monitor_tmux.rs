@@ -15,7 +15,7 @@ mod monitor_support;
 use monitor_support::*;
 use prtip_store::{EventRef, LogReader, Results};
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -35,20 +35,12 @@ fn fake_scan_process() {
     fake_scan(Path::new(&dir), per_tick);
 }
 
-struct Scan(Child);
-impl Drop for Scan {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_fake_scan(dir: &Path) -> Scan {
+fn start_fake_scan(dir: &Path) -> common::KillOnDrop {
     start_fake_scan_at(dir, 40)
 }
 
 /// The fake scan "sends" `per_tick` probes every 100 ms.
-fn start_fake_scan_at(dir: &Path, per_tick: u64) -> Scan {
+fn start_fake_scan_at(dir: &Path, per_tick: u64) -> common::KillOnDrop {
     let child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--ignored",
@@ -62,7 +54,7 @@ fn start_fake_scan_at(dir: &Path, per_tick: u64) -> Scan {
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("start the fake scan");
-    Scan(child)
+    common::KillOnDrop(child)
 }
 
 /// Kinds of the events in the log, in order.
@@ -71,19 +63,6 @@ fn event_kinds(dir: &Path) -> Vec<String> {
     r.iter()
         .map(|e| e.unwrap().kind().name().to_string())
         .collect()
-}
-
-fn save(name: &str, screen: &str) {
-    std::fs::write(capture_dir().join(name), screen).unwrap();
-}
-
-/// `Showing X/Y results` on the screen → (X, Y).
-fn showing(screen: &str) -> (usize, usize) {
-    let at = screen.find("Showing ").expect("status line");
-    let rest = &screen[at + "Showing ".len()..];
-    let (x, rest) = rest.split_once('/').unwrap();
-    let y = rest.split_whitespace().next().unwrap();
-    (x.parse().unwrap(), y.parse().unwrap())
 }
 
 #[test]
@@ -135,7 +114,7 @@ fn monitor_in_tmux_attaches_filters_pauses_resumes_exports_and_quits() {
     let screen = tmux.wait_for("mon", "an open port in the list", WAIT, |s| {
         s.contains("198.19.0.0:22/tcp")
     });
-    save("01-progress.txt", &screen);
+    save_capture("01-progress.txt", &screen);
 
     // f: the filter builder, with a live preview.
     tmux.keys("mon", &["f"]);
@@ -146,12 +125,12 @@ fn monitor_in_tmux_attaches_filters_pauses_resumes_exports_and_quits() {
     let screen = tmux.wait_for("mon", "the preview", WAIT, |s| {
         s.contains("Filter: port 22,80") && s.contains("results match")
     });
-    save("02-filter-builder.txt", &screen);
+    save_capture("02-filter-builder.txt", &screen);
     tmux.keys("mon", &["Enter"]);
     let screen = tmux.wait_for("mon", "the filtered results", WAIT, |s| {
         s.contains("results (filtered)") && s.contains("filter: port 22,80")
     });
-    save("03-results-filtered.txt", &screen);
+    save_capture("03-results-filtered.txt", &screen);
 
     // p: SIGUSR1 to the scan; it writes Checkpoint + Paused, the monitor shows it.
     tmux.keys("mon", &["p"]);
@@ -189,20 +168,20 @@ fn monitor_in_tmux_attaches_filters_pauses_resumes_exports_and_quits() {
         s.contains("Showing") && showing(s) == want
     });
     assert!(want.0 > 0 && want.0 < want.1, "{want:?}");
-    save("04-results-paused.txt", &screen);
+    save_capture("04-results-paused.txt", &screen);
     tmux.keys("mon", &["c"]); // clear the filter (the builder starts empty again)
     tmux.keys("mon", &["1"]);
     let screen = tmux.wait_for("mon", "the pause event", WAIT, |s| {
         s.contains("Paused (SIGUSR1) at probe")
     });
-    save("05-progress-paused.txt", &screen);
+    save_capture("05-progress-paused.txt", &screen);
 
     // r: SIGUSR2; the scan writes Resumed.
     tmux.keys("mon", &["r"]);
     let screen = tmux.wait_for("mon", "the resume event", WAIT, |s| {
         s.contains("scan 1 RUNNING") && s.contains("Resumed from probe index")
     });
-    save("06-progress-resumed.txt", &screen);
+    save_capture("06-progress-resumed.txt", &screen);
     assert!(event_kinds(&dir).iter().any(|k| k == "Resumed"));
 
     // Hostile service text: shown escaped, never interpreted.
@@ -215,7 +194,7 @@ fn monitor_in_tmux_attaches_filters_pauses_resumes_exports_and_quits() {
     let screen = tmux.wait_for("mon", "the hostile banner, escaped", WAIT, |s| {
         s.contains("\\x1b[2J\\x1b[H\\x1b]0;pwned\\x07")
     });
-    save("07-hostile-banner.txt", &screen);
+    save_capture("07-hostile-banner.txt", &screen);
     let title = tmux.run(&["display-message", "-p", "-t", "mon", "#{pane_title}"]);
     assert!(
         !title.contains("pwned"),
@@ -231,7 +210,7 @@ fn monitor_in_tmux_attaches_filters_pauses_resumes_exports_and_quits() {
     let screen = tmux.wait_for("mon", "the export to finish", WAIT, |s| {
         s.contains("done: ")
     });
-    save("08-export.txt", &screen);
+    save_capture("08-export.txt", &screen);
     let csv = std::fs::read_to_string(work.path().join("prtip-scan-1.csv")).unwrap();
     let mut lines = csv.lines();
     assert_eq!(
@@ -257,7 +236,7 @@ fn monitor_in_tmux_attaches_filters_pauses_resumes_exports_and_quits() {
     let screen = tmux.wait_for("mon", "the dashboard", WAIT, |s| {
         s.contains("CPU per core (host)") && s.contains("Probe rate: 400 pps")
     });
-    save("09-dashboard.txt", &screen);
+    save_capture("09-dashboard.txt", &screen);
 
     // q: the monitor leaves; the scan keeps running and writing.
     let before = event_kinds(&dir).len();
@@ -337,7 +316,7 @@ fn monitor_in_tmux_opens_finished_and_interrupted_scans() {
         "{screen}"
     );
     assert!(screen.contains("ETA             done"), "{screen}");
-    save("10-finished.txt", &screen);
+    save_capture("10-finished.txt", &screen);
     // p on a finished scan: nothing is sent, the status line says why.
     tmux.keys("done", &["p"]);
     tmux.wait_for("done", "the refusal", WAIT, |s| {
@@ -373,7 +352,7 @@ fn monitor_in_tmux_opens_finished_and_interrupted_scans() {
         screen.contains("The scan process is gone without a final event (interrupted)"),
         "{screen}"
     );
-    save("11-interrupted.txt", &screen);
+    save_capture("11-interrupted.txt", &screen);
     tmux.keys("killed", &["q"]);
     tmux.wait_for("killed", "exit", WAIT, |s| {
         s.contains("monitor exited with status 0")

@@ -129,3 +129,13 @@ pub fn prtip_in_ns(ns: &str) -> Command {
     c.args(["netns", "exec", ns]).arg(prtip_bin());
     c
 }
+
+/// A child process killed (and reaped) when the guard drops, even when the test panics.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -363,3 +363,17 @@ pub fn capture_dir() -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// Writes a captured screen to `capture_dir()/name`.
+pub fn save_capture(name: &str, screen: &str) {
+    std::fs::write(capture_dir().join(name), screen).unwrap();
+}
+
+/// `Showing X/Y results` on the monitor's screen → (X, Y).
+pub fn showing(screen: &str) -> (usize, usize) {
+    let at = screen.find("Showing ").expect("status line");
+    let rest = &screen[at + "Showing ".len()..];
+    let (x, rest) = rest.split_once('/').unwrap();
+    let y = rest.split_whitespace().next().unwrap();
+    (x.parse().unwrap(), y.parse().unwrap())
+}
