@@ -102,7 +102,7 @@ fn ndiff_compares_two_scan_logs() {
         .collect();
     assert_eq!(
         diff,
-        vec!["-23/tcp closed", "+23/tcp open   telnet"],
+        vec!["-23/tcp closed telnet", "+23/tcp open   telnet"],
         "{text}"
     );
     assert!(text.contains(" 198.19.0.3:"), "{text}");

@@ -156,7 +156,7 @@ print(json.dumps(out))
                 [80, "tcp", "open", "http", "nginx"],
                 [443, "tcp", "open", "https", ""]]},
             {"addr": "198.19.0.7", "up": true, "ports": [
-                [53, "tcp", "closed", "", ""],
+                [53, "tcp", "closed", "domain", ""],
                 [6379, "tcp", "open", "redis", "Redis key-value store"]]}
         ])
     );

@@ -214,9 +214,10 @@ fn scan_tui_finished_scan_stays_on_screen_until_q_then_prints_the_summary() {
             .split_whitespace()
             .collect::<Vec<_>>()
     };
-    assert_eq!(line("22/tcp")[1], "open");
-    assert_eq!(line("80/tcp")[1], "open");
-    assert_eq!(line("23/tcp")[1], "closed");
+    // nmap's normal output: the port table names undetected services.
+    assert_eq!(line("22/tcp"), ["22/tcp", "open", "ssh"]);
+    assert_eq!(line("80/tcp"), ["80/tcp", "open", "http"]);
+    assert_eq!(line("23/tcp"), ["23/tcp", "closed", "telnet"]);
     assert!(
         screen.contains("prtip done: 1 IP address scanned in"),
         "{screen}"

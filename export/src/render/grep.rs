@@ -55,7 +55,13 @@ impl Render for GrepRender {
             first = false;
             let (service, version) = match &r.service {
                 Some(s) => (field(&s.name), field(&version_string(s))),
-                None => (String::new(), String::new()),
+                // nmap's services-file name when nothing was detected
+                None => (
+                    super::table_service(r.port, r.proto)
+                        .unwrap_or_default()
+                        .to_string(),
+                    String::new(),
+                ),
             };
             let _ = write!(
                 b,

@@ -147,7 +147,7 @@ impl Render for HtmlRender {
                 proto: r.proto.as_str(),
                 state: r.state.as_str(),
                 class: state_class(r.state),
-                service: service_name(r.service.as_ref()),
+                service: service_name(r),
                 version: r.service.as_ref().map(version_string).unwrap_or_default(),
                 banner: r
                     .banner

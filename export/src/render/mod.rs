@@ -14,7 +14,7 @@ mod xml;
 
 use crate::escape::clean_text;
 use crate::{ExportError, Format, Host, ReportMeta};
-use prtip_store::ServiceInfo;
+use prtip_store::{Protocol, ResultRow, ServiceInfo};
 use std::io::Write;
 use std::path::Path;
 
@@ -79,11 +79,27 @@ pub(crate) fn version_string(s: &ServiceInfo) -> String {
     clean_text(&v).into_owned()
 }
 
-/// The service name to print (`unknown` when none), control characters escaped.
-pub(crate) fn service_name(s: Option<&ServiceInfo>) -> String {
-    match s {
+/// The service conventionally found on `port` (prtip-services' port table:
+/// `22/tcp` → `ssh`), what nmap prints from its services file when nothing was
+/// detected. Presentation only: never written to a log as a `Service` event.
+pub fn table_service(port: u16, proto: Protocol) -> Option<&'static str> {
+    static DB: std::sync::OnceLock<prtip_services::ProbeDb> = std::sync::OnceLock::new();
+    let transport = match proto {
+        Protocol::Tcp => prtip_services::Transport::Tcp,
+        Protocol::Udp => prtip_services::Transport::Udp,
+    };
+    DB.get_or_init(prtip_services::ProbeDb::builtin)
+        .port_service(port, transport)
+        .map(|s| s.name.as_str())
+}
+
+/// The service name to print for a row: the detected one, else the port
+/// table's (nmap's SERVICE column without -sV), else `unknown`; control
+/// characters escaped.
+pub(crate) fn service_name(r: &ResultRow) -> String {
+    match &r.service {
         Some(s) if !s.name.is_empty() => clean_text(&s.name).into_owned(),
-        _ => "unknown".into(),
+        _ => table_service(r.port, r.proto).unwrap_or("unknown").into(),
     }
 }
 

@@ -195,7 +195,7 @@ impl Render for PdfRender {
                 &r.port.to_string(),
                 r.proto.as_str(),
                 r.state.as_str(),
-                &service_name(r.service.as_ref()),
+                &service_name(r),
                 &r.service.as_ref().map(version_string).unwrap_or_default(),
             ]);
             self.put_row(line);

@@ -90,7 +90,7 @@ impl Render for TextRender {
                     (
                         format!("{}/{}", r.port, r.proto.as_str()),
                         r.state.as_str(),
-                        service_name(r.service.as_ref()),
+                        service_name(r),
                         r.service.as_ref().map(version_string).unwrap_or_default(),
                     )
                 })
@@ -184,7 +184,7 @@ PORT   STATE SERVICE VERSION
 prtip scan report for 198.19.0.9
 Host is up (0.00025s latency).
 PORT   STATE  SERVICE
-80/tcp closed unknown
+80/tcp closed http
 
 # prtip done at Tue Nov 25 14:15:12 2025 UTC -- 256 IP addresses (2 hosts up) scanned in 12.34 seconds
 ";

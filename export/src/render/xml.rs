@@ -128,6 +128,9 @@ fn port_xml(b: &mut String, r: &ResultRow) {
             }
         }
         let _ = write!(b, " method=\"{method}\" conf=\"{conf}\"/>");
+    } else if let Some(name) = super::table_service(r.port, r.proto) {
+        // nmap without -sV: the name from its services table, confidence 3.
+        let _ = write!(b, "<service name=\"{name}\" method=\"table\" conf=\"3\"/>");
     }
     if let Some(banner) = r.banner.as_deref() {
         let _ = write!(
@@ -318,5 +321,26 @@ mod tests {
             "<script id=\"banner\" output=\"&lt;script&gt;alert(1)&lt;/script&gt;\\x00x\"/>"
         ));
         assert!(out.ends_with("</nmaprun>\n"));
+    }
+
+    #[test]
+    fn undetected_ports_name_the_port_table_service_like_nmap() {
+        let rows = vec![
+            row([198, 19, 0, 2], 22, PortState::Open, None, None),
+            row([198, 19, 0, 2], 23, PortState::Closed, None, None),
+            row([198, 19, 0, 2], 8080, PortState::Open, None, None),
+            // no table entry: no <service> at all
+            row([198, 19, 0, 2], 31337, PortState::Closed, None, None),
+        ];
+        let xml = run_str(Format::Xml, rows.clone());
+        assert!(xml.contains("portid=\"22\"><state state=\"open\" reason=\"syn-ack\" reason_ttl=\"64\"/><service name=\"ssh\" method=\"table\" conf=\"3\"/></port>"), "{xml}");
+        assert!(xml.contains("<service name=\"http\" method=\"table\" conf=\"3\"/>"));
+        assert!(xml.contains("<service name=\"telnet\" method=\"table\" conf=\"3\"/>"));
+        assert!(xml.contains("portid=\"31337\"><state state=\"closed\" reason=\"reset\" reason_ttl=\"64\"/></port>"), "{xml}");
+        let grep = run_str(Format::Grep, rows.clone());
+        assert!(grep.contains("22/open/tcp//ssh///, 23/closed/tcp//telnet///, 8080/open/tcp//http///, 31337/closed/tcp/////"), "{grep}");
+        let text = run_str(Format::Text, rows);
+        assert!(text.contains("22/tcp    open   ssh\n"), "{text}");
+        assert!(text.contains("31337/tcp closed unknown\n"), "{text}");
     }
 }
