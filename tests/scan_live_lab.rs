@@ -3,7 +3,7 @@
 //! of a scan held in place by SIGUSR1 and continued by SIGUSR2 (`prtip history
 //! list --json` / `history show` while the scanning process still holds its
 //! log). Every scan runs inside the lab's scanner namespace.
-//! Captures go to `target/tmp/monitor-captures/tui-*.txt`.
+//! Captures go to `target/tmp/monitor-captures/tui-*.txt` (copies in docs/captures/).
 
 mod common;
 mod monitor_support;
@@ -11,7 +11,7 @@ mod monitor_support;
 use monitor_support::*;
 use prtip_store::{EventRef, HistoryIndex, LogReader, ScanStatus};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -243,14 +243,6 @@ fn scan_tui_without_a_terminal_is_refused_before_anything_is_written() {
     assert!(!home.path().join("history.redb").exists());
 }
 
-struct ScanProcess(Child);
-impl Drop for ScanProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `prtip history list --json` → status of scan `id`, and `history show` output.
 fn history_status(home: &Path, id: u64) -> (String, String) {
     let out = common::prtip()
@@ -304,7 +296,7 @@ fn history_shows_a_scan_held_in_place_by_sigusr1_and_continued_by_sigusr2() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut scan = ScanProcess(scan);
+    let mut scan = common::KillOnDrop(scan);
     let pid = scan.0.id();
     let dir = home.path().join("scans").join("1");
     wait_until("the scan's first checkpoint", WAIT, || {

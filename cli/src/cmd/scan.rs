@@ -906,12 +906,12 @@ pub fn execute_with(
         let _ = p.join();
     }
     signals.close();
+    let elapsed = started.elapsed();
     if let Some(f) = &front {
         if result.is_ok() {
             f.wait_closed();
         }
     }
-    let elapsed = started.elapsed();
     let outcome = match result {
         Ok(o) => o,
         Err(e) => {
