@@ -6,11 +6,11 @@
 
 mod common;
 
-use prtip_store::event::{PortState, Protocol};
+use common::{log_results, scan_cmd, scan_dir};
+
 use prtip_store::{EventRef, HistoryIndex, LogReader, ScanStatus};
-use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
@@ -23,16 +23,6 @@ fn home() -> tempfile::TempDir {
 fn prtip_in(home: &Path) -> Command {
     let mut c = common::prtip();
     c.env("PRTIP_HOME", home).env_remove("PRTIP_HISTORY");
-    c
-}
-
-fn scan_cmd(home: &Path, ns: &str, args: &[&str]) -> Command {
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", ns])
-        .arg(common::prtip_bin())
-        .args(args)
-        .env("PRTIP_HOME", home)
-        .env_remove("PRTIP_HISTORY");
     c
 }
 
@@ -52,42 +42,8 @@ fn finish(child: Child) -> Output {
     child.wait_with_output().unwrap()
 }
 
-/// Final state per (addr, proto, port) from the log's projection.
-fn log_results(dir: &Path) -> BTreeMap<(Ipv4Addr, Protocol, u16), PortState> {
-    let r = LogReader::open(dir).unwrap();
-    prtip_store::sorted_rows(&r)
-        .unwrap()
-        .map(|row| {
-            let row = row.unwrap();
-            ((row.addr.v4().unwrap(), row.proto, row.port), row.state)
-        })
-        .collect()
-}
-
-fn truth(
-    base: Ipv4Addr,
-    prefix: u8,
-    ports: &[u16],
-) -> BTreeMap<(Ipv4Addr, Protocol, u16), PortState> {
-    let b = u32::from(base);
-    let mut m = BTreeMap::new();
-    for i in 0..(1u32 << (32 - prefix)) {
-        for &p in ports {
-            m.insert(
-                (Ipv4Addr::from(b + i), Protocol::Tcp, p),
-                if OPEN.contains(&p) {
-                    PortState::Open
-                } else {
-                    PortState::Closed
-                },
-            );
-        }
-    }
-    m
-}
-
-fn scan_dir(home: &Path, id: u64) -> PathBuf {
-    home.join("scans").join(id.to_string())
+fn truth(base: Ipv4Addr, prefix: u8, ports: &[u16]) -> common::PortResults {
+    common::tcp_truth(base, prefix, ports, &OPEN)
 }
 
 fn status(home: &Path, id: u64) -> ScanStatus {

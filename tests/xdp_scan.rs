@@ -6,26 +6,18 @@
 
 mod common;
 
-use prtip_store::event::{PortState, Protocol};
+use common::{log_results, scan_cmd, scan_dir};
+
 use prtip_store::{HistoryIndex, LogReader, ScanStatus};
-use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 const OPEN: [u16; 2] = [80, 8080];
 const PORTS: &str = "22,80,443,8080";
 
-type Results = BTreeMap<(Ipv4Addr, Protocol, u16), PortState>;
-
-fn scan_cmd(home: &Path, ns: &str, args: &[&str]) -> Command {
-    let mut c = common::prtip_in_ns(ns);
-    c.args(args)
-        .env("PRTIP_HOME", home)
-        .env_remove("PRTIP_HISTORY");
-    c
-}
+type Results = common::PortResults;
 
 /// A lab whose target's kernel answers; with `xdp_responder`, the XDP responder
 /// (and the scanner side's pass-through) attached in this process on top, so
@@ -70,35 +62,8 @@ fn lab(prefix: &str, xdp_responder: bool) -> Lab {
     Lab { xdp, guard }
 }
 
-fn scan_dir(home: &Path, id: u64) -> PathBuf {
-    home.join("scans").join(id.to_string())
-}
-
-fn log_results(dir: &Path) -> Results {
-    let r = LogReader::open(dir).unwrap();
-    prtip_store::sorted_rows(&r)
-        .unwrap()
-        .map(|row| {
-            let row = row.unwrap();
-            ((row.addr.v4().unwrap(), row.proto, row.port), row.state)
-        })
-        .collect()
-}
-
 fn truth(base: Ipv4Addr, prefix: u8) -> Results {
-    let b = u32::from(base);
-    let mut m = BTreeMap::new();
-    for i in 0..(1u32 << (32 - prefix)) {
-        for p in [22u16, 80, 443, 8080] {
-            let state = if OPEN.contains(&p) {
-                PortState::Open
-            } else {
-                PortState::Closed
-            };
-            m.insert((Ipv4Addr::from(b + i), Protocol::Tcp, p), state);
-        }
-    }
-    m
+    common::tcp_truth(base, prefix, &[22, 80, 443, 8080], &OPEN)
 }
 
 fn ok(out: &Output) {

@@ -139,3 +139,55 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Final port states of a scan, keyed by (IPv4 address, protocol, port).
+pub type PortResults = std::collections::BTreeMap<
+    (std::net::Ipv4Addr, prtip_store::event::Protocol, u16),
+    prtip_store::event::PortState,
+>;
+
+/// `prtip args` inside namespace `ns`, keeping its scans under `home` (PRTIP_HOME set,
+/// PRTIP_HISTORY unset).
+pub fn scan_cmd(home: &std::path::Path, ns: &str, args: &[&str]) -> Command {
+    let mut c = prtip_in_ns(ns);
+    c.args(args)
+        .env("PRTIP_HOME", home)
+        .env_remove("PRTIP_HISTORY");
+    c
+}
+
+/// The log directory of scan `id` under `home`.
+pub fn scan_dir(home: &std::path::Path, id: u64) -> PathBuf {
+    home.join("scans").join(id.to_string())
+}
+
+/// Final state per (address, protocol, port) from the log's projection.
+pub fn log_results(dir: &std::path::Path) -> PortResults {
+    let r = prtip_store::LogReader::open(dir).unwrap();
+    prtip_store::sorted_rows(&r)
+        .unwrap()
+        .map(|row| {
+            let row = row.unwrap();
+            ((row.addr.v4().unwrap(), row.proto, row.port), row.state)
+        })
+        .collect()
+}
+
+/// The lab's ground truth for a TCP scan of `ports` on every address of
+/// `base/prefix`: the ports in `open` open, the others closed.
+pub fn tcp_truth(base: std::net::Ipv4Addr, prefix: u8, ports: &[u16], open: &[u16]) -> PortResults {
+    use prtip_store::event::{PortState, Protocol};
+    let b = u32::from(base);
+    let mut m = PortResults::new();
+    for i in 0..(1u32 << (32 - prefix)) {
+        for &p in ports {
+            let state = if open.contains(&p) {
+                PortState::Open
+            } else {
+                PortState::Closed
+            };
+            m.insert((std::net::Ipv4Addr::from(b + i), Protocol::Tcp, p), state);
+        }
+    }
+    m
+}
