@@ -21,29 +21,16 @@ const PORTS: &str = "21,22,23,25,80,81,110,143,443,3389,6379,8080";
 fn spec(targets: &str, shard: (u32, u32)) -> ScanSpec {
     ScanSpec {
         targets: vec![targets.into()],
-        resolved: vec![],
-        excludes: vec![],
         ports: PORTS.into(),
         scan_type: ScanType::Connect,
-        service_detection: false,
-        rate: 0,
-        max_rate: 0,
         timing: 4,
         seed: 0x5eed,
         shard_index: shard.0,
         shard_count: shard.1,
         backend: BackendKind::Connect,
-        interface: None,
-        source: None,
-        router_mac: None,
         max_retries: 1,
         wait_ms: 2000,
-        checkpoint_every_probes: 0,
-        checkpoint_every_ms: 0,
-        outputs: vec![],
-        filter: None,
-        service_probes: None,
-        extra_json: "{}".into(),
+        ..ScanSpec::default()
     }
 }
 

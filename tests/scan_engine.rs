@@ -6,9 +6,7 @@ mod scan_support;
 
 use prtip_engine::route;
 use prtip_engine::scan::{self, RunOptions, ScanControl, ScanOutcome, ScanPlan};
-use prtip_store::event::{
-    Addr, BackendKind, Event, OutputSpec, PortState, Protocol, Reason, ScanSpec, ScanType,
-};
+use prtip_store::event::{Addr, Event, PortState, Protocol, Reason, ScanSpec};
 use scan_support::*;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -20,29 +18,15 @@ const OPEN: [u16; 2] = [80, 8080];
 fn spec(targets: &[&str], excludes: &[&str], ports: &str, seed: u64) -> ScanSpec {
     ScanSpec {
         targets: targets.iter().map(|s| s.to_string()).collect(),
-        resolved: vec![],
         excludes: excludes.iter().map(|s| s.to_string()).collect(),
         ports: ports.to_string(),
-        scan_type: ScanType::Syn,
-        service_detection: false,
         rate: 20_000,
-        max_rate: 0,
         timing: 4,
         seed,
-        shard_index: 0,
-        shard_count: 1,
-        backend: BackendKind::Packet,
-        interface: None,
-        source: None,
-        router_mac: None,
         max_retries: 1,
         wait_ms: 1000,
         checkpoint_every_ms: 200,
-        checkpoint_every_probes: 0,
-        outputs: Vec::<OutputSpec>::new(),
-        filter: None,
-        service_probes: None,
-        extra_json: "{}".into(),
+        ..ScanSpec::default()
     }
 }
 

@@ -4,7 +4,7 @@
 //! banners, closed and filtered ports), sorted the way the store yields them, as an
 //! iterator: a million rows cost no memory. Never used by the exporters themselves.
 
-use prtip_store::event::{ScanSpec, ScanType};
+use prtip_store::event::ScanSpec;
 use prtip_store::{Addr, PortState, Protocol, Reason, ResultRow, ServiceInfo};
 use std::net::Ipv4Addr;
 
@@ -113,29 +113,15 @@ pub fn lab_rows(n: u64) -> impl Iterator<Item = ResultRow> {
 pub fn lab_spec() -> ScanSpec {
     ScanSpec {
         targets: vec!["198.19.0.0/16".into()],
-        resolved: vec![],
-        excludes: vec![],
         ports: "T:21-23,25,80,110,143,443,6379,8080".into(),
-        scan_type: ScanType::Syn,
         service_detection: true,
         rate: 100_000,
-        max_rate: 0,
-        timing: 3,
         seed: 1,
-        shard_index: 0,
-        shard_count: 1,
         backend: prtip_store::event::BackendKind::Packet,
-        interface: None,
-        source: None,
-        router_mac: None,
         max_retries: 1,
         wait_ms: 1000,
-        checkpoint_every_probes: 0,
         checkpoint_every_ms: 1000,
-        outputs: vec![],
-        filter: None,
-        service_probes: None,
-        extra_json: "{}".into(),
+        ..ScanSpec::default()
     }
 }
 

@@ -296,6 +296,41 @@ pub struct ScanSpec {
     pub extra_json: String,
 }
 
+/// An empty spec: no targets, no ports, a `-sS` scan at T3 over the packet backend,
+/// seed 0, one shard, no retries, no wait, no checkpoint interval, no outputs, no
+/// filter, `extra_json` `{}`. Tests and tools set what they need on top
+/// (`ScanSpec { ports: .., ..ScanSpec::default() }`); the cli builds every field itself.
+impl Default for ScanSpec {
+    fn default() -> Self {
+        ScanSpec {
+            targets: Vec::new(),
+            resolved: Vec::new(),
+            excludes: Vec::new(),
+            ports: String::new(),
+            scan_type: ScanType::Syn,
+            service_detection: false,
+            rate: 0,
+            max_rate: 0,
+            timing: 3,
+            seed: 0,
+            shard_index: 0,
+            shard_count: 1,
+            backend: BackendKind::Packet,
+            interface: None,
+            source: None,
+            router_mac: None,
+            max_retries: 0,
+            wait_ms: 0,
+            checkpoint_every_probes: 0,
+            checkpoint_every_ms: 0,
+            outputs: Vec::new(),
+            filter: None,
+            service_probes: None,
+            extra_json: "{}".into(),
+        }
+    }
+}
+
 /// Program and schema versions that wrote a scan.
 #[derive(Archive, Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
 #[rkyv(derive(Debug))]

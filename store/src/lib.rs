@@ -14,12 +14,8 @@
 //! ```
 //! use prtip_store::event::*;
 //! use prtip_store::{summarize, sorted_rows, LogOptions, LogReader, LogWriter, ScanStatus};
-//! # fn spec() -> ScanSpec { ScanSpec { targets: vec!["10.0.0.1".into()], resolved: vec![],
-//! #   excludes: vec![], ports: "T:22".into(), scan_type: ScanType::Syn, service_detection: false,
-//! #   rate: 0, max_rate: 0, timing: 3, seed: 1, shard_index: 0, shard_count: 1,
-//! #   backend: BackendKind::Packet, interface: None, source: None, router_mac: None,
-//! #   max_retries: 0, wait_ms: 0, checkpoint_every_probes: 0, checkpoint_every_ms: 0,
-//! #   outputs: vec![], filter: None, service_probes: None, extra_json: "{}".into() } }
+//! # fn spec() -> ScanSpec { ScanSpec { targets: vec!["10.0.0.1".into()], ports: "T:22".into(),
+//! #   seed: 1, ..ScanSpec::default() } }
 //! let dir = tempfile::tempdir()?;
 //! let log = dir.path().join("scans/1");
 //!

@@ -331,29 +331,11 @@ pub fn fake_scan(dir: &Path, probes_per_tick: u64) {
 fn fake_spec() -> ScanSpec {
     ScanSpec {
         targets: vec!["198.19.0.0/24".into()],
-        resolved: vec![],
-        excludes: vec![],
         ports: "T:1-100".into(),
-        scan_type: ScanType::Syn,
         service_detection: true,
-        rate: 0,
-        max_rate: 0,
-        timing: 3,
         seed: 1,
-        shard_index: 0,
-        shard_count: 1,
-        backend: BackendKind::Packet,
-        interface: None,
-        source: None,
-        router_mac: None,
-        max_retries: 0,
-        wait_ms: 0,
-        checkpoint_every_probes: 0,
         checkpoint_every_ms: 1000,
-        outputs: vec![],
-        filter: None,
-        service_probes: None,
-        extra_json: "{}".into(),
+        ..ScanSpec::default()
     }
 }
 

@@ -17,29 +17,14 @@ pub const T0: u64 = 1_735_732_800_000_000;
 pub fn spec() -> ScanSpec {
     ScanSpec {
         targets: vec!["198.19.0.0/28".into()],
-        resolved: vec![],
-        excludes: vec![],
         ports: "T:1-1000".into(),
-        scan_type: ScanType::Syn,
         service_detection: true,
         rate: 10_000,
-        max_rate: 0,
-        timing: 3,
         seed: 7,
-        shard_index: 0,
-        shard_count: 1,
-        backend: BackendKind::Packet,
         interface: Some("prtip-s0".into()),
-        source: None,
-        router_mac: None,
-        max_retries: 0,
         wait_ms: 1000,
-        checkpoint_every_probes: 0,
         checkpoint_every_ms: 1000,
-        outputs: vec![],
-        filter: None,
-        service_probes: None,
-        extra_json: "{}".into(),
+        ..ScanSpec::default()
     }
 }
 

@@ -30,15 +30,9 @@ pub fn spec() -> ScanSpec {
         }],
         excludes: vec!["198.19.0.255".into()],
         ports: "T:22,80,443,U:53".into(),
-        scan_type: ScanType::Syn,
         service_detection: true,
         rate: 100_000,
-        max_rate: 0,
-        timing: 3,
         seed: 42,
-        shard_index: 0,
-        shard_count: 1,
-        backend: BackendKind::Packet,
         interface: Some("prtip-s0".into()),
         source: Some(Ipv4Addr::new(198, 18, 0, 1).into()),
         router_mac: Some([2, 0x70, 0x72, 0x74, 0, 2]),
@@ -50,9 +44,7 @@ pub fn spec() -> ScanSpec {
             format: "xml".into(),
             path: "out.xml".into(),
         }],
-        filter: None,
-        service_probes: None,
-        extra_json: "{}".into(),
+        ..ScanSpec::default()
     }
 }
 
