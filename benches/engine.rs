@@ -12,7 +12,7 @@ use prtip_engine::scan::ScanPlan;
 use prtip_engine::wire::{
     EthernetAddress, IpProtocol, Ipv4Packet, Ipv4Repr, TcpFlags, TcpPacket, TcpRepr,
 };
-use prtip_store::event::{BackendKind, Protocol, ScanSpec, ScanType};
+use prtip_store::event::{Protocol, ScanSpec};
 use std::net::{IpAddr, Ipv4Addr};
 
 fn params() -> FrameParams {
@@ -27,29 +27,12 @@ fn params() -> FrameParams {
 fn spec() -> ScanSpec {
     ScanSpec {
         targets: vec!["198.19.0.0/16".into()],
-        resolved: vec![],
         excludes: vec!["198.19.7.0/24".into()],
         ports: "22,80,443,8080".into(),
-        scan_type: ScanType::Syn,
-        service_detection: false,
-        rate: 0,
-        max_rate: 0,
-        timing: 3,
         seed: 1,
-        shard_index: 0,
-        shard_count: 1,
-        backend: BackendKind::Packet,
-        interface: None,
-        source: None,
-        router_mac: None,
-        max_retries: 0,
         wait_ms: 1000,
         checkpoint_every_ms: 1000,
-        checkpoint_every_probes: 0,
-        outputs: vec![],
-        filter: None,
-        service_probes: None,
-        extra_json: "{}".into(),
+        ..ScanSpec::default()
     }
 }
 

@@ -10,9 +10,7 @@ mod scan_support;
 
 use prtip_engine::route;
 use prtip_engine::scan::{self, RunOptions, ScanControl, ScanOutcome, ScanPlan};
-use prtip_store::event::{
-    Addr, BackendKind, Checkpoint, Event, EventSink, PortState, ScanSpec, ScanType, SinkError,
-};
+use prtip_store::event::{Addr, Checkpoint, Event, EventSink, PortState, ScanSpec, SinkError};
 use std::process::Command;
 use std::time::Instant;
 
@@ -49,29 +47,13 @@ impl EventSink for Tally {
 fn spec(rate: u64) -> ScanSpec {
     ScanSpec {
         targets: vec!["198.19.0.0/16".into()],
-        resolved: vec![],
-        excludes: vec![],
         ports: "22,80,443,8080".into(),
-        scan_type: ScanType::Syn,
-        service_detection: false,
         rate,
-        max_rate: 0,
         timing: 4,
         seed: 42,
-        shard_index: 0,
-        shard_count: 1,
-        backend: BackendKind::Packet,
-        interface: None,
-        source: None,
-        router_mac: None,
-        max_retries: 0,
         wait_ms: 2000,
         checkpoint_every_ms: 1000,
-        checkpoint_every_probes: 0,
-        outputs: vec![],
-        filter: None,
-        service_probes: None,
-        extra_json: "{}".into(),
+        ..ScanSpec::default()
     }
 }
 
