@@ -25,7 +25,7 @@ use io_uring::{opcode, types};
 use prtip_store::event::{
     now_us, Addr, Counters, Event, EventSink, PortState, Protocol, Reason, Reply, SinkError,
 };
-use ring::{unpack, user_data, with_timeout, Ring};
+use ring::{unpack, user_data, with_timeout, Chain, Ring};
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
@@ -112,9 +112,8 @@ struct Slot {
     addr: sys::RawAddr,
     ts: types::Timespec,
     started_ns: u64,
-    pending: u8,
     result: Option<i32>,
-    generation: u32,
+    ops: Chain,
 }
 
 /// What a scan loop asks of whoever runs it, between turns (about every 100 ms and
@@ -184,9 +183,8 @@ pub fn scan_with(
             addr: sys::RawAddr::zeroed(),
             ts: types::Timespec::new(),
             started_ns: 0,
-            pending: 0,
             result: None,
-            generation: 0,
+            ops: Chain::default(),
         })
         .collect();
     // declared after the slots so that it is dropped first: the kernel must be done
@@ -271,19 +269,18 @@ pub fn scan_with(
             s.fd = fd;
             s.job = job;
             s.attempt = attempt;
-            s.generation = s.generation.wrapping_add(1) & 0x0fff_ffff;
             let len = s.addr.set(job.addr);
             s.ts = types::Timespec::from(opts.timeout);
             s.started_ns = now;
-            s.pending = 2;
+            let generation = s.ops.start(2);
             s.result = None;
             let conn = opcode::Connect::new(types::Fd(fd), s.addr.as_ptr(), len)
                 .build()
-                .user_data(user_data(idx, K_CONNECT, s.generation));
-            let chain = with_timeout(conn, &s.ts, user_data(idx, K_TIMEOUT, s.generation));
+                .user_data(user_data(idx, K_CONNECT, generation));
+            let chain = with_timeout(conn, &s.ts, user_data(idx, K_TIMEOUT, generation));
             // SAFETY: the address and timespec live in `slots`, which is never resized or
             // moved while the ring runs; the slot is not reused before both completions
-            // (connect and its link timeout) have been reaped (`pending` counts them).
+            // (connect and its link timeout) have been reaped (`ops` counts them).
             unsafe { ring.push(&chain)? };
             c.sent += 1;
             room -= 1;
@@ -315,14 +312,13 @@ pub fn scan_with(
         for (ud, res) in done {
             let (idx, kind, generation) = unpack(ud);
             let s = &mut slots[idx];
-            if s.generation != generation || s.pending == 0 {
+            if !s.ops.complete(generation) {
                 continue;
             }
-            s.pending -= 1;
             if kind == K_CONNECT {
                 s.result = Some(res);
             }
-            if s.pending > 0 {
+            if !s.ops.settled() {
                 continue;
             }
             // both completions are in: decide

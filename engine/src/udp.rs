@@ -24,7 +24,7 @@
 //! [`LIMITED_EXTRA_RETRIES`] more attempts, so closed ports are not misreported as
 //! open|filtered. Never builds packets by hand, never touches the permutation.
 
-use crate::connect::ring::{unpack, user_data, with_timeout, Ring};
+use crate::connect::ring::{unpack, user_data, with_timeout, Chain, Ring};
 use crate::connect::{sys, walk::Walk, Driver, Job, StopFlag};
 use crate::pacing::TokenBucket;
 use io_uring::{opcode, squeue, types};
@@ -122,9 +122,8 @@ struct Slot<'db> {
     ts: types::Timespec,
     buf: Box<[u8; RECV_CAP]>,
     started_ns: u64,
-    pending: u8,
     recv_res: i32,
-    generation: u32,
+    ops: Chain,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -245,9 +244,8 @@ pub fn scan_with(
             ts: types::Timespec::new(),
             buf: Box::new([0u8; RECV_CAP]),
             started_ns: 0,
-            pending: 0,
             recv_res: 0,
-            generation: 0,
+            ops: Chain::default(),
         })
         .collect();
     // declared after the slots so it is dropped first (the kernel writes into slot buffers)
@@ -344,19 +342,18 @@ pub fn scan_with(
             s.attempt = attempt;
             s.probe = db.udp_probe(job.addr.port());
             s.payload = s.probe.map(|p| p.payload.as_slice()).unwrap_or(&[]);
-            s.generation = s.generation.wrapping_add(1) & 0x0fff_ffff;
             s.ts = types::Timespec::from(opts.timeout);
             s.started_ns = now;
-            s.pending = 3;
+            let generation = s.ops.start(3);
             s.recv_res = -libc::ECANCELED;
             let send = opcode::Send::new(types::Fd(fd), s.payload.as_ptr(), s.payload.len() as u32)
                 .build()
                 .flags(squeue::Flags::IO_LINK)
-                .user_data(user_data(idx, K_SEND, s.generation));
+                .user_data(user_data(idx, K_SEND, generation));
             let recv = opcode::Recv::new(types::Fd(fd), s.buf.as_mut_ptr(), RECV_CAP as u32)
                 .build()
-                .user_data(user_data(idx, K_RECV, s.generation));
-            let [recv, to] = with_timeout(recv, &s.ts, user_data(idx, K_TIMEOUT, s.generation));
+                .user_data(user_data(idx, K_RECV, generation));
+            let [recv, to] = with_timeout(recv, &s.ts, user_data(idx, K_TIMEOUT, generation));
             // SAFETY: payload (borrowed from the database), the receive buffer (boxed in
             // the slot) and the timespec (in the slot) stay valid and unmoved until the
             // three completions are reaped; the slot is reused only after that.
@@ -379,17 +376,16 @@ pub fn scan_with(
         for (ud, res) in done {
             let (idx, kind, generation) = unpack(ud);
             let s = &mut slots[idx];
-            if s.generation != generation || s.pending == 0 {
+            if !s.ops.complete(generation) {
                 continue;
             }
-            s.pending -= 1;
             if kind == K_RECV {
                 s.recv_res = res;
             } else if kind == K_SEND && res < 0 && res != -libc::ECANCELED {
                 // a send error (e.g. ECONNREFUSED from an earlier ICMP) is the answer
                 s.recv_res = res;
             }
-            if s.pending > 0 {
+            if !s.ops.settled() {
                 continue;
             }
             let res = s.recv_res;

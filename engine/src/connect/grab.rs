@@ -8,7 +8,7 @@
 //! worked on at once; each holds at most one socket. The decisions (which probe,
 //! what matched) belong to prtip-services; this module never parses answers itself.
 
-use super::ring::{unpack, user_data, with_timeout, Ring};
+use super::ring::{unpack, user_data, with_timeout, Chain, Ring};
 use super::{sys, Driver, StopFlag};
 use io_uring::{opcode, types};
 use prtip_services::{DetectOptions, Detector, NextProbe, ProbeDb};
@@ -103,9 +103,8 @@ struct Slot<'db> {
     buf: Vec<u8>,
     sent: usize,
     deadline_ns: u64,
-    pending: u8,
     result: i32,
-    generation: u32,
+    ops: Chain,
 }
 
 /// Detects the services on `targets` (open TCP ports), pushing Banner and Service
@@ -144,9 +143,8 @@ pub fn detect_with(
             buf: Vec::new(),
             sent: 0,
             deadline_ns: 0,
-            pending: 0,
             result: 0,
-            generation: 0,
+            ops: Chain::default(),
         })
         .collect();
     // declared after the slots so that it is dropped first: the kernel must be done
@@ -210,14 +208,13 @@ pub fn detect_with(
         for (ud, res) in done {
             let (idx, kind, generation) = unpack(ud);
             let s = &mut slots[idx];
-            if s.generation != generation || s.pending == 0 {
+            if !s.ops.complete(generation) {
                 continue;
             }
-            s.pending -= 1;
             if kind != K_TIMEOUT {
                 s.result = res;
             }
-            if s.pending > 0 {
+            if !s.ops.settled() {
                 continue;
             }
             if on_complete(s, opts) {
@@ -258,7 +255,6 @@ fn advance<'db>(
                 }
             }
         }
-        s.generation = s.generation.wrapping_add(1) & 0x0fff_ffff;
         if s.fd < 0 {
             let fd = sys::socket(s.target.ip(), libc::SOCK_STREAM)?;
             s.fd = fd;
@@ -266,11 +262,11 @@ fn advance<'db>(
             let len = s.addr.set(s.target);
             s.ts = types::Timespec::from(opts.connect_timeout);
             s.phase = Phase::Connecting;
-            s.pending = 2;
+            let generation = s.ops.start(2);
             let conn = opcode::Connect::new(types::Fd(fd), s.addr.as_ptr(), len)
                 .build()
-                .user_data(user_data(idx, K_CONNECT, s.generation));
-            let chain = with_timeout(conn, &s.ts, user_data(idx, K_TIMEOUT, s.generation));
+                .user_data(user_data(idx, K_CONNECT, generation));
+            let chain = with_timeout(conn, &s.ts, user_data(idx, K_TIMEOUT, generation));
             // SAFETY: `addr` and `ts` live in the slot, which stays in place (the slot
             // vector is never resized) and is not reused until both completions are in.
             unsafe { ring.push(&chain)? };
@@ -279,12 +275,12 @@ fn advance<'db>(
         let step = s.step.as_ref().unwrap();
         if s.sent < step.payload.len() {
             s.phase = Phase::Sending;
-            s.pending = 1;
+            let generation = s.ops.start(1);
             let rest = &step.payload[s.sent..];
             let send = opcode::Send::new(types::Fd(s.fd), rest.as_ptr(), rest.len() as u32)
                 .flags(libc::MSG_NOSIGNAL)
                 .build()
-                .user_data(user_data(idx, K_SEND, s.generation));
+                .user_data(user_data(idx, K_SEND, generation));
             // SAFETY: the payload is borrowed from the probe database (or owned by the
             // step in the slot), both of which outlive the completion.
             unsafe { ring.push(&[send])? };
@@ -307,7 +303,7 @@ fn advance<'db>(
             s.buf.reserve_exact(opts.read_cap - s.buf.len());
         }
         s.phase = Phase::Receiving;
-        s.pending = 2;
+        let generation = s.ops.start(2);
         s.ts = types::Timespec::from(Duration::from_nanos(s.deadline_ns - now));
         let len = s.buf.len();
         let space = (opts.read_cap - len) as u32;
@@ -316,8 +312,8 @@ fn advance<'db>(
         let ptr = unsafe { s.buf.as_mut_ptr().add(len) };
         let recv = opcode::Recv::new(types::Fd(s.fd), ptr, space)
             .build()
-            .user_data(user_data(idx, K_RECV, s.generation));
-        let chain = with_timeout(recv, &s.ts, user_data(idx, K_TIMEOUT, s.generation));
+            .user_data(user_data(idx, K_RECV, generation));
+        let chain = with_timeout(recv, &s.ts, user_data(idx, K_TIMEOUT, generation));
         // SAFETY: as above; `ts` lives in the slot.
         unsafe { ring.push(&chain)? };
         return Ok(false);

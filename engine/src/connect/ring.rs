@@ -102,6 +102,40 @@ pub fn with_timeout(
     ]
 }
 
+/// The operation chain a slot is running: its generation (tags its entries, so a late
+/// completion of an earlier chain is recognised) and how many completions are still due
+/// (the slot's buffers must not be reused before they are all in).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Chain {
+    generation: u32,
+    pending: u8,
+}
+
+impl Chain {
+    /// Starts a new chain of `entries` completions; returns the generation to tag them
+    /// with ([`user_data`]).
+    pub fn start(&mut self, entries: u8) -> u32 {
+        self.generation = self.generation.wrapping_add(1) & 0x0fff_ffff;
+        self.pending = entries;
+        self.generation
+    }
+
+    /// Counts one completion tagged `generation`; false when it belongs to no running
+    /// chain (stale: ignore it).
+    pub fn complete(&mut self, generation: u32) -> bool {
+        if self.generation != generation || self.pending == 0 {
+            return false;
+        }
+        self.pending -= 1;
+        true
+    }
+
+    /// Every completion of the chain is in.
+    pub fn settled(&self) -> bool {
+        self.pending == 0
+    }
+}
+
 /// Packs a slot index, an operation kind (0..=15) and a slot generation into user_data.
 #[inline]
 pub fn user_data(slot: usize, kind: u8, generation: u32) -> u64 {
@@ -126,6 +160,27 @@ mod tests {
     fn user_data_round_trips() {
         let ud = user_data(123_456, 7, 0xfff_ffff);
         assert_eq!(unpack(ud), (123_456, 7, 0xfff_ffff));
+    }
+
+    #[test]
+    fn a_chain_counts_its_own_completions_and_ignores_stale_ones() {
+        let mut c = Chain::default();
+        assert!(c.settled());
+        let g1 = c.start(2);
+        assert!(!c.complete(g1.wrapping_add(1)));
+        assert!(c.complete(g1));
+        assert!(!c.settled());
+        assert!(c.complete(g1));
+        assert!(c.settled());
+        assert!(!c.complete(g1), "no completion is due any more");
+        let g2 = c.start(1);
+        assert_ne!(g1, g2);
+        assert!(
+            !c.complete(g1),
+            "a completion of the earlier chain is stale"
+        );
+        assert!(c.complete(g2));
+        assert!(c.settled());
     }
 
     #[test]
