@@ -213,10 +213,7 @@ pub fn scan_with(
     loop {
         if driver.aborted() {
             // leave at once; sockets in flight are closed, nothing more is reported
-            for s in slots.iter_mut().filter(|s| s.fd >= 0) {
-                sys::close(s.fd, false);
-                s.fd = -1;
-            }
+            sys::close_all(slots.iter_mut().map(|s| &mut s.fd));
             stopped = true;
             break;
         }

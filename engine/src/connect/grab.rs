@@ -157,10 +157,7 @@ pub fn detect_with(
 
     loop {
         if driver.aborted() {
-            for s in slots.iter_mut().filter(|s| s.fd >= 0) {
-                sys::close(s.fd, false);
-                s.fd = -1;
-            }
+            sys::close_all(slots.iter_mut().map(|s| &mut s.fd));
             report.stopped = true;
             break;
         }

@@ -154,6 +154,15 @@ pub fn setsockopt_int(
     }
 }
 
+/// Closes every open descriptor of `fds` (a scan loop's slots on abort: in flight,
+/// nothing more to report) and marks each closed (-1).
+pub fn close_all<'a>(fds: impl Iterator<Item = &'a mut libc::c_int>) {
+    for fd in fds.filter(|fd| **fd >= 0) {
+        close(*fd, false);
+        *fd = -1;
+    }
+}
+
 /// Closes `fd`; with `reset` an established TCP connection is aborted with an RST
 /// (SO_LINGER 0), so neither side keeps TIME_WAIT state for a scan.
 pub fn close(fd: libc::c_int, reset: bool) {
@@ -197,6 +206,17 @@ pub fn now_ns() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn close_all_closes_the_open_descriptors_and_marks_them() {
+        let a = socket("127.0.0.1".parse().unwrap(), libc::SOCK_DGRAM).unwrap();
+        let b = socket("127.0.0.1".parse().unwrap(), libc::SOCK_DGRAM).unwrap();
+        let mut fds = [a, -1, b];
+        close_all(fds.iter_mut());
+        // (whether the numbers were really closed cannot be checked here without racing
+        // the other tests of this binary, which open descriptors in parallel)
+        assert_eq!(fds, [-1, -1, -1]);
+    }
 
     #[test]
     fn budget_respects_the_limit() {
