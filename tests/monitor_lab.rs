@@ -69,20 +69,7 @@ fn monitor_on_a_lab_scan_filters_pauses_resumes_exports_and_quits() {
         common::prtip_bin().display(),
         home.path().display()
     );
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        "-s",
-        "lab",
-        "-c",
-        work.path().to_str().unwrap(),
-        &cmd,
-    ]);
-    tmux.run(&["set-option", "-s", "escape-time", "0"]);
+    tmux.start("lab", Some(work.path()), &cmd);
 
     let screen = tmux.wait_for("lab", "the live progress screen", WAIT, |s| {
         s.contains("scan 1 RUNNING") && s.contains(":22/tcp") && s.contains(":80/tcp")

@@ -85,21 +85,7 @@ fn monitor_in_tmux_attaches_filters_pauses_resumes_exports_and_quits() {
         prtip.display(),
         home.path().display()
     );
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        "-s",
-        "mon",
-        "-c",
-        work.path().to_str().unwrap(),
-        &cmd,
-    ]);
-    // Escape is a key here, not the start of an Alt sequence.
-    tmux.run(&["set-option", "-s", "escape-time", "0"]);
+    tmux.start("mon", Some(work.path()), &cmd);
 
     // Let a few seconds of the scan go by (samples, checkpoints, sparkline).
     wait_until("four samples in the log", WAIT, || {
@@ -296,18 +282,7 @@ fn monitor_in_tmux_opens_finished_and_interrupted_scans() {
     s2.0.wait().unwrap();
 
     let tmux = Tmux::new("prtip-monitor-e2e-done");
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        "-s",
-        "done",
-        &monitor_cmd(home.path(), "1"),
-    ]);
-    tmux.run(&["set-option", "-s", "escape-time", "0"]);
+    tmux.start("done", None, &monitor_cmd(home.path(), "1"));
     let screen = tmux.wait_for("done", "the finished scan", WAIT, |s| {
         s.contains("scan 1 FINISHED") && s.contains("Finished: 25,600 probes sent")
     });
@@ -334,17 +309,7 @@ fn monitor_in_tmux_opens_finished_and_interrupted_scans() {
         s.contains("monitor exited with status 0")
     });
 
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        "-s",
-        "killed",
-        &monitor_cmd(home.path(), "--last"),
-    ]);
+    tmux.start("killed", None, &monitor_cmd(home.path(), "--last"));
     let screen = tmux.wait_for("killed", "the interrupted scan", WAIT, |s| {
         s.contains(" INTERRUPTED pid ")
     });

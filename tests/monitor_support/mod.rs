@@ -25,6 +25,18 @@ impl Tmux {
         }
     }
 
+    /// Starts session `session` in a 120×40 terminal running `cmd` (in `cwd` when
+    /// given), with escape-time 0: Escape is a key, not the start of an Alt sequence.
+    pub fn start(&self, session: &str, cwd: Option<&Path>, cmd: &str) {
+        let mut args = vec!["new-session", "-d", "-x", "120", "-y", "40", "-s", session];
+        if let Some(dir) = cwd {
+            args.extend(["-c", dir.to_str().unwrap()]);
+        }
+        args.push(cmd);
+        self.run(&args);
+        self.run(&["set-option", "-s", "escape-time", "0"]);
+    }
+
     /// Run `tmux -L socket args...`; panics with stderr when it fails.
     pub fn run(&self, args: &[&str]) -> String {
         let out = self.try_run(args);
