@@ -285,3 +285,46 @@ fn bad_xdp_flags_exit_2_and_write_nothing() {
         "nothing left attached"
     );
 }
+
+#[test]
+fn without_cap_bpf_the_xdp_backend_says_what_is_missing() {
+    if !common::netns_tests_enabled() {
+        return;
+    }
+    let lab = lab("pxc", false);
+    let home = tempfile::tempdir().unwrap();
+    let ns = lab.config().scan_ns.clone();
+    let iface = lab.config().scan_if.clone();
+    // Root keeps CAP_NET_RAW (so the AF_PACKET checks pass) but loses what BPF and
+    // AF_XDP need (CAP_SYS_ADMIN would stand in for CAP_BPF, so it goes too).
+    let out = common::run_in_ns(
+        &ns,
+        "capsh",
+        &[
+            "--drop=cap_bpf,cap_perfmon,cap_sys_admin,cap_net_admin",
+            "--",
+            "-c",
+            &format!(
+                "PRTIP_HOME={} exec {} scan 198.19.0.0/24 -p 80 --quiet --xdp {iface}",
+                home.path().display(),
+                common::prtip_bin().display()
+            ),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("needs CAP_BPF and CAP_NET_ADMIN"), "{err}");
+    assert!(
+        err.contains("setcap cap_bpf,cap_net_admin,cap_net_raw+ep"),
+        "{err}"
+    );
+    assert!(
+        !home.path().join("scans").exists(),
+        "nothing may be written"
+    );
+    let info = common::run_in_ns(&ns, "ip", &["link", "show", "dev", &iface]);
+    assert!(
+        !String::from_utf8_lossy(&info.stdout).contains("xdp"),
+        "nothing attached"
+    );
+}

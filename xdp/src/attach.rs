@@ -225,3 +225,18 @@ pub(crate) fn attached_counters(ifname: &str, program: &str, map: &str) -> Resul
         "{program} on {ifname} has no map {map}"
     )))
 }
+
+/// Keep libbpf quiet (its warnings would repeat what our errors say) unless
+/// `PRTIP_XDP_DEBUG` is set, in which case everything it says goes to stderr.
+pub(crate) fn libbpf_logging() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("PRTIP_XDP_DEBUG").is_some() {
+            libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Debug, |_, msg| {
+                eprint!("{msg}")
+            })));
+        } else {
+            libbpf_rs::set_print(None);
+        }
+    });
+}

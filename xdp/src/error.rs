@@ -46,7 +46,9 @@ pub enum XdpError {
         err: io::Error,
     },
     /// Loading (verifying) a BPF object failed.
-    #[error("loading the XDP program {program} failed: {err}")]
+    #[error(
+        "loading the XDP program {program} failed: {err} (PRTIP_XDP_DEBUG=1 shows libbpf's log)"
+    )]
     Load {
         /// Program name.
         program: &'static str,

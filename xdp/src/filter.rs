@@ -88,6 +88,7 @@ impl ScanFilter {
         }
         let ifindex = sys::ifindex(ifname)?;
         sys::ensure_up(ifname)?;
+        crate::attach::libbpf_logging();
         let mut storage = MaybeUninit::uninit();
         let mut open = ScanFilterSkelBuilder::default()
             .open(&mut storage)

@@ -23,6 +23,7 @@ pub const PROGRAM: &str = "prtip_pass";
 
 /// Load the pass-through program and attach it to `ifname` (calling thread's namespace) in `mode`.
 pub fn attach(ifname: &str, mode: XdpMode) -> Result<AttachedProgram> {
+    crate::attach::libbpf_logging();
     let mut storage = MaybeUninit::uninit();
     let open = PassSkelBuilder::default()
         .open(&mut storage)

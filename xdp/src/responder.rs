@@ -115,6 +115,7 @@ impl ResponderStats {
 /// Load the responder configured by `cfg` and attach it to `ifname` (in the
 /// calling thread's network namespace) in `mode` (native falls back to skb).
 pub fn attach(ifname: &str, cfg: &ResponderConfig, mode: XdpMode) -> Result<AttachedProgram> {
+    crate::attach::libbpf_logging();
     let mut storage = MaybeUninit::uninit();
     let mut open = ResponderSkelBuilder::default()
         .open(&mut storage)

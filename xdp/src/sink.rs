@@ -50,6 +50,7 @@ impl SinkStats {
 
 /// Load the sink and attach it to `ifname` (calling thread's namespace) in `mode`.
 pub fn attach(ifname: &str, mode: XdpMode) -> Result<AttachedProgram> {
+    crate::attach::libbpf_logging();
     let mut storage = MaybeUninit::uninit();
     let open = SinkSkelBuilder::default()
         .open(&mut storage)
