@@ -161,31 +161,21 @@ fn connect_scan_needs_no_privilege() {
         .iter()
         .flat_map(|a| ports.iter().map(move |p| format!("{a}:{p}")))
         .collect();
-    let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new("ip")
-        .args(["netns", "exec", &lab.config().scan_ns, "setpriv"])
-        .args([
+    let stdout = common::rerun_this_test(
+        &[
+            "ip",
+            "netns",
+            "exec",
+            &lab.config().scan_ns,
+            "setpriv",
             "--reuid=65534",
             "--regid=65534",
             "--clear-groups",
             "--inh-caps=-all",
             "--bounding-set=-all",
-        ])
-        .arg(&exe)
-        .args([
-            "--exact",
-            "connect_scan_needs_no_privilege",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("PRTIP_CT_CHILD", list.join(","))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "child failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        "connect_scan_needs_no_privilege",
+        ("PRTIP_CT_CHILD", &list.join(",")),
     );
     let got: BTreeMap<String, String> = stdout
         .lines()

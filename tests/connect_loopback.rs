@@ -3,6 +3,8 @@
 //! the right Reply events, retries happen, checkpoints never skip a port, the stop
 //! flag stops early with a resumable position, and the scan works without privileges.
 
+mod common;
+
 use prtip_engine::connect::{self, ConnectOptions, Job};
 use prtip_store::event::{Event, PortState, Reason};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -195,31 +197,19 @@ fn works_without_privileges() {
         // already unprivileged: the other tests in this file prove it works
         return;
     }
-    let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new("setpriv")
-        .args([
+    let stdout = common::rerun_this_test(
+        &[
+            "setpriv",
             "--reuid=65534",
             "--regid=65534",
             "--clear-groups",
             "--inh-caps=-all",
             "--bounding-set=-all",
-        ])
-        .arg(&exe)
-        .args([
-            "--exact",
-            "works_without_privileges",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("PRTIP_UNPRIV_CHILD", "1")
-        .output()
-        .expect("setpriv runs (util-linux)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("UNPRIV-CHILD-OK"),
-        "child failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        "works_without_privileges",
+        ("PRTIP_UNPRIV_CHILD", "1"),
     );
+    assert!(stdout.contains("UNPRIV-CHILD-OK"), "child failed: {stdout}");
 }
 
 /// With a small RLIMIT_NOFILE that cannot be raised (hard = soft = 128), the budget
@@ -251,25 +241,12 @@ fn adapts_to_a_small_descriptor_limit() {
         );
         return;
     }
-    let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new("prlimit")
-        .arg("--nofile=128:128")
-        .arg(&exe)
-        .args([
-            "--exact",
-            "adapts_to_a_small_descriptor_limit",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("PRTIP_NOFILE_CHILD", "1")
-        .output()
-        .expect("prlimit runs (util-linux)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("NOFILE-CHILD-OK"),
-        "child failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = common::rerun_this_test(
+        &["prlimit", "--nofile=128:128"],
+        "adapts_to_a_small_descriptor_limit",
+        ("PRTIP_NOFILE_CHILD", "1"),
     );
+    assert!(stdout.contains("NOFILE-CHILD-OK"), "child failed: {stdout}");
 }
 
 /// IPv6 targets go through the same loop (sockaddr_in6): open and closed on ::1.

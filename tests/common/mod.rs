@@ -191,3 +191,25 @@ pub fn tcp_truth(base: std::net::Ipv4Addr, prefix: u8, ports: &[u16], open: &[u1
     }
     m
 }
+
+/// Runs test `name` of this test binary again, alone and with its output shown, as
+/// `wrapper... <this binary> --exact name --nocapture --test-threads=1` with `env`
+/// set (the test looks for it to know it is the child); panics with both outputs
+/// unless the child succeeded. Returns the child's stdout.
+pub fn rerun_this_test(wrapper: &[&str], name: &str, env: (&str, &str)) -> String {
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new(wrapper[0])
+        .args(&wrapper[1..])
+        .arg(&exe)
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(env.0, env.1)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", wrapper[0]));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
