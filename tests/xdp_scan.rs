@@ -328,3 +328,45 @@ fn without_cap_bpf_the_xdp_backend_says_what_is_missing() {
         "nothing attached"
     );
 }
+
+#[test]
+fn xdp_in_skb_mode_finds_the_ground_truth_too() {
+    if !common::netns_tests_enabled() {
+        return;
+    }
+    // The kernel answers: with the XDP responder the scanner's veth runs the
+    // lab's pass-through in native mode, whose link the scan filter would take
+    // over (keeping that link's mode), so --xdp-mode skb needs a free interface.
+    let lab = lab("pxs", false);
+    let home = tempfile::tempdir().unwrap();
+    let ns = lab.config().scan_ns.clone();
+    let iface = lab.config().scan_if.clone();
+    let out = scan_cmd(
+        home.path(),
+        &ns,
+        &[
+            "scan",
+            "198.19.0.0/22",
+            "-p",
+            PORTS,
+            "--xdp",
+            &iface,
+            "--xdp-mode",
+            "skb",
+            "--rate",
+            "15000",
+            "--wait",
+            "1s",
+            "--quiet",
+        ],
+    )
+    .output()
+    .unwrap();
+    ok(&out);
+    let got = log_results(&scan_dir(home.path(), 1));
+    assert!(
+        got == truth(Ipv4Addr::new(198, 19, 0, 0), 22),
+        "skb mode differs from ground truth ({} rows)",
+        got.len()
+    );
+}

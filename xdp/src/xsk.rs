@@ -160,11 +160,11 @@ pub(crate) fn open_queue(
                     let tx = TxHalf::new(
                         queue,
                         umem.clone(),
-                        txq,
-                        cq,
+                        (txq, cq),
                         tx_descs.to_vec(),
                         sizes,
                         templates.clone(),
+                        zc,
                     );
                     let rx = RxHalf::new(umem, rxq, fq, rx_descs.to_vec())?;
                     return Ok(QueueSocket {
@@ -289,6 +289,9 @@ pub(crate) struct TxHalf {
     out: Vec<FrameDesc>,
     done: Vec<FrameDesc>,
     templates: TemplateSet,
+    /// Zero-copy: the driver transmits from the ring itself and `sendto` is only
+    /// needed when the kernel asks for a wakeup; copy mode transmits in `sendto`.
+    zero_copy: bool,
     pub counts: TxCounts,
 }
 
@@ -301,14 +304,15 @@ impl TxHalf {
     fn new(
         queue: u32,
         umem: Umem,
-        txq: TxQueue,
-        cq: CompQueue,
+        (txq, cq): (TxQueue, CompQueue),
         frames: Vec<FrameDesc>,
         sizes: &SocketSizes,
         templates: TemplateSet,
+        zero_copy: bool,
     ) -> TxHalf {
         let n = frames.len();
         TxHalf {
+            zero_copy,
             queue,
             umem,
             txq,
@@ -441,7 +445,10 @@ impl TxHalf {
             self.counts.bytes += bytes;
             self.counts.batches += 1;
             // Copy mode processes at most the budget per call and says EAGAIN if
-            // more remain; zero-copy only needs the wakeup.
+            // more remain; zero-copy only needs the wakeup, when the driver asks.
+            if self.zero_copy && !self.txq.needs_wakeup() {
+                continue;
+            }
             let mut tries = 0;
             while !self.kick()? {
                 self.counts.backpressure += 1;
