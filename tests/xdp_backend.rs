@@ -320,3 +320,80 @@ fn a_killed_scanner_leaves_nothing_attached() {
     assert_eq!(scan().attached, None);
     assert_eq!(tgt().attached, None);
 }
+
+#[test]
+fn the_filter_takes_icmp_errors_quoting_our_probes_and_nothing_else() {
+    if !root() {
+        return;
+    }
+    let pair = VethPair::new("icmp", 1, "198.19.0.0/16");
+    xdp_support::in_ns(
+        &pair.tgt_ns,
+        &["sysctl", "-qw", "net.ipv4.icmp_ratelimit=0"],
+    );
+    let be = in_netns(&pair.scan_ns, || {
+        prtip_xdp::backend(&pair.scan_if, &templates(), &opts(1))
+    })
+    .unwrap();
+    let (mut tx, mut rx) = be.into_parts();
+    // UDP probes to closed ports of the target's own address: its kernel answers
+    // each with ICMP port unreachable quoting the probe.
+    let ps: Vec<Probe> = (0..50u16)
+        .map(|i| Probe {
+            dst: xdp_support::TGT_IP,
+            dport: 40001 + i,
+            sport: SPORT_LO + (i % 64),
+            seq: 0x1234_0000 + i as u32,
+            proto: Protocol::Udp,
+        })
+        .collect();
+    tx.send(&ps).unwrap();
+    // A datagram of the host's own (source port outside our range) to a closed
+    // port: its ICMP error must go to the kernel, which reports it to the socket.
+    let refused = in_netns(&pair.scan_ns, || {
+        let s = std::net::UdpSocket::bind((SCAN_IP, 30000)).unwrap();
+        s.connect((xdp_support::TGT_IP, 9999)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.send(b"not a probe").unwrap();
+        let mut b = [0u8; 16];
+        Ok(s.recv(&mut b).map_err(|e| e.kind()))
+    })
+    .unwrap();
+    assert_eq!(refused, Err(std::io::ErrorKind::ConnectionRefused));
+
+    let mut quoted = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while quoted.len() < ps.len() && Instant::now() < deadline {
+        rx.recv(Duration::from_millis(50), &mut |f| {
+            let eth = EthernetFrame::new_checked(f).unwrap();
+            let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+            assert_eq!(ip.protocol(), IpProtocol::Icmp, "only ICMP errors here");
+            let icmp = prtip_engine::wire::Icmpv4Packet::new_checked(ip.payload()).unwrap();
+            assert_eq!(
+                (icmp.msg_type(), icmp.msg_code()),
+                (3, 3),
+                "port unreachable"
+            );
+            let inner = Ipv4Packet::new_checked(icmp.data()).unwrap();
+            let l4 = inner.payload();
+            let (sport, dport) = (
+                u16::from_be_bytes([l4[0], l4[1]]),
+                u16::from_be_bytes([l4[2], l4[3]]),
+            );
+            quoted.push((inner.ident(), sport, dport));
+        })
+        .unwrap();
+    }
+    quoted.sort();
+    let want: Vec<(u16, u16, u16)> = ps
+        .iter()
+        .map(|p| (p.seq as u16, p.sport, p.dport))
+        .collect();
+    assert_eq!(quoted, want, "exactly one error per probe, quoting it");
+    let fs = rx.filter_stats().unwrap();
+    assert_eq!((fs.icmp, fs.tcp, fs.udp), (50, 0, 0), "{fs:?}");
+    assert!(
+        fs.passed >= 1,
+        "the host's own ICMP error went to the kernel: {fs:?}"
+    );
+}
