@@ -905,7 +905,9 @@ fn clear_stale_index(map: &mut [u8], h: &SegHeader, end: u64) -> u64 {
     keep
 }
 
-fn header_error(dir: &Path, path: &Path, n: u64, p: HeaderProblem) -> StoreError {
+/// The error for segment `n` (at `path`, in log `dir`) whose header failed to decode:
+/// a version the build cannot read, or corruption.
+pub(crate) fn header_error(dir: &Path, path: &Path, n: u64, p: HeaderProblem) -> StoreError {
     match p {
         HeaderProblem::Version { format, schema } => StoreError::Version {
             path: path.to_path_buf(),

@@ -5,7 +5,7 @@
 //! writer appends) and the cursor that walks one segment. It never writes or
 //! repairs anything; the writer's recovery is in [`crate::appender`].
 
-use crate::appender::{check_contiguous, list_segments, LogPos, Truncation};
+use crate::appender::{check_contiguous, header_error, list_segments, LogPos, Truncation};
 use crate::error::{Result, StoreError};
 use crate::event::{Checkpoint, ScanStarted};
 use crate::format::*;
@@ -395,7 +395,7 @@ impl LogReader {
             Ok(h)
         });
         r.clone()
-            .map_err(|p| header_err(&self.dir, &self.dir.join(raw_name(s.n)), s.n, p))
+            .map_err(|p| header_error(&self.dir, &self.dir.join(raw_name(s.n)), s.n, p))
     }
 
     fn mode(&self, idx: usize) -> SegMode {
@@ -818,20 +818,4 @@ pub(crate) fn load_zst(
         return Err((0, format!("header says segment {}", h.segment)));
     }
     Ok((buf, h))
-}
-
-fn header_err(dir: &Path, path: &Path, n: u64, p: HeaderProblem) -> StoreError {
-    match p {
-        HeaderProblem::Version { format, schema } => StoreError::Version {
-            path: path.to_path_buf(),
-            format,
-            schema,
-        },
-        other => StoreError::Corrupt {
-            dir: dir.to_path_buf(),
-            segment: n,
-            offset: 0,
-            what: format!("segment header: {other:?}"),
-        },
-    }
 }
