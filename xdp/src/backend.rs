@@ -27,8 +27,8 @@ pub struct XdpOptions {
     /// Zero-copy policy (`--zero-copy`).
     pub zero_copy: ZeroCopy,
     /// Number of queues to send on (one sender thread each, from queue 0);
-    /// None: every queue. Replies are received on every RX queue regardless,
-    /// since the NIC (or veth) spreads them over all of them.
+    /// None: one per core but one, at most every queue. Replies are received on
+    /// every RX queue regardless, since the NIC (or veth) spreads them over all.
     pub queues: Option<u32>,
     /// Socket sizes (frames, batch).
     pub sizes: SocketSizes,
@@ -105,7 +105,12 @@ pub fn backend(ifname: &str, templates: &TemplateSet, opts: &XdpOptions) -> Resu
     sys::ensure_up(ifname)?;
     let rx_queues = info.rx_queues;
     let queues = match opts.queues {
-        None => rx_queues,
+        // One sending queue per core but one: the receiving thread, the log
+        // writer and (on veth) the peer's receive path need a core too.
+        None => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+            rx_queues.min(cores.saturating_sub(1).max(1))
+        }
         Some(0) => return Err(XdpError::Config("--xdp-queues must be at least 1".into())),
         Some(q) if q > info.rx_queues => {
             return Err(XdpError::Config(format!(

@@ -107,7 +107,7 @@ pub struct Args {
     /// AF_XDP zero-copy with --xdp: auto (default: where the driver has it), on (required) or off.
     #[arg(long = "zero-copy", value_name = "auto|on|off", num_args = 0..=1, default_missing_value = "on")]
     pub zero_copy: Option<String>,
-    /// Queues to send on with --xdp, one thread each (default: every queue of the interface).
+    /// Queues to send on with --xdp, one thread each (default: one per core but one, at most every queue).
     #[arg(long = "xdp-queues", value_name = "N")]
     pub xdp_queues: Option<u32>,
     /// Checkpoint every N probes (in addition to time).
