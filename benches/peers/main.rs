@@ -177,6 +177,9 @@ fn settings(args: &[String]) -> anyhow::Result<Settings> {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--spawn") {
+        proc::launcher_main(&args[1..]);
+    }
     if args.first().map(String::as_str) == Some("--child") {
         if let Err(e) = child::main(&args[1..]) {
             eprintln!("peers child: {e:#}");

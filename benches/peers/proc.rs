@@ -1,13 +1,23 @@
 //! Running one scanner process and measuring it: wall time from spawn to reap,
 //! CPU time (user + sys) and peak RSS from the `wait4` rusage of exactly that
-//! child, with a deadline that escalates SIGINT → SIGTERM → SIGKILL. Owns only
+//! process, with a deadline that escalates SIGINT → SIGTERM → SIGKILL. Owns only
 //! the processes it spawns (each in its own process group, so a Ctrl-C at the
 //! terminal reaches the harness, which stops them in order); never waits for
 //! any other child (the lab's responder is also our child: it is left alone).
+//!
+//! Why a launcher: `ru_maxrss` is the largest RSS a process ever had, and a
+//! child made by fork or vfork starts from its parent's memory (at exec the
+//! kernel keeps the high-water mark of the mm it replaces, which for a vfork
+//! child is the parent's own). Spawned straight from the harness, a 6 MB zmap
+//! reads as the harness's 40 MB. So each scanner is started by a fresh launcher
+//! process (this binary, `--spawn`, a few MB): it forks the scanner, whose
+//! rusage then starts from the launcher's small footprint, waits for it with
+//! `wait4` and writes that rusage to a file for the harness.
 
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -26,6 +36,8 @@ pub struct Usage {
     pub exit: i32,
     /// Signals the harness had to send to end it (`INT`, `TERM`, `KILL`).
     pub signals: Vec<String>,
+    /// CPU and RSS are the scanner's own, as reported by the launcher.
+    pub rss_from_launcher: bool,
 }
 
 impl Usage {
@@ -56,14 +68,28 @@ pub struct Watch<'a> {
     pub tick: Duration,
 }
 
-/// Spawn `cmd` (stdout/stderr to the given files), wait for it under `watch`,
-/// and return what it cost.
+/// Spawn `inner` through the launcher (`launcher --spawn RUSAGE_FILE -- inner...`,
+/// stdout/stderr to the given files), wait for it under `watch`, and return
+/// what `inner` cost.
 pub fn run(
-    mut cmd: Command,
+    launcher: &Path,
+    inner: Command,
     stdout: Stdio,
     stderr: Stdio,
     mut watch: Watch<'_>,
 ) -> std::io::Result<Usage> {
+    let ru_file = std::env::temp_dir().join(format!(
+        "prtip-peers-{}-{}.rusage",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_file(&ru_file);
+    let mut cmd = Command::new(launcher);
+    cmd.arg("--spawn")
+        .arg(&ru_file)
+        .arg("--")
+        .arg(inner.get_program())
+        .args(inner.get_args());
     cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
     // Own process group: the terminal's Ctrl-C goes to the harness only, which
     // then ends the scanner itself (so the lab is always torn down after it).
@@ -140,14 +166,90 @@ pub fn run(
         128 + libc::WTERMSIG(status)
     };
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    Ok(Usage {
+    let mut u = Usage {
         wall_s: (end - start).as_secs_f64(),
         user_s: tv(ru.ru_utime),
         sys_s: tv(ru.ru_stime),
         max_rss_bytes: ru.ru_maxrss as u64 * 1024,
         exit,
         signals,
-    })
+        rss_from_launcher: false,
+    };
+    // The launcher's report on the scanner itself (absent if the launcher was
+    // SIGKILLed: then the figures above, which include the launcher, stand).
+    if let Ok(text) = std::fs::read_to_string(&ru_file) {
+        let _ = std::fs::remove_file(&ru_file);
+        let v: Vec<f64> = text
+            .split_whitespace()
+            .filter_map(|t| t.parse().ok())
+            .collect();
+        if let [user, sys, maxrss_kb, code] = v[..] {
+            u.user_s = user;
+            u.sys_s = sys;
+            u.max_rss_bytes = maxrss_kb as u64 * 1024;
+            u.exit = code as i32;
+            u.rss_from_launcher = true;
+        }
+    }
+    Ok(u)
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Body of `--spawn RUSAGE_FILE -- PROGRAM ARGS...`: run PROGRAM (same stdio),
+/// survive the signals the harness sends to the process group (PROGRAM gets
+/// them with their default action), reap it with `wait4` and write
+/// `user_s sys_s maxrss_kb exit` to RUSAGE_FILE. Exits with PROGRAM's code.
+pub fn launcher_main(args: &[String]) -> ! {
+    let (Some(file), Some("--"), Some(program)) =
+        (args.first(), args.get(1).map(String::as_str), args.get(2))
+    else {
+        eprintln!("peers --spawn: usage: --spawn RUSAGE_FILE -- PROGRAM [ARGS...]");
+        std::process::exit(2);
+    };
+    // Caught (not ignored: ignored dispositions would be inherited across exec).
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        let _ = signal_hook::flag::register(sig, flag.clone());
+    }
+    let child = match Command::new(program).args(&args[3..]).spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("peers --spawn: cannot run {program}: {e}");
+            std::process::exit(127);
+        }
+    };
+    let pid = child.id() as libc::pid_t;
+    drop(child);
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain data filled in by the kernel; pid is our only child.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: see above; status and ru are valid for writes.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+        if r == pid {
+            break;
+        }
+        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            std::process::exit(126);
+        }
+    }
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let _ = std::fs::write(
+        file,
+        format!(
+            "{:.6} {:.6} {} {code}\n",
+            tv(ru.ru_utime),
+            tv(ru.ru_stime),
+            ru.ru_maxrss
+        ),
+    );
+    std::process::exit(code);
 }
 
 /// Run a short helper command (ethtool, ip, dpkg) and return its stdout; error

@@ -50,6 +50,9 @@ pub fn row(o: &Outcome) {
                 .join(" ")
         ));
     }
+    if o.recall.is_none() && o.cpu_ns_per_probe > 0.0 {
+        notes.push(format!("{:.0} ns CPU/probe", o.cpu_ns_per_probe));
+    }
     if o.runs > 1 {
         notes.push(format!("{} runs", o.runs));
     }

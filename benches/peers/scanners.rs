@@ -66,7 +66,7 @@ impl Scanner {
         Scanner::ALL.into_iter().find(|k| k.name() == s)
     }
 
-    /// A rate it cannot go beyond on this machine, for deadlines only.
+    /// A rate it reaches even on a loaded machine, for deadlines only.
     fn floor_rate(self) -> u64 {
         match self {
             Scanner::Nmap => 5_000,
@@ -152,6 +152,8 @@ pub struct Outcome {
     pub send_window_s: f64,
     /// delivered / send_window.
     pub rate_at_target: f64,
+    /// CPU (user + sys) per probe delivered, ns.
+    pub cpu_ns_per_probe: f64,
     /// Recall (None when send-only).
     pub recall: Option<Recall>,
     /// Output lines the parser could not read.
@@ -407,8 +409,11 @@ pub fn run(k: Scanner, env: &Env<'_>, job: &Job<'_>) -> anyhow::Result<Outcome> 
         let stderr_path = env.work.join("last.stderr");
         let stdout = File::create(&stdout_path)?;
         let stderr = File::create(&stderr_path)?;
-        let rate = if job.rate == 0 { 0 } else { job.rate };
-        let expect_s = inv.probes as f64 / rate.max(k.floor_rate()) as f64 + job.wait_s as f64;
+        let eff = match job.rate {
+            0 => k.floor_rate(),
+            r => r.min(k.floor_rate()),
+        };
+        let expect_s = inv.probes as f64 / eff as f64 + job.wait_s as f64;
         let deadline = Duration::from_secs_f64(expect_s * 3.0 + 30.0);
         let base = env.lab.program_counters().delivered();
         let stop = AtomicBool::new(false);
@@ -441,7 +446,7 @@ pub fn run(k: Scanner, env: &Env<'_>, job: &Job<'_>) -> anyhow::Result<Outcome> 
                 on_tick: if inv.wake { Some(&mut wake) } else { None },
                 tick: Duration::from_millis(100),
             };
-            let r = proc::run(inv.cmd, stdout.into(), stderr.into(), watch);
+            let r = proc::run(&env.harness, inv.cmd, stdout.into(), stderr.into(), watch);
             stop.store(true, Ordering::Relaxed);
             r
         })
@@ -472,6 +477,8 @@ pub fn run(k: Scanner, env: &Env<'_>, job: &Job<'_>) -> anyhow::Result<Outcome> 
         agg.user_s += usage.user_s;
         agg.sys_s += usage.sys_s;
         agg.max_rss_bytes = agg.max_rss_bytes.max(usage.max_rss_bytes);
+        agg.rss_from_launcher =
+            usage.rss_from_launcher && (o.commands.len() == 1 || agg.rss_from_launcher);
         if usage.exit != 0 {
             agg.exit = usage.exit;
         }
@@ -493,6 +500,9 @@ pub fn run(k: Scanner, env: &Env<'_>, job: &Job<'_>) -> anyhow::Result<Outcome> 
     o.delivered = o.lab.delivered();
     if o.send_window_s > 0.0 {
         o.rate_at_target = o.delivered as f64 / o.send_window_s;
+    }
+    if o.delivered > 0 {
+        o.cpu_ns_per_probe = o.usage.cpu_s() * 1e9 / o.delivered as f64;
     }
     if !job.send_only {
         let r = tally.finish();
