@@ -471,6 +471,7 @@ fn phases(
         let mut json_b = Vec::new();
         let mut figs_asked = Vec::new();
         let mut figs_at = Vec::new();
+        let mut figs_near = Vec::new();
         for &k in &scanners {
             let mut tried: Vec<Outcome> = sweep
                 .iter()
@@ -514,6 +515,22 @@ fn phases(
                 .filter(|o| o.perfect())
                 .map(|o| o.rate_at_target)
                 .fold(0.0, f64::max);
+            // zmap loses a handful of replies per /16 at any rate (its sends all
+            // reach the target): the near-100% figure shows where it stands.
+            let near_at = tried
+                .iter()
+                .filter(|o| {
+                    o.recall
+                        .as_ref()
+                        .is_some_and(|r| r.recall >= 0.9999 && r.false_pos == 0)
+                })
+                .map(|o| o.rate_at_target)
+                .fold(0.0, f64::max);
+            println!(
+                "  {:<13}    highest rate with >= 99.99% recall: {near_at:.0} probes/s at the target",
+                k.name()
+            );
+            figs_near.push((k.name().to_string(), near_at));
             match best {
                 Some(b) => println!(
                     "  {:<13} => 100% up to {}/s asked ({:.0} probes/s at the target); best 100% run: {:.0} probes/s at the target",
@@ -532,12 +549,17 @@ fn phases(
                 "tried": tried.iter().map(|o| json!({"rate": o.rate, "recall": o.recall, "rate_at_target": o.rate_at_target, "perfect": o.perfect()})).collect::<Vec<_>>(),
                 "best_rate_asked": best.map(|b| b.rate),
                 "best_rate_at_target": best_at,
+                "best_rate_at_target_9999": near_at,
             }));
         }
         let mut r = report::figure_ratios("highest 100% rate (asked)", &figs_asked);
         r.extend(report::figure_ratios(
             "highest 100% rate (at target)",
             &figs_at,
+        ));
+        r.extend(report::figure_ratios(
+            "highest >=99.99% rate (at target)",
+            &figs_near,
         ));
         doc["bisect"] = json!({"scanners": json_b, "ratios": r});
     }
