@@ -23,6 +23,9 @@ use crate::proc::output;
 /// Prefix of every lab this harness makes (`pbn<pid hex><n>`).
 pub const PREFIX: &str = "pbn";
 
+/// UDP port of the scanner's address that masscan's wake datagrams go to.
+const WAKE_PORT: u16 = 9;
+
 /// What the target's veth runs now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TargetKind {
@@ -38,6 +41,7 @@ pub struct BenchLab {
     programs: Option<LabPrograms>,
     lab: Option<LabGuard>,
     waker: Option<UdpSocket>,
+    catcher: Option<UdpSocket>,
     /// Its configuration.
     pub cfg: LabConfig,
     /// XDP mode asked for.
@@ -102,6 +106,7 @@ impl BenchLab {
             programs: None,
             lab: Some(guard),
             waker: None,
+            catcher: None,
             cfg,
             mode,
             target: None,
@@ -109,16 +114,20 @@ impl BenchLab {
         };
         // masscan 1.3.2 misses 2-38% of replies with TSO/GSO on (the veth default):
         // off for every scanner, so they all see the same lab.
-        output(
-            Command::new("ip")
-                .args(["netns", "exec", &lab.cfg.scan_ns, "ethtool", "-K"])
-                .args([&lab.cfg.scan_if, "tso", "off", "gso", "off"]),
-        )
-        .context("turning TSO/GSO off on the scanner's veth")?;
+        lab.offloads(false)?;
         let tgt = SocketAddrV4::new(lab.cfg.tgt_ip, 0);
         let sock = prtip_lab::netns::run_in_netns(&lab.cfg.tgt_ns, move || UdpSocket::bind(tgt))
             .context("entering the target namespace")?
             .context("binding the waker socket in the target namespace")?;
+        // The datagrams land on a bound socket in the scanner namespace, so its
+        // kernel sends no ICMP port unreachable back (the sink would count it).
+        let scan = SocketAddrV4::new(lab.cfg.scan_ip, WAKE_PORT);
+        let catcher =
+            prtip_lab::netns::run_in_netns(&lab.cfg.scan_ns, move || UdpSocket::bind(scan))
+                .context("entering the scanner namespace")?
+                .context("binding the wake catcher in the scanner namespace")?;
+        catcher.set_nonblocking(true)?;
+        lab.catcher = Some(catcher);
         lab.waker = Some(sock);
         Ok(lab)
     }
@@ -223,14 +232,31 @@ impl BenchLab {
     /// masscan that waits for one more packet before it exits).
     pub fn wake_scanner(&self) {
         if let Some(s) = &self.waker {
-            let _ = s.send_to(b"wake", SocketAddrV4::new(self.cfg.scan_ip, 9));
+            let _ = s.send_to(b"wake", SocketAddrV4::new(self.cfg.scan_ip, WAKE_PORT));
         }
+        if let Some(c) = &self.catcher {
+            let mut buf = [0u8; 64];
+            while c.recv(&mut buf).is_ok() {}
+        }
+    }
+
+    /// TSO and GSO on the scanner's veth on or off.
+    pub fn offloads(&self, on: bool) -> anyhow::Result<()> {
+        let v = if on { "on" } else { "off" };
+        output(
+            Command::new("ip")
+                .args(["netns", "exec", &self.cfg.scan_ns, "ethtool", "-K"])
+                .args([&self.cfg.scan_if, "tso", v, "gso", v]),
+        )
+        .with_context(|| format!("turning TSO/GSO {v} on the scanner's veth"))?;
+        Ok(())
     }
 
     /// Detach the programs and take the lab down now.
     pub fn down(mut self) -> anyhow::Result<()> {
         self.programs = None;
         self.waker = None;
+        self.catcher = None;
         if let Some(g) = self.lab.take() {
             g.down().context("taking the bench lab down")?;
         }
@@ -242,6 +268,7 @@ impl Drop for BenchLab {
     fn drop(&mut self) {
         self.programs = None;
         self.waker = None;
+        self.catcher = None;
         // LabGuard's own Drop takes the lab down.
         self.lab = None;
     }

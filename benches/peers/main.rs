@@ -69,11 +69,14 @@ struct Settings {
     phases: Vec<String>,
     install: bool,
     xdp_mode: XdpMode,
+    /// TSO/GSO on the scanner's veth during the send-only phase.
+    send_offloads: bool,
 }
 
 fn usage() -> &'static str {
     "usage: cargo bench --bench peers -- [--quick|--full] [--only prtip-packet,prtip-xdp,masscan,zmap,nmap]\n\
-     \x20      [--phases sweep,bisect,send,memory] [--rates 50000,100000] [--no-install] [--xdp-mode native|skb]"
+     \x20      [--phases sweep,bisect,send,memory] [--rates 50000,100000] [--no-install] [--xdp-mode native|skb]\n\
+     \x20      [--send-offloads on|off]"
 }
 
 fn settings(args: &[String]) -> anyhow::Result<Settings> {
@@ -92,6 +95,7 @@ fn settings(args: &[String]) -> anyhow::Result<Settings> {
             phases: vec![],
             install: true,
             xdp_mode: XdpMode::Native,
+            send_offloads: false,
         }
     } else {
         Settings {
@@ -107,6 +111,7 @@ fn settings(args: &[String]) -> anyhow::Result<Settings> {
             phases: vec![],
             install: true,
             xdp_mode: XdpMode::Native,
+            send_offloads: false,
         }
     };
     s.phases = ["sweep", "bisect", "send", "memory"]
@@ -153,6 +158,14 @@ fn settings(args: &[String]) -> anyhow::Result<Settings> {
                             .with_context(|| format!("bad rate {r:?} in --rates"))
                     })
                     .collect::<anyhow::Result<_>>()?;
+                i += 1;
+            }
+            "--send-offloads" => {
+                s.send_offloads = match val()?.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    m => anyhow::bail!("bad --send-offloads {m:?}: on or off"),
+                };
                 i += 1;
             }
             "--xdp-mode" => {
@@ -567,6 +580,9 @@ fn phases(
     // (c) send-only into the sink
     if s.phases.iter().any(|p| p == "send") {
         lab.attach(TargetKind::Sink)?;
+        // Off like the other phases unless asked (--send-offloads on): measured
+        // here, on or off made no difference to any sender.
+        lab.offloads(s.send_offloads)?;
         let ports: Vec<u16> = (1..=s.send_ports).collect();
         let send = Truth::new(Ipv4Addr::new(198, 19, 0, 0), s.prefix, &ports, &[]);
         let nmap_send = Truth::new(Ipv4Addr::new(198, 19, 0, 0), s.prefix, &ports[..4], &[]);
@@ -607,6 +623,7 @@ fn phases(
     // (d) memory
     if s.memory {
         lab.attach(TargetKind::Responder)?;
+        lab.offloads(false)?;
         let mem_truth = Truth::new(Ipv4Addr::new(198, 19, 0, 0), s.prefix, &PORTS, &OPEN);
         println!(
             "\n(d) memory: {} x {:?} = {} open results, {} probes/s asked; peak RSS from wait4 (ru_maxrss)",

@@ -51,7 +51,10 @@ pub fn row(o: &Outcome) {
         ));
     }
     if o.recall.is_none() && o.cpu_ns_per_probe > 0.0 {
-        notes.push(format!("{:.0} ns CPU/probe", o.cpu_ns_per_probe));
+        notes.push(format!(
+            "{:.0} ns CPU/probe; 1-99% of probes at {:.0}/s",
+            o.cpu_ns_per_probe, o.steady_rate
+        ));
     }
     if o.runs > 1 {
         notes.push(format!("{} runs", o.runs));
@@ -86,11 +89,12 @@ pub fn ratios(group: &[Outcome]) -> Vec<serde_json::Value> {
         for q in group.iter().filter(|o| !o.scanner.starts_with("prtip")) {
             let rec = |o: &Outcome| o.recall.as_ref().map(|r| r.recall).unwrap_or(f64::NAN);
             let line = format!(
-                "  {}/{}: wall {}  probes/s@t {}  recall {}  cpu {}  rss {}",
+                "  {}/{}: wall {}  probes/s@t {} (1-99%: {})  recall {}  cpu {}  rss {}",
                 p.scanner,
                 q.scanner,
                 ratio(p.usage.wall_s, q.usage.wall_s),
                 ratio(p.rate_at_target, q.rate_at_target),
+                ratio(p.steady_rate, q.steady_rate),
                 ratio(rec(p), rec(q)),
                 ratio(p.usage.cpu_s(), q.usage.cpu_s()),
                 ratio(p.usage.max_rss_bytes as f64, q.usage.max_rss_bytes as f64),
@@ -107,6 +111,7 @@ pub fn ratios(group: &[Outcome]) -> Vec<serde_json::Value> {
                 "prtip": p.scanner, "peer": q.scanner, "rate": p.rate,
                 "wall": r(p.usage.wall_s, q.usage.wall_s),
                 "rate_at_target": r(p.rate_at_target, q.rate_at_target),
+                "steady_rate": r(p.steady_rate, q.steady_rate),
                 "recall": r(rec(p), rec(q)),
                 "cpu": r(p.usage.cpu_s(), q.usage.cpu_s()),
                 "rss": r(p.usage.max_rss_bytes as f64, q.usage.max_rss_bytes as f64),

@@ -152,8 +152,13 @@ pub struct Outcome {
     pub send_window_s: f64,
     /// delivered / send_window.
     pub rate_at_target: f64,
+    /// Probes/s between 1% and 99% of the expected probes at the target
+    /// (steady state: no start-up, no tail; mean over runs).
+    pub steady_rate: f64,
     /// CPU (user + sys) per probe delivered, ns.
     pub cpu_ns_per_probe: f64,
+    /// Send-only: (ms since its first probe, probes delivered) every ~20 ms, per process.
+    pub timeline: Vec<Vec<(u64, u64)>>,
     /// Recall (None when send-only).
     pub recall: Option<Recall>,
     /// Output lines the parser could not read.
@@ -388,6 +393,12 @@ fn rate_or(rate: u64, unlimited: u64) -> u64 {
 struct Window {
     first: Option<Instant>,
     last: Option<Instant>,
+    /// (ms since the first probe, probes delivered so far), every ~20 ms.
+    timeline: Vec<(u64, u64)>,
+    /// When 1%, 99% and 100% of the expected probes had arrived.
+    p1: Option<Instant>,
+    p99: Option<Instant>,
+    full: Option<Instant>,
 }
 
 /// Run scanner `k` on `job` and measure it.
@@ -400,6 +411,7 @@ pub fn run(k: Scanner, env: &Env<'_>, job: &Job<'_>) -> anyhow::Result<Outcome> 
         ..Outcome::default()
     };
     let before_all = env.lab.counters();
+    let mut steady = Vec::new();
     let mut tally = job.truth.tally();
     for inv in invs {
         anyhow::ensure!(!proc::stopping(), "stopped by the user");
@@ -420,7 +432,12 @@ pub fn run(k: Scanner, env: &Env<'_>, job: &Job<'_>) -> anyhow::Result<Outcome> 
         let win = Mutex::new(Window {
             first: None,
             last: None,
+            timeline: Vec::new(),
+            p1: None,
+            p99: None,
+            full: None,
         });
+        let expected = inv.probes;
         let usage = std::thread::scope(|s| {
             s.spawn(|| {
                 let mut prev = base;
@@ -429,10 +446,22 @@ pub fn run(k: Scanner, env: &Env<'_>, job: &Job<'_>) -> anyhow::Result<Outcome> 
                     if d != prev {
                         let now = Instant::now();
                         let mut w = win.lock().unwrap();
-                        if w.first.is_none() {
-                            w.first = Some(now);
-                        }
+                        let first = *w.first.get_or_insert(now);
                         w.last = Some(now);
+                        let ms = (now - first).as_millis() as u64;
+                        if w.timeline.last().is_none_or(|&(t, _)| ms >= t + 20) {
+                            w.timeline.push((ms, d - base));
+                        }
+                        let n = d - base;
+                        if n * 100 >= expected && w.p1.is_none() {
+                            w.p1 = Some(now);
+                        }
+                        if n * 100 >= expected * 99 && w.p99.is_none() {
+                            w.p99 = Some(now);
+                        }
+                        if n >= expected && w.full.is_none() {
+                            w.full = Some(now);
+                        }
                         prev = d;
                     }
                     std::thread::sleep(Duration::from_millis(2));
@@ -452,8 +481,20 @@ pub fn run(k: Scanner, env: &Env<'_>, job: &Job<'_>) -> anyhow::Result<Outcome> 
         })
         .with_context(|| format!("running {}", k.name()))?;
         let w = win.into_inner().unwrap();
-        if let (Some(a), Some(b)) = (w.first, w.last) {
+        // The window ends with the last expected probe: frames the scanner's
+        // kernel sends on its own afterwards (IPv6 neighbour discovery, ...) do
+        // not stretch it.
+        if let (Some(a), Some(b)) = (w.first, w.full.or(w.last)) {
             o.send_window_s += (b - a).as_secs_f64();
+        }
+        if let (Some(a), Some(b)) = (w.p1, w.p99) {
+            let secs = (b - a).as_secs_f64();
+            if secs > 0.0 {
+                steady.push(0.98 * expected as f64 / secs);
+            }
+        }
+        if job.send_only {
+            o.timeline.push(w.timeline);
         }
         let err = std::fs::read_to_string(&stderr_path).unwrap_or_default();
         let out = std::fs::read_to_string(&stdout_path).unwrap_or_default();
@@ -500,6 +541,9 @@ pub fn run(k: Scanner, env: &Env<'_>, job: &Job<'_>) -> anyhow::Result<Outcome> 
     o.delivered = o.lab.delivered();
     if o.send_window_s > 0.0 {
         o.rate_at_target = o.delivered as f64 / o.send_window_s;
+    }
+    if !steady.is_empty() {
+        o.steady_rate = steady.iter().sum::<f64>() / steady.len() as f64;
     }
     if o.delivered > 0 {
         o.cpu_ns_per_probe = o.usage.cpu_s() * 1e9 / o.delivered as f64;
