@@ -75,7 +75,7 @@ struct Settings {
 
 fn usage() -> &'static str {
     "usage: cargo bench --bench peers -- [--quick|--full] [--only prtip-packet,prtip-xdp,masscan,zmap,nmap]\n\
-     \x20      [--phases sweep,bisect,send,memory] [--rates 50000,100000] [--no-install] [--xdp-mode native|skb]\n\
+     \x20      [--phases sweep,bisect,send,memory] [--rates 50000,100000] [--no-install] [--xdp-mode native|skb] [--wait SECONDS]\n\
      \x20      [--send-offloads on|off]"
 }
 
@@ -128,6 +128,12 @@ fn settings(args: &[String]) -> anyhow::Result<Settings> {
         match a {
             "--quick" | "--full" | "--bench" => {}
             "--no-install" => s.install = false,
+            "--wait" => {
+                s.wait_s = val()?
+                    .parse()
+                    .with_context(|| format!("bad --wait (whole seconds)\n{}", usage()))?;
+                i += 1;
+            }
             "--only" => {
                 s.only = val()?
                     .split(',')
