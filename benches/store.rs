@@ -302,38 +302,56 @@ fn bench_checkpoint(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(4))
         .warm_up_time(Duration::from_secs(1));
     let t = tmp();
-    for window in [4u64 << 10, 64 << 10, 1 << 20] {
-        let dir = t.path().join(format!("w{window}"));
+    // (window bytes, streamed): an instant window is appended all at once right
+    // before the checkpoint (the worst case: the whole window is still to be
+    // written); a streamed one arrives in 16 slices 0.5 ms apart, as records do
+    // during a scan, so the writer has started writing most of it back already
+    // (`LogOptions::writeback_bytes`).
+    for (window, streamed) in [
+        (4u64 << 10, false),
+        (64 << 10, false),
+        (1 << 20, false),
+        (1 << 20, true),
+    ] {
+        let dir = t.path().join(format!("w{window}-{streamed}"));
         let mut a = Appender::create(&dir, opts(256 << 20, true)).unwrap();
         a.append(&started()).unwrap();
         a.sync().unwrap();
         let mut i = 0u64;
-        g.bench_function(
-            BenchmarkId::new("appender_append_msync", format!("{}KiB", window >> 10)),
-            |b| {
-                b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        // The window: new records not yet durable (untimed).
-                        for _ in 0..window / 48 {
+        let name = format!(
+            "{}KiB{}",
+            window >> 10,
+            if streamed { "_streamed" } else { "" }
+        );
+        g.bench_function(BenchmarkId::new("appender_append_msync", name), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    // The window: new records not yet durable (untimed).
+                    let slices = if streamed { 16 } else { 1 };
+                    for _ in 0..slices {
+                        for _ in 0..window / 48 / slices {
                             a.append(&reply(i)).unwrap();
                             i += 1;
                         }
                         a.commit();
-                        let t0 = Instant::now();
-                        a.append(&Event::Checkpoint(Checkpoint {
-                            next_index: i,
-                            counters: Counters::default(),
-                            time_us: i,
-                        }))
-                        .unwrap();
-                        a.sync().unwrap();
-                        total += t0.elapsed();
+                        if streamed {
+                            std::thread::sleep(Duration::from_micros(500));
+                        }
                     }
-                    total
-                })
-            },
-        );
+                    let t0 = Instant::now();
+                    a.append(&Event::Checkpoint(Checkpoint {
+                        next_index: i,
+                        counters: Counters::default(),
+                        time_us: i,
+                    }))
+                    .unwrap();
+                    a.sync().unwrap();
+                    total += t0.elapsed();
+                }
+                total
+            })
+        });
         drop(a);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -44,6 +44,11 @@ pub struct LogOptions {
     /// Fault in the next segment's pages in the background so appends do not stall
     /// on page faults (default true).
     pub prefault: bool,
+    /// Start the disk write of committed data (`sync_file_range(WRITE)`, which does
+    /// not wait) each time this many bytes were committed since the last start
+    /// (default 256 KiB; 0: never). A checkpoint then waits only for what was
+    /// written since, not for its whole window.
+    pub writeback_bytes: u64,
 }
 
 impl Default for LogOptions {
@@ -57,6 +62,7 @@ impl Default for LogOptions {
             frame_bytes: 64 << 10,
             sync_every_bytes: 4 << 20,
             prefault: true,
+            writeback_bytes: 256 << 10,
         }
     }
 }
@@ -144,6 +150,10 @@ struct Active {
     synced: u64,
     next_slot: u64,
     index_dirty: bool,
+    /// `pos` when the index pages were last made durable.
+    index_synced_at: u64,
+    /// Page-aligned end of the range whose write-back was started.
+    written_back: u64,
     events: u64,
 }
 
@@ -489,6 +499,8 @@ impl Appender {
                         synced: end,
                         next_slot: keep,
                         index_dirty: false,
+                        index_synced_at: end,
+                        written_back: end & !(PAGE - 1),
                         events: tail.next_seq - h.first_seq,
                     };
                     (seg, next_seq, last_ckpt, sealed_last) =
@@ -740,6 +752,13 @@ impl Appender {
         }
         seg.pos = f.end;
         seg.events += f.count as u64;
+        let whole = seg.pos & !(PAGE - 1);
+        let wb = self.opts.writeback_bytes;
+        if wb > 0 && whole >= seg.written_back + wb {
+            // Best effort: a failure here only means the next sync writes more.
+            sys::start_writeback(&seg.file, seg.written_back, whole - seg.written_back);
+            seg.written_back = whole;
+        }
     }
 
     /// Fault in the rest of the active segment now (`MADV_POPULATE_WRITE`), so the
@@ -763,20 +782,31 @@ impl Appender {
     }
 
     /// Commit and make everything appended so far durable (`msync` of the new range).
+    ///
+    /// The sparse index is only a hint (FORMAT.md), so its pages are made durable
+    /// with the data only once `sync_every_bytes` of data were written since they
+    /// last were (and always at seal and finish): a checkpoint costs one
+    /// contiguous write instead of two.
     pub fn sync(&mut self) -> Result<()> {
+        self.sync_inner(false)
+    }
+
+    fn sync_inner(&mut self, with_index: bool) -> Result<()> {
         self.commit_frame();
+        let lag = self.opts.sync_every_bytes;
         let seg = &mut self.seg;
-        if seg.pos > seg.synced || seg.index_dirty {
-            let from = if seg.index_dirty {
-                0
-            } else {
-                seg.synced & !(PAGE - 1)
-            };
+        let index = seg.index_dirty && (with_index || seg.pos - seg.index_synced_at >= lag);
+        if seg.pos > seg.synced || index {
+            let from = if index { 0 } else { seg.synced & !(PAGE - 1) };
             seg.map
                 .flush_range(from as usize, (seg.pos - from) as usize)
                 .map_err(|e| StoreError::io("msync", &seg.path, e))?;
             seg.synced = seg.pos;
-            seg.index_dirty = false;
+            seg.written_back = seg.written_back.max(seg.pos & !(PAGE - 1));
+            if index {
+                seg.index_dirty = false;
+                seg.index_synced_at = seg.pos;
+            }
             self.durable
                 .store(self.sealed_bytes + seg.synced, Ordering::Relaxed);
         }
@@ -833,7 +863,7 @@ impl Appender {
         seg.map[a..a + SEAL_PAYLOAD_LEN].copy_from_slice(&payload);
         seg.map[at as usize..a].copy_from_slice(&hdr.encode(seed));
         seg.pos = info.data_end;
-        self.sync()?;
+        self.sync_inner(true)?;
         let seg = &mut self.seg;
         let keep = align_up(seg.pos + FRAME_HEADER_LEN as u64, PAGE);
         seg.file
@@ -854,7 +884,7 @@ impl Appender {
     /// (it is extended again by the next `open_append`), wait for background
     /// compression, and release the lock.
     pub fn finish(mut self) -> Result<()> {
-        self.sync()?;
+        self.sync_inner(true)?;
         let keep = align_up(self.seg.pos + FRAME_HEADER_LEN as u64, PAGE);
         if keep < self.seg.h.capacity {
             self.seg
@@ -955,6 +985,8 @@ fn install_segment(
         synced: h.data_start as u64,
         next_slot: 0,
         index_dirty: false,
+        index_synced_at: h.data_start as u64,
+        written_back: h.data_start as u64,
         events: 0,
     })
 }
