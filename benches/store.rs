@@ -307,21 +307,28 @@ fn bench_checkpoint(c: &mut Criterion) {
     // written); a streamed one arrives in 16 slices 0.5 ms apart, as records do
     // during a scan, so the writer has started writing most of it back already
     // (`LogOptions::writeback_bytes`).
-    for (window, streamed) in [
-        (4u64 << 10, false),
-        (64 << 10, false),
-        (1 << 20, false),
-        (1 << 20, true),
+    // The last case turns on `LogOptions::writeback_bytes` (off by default).
+    for (window, streamed, writeback) in [
+        (4u64 << 10, false, false),
+        (64 << 10, false, false),
+        (1 << 20, false, false),
+        (1 << 20, true, false),
+        (1 << 20, true, true),
     ] {
-        let dir = t.path().join(format!("w{window}-{streamed}"));
-        let mut a = Appender::create(&dir, opts(256 << 20, true)).unwrap();
+        let dir = t.path().join(format!("w{window}-{streamed}-{writeback}"));
+        let o = LogOptions {
+            writeback_bytes: if writeback { 256 << 10 } else { 0 },
+            ..opts(256 << 20, true)
+        };
+        let mut a = Appender::create(&dir, o).unwrap();
         a.append(&started()).unwrap();
         a.sync().unwrap();
         let mut i = 0u64;
         let name = format!(
-            "{}KiB{}",
+            "{}KiB{}{}",
             window >> 10,
-            if streamed { "_streamed" } else { "" }
+            if streamed { "_streamed" } else { "" },
+            if writeback { "_writeback" } else { "" }
         );
         g.bench_function(BenchmarkId::new("appender_append_msync", name), |b| {
             b.iter_custom(|iters| {

@@ -44,10 +44,13 @@ pub struct LogOptions {
     /// Fault in the next segment's pages in the background so appends do not stall
     /// on page faults (default true).
     pub prefault: bool,
-    /// Start the disk write of committed data (`sync_file_range(WRITE)`, which does
-    /// not wait) each time this many bytes were committed since the last start
-    /// (default 256 KiB; 0: never). A checkpoint then waits only for what was
-    /// written since, not for its whole window.
+    /// Start the disk write of committed data (`sync_file_range(WRITE)`, on a
+    /// background thread) each time this many bytes were committed since the last
+    /// start (0, the default: never). A checkpoint then waits only for what was
+    /// committed since, not for its whole window (a 1 MiB window streamed in:
+    /// 1.0 ms -> 0.3-0.7 ms here), but pages under write-back are write-protected,
+    /// so the appending thread takes faults: on this machine appends fell from
+    /// about 80 to 34 M events/s. Worth it when checkpoints are large and frequent.
     pub writeback_bytes: u64,
 }
 
@@ -62,7 +65,7 @@ impl Default for LogOptions {
             frame_bytes: 64 << 10,
             sync_every_bytes: 4 << 20,
             prefault: true,
-            writeback_bytes: 256 << 10,
+            writeback_bytes: 0,
         }
     }
 }
@@ -188,7 +191,52 @@ pub struct Appender {
     durable: Arc<AtomicU64>,
     spare: Option<JoinHandle<Result<Spare>>>,
     compressor: Option<Compressor>,
+    writeback: Option<Writeback>,
     _lock: WriterLock,
+}
+
+/// Starts the disk write of committed ranges on a thread of its own
+/// (`sync_file_range` does the submission work — write-protecting pages, mapping
+/// blocks, building I/O — in the calling thread, which must not be the
+/// appender's).
+struct Writeback {
+    tx: Option<crossbeam_channel::Sender<(File, u64, u64)>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writeback {
+    fn start() -> Option<Writeback> {
+        let (tx, rx) = crossbeam_channel::bounded::<(File, u64, u64)>(64);
+        let thread = std::thread::Builder::new()
+            .name("prtip-writeback".into())
+            .spawn(move || {
+                for (file, off, len) in rx {
+                    sys::start_writeback(&file, off, len);
+                }
+            })
+            .ok()?;
+        Some(Writeback {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Ask for `[off, off + len)` of `file` to be written; dropped if the thread is
+    /// behind (the next sync writes it anyway).
+    fn start_range(&self, file: &File, off: u64, len: u64) {
+        if let (Some(tx), Ok(f)) = (&self.tx, file.try_clone()) {
+            let _ = tx.try_send((f, off, len));
+        }
+    }
+}
+
+impl Drop for Writeback {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 fn random_id() -> u64 {
@@ -335,6 +383,11 @@ impl Appender {
             .compress_sealed
             .then(|| Compressor::start(dir.to_path_buf(), opts.zstd_level));
         let durable = Arc::new(AtomicU64::new(sealed_bytes + seg.synced));
+        let writeback = if opts.writeback_bytes > 0 {
+            Writeback::start()
+        } else {
+            None
+        };
         Appender {
             dir: dir.to_path_buf(),
             opts,
@@ -348,6 +401,7 @@ impl Appender {
             durable,
             spare: None,
             compressor,
+            writeback,
             _lock: lock,
         }
     }
@@ -753,11 +807,12 @@ impl Appender {
         seg.pos = f.end;
         seg.events += f.count as u64;
         let whole = seg.pos & !(PAGE - 1);
-        let wb = self.opts.writeback_bytes;
-        if wb > 0 && whole >= seg.written_back + wb {
-            // Best effort: a failure here only means the next sync writes more.
-            sys::start_writeback(&seg.file, seg.written_back, whole - seg.written_back);
-            seg.written_back = whole;
+        if let Some(wb) = &self.writeback {
+            if whole >= seg.written_back + self.opts.writeback_bytes {
+                // Best effort: whatever is not written now, the next sync writes.
+                wb.start_range(&seg.file, seg.written_back, whole - seg.written_back);
+                seg.written_back = whole;
+            }
         }
     }
 

@@ -53,6 +53,34 @@ fn read_all(dir: &Path) -> (u64, Vec<Checkpoint>) {
 }
 
 #[test]
+fn early_write_back_changes_nothing_that_is_read() {
+    // `writeback_bytes` starts writing committed ranges on a thread of its own,
+    // across segment rollovers; what is read back is exactly what was written.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("scan");
+    let opts = LogOptions {
+        writeback_bytes: 64 << 10,
+        ..small(2 << 20, false)
+    };
+    let w = LogWriter::create(&d, opts).unwrap();
+    let mut s = w.sink();
+    s.push(started(7)).unwrap();
+    let n = 200_000u64;
+    for i in 0..n {
+        s.push(event(i)).unwrap();
+        if i % 20_000 == 19_999 {
+            s.checkpoint(checkpoint(i + 1)).unwrap();
+        }
+    }
+    drop(s);
+    w.finish().unwrap();
+    let (count, cps) = read_all(&d);
+    assert_eq!(count, n);
+    assert_eq!(cps.len(), 10);
+    assert!(files(&d).iter().filter(|n| n.ends_with(".log")).count() > 3);
+}
+
+#[test]
 fn round_trip_of_one_million_events() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("scan");
