@@ -5,7 +5,9 @@
 
 use crate::{export_rows, ExportError, ExportOptions, ExportStats, Format, ReportMeta, Target};
 use prtip_store::event::OutputSpec;
-use prtip_store::{sorted_rows, summarize_lenient, LogReader, ScanSummary, StoreError};
+use prtip_store::{
+    summarize_lenient, summary_and_sorted_rows, LogReader, ScanSummary, SortOptions, StoreError,
+};
 use std::path::Path;
 
 fn log_err(e: StoreError) -> ExportError {
@@ -52,14 +54,20 @@ pub fn report_meta(reader: &LogReader) -> Result<ReportMeta, ExportError> {
 }
 
 /// Export the scan log in `log_dir` to every target in one pass over its results.
+///
+/// The log is read once: the store's summary (the report header) and its sorted
+/// rows come from the same pass ([`summary_and_sorted_rows`]), in bounded memory.
 pub fn export_log_to(
     log_dir: &Path,
     targets: &[Target],
     opts: &mut ExportOptions<'_>,
 ) -> Result<Vec<ExportStats>, ExportError> {
     let reader = LogReader::open(log_dir).map_err(log_err)?;
-    let meta = report_meta(&reader)?;
-    let rows = sorted_rows(&reader).map_err(log_err)?;
+    let started = reader.scan_started().map_err(log_err)?;
+    let (summary, rows) =
+        summary_and_sorted_rows(&reader, &SortOptions::default()).map_err(log_err)?;
+    let meta = ReportMeta::from_summary(&summary, &started.versions.prtip, started.versions.schema);
+    drop(summary);
     export_rows(&meta, rows.map(|r| r.map_err(log_err)), targets, opts)
 }
 

@@ -10,7 +10,8 @@ use crate::event::*;
 use crate::reader::{Entry, LogReader};
 use crate::record::{self, EventKind, EventRef};
 use crate::results::{ResultRow, ServiceInfo};
-use std::collections::{HashMap, HashSet};
+use crate::sort::{OpenCounts, SortOptions, Sorter};
+use std::collections::HashMap;
 
 /// Where a scan stands, as read from its log and its writer lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -157,26 +158,30 @@ pub(crate) fn summarize_inner(
     on_checkpoint: &mut dyn FnMut(&Checkpoint),
 ) -> Result<(ScanSummary, Option<StoreError>)> {
     let mut fold = SummaryFold::default();
+    // The latest state per key, sorted externally: bounded memory whatever the log.
+    let mut open = Sorter::new(&SortOptions::default(), false);
     let res = reader.visit(|e: Entry<'_>| -> Result<()> {
         if let Some(c) = fold.apply(&e) {
             on_checkpoint(&c);
         }
-        Ok(())
+        open.push(&e.event)
     });
     let err = match res {
         Ok(()) => None,
         Err(e @ StoreError::Corrupt { .. }) => Some(e),
         Err(e) => return Err(e),
     };
-    let summary = fold.finish(reader, err.as_ref().map(|e| e.to_string()))?;
+    let counts = open.finish_counts()?;
+    let summary = fold.finish(reader, err.as_ref().map(|e| e.to_string()), counts)?;
     Ok((summary, err))
 }
 
-/// The fold behind [`summarize`], usable inside another pass over the log.
+/// The fold behind [`summarize`], usable inside another pass over the log. It
+/// keeps no per-key state: the open ports and hosts come from a sort of the Reply
+/// events ([`Sorter`]), handed to [`SummaryFold::finish`].
 #[derive(Default)]
 pub(crate) struct SummaryFold {
     started: Option<ScanStarted>,
-    ever_open: HashMap<Key, bool>,
     last_checkpoint: Option<Checkpoint>,
     checkpoints: u64,
     counters: Counters,
@@ -200,20 +205,6 @@ impl SummaryFold {
                     let s = record::scan_started_of(s);
                     self.pid = s.pid;
                     self.started = Some(s);
-                }
-            }
-            EventRef::Reply(r) => {
-                let open = r.state == ArchivedPortState::Open;
-                if open {
-                    self.ever_open
-                        .insert(key_of(&r.addr, &r.proto, r.port.to_native()), true);
-                } else if !self.ever_open.is_empty() {
-                    if let Some(v) =
-                        self.ever_open
-                            .get_mut(&key_of(&r.addr, &r.proto, r.port.to_native()))
-                    {
-                        *v = false;
-                    }
                 }
             }
             EventRef::Checkpoint(c) => {
@@ -243,13 +234,22 @@ impl SummaryFold {
                 self.ended_us = Some(f.time_us.to_native());
                 self.failure = Some(f.message.as_str().to_string());
             }
-            EventRef::Banner(_) | EventRef::Service(_) | EventRef::ExportComplete(_) => {}
+            EventRef::Reply(_)
+            | EventRef::Banner(_)
+            | EventRef::Service(_)
+            | EventRef::ExportComplete(_) => {}
         }
         None
     }
 
-    /// The summary of everything folded (`damage`: why reading stopped early).
-    pub(crate) fn finish(self, reader: &LogReader, damage: Option<String>) -> Result<ScanSummary> {
+    /// The summary of everything folded (`damage`: why reading stopped early;
+    /// `open`: the open ports and hosts of the same events).
+    pub(crate) fn finish(
+        self,
+        reader: &LogReader,
+        damage: Option<String>,
+        open: OpenCounts,
+    ) -> Result<ScanSummary> {
         let Some(started) = self.started else {
             return Err(match damage {
                 Some(d) => StoreError::NotALog {
@@ -270,13 +270,6 @@ impl SummaryFold {
             _ if reader.writer_alive() => ScanStatus::Running,
             _ => ScanStatus::Interrupted,
         };
-        let open: Vec<&Key> = self
-            .ever_open
-            .iter()
-            .filter(|(_, v)| **v)
-            .map(|(k, _)| k)
-            .collect();
-        let open_hosts = open.iter().map(|k| k.0).collect::<HashSet<_>>().len() as u64;
         let probes_done = if status == ScanStatus::Completed {
             started.total_probes
         } else {
@@ -295,8 +288,8 @@ impl SummaryFold {
             total_probes: started.total_probes,
             total_targets: started.total_targets,
             probes_done,
-            open_ports: open.len() as u64,
-            open_hosts,
+            open_ports: open.ports,
+            open_hosts: open.hosts,
             pid: self.pid,
             log_bytes: reader.disk_bytes(),
             events: self.events,

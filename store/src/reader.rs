@@ -560,6 +560,77 @@ impl LogReader {
         Ok(())
     }
 
+    /// Like [`LogReader::visit`], but a second thread decompresses the next
+    /// compressed segment while `f` runs over this one: at most two decompressed
+    /// segments in memory (constant memory, twice that of `visit`).
+    pub fn visit_prefetched<E: From<StoreError>>(
+        &self,
+        mut f: impl FnMut(Entry<'_>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        type Loaded = std::result::Result<(AlignedBuf, SegHeader), (u64, String)>;
+        if !self.segs.iter().any(|s| s.raw.is_none()) {
+            return self.visit(f);
+        }
+        std::thread::scope(|scope| {
+            // Rendezvous: the thread holds one finished segment until it is taken.
+            let (tx, rx) = crossbeam_channel::bounded::<Option<Loaded>>(0);
+            let segs = &self.segs;
+            let dir = &self.dir;
+            let _ = std::thread::Builder::new()
+                .name("prtip-log-prefetch".into())
+                .spawn_scoped(scope, move || {
+                    for s in segs {
+                        let loaded = match (&s.raw, s.cache.get()) {
+                            (None, None) => Some(load_zst(dir, s.n, &s.zst_path, None)),
+                            _ => None,
+                        };
+                        if tx.send(loaded).is_err() {
+                            return;
+                        }
+                    }
+                });
+            let mut seq = 0;
+            for idx in 0..self.segs.len() {
+                let s = &self.segs[idx];
+                let owned: Option<Loaded> = match rx.recv() {
+                    Ok(l) => l,
+                    // No thread: load here.
+                    Err(_) => match (&s.raw, s.cache.get()) {
+                        (None, None) => Some(load_zst(&self.dir, s.n, &s.zst_path, None)),
+                        _ => None,
+                    },
+                };
+                let (b, h): (&[u8], SegHeader) = match (&owned, &s.raw, s.cache.get()) {
+                    (Some(Ok((buf, h))), _, _) => (&buf[..], *h),
+                    (Some(Err((offset, what))), _, _) => {
+                        return Err(StoreError::Corrupt {
+                            dir: self.dir.clone(),
+                            segment: s.n,
+                            offset: *offset,
+                            what: what.clone(),
+                        }
+                        .into())
+                    }
+                    (None, Some((map, _)), _) => (&map[..], self.raw_header(idx)?),
+                    (None, None, Some(Ok((buf, h)))) => (&buf[..], *h),
+                    (None, None, _) => {
+                        let (b, h) = self.bytes(idx)?;
+                        (b, h)
+                    }
+                };
+                let mut c = self.cursor_over(idx, b, h, seq)?;
+                while let Some(r) = c.next_entry() {
+                    f(r?)?;
+                }
+                match c.fin {
+                    Some(SegEnd::Sealed(s)) => seq = s.next_seq,
+                    _ => break,
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// The first event, which must be `ScanStarted` (deserialized). Reads only the
     /// start of the first segment, even if it is compressed.
     pub fn scan_started(&self) -> Result<ScanStarted> {

@@ -219,6 +219,72 @@ fn sorted_rows_equal_the_in_memory_fold_on_random_data_with_duplicates() {
             0,
             "spill files removed"
         );
+        // One pass with the tiny budget: the rows, and a summary whose open ports
+        // and hosts come from the spilled runs, equal the unsorted fold's.
+        let (summary, it) = summary_and_sorted_rows(&r, &opts).unwrap();
+        assert_eq!(summary, summarize(&r).unwrap(), "summary spilled, n={n}");
+        let open: Vec<&ResultRow> = expected
+            .iter()
+            .filter(|r| r.state == PortState::Open)
+            .collect();
+        let mut hosts: Vec<Addr> = open.iter().map(|r| r.addr).collect();
+        hosts.dedup();
+        assert_eq!(
+            (summary.open_ports, summary.open_hosts),
+            (open.len() as u64, hosts.len() as u64),
+            "open ports and hosts, n={n}"
+        );
+        assert_eq!(
+            it.map(|x| x.unwrap()).collect::<Vec<_>>(),
+            expected,
+            "one pass spilled, n={n}"
+        );
+        // Dropped half-way: the merging thread stops and the spill files go.
+        let mut it = sorted_rows_with(&r, &opts).unwrap();
+        let half: Vec<ResultRow> = it
+            .by_ref()
+            .take(expected.len() / 2)
+            .map(|x| x.unwrap())
+            .collect();
+        assert_eq!(half[..], expected[..expected.len() / 2]);
+        drop(it);
+        assert_eq!(
+            std::fs::read_dir(&spill).unwrap().count(),
+            0,
+            "spill files removed after a partial read"
+        );
+        // The prefetching visit sees exactly what the plain one sees.
+        let mut plain = Vec::new();
+        r.visit(|e: Entry<'_>| -> Result<(), StoreError> {
+            plain.push((e.seq, e.event.kind()));
+            Ok(())
+        })
+        .unwrap();
+        let mut ahead = Vec::new();
+        r.visit_prefetched(|e: Entry<'_>| -> Result<(), StoreError> {
+            ahead.push((e.seq, e.event.kind()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(plain, ahead, "visit_prefetched, n={n}");
+        assert_eq!(plain.len(), events.len());
+        if n >= 20_000 {
+            let zst = std::fs::read_dir(&dir)
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().path().extension() == Some("zst".as_ref()))
+                .count();
+            assert!(zst >= 1, "compressed segments to prefetch: {zst}");
+        }
+        // ... and stops where `f` fails.
+        let mut seen = 0;
+        let stop = r.visit_prefetched(|_e: Entry<'_>| -> Result<(), StoreError> {
+            seen += 1;
+            if seen == events.len() / 2 + 1 {
+                return Err(StoreError::Closed("stop".into()));
+            }
+            Ok(())
+        });
+        assert!(stop.is_err() || events.len() < 2);
         if n >= 20_000 {
             assert!(expected
                 .iter()
