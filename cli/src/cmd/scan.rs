@@ -873,7 +873,7 @@ pub fn execute_with(
                         )
                         .map_err(|e| anyhow!("service detection: {e}"))?;
                         if let Some(f) = fin {
-                            sink.push(f)?;
+                            sink.push(finished_now(f))?;
                         }
                         Ok(o)
                     }
@@ -959,6 +959,16 @@ pub fn execute_with(
         }
         ScanOutcome::Aborted => unreachable!(),
     }
+}
+
+/// The `Finished` event the engine held back while `-sV` ran after a SYN scan,
+/// stamped now: the scan (and every report's end time and duration) ends when
+/// service detection does, not when the last probe's wait did.
+fn finished_now(mut ev: Event) -> Event {
+    if let Event::Finished(f) = &mut ev {
+        f.time_us = f.time_us.max(now_us());
+    }
+    ev
 }
 
 /// Percent of the scan done at walk position `pos`, measured on the first pass (the
