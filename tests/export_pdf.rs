@@ -1,9 +1,10 @@
 //! PDF export checked with poppler: pdftotext finds the header, the summary, the
-//! table rows and "Page N of M" on every page; pdftoppm renders a page.
+//! table rows and "Page N of M" on every page; pdftoppm renders a page; qpdf checks
+//! the structure of a long, streamed export.
 
 mod export_support;
 
-use export_support::{export, meta, run_ok};
+use export_support::{export, meta, run, run_ok};
 use prtip_export::{synthetic, Format};
 use std::process::Command;
 
@@ -98,4 +99,106 @@ fn empty_scan_still_makes_a_one_page_report() {
     let text = String::from_utf8(text.stdout).unwrap();
     assert!(text.contains("No results."));
     assert!(text.contains("Page 1 of 1"));
+}
+
+/// qpdf, installing Debian's package if it is missing (as root).
+fn qpdf() -> &'static str {
+    let have = || {
+        Command::new("qpdf")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !have() {
+        run_ok(Command::new("apt-get").args(["install", "-y", "-q", "qpdf"]));
+        assert!(have(), "qpdf not found after apt-get install");
+    }
+    "qpdf"
+}
+
+/// A long export (5 000 rows, 75 pages) is a valid PDF: the streaming writer's
+/// cross-reference table, page tree and forward references pass `qpdf --check`,
+/// every page reads "Page N of 75", the first and the last row are there, and
+/// hostile service strings (`(`, `)`, `\`, non-ASCII) come out as text.
+#[test]
+fn long_streamed_export_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 5_000;
+    let mut rows: Vec<_> = synthetic::lab_rows(n).collect();
+    // Row 2001: 198.19.0.201 22/tcp (open, ssh).
+    let hostile = &mut rows[2001];
+    assert_eq!(hostile.port, 22);
+    let svc = hostile.service.as_mut().unwrap();
+    svc.name = "a)b(c\\d".into();
+    svc.product = ") Tj (x\u{ff}".into();
+    svc.version = "(".into();
+    hostile.banner = Some(b") Tj ET (\\\xff\x00(".to_vec());
+    let pdf = export(dir.path(), "long.pdf", Format::Pdf, &meta(5), rows);
+
+    let check = run(Command::new(qpdf()).arg("--check").arg(&pdf));
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success() && report.contains("No syntax or stream encoding errors"),
+        "qpdf --check: {report}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let info = run_ok(Command::new("pdfinfo").arg(&pdf));
+    let info = String::from_utf8(info.stdout).unwrap();
+    let pages: usize = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Pages:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // 48 rows on page 1, 67 on each other page.
+    assert_eq!(pages, 1 + (n as usize - 48).div_ceil(67));
+    assert_eq!(pages, 75);
+    assert!(info.contains("Title:           prtip scan report #5"));
+
+    let text = run_ok(Command::new("pdftotext").arg("-layout").arg(&pdf).arg("-"));
+    let text = String::from_utf8(text.stdout).unwrap();
+    let page_texts: Vec<&str> = text
+        .split('\x0c')
+        .filter(|p| !p.trim().is_empty())
+        .collect();
+    assert_eq!(page_texts.len(), pages);
+    for (i, p) in page_texts.iter().enumerate() {
+        assert!(
+            p.contains(&format!("Page {} of {pages}", i + 1)),
+            "page {} lacks its number",
+            i + 1
+        );
+    }
+    assert!(page_texts[pages - 1].contains("Page 75 of 75"));
+    assert!(page_texts[0].contains("5000 port results, 5000 listed below"));
+    let data_lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("198.19."))
+        .collect();
+    assert_eq!(data_lines.len(), n as usize);
+    let first: Vec<&str> = data_lines[0].split_whitespace().collect();
+    assert_eq!(
+        first,
+        ["198.19.0.1", "21", "tcp", "open", "ftp", "vsftpd", "3.0.3"]
+    );
+    // Host 500 is 198.19.0.1 + 499.
+    let last: Vec<&str> = data_lines[n as usize - 1].split_whitespace().collect();
+    assert_eq!(
+        &last[..5],
+        ["198.19.1.244", "8080", "tcp", "open", "http-proxy"]
+    );
+    assert!(page_texts[pages - 1].contains("198.19.1.244"));
+    // The hostile row: parentheses and backslashes are text, non-ASCII is \xNN.
+    let evil = data_lines
+        .iter()
+        .find(|l| l.starts_with("198.19.0.201 ") && l.contains(" 22 "))
+        .expect("hostile row listed");
+    assert!(evil.contains("a)b(c\\d"), "{evil}");
+    assert!(evil.contains(") Tj (x\\xc3\\xbf ("), "{evil}");
+    // Nothing after it was swallowed by an unbalanced string.
+    let i = data_lines.iter().position(|l| l == evil).unwrap();
+    assert!(data_lines[i + 1].starts_with("198.19.0.201 "));
+    assert!(data_lines[i + 1].contains(" 23 "));
 }
