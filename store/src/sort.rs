@@ -883,11 +883,11 @@ impl Sorter {
             &mut next_name,
             |m, w, scratch| write_row_rec(w, scratch, m.key(), &m.folded()),
         )?;
-        let src = spawn_merge(Merger::new(&runs)?, std::mem::take(&mut self.hostnames))?;
+        let src = spawn_merge(Merger::new(&runs)?)?;
         Ok((
             SortedRows {
                 src,
-                hostnames: HashMap::new(),
+                hostnames: self.hostnames,
                 _tmp: self.tmp,
                 spilled_runs,
                 failed: false,
@@ -898,9 +898,35 @@ impl Sorter {
 }
 
 /// Rows handed from the merging thread to the iterator at a time.
-const BATCH: usize = 512;
+const BATCH: usize = 1024;
 /// Batches in flight between them (the memory this costs is a few hundred KiB).
 const BATCHES: usize = 4;
+
+/// One folded row as the merging thread hands it over: the key, the Reply, and
+/// where the banner and service bytes lie in the batch's byte buffer.
+#[derive(Clone, Copy)]
+struct BatchRow {
+    key: Key,
+    reply: ReplyPart,
+    banner: Option<(u32, u32)>,
+    service: Option<(u32, u32)>,
+}
+
+/// Rows from the merging thread, without heap allocations per row: the rows'
+/// owned values are built by the thread that consumes (and frees) them. Batches
+/// go back to the merging thread to be reused.
+#[derive(Default)]
+struct Batch {
+    rows: Vec<BatchRow>,
+    bytes: Vec<u8>,
+    pos: usize,
+}
+
+impl Batch {
+    fn slice(&self, r: Option<(u32, u32)>) -> Option<&[u8]> {
+        r.map(|(at, len)| &self.bytes[at as usize..at as usize + len as usize])
+    }
+}
 
 enum Source {
     Memory {
@@ -908,59 +934,69 @@ enum Source {
         arena: Vec<u8>,
         pos: usize,
     },
-    /// The final merge runs on a thread of its own, so that reading the runs and
-    /// building rows overlaps with whatever consumes them (rendering).
+    /// The final merge runs on a thread of its own, so that reading the runs
+    /// overlaps with whatever consumes the rows (rendering).
     Merge {
-        rx: crossbeam_channel::Receiver<Result<Vec<ResultRow>>>,
-        batch: std::vec::IntoIter<ResultRow>,
+        rx: crossbeam_channel::Receiver<Result<Batch>>,
+        back: crossbeam_channel::Sender<Batch>,
+        batch: Batch,
         thread: Option<std::thread::JoinHandle<()>>,
     },
 }
 
-/// The next row of a merge (keys without a Reply have no row).
-fn next_merged(
-    m: &mut Merger<RowRec>,
-    hostnames: &HashMap<Addr, String>,
-) -> Result<Option<ResultRow>> {
-    while m.next_group()? {
-        let f = m.folded();
-        if let Some(r) = &f.reply {
-            return Ok(Some(make_row(m.key(), r, f.service, f.banner, hostnames)));
+/// Fill `b` with the merge's next rows (keys without a Reply have no row);
+/// false when the merge is done.
+fn fill_batch(m: &mut Merger<RowRec>, b: &mut Batch) -> Result<bool> {
+    b.rows.clear();
+    b.bytes.clear();
+    b.pos = 0;
+    while b.rows.len() < BATCH {
+        if !m.next_group()? {
+            return Ok(false);
         }
+        let f = m.folded();
+        let Some(reply) = f.reply else { continue };
+        let mut put = |x: Option<&[u8]>| {
+            x.map(|x| {
+                let at = b.bytes.len() as u32;
+                b.bytes.extend_from_slice(x);
+                (at, x.len() as u32)
+            })
+        };
+        let banner = put(f.banner);
+        let service = put(f.service);
+        b.rows.push(BatchRow {
+            key: *m.key(),
+            reply,
+            banner,
+            service,
+        });
     }
-    Ok(None)
+    Ok(true)
 }
 
-fn spawn_merge(mut m: Merger<RowRec>, hostnames: HashMap<Addr, String>) -> Result<Source> {
+fn spawn_merge(mut m: Merger<RowRec>) -> Result<Source> {
     let (tx, rx) = crossbeam_channel::bounded(BATCHES);
+    let (back, recycled) = crossbeam_channel::bounded::<Batch>(BATCHES + 2);
     let thread = std::thread::Builder::new()
         .name("prtip-sort-merge".into())
         .spawn(move || loop {
-            let mut batch = Vec::with_capacity(BATCH);
-            let mut end = false;
-            while batch.len() < BATCH {
-                match next_merged(&mut m, &hostnames) {
-                    Ok(Some(r)) => batch.push(r),
-                    Ok(None) => {
-                        end = true;
-                        break;
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Ok(batch));
-                        let _ = tx.send(Err(e));
-                        return;
-                    }
-                }
-            }
+            let mut b = recycled.try_recv().unwrap_or_default();
+            let more = fill_batch(&mut m, &mut b);
+            let (more, msg) = match more {
+                Ok(more) => (more, Ok(b)),
+                Err(e) => (false, Err(e)),
+            };
             // A closed channel: the iterator was dropped, stop.
-            if (!batch.is_empty() && tx.send(Ok(batch)).is_err()) || end {
+            if tx.send(msg).is_err() || !more {
                 return;
             }
         })
         .map_err(|e| StoreError::io("spawn the merge thread in", std::env::temp_dir(), e))?;
     Ok(Source::Merge {
         rx,
-        batch: Vec::new().into_iter(),
+        back,
+        batch: Batch::default(),
         thread: Some(thread),
     })
 }
@@ -994,8 +1030,11 @@ impl Drop for SortedRows {
                 pos: 0,
             },
         );
-        if let Source::Merge { rx, thread, .. } = src {
-            drop(rx);
+        if let Source::Merge {
+            rx, back, thread, ..
+        } = src
+        {
+            drop((rx, back));
             if let Some(t) = thread {
                 let _ = t.join();
             }
@@ -1021,12 +1060,24 @@ impl Iterator for SortedRows {
                 }
                 None
             }
-            Source::Merge { rx, batch, .. } => loop {
-                if let Some(r) = batch.next() {
-                    return Some(Ok(r));
+            Source::Merge {
+                rx, back, batch, ..
+            } => loop {
+                if let Some(r) = batch.rows.get(batch.pos) {
+                    batch.pos += 1;
+                    return Some(Ok(make_row(
+                        &r.key,
+                        &r.reply,
+                        batch.slice(r.service),
+                        batch.slice(r.banner),
+                        &self.hostnames,
+                    )));
                 }
                 match rx.recv() {
-                    Ok(Ok(b)) => *batch = b.into_iter(),
+                    Ok(Ok(b)) => {
+                        let used = std::mem::replace(batch, b);
+                        let _ = back.try_send(used);
+                    }
                     Ok(Err(e)) => {
                         self.failed = true;
                         return Some(Err(e));
@@ -1050,7 +1101,7 @@ pub fn sorted_rows(reader: &LogReader) -> Result<SortedRows> {
 /// [`sorted_rows`] with explicit memory budget and spill directory.
 pub fn sorted_rows_with(reader: &LogReader, opts: &SortOptions) -> Result<SortedRows> {
     let mut s = Sorter::new(opts, true);
-    reader.visit_prefetched(|e: Entry<'_>| s.push(&e.event))?;
+    reader.visit(|e: Entry<'_>| s.push(&e.event))?;
     Ok(s.finish()?.0)
 }
 
@@ -1063,7 +1114,7 @@ pub fn summary_and_sorted_rows(
 ) -> Result<(crate::ScanSummary, SortedRows)> {
     let mut fold = SummaryFold::default();
     let mut s = Sorter::new(opts, true);
-    reader.visit_prefetched(|e: Entry<'_>| {
+    reader.visit(|e: Entry<'_>| {
         fold.apply(&e);
         s.push(&e.event)
     })?;

@@ -253,38 +253,6 @@ fn sorted_rows_equal_the_in_memory_fold_on_random_data_with_duplicates() {
             0,
             "spill files removed after a partial read"
         );
-        // The prefetching visit sees exactly what the plain one sees.
-        let mut plain = Vec::new();
-        r.visit(|e: Entry<'_>| -> Result<(), StoreError> {
-            plain.push((e.seq, e.event.kind()));
-            Ok(())
-        })
-        .unwrap();
-        let mut ahead = Vec::new();
-        r.visit_prefetched(|e: Entry<'_>| -> Result<(), StoreError> {
-            ahead.push((e.seq, e.event.kind()));
-            Ok(())
-        })
-        .unwrap();
-        assert_eq!(plain, ahead, "visit_prefetched, n={n}");
-        assert_eq!(plain.len(), events.len());
-        if n >= 20_000 {
-            let zst = std::fs::read_dir(&dir)
-                .unwrap()
-                .filter(|e| e.as_ref().unwrap().path().extension() == Some("zst".as_ref()))
-                .count();
-            assert!(zst >= 1, "compressed segments to prefetch: {zst}");
-        }
-        // ... and stops where `f` fails.
-        let mut seen = 0;
-        let stop = r.visit_prefetched(|_e: Entry<'_>| -> Result<(), StoreError> {
-            seen += 1;
-            if seen == events.len() / 2 + 1 {
-                return Err(StoreError::Closed("stop".into()));
-            }
-            Ok(())
-        });
-        assert!(stop.is_err() || events.len() < 2);
         if n >= 20_000 {
             assert!(expected
                 .iter()
