@@ -1,14 +1,17 @@
 //! Sorted result rows in constant memory: an external merge sort over the log.
 //!
-//! One pass over the log collects fixed-size items (a 24-byte key, then the Reply
-//! fields, or where a Banner's bytes or a Service's strings lie in the chunk's
-//! byte arena) into a chunk of bounded size: no heap allocation per item. A full
-//! chunk is sorted in place, folded per key (latest Reply, first Banner, latest
-//! Service) and spilled to a temporary run file, with a second, small run of each
-//! key's latest port state (for the summary's open ports and hosts). Runs are
-//! merged k ways (in several passes if there are many); later runs hold later
-//! events, so the run order decides between equal keys. Memory stays under the
-//! chunk budget whatever the log size.
+//! One pass over the log collects fixed-size items (40 bytes: a 24-byte key, then
+//! the Reply fields, or where a Banner's bytes or a Service's strings lie in the
+//! chunk's byte arena) into a chunk of bounded size: no heap allocation per item.
+//! A full chunk goes to a spilling thread, which sorts it in place, folds it per
+//! key (latest Reply, first Banner, latest Service) and writes it to a temporary
+//! run file, with a second, small run of each key's latest port state (for the
+//! summary's open ports and hosts), while the next chunk fills (two chunks of half
+//! the budget each). Runs are merged k ways (in several passes if there are many);
+//! later runs hold later events, so the run order decides between equal keys. The
+//! final merge runs on a thread of its own and hands rows over in batches. Memory
+//! stays under the budget whatever the log size; a log that fits in one chunk is
+//! sorted in memory without threads or files.
 //!
 //! This module owns the spill format (private, temporary) and the merge. It never
 //! writes inside the scan directory unless asked to (`SortOptions::tmp_dir`).
@@ -28,8 +31,9 @@ use std::path::{Path, PathBuf};
 /// Tuning of [`sorted_rows_with`].
 #[derive(Clone, Debug)]
 pub struct SortOptions {
-    /// Memory budget for the in-memory chunk (items and their banner/service
-    /// bytes), bytes (default 32 MiB). A larger log spills to run files.
+    /// Memory budget for the in-memory chunks (items and their banner/service
+    /// bytes; two chunks of half of it), bytes (default 32 MiB). A log that does
+    /// not fit in one chunk spills to run files.
     pub chunk_bytes: usize,
     /// Where spill files go (default: the system temp dir). They are removed when
     /// the iterator is dropped.
@@ -652,34 +656,170 @@ impl Chunk {
     }
 }
 
+/// A helper thread of the sort died (a panic, or it could not be reached).
+fn thread_gone(which: &'static str) -> StoreError {
+    StoreError::io(
+        which,
+        std::env::temp_dir(),
+        std::io::Error::other("stopped unexpectedly"),
+    )
+}
+
+/// A full chunk and the runs it goes to.
+struct Job {
+    chunk: Chunk,
+    state_path: PathBuf,
+    run_path: Option<PathBuf>,
+}
+
+/// Sorts a chunk, writes its folded rows (unless `run_path` is `None`: counting
+/// only) and the latest state of each key to two new runs, and empties it.
+fn write_chunk(job: &mut Job, scratch: &mut Vec<u8>) -> Result<()> {
+    let chunk = &mut job.chunk;
+    chunk.sort();
+    let state_path = &job.state_path;
+    let mut sw = create_run(state_path)?;
+    let mut rw = match &job.run_path {
+        Some(p) => Some((create_run(p)?, p)),
+        None => None,
+    };
+    let (items, arena) = (&chunk.items[..], &chunk.arena[..]);
+    let mut i = 0;
+    while i < items.len() {
+        let (f, n) = fold_items(&items[i..], arena);
+        let k = bare(&items[i].key);
+        i += n;
+        if let Some(r) = &f.reply {
+            write_state_rec(&mut sw, &k, r.state)
+                .map_err(|e| StoreError::io("write", state_path, e))?;
+        }
+        if let Some((w, p)) = &mut rw {
+            write_row_rec(w, scratch, &k, &f).map_err(|e| StoreError::io("write", *p, e))?;
+        }
+    }
+    close_run(sw, state_path)?;
+    if let Some((w, p)) = rw {
+        close_run(w, p)?;
+    }
+    chunk.clear();
+    Ok(())
+}
+
+/// The thread that sorts and writes full chunks while the next one fills, and
+/// hands each chunk back emptied (or the error that stopped it).
+struct Spiller {
+    tx: Option<crossbeam_channel::Sender<Job>>,
+    done: crossbeam_channel::Receiver<Result<Chunk>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Chunks made so far (two at most).
+    chunks: usize,
+    /// Chunks sent and not taken back.
+    out: usize,
+}
+
+impl Spiller {
+    fn start() -> Result<Spiller> {
+        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+        let (back, done) = crossbeam_channel::unbounded();
+        let thread = std::thread::Builder::new()
+            .name("prtip-sort-spill".into())
+            .spawn(move || {
+                let mut scratch = Vec::new();
+                for mut job in rx {
+                    let r = write_chunk(&mut job, &mut scratch).map(|()| job.chunk);
+                    let failed = r.is_err();
+                    if back.send(r).is_err() || failed {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| StoreError::io("spawn the sort thread in", std::env::temp_dir(), e))?;
+        Ok(Spiller {
+            tx: Some(tx),
+            done,
+            thread: Some(thread),
+            chunks: 1,
+            out: 0,
+        })
+    }
+
+    fn send(&mut self, job: Job) -> Result<()> {
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(job).is_ok());
+        if !sent {
+            // The thread stopped: its error comes after the chunks it gave back.
+            loop {
+                self.take_back()?;
+            }
+        }
+        self.out += 1;
+        Ok(())
+    }
+
+    /// The next chunk the thread is done with (waits for it).
+    fn take_back(&mut self) -> Result<Chunk> {
+        let r = self
+            .done
+            .recv()
+            .unwrap_or_else(|_| Err(thread_gone("sort spilling thread")));
+        self.out = self.out.saturating_sub(1);
+        r
+    }
+
+    /// Waits until every chunk sent is written.
+    fn finish(mut self) -> Result<()> {
+        self.tx = None;
+        while self.out > 0 {
+            self.take_back()?;
+        }
+        if let Some(t) = self.thread.take() {
+            t.join().map_err(|_| thread_gone("sort spilling thread"))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Spiller {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// The one pass of the sort: fed the log's entries, it builds sorted runs; at the
 /// end it hands out the row stream and the open port counts. With `rows` false it
 /// keeps only the Reply states (what a summary needs).
 pub(crate) struct Sorter {
     chunk: Chunk,
+    /// Bytes per chunk: half the budget (one chunk fills while the other spills).
+    budget: usize,
     rows: bool,
     fan_in: usize,
     base: PathBuf,
     hostnames: HashMap<Addr, String>,
+    /// Dropped (joined) before `tmp`.
+    spiller: Option<Spiller>,
     tmp: Option<tempfile::TempDir>,
     runs: Vec<PathBuf>,
     states: Vec<PathBuf>,
-    scratch: Vec<u8>,
 }
 
 impl Sorter {
     /// A sorter with `opts`'s budget; `rows` false: counts only.
     pub(crate) fn new(opts: &SortOptions, rows: bool) -> Sorter {
+        let budget = opts.chunk_bytes / 2;
         Sorter {
-            chunk: Chunk::new(opts.chunk_bytes),
+            chunk: Chunk::new(budget),
+            budget,
             rows,
             fan_in: opts.fan_in.max(2),
             base: opts.tmp_dir.clone().unwrap_or_else(std::env::temp_dir),
             hostnames: HashMap::new(),
+            spiller: None,
             tmp: None,
             runs: Vec::new(),
             states: Vec::new(),
-            scratch: Vec::new(),
         }
     }
 
@@ -759,43 +899,33 @@ impl Sorter {
         Ok(self.tmp.as_ref().expect("created").path().to_path_buf())
     }
 
-    /// Sorts the chunk, writes its folded rows (unless counting only) and the
-    /// latest state of each key to two new runs, and empties it.
+    /// Hands the full chunk to the spilling thread (which sorts it and writes its
+    /// two runs) and goes on with an empty one: the one the thread gave back, or
+    /// a second one the first time (two chunks at most, each half the budget).
     fn spill(&mut self) -> Result<()> {
         let dir = self.dir()?;
         let n = self.states.len();
-        self.chunk.sort();
-        let state_path = dir.join(format!("state-{n:06}"));
-        let mut sw = create_run(&state_path)?;
-        let mut rw = if self.rows {
-            let p = dir.join(format!("run-{n:06}"));
-            Some((create_run(&p)?, p))
-        } else {
-            None
+        let job = Job {
+            chunk: Chunk::new(0),
+            state_path: dir.join(format!("state-{n:06}")),
+            run_path: self.rows.then(|| dir.join(format!("run-{n:06}"))),
         };
-        let (items, arena) = (&self.chunk.items[..], &self.chunk.arena[..]);
-        let mut i = 0;
-        while i < items.len() {
-            let (f, n) = fold_items(&items[i..], arena);
-            let k = bare(&items[i].key);
-            i += n;
-            if let Some(r) = &f.reply {
-                write_state_rec(&mut sw, &k, r.state)
-                    .map_err(|e| StoreError::io("write", &state_path, e))?;
-            }
-            if let Some((w, p)) = &mut rw {
-                write_row_rec(w, &mut self.scratch, &k, &f)
-                    .map_err(|e| StoreError::io("write", &*p, e))?;
-            }
+        self.states.push(job.state_path.clone());
+        if let Some(p) = &job.run_path {
+            self.runs.push(p.clone());
         }
-        close_run(sw, &state_path)?;
-        self.states.push(state_path);
-        if let Some((w, p)) = rw {
-            close_run(w, &p)?;
-            self.runs.push(p);
+        if self.spiller.is_none() {
+            self.spiller = Some(Spiller::start()?);
         }
-        self.chunk.clear();
-        Ok(())
+        let sp = self.spiller.as_mut().expect("started");
+        let next = if sp.chunks < 2 {
+            sp.chunks += 1;
+            Chunk::new(self.budget)
+        } else {
+            sp.take_back()?
+        };
+        let chunk = std::mem::replace(&mut self.chunk, next);
+        sp.send(Job { chunk, ..job })
     }
 
     /// Counts of what fitted in memory (nothing spilled).
@@ -843,6 +973,7 @@ impl Sorter {
         if !self.chunk.items.is_empty() {
             self.spill()?;
         }
+        self.spiller.take().expect("spilled").finish()?;
         self.count_runs(&mut 0)
     }
 
@@ -870,8 +1001,9 @@ impl Sorter {
         if !self.chunk.items.is_empty() {
             self.spill()?;
         }
-        // Give the chunk's memory back before merging.
+        // Give the chunks' memory back before merging.
         self.chunk = Chunk::new(0);
+        self.spiller.take().expect("spilled").finish()?;
         let mut next_name = 0;
         let counts = self.count_runs(&mut next_name)?;
         let dir = self.dir()?;
@@ -1093,7 +1225,7 @@ impl Iterator for SortedRows {
 /// All result rows of the log, sorted by (address, protocol, port), the latest
 /// Reply per key with the latest Service and the first Banner of that key, the
 /// host name from the spec's resolved names. Streams in constant memory
-/// (32 MiB chunks, spill files in the system temp dir).
+/// (a 32 MiB budget, spill files in the system temp dir).
 pub fn sorted_rows(reader: &LogReader) -> Result<SortedRows> {
     sorted_rows_with(reader, &SortOptions::default())
 }
