@@ -139,6 +139,10 @@ fn key_of(addr: &ArchivedAddr, proto: &ArchivedProtocol, port: u16) -> Key {
 
 /// Summarize the log: status, times, counters, progress, open ports. Fails on
 /// corruption (see [`summarize_lenient`] to summarize what can be read).
+///
+/// Memory is bounded whatever the log size: the open ports and hosts come from
+/// an external sort of the Reply states ([`crate::SortOptions`]' default budget;
+/// a large log spills to the system temp dir), not from a map of every key.
 pub fn summarize(reader: &LogReader) -> Result<ScanSummary> {
     let (s, err) = summarize_inner(reader, &mut |_| {})?;
     match err {
