@@ -1072,6 +1072,18 @@ pub fn open_packet_backend(
     udp_payload: &dyn Fn(u16) -> Option<Vec<u8>>,
     udp_ports: &[u16],
 ) -> std::io::Result<BackendPair> {
+    open_packet_backend_prepared(route, udp_payload, udp_ports, None)
+}
+
+/// [`open_packet_backend`], with the receiver's socket and ring made beforehand
+/// when `rx` is given (see [`crate::backend::packet::PreparedRx`]: its set-up
+/// waits ~8 ms for the kernel, which a caller can overlap with other work).
+pub fn open_packet_backend_prepared(
+    route: &crate::route::Route,
+    udp_payload: &dyn Fn(u16) -> Option<Vec<u8>>,
+    udp_ports: &[u16],
+    rx: Option<crate::backend::packet::PreparedRx>,
+) -> std::io::Result<BackendPair> {
     let params = frame_params(route);
     let mut t = crate::backend::TemplateSet::new(&params);
     for &p in udp_ports {
@@ -1079,5 +1091,5 @@ pub fn open_packet_backend(
             t.set_udp_payload(&params, p, &payload);
         }
     }
-    crate::backend::packet::open_pair(&route.iface, route.src_ip, t)
+    crate::backend::packet::open_pair_prepared(&route.iface, route.src_ip, t, rx)
 }

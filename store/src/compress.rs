@@ -95,8 +95,55 @@ pub fn decompress(
     path: &Path,
     want: Option<usize>,
 ) -> Result<std::result::Result<AlignedBuf, ZstError>> {
-    let src = fs::read(path).map_err(|e| StoreError::io("read", path, e))?;
+    let src = match want {
+        None => fs::read(path).map_err(|e| StoreError::io("read", path, e))?,
+        Some(w) => read_frames_for(path, w)?,
+    };
     Ok(decompress_bytes(&src, want))
+}
+
+/// The start of the `.zst` file at `path`: whole frames up to the first one that
+/// brings the content to `want` bytes, read 256 KiB at a time (reading ScanStarted
+/// needs one 1 MiB chunk, ~100 KiB of a file of several MiB). At the end of the
+/// file, or where a frame does not parse, everything read so far is returned (and
+/// [`decompress_bytes`] reports any damage).
+fn read_frames_for(path: &Path, want: usize) -> Result<Vec<u8>> {
+    use std::io::Read;
+    const STEP: usize = 256 << 10;
+    let mut f = File::open(path).map_err(|e| StoreError::io("open", path, e))?;
+    let mut src: Vec<u8> = Vec::new();
+    // (compressed offset, raw bytes) after the last complete frame seen.
+    let (mut off, mut raw) = (0usize, 0usize);
+    loop {
+        let old = src.len();
+        src.resize(old + STEP, 0);
+        let n = f
+            .read(&mut src[old..])
+            .map_err(|e| StoreError::io("read", path, e))?;
+        src.truncate(old + n);
+        let eof = n == 0;
+        // A frame that does not parse is incomplete (read more) or damaged
+        // (decompress_bytes says so).
+        while let Ok(len) = zstd::zstd_safe::find_frame_compressed_size(&src[off..]) {
+            if off + len > src.len() {
+                break;
+            }
+            match zstd::zstd_safe::get_frame_content_size(&src[off..off + len]) {
+                Ok(Some(c)) => {
+                    off += len;
+                    raw += c as usize;
+                }
+                _ => return Ok(src),
+            }
+            if raw >= want {
+                src.truncate(off);
+                return Ok(src);
+            }
+        }
+        if eof {
+            return Ok(src);
+        }
+    }
 }
 
 /// Decompress chunks of `src` until at least `want` bytes (or all).
@@ -288,6 +335,14 @@ mod tests {
         assert_eq!(&back[..], &raw[..]);
         let part = decompress(&zpath, Some(10)).unwrap().unwrap();
         assert_eq!(&part[..], &raw[..CHUNK]);
+        // Only whole frames up to the one that covers `want` are read.
+        let fr0 = frames(&std::fs::read(&zpath).unwrap()).unwrap();
+        let head = read_frames_for(&zpath, CHUNK + 1).unwrap();
+        assert_eq!(head.len(), fr0[1].0 + fr0[1].1);
+        let part = decompress(&zpath, Some(CHUNK + 1)).unwrap().unwrap();
+        assert_eq!(&part[..], &raw[..2 * CHUNK]);
+        let all = decompress(&zpath, Some(usize::MAX)).unwrap().unwrap();
+        assert_eq!(&all[..], &raw[..]);
         // flip a byte in the second chunk
         let mut z = std::fs::read(&zpath).unwrap();
         let fr = frames(&z).unwrap();

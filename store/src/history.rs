@@ -9,9 +9,12 @@ use crate::error::{Result, StoreError};
 use crate::event::{Checkpoint, Counters, ScanSpec};
 use crate::project::{summarize_inner, ScanStatus, ScanSummary};
 use crate::reader::LogReader;
-use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    ConcurrencyMode, Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, TableDefinition,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 const SCANS: TableDefinition<u64, &[u8]> = TableDefinition::new("scans");
 const CHECKPOINTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("checkpoints");
@@ -161,35 +164,108 @@ fn decode_checkpoint(b: &[u8]) -> Checkpoint {
 }
 
 /// The history index (redb). Several processes may have it open at once.
+///
+/// [`HistoryIndex::open`] opens it for reading and writing;
+/// [`HistoryIndex::open_for_reading`] opens it read-only (no lock taken, nothing
+/// written, no `fdatasync`) and switches to a read-write handle at the first write.
 pub struct HistoryIndex {
-    db: Database,
+    /// The read-write handle, once opened.
+    rw: OnceLock<Database>,
+    /// The read-only handle of [`HistoryIndex::open_for_reading`] (used until `rw` is open).
+    ro: Option<ReadOnlyDatabase>,
     path: PathBuf,
+}
+
+fn builder() -> redb::Builder {
+    let mut b = Database::builder();
+    b.set_concurrency_mode(ConcurrencyMode::MultiWriter);
+    b
 }
 
 impl HistoryIndex {
     /// Open (or create) the index at `path`; its parent directory is created.
     pub fn open(path: &Path) -> Result<HistoryIndex> {
+        let ix = HistoryIndex {
+            rw: OnceLock::new(),
+            ro: None,
+            path: path.to_path_buf(),
+        };
+        ix.rw()?;
+        Ok(ix)
+    }
+
+    /// Open the index at `path` for reading, without writing to it: `get`, `list`
+    /// and `checkpoints` read a read-only handle, and the first write opens the
+    /// index for writing (as [`HistoryIndex::open`] does). Falls back to
+    /// [`HistoryIndex::open`] at once when the index cannot be opened read-only
+    /// (missing, never initialized, or in need of a repair after a crash).
+    ///
+    /// For paths that must be quick before their first write (resuming a scan):
+    /// a read-write open commits and syncs the file.
+    pub fn open_for_reading(path: &Path) -> Result<HistoryIndex> {
+        let ro = builder().open_read_only(path).ok().filter(|db| {
+            db.begin_read().is_ok_and(|t| {
+                t.open_table(SCANS).is_ok()
+                    && t.open_table(CHECKPOINTS).is_ok()
+                    && t.open_table(META).is_ok()
+            })
+        });
+        match ro {
+            Some(ro) => Ok(HistoryIndex {
+                rw: OnceLock::new(),
+                ro: Some(ro),
+                path: path.to_path_buf(),
+            }),
+            None => Self::open(path),
+        }
+    }
+
+    /// Whether the read-write handle is open (false after
+    /// [`HistoryIndex::open_for_reading`] until the first write).
+    pub fn is_writable(&self) -> bool {
+        self.rw.get().is_some()
+    }
+
+    /// The read-write handle, opened (and the tables created) on first use.
+    fn rw(&self) -> Result<&Database> {
+        if let Some(db) = self.rw.get() {
+            return Ok(db);
+        }
+        let path = &self.path;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| StoreError::io("create dir", parent, e))?;
         }
-        let db = Database::builder()
-            .set_concurrency_mode(ConcurrencyMode::MultiWriter)
-            .create(path)
-            .map_err(|e| StoreError::History {
-                path: path.to_path_buf(),
-                what: e.to_string(),
-            })?;
-        let ix = HistoryIndex {
-            db,
-            path: path.to_path_buf(),
+        let db = builder().create(path).map_err(|e| self.err(e))?;
+        // Create the tables only when one is missing: a write commits and syncs.
+        let have = db.begin_read().is_ok_and(|t| {
+            t.open_table(SCANS).is_ok()
+                && t.open_table(CHECKPOINTS).is_ok()
+                && t.open_table(META).is_ok()
+        });
+        if !have {
+            let txn = db.begin_write().map_err(|e| self.err(e))?;
+            (|| -> std::result::Result<(), redb::Error> {
+                txn.open_table(SCANS)?;
+                txn.open_table(CHECKPOINTS)?;
+                txn.open_table(META)?;
+                Ok(())
+            })()
+            .map_err(|e| self.err(e))?;
+            txn.commit().map_err(|e| self.err(e))?;
+        }
+        // Another thread may have won the race; either handle will do.
+        let _ = self.rw.set(db);
+        Ok(self.rw.get().expect("set above"))
+    }
+
+    /// A read transaction: on the read-write handle once open, else the read-only one.
+    fn read(&self) -> Result<redb::ReadTransaction> {
+        let r = match (self.rw.get(), &self.ro) {
+            (Some(db), _) => db.begin_read(),
+            (None, Some(ro)) => ro.begin_read(),
+            (None, None) => self.rw()?.begin_read(),
         };
-        ix.write(|txn| {
-            txn.open_table(SCANS)?;
-            txn.open_table(CHECKPOINTS)?;
-            txn.open_table(META)?;
-            Ok(())
-        })?;
-        Ok(ix)
+        r.map_err(|e| self.err(e))
     }
 
     /// The index file.
@@ -208,7 +284,7 @@ impl HistoryIndex {
         &self,
         f: impl FnOnce(&redb::WriteTransaction) -> std::result::Result<T, redb::Error>,
     ) -> Result<T> {
-        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        let txn = self.rw()?.begin_write().map_err(|e| self.err(e))?;
         let out = f(&txn).map_err(|e| self.err(e))?;
         txn.commit().map_err(|e| self.err(e))?;
         Ok(out)
@@ -252,7 +328,7 @@ impl HistoryIndex {
 
     /// One row.
     pub fn get(&self, id: u64) -> Result<Option<HistoryRow>> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let txn = self.read()?;
         let t = txn.open_table(SCANS).map_err(|e| self.err(e))?;
         match t.get(id).map_err(|e| self.err(e))? {
             Some(v) => Ok(Some(
@@ -265,7 +341,7 @@ impl HistoryIndex {
 
     /// All rows, by id.
     pub fn list(&self) -> Result<Vec<HistoryRow>> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let txn = self.read()?;
         let t = txn.open_table(SCANS).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for item in t.iter().map_err(|e| self.err(e))? {
@@ -301,7 +377,7 @@ impl HistoryIndex {
 
     /// Checkpoints of scan `id`, oldest first.
     pub fn checkpoints(&self, id: u64) -> Result<Vec<Checkpoint>> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let txn = self.read()?;
         let t = txn.open_table(CHECKPOINTS).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for item in t.range((id, 0)..=(id, u64::MAX)).map_err(|e| self.err(e))? {
@@ -429,5 +505,81 @@ impl HistoryIndex {
         report.added.sort();
         report.updated.sort();
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: u64, status: ScanStatus) -> HistoryRow {
+        HistoryRow {
+            id,
+            started_us: 1_000 + id,
+            ended_us: None,
+            status,
+            target_spec: "198.19.0.0/24".into(),
+            config_json: "{}".into(),
+            log_path: PathBuf::from(format!("/nonexistent/{id}")),
+            total_targets: 256,
+            total_probes: 1024,
+            probes_done: 10,
+            ports_discovered: 0,
+            checkpoints: 1,
+        }
+    }
+
+    #[test]
+    fn open_for_reading_reads_then_switches_to_writing_at_the_first_write() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("h.redb");
+        let w = HistoryIndex::open(&path).unwrap();
+        w.upsert(&row(1, ScanStatus::Paused)).unwrap();
+        let r = HistoryIndex::open_for_reading(&path).unwrap();
+        assert!(!r.is_writable());
+        assert_eq!(r.get(1).unwrap(), Some(row(1, ScanStatus::Paused)));
+        assert_eq!(r.list().unwrap().len(), 1);
+        assert!(r.checkpoints(1).unwrap().is_empty());
+        // A commit of another handle is seen by the read-only one.
+        w.upsert(&row(2, ScanStatus::Completed)).unwrap();
+        assert_eq!(r.get(2).unwrap(), Some(row(2, ScanStatus::Completed)));
+        assert!(!r.is_writable());
+        // The first write opens the index for writing; reads see it.
+        r.upsert(&row(1, ScanStatus::Running)).unwrap();
+        assert!(r.is_writable());
+        assert_eq!(r.get(1).unwrap().unwrap().status, ScanStatus::Running);
+        assert_eq!(w.get(1).unwrap().unwrap().status, ScanStatus::Running);
+        assert_eq!(r.next_id().unwrap(), 3);
+        drop(r);
+        drop(w);
+        // And the file is still an index a fresh handle opens.
+        let again = HistoryIndex::open(&path).unwrap();
+        assert_eq!(again.list().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn open_for_reading_creates_a_missing_index() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("sub").join("h.redb");
+        let r = HistoryIndex::open_for_reading(&path).unwrap();
+        assert!(
+            r.is_writable(),
+            "nothing to read: opened for writing at once"
+        );
+        assert!(r.list().unwrap().is_empty());
+        assert_eq!(r.next_id().unwrap(), 1);
+    }
+
+    #[test]
+    fn open_reopens_an_existing_index_as_it_was() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("h.redb");
+        let a = HistoryIndex::open(&path).unwrap();
+        a.upsert(&row(7, ScanStatus::Paused)).unwrap();
+        drop(a);
+        let len = std::fs::metadata(&path).unwrap().len();
+        let b = HistoryIndex::open(&path).unwrap();
+        assert_eq!(b.get(7).unwrap(), Some(row(7, ScanStatus::Paused)));
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), len);
     }
 }

@@ -164,8 +164,14 @@ fn run(mut app: Appender, rx: Receiver<Msg>, shared: Arc<Shared>, sync_every: u6
                     Msg::Checkpoint(c, ack) => {
                         app.append(&Event::Checkpoint(c))?;
                         waiters.push(ack);
+                        // Sync now: events queued behind it would only lengthen
+                        // its wait (more to append first, more to sync).
+                        break;
                     }
-                    Msg::Sync(ack) => waiters.push(ack),
+                    Msg::Sync(ack) => {
+                        waiters.push(ack);
+                        break;
+                    }
                     Msg::Flush(ack) => flushers.push(ack),
                     Msg::Stop => {
                         stop = true;

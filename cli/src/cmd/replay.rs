@@ -113,7 +113,12 @@ pub fn resume(
     paths: &Paths,
     quiet: bool,
 ) -> anyhow::Result<ExitCode> {
-    let history = HistoryIndex::open(&paths.history)
+    // A -sS scan's receive ring takes ~8 ms to set up (the kernel waits for an RCU
+    // grace period): start it now, while the history and the log are read.
+    let rx = super::scan::has_capability(super::scan::CAP_NET_RAW)
+        .then(prtip_engine::backend::packet::PreparedRx::in_background);
+    // Read-only until the first write: no commit, no fdatasync before the first probe.
+    let history = HistoryIndex::open_for_reading(&paths.history)
         .with_context(|| format!("opening the history index {}", paths.history.display()))?;
     let (id_hint, dir) = choose(&history, scan, last, true)?;
     let reader =
@@ -171,7 +176,9 @@ pub fn resume(
     execute(
         started.spec,
         Start::Resume {
+            history,
             id,
+            rx,
             dir,
             from,
             counters,
@@ -186,8 +193,8 @@ pub fn run(args: Args, paths: &Paths) -> anyhow::Result<ExitCode> {
     if args.from_checkpoint {
         return resume(args.scan.as_deref(), args.last, paths, args.quiet);
     }
-    // Re-print (and re-export) a scan's results from its log.
-    let history = HistoryIndex::open(&paths.history)
+    // Re-print (and re-export) a scan's results from its log (the index is only read).
+    let history = HistoryIndex::open_for_reading(&paths.history)
         .with_context(|| format!("opening the history index {}", paths.history.display()))?;
     let (_, dir) = choose(&history, args.scan.as_deref(), args.last, false)?;
     let reader =

@@ -201,7 +201,7 @@ pub fn has_capability(bit: u32) -> bool {
         .is_some_and(|caps| caps & (1 << bit) != 0)
 }
 
-const CAP_NET_RAW: u32 = 13;
+pub(crate) const CAP_NET_RAW: u32 = 13;
 
 /// The message for a missing CAP_NET_RAW.
 pub fn privilege_message() -> String {
@@ -630,8 +630,15 @@ pub enum Start {
     },
     /// Continue scan `id` whose log is in `dir` from walk position `from`.
     Resume {
+        /// The history index the scan was found in (opened for reading: it is
+        /// opened for writing at its first write, off the path to the first probe).
+        history: HistoryIndex,
         /// History id.
         id: u64,
+        /// The AF_PACKET receiver's socket and ring, being made on a thread since
+        /// the process started (used by a `-sS` scan on the AF_PACKET backend,
+        /// closed otherwise).
+        rx: Option<prtip_engine::backend::packet::PendingRx>,
         /// Log directory.
         dir: PathBuf,
         /// Walk position.
@@ -656,12 +663,16 @@ pub fn execute(
 /// on screen, and the last words wait until the user has left it.
 pub fn execute_with(
     mut spec: ScanSpec,
-    start: Start,
+    mut start: Start,
     paths: &Paths,
     quiet: bool,
     front: Option<super::live::Front>,
 ) -> anyhow::Result<ExitCode> {
     let mut plan = ScanPlan::new(&spec).map_err(|e| usage(e.to_string()))?;
+    let mut early_rx = match &mut start {
+        Start::Resume { rx, .. } => rx.take(),
+        Start::Fresh { .. } => None,
+    };
     // Privilege and route before anything is written.
     let mut pair = None;
     if spec.scan_type == ScanType::Syn {
@@ -684,7 +695,13 @@ pub fn execute_with(
                 }
                 pair
             }
-            _ => engine_scan::open_packet_backend(&r, &|_| None, &plan.ports.udp).map_err(|e| {
+            _ => engine_scan::open_packet_backend_prepared(
+                &r,
+                &|_| None,
+                &plan.ports.udp,
+                early_rx.take().and_then(|p| p.take()),
+            )
+            .map_err(|e| {
                 if e.raw_os_error() == Some(libc::EPERM) {
                     usage(privilege_message())
                 } else {
@@ -694,6 +711,8 @@ pub fn execute_with(
         };
         pair = Some(io);
     }
+    // Not used (another backend or scan type): closed on a thread of its own.
+    drop(early_rx);
     let db = if spec.service_detection || spec.scan_type == ScanType::Udp {
         // the built-in database, then the user's file (its rules are tried after ours)
         let mut db = prtip_services::ProbeDb::builtin();
@@ -716,10 +735,11 @@ pub fn execute_with(
     };
 
     // Now write: history row and scan directory.
-    let history = HistoryIndex::open(&paths.history)
-        .with_context(|| format!("opening the history index {}", paths.history.display()))?;
-    let (id, dir, writer, resume_from, counters, command_line) = match start {
+    let (history, id, dir, writer, resume_from, counters, command_line) = match start {
         Start::Fresh { command_line } => {
+            let history = HistoryIndex::open(&paths.history).with_context(|| {
+                format!("opening the history index {}", paths.history.display())
+            })?;
             let (id, dir) = history
                 .new_scan_dir(&paths.scans_dir())
                 .context("creating the scan directory")?;
@@ -744,17 +764,27 @@ pub fn execute_with(
                 ports_discovered: 0,
                 checkpoints: 0,
             })?;
-            (id, dir, writer, None, Default::default(), command_line)
+            (
+                history,
+                id,
+                dir,
+                writer,
+                None,
+                Default::default(),
+                command_line,
+            )
         }
         Start::Resume {
+            history,
             id,
+            rx: _,
             dir,
             from,
             counters,
         } => {
             let (writer, _report) = LogWriter::open_append(&dir, LogOptions::default())
                 .with_context(|| format!("reopening the scan log in {}", dir.display()))?;
-            (id, dir, writer, Some(from), counters, Vec::new())
+            (history, id, dir, writer, Some(from), counters, Vec::new())
         }
     };
     if let Some(f) = &front {
@@ -828,6 +858,11 @@ pub fn execute_with(
             preload: None,
         };
         let mut tracked = super::live::HistoryTracking::new(&mut log_sink, &history, id);
+        if resume_from.is_some() {
+            // The row says `running` once written on a thread; the first probes go
+            // out meanwhile.
+            tracked = tracked.resumed_in_background();
+        }
         let mut tee = Tee {
             inner: &mut tracked,
             names,

@@ -233,10 +233,67 @@ impl PacketRx {
     /// Open on `iface` (empty: every interface of the namespace) with a given
     /// classic BPF program.
     pub fn open_with_filter(iface: &str, filter: &[libc::sock_filter]) -> io::Result<PacketRx> {
-        let idx = if iface.is_empty() { 0 } else { ifindex(iface)? };
+        PreparedRx::new()?.bind(iface, filter)
+    }
+
+    fn block_desc(&self, i: u32) -> *mut libc::tpacket_block_desc {
+        // SAFETY: i < BLOCK_NR, so the offset stays inside the mapping.
+        unsafe { self.ring.add((i * BLOCK_SIZE) as usize) as *mut libc::tpacket_block_desc }
+    }
+
+    fn block_ready(&self, i: u32) -> bool {
+        let bd = self.block_desc(i);
+        // SAFETY: `bd` points at a block descriptor inside our mapping; the kernel
+        // writes block_status, so read it volatile and order later reads after it.
+        let status = unsafe { std::ptr::read_volatile(&(*bd).hdr.bh1.block_status) };
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+        status & libc::TP_STATUS_USER != 0
+    }
+
+    fn poll_stats(&mut self) {
+        // SAFETY: tpacket_stats_v3 is plain old data.
+        let mut st: libc::tpacket_stats_v3 = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tpacket_stats_v3>() as libc::socklen_t;
+        // SAFETY: buffer and length describe `st`.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_STATISTICS,
+                &mut st as *mut libc::tpacket_stats_v3 as *mut libc::c_void,
+                &mut len,
+            )
+        };
+        if rc == 0 {
+            // The kernel resets the counters on every read.
+            self.stats.drops += st.tp_drops as u64;
+        }
+    }
+}
+
+/// A receive socket whose ring is set up but which is bound to no interface yet,
+/// so nothing reaches it. Setting up the ring is the slow part of opening a
+/// [`PacketRx`]: the kernel waits for an RCU grace period (`synchronize_net`,
+/// ~8 ms here) whatever the ring's size. [`PreparedRx::in_background`] does it
+/// while the caller does other work (a resume reads its log meanwhile).
+pub struct PreparedRx {
+    fd: OwnedFd,
+    ring: *mut u8,
+    ring_len: usize,
+    /// The network namespace the socket was made in (see [`netns_id`]).
+    netns: Option<(u64, u64)>,
+}
+
+// SAFETY: as for PacketRx: the mapping is owned exclusively by this value.
+unsafe impl Send for PreparedRx {}
+
+impl PreparedRx {
+    /// Create the socket (in the calling thread's network namespace) and its
+    /// TPACKET_V3 ring.
+    pub fn new() -> io::Result<PreparedRx> {
+        let netns = netns_id();
         // Protocol 0: nothing is queued until bind, which comes after the filter.
         let fd = packet_socket(0)?;
-        bpf::attach(fd.as_fd(), filter)?;
         set_int(
             &fd,
             libc::SOL_PACKET,
@@ -297,50 +354,104 @@ impl PacketRx {
         } else {
             ring
         };
-        let rx = PacketRx {
+        Ok(PreparedRx {
             fd,
             ring: ring as *mut u8,
             ring_len,
+            netns,
+        })
+    }
+
+    /// [`PreparedRx::new`] on a thread of its own (started in the calling thread's
+    /// network namespace, which the new thread shares).
+    pub fn in_background() -> PendingRx {
+        PendingRx(
+            std::thread::Builder::new()
+                .name("prtip-rx-ring".into())
+                .spawn(PreparedRx::new)
+                .ok(),
+        )
+    }
+
+    /// Attach `filter` and bind to `iface` (empty: every interface). The interface
+    /// is looked up in the calling thread's network namespace; a socket created in
+    /// another namespace is refused (its interface of that index is another one).
+    pub fn bind(self, iface: &str, filter: &[libc::sock_filter]) -> io::Result<PacketRx> {
+        let idx = if iface.is_empty() { 0 } else { ifindex(iface)? };
+        let other_ns = matches!((self.netns, netns_id()), (Some(a), Some(b)) if a != b);
+        if other_ns || (idx != 0 && ifname_of(&self.fd, idx).as_deref() != Some(iface)) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("the prepared receive socket is not in the network namespace of {iface}"),
+            ));
+        }
+        bpf::attach(self.fd.as_fd(), filter)?;
+        let me = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `me` is never used or dropped again: its descriptor moves into the
+        // PacketRx below (read out once), its ring mapping with it.
+        let fd = unsafe { std::ptr::read(&me.fd) };
+        let rx = PacketRx {
+            fd,
+            ring: me.ring,
+            ring_len: me.ring_len,
             block: 0,
             stats: RxStats::default(),
         };
         bind(&rx.fd, idx, libc::ETH_P_ALL as u16)?;
         Ok(rx)
     }
+}
 
-    fn block_desc(&self, i: u32) -> *mut libc::tpacket_block_desc {
-        // SAFETY: i < BLOCK_NR, so the offset stays inside the mapping.
-        unsafe { self.ring.add((i * BLOCK_SIZE) as usize) as *mut libc::tpacket_block_desc }
-    }
-
-    fn block_ready(&self, i: u32) -> bool {
-        let bd = self.block_desc(i);
-        // SAFETY: `bd` points at a block descriptor inside our mapping; the kernel
-        // writes block_status, so read it volatile and order later reads after it.
-        let status = unsafe { std::ptr::read_volatile(&(*bd).hdr.bh1.block_status) };
-        std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
-        status & libc::TP_STATUS_USER != 0
-    }
-
-    fn poll_stats(&mut self) {
-        // SAFETY: tpacket_stats_v3 is plain old data.
-        let mut st: libc::tpacket_stats_v3 = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::tpacket_stats_v3>() as libc::socklen_t;
-        // SAFETY: buffer and length describe `st`.
-        let rc = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                libc::PACKET_STATISTICS,
-                &mut st as *mut libc::tpacket_stats_v3 as *mut libc::c_void,
-                &mut len,
-            )
-        };
-        if rc == 0 {
-            // The kernel resets the counters on every read.
-            self.stats.drops += st.tp_drops as u64;
+impl Drop for PreparedRx {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the region mapped in `new`; nothing points into it.
+        unsafe {
+            libc::munmap(self.ring as *mut libc::c_void, self.ring_len);
         }
     }
+}
+
+/// A [`PreparedRx`] being made on a thread ([`PreparedRx::in_background`]).
+pub struct PendingRx(Option<std::thread::JoinHandle<io::Result<PreparedRx>>>);
+
+impl PendingRx {
+    /// Wait for it; `None` if it failed (opening the receiver the usual way then
+    /// reports why).
+    pub fn take(mut self) -> Option<PreparedRx> {
+        self.0.take()?.join().ok()?.ok()
+    }
+}
+
+impl Drop for PendingRx {
+    fn drop(&mut self) {
+        // Unused: close it on a thread (closing waits for a grace period too).
+        if let Some(h) = self.0.take() {
+            let _ = std::thread::Builder::new()
+                .name("prtip-rx-ring".into())
+                .spawn(move || drop(h.join()));
+        }
+    }
+}
+
+/// (device, inode) of the calling thread's network namespace, when /proc says.
+fn netns_id() -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata("/proc/thread-self/ns/net").ok()?;
+    Some((m.dev(), m.ino()))
+}
+
+/// The name of interface `idx` in the network namespace of socket `fd`.
+fn ifname_of(fd: &OwnedFd, idx: u32) -> Option<String> {
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    ifr.ifr_ifru.ifru_ifindex = idx as libc::c_int;
+    // SAFETY: SIOCGIFNAME reads ifr_ifindex and writes ifr_name of our ifreq.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFNAME, &mut ifr) } < 0 {
+        return None;
+    }
+    // SAFETY: the kernel wrote a NUL-terminated name into ifr_name.
+    let name = unsafe { std::ffi::CStr::from_ptr(ifr.ifr_name.as_ptr()) };
+    name.to_str().ok().map(str::to_string)
 }
 
 impl Receive for PacketRx {
@@ -419,7 +530,22 @@ pub fn open_pair(
     our_ip: Ipv4Addr,
     templates: TemplateSet,
 ) -> io::Result<super::BackendPair> {
-    let rx = PacketRx::open(iface, our_ip)?;
+    open_pair_prepared(iface, our_ip, templates, None)
+}
+
+/// [`open_pair`], with the receiver's socket and ring made beforehand (see
+/// [`PreparedRx`]) when `rx` is given.
+pub fn open_pair_prepared(
+    iface: &str,
+    our_ip: Ipv4Addr,
+    templates: TemplateSet,
+    rx: Option<PreparedRx>,
+) -> io::Result<super::BackendPair> {
+    let filter = bpf::reply_filter(our_ip, SPORT_BASE, SPORT_BASE + SPORT_SPAN);
+    let rx = match rx {
+        Some(p) => p.bind(iface, &filter)?,
+        None => PacketRx::open_with_filter(iface, &filter)?,
+    };
     let tx = PacketTx::open(iface, templates)?;
     Ok(super::BackendPair {
         tx: Box::new(tx),
@@ -546,5 +672,61 @@ pub(crate) mod tests {
             e.to_string(),
             "no network interface named nope-if0 in this network namespace"
         );
+    }
+
+    #[test]
+    fn a_ring_prepared_in_the_background_receives_replies_once_bound() {
+        let got = in_private_netns(|| {
+            let us = Ipv4Addr::new(10, 9, 9, 9);
+            let params = FrameParams {
+                src_mac: EthernetAddress([2, 0, 0, 0, 0, 1]),
+                dst_mac: EthernetAddress([2, 0, 0, 0, 0, 2]),
+                src_ip: Ipv4Addr::new(10, 1, 1, 1),
+                ttl: 64,
+            };
+            let pending = PreparedRx::in_background();
+            let prepared = pending.take().expect("prepared in this namespace");
+            let t = TemplateSet::new(&params);
+            let mut pair = open_pair_prepared("lo", us, t, Some(prepared)).unwrap();
+            let probes: Vec<Probe> = (0..10u32)
+                .map(|i| Probe {
+                    dst: us,
+                    dport: SPORT_BASE + i as u16,
+                    sport: 80,
+                    seq: i,
+                    proto: Protocol::Tcp,
+                })
+                .collect();
+            assert_eq!(pair.tx.send(&probes).unwrap(), 10);
+            let mut got = 0;
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while got < 10 && std::time::Instant::now() < deadline {
+                pair.rx
+                    .recv(Duration::from_millis(50), &mut |_| got += 1)
+                    .unwrap();
+            }
+            // An unused one is closed without anyone waiting for it.
+            drop(PreparedRx::in_background());
+            got
+        });
+        assert_eq!(got, 10);
+    }
+
+    #[test]
+    fn a_ring_prepared_in_another_network_namespace_is_refused() {
+        // Made here (the test's namespace), bound from a private one: its `lo` is
+        // another interface with the same index.
+        let prepared = match PreparedRx::new() {
+            Ok(p) => p,
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => return, // no CAP_NET_RAW
+            Err(e) => panic!("{e}"),
+        };
+        let err = in_private_netns(move || {
+            prepared
+                .bind("lo", &bpf::reply_filter(Ipv4Addr::LOCALHOST, 1, 2))
+                .err()
+                .map(|e| e.kind())
+        });
+        assert_eq!(err, Some(io::ErrorKind::InvalidInput));
     }
 }
