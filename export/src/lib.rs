@@ -4,7 +4,8 @@
 //! Renderers consume rows sorted by (address, protocol, port) — what the store's
 //! `sorted_rows` yields — grouped into hosts, and write as they go: memory is
 //! bounded by one host's ports plus small aggregate maps, never by the number of
-//! results (PDF is the exception: see [`Format::Pdf`]). One pass can feed several
+//! results (the PDF writer writes each page as it fills and keeps only object
+//! offsets). One pass can feed several
 //! outputs at once (`-oA`). Files are written atomically (temporary file + rename)
 //! and a Ctrl-C ([`interrupt`]) aborts without leaving a half-written file.
 //!
@@ -63,8 +64,7 @@ pub enum Format {
     Csv,
     /// One self-contained HTML report (templates/scan_report.html).
     Html,
-    /// A PDF report. printpdf keeps the document in memory until it is saved, so
-    /// unlike the other formats its memory grows with the listed rows (see docs/exports.md).
+    /// A PDF report, streamed page by page (see docs/exports.md).
     Pdf,
 }
 
@@ -169,9 +169,6 @@ pub enum ExportError {
     /// The HTML template failed (a bug in templates/scan_report.html).
     #[error("HTML template error: {0:#}")]
     Template(#[from] minijinja::Error),
-    /// printpdf failed.
-    #[error("PDF error: {0}")]
-    Pdf(String),
     /// Ctrl-C (or the cancel flag) stopped the export.
     #[error("export interrupted; no partial file was left behind")]
     Interrupted,
