@@ -204,6 +204,9 @@ pub struct Appender {
 /// (`sync_file_range` does the submission work — write-protecting pages, mapping
 /// blocks, building I/O — in the calling thread, which must not be the
 /// appender's).
+/// Data written between two syncs that include the sparse index's pages.
+pub const INDEX_SYNC_BYTES: u64 = 4 << 20;
+
 struct Writeback {
     tx: Option<crossbeam_channel::Sender<(File, u64, u64)>>,
     thread: Option<JoinHandle<()>>,
@@ -857,7 +860,7 @@ impl Appender {
     /// Commit and make everything appended so far durable (`msync` of the new range).
     ///
     /// The sparse index is only a hint (FORMAT.md), so its pages are made durable
-    /// with the data only once `sync_every_bytes` of data were written since they
+    /// with the data only once [`INDEX_SYNC_BYTES`] of data were written since they
     /// last were (and always at seal and finish): a checkpoint costs one
     /// contiguous write instead of two.
     pub fn sync(&mut self) -> Result<()> {
@@ -866,7 +869,7 @@ impl Appender {
 
     fn sync_inner(&mut self, with_index: bool) -> Result<()> {
         self.commit_frame();
-        let lag = self.opts.sync_every_bytes;
+        let lag = INDEX_SYNC_BYTES;
         let seg = &mut self.seg;
         let index = seg.index_dirty && (with_index || seg.pos - seg.index_synced_at >= lag);
         if seg.pos > seg.synced || index {

@@ -65,7 +65,7 @@ mod sort;
 mod sys;
 mod writer;
 
-pub use appender::{Appender, LogOptions, LogPos, RecoveryReport, Truncation};
+pub use appender::{Appender, LogOptions, LogPos, RecoveryReport, Truncation, INDEX_SYNC_BYTES};
 pub use compress::compress_sealed_segment;
 pub use error::{Result, StoreError};
 pub use event::{Addr, Event, EventSink, PortState, Protocol, Reason};
