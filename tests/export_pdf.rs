@@ -14,15 +14,7 @@ fn multi_page_table_with_page_numbers() {
     let mut rows: Vec<_> = synthetic::lab_rows(600).collect();
     rows[1].service.as_mut().unwrap().product = "Öpen\u{1}SSH (tm)".into();
     let pdf = export(dir.path(), "scan.pdf", Format::Pdf, &meta(3), rows);
-    let info = run_ok(Command::new("pdfinfo").arg(&pdf));
-    let info = String::from_utf8(info.stdout).unwrap();
-    let pages: usize = info
-        .lines()
-        .find_map(|l| l.strip_prefix("Pages:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let (_, pages) = pdfinfo(&pdf);
     // 48 table rows fit under the summary on page 1, 67 on the others: 48 + 8 x 67 < 600.
     assert_eq!(pages, 10);
     let text = run_ok(
@@ -143,15 +135,7 @@ fn long_streamed_export_is_valid() {
         String::from_utf8_lossy(&check.stderr)
     );
 
-    let info = run_ok(Command::new("pdfinfo").arg(&pdf));
-    let info = String::from_utf8(info.stdout).unwrap();
-    let pages: usize = info
-        .lines()
-        .find_map(|l| l.strip_prefix("Pages:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let (info, pages) = pdfinfo(&pdf);
     // 48 rows on page 1, 67 on each other page.
     assert_eq!(pages, 1 + (n as usize - 48).div_ceil(67));
     assert_eq!(pages, 75);
@@ -201,4 +185,18 @@ fn long_streamed_export_is_valid() {
     let i = data_lines.iter().position(|l| l == evil).unwrap();
     assert!(data_lines[i + 1].starts_with("198.19.0.201 "));
     assert!(data_lines[i + 1].contains(" 23 "));
+}
+
+/// `pdfinfo`'s report of `pdf` and the page count it gives.
+fn pdfinfo(pdf: &std::path::Path) -> (String, usize) {
+    let info = run_ok(Command::new("pdfinfo").arg(pdf));
+    let info = String::from_utf8(info.stdout).unwrap();
+    let pages: usize = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Pages:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    (info, pages)
 }

@@ -199,17 +199,23 @@ mod tests {
         let _again = WriterLock::acquire(dir.path()).unwrap();
     }
 
-    #[test]
-    fn fallocate_and_zero_range() {
+    /// A new empty file in a fresh temp dir, open for reading and writing.
+    fn scratch_file() -> (tempfile::TempDir, std::path::PathBuf, File) {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
-        let mut f = OpenOptions::new()
+        let f = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(true)
             .open(&p)
             .unwrap();
+        (dir, p, f)
+    }
+
+    #[test]
+    fn fallocate_and_zero_range() {
+        let (dir, p, mut f) = scratch_file();
         fallocate(&f, &p, 1 << 20).unwrap();
         assert_eq!(file_len(&f, &p).unwrap(), 1 << 20);
         f.write_all(&[0xAB; 10000]).unwrap();
@@ -227,15 +233,7 @@ mod tests {
 
     #[test]
     fn start_writeback_leaves_the_bytes_as_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("f");
-        let mut f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&p)
-            .unwrap();
+        let (_dir, p, mut f) = scratch_file();
         fallocate(&f, &p, 1 << 20).unwrap();
         let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
         f.write_all(&data).unwrap();

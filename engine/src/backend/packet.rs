@@ -597,17 +597,22 @@ pub(crate) mod tests {
         }
     }
 
+    /// Frame parameters of the private-`lo` tests: frames "from" 10.1.1.1.
+    fn test_params() -> FrameParams {
+        FrameParams {
+            src_mac: EthernetAddress([2, 0, 0, 0, 0, 1]),
+            dst_mac: EthernetAddress([2, 0, 0, 0, 0, 2]),
+            src_ip: Ipv4Addr::new(10, 1, 1, 1),
+            ttl: 64,
+        }
+    }
+
     #[test]
     fn sendmmsg_and_rx_ring_with_filter_on_a_private_lo() {
         let got = in_private_netns(|| {
             let us = Ipv4Addr::new(10, 9, 9, 9);
             // Frames "from" 10.1.1.1 to `us`, so the filter sees them as replies.
-            let params = FrameParams {
-                src_mac: EthernetAddress([2, 0, 0, 0, 0, 1]),
-                dst_mac: EthernetAddress([2, 0, 0, 0, 0, 2]),
-                src_ip: Ipv4Addr::new(10, 1, 1, 1),
-                ttl: 64,
-            };
+            let params = test_params();
             let mut rx = PacketRx::open("lo", us).unwrap();
             let mut tx = PacketTx::open("lo", TemplateSet::new(&params)).unwrap();
             let mut probes = Vec::new();
@@ -678,12 +683,7 @@ pub(crate) mod tests {
     fn a_ring_prepared_in_the_background_receives_replies_once_bound() {
         let got = in_private_netns(|| {
             let us = Ipv4Addr::new(10, 9, 9, 9);
-            let params = FrameParams {
-                src_mac: EthernetAddress([2, 0, 0, 0, 0, 1]),
-                dst_mac: EthernetAddress([2, 0, 0, 0, 0, 2]),
-                src_ip: Ipv4Addr::new(10, 1, 1, 1),
-                ttl: 64,
-            };
+            let params = test_params();
             let pending = PreparedRx::in_background();
             let prepared = pending.take().expect("prepared in this namespace");
             let t = TemplateSet::new(&params);
