@@ -17,17 +17,8 @@ fn multi_page_table_with_page_numbers() {
     let (_, pages) = pdfinfo(&pdf);
     // 48 table rows fit under the summary on page 1, 67 on the others: 48 + 8 x 67 < 600.
     assert_eq!(pages, 10);
-    let text = run_ok(
-        Command::new("pdftotext")
-            .args(["-layout"])
-            .arg(&pdf)
-            .arg("-"),
-    );
-    let text = String::from_utf8(text.stdout).unwrap();
-    let page_texts: Vec<&str> = text
-        .split('\x0c')
-        .filter(|p| !p.trim().is_empty())
-        .collect();
+    let text = pdf_text(&pdf);
+    let page_texts = pages_of(&text);
     assert_eq!(page_texts.len(), pages);
     assert!(page_texts[0].contains("prtip scan report #3"));
     assert!(page_texts[0].contains("Port results"));
@@ -141,12 +132,8 @@ fn long_streamed_export_is_valid() {
     assert_eq!(pages, 75);
     assert!(info.contains("Title:           prtip scan report #5"));
 
-    let text = run_ok(Command::new("pdftotext").arg("-layout").arg(&pdf).arg("-"));
-    let text = String::from_utf8(text.stdout).unwrap();
-    let page_texts: Vec<&str> = text
-        .split('\x0c')
-        .filter(|p| !p.trim().is_empty())
-        .collect();
+    let text = pdf_text(&pdf);
+    let page_texts = pages_of(&text);
     assert_eq!(page_texts.len(), pages);
     for (i, p) in page_texts.iter().enumerate() {
         assert!(
@@ -199,4 +186,17 @@ fn pdfinfo(pdf: &std::path::Path) -> (String, usize) {
         .parse()
         .unwrap();
     (info, pages)
+}
+
+/// The text of `pdf` (`pdftotext -layout`): pages end with a form feed.
+fn pdf_text(pdf: &std::path::Path) -> String {
+    let text = run_ok(Command::new("pdftotext").arg("-layout").arg(pdf).arg("-"));
+    String::from_utf8(text.stdout).unwrap()
+}
+
+/// The non-empty pages of `pdftotext`'s output.
+fn pages_of(text: &str) -> Vec<&str> {
+    text.split('\x0c')
+        .filter(|p| !p.trim().is_empty())
+        .collect()
 }
