@@ -200,13 +200,13 @@ pub struct Appender {
     _lock: WriterLock,
 }
 
+/// Data written between two syncs that include the sparse index's pages.
+pub const INDEX_SYNC_BYTES: u64 = 4 << 20;
+
 /// Starts the disk write of committed ranges on a thread of its own
 /// (`sync_file_range` does the submission work — write-protecting pages, mapping
 /// blocks, building I/O — in the calling thread, which must not be the
 /// appender's).
-/// Data written between two syncs that include the sparse index's pages.
-pub const INDEX_SYNC_BYTES: u64 = 4 << 20;
-
 struct Writeback {
     tx: Option<crossbeam_channel::Sender<(File, u64, u64)>>,
     thread: Option<JoinHandle<()>>,
@@ -869,9 +869,9 @@ impl Appender {
 
     fn sync_inner(&mut self, with_index: bool) -> Result<()> {
         self.commit_frame();
-        let lag = INDEX_SYNC_BYTES;
         let seg = &mut self.seg;
-        let index = seg.index_dirty && (with_index || seg.pos - seg.index_synced_at >= lag);
+        let index =
+            seg.index_dirty && (with_index || seg.pos - seg.index_synced_at >= INDEX_SYNC_BYTES);
         if seg.pos > seg.synced || index {
             let from = if index { 0 } else { seg.synced & !(PAGE - 1) };
             seg.map
