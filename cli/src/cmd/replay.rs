@@ -200,13 +200,14 @@ pub fn run(args: Args, paths: &Paths) -> anyhow::Result<ExitCode> {
     let reader =
         LogReader::open(&dir).with_context(|| format!("opening the scan log {}", dir.display()))?;
     let started = reader.scan_started()?;
-    let summary = prtip_store::summarize_lenient(&reader)?;
+    // The report header and the rows from one pass over the log.
+    let (summary, rows) =
+        prtip_store::summary_and_sorted_rows(&reader, &prtip_store::SortOptions::default())?;
     let mut meta = prtip_export::ReportMeta::from_started(&started);
     meta.status = format!("{:?}", summary.status).to_lowercase();
     meta.ended_us = summary.ended_us;
     meta.counters = summary.counters;
-    let rows = prtip_store::sorted_rows(&reader)?
-        .map(|r| r.map_err(|e| prtip_export::ExportError::Log(e.to_string())));
+    let rows = rows.map(|r| r.map_err(|e| prtip_export::ExportError::Log(e.to_string())));
     let mut out = std::io::stdout().lock();
     prtip_export::render(
         prtip_export::Format::Text,

@@ -967,9 +967,8 @@ pub fn execute_with(
     }
     // Exports and summary read the log: everything before the last checkpoint is durable.
     let reader = prtip_store::LogReader::open(&dir)?;
-    let summary = prtip_store::summarize_lenient(&reader)?;
     if !spec.outputs.is_empty() {
-        for stats in export_outputs(&reader, &summary, &spec)? {
+        for stats in export_outputs(&reader, &spec)? {
             log_sink.push(stats.event())?;
         }
     }
@@ -1014,10 +1013,12 @@ pub fn percent_done(pos: u64, span: u64) -> f64 {
 
 fn export_outputs(
     reader: &prtip_store::LogReader,
-    summary: &prtip_store::ScanSummary,
     spec: &ScanSpec,
 ) -> anyhow::Result<Vec<prtip_export::ExportStats>> {
     let started = reader.scan_started()?;
+    // The report header and the rows from one pass over the log.
+    let (summary, rows) =
+        prtip_store::summary_and_sorted_rows(reader, &prtip_store::SortOptions::default())?;
     let mut meta = prtip_export::ReportMeta::from_started(&started);
     meta.status = format!("{:?}", summary.status).to_lowercase();
     meta.ended_us = summary.ended_us;
@@ -1038,8 +1039,7 @@ fn export_outputs(
         filter: Some(&pred),
         ..Default::default()
     };
-    let rows = prtip_store::sorted_rows(reader)?
-        .map(|r| r.map_err(|e| prtip_export::ExportError::Log(e.to_string())));
+    let rows = rows.map(|r| r.map_err(|e| prtip_export::ExportError::Log(e.to_string())));
     Ok(prtip_export::export_rows(&meta, rows, &targets, &mut opts)?)
 }
 
@@ -1056,13 +1056,13 @@ fn print_summary(
     if targets <= 256 && !quiet {
         // nmap's normal output for small scans.
         let started = reader.scan_started()?;
-        let summary = prtip_store::summarize_lenient(&reader)?;
+        let (summary, rows) =
+            prtip_store::summary_and_sorted_rows(&reader, &prtip_store::SortOptions::default())?;
         let mut meta = prtip_export::ReportMeta::from_started(&started);
         meta.status = "completed".into();
         meta.ended_us = summary.ended_us;
         meta.counters = summary.counters;
-        let rows = prtip_store::sorted_rows(&reader)?
-            .map(|r| r.map_err(|e| prtip_export::ExportError::Log(e.to_string())));
+        let rows = rows.map(|r| r.map_err(|e| prtip_export::ExportError::Log(e.to_string())));
         prtip_export::render(
             prtip_export::Format::Text,
             &meta,
