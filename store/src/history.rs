@@ -176,6 +176,15 @@ pub struct HistoryIndex {
     path: PathBuf,
 }
 
+/// Whether the index already holds its three tables (a read: no commit, no sync).
+fn has_tables(db: &impl ReadableDatabase) -> bool {
+    db.begin_read().is_ok_and(|t| {
+        t.open_table(SCANS).is_ok()
+            && t.open_table(CHECKPOINTS).is_ok()
+            && t.open_table(META).is_ok()
+    })
+}
+
 fn builder() -> redb::Builder {
     let mut b = Database::builder();
     b.set_concurrency_mode(ConcurrencyMode::MultiWriter);
@@ -203,13 +212,7 @@ impl HistoryIndex {
     /// For paths that must be quick before their first write (resuming a scan):
     /// a read-write open commits and syncs the file.
     pub fn open_for_reading(path: &Path) -> Result<HistoryIndex> {
-        let ro = builder().open_read_only(path).ok().filter(|db| {
-            db.begin_read().is_ok_and(|t| {
-                t.open_table(SCANS).is_ok()
-                    && t.open_table(CHECKPOINTS).is_ok()
-                    && t.open_table(META).is_ok()
-            })
-        });
+        let ro = builder().open_read_only(path).ok().filter(has_tables);
         match ro {
             Some(ro) => Ok(HistoryIndex {
                 rw: OnceLock::new(),
@@ -237,12 +240,7 @@ impl HistoryIndex {
         }
         let db = builder().create(path).map_err(|e| self.err(e))?;
         // Create the tables only when one is missing: a write commits and syncs.
-        let have = db.begin_read().is_ok_and(|t| {
-            t.open_table(SCANS).is_ok()
-                && t.open_table(CHECKPOINTS).is_ok()
-                && t.open_table(META).is_ok()
-        });
-        if !have {
+        if !has_tables(&db) {
             let txn = db.begin_write().map_err(|e| self.err(e))?;
             (|| -> std::result::Result<(), redb::Error> {
                 txn.open_table(SCANS)?;
