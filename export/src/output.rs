@@ -110,10 +110,8 @@ impl Pipe {
 
     /// The writer thread's error (it has stopped).
     fn error(&self) -> io::Error {
-        self.err
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
+        self.check()
+            .err()
             .unwrap_or_else(|| io::Error::other("the export writer thread stopped"))
     }
 
