@@ -11,6 +11,7 @@ use crate::compress::{Compressor, Job};
 use crate::error::{Result, StoreError};
 use crate::event::{now_us, Event};
 use crate::format::*;
+use crate::gate::SyncGate;
 use crate::record::{self, EventKind};
 use crate::segment::{SegMode, SegView, Stop};
 use crate::sys::{self, WriterLock};
@@ -195,6 +196,8 @@ pub struct Appender {
     sealed_bytes: u64,
     durable: Arc<AtomicU64>,
     spare: Option<JoinHandle<Result<Spare>>>,
+    /// Closed while `sync_inner` is in `msync`; the spare thread waits at it.
+    gate: Arc<SyncGate>,
     compressor: Option<Compressor>,
     writeback: Option<Writeback>,
     _lock: WriterLock,
@@ -308,10 +311,13 @@ fn map_mut(file: &File, path: &Path) -> Result<MmapMut> {
     unsafe { MmapMut::map_mut(file) }.map_err(|e| StoreError::io("mmap", path, e))
 }
 
-/// Bytes of the spare segment faulted in by one `MADV_POPULATE_WRITE`.
-const SPARE_POPULATE_CHUNK: usize = 1 << 20;
+/// Bytes of the spare segment faulted in by one `MADV_POPULATE_WRITE`: between
+/// chunks the spare thread stops while the writer syncs (see [`SyncGate`]).
+const SPARE_POPULATE_CHUNK: usize = 64 << 10;
 
-fn prepare_spare(dir: &Path, capacity: u64, prefault: bool) -> Result<Spare> {
+/// Create the next segment file (`next.spare`) and allocate its blocks. With
+/// `prefault`, also fault its pages in, waiting at `gate` between chunks.
+fn prepare_spare(dir: &Path, capacity: u64, prefault: Option<&SyncGate>) -> Result<Spare> {
     let path = dir.join(SPARE_NAME);
     let file = OpenOptions::new()
         .read(true)
@@ -322,14 +328,19 @@ fn prepare_spare(dir: &Path, capacity: u64, prefault: bool) -> Result<Spare> {
         .map_err(|e| StoreError::io("create", &path, e))?;
     sys::fallocate(&file, &path, capacity)?;
     let mut map = map_mut(&file, &path)?;
-    if prefault {
-        // Take the write faults here, off the writer's core, 1 MiB at a time:
+    if let Some(gate) = prefault {
+        // Take the write faults here, off the writer's core, a chunk at a time:
         // MADV_POPULATE_WRITE holds the process's mmap lock while it faults, and a
         // thread being started (its stack is an mmap) or any other mmap waits for
         // it — for the whole 64 MiB (~17 ms) that delayed a resume's first probe.
+        // No readahead while faulting in: reading ahead (zero-filling pages of
+        // unwritten extents) took up to 27 ms in one chunk, so the thread could
+        // not stop for a sync. Page by page, a 64 KiB chunk takes 30-500 us.
         let len = map.len();
+        let _ = map.advise(memmap2::Advice::Random);
         for off in (0..len).step_by(SPARE_POPULATE_CHUNK) {
             let n = SPARE_POPULATE_CHUNK.min(len - off);
+            gate.pass();
             if map
                 .advise_range(memmap2::Advice::PopulateWrite, off, n)
                 .is_err()
@@ -339,6 +350,7 @@ fn prepare_spare(dir: &Path, capacity: u64, prefault: bool) -> Result<Spare> {
                 }
             }
         }
+        let _ = map.advise(memmap2::Advice::Normal);
     }
     Ok(Spare {
         file,
@@ -382,7 +394,7 @@ impl Appender {
             });
         }
         let log_id = random_id();
-        let spare = prepare_spare(dir, opts.segment_bytes, false)?;
+        let spare = prepare_spare(dir, opts.segment_bytes, None)?;
         let seg = install_segment(dir, 0, 0, log_id, spare)?;
         let mut a = Appender::assemble(dir, opts, log_id, seg, 0, NO_POS, 0, lock);
         a.start_spare();
@@ -421,6 +433,7 @@ impl Appender {
             sealed_bytes,
             durable,
             spare: None,
+            gate: Arc::default(),
             compressor,
             writeback,
             _lock: lock,
@@ -636,7 +649,7 @@ impl Appender {
         let (seg, installed_new) = match seg {
             Some(s) => (s, false),
             None => {
-                let spare = prepare_spare(dir, opts.segment_bytes, false)?;
+                let spare = prepare_spare(dir, opts.segment_bytes, None)?;
                 let s = install_segment(dir, last + 1, next_seq, log_id, spare)?;
                 report.segments = last + 2;
                 report.end = LogPos {
@@ -676,11 +689,11 @@ impl Appender {
     fn start_spare(&mut self) {
         let dir = self.dir.clone();
         let cap = self.opts.segment_bytes;
-        let prefault = self.opts.prefault;
+        let gate = self.opts.prefault.then(|| self.gate.clone());
         self.spare = Some(
             std::thread::Builder::new()
                 .name("prtip-spare".into())
-                .spawn(move || prepare_spare(&dir, cap, prefault))
+                .spawn(move || prepare_spare(&dir, cap, gate.as_deref()))
                 .expect("spawn spare thread"),
         );
     }
@@ -874,6 +887,7 @@ impl Appender {
             seg.index_dirty && (with_index || seg.pos - seg.index_synced_at >= INDEX_SYNC_BYTES);
         if seg.pos > seg.synced || index {
             let from = if index { 0 } else { seg.synced & !(PAGE - 1) };
+            let _quiet = self.gate.close();
             seg.map
                 .flush_range(from as usize, (seg.pos - from) as usize)
                 .map_err(|e| StoreError::io("msync", &seg.path, e))?;
@@ -904,7 +918,7 @@ impl Appender {
         let spare = match self.spare.take().map(|h| h.join()) {
             Some(Ok(Ok(s))) if s.capacity >= cap => s,
             Some(Ok(Err(e))) => return Err(e),
-            _ => prepare_spare(&self.dir, cap, false)?,
+            _ => prepare_spare(&self.dir, cap, None)?,
         };
         let n = self.seg.n + 1;
         self.seg = install_segment(&self.dir, n, self.next_seq, self.log_id, spare)?;

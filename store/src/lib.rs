@@ -56,6 +56,7 @@ mod compress;
 mod error;
 mod follower;
 mod format;
+mod gate;
 mod history;
 mod project;
 mod reader;
