@@ -222,7 +222,7 @@ impl Writeback {
             .name("prtip-writeback".into())
             .spawn(move || {
                 for (file, off, len) in rx {
-                    sys::start_writeback(&file, off, len);
+                    sys::write_back(&file, off, len, false);
                 }
             })
             .ok()?;
@@ -315,6 +315,9 @@ fn map_mut(file: &File, path: &Path) -> Result<MmapMut> {
 /// chunks the spare thread stops while the writer syncs (see [`SyncGate`]).
 const SPARE_POPULATE_CHUNK: usize = 64 << 10;
 
+/// Bytes of the spare segment written as zeros at a time.
+const SPARE_ZERO_CHUNK: u64 = 64 << 10;
+
 /// Create the next segment file (`next.spare`) and allocate its blocks. With
 /// `prefault`, also fault its pages in, waiting at `gate` between chunks.
 fn prepare_spare(dir: &Path, capacity: u64, prefault: Option<&SyncGate>) -> Result<Spare> {
@@ -327,15 +330,36 @@ fn prepare_spare(dir: &Path, capacity: u64, prefault: Option<&SyncGate>) -> Resu
         .open(&path)
         .map_err(|e| StoreError::io("create", &path, e))?;
     sys::fallocate(&file, &path, capacity)?;
+    if let Some(gate) = prefault {
+        // Zeros on disk, a chunk at a time, so that the blocks fallocate reserved
+        // become written extents instead of unwritten ones: a checkpoint's msync
+        // is then a plain overwrite, with no extent conversion to write (on ext4
+        // without a journal, as here, that was one more synchronous write of the
+        // inode before the cache flush; with a journal, a commit). Twice the disk
+        // writes for a lower floor under every checkpoint: 1 MiB windows 0.72-0.77
+        // ms instead of 1.29-1.33 (benches/README.md, "Store"). Small chunks,
+        // each written back before the next: a checkpoint waits behind one at most.
+        let mut off = 0;
+        while off < capacity {
+            let n = SPARE_ZERO_CHUNK.min(capacity - off);
+            gate.pass();
+            sys::write_zeros(&file, &path, off, n)?;
+            sys::write_back(&file, off, n, true);
+            off += n;
+        }
+    }
+    // Size, allocation (and the zeros) durable now, while the file has no dirty
+    // page (see `install_segment`).
+    sys::fdatasync(&file, &path)?;
     let mut map = map_mut(&file, &path)?;
     if let Some(gate) = prefault {
         // Take the write faults here, off the writer's core, a chunk at a time:
         // MADV_POPULATE_WRITE holds the process's mmap lock while it faults, and a
         // thread being started (its stack is an mmap) or any other mmap waits for
         // it — for the whole 64 MiB (~17 ms) that delayed a resume's first probe.
-        // No readahead while faulting in: reading ahead (zero-filling pages of
-        // unwritten extents) took up to 27 ms in one chunk, so the thread could
-        // not stop for a sync. Page by page, a 64 KiB chunk takes 30-500 us.
+        // No readahead while faulting in pages that are not cached: reading ahead
+        // took up to 27 ms in one chunk, and the thread could not stop for a
+        // sync meanwhile. Page by page, a 64 KiB chunk takes 30-500 us.
         let len = map.len();
         let _ = map.advise(memmap2::Advice::Random);
         for off in (0..len).step_by(SPARE_POPULATE_CHUNK) {
@@ -1059,9 +1083,13 @@ fn install_segment(
     let h = SegHeader::new(n, first_seq, log_id, capacity);
     map[..SEG_HEADER_LEN].copy_from_slice(&h.encode());
     let spare_path = dir.join(SPARE_NAME);
+    // The size and the blocks are durable since `prepare_spare`: the header page
+    // is all that is left (`msync` of that range also writes the inode if it
+    // changed). Not an fdatasync of the file: that would write every page the
+    // spare thread faulted in (they are dirty zeros), 40 ms for 64 MiB in the
+    // writer thread, and write-protect them again for the appends to fault on.
     map.flush_range(0, PAGE as usize)
         .map_err(|e| StoreError::io("msync", &spare_path, e))?;
-    sys::fdatasync(&file, &spare_path)?;
     let path = dir.join(raw_name(n));
     fs::rename(&spare_path, &path).map_err(|e| StoreError::io("rename", &spare_path, e))?;
     sys::fsync_dir(dir)?;

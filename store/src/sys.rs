@@ -129,7 +129,14 @@ pub fn zero_range(file: &File, path: &Path, off: u64, len: u64) -> Result<()> {
         return Ok(());
     }
     // Fallback (tmpfs and others): write zeros.
-    let zeros = vec![0u8; 1 << 20];
+    write_zeros(file, path, off, len)
+}
+
+/// Write `len` zero bytes at `off` through the page cache: real writes, which
+/// leave *written* extents on ext4 and XFS once they reach the disk (where
+/// `fallocate` and `FALLOC_FL_ZERO_RANGE` leave *unwritten* ones).
+pub fn write_zeros(file: &File, path: &Path, off: u64, len: u64) -> Result<()> {
+    let zeros = vec![0u8; (1 << 20).min(len as usize)];
     let mut f = file;
     f.seek(SeekFrom::Start(off))
         .map_err(|e| StoreError::io("seek", path, e))?;
@@ -150,19 +157,27 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| StoreError::io("fsync dir", dir, e))
 }
 
-/// Start writing `len` bytes of `file` from `offset` to disk without waiting
-/// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`). Durability still needs `msync` or
-/// `fdatasync`; this only moves the write earlier. Errors are ignored: the next
-/// sync writes whatever this did not.
-pub fn start_writeback(file: &File, offset: u64, len: u64) {
+/// Start writing `len` bytes of `file` from `offset` to disk
+/// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`), and with `wait` also wait until
+/// they are written (`WAIT_BEFORE | WRITE | WAIT_AFTER`). Durability still needs
+/// `msync` or `fdatasync` (no cache flush, no metadata); this only moves the
+/// write earlier. Errors are ignored: the next sync writes whatever this did not.
+pub fn write_back(file: &File, offset: u64, len: u64, wait: bool) {
     use std::os::fd::AsRawFd;
+    let flags = if wait {
+        libc::SYNC_FILE_RANGE_WAIT_BEFORE
+            | libc::SYNC_FILE_RANGE_WRITE
+            | libc::SYNC_FILE_RANGE_WAIT_AFTER
+    } else {
+        libc::SYNC_FILE_RANGE_WRITE
+    };
     // SAFETY: plain syscall on a file descriptor we own; no memory is passed.
     unsafe {
         libc::sync_file_range(
             file.as_raw_fd(),
             offset as libc::off64_t,
             len as libc::off64_t,
-            libc::SYNC_FILE_RANGE_WRITE,
+            flags,
         );
     }
 }
@@ -232,14 +247,15 @@ mod tests {
     }
 
     #[test]
-    fn start_writeback_leaves_the_bytes_as_written() {
+    fn write_back_leaves_the_bytes_as_written() {
         let (_dir, p, mut f) = scratch_file();
         fallocate(&f, &p, 1 << 20).unwrap();
         let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
         f.write_all(&data).unwrap();
-        start_writeback(&f, 0, 256 << 10);
+        write_back(&f, 0, 256 << 10, false);
         // Past the end and of zero length: ignored, no panic.
-        start_writeback(&f, 4 << 20, 0);
+        write_back(&f, 4 << 20, 0, false);
+        write_back(&f, 0, 1 << 20, true);
         fdatasync(&f, &p).unwrap();
         let mut back = Vec::new();
         f.seek(SeekFrom::Start(0)).unwrap();
