@@ -315,6 +315,12 @@ fn map_mut(file: &File, path: &Path) -> Result<MmapMut> {
 /// chunks the spare thread stops while the writer syncs (see [`SyncGate`]).
 const SPARE_POPULATE_CHUNK: usize = 64 << 10;
 
+/// The next segment is prepared in the background once the active one is this
+/// fraction full (1/8): a small scan never pays for a spare it would not use
+/// (writing 64 MiB of zeros, faulting 64 MiB in), and a large one leaves 7/8 of a
+/// segment's worth of time to prepare it.
+const SPARE_START_FRACTION: u64 = 8;
+
 /// Bytes of the spare segment written as zeros at a time.
 const SPARE_ZERO_CHUNK: u64 = 64 << 10;
 
@@ -420,9 +426,9 @@ impl Appender {
         let log_id = random_id();
         let spare = prepare_spare(dir, opts.segment_bytes, None)?;
         let seg = install_segment(dir, 0, 0, log_id, spare)?;
-        let mut a = Appender::assemble(dir, opts, log_id, seg, 0, NO_POS, 0, lock);
-        a.start_spare();
-        Ok(a)
+        Ok(Appender::assemble(
+            dir, opts, log_id, seg, 0, NO_POS, 0, lock,
+        ))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -683,7 +689,7 @@ impl Appender {
                 (s, true)
             }
         };
-        let mut a = Appender::assemble(
+        let a = Appender::assemble(
             dir,
             opts,
             log_id,
@@ -706,7 +712,6 @@ impl Appender {
                 }
             }
         }
-        a.start_spare();
         Ok((a, report))
     }
 
@@ -872,6 +877,9 @@ impl Appender {
                 seg.written_back = whole;
             }
         }
+        if self.spare.is_none() && self.seg.pos >= self.seg.h.capacity / SPARE_START_FRACTION {
+            self.start_spare();
+        }
     }
 
     /// Fault in the rest of the active segment now (`MADV_POPULATE_WRITE`), so the
@@ -948,7 +956,6 @@ impl Appender {
         self.seg = install_segment(&self.dir, n, self.next_seq, self.log_id, spare)?;
         self.durable
             .store(self.sealed_bytes + self.seg.synced, Ordering::Relaxed);
-        self.start_spare();
         Ok(())
     }
 
