@@ -748,6 +748,23 @@ impl Appender {
         end - self.seg.synced
     }
 
+    /// Start writing committed whole pages that are neither durable nor being
+    /// written yet, if there are at least `min_bytes` of them
+    /// (`sync_file_range(WRITE)`, without waiting). The log writer calls this
+    /// when its queue is empty, so that a checkpoint finds most of its window on
+    /// disk already; the pages left behind are complete, so appends never fault on
+    /// them again (unlike [`LogOptions::writeback_bytes`], which also writes while
+    /// the writer is busy).
+    pub fn write_back_committed(&mut self, min_bytes: u64) {
+        let seg = &mut self.seg;
+        let whole = seg.pos & !(PAGE - 1);
+        let from = seg.written_back.max(seg.synced & !(PAGE - 1));
+        if whole >= from + min_bytes.max(PAGE) {
+            sys::write_back(&seg.file, from, whole - from, false);
+            seg.written_back = whole;
+        }
+    }
+
     /// Where the next frame will start.
     pub fn position(&self) -> LogPos {
         LogPos {

@@ -140,6 +140,9 @@ impl Drop for LogWriter {
     }
 }
 
+/// Committed bytes worth starting to write when the writer's queue runs empty.
+const IDLE_WRITE_BACK_BYTES: u64 = 64 << 10;
+
 fn run(mut app: Appender, rx: Receiver<Msg>, shared: Arc<Shared>, sync_every: u64) -> Result<()> {
     let mut waiters: Vec<Ack> = Vec::new();
     let mut flushers: Vec<Ack> = Vec::new();
@@ -150,6 +153,7 @@ fn run(mut app: Appender, rx: Receiver<Msg>, shared: Arc<Shared>, sync_every: u6
             };
             let mut msg = Some(first);
             let mut stop = false;
+            let mut idle = false;
             let mut n = 0;
             while let Some(m) = msg.take() {
                 match m {
@@ -181,6 +185,7 @@ fn run(mut app: Appender, rx: Receiver<Msg>, shared: Arc<Shared>, sync_every: u6
                 n += 1;
                 if n < 4096 {
                     msg = rx.try_recv().ok();
+                    idle = msg.is_none();
                 }
             }
             if !waiters.is_empty() || app.pending_bytes() >= sync_every {
@@ -190,6 +195,11 @@ fn run(mut app: Appender, rx: Receiver<Msg>, shared: Arc<Shared>, sync_every: u6
                 }
             } else {
                 app.commit();
+                if idle {
+                    // Nothing queued: use the pause to start writing what a
+                    // checkpoint would otherwise write all at once.
+                    app.write_back_committed(IDLE_WRITE_BACK_BYTES);
+                }
             }
             for w in flushers.drain(..) {
                 let _ = w.send(Ok(()));
