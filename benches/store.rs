@@ -296,6 +296,22 @@ fn bench_iterate(c: &mut Criterion) {
     g.finish();
 }
 
+fn checkpoint_at(i: u64) -> Checkpoint {
+    Checkpoint {
+        next_index: i,
+        counters: Counters::default(),
+        time_us: i,
+    }
+}
+
+/// Wait until everything pushed is committed, then time one checkpoint.
+fn sink_checkpoint(s: &mut LogSink, i: u64) -> Duration {
+    s.flush().unwrap();
+    let t0 = Instant::now();
+    s.checkpoint(checkpoint_at(i)).unwrap();
+    t0.elapsed()
+}
+
 fn bench_checkpoint(c: &mut Criterion) {
     let mut g = c.benchmark_group("store/checkpoint");
     g.sample_size(20)
@@ -347,12 +363,7 @@ fn bench_checkpoint(c: &mut Criterion) {
                         }
                     }
                     let t0 = Instant::now();
-                    a.append(&Event::Checkpoint(Checkpoint {
-                        next_index: i,
-                        counters: Counters::default(),
-                        time_us: i,
-                    }))
-                    .unwrap();
+                    a.append(&Event::Checkpoint(checkpoint_at(i))).unwrap();
                     a.sync().unwrap();
                     total += t0.elapsed();
                 }
@@ -377,15 +388,7 @@ fn bench_checkpoint(c: &mut Criterion) {
                     s.push(reply(i)).unwrap();
                     i += 1;
                 }
-                s.flush().unwrap();
-                let t0 = Instant::now();
-                s.checkpoint(Checkpoint {
-                    next_index: i,
-                    counters: Counters::default(),
-                    time_us: i,
-                })
-                .unwrap();
-                total += t0.elapsed();
+                total += sink_checkpoint(&mut s, i);
             }
             total
         })
@@ -413,15 +416,7 @@ fn bench_checkpoint(c: &mut Criterion) {
                     s.push_batch(batch).unwrap();
                     std::thread::sleep(Duration::from_micros(500));
                 }
-                s.flush().unwrap();
-                let t0 = Instant::now();
-                s.checkpoint(Checkpoint {
-                    next_index: i,
-                    counters: Counters::default(),
-                    time_us: i,
-                })
-                .unwrap();
-                total += t0.elapsed();
+                total += sink_checkpoint(&mut s, i);
             }
             total
         })
