@@ -100,7 +100,7 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn record(&mut self) -> Option<Result<Entry<'a>>> {
         let b = self.b;
         let rec = self.rec;
@@ -148,8 +148,11 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// The next event, `None` at the end of the segment (see `fin`).
-    #[inline]
+    /// The next event, `None` at the end of the segment (see `fin`). Inlined
+    /// into the callers' loops always: returned through memory instead, the
+    /// entry costs a store, a load and a jump table per record (iteration went
+    /// from 165 to 140 M events/s when rustc stopped inlining it).
+    #[inline(always)]
     pub(crate) fn next_entry(&mut self) -> Option<Result<Entry<'a>>> {
         loop {
             if self.left > 0 {

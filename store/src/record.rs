@@ -144,6 +144,7 @@ where
 
 impl EventRef<'_> {
     /// Kind of the event.
+    #[inline]
     pub fn kind(&self) -> EventKind {
         match self {
             EventRef::ScanStarted(_) => EventKind::ScanStarted,
@@ -161,7 +162,12 @@ impl EventRef<'_> {
     }
 
     /// Unix time of the event, microseconds.
+    #[inline]
     pub fn time_us(&self) -> u64 {
+        // Replies first, as in `decode`: no indirect jump for nearly every record.
+        if let EventRef::Reply(e) = self {
+            return e.time_us.to_native();
+        }
         match self {
             EventRef::ScanStarted(e) => e.time_us.to_native(),
             EventRef::Reply(e) => e.time_us.to_native(),
