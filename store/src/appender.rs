@@ -348,7 +348,9 @@ fn prepare_spare(dir: &Path, capacity: u64, prefault: Option<&SyncGate>) -> Resu
         let mut off = 0;
         while off < capacity {
             let n = SPARE_ZERO_CHUNK.min(capacity - off);
-            gate.pass();
+            if !gate.pass() {
+                return Err(StoreError::Closed("the spare segment was cancelled".into()));
+            }
             sys::write_zeros(&file, &path, off, n)?;
             sys::write_back(&file, off, n, true);
             off += n;
@@ -370,7 +372,9 @@ fn prepare_spare(dir: &Path, capacity: u64, prefault: Option<&SyncGate>) -> Resu
         let _ = map.advise(memmap2::Advice::Random);
         for off in (0..len).step_by(SPARE_POPULATE_CHUNK) {
             let n = SPARE_POPULATE_CHUNK.min(len - off);
-            gate.pass();
+            if !gate.pass() {
+                return Err(StoreError::Closed("the spare segment was cancelled".into()));
+            }
             if map
                 .advise_range(memmap2::Advice::PopulateWrite, off, n)
                 .is_err()
@@ -1031,6 +1035,9 @@ impl Appender {
                 .map_err(|e| StoreError::io("truncate", &self.seg.path, e))?;
             sys::fdatasync(&self.seg.file, &self.seg.path)?;
         }
+        // The spare is not needed any more: stop its preparation (writing and
+        // faulting in up to a whole segment) rather than wait for it.
+        self.gate.cancel();
         if let Some(h) = self.spare.take() {
             let _ = h.join();
         }
@@ -1048,6 +1055,7 @@ impl Appender {
 
 impl Drop for Appender {
     fn drop(&mut self) {
+        self.gate.cancel();
         if let Some(h) = self.spare.take() {
             let _ = h.join();
         }
