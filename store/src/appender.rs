@@ -47,8 +47,10 @@ pub struct LogOptions {
     /// a checkpoint that arrives during such a sync waits (4 MiB gave a p99 of 6-10 ms
     /// under a stream of events, 1 MiB 2.4-5.8 ms: `cargo bench --bench engine_resume`).
     pub sync_every_bytes: u64,
-    /// Fault in the next segment's pages in the background so appends do not stall
-    /// on page faults (default true).
+    /// Prepare the next segment in the background once the active one is 1/8
+    /// full (default true): write it as zeros, so that syncs overwrite written
+    /// extents, and fault its pages in, so that appends do not stall on page
+    /// faults. Without it the next segment is only allocated.
     pub prefault: bool,
     /// Start the disk write of committed data (`sync_file_range(WRITE)`, on a
     /// background thread) each time this many bytes were committed since the last
