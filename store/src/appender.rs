@@ -448,9 +448,10 @@ impl Appender {
         sealed_bytes: u64,
         lock: WriterLock,
     ) -> Appender {
+        let gate = Arc::<SyncGate>::default();
         let compressor = opts
             .compress_sealed
-            .then(|| Compressor::start(dir.to_path_buf(), opts.zstd_level));
+            .then(|| Compressor::start(dir.to_path_buf(), opts.zstd_level, gate.clone()));
         let durable = Arc::new(AtomicU64::new(sealed_bytes + seg.synced));
         let writeback = if opts.writeback_bytes > 0 {
             Writeback::start()
@@ -469,7 +470,7 @@ impl Appender {
             sealed_bytes,
             durable,
             spare: None,
-            gate: Arc::default(),
+            gate,
             compressor,
             writeback,
             _lock: lock,

@@ -8,6 +8,7 @@
 
 use crate::error::{Result, StoreError};
 use crate::format::{raw_name, zst_name, TMP_SUFFIX};
+use crate::gate::SyncGate;
 use crate::segment::AlignedBuf;
 use std::fs::{self, File};
 use std::io::Write;
@@ -16,23 +17,69 @@ use std::path::{Path, PathBuf};
 /// Raw bytes per zstd frame.
 pub const CHUNK: usize = 1 << 20;
 
+/// Raw bytes handed to zstd at a time (a frame is fed in these pieces).
+const COMPRESS_PIECE: usize = 64 << 10;
+
 /// Compress `raw` (a sealed segment, exactly `[0, data_end)`) into `dir/seg-N.zst`,
 /// crash-safely: write `seg-N.zst.tmp`, fsync, rename, fsync the directory, then
 /// remove `seg-N.log` and fsync the directory again. Returns the compressed size.
-pub fn compress_segment(dir: &Path, n: u64, raw: &[u8], level: i32) -> Result<u64> {
+pub fn compress_segment(
+    dir: &Path,
+    n: u64,
+    raw: &[u8],
+    level: i32,
+    gate: Option<&SyncGate>,
+) -> Result<u64> {
+    use zstd::zstd_safe::zstd_sys::ZSTD_EndDirective;
+    use zstd::zstd_safe::{CCtx, CParameter, InBuffer, OutBuffer};
     let fin = dir.join(zst_name(n));
     let tmp = dir.join(format!("{}{TMP_SUFFIX}", zst_name(n)));
-    let mut c =
-        zstd::bulk::Compressor::new(level).map_err(|e| StoreError::io("zstd init", &tmp, e))?;
-    c.include_checksum(true)
-        .map_err(|e| StoreError::io("zstd checksum flag", &tmp, e))?;
+    let zerr = |what: &'static str, code: usize| {
+        StoreError::io(
+            what,
+            &tmp,
+            std::io::Error::other(zstd::zstd_safe::get_error_name(code)),
+        )
+    };
+    let mut cctx = CCtx::try_create().ok_or_else(|| {
+        StoreError::io(
+            "zstd init",
+            &tmp,
+            std::io::Error::other("could not allocate a zstd context"),
+        )
+    })?;
+    cctx.set_parameter(CParameter::CompressionLevel(level))
+        .map_err(|c| zerr("zstd level", c))?;
+    cctx.set_parameter(CParameter::ChecksumFlag(true))
+        .map_err(|c| zerr("zstd checksum flag", c))?;
     let mut out = File::create(&tmp).map_err(|e| StoreError::io("create", &tmp, e))?;
     let mut total = 0u64;
     let mut buf = Vec::with_capacity(zstd::zstd_safe::compress_bound(CHUNK));
     for chunk in raw.chunks(CHUNK) {
+        // One frame per chunk, with its content size (pledged) and checksum, fed
+        // in small pieces: between them the thread stops while the log writer
+        // syncs (it runs in the writer's process: see `SyncGate`).
         buf.clear();
-        c.compress_to_buffer(chunk, &mut buf)
-            .map_err(|e| StoreError::io("zstd compress", &tmp, e))?;
+        cctx.set_pledged_src_size(Some(chunk.len() as u64))
+            .map_err(|c| zerr("zstd frame size", c))?;
+        let mut dst = OutBuffer::around(&mut buf);
+        for piece in chunk.chunks(COMPRESS_PIECE) {
+            if let Some(g) = gate {
+                // Cancelled (the log is being finished): compress on regardless.
+                g.pass();
+            }
+            let mut src = InBuffer::around(piece);
+            while src.pos() < piece.len() {
+                cctx.compress_stream2(&mut dst, &mut src, ZSTD_EndDirective::ZSTD_e_continue)
+                    .map_err(|c| zerr("zstd compress", c))?;
+            }
+        }
+        let mut empty = InBuffer::around(&[]);
+        while cctx
+            .compress_stream2(&mut dst, &mut empty, ZSTD_EndDirective::ZSTD_e_end)
+            .map_err(|c| zerr("zstd compress", c))?
+            > 0
+        {}
         out.write_all(&buf)
             .map_err(|e| StoreError::io("write", &tmp, e))?;
         total += buf.len() as u64;
@@ -207,8 +254,9 @@ pub struct Compressor {
 }
 
 impl Compressor {
-    /// Start the thread for scan directory `dir`.
-    pub fn start(dir: PathBuf, level: i32) -> Compressor {
+    /// Start the thread for scan directory `dir`; it pauses at `gate` while the
+    /// writer syncs.
+    pub fn start(dir: PathBuf, level: i32, gate: std::sync::Arc<SyncGate>) -> Compressor {
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
         let handle = std::thread::Builder::new()
             .name("prtip-zstd".into())
@@ -219,7 +267,7 @@ impl Compressor {
                     if first_err.is_some() {
                         continue;
                     }
-                    if let Err(e) = compress_one(&dir, &job, level) {
+                    if let Err(e) = compress_one(&dir, &job, level, Some(&gate)) {
                         first_err = Some(e);
                     } else {
                         done += 1;
@@ -276,10 +324,11 @@ pub fn compress_sealed_segment(dir: &Path, segment: u64, level: i32) -> Result<u
             data_end: u64::MAX,
         },
         level,
+        None,
     )
 }
 
-fn compress_one(dir: &Path, job: &Job, level: i32) -> Result<u64> {
+fn compress_one(dir: &Path, job: &Job, level: i32, gate: Option<&SyncGate>) -> Result<u64> {
     let raw_path = dir.join(raw_name(job.n));
     let f = File::open(&raw_path).map_err(|e| StoreError::io("open", &raw_path, e))?;
     // SAFETY: the file is a sealed segment: no process writes to it any more
@@ -313,7 +362,7 @@ fn compress_one(dir: &Path, job: &Job, level: i32) -> Result<u64> {
     } else {
         job.data_end as usize
     };
-    compress_segment(dir, job.n, &map[..end.min(map.len())], level)
+    compress_segment(dir, job.n, &map[..end.min(map.len())], level, gate)
 }
 
 #[cfg(test)]
@@ -327,7 +376,7 @@ mod tests {
             .map(|i| (i % 251) as u8 ^ (i / 7) as u8)
             .collect();
         std::fs::write(dir.path().join(raw_name(4)), &raw).unwrap();
-        let n = compress_segment(dir.path(), 4, &raw, 3).unwrap();
+        let n = compress_segment(dir.path(), 4, &raw, 3, None).unwrap();
         assert!(n < raw.len() as u64);
         assert!(!dir.path().join(raw_name(4)).exists());
         let zpath = dir.path().join(zst_name(4));
