@@ -163,7 +163,8 @@ struct Active {
     index_dirty: bool,
     /// `pos` when the index pages were last made durable.
     index_synced_at: u64,
-    /// Page-aligned end of the range whose write-back was started.
+    /// Page-aligned end of the range whose write-back was started; never below
+    /// the page `synced` falls in (a sync counts as a write-back).
     written_back: u64,
     events: u64,
 }
@@ -326,6 +327,15 @@ const SPARE_START_FRACTION: u64 = 8;
 /// Bytes of the spare segment written as zeros at a time.
 const SPARE_ZERO_CHUNK: u64 = 64 << 10;
 
+/// Wait at `gate` while the writer syncs; an error once the log is being finished.
+fn wait_at(gate: &SyncGate) -> Result<()> {
+    if gate.pass() {
+        Ok(())
+    } else {
+        Err(StoreError::Closed("the spare segment was cancelled".into()))
+    }
+}
+
 /// Create the next segment file (`next.spare`) and allocate its blocks. With
 /// `prefault`, also fault its pages in, waiting at `gate` between chunks.
 fn prepare_spare(dir: &Path, capacity: u64, prefault: Option<&SyncGate>) -> Result<Spare> {
@@ -350,9 +360,7 @@ fn prepare_spare(dir: &Path, capacity: u64, prefault: Option<&SyncGate>) -> Resu
         let mut off = 0;
         while off < capacity {
             let n = SPARE_ZERO_CHUNK.min(capacity - off);
-            if !gate.pass() {
-                return Err(StoreError::Closed("the spare segment was cancelled".into()));
-            }
+            wait_at(gate)?;
             sys::write_zeros(&file, &path, off, n)?;
             sys::write_back(&file, off, n, true);
             off += n;
@@ -374,9 +382,7 @@ fn prepare_spare(dir: &Path, capacity: u64, prefault: Option<&SyncGate>) -> Resu
         let _ = map.advise(memmap2::Advice::Random);
         for off in (0..len).step_by(SPARE_POPULATE_CHUNK) {
             let n = SPARE_POPULATE_CHUNK.min(len - off);
-            if !gate.pass() {
-                return Err(StoreError::Closed("the spare segment was cancelled".into()));
-            }
+            wait_at(gate)?;
             if map
                 .advise_range(memmap2::Advice::PopulateWrite, off, n)
                 .is_err()
@@ -765,9 +771,8 @@ impl Appender {
     pub fn write_back_committed(&mut self, min_bytes: u64) {
         let seg = &mut self.seg;
         let whole = seg.pos & !(PAGE - 1);
-        let from = seg.written_back.max(seg.synced & !(PAGE - 1));
-        if whole >= from + min_bytes.max(PAGE) {
-            sys::write_back(&seg.file, from, whole - from, false);
+        if whole >= seg.written_back + min_bytes.max(PAGE) {
+            sys::write_back(&seg.file, seg.written_back, whole - seg.written_back, false);
             seg.written_back = whole;
         }
     }
