@@ -169,6 +169,21 @@ struct Active {
     events: u64,
 }
 
+impl Active {
+    /// The committed whole pages whose write-back was not started yet, as
+    /// `(offset, len)`, if there are at least `min_bytes` (and a page) of them;
+    /// they count as started from now on.
+    fn claim_write_back(&mut self, min_bytes: u64) -> Option<(u64, u64)> {
+        let whole = self.pos & !(PAGE - 1);
+        if whole < self.written_back + min_bytes.max(PAGE) {
+            return None;
+        }
+        let range = (self.written_back, whole - self.written_back);
+        self.written_back = whole;
+        Some(range)
+    }
+}
+
 struct OpenFrame {
     start: u64,
     end: u64,
@@ -769,11 +784,8 @@ impl Appender {
     /// them again (unlike [`LogOptions::writeback_bytes`], which also writes while
     /// the writer is busy).
     pub fn write_back_committed(&mut self, min_bytes: u64) {
-        let seg = &mut self.seg;
-        let whole = seg.pos & !(PAGE - 1);
-        if whole >= seg.written_back + min_bytes.max(PAGE) {
-            sys::write_back(&seg.file, seg.written_back, whole - seg.written_back, false);
-            seg.written_back = whole;
+        if let Some((off, len)) = self.seg.claim_write_back(min_bytes) {
+            sys::write_back(&self.seg.file, off, len, false);
         }
     }
 
@@ -898,12 +910,10 @@ impl Appender {
         }
         seg.pos = f.end;
         seg.events += f.count as u64;
-        let whole = seg.pos & !(PAGE - 1);
         if let Some(wb) = &self.writeback {
-            if whole >= seg.written_back + self.opts.writeback_bytes {
+            if let Some((off, len)) = seg.claim_write_back(self.opts.writeback_bytes) {
                 // Best effort: whatever is not written now, the next sync writes.
-                wb.start_range(&seg.file, seg.written_back, whole - seg.written_back);
-                seg.written_back = whole;
+                wb.start_range(&seg.file, off, len);
             }
         }
         if self.spare.is_none() && self.seg.pos >= self.seg.h.capacity / SPARE_START_FRACTION {
