@@ -36,7 +36,7 @@ pub mod stats;
 pub mod synthetic;
 
 pub use hosts::{Hidden, Host, MAX_LISTED_PER_STATE};
-pub use log::{export_log, export_log_to, report_meta, targets_of, write_outputs};
+pub use log::{export_log, export_log_to, targets_of, write_outputs};
 pub use meta::{ctime, human_time, join_command_line, rfc3339, ReportMeta};
 pub use render::table_service;
 

@@ -5,9 +5,7 @@
 
 use crate::{export_rows, ExportError, ExportOptions, ExportStats, Format, ReportMeta, Target};
 use prtip_store::event::OutputSpec;
-use prtip_store::{
-    summarize_lenient, summary_and_sorted_rows, LogReader, ScanSummary, SortOptions, StoreError,
-};
+use prtip_store::{summary_and_sorted_rows, LogReader, ScanSummary, SortOptions, StoreError};
 use std::path::Path;
 
 fn log_err(e: StoreError) -> ExportError {
@@ -40,17 +38,6 @@ impl ReportMeta {
             generated_us: prtip_store::event::now_us(),
         }
     }
-}
-
-/// The [`ReportMeta`] of an open log.
-pub fn report_meta(reader: &LogReader) -> Result<ReportMeta, ExportError> {
-    let started = reader.scan_started().map_err(log_err)?;
-    let summary = summarize_lenient(reader).map_err(log_err)?;
-    Ok(ReportMeta::from_summary(
-        &summary,
-        &started.versions.prtip,
-        started.versions.schema,
-    ))
 }
 
 /// Export the scan log in `log_dir` to every target in one pass over its results.
