@@ -238,19 +238,43 @@ fn a_listed_set_of_live_hosts_is_exactly_what_answers() {
     .map(|a| a.parse().unwrap())
     .collect();
     assert_eq!(g.sparse_live(), expect);
-    for i in 0..64u8 {
-        let a = format!("2001:db8:204::{i:x}");
-        let got = tcp_connect(&c.scan_ns, sa(&a, 80), Duration::from_secs(2)).unwrap();
-        if expect.contains(&a.parse().unwrap()) {
-            assert_eq!(got, TcpProbe::Open { banner: vec![] }, "{a}");
-        } else {
-            // connect() reports ICMPv6 "no route" at once (ENETUNREACH).
-            assert!(
-                matches!(got, TcpProbe::Error(ref e) if e.contains("Network is unreachable")),
-                "{a}: {got:?}"
-            );
+    // nmap over the whole /122: the four listed addresses answer (80 open, 81
+    // closed), every other one is "filtered" by an ICMPv6 no-route error.
+    let states = nmap_states(
+        &c.scan_ns,
+        &[
+            "-6",
+            "-sS",
+            "-T5",
+            "--reason",
+            "-p",
+            "80,81",
+            "2001:db8:204::/122",
+        ],
+    );
+    assert_eq!(states.len(), 128);
+    for ((addr, port), (state, reason)) in &states {
+        let truth = g.port(Proto::Tcp, *addr, *port);
+        assert_eq!(state, nmap_state(truth), "{addr} port {port}");
+        match (expect.contains(addr), *port) {
+            (true, 80) => assert_eq!(truth, PortTruth::Open),
+            (true, _) => assert_eq!(truth, PortTruth::Closed),
+            (false, _) => {
+                assert_eq!(truth, PortTruth::HostUnreachable);
+                assert_eq!(reason, "no-route", "{addr}");
+            }
         }
     }
+    // A plain connect sees the same: open, or "network unreachable".
+    assert_eq!(
+        tcp_connect(&c.scan_ns, sa("2001:db8:204::b", 80), T).unwrap(),
+        TcpProbe::Open { banner: vec![] }
+    );
+    let got = tcp_connect(&c.scan_ns, sa("2001:db8:204::d", 80), T).unwrap();
+    assert!(
+        matches!(got, TcpProbe::Error(ref e) if e.contains("Network is unreachable")),
+        "{got:?}"
+    );
 }
 
 #[test]
