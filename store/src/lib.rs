@@ -49,6 +49,7 @@
 #![warn(missing_docs)]
 
 pub mod event;
+pub mod fault;
 pub mod results;
 
 mod appender;

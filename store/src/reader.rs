@@ -48,6 +48,10 @@ pub(crate) struct Cursor<'a> {
     rec_end: usize,
     left: u32,
     pub(crate) fin: Option<SegEnd>,
+    /// Flags of the seal and close frames walked ([`FLAG_SALVAGED`]).
+    pub(crate) flags: u64,
+    /// The last close frame walked (a finished log's segment ends with one).
+    pub(crate) closed: Option<SealInfo>,
     failed: bool,
 }
 
@@ -75,6 +79,8 @@ impl<'a> Cursor<'a> {
             rec_end: 0,
             left: 0,
             fin: None,
+            flags: 0,
+            closed: None,
             failed: false,
         }
     }
@@ -83,6 +89,11 @@ impl<'a> Cursor<'a> {
     pub(crate) fn resume_at(&mut self, off: u64, seq: u64) {
         self.off = off;
         self.seq = seq;
+    }
+
+    /// The segment's header.
+    pub(crate) fn header(&self) -> SegHeader {
+        self.h
     }
 
     /// Offset of the next frame and sequence number of the next record.
@@ -189,8 +200,27 @@ impl<'a> Cursor<'a> {
                             "seal frame disagrees with the records before it".into(),
                         )));
                     }
+                    self.flags |= s.flags;
                     self.fin = Some(SegEnd::Sealed(s));
                     return None;
+                }
+                FrameCheck::Valid(f)
+                    if f.kind == FRAME_CLOSE
+                        && f.len as usize == SEAL_PAYLOAD_LEN
+                        && f.first_seq == self.seq =>
+                {
+                    let p = (self.off + FRAME_HEADER_LEN as u64) as usize;
+                    let s = SealInfo::decode(&self.b[p..p + SEAL_PAYLOAD_LEN]);
+                    if s.next_seq != self.seq || s.data_end != self.off + f.total() {
+                        let off = self.off;
+                        return Some(Err(self.corrupt(
+                            off,
+                            "close frame disagrees with the records before it".into(),
+                        )));
+                    }
+                    self.flags |= s.flags;
+                    self.closed = Some(s);
+                    self.off += f.total();
                 }
                 other => return self.problem(other),
             }
@@ -457,6 +487,16 @@ impl LogReader {
         }
     }
 
+    /// Segment `idx` ended with seal `s`: if it is the last one present, its
+    /// successor is missing, which only a crash while rolling over explains (and
+    /// then `next.spare` is that successor); otherwise the segment was lost.
+    fn after_seal(&self, idx: usize, h: &SegHeader, s: &SealInfo) -> Result<()> {
+        if idx + 1 < self.segs.len() || self.alive || h.format < FORMAT_CLOSE_FRAMES {
+            return Ok(());
+        }
+        crate::appender::check_successor(&self.dir, self.segs[idx].n, s.next_seq, h.log_id)
+    }
+
     fn check_header(&self, idx: usize, h: &SegHeader, seq: u64) -> Result<()> {
         let n = self.segs[idx].n;
         let bad = |what: String| {
@@ -556,7 +596,10 @@ impl LogReader {
                 f(r?)?;
             }
             match c.fin {
-                Some(SegEnd::Sealed(s)) => seq = s.next_seq,
+                Some(SegEnd::Sealed(s)) => {
+                    self.after_seal(idx, &h, &s)?;
+                    seq = s.next_seq
+                }
                 _ => break,
             }
         }
@@ -736,6 +779,10 @@ impl LogReader {
             let FrameCheck::Valid(f) = check_frame(b, h.seed(), off) else {
                 return Ok(None);
             };
+            if f.kind == FRAME_CLOSE && f.first_seq == seq {
+                off += f.total();
+                continue;
+            }
             if f.kind != FRAME_DATA || f.first_seq != seq {
                 return Ok(None);
             }
@@ -807,6 +854,11 @@ impl<'a> Iterator for Entries<'a> {
                 }
                 None => match c.fin {
                     Some(SegEnd::Sealed(s)) => {
+                        let h = c.header();
+                        if let Err(e) = self.r.after_seal(self.idx, &h, &s) {
+                            self.done = true;
+                            return Some(Err(e));
+                        }
                         self.seq = s.next_seq;
                         self.idx += 1;
                         self.cur = None;
