@@ -50,6 +50,7 @@ mod imp {
     struct Plan {
         dir: PathBuf,
         fail_at: Option<u64>,
+        fail_op: Option<Op>,
         calls: Vec<(Op, PathBuf)>,
         failed: Option<(u64, Op)>,
     }
@@ -66,11 +67,21 @@ mod imp {
     /// I/O error, and every call after it too (a failed device stays failed; the
     /// writer must not acknowledge anything after the first failure).
     pub fn inject(dir: &Path, fail_at: Option<u64>) -> Injector {
+        register(dir, fail_at, None)
+    }
+
+    /// Like [`inject`], failing the first call of kind `op` (and every call after it).
+    pub fn inject_op(dir: &Path, op: Op) -> Injector {
+        register(dir, None, Some(op))
+    }
+
+    fn register(dir: &Path, fail_at: Option<u64>, fail_op: Option<Op>) -> Injector {
         let mut plans = PLANS.lock().unwrap_or_else(|p| p.into_inner());
         plans.retain(|p| p.dir != dir);
         plans.push(Plan {
             dir: dir.to_path_buf(),
             fail_at,
+            fail_op,
             calls: Vec::new(),
             failed: None,
         });
@@ -115,7 +126,7 @@ mod imp {
         };
         let n = p.calls.len() as u64;
         p.calls.push((op, path.to_path_buf()));
-        if p.failed.is_some() || p.fail_at == Some(n) {
+        if p.failed.is_some() || p.fail_at == Some(n) || p.fail_op == Some(op) {
             p.failed.get_or_insert((n, op));
             return Err(StoreError::io(
                 "injected fault",

@@ -353,6 +353,20 @@ fn map_ro(path: &Path) -> std::io::Result<(memmap2::Mmap, u64)> {
 impl LogReader {
     /// Open the log in `dir`.
     pub fn open(dir: &Path) -> Result<LogReader> {
+        let (r, gap) = Self::open_inner(dir, false)?;
+        debug_assert!(gap.is_none());
+        Ok(r)
+    }
+
+    /// Open the segments of the log in `dir` up to the first missing one: the
+    /// reader (which reports the missing segment where its predecessor ends) and
+    /// the error for the gap, if there is one. What `verify` and `salvage` use to
+    /// read what is left of a damaged log.
+    pub fn open_prefix(dir: &Path) -> Result<(LogReader, Option<StoreError>)> {
+        Self::open_inner(dir, true)
+    }
+
+    fn open_inner(dir: &Path, prefix: bool) -> Result<(LogReader, Option<StoreError>)> {
         let meta = std::fs::metadata(dir).map_err(|e| StoreError::io("open", dir, e))?;
         if !meta.is_dir() {
             return Err(StoreError::NotALog {
@@ -368,7 +382,23 @@ impl LogReader {
                 why: "no segment files".into(),
             });
         }
-        check_contiguous(dir, &list)?;
+        let mut list = list;
+        let mut gap = None;
+        if let Err(e) = check_contiguous(dir, &list) {
+            if !prefix {
+                return Err(e);
+            }
+            let first_missing = list
+                .keys()
+                .enumerate()
+                .find(|(i, n)| **n != *i as u64)
+                .map_or(0, |(i, _)| i as u64);
+            list.retain(|n, _| *n < first_missing);
+            if list.is_empty() {
+                return Err(e);
+            }
+            gap = Some(e);
+        }
         let mut segs = Vec::with_capacity(list.len());
         for (&n, &(raw, zst)) in &list {
             let zst_path = dir.join(zst_name(n));
@@ -411,7 +441,7 @@ impl LogReader {
             };
             r.tail = Some(SegView { b: map, h }.find_tail(mode, alive));
         }
-        Ok(r)
+        Ok((r, gap))
     }
 
     /// The scan directory.
@@ -422,6 +452,16 @@ impl LogReader {
     /// Whether a writer held the lock when the reader was opened.
     pub fn writer_alive(&self) -> bool {
         self.alive
+    }
+
+    /// The last segment is format 1 (no close frames) and was closed by its
+    /// writer (shorter than its capacity) or is compressed.
+    pub(crate) fn closed_v1(&self) -> bool {
+        let last = self.segs.len() - 1;
+        match self.bytes(last) {
+            Ok((_, h)) => h.format < FORMAT_CLOSE_FRAMES && self.mode(last) == SegMode::Complete,
+            Err(_) => false,
+        }
     }
 
     /// Number of segments.
@@ -604,6 +644,53 @@ impl LogReader {
             }
         }
         Ok(())
+    }
+
+    /// Check every frame and record of every segment, calling `f` for each
+    /// event in order until the first damage (see [`crate::verify`]).
+    pub(crate) fn walk_all(&self, mut f: impl FnMut(Entry<'_>) -> Result<()>) -> Walked {
+        let mut w = Walked::default();
+        let mut seq = 0;
+        let res = (|| -> Result<()> {
+            for idx in 0..self.segs.len() {
+                let s = &self.segs[idx];
+                let owned;
+                let (b, h): (&[u8], SegHeader) = match &s.raw {
+                    Some((map, _)) => (&map[..], self.raw_header(idx)?),
+                    None => {
+                        owned = load_zst(&self.dir, s.n, &s.zst_path, None).map_err(
+                            |(offset, what)| StoreError::Corrupt {
+                                dir: self.dir.clone(),
+                                segment: s.n,
+                                offset,
+                                what,
+                            },
+                        )?;
+                        (&owned.0[..], owned.1)
+                    }
+                };
+                let mut c = self.cursor_over(idx, b, h, seq)?;
+                while let Some(r) = c.next_entry() {
+                    let e = r?;
+                    w.records += 1;
+                    f(e)?;
+                }
+                w.flags |= c.flags;
+                match c.fin {
+                    Some(SegEnd::Sealed(s)) => {
+                        self.after_seal(idx, &h, &s)?;
+                        seq = s.next_seq;
+                    }
+                    _ => {
+                        w.closed = c.closed.map(|s| s.data_end) == Some(c.position().0);
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        })();
+        w.error = res.err();
+        w
     }
 
     /// The first event, which must be `ScanStarted` (deserialized). Reads only the
@@ -808,6 +895,19 @@ impl LogReader {
             seq += f.count as u64;
         }
     }
+}
+
+/// What [`LogReader::walk_all`] found.
+#[derive(Debug, Default)]
+pub(crate) struct Walked {
+    /// Records that checked out.
+    pub records: u64,
+    /// Flags of the seal and close frames.
+    pub flags: u64,
+    /// The log ends with a close frame.
+    pub closed: bool,
+    /// The first damage (or I/O error).
+    pub error: Option<StoreError>,
 }
 
 /// Iterator of [`LogReader::entries`].
