@@ -34,9 +34,7 @@ impl WriterLock {
     /// Take the lock or fail with [`StoreError::Locked`].
     pub fn acquire(dir: &Path) -> Result<WriterLock> {
         let path = dir.join(crate::format::LOCK_NAME);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
+        let mut file = private_rw()
             .create(true)
             .truncate(false)
             .open(&path)
@@ -148,6 +146,33 @@ pub fn write_zeros(file: &File, path: &Path, off: u64, len: u64) -> Result<()> {
         left -= n as u64;
     }
     Ok(())
+}
+
+/// Mode of the directories the store creates (the home, `scans/`, each log):
+/// scan data is sensitive, so only the owner may list or enter them.
+pub const PRIVATE_DIR_MODE: u32 = 0o700;
+
+/// Mode of the files the store creates (segments, `LOCK`, `history.redb`).
+pub const PRIVATE_FILE_MODE: u32 = 0o600;
+
+/// `create_dir_all` whose new directories are [`PRIVATE_DIR_MODE`]; existing
+/// ones keep their mode (never widened, never changed behind the owner's back).
+pub fn create_private_dir_all(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR_MODE)
+        .create(dir)
+        .map_err(|e| StoreError::io("create dir", dir, e))
+}
+
+/// `OpenOptions` for a file the store creates: read-write, mode [`PRIVATE_FILE_MODE`]
+/// when created (an existing file keeps its mode).
+pub fn private_rw() -> OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut o = OpenOptions::new();
+    o.read(true).write(true).mode(PRIVATE_FILE_MODE);
+    o
 }
 
 /// `fsync` a directory so that creates, renames and removes in it are durable.
