@@ -91,9 +91,17 @@ pub struct Args {
     /// Permutation and cookie key (default: random). Same seed, same probe order.
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
-    /// Scan one slice of the walk: i/N (0-based).
+    /// Scan one slice of the walk: i/N (0-based). `$(JOB_COMPLETION_INDEX)/N` takes
+    /// i from that variable (a Kubernetes Indexed Job); see docs/scale-out.md.
     #[arg(long, value_name = "i/N")]
     pub shard: Option<String>,
+    /// If --home holds this scan's shard (same spec, seed and --shard) unfinished,
+    /// resume it from its last checkpoint; if finished, send nothing (needs --seed).
+    #[arg(long = "continue")]
+    pub continue_shard: bool,
+    /// Send what `prtip merge --gaps FILE` said is missing (no targets needed).
+    #[arg(long = "from-gaps", value_name = "FILE")]
+    pub from_gaps: Option<PathBuf>,
     /// Interface to send on (default: from the routing table).
     #[arg(short = 'e', long = "interface", value_name = "IFACE")]
     pub interface: Option<String>,
@@ -358,7 +366,7 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
         None => 1000,
     };
     let (shard_index, shard_count) = match &args.shard {
-        Some(s) => parse_shard(s).map_err(|e| usage(e.to_string()))?,
+        Some(s) => parse_shard(&super::merge::shard_arg(s)?).map_err(|e| usage(e.to_string()))?,
         None => (0, 1),
     };
     let source = match &args.source {
@@ -1152,7 +1160,17 @@ fn install_signals(
 
 /// Run a scan.
 pub fn run(args: Args, paths: &Paths) -> anyhow::Result<ExitCode> {
+    if let Some(f) = &args.from_gaps {
+        return super::merge::scan_gaps(f, paths, args.quiet);
+    }
     let spec = build_spec(&args)?;
+    if args.continue_shard {
+        if let Some(code) =
+            super::merge::continue_shard(&spec, args.seed.is_some(), paths, args.quiet)?
+        {
+            return Ok(code);
+        }
+    }
     if args.tui {
         return super::live::scan_with_monitor(spec, std::env::args().collect(), paths, args.quiet);
     }
