@@ -228,6 +228,10 @@ struct UpArgs {
     /// (ICMP host unreachable / ICMPv6 no route); implies --sparse.
     #[arg(long, value_name = "MODE", value_parser = sparse_mode)]
     sparse_mode: Option<SparseMode>,
+    /// With --responder xdp: only addresses of the target network whose index
+    /// is 1 modulo N answer SYNs (100: 1%); SYNs to the others are dropped.
+    #[arg(long, value_name = "N")]
+    xdp_live_every: Option<u32>,
     /// Attach the SYN policer to the target's veth: TCP SYNs above RATE per
     /// second (bucket of BURST, default RATE/100) are dropped. Needs --responder kernel.
     #[arg(long, value_name = "RATE[/BURST]", value_parser = policer_spec)]
@@ -413,6 +417,7 @@ fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
         }
     });
     c.policer = a.policer;
+    c.xdp_live_every = a.xdp_live_every.unwrap_or(1);
     c.validate().map_err(lab_err)?;
     let lab = Lab::up(&c).map_err(lab_err)?;
     if c.responder != ResponderKind::Kernel || c.policer.is_some() {
@@ -436,11 +441,12 @@ fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
 fn attach_xdp(lab: &Lab, mode: XdpMode) -> anyhow::Result<()> {
     let c = lab.config();
     let target = match c.responder {
-        ResponderKind::Xdp => LabTarget::Responder(ResponderConfig::new(
-            c.target_net.addr(),
-            c.target_net.prefix(),
-            &c.tcp_ports,
-        )?),
+        ResponderKind::Xdp => {
+            let mut r =
+                ResponderConfig::new(c.target_net.addr(), c.target_net.prefix(), &c.tcp_ports)?;
+            r.live_every = c.xdp_live_every;
+            LabTarget::Responder(r)
+        }
         ResponderKind::XdpSink => LabTarget::Sink,
         ResponderKind::Kernel => match c.policer {
             Some(p) => LabTarget::Policer(prtip_xdp::policer::PolicerConfig {
