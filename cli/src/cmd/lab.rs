@@ -25,7 +25,7 @@ pub struct Args {
 #[derive(clap::Subcommand, Debug)]
 enum LabCmd {
     /// Build the lab (idempotent: re-running reconfigures it and restarts the responder).
-    Up(UpArgs),
+    Up(Box<UpArgs>),
     /// Remove everything the lab made: responder, namespaces (and so the veth pair), run directory.
     Down(DownArgs),
     /// Show what exists of the lab and its ground truth (exit 0 when up, 3 when not).
@@ -314,7 +314,7 @@ impl WhichLab {
 /// Run a lab command.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match *args.cmd {
-        LabCmd::Up(a) => up(a),
+        LabCmd::Up(a) => up(*a),
         LabCmd::Down(a) => {
             let configs = if a.stale {
                 prtip_lab::privilege::require_lab_privileges("down").map_err(lab_err)?;
