@@ -28,19 +28,20 @@
 //! duplicates are folded by the log's projections, and silent ports are not reported.
 
 use crate::backend::{BackendPair, Probe, Receive, Transmit};
-use crate::classify::{classify, Classified, Verdict};
+use crate::classify::{Classified, Verdict};
 use crate::cookie::Cookies;
 use crate::metrics;
 use crate::pacing::{self, TokenBucket};
 use crate::permutation::Walk;
 use crate::ports::PortList;
+use crate::probe::ProbeSet;
 use crate::targets::{TargetError, TargetSet};
 use prtip_store::event::{
     now_us, Addr, Checkpoint, Counters, Event, EventSink, PortState, Protocol, Reason, Reply,
     Sample, ScanSpec, ScanType, SinkError,
 };
 use std::collections::VecDeque;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -275,8 +276,8 @@ impl ScanPlan {
         let (v, _) = self.walk.at(p);
         let n = self.targets.len();
         let (proto, dport) = self.ports.get((v / n) as usize);
-        let dst = self.targets.get_v4(v % n);
-        let c = self.cookies.cookie(IpAddr::V4(dst), dport, proto);
+        let dst = IpAddr::V4(self.targets.get_v4(v % n));
+        let c = self.cookies.cookie(dst, dport, proto);
         (
             v,
             Probe {
@@ -531,11 +532,6 @@ pub fn run(
     let preload = opts.preload.take();
     let total = plan.walk.len();
     let from = opts.resume_from.unwrap_or(0).min(total);
-    let our_ip = plan
-        .spec
-        .source
-        .and_then(|a| a.v4())
-        .unwrap_or(Ipv4Addr::UNSPECIFIED);
     let mut counters = opts.counters;
     let sent_before = counters.sent;
     control.progress.total.store(total, Relaxed);
@@ -567,7 +563,8 @@ pub fn run(
         loaded_counts: Mutex::new([0; 3]),
     };
     let (vtx, vrx) = crossbeam_channel::unbounded::<Msg>();
-    let BackendPair { tx, rx } = io;
+    let BackendPair { tx, rx, probes } = io;
+    let probes = &probes;
     std::thread::scope(|s| {
         let shared = &shared;
         if let Some(f) = preload {
@@ -578,7 +575,7 @@ pub fn run(
         }
         let rxh = std::thread::Builder::new()
             .name("prtip-rx".into())
-            .spawn_scoped(s, move || receiver(plan, rx, our_ip, shared, vtx, start))
+            .spawn_scoped(s, move || receiver(plan, rx, probes, shared, vtx, start))
             .expect("spawn receiver");
         let txh = std::thread::Builder::new()
             .name("prtip-tx".into())
@@ -586,6 +583,7 @@ pub fn run(
             .expect("spawn sender");
         let r = event_loop(
             plan,
+            probes,
             sink,
             control,
             &opts,
@@ -623,6 +621,7 @@ fn sender(
     let mut p = from;
     let mut last_send = Instant::now();
     let mut probes: Vec<Probe> = Vec::with_capacity(BATCH as usize);
+    let mut positions: Vec<u64> = Vec::with_capacity(BATCH as usize);
     let gap = Duration::from_millis(plan.timing.retry_gap_ms);
     while p < total {
         if control.is_aborted() || control.pause_requested() {
@@ -664,6 +663,7 @@ fn sender(
             continue;
         }
         probes.clear();
+        positions.clear();
         let first = p;
         let pass_end = (p / span + 1) * span;
         while (probes.len() as u64) < n && p < pass_end.min(total) {
@@ -673,6 +673,7 @@ fn sender(
                 continue;
             }
             probes.push(probe);
+            positions.push(p - 1);
         }
         if !probes.is_empty() {
             let mut off = 0;
@@ -685,13 +686,16 @@ fn sender(
                         return;
                     }
                 }
+                if off < probes.len() && (control.pause_requested() || control.is_aborted()) {
+                    // The backend stopped short and a pause came: the walk resumes
+                    // at the first probe it did not take.
+                    p = positions[off];
+                    break;
+                }
             }
             last_send = Instant::now();
-            sh.sent.fetch_add(probes.len() as u64, Relaxed);
-            control
-                .progress
-                .sent
-                .fetch_add(probes.len() as u64, Relaxed);
+            sh.sent.fetch_add(off as u64, Relaxed);
+            control.progress.sent.fetch_add(off as u64, Relaxed);
             let mut c = sh.clock.lock().unwrap();
             c.push_back((first, ns(last_send)));
             if c.len() > 1 << 16 {
@@ -707,20 +711,18 @@ fn sender(
 fn receiver(
     plan: &ScanPlan,
     mut rx: Box<dyn Receive>,
-    our_ip: Ipv4Addr,
+    probes: &ProbeSet,
     sh: &Shared,
     out: crossbeam_channel::Sender<Msg>,
     start: Instant,
 ) {
     let span = plan.walk.span().max(1);
     while !sh.rx_stop.load(SeqCst) {
-        let r = rx.recv(Duration::from_millis(20), &mut |frame| match classify(
-            frame,
-            our_ip,
-            &plan.cookies,
-        ) {
+        let r = rx.recv(Duration::from_millis(20), &mut |frame| match probes
+            .classify(frame, &plan.cookies)
+        {
             Classified::Reply(v) => {
-                let Some(val) = plan.value_of(IpAddr::V4(v.addr), v.proto, v.port) else {
+                let Some(val) = plan.value_of(v.addr, v.proto, v.port) else {
                     sh.invalid.fetch_add(1, Relaxed);
                     return;
                 };
@@ -772,6 +774,7 @@ fn receiver(
 #[allow(clippy::too_many_arguments)]
 fn event_loop(
     plan: &ScanPlan,
+    probes: &ProbeSet,
     sink: &mut dyn EventSink,
     control: &ScanControl,
     opts: &RunOptions<'_>,
@@ -987,11 +990,7 @@ fn event_loop(
             let (v, _) = plan.walk.at(q);
             if !plan.is_answered(v) {
                 let (addr, proto, port) = plan.probe_of(v);
-                let state = if proto == Protocol::Udp {
-                    PortState::OpenFiltered
-                } else {
-                    PortState::Filtered
-                };
+                let state = probes.silence(proto);
                 sink.push(Event::Reply(Reply {
                     addr: Addr::from(addr),
                     port,
@@ -1084,12 +1083,6 @@ pub fn open_packet_backend_prepared(
     udp_ports: &[u16],
     rx: Option<crate::backend::packet::PreparedRx>,
 ) -> std::io::Result<BackendPair> {
-    let params = frame_params(route);
-    let mut t = crate::backend::TemplateSet::new(&params);
-    for &p in udp_ports {
-        if let Some(payload) = udp_payload(p) {
-            t.set_udp_payload(&params, p, &payload);
-        }
-    }
-    crate::backend::packet::open_pair_prepared(&route.iface, route.src_ip, t, rx)
+    let probes = ProbeSet::syn_udp(&frame_params(route), udp_payload, udp_ports);
+    crate::backend::packet::open_pair_prepared(&route.iface, probes, rx)
 }
