@@ -457,6 +457,8 @@ struct Shared {
     position: AtomicU64,
     sender_done: AtomicBool,
     sender_idle: AtomicBool,
+    /// Closed by the event thread while a hold is recorded (Paused .. Resumed).
+    hold_gate: AtomicBool,
     sender_error: Mutex<Option<std::io::Error>>,
     rx_stop: AtomicBool,
     sent: AtomicU64,
@@ -551,6 +553,7 @@ pub fn run(
         position: AtomicU64::new(from),
         sender_done: AtomicBool::new(false),
         sender_idle: AtomicBool::new(false),
+        hold_gate: AtomicBool::new(false),
         sender_error: Mutex::new(None),
         rx_stop: AtomicBool::new(false),
         sent: AtomicU64::new(0),
@@ -627,14 +630,21 @@ fn sender(
         if control.is_aborted() || control.pause_requested() {
             break;
         }
-        if control.is_held() {
+        if control.is_held() || sh.hold_gate.load(SeqCst) {
+            // Held: idle until released and the event thread has recorded the hold
+            // as over (it opens the gate after writing Resumed).
             sh.sender_idle.store(true, SeqCst);
             std::thread::sleep(Duration::from_millis(5));
-            if !control.is_held() {
-                bucket.reset(ns(Instant::now()));
-                sh.sender_idle.store(false, SeqCst);
-            }
             continue;
+        }
+        if sh.sender_idle.load(SeqCst) {
+            // Leaving a hold: say so first, then look again (the event thread may
+            // have closed the gate meanwhile; one of the two sees the other).
+            sh.sender_idle.store(false, SeqCst);
+            if control.is_held() || sh.hold_gate.load(SeqCst) {
+                continue;
+            }
+            bucket.reset(ns(Instant::now()));
         }
         if p.is_multiple_of(span) && p > 0 {
             // A new retry pass: nothing to do if everything answered; else let replies
@@ -686,9 +696,11 @@ fn sender(
                         return;
                     }
                 }
-                if off < probes.len() && (control.pause_requested() || control.is_aborted()) {
-                    // The backend stopped short and a pause came: the walk resumes
-                    // at the first probe it did not take.
+                if off < probes.len()
+                    && (control.pause_requested() || control.is_held() || control.is_aborted())
+                {
+                    // The backend stopped short and a pause or hold came: the walk
+                    // goes on from the first probe it did not take.
                     p = positions[off];
                     break;
                 }
@@ -891,19 +903,28 @@ fn event_loop(
         }
         refresh(counters);
 
-        // Pause in place (SIGUSR1 / monitor): once the sender idles, wait, checkpoint, Paused.
-        if control.is_held() && !held && sh.sender_idle.load(SeqCst) {
-            drain(wait, sink, counters, &mut apply)?;
-            refresh(counters);
-            let p = sh.position.load(Acquire);
-            crate::lifecycle::push_paused(sink, p, *counters, control.reason())?;
-            last_ck_pos = p;
-            held = true;
+        // Pause in place (SIGUSR1 / monitor): close the gate; once the sender idles
+        // behind it, wait, checkpoint, Paused. The gate stays closed until Resumed
+        // is written, so no probe of after the hold is answered before it.
+        if control.is_held() && !held {
+            sh.hold_gate.store(true, SeqCst);
+            if sh.sender_idle.load(SeqCst) {
+                drain(wait, sink, counters, &mut apply)?;
+                refresh(counters);
+                let p = sh.position.load(Acquire);
+                crate::lifecycle::push_paused(sink, p, *counters, control.reason())?;
+                last_ck_pos = p;
+                held = true;
+            }
         }
-        if held && !control.is_held() {
-            crate::lifecycle::push_resumed(sink, last_ck_pos)?;
-            held = false;
-            history.clear();
+        if !control.is_held() {
+            if held {
+                crate::lifecycle::push_resumed(sink, last_ck_pos)?;
+                held = false;
+                history.clear();
+            }
+            // Released (before or after the hold was on record): let the sender go.
+            sh.hold_gate.store(false, SeqCst);
         }
 
         merge(&mut merged, counters);
