@@ -1,8 +1,12 @@
 //! Thin wrappers over the Linux calls the log needs: the writer lock (OFD fcntl
-//! locks), `fallocate`, zeroing a range, directory fsync.
+//! locks), `fallocate`, zeroing a range, `msync`, truncation, renames, directory
+//! fsync.
 //!
 //! This module owns every `unsafe` libc call of the store except memory mapping
-//! (memmap2) and knows nothing about the log format.
+//! (memmap2) and knows nothing about the log format. Every call the log writer
+//! makes to change or make durable a file goes through here, so that the
+//! fault-injection layer ([`crate::fault`], tests and the `fault-injection`
+//! feature) can fail any of them.
 
 use crate::error::{Result, StoreError};
 use std::fs::{File, OpenOptions};
@@ -136,6 +140,7 @@ pub fn holds_writer_lock(dir: &Path, pid: u32) -> Result<bool> {
 
 /// Allocate blocks for `[0, len)` and extend the file to `len` (`fallocate(2)` mode 0).
 pub fn fallocate(file: &File, path: &Path, len: u64) -> Result<()> {
+    crate::fault::hit(crate::fault::Op::Fallocate, path)?;
     // SAFETY: fallocate on a valid fd with in-range offsets; no memory is passed.
     let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len as libc::off_t) };
     if rc == 0 {
@@ -156,6 +161,7 @@ pub fn zero_range(file: &File, path: &Path, off: u64, len: u64) -> Result<()> {
     if len == 0 {
         return Ok(());
     }
+    crate::fault::hit(crate::fault::Op::ZeroRange, path)?;
     // SAFETY: fallocate on a valid fd with in-range offsets; no memory is passed.
     let rc = unsafe {
         libc::fallocate(
@@ -176,6 +182,7 @@ pub fn zero_range(file: &File, path: &Path, off: u64, len: u64) -> Result<()> {
 /// leave *written* extents on ext4 and XFS once they reach the disk (where
 /// `fallocate` and `FALLOC_FL_ZERO_RANGE` leave *unwritten* ones).
 pub fn write_zeros(file: &File, path: &Path, off: u64, len: u64) -> Result<()> {
+    crate::fault::hit(crate::fault::Op::WriteZeros, path)?;
     let zeros = vec![0u8; (1 << 20).min(len as usize)];
     let mut f = file;
     f.seek(SeekFrom::Start(off))
@@ -219,6 +226,7 @@ pub fn private_rw() -> OpenOptions {
 
 /// `fsync` a directory so that creates, renames and removes in it are durable.
 pub fn fsync_dir(dir: &Path) -> Result<()> {
+    crate::fault::hit(crate::fault::Op::FsyncDir, dir)?;
     let f = File::open(dir).map_err(|e| StoreError::io("open dir", dir, e))?;
     f.sync_all()
         .map_err(|e| StoreError::io("fsync dir", dir, e))
@@ -251,8 +259,29 @@ pub fn write_back(file: &File, offset: u64, len: u64, wait: bool) {
 
 /// `fdatasync` a file.
 pub fn fdatasync(file: &File, path: &Path) -> Result<()> {
+    crate::fault::hit(crate::fault::Op::Fdatasync, path)?;
     file.sync_data()
         .map_err(|e| StoreError::io("fdatasync", path, e))
+}
+
+/// `msync(MS_SYNC)` of `[off, off + len)` of a writable map of `path`.
+pub fn msync(map: &memmap2::MmapMut, off: usize, len: usize, path: &Path) -> Result<()> {
+    crate::fault::hit(crate::fault::Op::Msync, path)?;
+    map.flush_range(off, len)
+        .map_err(|e| StoreError::io("msync", path, e))
+}
+
+/// Truncate (or extend, sparse) `file` to `len` bytes.
+pub fn set_len(file: &File, path: &Path, len: u64) -> Result<()> {
+    crate::fault::hit(crate::fault::Op::Truncate, path)?;
+    file.set_len(len)
+        .map_err(|e| StoreError::io("truncate", path, e))
+}
+
+/// `rename(2)` `from` to `to`.
+pub fn rename(from: &Path, to: &Path) -> Result<()> {
+    crate::fault::hit(crate::fault::Op::Rename, from)?;
+    std::fs::rename(from, to).map_err(|e| StoreError::io("rename", from, e))
 }
 
 /// Current length of an open file.
