@@ -92,10 +92,22 @@ impl Render for JsonRender {
 
     fn finish(
         &mut self,
-        _: &ReportMeta,
+        meta: &ReportMeta,
         _: &Totals,
         out: &mut dyn Write,
     ) -> Result<(), ExportError> {
+        // A scan that did not complete ends with one line that is not a result row:
+        // `{"scan_id":7,"status":"paused","progress":0.146,"note":"paused at 14.6%: ..."}`.
+        if let Some(note) = meta.incomplete_note() {
+            let line = serde_json::json!({
+                "scan_id": meta.scan_id,
+                "status": meta.status,
+                "progress": (meta.progress * 1000.0).round() / 1000.0,
+                "note": note,
+            });
+            serde_json::to_writer(&mut self.buf, &line).map_err(std::io::Error::other)?;
+            self.buf.push(b'\n');
+        }
         out.write_all(&self.buf)?;
         self.buf.clear();
         Ok(())

@@ -248,22 +248,36 @@ impl Render for XmlRender {
     ) -> Result<(), ExportError> {
         let total = meta.total_targets.max(totals.hosts);
         let end_us = meta.ended_us.unwrap_or(meta.generated_us);
-        let summary = format!(
-            "prtip done at {}; {} ({}) scanned in {:.2} seconds",
-            crate::ctime(end_us),
+        let hosts = format!(
+            "{} ({})",
             super::plural(total, "IP address", "IP addresses"),
             super::plural(totals.hosts_up, "host up", "hosts up"),
-            meta.elapsed_secs()
         );
-        let exit = if meta.status == "failed" {
-            "error"
-        } else {
-            "success"
+        // nmap writes exit="error" with an errormsg when a scan did not run to its end;
+        // a paused or killed scan's partial results say so the same way.
+        let (summary, exit) = match meta.incomplete_note() {
+            None => (
+                format!(
+                    "prtip done at {}; {hosts} scanned in {:.2} seconds",
+                    crate::ctime(end_us),
+                    meta.elapsed_secs()
+                ),
+                String::from("exit=\"success\""),
+            ),
+            Some(note) => (
+                format!(
+                    "prtip {} on {}; {hosts}, {:.2} seconds",
+                    meta.status_words(),
+                    crate::ctime(end_us),
+                    meta.elapsed_secs()
+                ),
+                format!("exit=\"error\" errormsg=\"{}\"", xml_text(&note)),
+            ),
         };
         let mut b = String::new();
         let _ = writeln!(
             b,
-            "<runstats><finished time=\"{}\" timestr=\"{}\" summary=\"{}\" elapsed=\"{:.2}\" exit=\"{exit}\"/><hosts up=\"{}\" down=\"{}\" total=\"{total}\"/>\n</runstats>\n</nmaprun>",
+            "<runstats><finished time=\"{}\" timestr=\"{}\" summary=\"{}\" elapsed=\"{:.2}\" {exit}/><hosts up=\"{}\" down=\"{}\" total=\"{total}\"/>\n</runstats>\n</nmaprun>",
             end_us / 1_000_000,
             crate::ctime(end_us),
             xml_text(&summary),
