@@ -89,6 +89,7 @@ pub struct Args {
     pub shard: Option<String>,
     /// If --home holds this scan's shard (same spec, seed and --shard) unfinished,
     /// resume it from its last checkpoint; if finished, send nothing (needs --seed).
+    /// A run that ends paused exits 75, so that a Kubernetes Job runs it again.
     #[arg(long = "continue")]
     pub continue_shard: bool,
     /// Send what `prtip merge --gaps FILE` said is missing (no targets needed).
@@ -1157,11 +1158,7 @@ pub fn run(args: Args, paths: &Paths) -> anyhow::Result<ExitCode> {
     }
     let spec = build_spec(&args)?;
     if args.continue_shard {
-        if let Some(code) =
-            super::merge::continue_shard(&spec, args.seed.is_some(), paths, args.quiet)?
-        {
-            return Ok(code);
-        }
+        return super::merge::continue_shard(spec, args.seed.is_some(), paths, args.quiet);
     }
     if args.tui {
         return super::live::scan_with_monitor(spec, std::env::args().collect(), paths, args.quiet);
