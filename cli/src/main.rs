@@ -50,6 +50,10 @@ enum Command {
     /// Show what AF_XDP can use on an interface (queues, native XDP, zero-copy, attached program).
     #[command(name = "xdp-info")]
     XdpInfo(cmd::xdp::InfoArgs),
+    /// Print a shell completion script (bash, zsh, fish).
+    Completions(cmd::completions::CompletionsArgs),
+    /// Print the man page (or write every page with --dir).
+    Man(cmd::completions::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +69,8 @@ fn main() -> ExitCode {
         Command::Merge(args) => cmd::merge::run(args, &paths),
         Command::XdpHold(args) => cmd::xdp::run_hold(args),
         Command::XdpInfo(args) => cmd::xdp::run_info(args),
+        Command::Completions(args) => cmd::completions::run_completions(args),
+        Command::Man(args) => cmd::completions::run_man(args),
     };
     error::exit_code(result)
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand: its clap `Args` and its `run`.
 
+pub mod completions;
 pub mod export;
 pub mod history;
 pub mod lab;

@@ -65,8 +65,16 @@ pub struct Args {
     /// Scan type: -sS (SYN, default), -sT (connect, no privilege), -sU (UDP), -sV (service detection).
     #[arg(short = 's', value_name = "S|T|U|V")]
     pub scan: Vec<String>,
-    /// Timing template -T0..-T5 (see `--help` of the engine's pacing table; default 3).
-    #[arg(short = 'T', value_name = "0-5")]
+    /// Timing template -T0..-T5 (default 3; --help shows the table).
+    ///
+    /// --rate, --max-retries and --wait override the template's values:
+    ///   -T0 paranoid    0.003 probes/s  2 retries  wait 30 s
+    ///   -T1 sneaky      0.066 probes/s  2 retries  wait 15 s
+    ///   -T2 polite      2.5 probes/s    2 retries  wait 10 s
+    ///   -T3 normal      10 000 probes/s 2 retries  wait 3 s
+    ///   -T4 aggressive  100 000 probes/s 1 retry   wait 2 s
+    ///   -T5 insane      1 000 000 probes/s 0 retries wait 1 s
+    #[arg(short = 'T', value_name = "0-5", verbatim_doc_comment)]
     pub timing: Option<u8>,
     /// Probes per second (50000, 2.5, 100k, 1M); overrides -T.
     #[arg(long, value_name = "PPS")]
