@@ -247,3 +247,33 @@ fn other_scans_overlaps_and_holes_are_refused() {
         )
     );
 }
+
+#[test]
+fn the_merged_scan_shows_in_the_monitor_as_a_finished_scan() {
+    let t = tempfile::tempdir().unwrap();
+    let d = |n: &str| t.path().join(n);
+    write(&d("a"), &spec(3, 0, 2), 0, len(0, 2), true, vec![]);
+    write(&d("b"), &spec(3, 1, 2), 0, len(1, 2), true, vec![]);
+    let p = plan(&[d("a"), d("b")]).unwrap().unwrap();
+    fold(&p, &d("m"), 3, vec![]).unwrap();
+    let mut app = prtip_monitor::App::new(d("m"));
+    for e in LogReader::open(&d("m")).unwrap().iter() {
+        app.apply(&e.unwrap().to_event());
+    }
+    app.refresh_view();
+    assert_eq!(app.status, prtip_monitor::Status::Finished);
+    assert_eq!((app.table.len(), app.table.open_count()), (64, 16));
+    assert_eq!(app.percent(), 100.0);
+    let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 30)).unwrap();
+    term.draw(|f| prtip_monitor::draw(f, &app)).unwrap();
+    let buf = term.backend().buffer();
+    let text: String = (0..buf.area.height)
+        .map(|y| {
+            (0..buf.area.width)
+                .map(|x| buf[(x, y)].symbol())
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(text.contains("scan 3"), "{text}");
+}
