@@ -410,3 +410,50 @@ fn scan_from_gaps_sends_just_the_missing_part_and_completes_the_merge() {
         .values()
         .all(|n| *n == 1));
 }
+
+/// SIGTERM (a drained node) pauses a `--continue` shard with a checkpoint and
+/// exits 75, so that the Job runs the index again; the next run resumes it.
+#[test]
+fn a_paused_shard_exits_75_and_the_next_run_resumes_it() {
+    if !common::netns_tests_enabled() {
+        return;
+    }
+    let lab = common::lab_with(prtip_lab::LabConfig {
+        tcp_ports: OPEN.to_vec(),
+        ..common::lab_config("p75")
+    });
+    let ns = lab.config().scan_ns.clone();
+    let home = tempfile::tempdir().unwrap();
+    let log = scan_dir(home.path(), 1);
+    let k = spawn(home.path(), &ns, &shard_args(0, 1, "5"));
+    let t0 = Instant::now();
+    while checkpoint(&log) == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(30), "never checkpointed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
+    assert_eq!(unsafe { libc::kill(k.id() as i32, libc::SIGTERM) }, 0);
+    let out = k.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("shard 0/1 paused (scan 1); exit 75"));
+    assert_eq!(
+        prtip_merge::inspect(&log).unwrap().status,
+        ScanStatus::Paused
+    );
+    ok(
+        spawn(home.path(), &ns, &shard_args(0, 1, "5"))
+            .wait_with_output()
+            .unwrap(),
+        "the next run",
+    );
+    let l = prtip_merge::inspect(&log).unwrap();
+    assert_eq!((l.status, l.covered.end), (ScanStatus::Completed, l.len));
+    assert!(!scan_dir(home.path(), 2).exists());
+    let want = common::tcp_truth(Ipv4Addr::new(198, 19, 0, 0), 24, &ports(), &OPEN);
+    assert!(log_results(&log) == want);
+}
