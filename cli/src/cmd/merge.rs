@@ -232,22 +232,34 @@ fn find_shard(paths: &Paths, spec: &ScanSpec) -> anyhow::Result<Found> {
     Ok(Found::Nothing)
 }
 
+/// Exit status of `prtip scan --continue` when the shard was paused (SIGTERM, a
+/// drained node) rather than finished: EX_TEMPFAIL, so that the Job runs the index
+/// again and the next pod resumes it (exit 0 would mark the index done).
+pub const EXIT_PAUSED: u8 = 75;
+
 /// `prtip scan --continue`: resume this spec's shard from its last checkpoint if
-/// `--home` holds it unfinished, do nothing if it holds it finished; `None` when it
-/// holds nothing of it (start it).
+/// `--home` holds it unfinished, send nothing if it holds it finished, else start
+/// it. Exits [`EXIT_PAUSED`] when the run ends paused.
 pub fn continue_shard(
-    spec: &ScanSpec,
+    spec: ScanSpec,
     seed_given: bool,
     paths: &Paths,
     quiet: bool,
-) -> anyhow::Result<Option<ExitCode>> {
+) -> anyhow::Result<ExitCode> {
     if !seed_given {
         return Err(usage(
             "--continue needs --seed: a scan is the same scan (and a shard the same shard) only with the same seed",
         ));
     }
-    match find_shard(paths, spec)? {
-        Found::Nothing => Ok(None),
+    let code = match find_shard(paths, &spec)? {
+        Found::Nothing => execute(
+            spec.clone(),
+            Start::Fresh {
+                command_line: std::env::args().collect(),
+            },
+            paths,
+            quiet,
+        )?,
         Found::Done(id, dir) => {
             println!(
                 "shard {}/{} of this scan is complete in scan {id} ({}); nothing to send",
@@ -255,12 +267,20 @@ pub fn continue_shard(
                 spec.shard_count,
                 dir.display()
             );
-            Ok(Some(ExitCode::SUCCESS))
+            return Ok(ExitCode::SUCCESS);
         }
-        Found::Resumable(id) => {
-            super::replay::resume(Some(&id.to_string()), false, paths, quiet).map(Some)
+        Found::Resumable(id) => super::replay::resume(Some(&id.to_string()), false, paths, quiet)?,
+    };
+    if code == ExitCode::SUCCESS {
+        if let Found::Resumable(id) = find_shard(paths, &spec)? {
+            eprintln!(
+                "prtip: shard {}/{} paused (scan {id}); exit {EXIT_PAUSED} so that it is run again and resumed",
+                spec.shard_index, spec.shard_count
+            );
+            return Ok(ExitCode::from(EXIT_PAUSED));
         }
     }
+    Ok(code)
 }
 
 /// `prtip scan --from-gaps FILE`: one scan per gap of the plan, each a log of its
