@@ -1060,7 +1060,7 @@ pub fn frame_params(route: &crate::route::Route) -> crate::backend::FrameParams 
     crate::backend::FrameParams {
         src_mac: route.src_mac,
         dst_mac: route.dst_mac,
-        src_ip: route.src_ip,
+        src_ip: route.src_v4(),
         ttl: 64,
     }
 }
@@ -1091,5 +1091,5 @@ pub fn open_packet_backend_prepared(
             t.set_udp_payload(&params, p, &payload);
         }
     }
-    crate::backend::packet::open_pair_prepared(&route.iface, route.src_ip, t, rx)
+    crate::backend::packet::open_pair_prepared(&route.iface, route.src_v4(), t, rx)
 }

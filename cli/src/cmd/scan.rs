@@ -514,9 +514,9 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
 pub fn discover_route(spec: &mut ScanSpec, plan: &ScanPlan) -> anyhow::Result<route::Route> {
     let first = plan.targets.get_v4(0);
     let r = route::discover(
-        first,
+        first.into(),
         spec.interface.as_deref(),
-        spec.source.and_then(|a| a.v4()),
+        spec.source.map(|a| a.ip()),
         spec.router_mac.map(EthernetAddress),
     )
     .map_err(|e| usage(e.to_string()))?;
@@ -687,7 +687,7 @@ pub fn execute_with(
                 let (pair, notes) = prtip_xdp::open_pair(
                     &r.iface,
                     &t,
-                    &crate::cmd::xdp::options(&spec.extra_json, r.src_ip),
+                    &crate::cmd::xdp::options(&spec.extra_json, r.src_v4()),
                 )
                 .map_err(|e| crate::cmd::xdp::open_error(&r.iface, e))?;
                 for n in notes {
