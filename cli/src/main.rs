@@ -40,6 +40,8 @@ enum Command {
     Export(cmd::export::Args),
     /// The scans this machine ran: list, show, resume, clean, rebuild, diff.
     History(cmd::history::Args),
+    /// Fold the logs of the shards of one scan (--shard i/N) into one scan, with proof of coverage.
+    Merge(cmd::merge::Args),
     /// Watch a scan live (or open a finished one): progress, results, filters, exports, dashboard.
     Monitor(cmd::monitor::Args),
     /// Hold the lab's XDP programs attached (started by `prtip lab up --responder xdp`).
@@ -48,6 +50,10 @@ enum Command {
     /// Show what AF_XDP can use on an interface (queues, native XDP, zero-copy, attached program).
     #[command(name = "xdp-info")]
     XdpInfo(cmd::xdp::InfoArgs),
+    /// Print a shell completion script (bash, zsh, fish).
+    Completions(cmd::completions::CompletionsArgs),
+    /// Print the man page (or write every page with --dir).
+    Man(cmd::completions::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,8 +66,11 @@ fn main() -> ExitCode {
         Command::Export(args) => cmd::export::run(args, &paths),
         Command::History(args) => cmd::history::run(args, &paths),
         Command::Monitor(args) => cmd::monitor::run(args, &paths),
+        Command::Merge(args) => cmd::merge::run(args, &paths),
         Command::XdpHold(args) => cmd::xdp::run_hold(args),
         Command::XdpInfo(args) => cmd::xdp::run_info(args),
+        Command::Completions(args) => cmd::completions::run_completions(args),
+        Command::Man(args) => cmd::completions::run_man(args),
     };
     error::exit_code(result)
 }

@@ -27,7 +27,11 @@ use std::thread::JoinHandle;
 /// How a log is written.
 #[derive(Clone, Debug)]
 pub struct LogOptions {
-    /// Preallocated size of each segment file (default 64 MiB; 1 MiB ..= 4 GiB - 4 KiB).
+    /// Preallocated size of each segment file once the log has grown (default
+    /// 64 MiB; 1 MiB ..= 4 GiB - 4 KiB). The first segments are smaller: segment
+    /// `n` is `min(segment_bytes, 1 MiB << n)`, so a tiny scan needs a few MiB of
+    /// free space, not two full segments, and a large one reaches full-size
+    /// segments after 63 MiB.
     pub segment_bytes: u64,
     /// zstd level for sealed segments (default 3).
     pub zstd_level: i32,
@@ -79,6 +83,11 @@ impl Default for LogOptions {
 }
 
 impl LogOptions {
+    /// Preallocated size of segment `n` (see [`LogOptions::segment_bytes`]).
+    pub fn segment_capacity(&self, n: u64) -> u64 {
+        self.segment_bytes.min(MIN_SEGMENT << n.min(32))
+    }
+
     fn check(&self) -> Result<()> {
         if !(MIN_SEGMENT..=MAX_SEGMENT).contains(&self.segment_bytes) {
             return Err(StoreError::Invalid(format!(
@@ -218,6 +227,8 @@ pub struct Appender {
     gate: Arc<SyncGate>,
     compressor: Option<Compressor>,
     writeback: Option<Writeback>,
+    /// Flags written into every seal and close frame ([`FLAG_SALVAGED`]).
+    flags: u64,
     _lock: WriterLock,
 }
 
@@ -353,15 +364,27 @@ fn wait_at(gate: &SyncGate) -> Result<()> {
 
 /// Create the next segment file (`next.spare`) and allocate its blocks. With
 /// `prefault`, also fault its pages in, waiting at `gate` between chunks.
+/// On failure (a full disk, a cancelled spare) the file is removed: a failed
+/// scan leaves no empty or half-allocated `next.spare` behind.
 fn prepare_spare(dir: &Path, capacity: u64, prefault: Option<&SyncGate>) -> Result<Spare> {
     let path = dir.join(SPARE_NAME);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
+    let file = sys::private_rw()
         .create(true)
         .truncate(true)
         .open(&path)
         .map_err(|e| StoreError::io("create", &path, e))?;
+    fill_spare(file, &path, capacity, prefault).inspect_err(|_| {
+        let _ = fs::remove_file(&path);
+    })
+}
+
+fn fill_spare(
+    file: File,
+    path: &Path,
+    capacity: u64,
+    prefault: Option<&SyncGate>,
+) -> Result<Spare> {
+    let path = path.to_path_buf();
     sys::fallocate(&file, &path, capacity)?;
     if let Some(gate) = prefault {
         // Zeros on disk, a chunk at a time, so that the blocks fallocate reserved
@@ -416,13 +439,13 @@ fn prepare_spare(dir: &Path, capacity: u64, prefault: Option<&SyncGate>) -> Resu
     })
 }
 
-fn segment_capacity_for(record_len: u64, opts: &LogOptions) -> Result<u64> {
+fn segment_capacity_for(record_len: u64, opts: &LogOptions, n: u64) -> Result<u64> {
     let need_data = FRAME_HEADER_LEN as u64
         + RECORD_HEADER_LEN as u64
         + align_up(record_len, 8)
-        + SEAL_RESERVE
+        + END_RESERVE
         + FRAME_HEADER_LEN as u64;
-    let mut cap = opts.segment_bytes;
+    let mut cap = opts.segment_capacity(n);
     loop {
         let h = SegHeader::new(0, 0, 0, cap);
         if h.data_start as u64 + need_data <= cap {
@@ -443,7 +466,7 @@ impl Appender {
     /// Start a new, empty log in `dir` (created if missing).
     pub fn create(dir: &Path, opts: LogOptions) -> Result<Appender> {
         opts.check()?;
-        fs::create_dir_all(dir).map_err(|e| StoreError::io("create dir", dir, e))?;
+        sys::create_private_dir_all(dir)?;
         let lock = WriterLock::acquire(dir)?;
         if !list_segments(dir)?.is_empty() {
             return Err(StoreError::Exists {
@@ -451,10 +474,10 @@ impl Appender {
             });
         }
         let log_id = random_id();
-        let spare = prepare_spare(dir, opts.segment_bytes, None)?;
-        let seg = install_segment(dir, 0, 0, log_id, spare)?;
+        let spare = prepare_spare(dir, opts.segment_capacity(0), None)?;
+        let seg = install_segment(dir, stamp_spare(dir, 0, 0, log_id, spare)?)?;
         Ok(Appender::assemble(
-            dir, opts, log_id, seg, 0, NO_POS, 0, lock,
+            dir, opts, log_id, seg, 0, NO_POS, 0, 0, lock,
         ))
     }
 
@@ -467,6 +490,7 @@ impl Appender {
         next_seq: u64,
         last_ckpt: u64,
         sealed_bytes: u64,
+        flags: u64,
         lock: WriterLock,
     ) -> Appender {
         let gate = Arc::<SyncGate>::default();
@@ -494,6 +518,7 @@ impl Appender {
             gate,
             compressor,
             writeback,
+            flags,
             _lock: lock,
         }
     }
@@ -514,9 +539,9 @@ impl Appender {
             });
         }
         check_contiguous(dir, &segs)?;
-        // Leftovers of interrupted work: a spare, compressions in progress, raw
-        // segments whose compressed copy was completed.
-        let _ = fs::remove_file(dir.join(SPARE_NAME));
+        // Leftovers of interrupted work: compressions in progress, raw segments
+        // whose compressed copy was completed (the spare is removed once the
+        // tail is judged: it tells a crash while rolling over from a lost segment).
         for ent in fs::read_dir(dir)
             .map_err(|e| StoreError::io("read dir", dir, e))?
             .flatten()
@@ -564,6 +589,7 @@ impl Appender {
             Option<u64>,
         );
         let mut log_id;
+        let flags;
         if last_raw {
             let path = dir.join(raw_name(last));
             let file = open_rw(&path)?;
@@ -598,6 +624,10 @@ impl Appender {
             match tail.stop {
                 Stop::Corrupt { offset, what } => return Err(corrupt(last, offset, what)),
                 Stop::Sealed(s) => {
+                    if h.format >= FORMAT_CLOSE_FRAMES {
+                        check_successor(dir, last, s.next_seq, h.log_id)?;
+                    }
+                    flags = s.flags;
                     report.clean = true;
                     drop(map);
                     (seg, next_seq, last_ckpt, sealed_last) = (
@@ -610,6 +640,7 @@ impl Appender {
                     let _ = file;
                 }
                 Stop::End | Stop::Live | Stop::Torn(_) => {
+                    flags = tail.flags;
                     let end = tail.end;
                     if let Stop::Torn(t) = &tail.stop {
                         report.truncated = Some(Truncation {
@@ -674,6 +705,10 @@ impl Appender {
             let tail = view.find_tail(SegMode::Complete, false);
             match tail.stop {
                 Stop::Sealed(s) => {
+                    if h.format >= FORMAT_CLOSE_FRAMES {
+                        check_successor(dir, last, s.next_seq, h.log_id)?;
+                    }
+                    flags = s.flags;
                     report.clean = true;
                     report.verified_from = LogPos {
                         segment: last,
@@ -693,6 +728,7 @@ impl Appender {
                 }
             }
         }
+        let _ = fs::remove_file(dir.join(SPARE_NAME));
         if log_id == 0 {
             log_id = random_id();
         }
@@ -707,8 +743,9 @@ impl Appender {
         let (seg, installed_new) = match seg {
             Some(s) => (s, false),
             None => {
-                let spare = prepare_spare(dir, opts.segment_bytes, None)?;
-                let s = install_segment(dir, last + 1, next_seq, log_id, spare)?;
+                let spare = prepare_spare(dir, opts.segment_capacity(last + 1), None)?;
+                let s =
+                    install_segment(dir, stamp_spare(dir, last + 1, next_seq, log_id, spare)?)?;
                 report.segments = last + 2;
                 report.end = LogPos {
                     segment: last + 1,
@@ -725,6 +762,7 @@ impl Appender {
             next_seq,
             last_ckpt,
             sealed_bytes,
+            flags,
             lock,
         );
         // Queue sealed raw segments that have a successor for compression.
@@ -745,7 +783,7 @@ impl Appender {
 
     fn start_spare(&mut self) {
         let dir = self.dir.clone();
-        let cap = self.opts.segment_bytes;
+        let cap = self.opts.segment_capacity(self.seg.n + 1);
         let gate = self.opts.prefault.then(|| self.gate.clone());
         self.spare = Some(
             std::thread::Builder::new()
@@ -832,7 +870,7 @@ impl Appender {
         }
         let f = self.frame.as_mut().unwrap();
         let rec = f.end as usize;
-        let limit = (self.seg.h.capacity - SEAL_RESERVE) as usize;
+        let limit = (self.seg.h.capacity - END_RESERVE) as usize;
         if rec + RECORD_HEADER_LEN >= limit {
             return None;
         }
@@ -959,9 +997,12 @@ impl Appender {
         if seg.pos > seg.synced || index {
             let from = if index { 0 } else { seg.synced & !(PAGE - 1) };
             let _quiet = self.gate.close();
-            seg.map
-                .flush_range(from as usize, (seg.pos - from) as usize)
-                .map_err(|e| StoreError::io("msync", &seg.path, e))?;
+            sys::msync(
+                &seg.map,
+                from as usize,
+                (seg.pos - from) as usize,
+                &seg.path,
+            )?;
             seg.synced = seg.pos;
             seg.written_back = seg.written_back.max(seg.pos & !(PAGE - 1));
             if index {
@@ -978,37 +1019,48 @@ impl Appender {
     fn roll(&mut self, pending: &Event) -> Result<()> {
         self.commit_frame();
         let need = record::encoded_len(pending) as u64;
-        let cap = segment_capacity_for(need, &self.opts)?;
+        let cap = segment_capacity_for(need, &self.opts, self.seg.n + 1)?;
         // Bytes a failed attempt may have left after the committed end.
         let limit = (self.seg.h.capacity - SEAL_RESERVE) as usize;
         let pos = self.seg.pos as usize;
         if pos < limit {
             self.seg.map[pos..limit].fill(0);
         }
-        self.seal()?;
         let spare = match self.spare.take().map(|h| h.join()) {
             Some(Ok(Ok(s))) if s.capacity >= cap => s,
             Some(Ok(Err(e))) => return Err(e),
             _ => prepare_spare(&self.dir, cap, None)?,
         };
+        // The successor's header is durable before the seal: a crash between the
+        // seal and the rename leaves `next.spare` naming segment N+1 of this log,
+        // which tells that state from a deleted last segment (FORMAT.md).
         let n = self.seg.n + 1;
-        self.seg = install_segment(&self.dir, n, self.next_seq, self.log_id, spare)?;
+        let stamped = stamp_spare(&self.dir, n, self.next_seq, self.log_id, spare)?;
+        self.seal()?;
+        self.seg = install_segment(&self.dir, stamped)?;
         self.durable
             .store(self.sealed_bytes + self.seg.synced, Ordering::Relaxed);
         Ok(())
     }
 
-    /// Write the seal frame, make it durable, truncate the file, queue compression.
-    fn seal(&mut self) -> Result<()> {
+    /// Write a seal or close frame (`kind`) at the end of the committed frames.
+    fn end_frame(&mut self, kind: u16) {
+        self.commit_frame();
         let seg = &mut self.seg;
         let seed = seg.h.seed();
         let at = seg.pos;
+        let flags = if seg.h.format >= FORMAT_CLOSE_FRAMES {
+            self.flags
+        } else {
+            0
+        };
         let info = SealInfo {
             events: seg.events,
             next_seq: self.next_seq,
             data_end: at + SEAL_RESERVE,
             last_checkpoint: self.last_ckpt,
             sealed_us: now_us(),
+            flags,
         };
         let payload = info.encode();
         let hdr = FrameHeader {
@@ -1016,19 +1068,29 @@ impl Appender {
             count: 0,
             first_seq: self.next_seq,
             synced: seg.synced as u32,
-            kind: FRAME_SEAL,
+            kind,
             payload_crc: payload_crc(seed, &payload),
         };
         let a = at as usize + FRAME_HEADER_LEN;
         seg.map[a..a + SEAL_PAYLOAD_LEN].copy_from_slice(&payload);
+        std::sync::atomic::fence(Ordering::Release);
         seg.map[at as usize..a].copy_from_slice(&hdr.encode(seed));
         seg.pos = info.data_end;
+    }
+
+    /// Mark the log as salvaged ([`FLAG_SALVAGED`] in every later seal and close
+    /// frame): what `prtip log salvage` writes.
+    pub fn mark_salvaged(&mut self) {
+        self.flags |= FLAG_SALVAGED;
+    }
+
+    /// Write the seal frame, make it durable, truncate the file, queue compression.
+    fn seal(&mut self) -> Result<()> {
+        self.end_frame(FRAME_SEAL);
         self.sync_inner(true)?;
         let seg = &mut self.seg;
         let keep = align_up(seg.pos + FRAME_HEADER_LEN as u64, PAGE);
-        seg.file
-            .set_len(keep)
-            .map_err(|e| StoreError::io("truncate", &seg.path, e))?;
+        sys::set_len(&seg.file, &seg.path, keep)?;
         sys::fdatasync(&seg.file, &seg.path)?;
         self.sealed_bytes += seg.pos;
         if let Some(c) = &self.compressor {
@@ -1044,13 +1106,16 @@ impl Appender {
     /// (it is extended again by the next `open_append`), wait for background
     /// compression, and release the lock.
     pub fn finish(mut self) -> Result<()> {
+        // A close frame says where the log ends (format 2): a reader can then
+        // tell a log cut short from one that ended here. Not in a format-1
+        // segment continued by this writer, so older readers can still read it.
+        if self.seg.h.format >= FORMAT_CLOSE_FRAMES {
+            self.end_frame(FRAME_CLOSE);
+        }
         self.sync_inner(true)?;
         let keep = align_up(self.seg.pos + FRAME_HEADER_LEN as u64, PAGE);
         if keep < self.seg.h.capacity {
-            self.seg
-                .file
-                .set_len(keep)
-                .map_err(|e| StoreError::io("truncate", &self.seg.path, e))?;
+            sys::set_len(&self.seg.file, &self.seg.path, keep)?;
             sys::fdatasync(&self.seg.file, &self.seg.path)?;
         }
         // The spare is not needed any more: stop its preparation (writing and
@@ -1117,14 +1182,16 @@ pub(crate) fn header_error(dir: &Path, path: &Path, n: u64, p: HeaderProblem) ->
     }
 }
 
-/// Turn a spare into segment `n`: write its header, make it durable, rename it.
-fn install_segment(
-    dir: &Path,
+/// A spare whose header (segment `n`) is written and durable, not yet renamed.
+struct Stamped {
     n: u64,
-    first_seq: u64,
-    log_id: u64,
-    spare: Spare,
-) -> Result<Active> {
+    file: File,
+    map: MmapMut,
+    h: SegHeader,
+}
+
+/// Write segment `n`'s header into a spare and make it durable.
+fn stamp_spare(dir: &Path, n: u64, first_seq: u64, log_id: u64, spare: Spare) -> Result<Stamped> {
     let Spare {
         file,
         mut map,
@@ -1138,10 +1205,45 @@ fn install_segment(
     // changed). Not an fdatasync of the file: that would write every page the
     // spare thread faulted in (they are dirty zeros), 40 ms for 64 MiB in the
     // writer thread, and write-protect them again for the appends to fault on.
-    map.flush_range(0, PAGE as usize)
-        .map_err(|e| StoreError::io("msync", &spare_path, e))?;
+    sys::msync(&map, 0, PAGE as usize, &spare_path)?;
+    Ok(Stamped { n, file, map, h })
+}
+
+/// Whether the successor of sealed last segment `n` is missing: fine only if
+/// `next.spare` holds segment `n + 1` of this log starting at `next_seq` (a
+/// crash between sealing and renaming); otherwise the segment was lost.
+pub(crate) fn check_successor(dir: &Path, n: u64, next_seq: u64, log_id: u64) -> Result<()> {
+    if spare_names_successor(dir, n, next_seq, log_id) {
+        return Ok(());
+    }
+    Err(StoreError::Corrupt {
+        dir: dir.to_path_buf(),
+        segment: n + 1,
+        offset: 0,
+        what: format!(
+            "segment file {} is missing: segment {n} is sealed and names it as the next \
+             (the records from sequence {next_seq} on are lost)",
+            raw_name(n + 1)
+        ),
+    })
+}
+
+/// True if `next.spare` is segment `n + 1` of log `log_id` starting at `next_seq`.
+pub(crate) fn spare_names_successor(dir: &Path, n: u64, next_seq: u64, log_id: u64) -> bool {
+    use std::io::Read;
+    let mut b = [0u8; SEG_HEADER_LEN];
+    let ok = File::open(dir.join(SPARE_NAME)).and_then(|mut f| f.read_exact(&mut b));
+    ok.is_ok()
+        && SegHeader::decode(&b)
+            .is_ok_and(|h| h.segment == n + 1 && h.first_seq == next_seq && h.log_id == log_id)
+}
+
+/// Turn a spare into segment `n`: write its header, make it durable, rename it.
+fn install_segment(dir: &Path, stamped: Stamped) -> Result<Active> {
+    let Stamped { n, file, map, h } = stamped;
+    let spare_path = dir.join(SPARE_NAME);
     let path = dir.join(raw_name(n));
-    fs::rename(&spare_path, &path).map_err(|e| StoreError::io("rename", &spare_path, e))?;
+    sys::rename(&spare_path, &path)?;
     sys::fsync_dir(dir)?;
     Ok(Active {
         n,

@@ -20,8 +20,9 @@ pub enum StoreError {
     },
     /// Bytes on disk fail a checksum or a structural check. They are never read as data.
     #[error("scan log {} is corrupt in segment {segment} at offset {offset}: {what} \
-             (the records before this point are intact; copy the directory away before repairing)",
-            dir.display())]
+             (the records before this point are intact: `prtip log verify {}` checks the whole log, \
+             `prtip log salvage {} -o NEWDIR` copies them into a new log)",
+            dir.display(), dir.display(), dir.display())]
     Corrupt {
         /// The scan directory.
         dir: PathBuf,

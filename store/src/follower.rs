@@ -29,6 +29,8 @@ pub struct Follower {
     off: u64,
     seq: u64,
     writer_alive: bool,
+    /// The header and seal of the previous segment, once it was sealed.
+    sealed_prev: Option<(SegHeader, SealInfo)>,
 }
 
 impl Follower {
@@ -48,6 +50,7 @@ impl Follower {
             off: 0,
             seq: 0,
             writer_alive: false,
+            sealed_prev: None,
         })
     }
 
@@ -114,6 +117,36 @@ impl Follower {
         Ok(false)
     }
 
+    /// Segment `n` is not there (yet): with no writer alive, that is damage if a
+    /// later segment exists or the sealed previous one names it (and no crash
+    /// while rolling over left it as `next.spare`).
+    fn check_missing(&self) -> Result<()> {
+        if self.writer_alive || self.n == 0 {
+            return Ok(());
+        }
+        let later = [raw_name(self.n + 1), zst_name(self.n + 1)]
+            .iter()
+            .any(|name| self.dir.join(name).exists());
+        if later {
+            return Err(StoreError::Corrupt {
+                dir: self.dir.clone(),
+                segment: self.n,
+                offset: 0,
+                what: format!(
+                    "segment file {} is missing (segment {} is present)",
+                    raw_name(self.n),
+                    self.n + 1
+                ),
+            });
+        }
+        match &self.sealed_prev {
+            Some((h, s)) if h.format >= FORMAT_CLOSE_FRAMES => {
+                crate::appender::check_successor(&self.dir, self.n - 1, s.next_seq, h.log_id)
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn install(&mut self, c: Current) -> Result<()> {
         if c.h.segment != self.n || (self.n > 0 && c.h.first_seq != self.seq) {
             return Err(StoreError::Corrupt {
@@ -141,6 +174,7 @@ impl Follower {
         self.writer_alive = crate::sys::writer_alive(&self.dir)?;
         loop {
             if self.cur.is_none() && !self.open_segment()? {
+                self.check_missing()?;
                 return Ok(delivered);
             }
             let cur = self.cur.as_mut().unwrap();
@@ -180,6 +214,7 @@ impl Follower {
             (self.off, self.seq) = c.position();
             match c.fin {
                 Some(SegEnd::Sealed(s)) => {
+                    self.sealed_prev = Some((cur.h, s));
                     self.seq = s.next_seq;
                     self.n += 1;
                     self.cur = None;

@@ -9,7 +9,13 @@
 /// First 8 bytes of every segment.
 pub const MAGIC: [u8; 8] = *b"PRTIPSEG";
 /// Version of this layout. Readers refuse segments with a higher version.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// Version 2 added the close frame ([`FRAME_CLOSE`]), the `flags` of seals and
+/// close frames, and the rules that a closed or compressed segment must end in a
+/// seal or close frame and that a sealed segment's successor must exist.
+pub const FORMAT_VERSION: u32 = 2;
+/// First format version whose segments end in a seal or close frame.
+pub const FORMAT_CLOSE_FRAMES: u32 = 2;
 /// Bytes of the segment header.
 pub const SEG_HEADER_LEN: usize = 64;
 /// Bytes of a frame header.
@@ -22,14 +28,23 @@ pub const INDEX_STRIDE: u64 = 64 * 1024;
 pub const SEAL_PAYLOAD_LEN: usize = 64;
 /// Bytes of a record header inside a data frame.
 pub const RECORD_HEADER_LEN: usize = 8;
-/// Bytes a segment keeps free at its end for the seal frame.
+/// Bytes of a seal or close frame (header and payload).
 pub const SEAL_RESERVE: u64 = (FRAME_HEADER_LEN + SEAL_PAYLOAD_LEN) as u64;
+/// Bytes a segment keeps free at its end: a close frame and, after a resume
+/// appended nothing more, a seal frame.
+pub const END_RESERVE: u64 = 2 * SEAL_RESERVE;
 /// Page size assumed for alignment of the data area and of truncation points.
 pub const PAGE: u64 = 4096;
 /// Frame kind: records.
 pub const FRAME_DATA: u16 = 1;
 /// Frame kind: the segment is complete; the log continues in the next segment.
 pub const FRAME_SEAL: u16 = 2;
+/// Frame kind: the writer closed the log here (`finish`); a later writer may
+/// append after it. Its payload is a [`SealInfo`] describing the log so far.
+pub const FRAME_CLOSE: u16 = 3;
+/// Flag of seal and close frames: the log was written by `prtip log salvage` from
+/// the readable part of a damaged log.
+pub const FLAG_SALVAGED: u64 = 1;
 /// "No position" in packed log positions.
 pub const NO_POS: u64 = u64::MAX;
 /// Smallest segment capacity accepted.
@@ -352,10 +367,10 @@ impl IndexEntry {
     }
 }
 
-/// Payload of a seal frame: a summary of the complete segment.
+/// Payload of a seal or close frame: a summary of the segment so far.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SealInfo {
-    /// Records in this segment.
+    /// Records in this segment (up to the frame).
     pub events: u64,
     /// Sequence number of the next segment's first record.
     pub next_seq: u64,
@@ -363,8 +378,10 @@ pub struct SealInfo {
     pub data_end: u64,
     /// Packed position of the latest Checkpoint record in the log so far, or [`NO_POS`].
     pub last_checkpoint: u64,
-    /// Unix time of sealing, microseconds.
+    /// Unix time of sealing (or closing), microseconds.
     pub sealed_us: u64,
+    /// [`FLAG_SALVAGED`] or 0 (format 2; always 0 in format 1).
+    pub flags: u64,
 }
 
 impl SealInfo {
@@ -376,6 +393,7 @@ impl SealInfo {
         b[16..24].copy_from_slice(&self.data_end.to_le_bytes());
         b[24..32].copy_from_slice(&self.last_checkpoint.to_le_bytes());
         b[32..40].copy_from_slice(&self.sealed_us.to_le_bytes());
+        b[40..48].copy_from_slice(&self.flags.to_le_bytes());
         b
     }
     /// Decode the 64-byte payload.
@@ -386,6 +404,7 @@ impl SealInfo {
             data_end: u64_at(b, 16),
             last_checkpoint: u64_at(b, 24),
             sealed_us: u64_at(b, 32),
+            flags: u64_at(b, 40),
         }
     }
 }

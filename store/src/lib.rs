@@ -49,6 +49,7 @@
 #![warn(missing_docs)]
 
 pub mod event;
+pub mod fault;
 pub mod results;
 
 mod appender;
@@ -64,6 +65,7 @@ mod record;
 mod segment;
 mod sort;
 mod sys;
+mod verify;
 mod writer;
 
 pub use appender::{Appender, LogOptions, LogPos, RecoveryReport, Truncation, INDEX_SYNC_BYTES};
@@ -71,12 +73,13 @@ pub use compress::compress_sealed_segment;
 pub use error::{Result, StoreError};
 pub use event::{Addr, Event, EventSink, PortState, Protocol, Reason};
 pub use follower::Follower;
-pub use format::{FORMAT_VERSION, INDEX_STRIDE};
+pub use format::{FLAG_SALVAGED, FORMAT_VERSION, INDEX_STRIDE};
 pub use history::{spec_json, HistoryIndex, HistoryRow, RebuildReport};
 pub use project::{summarize, summarize_lenient, Results, ScanStatus, ScanSummary};
 pub use reader::{Entries, Entry, LogReader, TailReport};
 pub use record::{EventKind, EventRef};
 pub use results::{ResultRow, ServiceInfo};
 pub use sort::{sorted_rows, sorted_rows_with, summary_and_sorted_rows, SortOptions, SortedRows};
-pub use sys::writer_alive;
+pub use sys::{holds_writer_lock, writer_alive};
+pub use verify::{salvage, verify, Damage, LogEnd, SalvageReport, Verification};
 pub use writer::{LogSink, LogWriter};

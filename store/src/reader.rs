@@ -48,6 +48,10 @@ pub(crate) struct Cursor<'a> {
     rec_end: usize,
     left: u32,
     pub(crate) fin: Option<SegEnd>,
+    /// Flags of the seal and close frames walked ([`FLAG_SALVAGED`]).
+    pub(crate) flags: u64,
+    /// The last close frame walked (a finished log's segment ends with one).
+    pub(crate) closed: Option<SealInfo>,
     failed: bool,
 }
 
@@ -75,6 +79,8 @@ impl<'a> Cursor<'a> {
             rec_end: 0,
             left: 0,
             fin: None,
+            flags: 0,
+            closed: None,
             failed: false,
         }
     }
@@ -83,6 +89,11 @@ impl<'a> Cursor<'a> {
     pub(crate) fn resume_at(&mut self, off: u64, seq: u64) {
         self.off = off;
         self.seq = seq;
+    }
+
+    /// The segment's header.
+    pub(crate) fn header(&self) -> SegHeader {
+        self.h
     }
 
     /// Offset of the next frame and sequence number of the next record.
@@ -189,8 +200,27 @@ impl<'a> Cursor<'a> {
                             "seal frame disagrees with the records before it".into(),
                         )));
                     }
+                    self.flags |= s.flags;
                     self.fin = Some(SegEnd::Sealed(s));
                     return None;
+                }
+                FrameCheck::Valid(f)
+                    if f.kind == FRAME_CLOSE
+                        && f.len as usize == SEAL_PAYLOAD_LEN
+                        && f.first_seq == self.seq =>
+                {
+                    let p = (self.off + FRAME_HEADER_LEN as u64) as usize;
+                    let s = SealInfo::decode(&self.b[p..p + SEAL_PAYLOAD_LEN]);
+                    if s.next_seq != self.seq || s.data_end != self.off + f.total() {
+                        let off = self.off;
+                        return Some(Err(self.corrupt(
+                            off,
+                            "close frame disagrees with the records before it".into(),
+                        )));
+                    }
+                    self.flags |= s.flags;
+                    self.closed = Some(s);
+                    self.off += f.total();
                 }
                 other => return self.problem(other),
             }
@@ -323,6 +353,20 @@ fn map_ro(path: &Path) -> std::io::Result<(memmap2::Mmap, u64)> {
 impl LogReader {
     /// Open the log in `dir`.
     pub fn open(dir: &Path) -> Result<LogReader> {
+        let (r, gap) = Self::open_inner(dir, false)?;
+        debug_assert!(gap.is_none());
+        Ok(r)
+    }
+
+    /// Open the segments of the log in `dir` up to the first missing one: the
+    /// reader (which reports the missing segment where its predecessor ends) and
+    /// the error for the gap, if there is one. What `verify` and `salvage` use to
+    /// read what is left of a damaged log.
+    pub fn open_prefix(dir: &Path) -> Result<(LogReader, Option<StoreError>)> {
+        Self::open_inner(dir, true)
+    }
+
+    fn open_inner(dir: &Path, prefix: bool) -> Result<(LogReader, Option<StoreError>)> {
         let meta = std::fs::metadata(dir).map_err(|e| StoreError::io("open", dir, e))?;
         if !meta.is_dir() {
             return Err(StoreError::NotALog {
@@ -338,7 +382,23 @@ impl LogReader {
                 why: "no segment files".into(),
             });
         }
-        check_contiguous(dir, &list)?;
+        let mut list = list;
+        let mut gap = None;
+        if let Err(e) = check_contiguous(dir, &list) {
+            if !prefix {
+                return Err(e);
+            }
+            let first_missing = list
+                .keys()
+                .enumerate()
+                .find(|(i, n)| **n != *i as u64)
+                .map_or(0, |(i, _)| i as u64);
+            list.retain(|n, _| *n < first_missing);
+            if list.is_empty() {
+                return Err(e);
+            }
+            gap = Some(e);
+        }
         let mut segs = Vec::with_capacity(list.len());
         for (&n, &(raw, zst)) in &list {
             let zst_path = dir.join(zst_name(n));
@@ -381,7 +441,7 @@ impl LogReader {
             };
             r.tail = Some(SegView { b: map, h }.find_tail(mode, alive));
         }
-        Ok(r)
+        Ok((r, gap))
     }
 
     /// The scan directory.
@@ -392,6 +452,16 @@ impl LogReader {
     /// Whether a writer held the lock when the reader was opened.
     pub fn writer_alive(&self) -> bool {
         self.alive
+    }
+
+    /// The last segment is format 1 (no close frames) and was closed by its
+    /// writer (shorter than its capacity) or is compressed.
+    pub(crate) fn closed_v1(&self) -> bool {
+        let last = self.segs.len() - 1;
+        match self.bytes(last) {
+            Ok((_, h)) => h.format < FORMAT_CLOSE_FRAMES && self.mode(last) == SegMode::Complete,
+            Err(_) => false,
+        }
     }
 
     /// Number of segments.
@@ -455,6 +525,16 @@ impl LogReader {
                 what: what.clone(),
             }),
         }
+    }
+
+    /// Segment `idx` ended with seal `s`: if it is the last one present, its
+    /// successor is missing, which only a crash while rolling over explains (and
+    /// then `next.spare` is that successor); otherwise the segment was lost.
+    fn after_seal(&self, idx: usize, h: &SegHeader, s: &SealInfo) -> Result<()> {
+        if idx + 1 < self.segs.len() || self.alive || h.format < FORMAT_CLOSE_FRAMES {
+            return Ok(());
+        }
+        crate::appender::check_successor(&self.dir, self.segs[idx].n, s.next_seq, h.log_id)
     }
 
     fn check_header(&self, idx: usize, h: &SegHeader, seq: u64) -> Result<()> {
@@ -556,11 +636,61 @@ impl LogReader {
                 f(r?)?;
             }
             match c.fin {
-                Some(SegEnd::Sealed(s)) => seq = s.next_seq,
+                Some(SegEnd::Sealed(s)) => {
+                    self.after_seal(idx, &h, &s)?;
+                    seq = s.next_seq
+                }
                 _ => break,
             }
         }
         Ok(())
+    }
+
+    /// Check every frame and record of every segment, calling `f` for each
+    /// event in order until the first damage (see [`crate::verify`]).
+    pub(crate) fn walk_all(&self, mut f: impl FnMut(Entry<'_>) -> Result<()>) -> Walked {
+        let mut w = Walked::default();
+        let mut seq = 0;
+        let res = (|| -> Result<()> {
+            for idx in 0..self.segs.len() {
+                let s = &self.segs[idx];
+                let owned;
+                let (b, h): (&[u8], SegHeader) = match &s.raw {
+                    Some((map, _)) => (&map[..], self.raw_header(idx)?),
+                    None => {
+                        owned = load_zst(&self.dir, s.n, &s.zst_path, None).map_err(
+                            |(offset, what)| StoreError::Corrupt {
+                                dir: self.dir.clone(),
+                                segment: s.n,
+                                offset,
+                                what,
+                            },
+                        )?;
+                        (&owned.0[..], owned.1)
+                    }
+                };
+                let mut c = self.cursor_over(idx, b, h, seq)?;
+                while let Some(r) = c.next_entry() {
+                    let e = r?;
+                    w.records += 1;
+                    f(e)?;
+                }
+                w.flags |= c.flags;
+                match c.fin {
+                    Some(SegEnd::Sealed(s)) => {
+                        self.after_seal(idx, &h, &s)?;
+                        seq = s.next_seq;
+                    }
+                    _ => {
+                        w.closed = c.closed.map(|s| s.data_end) == Some(c.position().0);
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        })();
+        w.error = res.err();
+        w
     }
 
     /// The first event, which must be `ScanStarted` (deserialized). Reads only the
@@ -736,6 +866,10 @@ impl LogReader {
             let FrameCheck::Valid(f) = check_frame(b, h.seed(), off) else {
                 return Ok(None);
             };
+            if f.kind == FRAME_CLOSE && f.first_seq == seq {
+                off += f.total();
+                continue;
+            }
             if f.kind != FRAME_DATA || f.first_seq != seq {
                 return Ok(None);
             }
@@ -761,6 +895,19 @@ impl LogReader {
             seq += f.count as u64;
         }
     }
+}
+
+/// What [`LogReader::walk_all`] found.
+#[derive(Debug, Default)]
+pub(crate) struct Walked {
+    /// Records that checked out.
+    pub records: u64,
+    /// Flags of the seal and close frames.
+    pub flags: u64,
+    /// The log ends with a close frame.
+    pub closed: bool,
+    /// The first damage (or I/O error).
+    pub error: Option<StoreError>,
 }
 
 /// Iterator of [`LogReader::entries`].
@@ -807,6 +954,11 @@ impl<'a> Iterator for Entries<'a> {
                 }
                 None => match c.fin {
                     Some(SegEnd::Sealed(s)) => {
+                        let h = c.header();
+                        if let Err(e) = self.r.after_seal(self.idx, &h, &s) {
+                            self.done = true;
+                            return Some(Err(e));
+                        }
                         self.seq = s.next_seq;
                         self.idx += 1;
                         self.cur = None;

@@ -171,6 +171,8 @@ pub struct Tail {
     /// Offset from which frames were verified one by one (everything before it was
     /// proven durable and was skipped by the index).
     pub verified_from: u64,
+    /// Flags of the close frames walked ([`FLAG_SALVAGED`]).
+    pub flags: u64,
 }
 
 /// Parsed segment geometry plus its bytes.
@@ -286,10 +288,38 @@ impl<'a> SegView<'a> {
             None => (data_start, self.h.first_seq),
         };
         let verified_from = off;
+        // End of the last close frame walked, and the flags of close frames.
+        let mut closed_at = None;
+        let mut flags = 0;
         // 3. Walk frames.
         loop {
             let c = check_frame(self.b, seed, off);
             match c {
+                FrameCheck::Valid(f) if f.kind == FRAME_CLOSE && f.first_seq == seq => {
+                    let p = (off + FRAME_HEADER_LEN as u64) as usize;
+                    let end = off + f.total();
+                    let s = (f.len as usize == SEAL_PAYLOAD_LEN)
+                        .then(|| SealInfo::decode(&self.b[p..p + SEAL_PAYLOAD_LEN]));
+                    match s {
+                        Some(s) if s.data_end == end && s.next_seq == seq => {
+                            flags |= s.flags;
+                            closed_at = Some(end);
+                            off = end;
+                        }
+                        _ => {
+                            return self.bad(
+                                off,
+                                seq,
+                                verified_from,
+                                "close frame disagrees with the segment".into(),
+                                mode,
+                                alive,
+                                durable,
+                                c,
+                            )
+                        }
+                    }
+                }
                 FrameCheck::Valid(f) if f.first_seq == seq || f.kind == FRAME_SEAL => {
                     if f.kind == FRAME_SEAL {
                         let p = (off + FRAME_HEADER_LEN as u64) as usize;
@@ -317,6 +347,7 @@ impl<'a> SegView<'a> {
                             next_seq: seq,
                             stop: Stop::Sealed(s),
                             verified_from,
+                            flags: flags | s.flags,
                         };
                     }
                     if f.kind != FRAME_DATA {
@@ -342,15 +373,19 @@ impl<'a> SegView<'a> {
                     return self.bad(off, seq, verified_from, what, mode, alive, durable, c);
                 }
                 FrameCheck::Eof => {
-                    return Tail {
+                    let t = Tail {
                         end: off,
                         next_seq: seq,
                         stop: if alive { Stop::Live } else { Stop::End },
                         verified_from,
+                        flags,
                     };
+                    return self.judge_end(t, mode, closed_at);
                 }
                 FrameCheck::Zero => {
-                    return self.at_zero(off, seq, verified_from, mode, alive, durable);
+                    let mut t = self.at_zero(off, seq, verified_from, mode, alive, durable);
+                    t.flags = flags;
+                    return self.judge_end(t, mode, closed_at);
                 }
                 other => {
                     return self.bad(
@@ -368,6 +403,27 @@ impl<'a> SegView<'a> {
         }
     }
 
+    /// A closed segment (format 2) ends with the close frame its writer wrote
+    /// when it finished: one that ends anywhere else was cut short (truncated at
+    /// a frame boundary, or a page of frames lost), which no crash can do to it.
+    fn judge_end(&self, mut t: Tail, mode: SegMode, closed_at: Option<u64>) -> Tail {
+        if mode == SegMode::Complete
+            && t.stop == Stop::End
+            && self.h.format >= FORMAT_CLOSE_FRAMES
+            && closed_at != Some(t.end)
+        {
+            t.stop = Stop::Corrupt {
+                offset: t.end,
+                what: format!(
+                    "the segment ends at offset {} without the close frame a finished log \
+                     ends with: it was cut short (truncated or lost data after this point)",
+                    t.end
+                ),
+            };
+        }
+        t
+    }
+
     fn at_zero(
         &self,
         off: u64,
@@ -382,6 +438,7 @@ impl<'a> SegView<'a> {
             next_seq: seq,
             stop,
             verified_from,
+            flags: 0,
         };
         if alive {
             return mk(Stop::Live);
@@ -446,6 +503,7 @@ impl<'a> SegView<'a> {
             next_seq: seq,
             stop,
             verified_from,
+            flags: 0,
         };
         if mode == SegMode::Complete || off < durable {
             return mk(Stop::Corrupt { offset: off, what });
@@ -549,6 +607,10 @@ impl<'a> SegView<'a> {
             let FrameCheck::Valid(f) = check_frame(self.b, seed, off) else {
                 break;
             };
+            if f.kind == FRAME_CLOSE {
+                off += f.total();
+                continue;
+            }
             if f.kind != FRAME_DATA {
                 break;
             }
