@@ -281,17 +281,18 @@ fn no_route_and_no_answer_are_clear_errors() {
             .to_string(),
         format!("no MAC address for next hop 198.18.200.1 on {si}: not in the neighbour table and no ARP answer; pass --router-mac MAC")
     );
-    // The kernel offers no IPv6 source without a route; -S is the way out.
     assert_eq!(
         lab.discover("2001:db8:ffff::1", Some(&si), None)
             .unwrap_err()
             .to_string(),
-        format!("no IPv6 source address towards 2001:db8:ffff::1 on {si}; give one with -S ADDR")
-    );
-    assert_eq!(
-        lab.discover("2001:db8:ffff::1", Some(&si), Some("2001:db8:0:1::1"))
-            .unwrap_err()
-            .to_string(),
         format!("no MAC address for next hop 2001:db8:ffff::1 on {si}: not in the neighbour table and no NDP answer; pass --router-mac MAC")
+    );
+    // With a neighbour entry for it, -e gives the whole route; the IPv6 source
+    // is the link's own global address (the kernel has no route to offer one).
+    #[rustfmt::skip]
+    ip(&["-n", &lab.scan_ns, "-6", "neigh", "replace", "2001:db8:ffff::1", "lladdr", "02:70:72:74:00:99", "dev", &si, "nud", "permanent"]);
+    assert_eq!(
+        lab.discover("2001:db8:ffff::1", Some(&si), None).unwrap(),
+        lab.route("2001:db8:0:1::1", "2001:db8:ffff::1", TABLE_MAC)
     );
 }

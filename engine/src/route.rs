@@ -123,7 +123,9 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(NlError) -> RouteError {
 /// Find interface, addresses and next-hop MAC for probes to `dst` (IPv4 or
 /// IPv6). Each `Some` argument overrides what discovery would find: `iface`
 /// (`-e`) restricts the route to that interface, and when it has none the
-/// target is taken as on that link; `src` (`-S`) must be of `dst`'s family;
+/// target is taken as on that link (the source is then the kernel's choice for
+/// IPv4, the link's first settled global address for IPv6); `src` (`-S`) must
+/// be of `dst`'s family;
 /// `router_mac` (`--router-mac`) skips the neighbour table and ARP / NDP.
 ///
 /// Needs no privilege unless the neighbour is unknown (then ARP / NDP over an
@@ -170,12 +172,17 @@ pub fn discover(
         }
         (None, None) => return Err(RouteError::NoRoute { dst, iface: None }),
     };
-    let src_ip = src
-        .or(pref_src.filter(|s| s.is_ipv4() == dst.is_ipv4()))
-        .ok_or_else(|| RouteError::NoSource {
-            dst,
-            iface: link.name.clone(),
-        })?;
+    let src_ip = match src.or(pref_src.filter(|s| s.is_ipv4() == dst.is_ipv4())) {
+        Some(s) => s,
+        // No route, so no preferred source (IPv6 with -e): an address of the link.
+        None => nl
+            .interface_address(link.index, dst)
+            .map_err(io_err(format!("reading the addresses of {}", link.name)))?
+            .ok_or_else(|| RouteError::NoSource {
+                dst,
+                iface: link.name.clone(),
+            })?,
+    };
     let dst_mac = match router_mac {
         Some(m) => m,
         None if !link.resolves => EthernetAddress::default(),
@@ -295,7 +302,7 @@ mod tests {
     }
 
     #[test]
-    fn bad_overrides_are_refused_before_anything_is_asked() {
+    fn bad_overrides_and_a_missing_source_are_refused() {
         let e = in_private_netns(|| {
             let fam = discover(
                 "2001:db8::1".parse().unwrap(),
@@ -308,9 +315,17 @@ mod tests {
             let dev = discover("198.19.0.1".parse().unwrap(), Some("nosuch0"), None, None)
                 .map(|_| ())
                 .map_err(|e| e.to_string());
-            (fam, dev)
+            // `lo` has no route to it and only ::1, of host scope.
+            let src = discover("2001:db8::1".parse().unwrap(), Some("lo"), None, None)
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            (fam, dev, src)
         });
         assert_eq!(e.0.unwrap_err(), "source address 198.18.0.1 (from -S) is not of the family of 2001:db8::1; give an IPv6 address with -S ADDR");
         assert_eq!(e.1.unwrap_err(), "no interface nosuch0 in this network namespace (from -e nosuch0); `ip link` lists them");
+        assert_eq!(
+            e.2.unwrap_err(),
+            "no IPv6 source address towards 2001:db8::1 on lo; give one with -S ADDR"
+        );
     }
 }

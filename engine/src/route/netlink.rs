@@ -3,7 +3,7 @@
 //! async runtime): `RTM_GETROUTE` for the route the kernel itself would pick
 //! towards one destination (output interface, gateway, preferred source),
 //! `RTM_GETLINK` for an interface's MAC and flags, `RTM_GETNEIGH` for the
-//! neighbour table.
+//! neighbour table, `RTM_GETADDR` for an interface's own addresses.
 //!
 //! Owns: those three queries and turning their answers into plain values. Never
 //! changes a table and never sends a packet off the host.
@@ -12,6 +12,7 @@ use crate::wire::EthernetAddress;
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
 };
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, AddressScope};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkLayerType, LinkMessage};
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
@@ -211,6 +212,55 @@ impl Rtnl {
     }
 }
 
+impl Rtnl {
+    /// The first usable global address of the family of `like` on interface
+    /// `ifindex` (see [`usable_address`]).
+    pub fn interface_address(
+        &mut self,
+        ifindex: u32,
+        like: IpAddr,
+    ) -> Result<Option<IpAddr>, NlError> {
+        let mut m = AddressMessage::default();
+        m.header.family = match like {
+            IpAddr::V4(_) => AddressFamily::Inet,
+            IpAddr::V6(_) => AddressFamily::Inet6,
+        };
+        let answers = self.request(RouteNetlinkMessage::GetAddress(m), true)?;
+        Ok(answers.iter().find_map(|a| match a {
+            RouteNetlinkMessage::NewAddress(m) => usable_address(m, ifindex, like),
+            _ => None,
+        }))
+    }
+}
+
+/// The address of an `RTM_NEWADDR` entry if it is on `ifindex`, of `like`'s
+/// family, of global scope and neither tentative (DAD still running) nor
+/// failed DAD nor deprecated: one a probe may leave from.
+pub fn usable_address(m: &AddressMessage, ifindex: u32, like: IpAddr) -> Option<IpAddr> {
+    if m.header.index != ifindex || m.header.scope != AddressScope::Universe {
+        return None;
+    }
+    let mut flags = AddressFlags::from_bits_truncate(m.header.flags.bits() as u32);
+    let (mut address, mut local) = (None, None);
+    for a in &m.attributes {
+        match a {
+            AddressAttribute::Flags(f) => flags = *f,
+            AddressAttribute::Address(ip) => address = Some(*ip),
+            AddressAttribute::Local(ip) => local = Some(*ip),
+            _ => {}
+        }
+    }
+    if flags
+        .intersects(AddressFlags::Tentative | AddressFlags::Dadfailed | AddressFlags::Deprecated)
+    {
+        return None;
+    }
+    // IFA_LOCAL is the interface's own address where it differs (point to point).
+    local
+        .or(address)
+        .filter(|ip| ip.is_ipv4() == like.is_ipv4())
+}
+
 fn route_ip(a: &RouteAddress) -> Option<IpAddr> {
     match a {
         RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
@@ -310,7 +360,8 @@ mod tests {
     //! Python AF_NETLINK socket in a namespace with veth `v0` (index 3,
     //! 02:70:72:74:00:01, 198.18.0.1/30, 2001:db8:0:1::1/64), routes
     //! 198.19.0.0/16 via 198.18.0.2 and 2001:db8:1::/48 via 2001:db8:0:1::2.
-    //! The link answers are cut down to IFLA_IFNAME and IFLA_ADDRESS.
+    //! The link answers are cut down to IFLA_IFNAME and IFLA_ADDRESS; the
+    //! address answers come from a second such namespace.
     use super::*;
 
     fn msg(bytes: &[u8]) -> RouteNetlinkMessage {
@@ -405,6 +456,73 @@ mod tests {
         0x08, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x14, 0x00, 0x03, 0x00, 0x8d, 0x17, 0x00,
         0x00, 0x1d, 0x00, 0x00, 0x00, 0x1d, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
     ];
+
+    /// ::1/128 scope host on lo (index 1).
+    static ADDR_LO: [u8; 80] = [
+        0x50, 0x00, 0x00, 0x00, 0x14, 0x00, 0x02, 0x00, 0x07, 0x00, 0x00, 0x00, 0x55, 0x0f, 0x00,
+        0x00, 0x0a, 0x80, 0x80, 0xfe, 0x01, 0x00, 0x00, 0x00, 0x14, 0x00, 0x01, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x14,
+        0x00, 0x06, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xaa, 0xfb, 0x05, 0x00,
+        0xaa, 0xfb, 0x05, 0x00, 0x08, 0x00, 0x08, 0x00, 0x80, 0x00, 0x00, 0x00, 0x05, 0x00, 0x0b,
+        0x00, 0x01, 0x00, 0x00, 0x00,
+    ];
+
+    /// 2001:db8:0:1::9/64 global on index 3, tentative (DAD running).
+    static ADDR_TENTATIVE: [u8; 72] = [
+        0x48, 0x00, 0x00, 0x00, 0x14, 0x00, 0x02, 0x00, 0x07, 0x00, 0x00, 0x00, 0x55, 0x0f, 0x00,
+        0x00, 0x0a, 0x40, 0xc0, 0x00, 0x03, 0x00, 0x00, 0x00, 0x14, 0x00, 0x01, 0x00, 0x20, 0x01,
+        0x0d, 0xb8, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x09, 0x14,
+        0x00, 0x06, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xb0, 0xfb, 0x05, 0x00,
+        0xb0, 0xfb, 0x05, 0x00, 0x08, 0x00, 0x08, 0x00, 0xc0, 0x00, 0x00, 0x00,
+    ];
+
+    /// 2001:db8:0:1::1/64 global on index 3, added with nodad.
+    static ADDR_NODAD: [u8; 72] = [
+        0x48, 0x00, 0x00, 0x00, 0x14, 0x00, 0x02, 0x00, 0x07, 0x00, 0x00, 0x00, 0x55, 0x0f, 0x00,
+        0x00, 0x0a, 0x40, 0x82, 0x00, 0x03, 0x00, 0x00, 0x00, 0x14, 0x00, 0x01, 0x00, 0x20, 0x01,
+        0x0d, 0xb8, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x14,
+        0x00, 0x06, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xae, 0xfb, 0x05, 0x00,
+        0xae, 0xfb, 0x05, 0x00, 0x08, 0x00, 0x08, 0x00, 0x82, 0x00, 0x00, 0x00,
+    ];
+
+    /// fe80::70:72ff:fe74:1/64 scope link on index 3.
+    static ADDR_LINK_LOCAL: [u8; 80] = [
+        0x50, 0x00, 0x00, 0x00, 0x14, 0x00, 0x02, 0x00, 0x07, 0x00, 0x00, 0x00, 0x55, 0x0f, 0x00,
+        0x00, 0x0a, 0x40, 0xc0, 0xfd, 0x03, 0x00, 0x00, 0x00, 0x14, 0x00, 0x01, 0x00, 0xfe, 0x80,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x70, 0x72, 0xff, 0xfe, 0x74, 0x00, 0x01, 0x14,
+        0x00, 0x06, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xb4, 0xfb, 0x05, 0x00,
+        0xb4, 0xfb, 0x05, 0x00, 0x08, 0x00, 0x08, 0x00, 0xc0, 0x00, 0x00, 0x00, 0x05, 0x00, 0x0b,
+        0x00, 0x03, 0x00, 0x00, 0x00,
+    ];
+
+    fn address(bytes: &[u8], ifindex: u32) -> Option<IpAddr> {
+        match msg(bytes) {
+            RouteNetlinkMessage::NewAddress(m) => {
+                usable_address(&m, ifindex, "2001:db8::1".parse().unwrap())
+            }
+            other => panic!("not an address: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_settled_global_addresses_of_the_interface_are_sources() {
+        assert_eq!(
+            address(&ADDR_NODAD, 3),
+            Some("2001:db8:0:1::1".parse().unwrap())
+        );
+        assert_eq!(address(&ADDR_NODAD, 4), None, "other interface");
+        assert_eq!(address(&ADDR_TENTATIVE, 3), None, "tentative");
+        assert_eq!(address(&ADDR_LINK_LOCAL, 3), None, "link scope");
+        assert_eq!(address(&ADDR_LO, 1), None, "host scope");
+        let RouteNetlinkMessage::NewAddress(m) = msg(&ADDR_NODAD) else {
+            panic!()
+        };
+        assert_eq!(
+            usable_address(&m, 3, "198.18.0.1".parse().unwrap()),
+            None,
+            "other family"
+        );
+    }
 
     fn route(bytes: &[u8]) -> Option<KernelRoute> {
         match msg(bytes) {
