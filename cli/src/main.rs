@@ -40,6 +40,8 @@ enum Command {
     Export(cmd::export::Args),
     /// The scans this machine ran: list, show, resume, clean, rebuild, diff.
     History(cmd::history::Args),
+    /// Check a scan log end to end (verify) or copy what is readable of a damaged one (salvage).
+    Log(cmd::log::Args),
     /// Watch a scan live (or open a finished one): progress, results, filters, exports, dashboard.
     Monitor(cmd::monitor::Args),
     /// Hold the lab's XDP programs attached (started by `prtip lab up --responder xdp`).
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Command::Export(args) => cmd::export::run(args, &paths),
         Command::History(args) => cmd::history::run(args, &paths),
         Command::Monitor(args) => cmd::monitor::run(args, &paths),
+        Command::Log(args) => cmd::log::run(args),
         Command::XdpHold(args) => cmd::xdp::run_hold(args),
         Command::XdpInfo(args) => cmd::xdp::run_info(args),
     };

@@ -4,6 +4,7 @@ pub mod export;
 pub mod history;
 pub mod lab;
 pub mod live;
+pub mod log;
 pub mod monitor;
 pub mod replay;
 pub mod scan;

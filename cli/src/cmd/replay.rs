@@ -106,6 +106,29 @@ pub fn choose(
     }
 }
 
+/// Fail (exit 1) if the log in `dir` is damaged, naming the damage and the way
+/// out; nothing is written.
+pub fn refuse_damaged(dir: &std::path::Path) -> anyhow::Result<()> {
+    let v = prtip_store::verify(dir)
+        .with_context(|| format!("checking the scan log {}", dir.display()))?;
+    if let Some(d) = &v.damage {
+        anyhow::bail!(
+            "not resuming: the scan log {} is damaged in segment {} at offset {}: {} \
+             ({} record(s) before it check out; appending would bury the damage). \
+             `prtip log verify {}` shows it; `prtip log salvage {} -o NEWDIR` copies the \
+             readable records into a new log that can be resumed",
+            dir.display(),
+            d.segment,
+            d.offset,
+            d.what,
+            v.records,
+            dir.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 /// Resume scan `scan` (or the most recent resumable one) from its last checkpoint.
 pub fn resume(
     scan: Option<&str>,
@@ -121,6 +144,10 @@ pub fn resume(
     let history = HistoryIndex::open_for_reading(&paths.history)
         .with_context(|| format!("opening the history index {}", paths.history.display()))?;
     let (id_hint, dir) = choose(&history, scan, last, true)?;
+    // A damaged log is never appended to: every frame of every segment is
+    // checked before anything is printed or written (a resume reads the whole
+    // log for its decided ports anyway).
+    refuse_damaged(&dir)?;
     let reader =
         LogReader::open(&dir).with_context(|| format!("opening the scan log {}", dir.display()))?;
     let started = reader
@@ -130,7 +157,7 @@ pub fn resume(
     // The status from the history row (O(1)); a log without a row is summarized.
     let status = match id_hint.map(|i| history.get(i)).transpose()?.flatten() {
         Some(row) => effective_status(row.status, &dir),
-        None => prtip_store::summarize_lenient(&reader)?.status,
+        None => prtip_store::summarize(&reader)?.status,
     };
     match status {
         ScanStatus::Completed => {

@@ -797,8 +797,16 @@ pub fn execute_with(
     let mut preload: Option<engine_scan::Preload<'static>> = None;
     if resume_from.is_some() {
         let each_reply = |dir: &Path, f: &mut dyn FnMut(IpAddr, Protocol, u16, PortState)| {
-            if let Ok(r) = prtip_store::LogReader::open(dir) {
-                for e in r.iter().flatten() {
+            // The log was verified before it was reopened; damage found now
+            // (changed underneath) must not turn decided ports into silence.
+            let damaged = |e: prtip_store::StoreError| -> ! {
+                eprintln!("prtip: stopping the resume, the log cannot be read back: {e}");
+                std::process::exit(1)
+            };
+            let r = prtip_store::LogReader::open(dir).unwrap_or_else(|e| damaged(e));
+            {
+                for e in r.iter() {
+                    let e = e.unwrap_or_else(|e| damaged(e));
                     if let prtip_store::EventRef::Reply(r) = e {
                         f(
                             r.addr.ip(),
