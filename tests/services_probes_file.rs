@@ -1,7 +1,8 @@
 //! `--service-probes FILE`: a handcrafted file in nmap's syntax is loaded, merged after
 //! the built-in database, and used by detection over io_uring against local servers:
 //! a server only the file knows (passive banner) and one that answers only the file's
-//! own probe. Rules the regex engine cannot run are listed, not fatal.
+//! own probe. Rules the regex crate cannot run (back-references, look-around) run on
+//! PCRE2, so nmap's own `nmap-service-probes` loads whole.
 
 use prtip_engine::connect::grab::{self, GrabOptions};
 use prtip_services::{DetectOptions, ProbeDb, Transport};
@@ -43,16 +44,36 @@ fn a_handcrafted_nmap_file_extends_detection() {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/handcrafted-nmap-service-probes");
     let user = ProbeDb::load_file(&path).unwrap();
-    assert_eq!(user.skipped.len(), 1, "the back-reference rule is skipped");
-    assert_eq!(user.skipped[0].line, 11);
-    assert!(user.skipped[0].why.contains("back-references"));
+    assert!(user.skipped.is_empty(), "{:?}", user.skipped);
+    // Line 11 `^(\w+) \1` needs a back-reference: it loads and matches a repeated word.
+    let null = user.probe("NULL", Transport::Tcp).unwrap();
+    let twice = null.matches.iter().find(|m| m.line == 11).unwrap();
+    assert!(twice.pattern.is_pcre());
+    let d = user
+        .match_response(
+            null,
+            b"hey hey
+",
+        )
+        .unwrap();
+    assert_eq!(
+        (d.service.as_str(), d.product.as_str()),
+        ("echo-twice", "Echo twice")
+    );
+    assert!(user
+        .match_response(
+            null,
+            b"hey you
+"
+        )
+        .is_none());
     let mut db = ProbeDb::builtin();
     let builtin_null_rules = db.probe("NULL", Transport::Tcp).unwrap().matches.len();
     db.merge(user);
     // NULL's rules were appended to ours; the new probe was added
     assert_eq!(
         db.probe("NULL", Transport::Tcp).unwrap().matches.len(),
-        builtin_null_rules + 1
+        builtin_null_rules + 2
     );
     let hello = db.probe("HelloProbe", Transport::Tcp).unwrap();
     assert_eq!(hello.payload, b"HELLO\r\n");
@@ -129,4 +150,61 @@ fn a_bad_file_names_the_line() {
         "{e}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// nmap's own database, as Debian's nmap package installs it.
+const NMAP_PROBES: &str = "/usr/share/nmap/nmap-service-probes";
+
+#[test]
+fn nmaps_own_database_loads_whole() {
+    let path = Path::new(NMAP_PROBES);
+    assert!(
+        path.exists(),
+        "{NMAP_PROBES} is missing: install Debian's nmap package (./dev deps does)"
+    );
+    let db = ProbeDb::load_file(path).unwrap();
+    assert!(
+        db.skipped.is_empty(),
+        "{} rules skipped, first {:?}",
+        db.skipped.len(),
+        db.skipped.first()
+    );
+    // Every match/softmatch line of the file is a rule.
+    let text = String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned();
+    let lines = text
+        .lines()
+        .filter(|l| l.starts_with("match ") || l.starts_with("softmatch "))
+        .count();
+    let rules: usize = db.probes.iter().map(|p| p.matches.len()).sum();
+    assert_eq!(rules, lines);
+    // Most rules stay on the regex crate; PCRE2 only takes what needs it.
+    let pcre = db
+        .probes
+        .iter()
+        .flat_map(|p| &p.matches)
+        .filter(|m| m.pattern.is_pcre())
+        .count();
+    assert!(pcre > 0 && pcre * 4 < rules, "{pcre} of {rules} on PCRE2");
+
+    // A back-reference rule of nmap's: CommuniGate's POP3 greeting repeats the host
+    // name in its APOP timestamp (`<[\d.]+@\1>`).
+    let null = db.probe("NULL", Transport::Tcp).unwrap();
+    let greeting =
+        b"+OK mail.lab.test CommuniGate Pro POP3 Server 6.3.1 ready <1.2@mail.lab.test>\r\n";
+    let d = db.match_response(null, greeting).unwrap();
+    assert_eq!(
+        (
+            d.service.as_str(),
+            d.product.as_str(),
+            d.version.as_str(),
+            d.hostname.as_str()
+        ),
+        ("pop3", "CommuniGate Pro pop3d", "6.3.1", "mail.lab.test")
+    );
+    // A different host after the @ is not that rule's match.
+    let other = b"+OK mail.lab.test CommuniGate Pro POP3 Server 6.3.1 ready <1.2@elsewhere>\r\n";
+    assert_ne!(
+        db.match_response(null, other).map(|d| d.product),
+        Some("CommuniGate Pro pop3d".to_string())
+    );
 }

@@ -42,6 +42,8 @@ enum Command {
     History(cmd::history::Args),
     /// Check a scan log end to end (verify) or copy what is readable of a damaged one (salvage).
     Log(cmd::log::Args),
+    /// Fold the logs of the shards of one scan (--shard i/N) into one scan, with proof of coverage.
+    Merge(cmd::merge::Args),
     /// Watch a scan live (or open a finished one): progress, results, filters, exports, dashboard.
     Monitor(cmd::monitor::Args),
     /// Hold the lab's XDP programs attached (started by `prtip lab up --responder xdp`).
@@ -50,6 +52,10 @@ enum Command {
     /// Show what AF_XDP can use on an interface (queues, native XDP, zero-copy, attached program).
     #[command(name = "xdp-info")]
     XdpInfo(cmd::xdp::InfoArgs),
+    /// Print a shell completion script (bash, zsh, fish).
+    Completions(cmd::completions::CompletionsArgs),
+    /// Print the man page (or write every page with --dir).
+    Man(cmd::completions::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,8 +69,11 @@ fn main() -> ExitCode {
         Command::History(args) => cmd::history::run(args, &paths),
         Command::Monitor(args) => cmd::monitor::run(args, &paths),
         Command::Log(args) => cmd::log::run(args),
+        Command::Merge(args) => cmd::merge::run(args, &paths),
         Command::XdpHold(args) => cmd::xdp::run_hold(args),
         Command::XdpInfo(args) => cmd::xdp::run_info(args),
+        Command::Completions(args) => cmd::completions::run_completions(args),
+        Command::Man(args) => cmd::completions::run_man(args),
     };
     error::exit_code(result)
 }

@@ -1,7 +1,7 @@
 //! prtip-filter: prtip's one filter expression language over scan results.
 //!
-//! The same language is used by `prtip scan --filter`, `prtip export --filter`,
-//! `prtip replay --filter` and the monitor's filter builder. An expression is
+//! The same language is used by `prtip scan --filter`, `prtip export --filter`
+//! and the monitor's filter builder (`prtip replay` has none). An expression is
 //! parsed once into a compiled form (port bitmap, bit masks, CIDR masks,
 //! precompiled regexes; cheap conditions evaluated first) and then applied to
 //! many [`ResultRow`]s. The grammar is documented in `filter/README.md`.
@@ -28,7 +28,7 @@ mod node;
 mod parse;
 
 pub use error::ParseError;
-pub use parse::FIELDS;
+pub use parse::{FIELDS, MAX_DEPTH};
 use prtip_store::ResultRow;
 
 /// A parsed, compiled filter expression. Cheap to clone; `Send + Sync`.

@@ -6,7 +6,7 @@
 //! files by itself except through [`ProbeDb::load_file`], and never touches sockets.
 
 use crate::{nmap, prtip_format};
-use regex::bytes::{Captures, Regex, RegexBuilder};
+use regex::bytes::{Regex, RegexBuilder};
 use std::path::Path;
 use std::time::Duration;
 
@@ -102,7 +102,7 @@ pub struct Match {
     /// A soft match names the service only; detection goes on looking for a hard match.
     pub soft: bool,
     /// The pattern, compiled for bytes (Unicode off).
-    pub pattern: Regex,
+    pub pattern: Pattern,
     /// Version templates filled from the capture groups.
     pub templates: VersionTemplates,
     /// Confidence to report, when the rule sets one.
@@ -374,7 +374,7 @@ impl ProbeDb {
 
 impl Match {
     /// Fills the templates from the captures of this rule's pattern.
-    pub fn detection(&self, caps: &Captures<'_>, probe: &str, method: &'static str) -> Detection {
+    pub fn detection(&self, caps: &Groups<'_>, probe: &str, method: &'static str) -> Detection {
         let t = &self.templates;
         let version = expand(&t.version, caps);
         let confidence = self.confidence.unwrap_or(if self.soft {
@@ -401,22 +401,90 @@ impl Match {
     }
 }
 
-/// Compiles a pattern for byte matching. `pcre` translates the PCRE idioms nmap's file
-/// uses (`\0`, `\Z`, a literal `{`) into the regex crate's syntax; features the regex
-/// crate does not have (look-around, back-references) give an error.
+/// A compiled rule pattern over bytes. Most of nmap's rules run on the `regex` crate
+/// (linear time, no backtracking); the ones that need what only a backtracking
+/// engine has (back-references such as `(\w+)\1`, look-around, atomic groups) run on
+/// PCRE2, the engine nmap itself uses, so nmap's whole database loads.
+#[derive(Clone, Debug)]
+pub enum Pattern {
+    /// The `regex` crate (Unicode off).
+    Fast(Regex),
+    /// PCRE2 in byte mode (no UTF), JIT-compiled when the platform has it.
+    Pcre(pcre2::bytes::Regex),
+}
+
+/// The capture groups of one match, whichever engine found it.
+pub enum Groups<'a> {
+    /// From [`Pattern::Fast`].
+    Fast(regex::bytes::Captures<'a>),
+    /// From [`Pattern::Pcre`].
+    Pcre(pcre2::bytes::Captures<'a>),
+}
+
+impl Groups<'_> {
+    /// The bytes of group `n` (0 = the whole match); `None` when it did not take part.
+    pub fn get(&self, n: usize) -> Option<&[u8]> {
+        match self {
+            Groups::Fast(c) => c.get(n).map(|m| m.as_bytes()),
+            Groups::Pcre(c) => c.get(n).map(|m| m.as_bytes()),
+        }
+    }
+}
+
+impl Pattern {
+    /// The first match's groups. A PCRE2 run that hits its backtracking limit counts
+    /// as no match (as in nmap, which moves on to the next rule).
+    pub fn captures<'a>(&self, hay: &'a [u8]) -> Option<Groups<'a>> {
+        match self {
+            Pattern::Fast(r) => r.captures(hay).map(Groups::Fast),
+            Pattern::Pcre(r) => r.captures(hay).ok().flatten().map(Groups::Pcre),
+        }
+    }
+
+    /// Whether the pattern matches anywhere in `hay`.
+    pub fn is_match(&self, hay: &[u8]) -> bool {
+        match self {
+            Pattern::Fast(r) => r.is_match(hay),
+            Pattern::Pcre(r) => r.is_match(hay).unwrap_or(false),
+        }
+    }
+
+    /// Whether this rule needed PCRE2.
+    pub fn is_pcre(&self) -> bool {
+        matches!(self, Pattern::Pcre(_))
+    }
+}
+
+/// Compiles a pattern for byte matching. `pcre` marks a pattern in nmap's PCRE
+/// syntax: its idioms (`\0`, `\Z`, a literal `{`) are translated to the regex crate's
+/// syntax, and a pattern the regex crate cannot run (back-references, look-around,
+/// atomic groups, …) is compiled by PCRE2 as written. Without `pcre` (prtip's own
+/// format) only the regex crate is used.
 pub fn compile_pattern(
     pattern: &str,
     icase: bool,
     dotall: bool,
     pcre: bool,
-) -> Result<Regex, String> {
-    let translated;
-    let pat = if pcre {
-        translated = translate_pcre(pattern)?;
-        translated.as_str()
-    } else {
-        pattern
-    };
+) -> Result<Pattern, String> {
+    if !pcre {
+        return compile_fast(pattern, icase, dotall).map(Pattern::Fast);
+    }
+    let fast = translate_pcre(pattern).and_then(|p| compile_fast(&p, icase, dotall));
+    match fast {
+        Ok(r) => Ok(Pattern::Fast(r)),
+        Err(why) => pcre2::bytes::RegexBuilder::new()
+            .utf(false)
+            .ucp(false)
+            .caseless(icase)
+            .dotall(dotall)
+            .jit_if_available(true)
+            .build(pattern)
+            .map(Pattern::Pcre)
+            .map_err(|e| format!("{why}; PCRE2 rejects it too: {e}")),
+    }
+}
+
+fn compile_fast(pat: &str, icase: bool, dotall: bool) -> Result<Regex, String> {
     RegexBuilder::new(pat)
         .unicode(false)
         .case_insensitive(icase)
@@ -535,11 +603,11 @@ fn is_quantifier(s: &str) -> bool {
 /// `$P(n)` (group n with non-printable bytes dropped), `$SUBST(n,"from","to")` (group n
 /// with every `from` replaced by `to`), `$I(n,">")` / `$I(n,"<")` (group n read as a
 /// big- / little-endian unsigned integer).
-pub fn expand(template: &str, caps: &Captures<'_>) -> String {
+pub fn expand(template: &str, caps: &Groups<'_>) -> String {
     if !template.contains('$') {
         return template.to_string();
     }
-    let group = |n: usize| caps.get(n).map(|m| m.as_bytes()).unwrap_or(&[]);
+    let group = |n: usize| caps.get(n).unwrap_or(&[]);
     let latin1 = |b: &[u8]| b.iter().map(|&c| c as char).collect::<String>();
     let mut out = String::new();
     let mut rest = template;
@@ -637,7 +705,7 @@ fn unquote(s: &str) -> String {
 mod tests {
     use super::*;
 
-    fn caps<'a>(re: &'a Regex, s: &'a [u8]) -> Captures<'a> {
+    fn caps<'a>(re: &'a Pattern, s: &'a [u8]) -> Groups<'a> {
         re.captures(s).unwrap()
     }
 
@@ -661,12 +729,24 @@ mod tests {
         assert!(re.is_match(b"\0\x01\x01a{b}]\n"));
         assert!(re.is_match(b"\0\x01\x01a{b}x"));
         assert!(!re.is_match(b"\0\x01\x01a{b}xy"));
-        assert!(compile_pattern(r"a(?=b)", false, false, true)
+        assert!(!re.is_pcre());
+        // What the regex crate lacks runs on PCRE2, with nmap's meaning.
+        let ahead = compile_pattern(r"a(?=b)", false, false, true).unwrap();
+        assert!(ahead.is_pcre() && ahead.is_match(b"ab") && !ahead.is_match(b"ac"));
+        let backref = compile_pattern(r"^(\w+)=\1$", true, false, true).unwrap();
+        assert!(backref.is_pcre());
+        assert!(backref.is_match(b"abc=ABC") && !backref.is_match(b"abc=abd"));
+        assert_eq!(expand("v$1", &caps(&backref, b"x9=x9")), "vx9");
+        // Raw bytes above 0x7f in PCRE2 byte mode.
+        let raw = compile_pattern(r"^\xff(\xfb)\1", false, false, true).unwrap();
+        assert!(raw.is_match(b"\xff\xfb\xfb") && !raw.is_match(b"\xff\xfb\xfc"));
+        // prtip's own format stays on the regex crate, and says why it cannot compile.
+        assert!(compile_pattern(r"(a)\1", false, false, false)
             .unwrap_err()
-            .contains("look-around"));
-        assert!(compile_pattern(r"(a)\1", false, false, true)
+            .contains("backreferences are not supported"));
+        assert!(compile_pattern(r"a(", false, false, true)
             .unwrap_err()
-            .contains("back-references"));
+            .contains("PCRE2 rejects it too"));
         // bytes above 0x7f match raw bytes, case-insensitivity is ASCII
         let re = compile_pattern(r"^\xff\xfb.ssh", true, true, true).unwrap();
         assert!(re.is_match(b"\xff\xfb\nSSH"));

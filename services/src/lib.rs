@@ -35,7 +35,8 @@ pub mod prtip_format;
 pub mod tls;
 
 pub use db::{
-    DbError, Detection, Match, PortService, PortSet, Probe, ProbeDb, ProbeKind, Transport,
+    DbError, Detection, Groups, Match, Pattern, PortService, PortSet, Probe, ProbeDb, ProbeKind,
+    Transport,
 };
 pub use detect::{DetectOptions, Detector, NextProbe, Outcome};
 

@@ -3,7 +3,8 @@
 //! It owns the translation of nmap's directives (`Probe`, `match`, `softmatch`, `ports`,
 //! `sslports`, `totalwaitms`, `rarity`, `fallback`) into [`ProbeDb`]. prtip never ships
 //! nmap's file; users who have one can load it. Rules whose PCRE pattern uses features
-//! the regex crate lacks (look-around, back-references) are kept out and listed in
+//! the regex crate lacks (look-around, back-references) run on PCRE2 (see
+//! [`crate::Pattern`]); a pattern neither engine compiles is listed in
 //! [`ProbeDb::skipped`]; a malformed directive is an error naming the line.
 
 use crate::db::{
@@ -245,11 +246,24 @@ match domain m|^\0\x06\x81\x80| p/ISC BIND/
         assert_eq!(null.name, "NULL");
         assert!(null.payload.is_empty());
         assert_eq!(null.wait, Duration::from_millis(6000));
-        assert_eq!(null.matches.len(), 3);
+        assert_eq!(null.matches.len(), 5);
+        assert!(db.skipped.is_empty(), "{:?}", db.skipped);
+        // The back-reference and look-ahead rules run on PCRE2, the others on regex.
+        let pcre: Vec<&str> = null
+            .matches
+            .iter()
+            .filter(|m| m.pattern.is_pcre())
+            .map(|m| m.service.as_str())
+            .collect();
+        assert_eq!(pcre, ["weird", "lookahead"]);
         assert_eq!(
-            db.skipped.iter().map(|s| s.line).collect::<Vec<_>>(),
-            vec![10, 11]
+            db.match_response(null, b"aa-").unwrap().service,
+            "weird",
+            "(a)\\1 matches a repeated a"
         );
+        assert!(db.match_response(null, b"ab").is_none());
+        assert_eq!(db.match_response(null, b"xy").unwrap().service, "lookahead");
+        assert!(db.match_response(null, b"xz").is_none());
         let get = &db.probes[1];
         assert_eq!(get.payload, b"GET / HTTP/1.0\r\n\r\n");
         assert_eq!(get.rarity, 1);

@@ -65,8 +65,16 @@ pub struct Args {
     /// Scan type: -sS (SYN, default), -sT (connect, no privilege), -sU (UDP), -sV (service detection).
     #[arg(short = 's', value_name = "S|T|U|V")]
     pub scan: Vec<String>,
-    /// Timing template -T0..-T5 (see `--help` of the engine's pacing table; default 3).
-    #[arg(short = 'T', value_name = "0-5")]
+    /// Timing template -T0..-T5 (default 3; --help shows the table).
+    ///
+    /// --rate, --max-retries and --wait override the template's values:
+    ///   -T0 paranoid    0.003 probes/s  2 retries  wait 30 s
+    ///   -T1 sneaky      0.066 probes/s  2 retries  wait 15 s
+    ///   -T2 polite      2.5 probes/s    2 retries  wait 10 s
+    ///   -T3 normal      10 000 probes/s 2 retries  wait 3 s
+    ///   -T4 aggressive  100 000 probes/s 1 retry   wait 2 s
+    ///   -T5 insane      1 000 000 probes/s 0 retries wait 1 s
+    #[arg(short = 'T', value_name = "0-5", verbatim_doc_comment)]
     pub timing: Option<u8>,
     /// Probes per second (50000, 2.5, 100k, 1M); overrides -T.
     #[arg(long, value_name = "PPS")]
@@ -83,9 +91,17 @@ pub struct Args {
     /// Permutation and cookie key (default: random). Same seed, same probe order.
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
-    /// Scan one slice of the walk: i/N (0-based).
+    /// Scan one slice of the walk: i/N (0-based). `$(JOB_COMPLETION_INDEX)/N` takes
+    /// i from that variable (a Kubernetes Indexed Job); see docs/scale-out.md.
     #[arg(long, value_name = "i/N")]
     pub shard: Option<String>,
+    /// If --home holds this scan's shard (same spec, seed and --shard) unfinished,
+    /// resume it from its last checkpoint; if finished, send nothing (needs --seed).
+    #[arg(long = "continue")]
+    pub continue_shard: bool,
+    /// Send what `prtip merge --gaps FILE` said is missing (no targets needed).
+    #[arg(long = "from-gaps", value_name = "FILE")]
+    pub from_gaps: Option<PathBuf>,
     /// Interface to send on (default: from the routing table).
     #[arg(short = 'e', long = "interface", value_name = "IFACE")]
     pub interface: Option<String>,
@@ -350,7 +366,7 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
         None => 1000,
     };
     let (shard_index, shard_count) = match &args.shard {
-        Some(s) => parse_shard(s).map_err(|e| usage(e.to_string()))?,
+        Some(s) => parse_shard(&super::merge::shard_arg(s)?).map_err(|e| usage(e.to_string()))?,
         None => (0, 1),
     };
     let source = match &args.source {
@@ -1152,7 +1168,17 @@ fn install_signals(
 
 /// Run a scan.
 pub fn run(args: Args, paths: &Paths) -> anyhow::Result<ExitCode> {
+    if let Some(f) = &args.from_gaps {
+        return super::merge::scan_gaps(f, paths, args.quiet);
+    }
     let spec = build_spec(&args)?;
+    if args.continue_shard {
+        if let Some(code) =
+            super::merge::continue_shard(&spec, args.seed.is_some(), paths, args.quiet)?
+        {
+            return Ok(code);
+        }
+    }
     if args.tui {
         return super::live::scan_with_monitor(spec, std::env::args().collect(), paths, args.quiet);
     }
