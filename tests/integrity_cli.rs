@@ -29,7 +29,7 @@ fn reply(i: u64) -> Event {
         addr: Ipv4Addr::from(0xC613_0000u32 + (i as u32 % 200)).into(),
         port: (i % 60_000) as u16 + 1,
         proto: Protocol::Tcp,
-        state: if i % 7 == 0 {
+        state: if i.is_multiple_of(7) {
             PortState::Open
         } else {
             PortState::Closed

@@ -106,7 +106,7 @@ fn run(dir: &Path, fail_at: Option<u64>, power_cut: Option<u64>) -> Outcome {
             if !is_started {
                 model.push(e);
                 i += 1;
-                if i % 100 == 0 {
+                if i.is_multiple_of(100) {
                     if let Err(err) = a.sync() {
                         error = Some(err.to_string());
                         durable = Some(a.durable_pos());
