@@ -9,7 +9,8 @@
 //! `prtip_merge`'s; the scans themselves run through [`super::scan::execute`].
 //! A refused merge writes nothing (exit 2).
 
-use super::scan::{execute, Start};
+use prtip_session::privilege::{has_capability, privilege_message, CAP_NET_RAW};
+use prtip_session::{Resume, Start};
 use crate::paths::Paths;
 use crate::UsageError;
 use anyhow::Context;
@@ -328,9 +329,9 @@ pub fn scan_gaps(file: &Path, paths: &Paths, quiet: bool) -> anyhow::Result<Exit
         specs.push((spec, plan.total_targets(), len, g.from));
     }
     if specs.iter().any(|(s, ..)| s.scan_type == ScanType::Syn)
-        && !super::scan::has_capability(super::scan::CAP_NET_RAW)
+        && !has_capability(CAP_NET_RAW)
     {
-        return Err(usage(super::scan::privilege_message()));
+        return Err(usage(privilege_message()));
     }
     let mut code = ExitCode::SUCCESS;
     for (spec, targets, len, from) in specs {
@@ -367,19 +368,19 @@ pub fn scan_gaps(file: &Path, paths: &Paths, quiet: bool) -> anyhow::Result<Exit
             "prtip: scan {id}: shard {}/{} from walk position {from} of {len}",
             spec.shard_index, spec.shard_count
         );
-        let c = execute(
+        let session = prtip_session::prepare(
             spec,
-            Start::Resume {
+            Start::Resume(Resume {
                 history,
                 id,
                 rx: None,
                 dir,
                 from,
                 counters: Counters::default(),
-            },
-            paths,
-            quiet,
+            }),
+            &paths.session_home(),
         )?;
+        let c = super::scan::drive(session, quiet, None)?;
         if c != ExitCode::SUCCESS {
             code = c;
         }
