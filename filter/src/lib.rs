@@ -28,7 +28,7 @@ mod node;
 mod parse;
 
 pub use error::ParseError;
-pub use parse::FIELDS;
+pub use parse::{FIELDS, MAX_DEPTH};
 use prtip_store::ResultRow;
 
 /// A parsed, compiled filter expression. Cheap to clone; `Send + Sync`.

@@ -31,6 +31,12 @@ pub const FIELDS: &[&str] = &[
     "has",
 ];
 
+/// How deeply `(` and `not`/`!` may nest. The parser, the optimizer, evaluation
+/// and dropping a tree all recurse once per level, so an unbounded depth (400
+/// parentheses, 20 000 `not`) would overflow the stack and abort the process;
+/// real filters nest a handful of levels.
+pub const MAX_DEPTH: usize = 64;
+
 /// Comparison operator as written.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Op {
@@ -92,6 +98,8 @@ struct Value {
 pub(crate) struct Parser<'a> {
     src: &'a str,
     pos: usize,
+    /// Open `(` and `not` levels at the cursor (at most [`MAX_DEPTH`]).
+    depth: usize,
 }
 
 fn is_ident_start(c: char) -> bool {
@@ -106,7 +114,27 @@ fn is_word_char(c: char) -> bool {
 
 impl<'a> Parser<'a> {
     pub(crate) fn new(src: &'a str) -> Self {
-        Parser { src, pos: 0 }
+        Parser {
+            src,
+            pos: 0,
+            depth: 0,
+        }
+    }
+
+    /// Enter one nesting level (`(` or `not`) that starts at byte `start`.
+    fn enter(&mut self, start: usize, end: usize) -> Result<(), ParseError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.err(
+                start,
+                end,
+                format!(
+                    "the filter nests `(` and `not` more than {MAX_DEPTH} levels deep; \
+                     write it with fewer levels (`not not x` is `x`)"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn err(&self, start: usize, end: usize, msg: impl Into<String>) -> ParseError {
@@ -225,14 +253,22 @@ impl<'a> Parser<'a> {
 
     fn parse_unary(&mut self) -> Result<Node, ParseError> {
         self.skip_ws();
-        if self.eat_keyword("not") {
-            return Ok(Node::Not(Box::new(self.parse_unary()?)));
-        }
-        if self.rest().starts_with('!') && !self.rest().starts_with("!=") {
+        let start = self.pos;
+        let negated = if self.eat_keyword("not") {
+            true
+        } else if self.rest().starts_with('!') && !self.rest().starts_with("!=") {
             self.pos += 1;
-            return Ok(Node::Not(Box::new(self.parse_unary()?)));
+            true
+        } else {
+            false
+        };
+        if !negated {
+            return self.parse_primary();
         }
-        self.parse_primary()
+        self.enter(start, self.pos)?;
+        let inner = self.parse_unary()?;
+        self.depth -= 1;
+        Ok(Node::Not(Box::new(inner)))
     }
 
     fn parse_primary(&mut self) -> Result<Node, ParseError> {
@@ -246,10 +282,12 @@ impl<'a> Parser<'a> {
             )),
             Some('(') => {
                 self.pos += 1;
+                self.enter(start, self.pos)?;
                 let inner = self.parse_or()?;
                 self.skip_ws();
                 if self.peek() == Some(')') {
                     self.pos += 1;
+                    self.depth -= 1;
                     Ok(inner)
                 } else {
                     let (tok, s, e) = self.token_here();

@@ -637,3 +637,28 @@ fn compiled_form_agrees_with_plain_evaluation_on_every_state_combination() {
     assert!(Filter::parse("port 22 or not port 22").unwrap().is_all());
     assert!(Filter::parse("port 0-65535").unwrap().is_all());
 }
+
+/// 400 nested parentheses or 20 000 `not` used to overflow the stack and abort
+/// the process (exit 134) in scan, export and monitor: the depth is bounded
+/// with an error that says so, and a filter at the bound still works.
+#[test]
+fn deep_nesting_is_an_error_not_a_stack_overflow() {
+    let parens = format!("{}port 80{}", "(".repeat(400), ")".repeat(400));
+    let e = Filter::parse(&parens).unwrap_err();
+    assert!(e.message().contains("more than 64 levels"), "{e}");
+    assert_eq!(e.column(), MAX_DEPTH + 1);
+    let nots = format!("{}port 80", "not ".repeat(20_000));
+    let e = Filter::parse(&nots).unwrap_err();
+    assert!(e.message().contains("more than 64 levels"), "{e}");
+    let bangs = format!("{}port 80", "!".repeat(20_000));
+    assert!(Filter::parse(&bangs).is_err());
+    // Exactly at the bound: parses, evaluates, drops.
+    let ok = format!("{}port 80{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
+    assert!(Filter::parse(&ok).is_ok());
+    let ok = format!("{}port 80", "not ".repeat(MAX_DEPTH));
+    let f = Filter::parse(&ok).unwrap();
+    assert!(f.matches(&row("10.0.0.1", 80, Protocol::Tcp, PortState::Open)));
+    // Sequences at one level are not nesting.
+    let wide = vec!["(port 80)"; 5000].join(" or ");
+    assert!(Filter::parse(&wide).is_ok());
+}

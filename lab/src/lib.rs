@@ -24,19 +24,27 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod control;
 pub mod error;
+pub mod ipv6;
 pub mod lab;
 pub mod netns;
 pub mod privilege;
 pub mod probe;
 pub mod responder;
 pub mod services;
+pub mod sparse;
 pub mod udp;
 
-pub use config::{GroundTruth, Ipv4Net, LabConfig, MacAddr, Owner, Proto, ResponderKind};
+pub use config::{
+    GroundTruth, Ipv4Net, LabConfig, MacAddr, Owner, PolicerSpec, PortTruth, Proto, ResponderKind,
+};
+pub use control::{link_is_up, next_hop_answering, set_link, set_next_hop, Side};
 pub use error::LabError;
+pub use ipv6::Ipv6Net;
 pub use lab::{
     down, helpers, list_labs, load_config, stale_labs, status, DownReport, Helper, Lab, LabGuard,
     LabStatus,
 };
 pub use probe::{tcp_connect, tcp_probe, udp_probe, TcpProbe, UdpProbe};
+pub use sparse::{HostTruth, Sparse, SparseHosts, SparseMode};

@@ -230,19 +230,132 @@ fn lock_pid(dir: &Path) -> Option<u32> {
         .ok()
 }
 
-/// Send `signal` to `pid`, but only if `pid` is the live writer of the log in
-/// `log_dir` (so a stale pid from an old log can never hit an unrelated
-/// process that reused it).
+/// Send `signal` to `pid`, but only if `pid` is proven to be the live writer
+/// of the log in `log_dir`. The pid in the log and in `LOCK` is a claim anyone
+/// who can write a directory can make (a crafted log once made a root monitor
+/// kill another user's process); the proof comes from the kernel:
+///
+/// 1. the process is pinned by a pidfd, so a pid reused meanwhile is never hit;
+/// 2. `/proc/PID/fdinfo` shows it holds the OFD write lock on `LOCK`
+///    ([`prtip_store::holds_writer_lock`]);
+/// 3. it runs the same executable as this monitor (`/proc/PID/exe`);
+/// 4. its effective uid owns the `LOCK` file.
+///
+/// Only then is the signal sent, through the pidfd.
 pub fn signal_scan(log_dir: &Path, pid: u32, signal: ScanSignal) -> Result<(), String> {
     if !prtip_store::writer_alive(log_dir).map_err(|e| e.to_string())? {
         return Err("no process holds the scan log's writer lock (the scan is not running)".into());
     }
     match lock_pid(log_dir) {
-        Some(p) if p == pid => send_signal(pid, signal),
-        Some(p) => Err(format!(
-            "the log's writer is pid {p}, not pid {pid} from the log; not signalling"
+        Some(p) if p == pid => {}
+        Some(p) => {
+            return Err(format!(
+                "the log's writer is pid {p}, not pid {pid} from the log; not signalling"
+            ))
+        }
+        None => return Err("the log's LOCK file names no pid; not signalling".into()),
+    }
+    let pidfd = PidFd::open(pid)?;
+    prove_writer(log_dir, pid)?;
+    pidfd.send(signal)
+}
+
+/// Checks 2-4 of [`signal_scan`].
+fn prove_writer(log_dir: &Path, pid: u32) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let refuse = |why: String| Err(format!("not signalling pid {pid}: {why}"));
+    match prtip_store::holds_writer_lock(log_dir, pid) {
+        Ok(true) => {}
+        Ok(false) => {
+            return refuse(format!(
+            "the kernel shows no write lock on {}/LOCK held by it, so it is not this scan's writer",
+            log_dir.display()
+        ))
+        }
+        Err(e) => {
+            return refuse(format!(
+                "cannot prove it is the scan's writer ({e}); a scan running with file \
+                 capabilities or as another user can be paused with `kill -USR1 {pid}` \
+                 by its owner"
+            ))
+        }
+    }
+    let exe = |p: &str| std::fs::metadata(format!("/proc/{p}/exe")).map(|m| (m.dev(), m.ino()));
+    match (exe(&pid.to_string()), exe("self")) {
+        (Ok(a), Ok(b)) if a == b => {}
+        (Ok(_), Ok(_)) => return refuse(
+            "it runs another executable than this prtip (or prtip was replaced since it started)"
+                .into(),
+        ),
+        (Err(e), _) | (_, Err(e)) => return refuse(format!("cannot read its executable: {e}")),
+    }
+    let lock = log_dir.join("LOCK");
+    let owner = std::fs::metadata(&lock)
+        .map_err(|e| format!("not signalling pid {pid}: {}: {e}", lock.display()))?
+        .uid();
+    match effective_uid(pid) {
+        Some(uid) if uid == owner => Ok(()),
+        Some(uid) => refuse(format!(
+            "it runs as uid {uid}, but {} belongs to uid {owner}",
+            lock.display()
         )),
-        None => Err("the log's LOCK file names no pid; not signalling".into()),
+        None => refuse("cannot read its uid from /proc".into()),
+    }
+}
+
+/// The effective uid of `pid` (`Uid:` in `/proc/PID/status`: real, effective, ...).
+fn effective_uid(pid: u32) -> Option<u32> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// A pidfd: a handle on one process that a reused pid never aliases.
+struct PidFd(std::os::fd::OwnedFd);
+
+impl PidFd {
+    fn open(pid: u32) -> Result<PidFd, String> {
+        use std::os::fd::FromRawFd;
+        let Ok(p) = libc::pid_t::try_from(pid) else {
+            return Err(format!("pid {pid} is out of range"));
+        };
+        if p <= 1 {
+            return Err(format!("refusing to signal pid {pid}"));
+        }
+        // SAFETY: pidfd_open(2) takes a pid and flags and returns a new file
+        // descriptor or -1; no memory is passed.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, p, 0) };
+        if fd < 0 {
+            return Err(format!("pid {pid}: {}", std::io::Error::last_os_error()));
+        }
+        // SAFETY: `fd` is a descriptor the kernel just returned, owned by no one else.
+        Ok(PidFd(unsafe {
+            std::os::fd::OwnedFd::from_raw_fd(fd as libc::c_int)
+        }))
+    }
+
+    fn send(&self, signal: ScanSignal) -> Result<(), String> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: pidfd_send_signal(2) with a pidfd we own, no siginfo (NULL)
+        // and no flags; no memory is passed.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                signal.signo(),
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error().to_string())
+        }
     }
 }
 
@@ -376,6 +489,58 @@ mod tests {
         );
         child.kill().unwrap();
         let _ = child.wait();
+    }
+
+    /// A crafted log directory: some process of the attacker's holds the lock
+    /// and `LOCK` names an unrelated victim pid. Before, the monitor's `p` sent
+    /// SIGUSR1 to the victim (killing it); the kernel shows the victim holds no
+    /// lock, so nothing is sent.
+    #[test]
+    fn signal_scan_refuses_a_pid_that_does_not_hold_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut victim = Command::new("sleep").arg("30").spawn().unwrap();
+        let w =
+            prtip_store::LogWriter::create(dir.path(), prtip_store::LogOptions::default()).unwrap();
+        std::fs::write(dir.path().join("LOCK"), victim.id().to_string()).unwrap();
+        let r = signal_scan(dir.path(), victim.id(), ScanSignal::Pause);
+        let e = r.unwrap_err();
+        assert!(
+            e.starts_with(&format!(
+                "not signalling pid {}: the kernel shows no write lock",
+                victim.id()
+            )),
+            "{e}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(victim.try_wait().unwrap(), None, "the victim was signalled");
+        victim.kill().unwrap();
+        let _ = victim.wait();
+        w.finish().unwrap();
+    }
+
+    /// The real writer (this process: lock held, same executable, owner of
+    /// LOCK) is signalled.
+    #[test]
+    fn signal_scan_reaches_the_proven_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let w =
+            prtip_store::LogWriter::create(dir.path(), prtip_store::LogOptions::default()).unwrap();
+        let got = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let id = signal_hook::flag::register(libc::SIGUSR2, got.clone()).unwrap();
+        let r = signal_scan(dir.path(), std::process::id(), ScanSignal::Resume);
+        assert_eq!(r, Ok(()));
+        for _ in 0..200 {
+            if got.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(
+            got.load(std::sync::atomic::Ordering::SeqCst),
+            "SIGUSR2 not delivered"
+        );
+        signal_hook::low_level::unregister(id);
+        w.finish().unwrap();
     }
 
     #[test]

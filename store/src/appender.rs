@@ -27,7 +27,11 @@ use std::thread::JoinHandle;
 /// How a log is written.
 #[derive(Clone, Debug)]
 pub struct LogOptions {
-    /// Preallocated size of each segment file (default 64 MiB; 1 MiB ..= 4 GiB - 4 KiB).
+    /// Preallocated size of each segment file once the log has grown (default
+    /// 64 MiB; 1 MiB ..= 4 GiB - 4 KiB). The first segments are smaller: segment
+    /// `n` is `min(segment_bytes, 1 MiB << n)`, so a tiny scan needs a few MiB of
+    /// free space, not two full segments, and a large one reaches full-size
+    /// segments after 63 MiB.
     pub segment_bytes: u64,
     /// zstd level for sealed segments (default 3).
     pub zstd_level: i32,
@@ -79,6 +83,11 @@ impl Default for LogOptions {
 }
 
 impl LogOptions {
+    /// Preallocated size of segment `n` (see [`LogOptions::segment_bytes`]).
+    pub fn segment_capacity(&self, n: u64) -> u64 {
+        self.segment_bytes.min(MIN_SEGMENT << n.min(32))
+    }
+
     fn check(&self) -> Result<()> {
         if !(MIN_SEGMENT..=MAX_SEGMENT).contains(&self.segment_bytes) {
             return Err(StoreError::Invalid(format!(
@@ -355,15 +364,27 @@ fn wait_at(gate: &SyncGate) -> Result<()> {
 
 /// Create the next segment file (`next.spare`) and allocate its blocks. With
 /// `prefault`, also fault its pages in, waiting at `gate` between chunks.
+/// On failure (a full disk, a cancelled spare) the file is removed: a failed
+/// scan leaves no empty or half-allocated `next.spare` behind.
 fn prepare_spare(dir: &Path, capacity: u64, prefault: Option<&SyncGate>) -> Result<Spare> {
     let path = dir.join(SPARE_NAME);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
+    let file = sys::private_rw()
         .create(true)
         .truncate(true)
         .open(&path)
         .map_err(|e| StoreError::io("create", &path, e))?;
+    fill_spare(file, &path, capacity, prefault).inspect_err(|_| {
+        let _ = fs::remove_file(&path);
+    })
+}
+
+fn fill_spare(
+    file: File,
+    path: &Path,
+    capacity: u64,
+    prefault: Option<&SyncGate>,
+) -> Result<Spare> {
+    let path = path.to_path_buf();
     sys::fallocate(&file, &path, capacity)?;
     if let Some(gate) = prefault {
         // Zeros on disk, a chunk at a time, so that the blocks fallocate reserved
@@ -418,13 +439,13 @@ fn prepare_spare(dir: &Path, capacity: u64, prefault: Option<&SyncGate>) -> Resu
     })
 }
 
-fn segment_capacity_for(record_len: u64, opts: &LogOptions) -> Result<u64> {
+fn segment_capacity_for(record_len: u64, opts: &LogOptions, n: u64) -> Result<u64> {
     let need_data = FRAME_HEADER_LEN as u64
         + RECORD_HEADER_LEN as u64
         + align_up(record_len, 8)
         + END_RESERVE
         + FRAME_HEADER_LEN as u64;
-    let mut cap = opts.segment_bytes;
+    let mut cap = opts.segment_capacity(n);
     loop {
         let h = SegHeader::new(0, 0, 0, cap);
         if h.data_start as u64 + need_data <= cap {
@@ -445,7 +466,7 @@ impl Appender {
     /// Start a new, empty log in `dir` (created if missing).
     pub fn create(dir: &Path, opts: LogOptions) -> Result<Appender> {
         opts.check()?;
-        fs::create_dir_all(dir).map_err(|e| StoreError::io("create dir", dir, e))?;
+        sys::create_private_dir_all(dir)?;
         let lock = WriterLock::acquire(dir)?;
         if !list_segments(dir)?.is_empty() {
             return Err(StoreError::Exists {
@@ -453,7 +474,7 @@ impl Appender {
             });
         }
         let log_id = random_id();
-        let spare = prepare_spare(dir, opts.segment_bytes, None)?;
+        let spare = prepare_spare(dir, opts.segment_capacity(0), None)?;
         let seg = install_segment(dir, stamp_spare(dir, 0, 0, log_id, spare)?)?;
         Ok(Appender::assemble(
             dir, opts, log_id, seg, 0, NO_POS, 0, 0, lock,
@@ -722,8 +743,9 @@ impl Appender {
         let (seg, installed_new) = match seg {
             Some(s) => (s, false),
             None => {
-                let spare = prepare_spare(dir, opts.segment_bytes, None)?;
-                let s = install_segment(dir, stamp_spare(dir, last + 1, next_seq, log_id, spare)?)?;
+                let spare = prepare_spare(dir, opts.segment_capacity(last + 1), None)?;
+                let s =
+                    install_segment(dir, stamp_spare(dir, last + 1, next_seq, log_id, spare)?)?;
                 report.segments = last + 2;
                 report.end = LogPos {
                     segment: last + 1,
@@ -761,7 +783,7 @@ impl Appender {
 
     fn start_spare(&mut self) {
         let dir = self.dir.clone();
-        let cap = self.opts.segment_bytes;
+        let cap = self.opts.segment_capacity(self.seg.n + 1);
         let gate = self.opts.prefault.then(|| self.gate.clone());
         self.spare = Some(
             std::thread::Builder::new()
@@ -997,7 +1019,7 @@ impl Appender {
     fn roll(&mut self, pending: &Event) -> Result<()> {
         self.commit_frame();
         let need = record::encoded_len(pending) as u64;
-        let cap = segment_capacity_for(need, &self.opts)?;
+        let cap = segment_capacity_for(need, &self.opts, self.seg.n + 1)?;
         // Bytes a failed attempt may have left after the committed end.
         let limit = (self.seg.h.capacity - SEAL_RESERVE) as usize;
         let pos = self.seg.pos as usize;

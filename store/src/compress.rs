@@ -52,7 +52,11 @@ pub fn compress_segment(
         .map_err(|c| zerr("zstd level", c))?;
     cctx.set_parameter(CParameter::ChecksumFlag(true))
         .map_err(|c| zerr("zstd checksum flag", c))?;
-    let mut out = File::create(&tmp).map_err(|e| StoreError::io("create", &tmp, e))?;
+    let mut out = crate::sys::private_rw()
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(|e| StoreError::io("create", &tmp, e))?;
     let mut total = 0u64;
     let mut buf = Vec::with_capacity(zstd::zstd_safe::compress_bound(CHUNK));
     for chunk in raw.chunks(CHUNK) {

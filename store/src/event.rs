@@ -17,7 +17,20 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// An IPv4 or IPv6 address in 16 bytes; IPv4 is stored IPv4-mapped (`::ffff:a.b.c.d`).
-#[derive(Archive, Serialize, Deserialize, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[rkyv(derive(Debug, PartialEq, Eq, PartialOrd, Ord, Hash))]
 pub struct Addr(pub [u8; 16]);
 
@@ -197,7 +210,18 @@ impl From<&ArchivedReason> for Reason {
 }
 
 /// Kind of scan.
-#[derive(Archive, Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[rkyv(derive(Debug, PartialEq, Eq, Clone, Copy))]
 #[repr(u8)]
 pub enum ScanType {
@@ -210,7 +234,18 @@ pub enum ScanType {
 }
 
 /// Packet path used to send probes.
-#[derive(Archive, Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[rkyv(derive(Debug, PartialEq, Eq, Clone, Copy))]
 #[repr(u8)]
 pub enum BackendKind {
@@ -223,7 +258,17 @@ pub enum BackendKind {
 }
 
 /// One requested output file (`-oX out.xml` is `{ format: "xml", path: "out.xml" }`).
-#[derive(Archive, Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    Clone,
+    PartialEq,
+    Eq,
+    Debug,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[rkyv(derive(Debug))]
 pub struct OutputSpec {
     /// `text`, `json`, `xml`, `grep`, `csv`, `html` or `pdf`.
@@ -233,7 +278,17 @@ pub struct OutputSpec {
 }
 
 /// A host name given as a target and the address it resolved to (once, at scan start).
-#[derive(Archive, Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    Clone,
+    PartialEq,
+    Eq,
+    Debug,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[rkyv(derive(Debug))]
 pub struct HostName {
     /// Name as the user typed it.
@@ -243,7 +298,9 @@ pub struct HostName {
 }
 
 /// Everything a scan was told. Stored in [`ScanStarted`], so resume needs only the log.
-#[derive(Archive, Serialize, Deserialize, Clone, PartialEq, Debug)]
+#[derive(
+    Archive, Serialize, Deserialize, Clone, PartialEq, Debug, serde::Serialize, serde::Deserialize,
+)]
 #[rkyv(derive(Debug))]
 pub struct ScanSpec {
     /// Target tokens as given (after `-iL` expansion), e.g. `10.0.0.0/24`, `host.example`.

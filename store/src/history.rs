@@ -236,8 +236,15 @@ impl HistoryIndex {
         }
         let path = &self.path;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| StoreError::io("create dir", parent, e))?;
+            crate::sys::create_private_dir_all(parent)?;
         }
+        // redb creates its file with the default mode (0644 under umask 022):
+        // create it first, owner-only; an existing index keeps its mode.
+        crate::sys::private_rw()
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| StoreError::io("create", path, e))?;
         let db = builder().create(path).map_err(|e| self.err(e))?;
         // Create the tables only when one is missing: a write commits and syncs.
         if !has_tables(&db) {
@@ -302,12 +309,17 @@ impl HistoryIndex {
     /// Reserve an id and create `scans_dir/<id>/` for it (skipping ids whose
     /// directory already exists, e.g. logs the index does not know yet).
     pub fn new_scan_dir(&self, scans_dir: &Path) -> Result<(u64, PathBuf)> {
-        std::fs::create_dir_all(scans_dir)
-            .map_err(|e| StoreError::io("create dir", scans_dir, e))?;
+        crate::sys::create_private_dir_all(scans_dir)?;
         loop {
             let id = self.next_id()?;
             let dir = scans_dir.join(id.to_string());
-            match std::fs::create_dir(&dir) {
+            let made = {
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .mode(crate::sys::PRIVATE_DIR_MODE)
+                    .create(&dir)
+            };
+            match made {
                 Ok(()) => return Ok((id, dir)),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(StoreError::io("create dir", &dir, e)),

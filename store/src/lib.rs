@@ -80,6 +80,6 @@ pub use reader::{Entries, Entry, LogReader, TailReport};
 pub use record::{EventKind, EventRef};
 pub use results::{ResultRow, ServiceInfo};
 pub use sort::{sorted_rows, sorted_rows_with, summary_and_sorted_rows, SortOptions, SortedRows};
-pub use sys::writer_alive;
+pub use sys::{holds_writer_lock, writer_alive};
 pub use verify::{salvage, verify, Damage, LogEnd, SalvageReport, Verification};
 pub use writer::{LogSink, LogWriter};

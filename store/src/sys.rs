@@ -38,9 +38,7 @@ impl WriterLock {
     /// Take the lock or fail with [`StoreError::Locked`].
     pub fn acquire(dir: &Path) -> Result<WriterLock> {
         let path = dir.join(crate::format::LOCK_NAME);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
+        let mut file = private_rw()
             .create(true)
             .truncate(false)
             .open(&path)
@@ -96,6 +94,48 @@ pub fn writer_alive(dir: &Path) -> Result<bool> {
         ));
     }
     Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+/// Whether process `pid` holds the writer lock of `dir`, as the kernel reports
+/// it: one of its file descriptors is `dir/LOCK` (same device and inode) and its
+/// `/proc/PID/fdinfo` entry lists the OFD write lock held through that
+/// descriptor. The pid written in `LOCK` (and in the log) is only a claim that
+/// anyone who can write a directory can make; this is the proof.
+///
+/// Fails when `/proc/PID` cannot be read: the process is gone, or it is not
+/// inspectable by this one (another user's, or one running with file
+/// capabilities, which makes it non-dumpable).
+pub fn holds_writer_lock(dir: &Path, pid: u32) -> Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let lock = dir.join(crate::format::LOCK_NAME);
+    let want = std::fs::metadata(&lock).map_err(|e| StoreError::io("stat", &lock, e))?;
+    let fds = Path::new("/proc").join(pid.to_string()).join("fd");
+    let entries = std::fs::read_dir(&fds).map_err(|e| StoreError::io("list", &fds, e))?;
+    for e in entries.flatten() {
+        // stat follows the magic link to the open file itself.
+        let Ok(m) = std::fs::metadata(e.path()) else {
+            continue;
+        };
+        if m.dev() != want.dev() || m.ino() != want.ino() {
+            continue;
+        }
+        let info = Path::new("/proc")
+            .join(pid.to_string())
+            .join("fdinfo")
+            .join(e.file_name());
+        let Ok(text) = std::fs::read_to_string(&info) else {
+            continue;
+        };
+        // `lock:\t1: OFDLCK ADVISORY  WRITE -1 fe:00:10010641 0 EOF`: only locks
+        // held through this descriptor's open file are listed.
+        if text
+            .lines()
+            .any(|l| l.starts_with("lock:") && l.contains("OFDLCK") && l.contains(" WRITE "))
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Allocate blocks for `[0, len)` and extend the file to `len` (`fallocate(2)` mode 0).
@@ -155,6 +195,33 @@ pub fn write_zeros(file: &File, path: &Path, off: u64, len: u64) -> Result<()> {
         left -= n as u64;
     }
     Ok(())
+}
+
+/// Mode of the directories the store creates (the home, `scans/`, each log):
+/// scan data is sensitive, so only the owner may list or enter them.
+pub const PRIVATE_DIR_MODE: u32 = 0o700;
+
+/// Mode of the files the store creates (segments, `LOCK`, `history.redb`).
+pub const PRIVATE_FILE_MODE: u32 = 0o600;
+
+/// `create_dir_all` whose new directories are [`PRIVATE_DIR_MODE`]; existing
+/// ones keep their mode (never widened, never changed behind the owner's back).
+pub fn create_private_dir_all(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR_MODE)
+        .create(dir)
+        .map_err(|e| StoreError::io("create dir", dir, e))
+}
+
+/// `OpenOptions` for a file the store creates: read-write, mode [`PRIVATE_FILE_MODE`]
+/// when created (an existing file keeps its mode).
+pub fn private_rw() -> OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut o = OpenOptions::new();
+    o.read(true).write(true).mode(PRIVATE_FILE_MODE);
+    o
 }
 
 /// `fsync` a directory so that creates, renames and removes in it are durable.
@@ -238,8 +305,18 @@ mod tests {
             Err(StoreError::Locked { pid, .. }) => assert_eq!(pid, std::process::id()),
             other => panic!("expected Locked, got {other:?}"),
         }
+        // The kernel names this process as the holder, and no other.
+        assert!(holds_writer_lock(dir.path(), std::process::id()).unwrap());
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        assert!(!holds_writer_lock(dir.path(), child.id()).unwrap());
+        child.kill().unwrap();
+        child.wait().unwrap();
         drop(lock);
         assert!(!writer_alive(dir.path()).unwrap());
+        assert!(!holds_writer_lock(dir.path(), std::process::id()).unwrap());
         let _again = WriterLock::acquire(dir.path()).unwrap();
     }
 

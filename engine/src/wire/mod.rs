@@ -21,7 +21,7 @@ pub mod udp;
 
 pub use arp::ArpPacket;
 pub use ethernet::{EtherType, EthernetAddress, EthernetFrame, EthernetRepr};
-pub use icmp::{Icmpv4Packet, Icmpv4Repr};
+pub use icmp::{Icmpv4Packet, Icmpv4Repr, Ipv4Quote};
 pub use ipv4::{IpProtocol, Ipv4Packet, Ipv4Repr};
 pub use ipv6::{Ipv6Packet, Ipv6Repr};
 pub use tcp::{TcpFlags, TcpPacket, TcpRepr};
