@@ -20,7 +20,7 @@ fn spec(targets: &[&str], excludes: &[&str], ports: &str, seed: u64) -> ScanSpec
         targets: targets.iter().map(|s| s.to_string()).collect(),
         excludes: excludes.iter().map(|s| s.to_string()).collect(),
         ports: ports.to_string(),
-        rate: 20_000,
+        rate_mpps: 20_000_000,
         timing: 4,
         seed,
         max_retries: 1,

@@ -160,8 +160,9 @@ fn spec(a: &ChildArgs) -> ScanSpec {
             .join(","),
         scan_type: ScanType::Syn,
         service_detection: false,
-        rate: a.rate,
-        max_rate: 0,
+        rate_mpps: a.rate.saturating_mul(1000),
+        max_rate_mpps: 0,
+        retry_gap_ms: None,
         timing: 4,
         seed: 0x7072_7469_7062_656e,
         shard_index: 0,
@@ -181,7 +182,10 @@ fn spec(a: &ChildArgs) -> ScanSpec {
         outputs: Vec::<OutputSpec>::new(),
         filter: None,
         service_probes: None,
-        extra_json: "{}".into(),
+        walk_from: 0,
+        merged_from: vec![],
+        xdp: Default::default(),
+        sockets: Default::default(),
     }
 }
 

@@ -90,25 +90,19 @@ pub struct PlanTiming {
 }
 
 impl PlanTiming {
-    /// Timing of `spec`: `extra_json` keys `rate_mpps` and `retry_gap_ms` (written by
-    /// the cli) refine `rate`; `max_rate` caps the rate.
+    /// Timing of `spec`: its rate capped by its `max_rate_mpps`, its retries and
+    /// wait, and its retry gap (else the timing template's, at most the wait).
     pub fn of(spec: &ScanSpec) -> PlanTiming {
-        let extra: serde_json::Value =
-            serde_json::from_str(&spec.extra_json).unwrap_or(serde_json::Value::Null);
-        let mut rate_mpps = extra
-            .get("rate_mpps")
-            .and_then(|v| v.as_u64())
-            .unwrap_or(spec.rate.saturating_mul(1000));
-        if spec.max_rate > 0 && (rate_mpps == 0 || rate_mpps > spec.max_rate * 1000) {
-            rate_mpps = spec.max_rate * 1000;
+        let mut rate_mpps = spec.rate_mpps;
+        if spec.max_rate_mpps > 0 && (rate_mpps == 0 || rate_mpps > spec.max_rate_mpps) {
+            rate_mpps = spec.max_rate_mpps;
         }
-        let gap = pacing::timing(spec.timing)
-            .map(|t| t.retry_gap_ms)
-            .unwrap_or(1000);
-        let retry_gap_ms = extra
-            .get("retry_gap_ms")
-            .and_then(|v| v.as_u64())
-            .unwrap_or(gap.min(spec.wait_ms.max(1)));
+        let retry_gap_ms = spec.retry_gap_ms.unwrap_or_else(|| {
+            pacing::timing(spec.timing)
+                .map(|t| t.retry_gap_ms)
+                .unwrap_or(1000)
+                .min(spec.wait_ms.max(1))
+        });
         PlanTiming {
             rate_mpps,
             max_retries: spec.max_retries,

@@ -9,13 +9,13 @@
 //! `prtip_merge`'s; the scans themselves run through [`super::scan::execute`].
 //! A refused merge writes nothing (exit 2).
 
-use prtip_session::privilege::{has_capability, privilege_message, CAP_NET_RAW};
-use prtip_session::{Resume, Start};
 use crate::paths::Paths;
 use crate::UsageError;
 use anyhow::Context;
 use prtip_engine::scan::ScanPlan;
 use prtip_merge::{GapPlan, GAPS_FORMAT};
+use prtip_session::privilege::{has_capability, privilege_message, CAP_NET_RAW};
+use prtip_session::{Resume, Start};
 use prtip_store::event::{
     now_us, Checkpoint, Counters, Event, EventSink, ScanSpec, ScanStarted, ScanType, Versions,
     SCHEMA_VERSION,
@@ -211,7 +211,7 @@ fn find_shard(paths: &Paths, spec: &ScanSpec) -> anyhow::Result<Found> {
         let s = &started.spec;
         if s.shard_index != spec.shard_index
             || prtip_merge::same_scan(s, spec).is_err()
-            || s.extra_json.contains(prtip_merge::MERGED_FROM)
+            || !s.merged_from.is_empty()
         {
             continue;
         }
@@ -287,7 +287,7 @@ pub fn continue_shard(
 }
 
 /// `prtip scan --from-gaps FILE`: one scan per gap of the plan, each a log of its
-/// shard that starts at the gap's walk position (`extra_json.walk_from`).
+/// shard that starts at the gap's walk position (`ScanSpec::walk_from`).
 pub fn scan_gaps(file: &Path, paths: &Paths, quiet: bool) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| usage(format!("--from-gaps {}: {e}", file.display())))?;
@@ -331,9 +331,7 @@ pub fn scan_gaps(file: &Path, paths: &Paths, quiet: bool) -> anyhow::Result<Exit
         }
         specs.push((spec, plan.total_targets(), len, g.from));
     }
-    if specs.iter().any(|(s, ..)| s.scan_type == ScanType::Syn)
-        && !has_capability(CAP_NET_RAW)
-    {
+    if specs.iter().any(|(s, ..)| s.scan_type == ScanType::Syn) && !has_capability(CAP_NET_RAW) {
         return Err(usage(privilege_message()));
     }
     let mut code = ExitCode::SUCCESS;
