@@ -126,7 +126,7 @@ pub fn inspect(dir: &Path) -> Result<ShardLog, MergeError> {
 
 /// Whether two specs describe the same walk: same targets, excludes, resolved
 /// names, ports, scan type, `-sV`, seed, retries and shard count. `Err` names the
-/// first field that differs, with both values. Rate, timing, interface, source,
+/// first field that differs, with `b`'s value then `a`'s ("seed 7 against 3"). Rate, timing, interface, source,
 /// gateway, outputs and the shard index may differ (they are per node).
 pub fn same_scan(a: &ScanSpec, b: &ScanSpec) -> Result<(), String> {
     let fields: [(&str, String, String); 9] = [
@@ -162,7 +162,7 @@ pub fn same_scan(a: &ScanSpec, b: &ScanSpec) -> Result<(), String> {
     ];
     for (name, x, y) in fields {
         if x != y {
-            return Err(format!("{name} {x} against {y}"));
+            return Err(format!("{name} {y} against {x}"));
         }
     }
     Ok(())

@@ -58,3 +58,6 @@ pub enum MergeError {
     #[error("the scan's spec does not make a plan: {0}")]
     Plan(String),
 }
+
+#[cfg(test)]
+mod tests;

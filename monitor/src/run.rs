@@ -266,10 +266,12 @@ fn prove_writer(log_dir: &Path, pid: u32) -> Result<(), String> {
     let refuse = |why: String| Err(format!("not signalling pid {pid}: {why}"));
     match prtip_store::holds_writer_lock(log_dir, pid) {
         Ok(true) => {}
-        Ok(false) => return refuse(format!(
+        Ok(false) => {
+            return refuse(format!(
             "the kernel shows no write lock on {}/LOCK held by it, so it is not this scan's writer",
             log_dir.display()
-        )),
+        ))
+        }
         Err(e) => {
             return refuse(format!(
                 "cannot prove it is the scan's writer ({e}); a scan running with file \

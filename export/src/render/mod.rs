@@ -108,16 +108,28 @@ pub(crate) fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// The trailer line shared by the text and greppable formats.
+/// The trailer line shared by the text and greppable formats: nmap's `scanned in`
+/// for a completed scan; for any other, where it stopped (`paused at 14.6%`) and
+/// that the results are partial.
 pub(crate) fn done_line(meta: &ReportMeta, totals: &Totals) -> String {
     let scanned = meta.total_targets.max(totals.hosts);
-    format!(
-        "# prtip done at {} -- {} ({}) scanned in {:.2} seconds\n",
-        crate::ctime(meta.ended_us.unwrap_or(meta.generated_us)),
+    let when = crate::ctime(meta.ended_us.unwrap_or(meta.generated_us));
+    let hosts = format!(
+        "{} ({})",
         plural(scanned, "IP address", "IP addresses"),
-        plural(totals.hosts_up, "host up", "hosts up"),
-        meta.elapsed_secs()
-    )
+        plural(totals.hosts_up, "host up", "hosts up")
+    );
+    match meta.incomplete_note() {
+        None => format!(
+            "# prtip done at {when} -- {hosts} scanned in {:.2} seconds\n",
+            meta.elapsed_secs()
+        ),
+        Some(note) => format!(
+            "# prtip {} on {when} -- {hosts}, {:.2} seconds; {note}\n",
+            meta.status_words(),
+            meta.elapsed_secs()
+        ),
+    }
 }
 
 /// The header line shared by the text and greppable formats.
