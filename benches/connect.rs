@@ -90,6 +90,8 @@ fn spec(targets: &str, ports: &str, scan_type: ScanType, parallel: u64) -> ScanS
         outputs: vec![],
         filter: None,
         service_probes: None,
+        walk_from: 0,
+        merged_from: Vec::new(),
         sockets: prtip_store::event::SocketSettings {
             max_parallelism: Some(parallel),
             connect_timeout_ms: Some(1000),

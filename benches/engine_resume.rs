@@ -59,6 +59,8 @@ fn spec(iface: &str) -> ScanSpec {
         outputs: vec![],
         filter: None,
         service_probes: None,
+        walk_from: 0,
+        merged_from: Vec::new(),
         xdp: Default::default(),
         sockets: Default::default(),
     }

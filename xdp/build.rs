@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use libbpf_cargo::SkeletonBuilder;
 
-const PROGRAMS: &[&str] = &["scan_filter", "responder", "sink", "pass"];
+const PROGRAMS: &[&str] = &["scan_filter", "responder", "sink", "pass", "policer"];
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"));

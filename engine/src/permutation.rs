@@ -172,6 +172,11 @@ impl Walk {
             passes: passes.max(1),
         }
     }
+    /// This shard's positions in the shuffled order of one pass (`lo..lo + span`):
+    /// the slices of shards `0..N` are consecutive and together `0..range`.
+    pub fn slice(&self) -> std::ops::Range<u64> {
+        self.lo..self.lo + self.span
+    }
     /// Positions in one pass of this shard.
     pub fn span(&self) -> u64 {
         self.span

@@ -5,11 +5,13 @@
 //! This module only describes a lab; it never touches the system.
 
 use crate::error::LabError;
+use crate::ipv6::Ipv6Net;
 use crate::services;
+use crate::sparse::{HostTruth, Sparse};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -367,11 +369,108 @@ pub struct LabConfig {
     /// [`crate::Lab::adopt_helper`]). Recorded here so status and ground truth know.
     #[serde(default)]
     pub responder: ResponderKind,
+    /// IPv6 address of `scan_if` (a /64 with `tgt_ip6`, added with `nodad`).
+    #[serde(default = "default_scan_ip6")]
+    pub scan_ip6: Ipv6Addr,
+    /// IPv6 address of `tgt_if`, the IPv6 gateway to `target_net6`.
+    #[serde(default = "default_tgt_ip6")]
+    pub tgt_ip6: Ipv6Addr,
+    /// IPv6 network every address of which answers (AnyIP, inside 2001:db8::/32);
+    /// `None`: no IPv6 target prefix (the link still gets its IPv6 addresses).
+    #[serde(default = "default_target_net6")]
+    pub target_net6: Option<Ipv6Net>,
+    /// A network where only some addresses exist (see [`Sparse`]); `None`: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sparse: Option<Sparse>,
+    /// With the XDP responder: only addresses of `target_net` whose index is 1
+    /// modulo this answer TCP SYNs (100: 1%); SYNs to the others are dropped.
+    /// 1: every address answers. UDP and ICMP still reach the kernel.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub xdp_live_every: u32,
+    /// The SYN policer on the target's veth, if one is attached (recorded like
+    /// `responder`: the CLI attaches it through `prtip xdp-hold`, tests through
+    /// prtip-xdp). Changeable at runtime; this is the rate it was attached with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policer: Option<PolicerSpec>,
     /// The process whose life bounds the lab's, set by [`crate::LabGuard`]:
     /// `prtip lab down --stale` removes labs whose owner is gone (a test killed
     /// before its guard could run). `None` for labs made by `prtip lab up`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<Owner>,
+}
+
+/// A token-bucket SYN policer: `rate` SYNs per second pass on average, at most
+/// `burst` in a row; TCP SYNs (IPv4 and IPv6) beyond that are dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicerSpec {
+    /// Tokens added per second.
+    pub rate: u64,
+    /// Bucket size (and the tokens it starts with).
+    pub burst: u64,
+}
+
+impl PolicerSpec {
+    /// Parse `RATE` or `RATE/BURST` (`40000`, `40k/64`); the burst defaults to
+    /// rate/100, at least 1. `k` and `M` suffixes multiply by 1000 and 1000000.
+    pub fn parse(s: &str) -> Result<PolicerSpec, LabError> {
+        let num = |t: &str| -> Result<u64, LabError> {
+            let t = t.trim();
+            let (digits, mul) = match t.strip_suffix(['k', 'K']) {
+                Some(d) => (d, 1000),
+                None => match t.strip_suffix('M') {
+                    Some(d) => (d, 1_000_000),
+                    None => (t, 1),
+                },
+            };
+            digits
+                .parse::<u64>()
+                .ok()
+                .and_then(|v| v.checked_mul(mul))
+                .filter(|&v| v <= 1_000_000_000)
+                .ok_or_else(|| {
+                    LabError::Invalid(format!(
+                        "--policer '{s}': '{t}' is not a number of SYNs up to 1000000000 (use RATE or RATE/BURST, for example 40k/400)"
+                    ))
+                })
+        };
+        let (rate, burst) = match s.split_once('/') {
+            Some((r, b)) => (num(r)?, num(b)?),
+            None => {
+                let r = num(s)?;
+                (r, (r / 100).max(1))
+            }
+        };
+        if burst == 0 {
+            return Err(LabError::Invalid(format!(
+                "--policer '{s}': the burst must be at least 1"
+            )));
+        }
+        Ok(PolicerSpec { rate, burst })
+    }
+}
+
+impl fmt::Display for PolicerSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.rate, self.burst)
+    }
+}
+
+fn one() -> u32 {
+    1
+}
+fn is_one(v: &u32) -> bool {
+    *v == 1
+}
+
+fn default_scan_ip6() -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, 1)
+}
+fn default_tgt_ip6() -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, 2)
+}
+/// The default IPv6 target prefix: 2001:db8:100::/116 (4096 addresses).
+pub fn default_target_net6() -> Option<Ipv6Net> {
+    Some(Ipv6Net::new(Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 0), 116).expect("valid"))
 }
 
 /// A process identified by pid and start time (so a recycled pid is not mistaken for it).
@@ -422,6 +521,12 @@ impl LabConfig {
             run_dir: PathBuf::from(DEFAULT_RUN_DIR),
             responder_exe: None,
             responder: ResponderKind::Kernel,
+            scan_ip6: default_scan_ip6(),
+            tgt_ip6: default_tgt_ip6(),
+            target_net6: default_target_net6(),
+            sparse: None,
+            xdp_live_every: 1,
+            policer: None,
             owner: None,
         }
     }
@@ -540,6 +645,42 @@ impl LabConfig {
                 self.backlog
             )));
         }
+        self.validate_ipv6()?;
+        if let Some(sp) = &self.sparse {
+            sp.validate()?;
+            if let Some(n) = sp.net4 {
+                for (what, other) in [("target network", self.target_net), ("link network", link)] {
+                    if n.overlaps(&other) {
+                        return Err(LabError::Invalid(format!(
+                            "--sparse-net {n} overlaps the {what} {other}"
+                        )));
+                    }
+                }
+            }
+            if let (Some(n), Some(t)) = (sp.net6, self.target_net6) {
+                if n.overlaps(&t) {
+                    return Err(LabError::Invalid(format!(
+                        "--sparse-net6 {n} overlaps --target-net6 {t}"
+                    )));
+                }
+            }
+        }
+        if self.xdp_live_every == 0
+            || (self.xdp_live_every > 1 && self.responder != ResponderKind::Xdp)
+        {
+            return Err(LabError::Invalid(format!(
+                "--xdp-live-every {} needs --responder xdp and a value of 1 or more",
+                self.xdp_live_every
+            )));
+        }
+        if let Some(p) = self.policer {
+            if self.responder != ResponderKind::Kernel {
+                return Err(LabError::Invalid(format!(
+                    "--policer {p} needs --responder kernel (the policer and the {} responder both need the target's veth)",
+                    self.responder
+                )));
+            }
+        }
         for (what, ports) in [("TCP", &self.tcp_ports), ("UDP", &self.udp_ports)] {
             if ports.contains(&0) {
                 return Err(LabError::Invalid(format!(
@@ -550,9 +691,49 @@ impl LabConfig {
         Ok(())
     }
 
+    fn validate_ipv6(&self) -> Result<(), LabError> {
+        let link = self.link_net6();
+        for (what, ip) in [("--scan-ip6", self.scan_ip6), ("--tgt-ip6", self.tgt_ip6)] {
+            if !crate::ipv6::DOC_PREFIX.contains(ip) {
+                return Err(LabError::Invalid(format!(
+                    "{what} {ip} is outside the documentation prefix 2001:db8::/32"
+                )));
+            }
+        }
+        if !link.contains(self.tgt_ip6) || self.scan_ip6 == self.tgt_ip6 {
+            return Err(LabError::Invalid(format!(
+                "--scan-ip6 {} and --tgt-ip6 {} must be two different addresses of one /64 (for example 2001:db8:0:1::1 and 2001:db8:0:1::2)",
+                self.scan_ip6, self.tgt_ip6
+            )));
+        }
+        if let Some(n) = self.target_net6 {
+            n.check_documentation("--target-net6")?;
+            if n.prefix() < 96 {
+                return Err(LabError::Invalid(format!(
+                    "--target-net6 {n} is too large (use a prefix of /96 or longer)"
+                )));
+            }
+            if n.overlaps(&link) {
+                return Err(LabError::Invalid(format!(
+                    "--target-net6 {n} overlaps the link network {link}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The /64 that joins the two veth ends over IPv6.
+    pub fn link_net6(&self) -> Ipv6Net {
+        let a = u128::from(self.scan_ip6) & (u128::MAX << 64);
+        Ipv6Net::new(Ipv6Addr::from(a), 64).expect("host bits cleared")
+    }
+
     /// What any correct scan of this lab must find.
     pub fn ground_truth(&self) -> GroundTruth {
         GroundTruth {
+            target_net6: self.target_net6,
+            sparse: self.sparse.clone(),
+            tcp_live_every: self.xdp_live_every,
             target_net: self.target_net,
             tcp_open: self.tcp_ports.iter().copied().collect(),
             udp_open: self.udp_ports.iter().copied().collect(),
@@ -578,9 +759,20 @@ fn check_name(what: &str, v: &str, max: usize) -> Result<(), LabError> {
     Ok(())
 }
 
-/// A lab's ground truth: every address of `target_net` answers the same way.
+/// A lab's ground truth: every address of `target_net` (and `target_net6`)
+/// answers the same way; in the sparse network only the live addresses do.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroundTruth {
+    /// Every address of this IPv6 network answers like those of `target_net`.
+    #[serde(default)]
+    pub target_net6: Option<Ipv6Net>,
+    /// The sparse network, if the lab has one.
+    #[serde(default)]
+    pub sparse: Option<Sparse>,
+    /// Only addresses of `target_net` whose index is 1 modulo this answer TCP
+    /// SYNs (the XDP responder's sparse mode); the others are silent to TCP.
+    #[serde(default = "one")]
+    pub tcp_live_every: u32,
     /// Every address of this network answers.
     pub target_net: Ipv4Net,
     /// TCP ports that answer SYN-ACK (and a banner); all others RST.
@@ -600,15 +792,89 @@ pub enum Proto {
     Udp,
 }
 
+/// What a probe of one port gets back, by the lab's construction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PortTruth {
+    /// SYN-ACK (TCP) or a UDP reply.
+    Open,
+    /// RST (TCP) or ICMP port unreachable (UDP).
+    Closed,
+    /// Nothing comes back (a silent sparse address, or the XDP sink).
+    Silent,
+    /// ICMP host unreachable / ICMPv6 no route (an unreachable sparse address).
+    HostUnreachable,
+    /// The scanner namespace has no route: the probe never leaves.
+    NoRoute,
+}
+
 impl GroundTruth {
-    /// Whether `addr:port` is open for `proto`.
+    /// Whether `addr:port` is open for `proto` (IPv4; see [`is_open_at`](Self::is_open_at)).
     pub fn is_open(&self, proto: Proto, addr: Ipv4Addr, port: u16) -> bool {
-        self.answers
-            && self.target_net.contains(addr)
-            && match proto {
-                Proto::Tcp => self.tcp_open.contains(&port),
-                Proto::Udp => self.udp_open.contains(&port),
+        self.is_open_at(proto, IpAddr::V4(addr), port)
+    }
+
+    /// Whether `addr:port` is open for `proto`, for either family.
+    pub fn is_open_at(&self, proto: Proto, addr: IpAddr, port: u16) -> bool {
+        self.port(proto, addr, port) == PortTruth::Open
+    }
+
+    /// What the lab does with `addr` as a host: `Up` for every address of the
+    /// target networks and the live sparse addresses.
+    pub fn host(&self, addr: IpAddr) -> HostTruth {
+        let in_target = match addr {
+            IpAddr::V4(a) => self.target_net.contains(a),
+            IpAddr::V6(a) => self.target_net6.is_some_and(|n| n.contains(a)),
+        };
+        if in_target {
+            return if self.answers {
+                HostTruth::Up
+            } else {
+                HostTruth::Silent
+            };
+        }
+        match self.sparse.as_ref().and_then(|s| s.host(addr)) {
+            Some(HostTruth::Up) if !self.answers => HostTruth::Silent,
+            Some(h) => h,
+            None => HostTruth::NoRoute,
+        }
+    }
+
+    /// What a `proto` probe of `addr:port` gets back.
+    pub fn port(&self, proto: Proto, addr: IpAddr, port: u16) -> PortTruth {
+        match self.host(addr) {
+            HostTruth::Up if proto == Proto::Tcp && !self.tcp_live(addr) => PortTruth::Silent,
+            HostTruth::Up => {
+                let open = match proto {
+                    Proto::Tcp => self.tcp_open.contains(&port),
+                    Proto::Udp => self.udp_open.contains(&port),
+                };
+                if open {
+                    PortTruth::Open
+                } else {
+                    PortTruth::Closed
+                }
             }
+            HostTruth::Silent => PortTruth::Silent,
+            HostTruth::Unreachable => PortTruth::HostUnreachable,
+            HostTruth::NoRoute => PortTruth::NoRoute,
+        }
+    }
+
+    /// Whether `addr` answers TCP SYNs under the XDP responder's sparse mode
+    /// (always true outside `target_net` or with `tcp_live_every` 1).
+    pub fn tcp_live(&self, addr: IpAddr) -> bool {
+        let n = self.tcp_live_every;
+        match addr {
+            IpAddr::V4(a) if n > 1 && self.target_net.contains(a) => {
+                (u32::from(a) - u32::from(self.target_net.addr())) % n == 1
+            }
+            _ => true,
+        }
+    }
+
+    /// The live addresses of the sparse network (IPv4 first; empty without one).
+    pub fn sparse_live(&self) -> Vec<IpAddr> {
+        self.sparse.as_ref().map(Sparse::live).unwrap_or_default()
     }
 
     /// Open `(address, port)` pairs of a scan of `targets` × `ports`, in
@@ -674,7 +940,14 @@ impl fmt::Display for GroundTruth {
             self.target_net.len(),
             format_ports(&tcp),
             format_ports(&udp)
-        )
+        )?;
+        if let Some(n) = self.target_net6 {
+            write!(f, "; the same on every address of {n} ({})", n.len())?;
+        }
+        if let Some(s) = &self.sparse {
+            write!(f, "; sparse {s}")?;
+        }
+        Ok(())
     }
 }
 

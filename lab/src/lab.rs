@@ -339,7 +339,7 @@ impl Lab {
     }
 }
 
-fn setup_network(c: &LabConfig) -> Result<(), LabError> {
+pub(crate) fn setup_network(c: &LabConfig) -> Result<(), LabError> {
     for ns in [&c.scan_ns, &c.tgt_ns] {
         if !ns_exists(ns) {
             ip(&["netns", "add", ns])?;
@@ -451,6 +451,143 @@ fn setup_network(c: &LabConfig) -> Result<(), LabError> {
     }
     // Room for connect scans: many local ports in the scanner namespace.
     netns::sysctl(s, "net.ipv4.ip_local_port_range", "1024 65535")?;
+    setup_ipv6(c)?;
+    setup_sparse(c)?;
+    Ok(())
+}
+
+/// IPv6 on the link (a /64 from 2001:db8::/32, no DAD, static neighbours, no
+/// router advertisements) and the IPv6 target prefix (AnyIP on the target).
+fn setup_ipv6(c: &LabConfig) -> Result<(), LabError> {
+    let (s, t) = (c.scan_ns.as_str(), c.tgt_ns.as_str());
+    for (ns, link) in [(s, &c.scan_if), (t, &c.tgt_if)] {
+        for (name, value) in [
+            ("net.ipv6.conf.all.disable_ipv6", "0"),
+            ("net.ipv6.conf.default.accept_dad", "0"),
+            ("net.ipv6.conf.all.accept_ra", "0"),
+            ("net.ipv6.conf.all.forwarding", "0"),
+        ] {
+            netns::sysctl(ns, name, value)?;
+        }
+        netns::sysctl(ns, &format!("net.ipv6.conf.{link}.accept_dad"), "0")?;
+        netns::sysctl(ns, &format!("net.ipv6.conf.{link}.accept_ra"), "0")?;
+        // `prtip lab link down` must not cost the link its IPv6 addresses.
+        netns::sysctl(ns, &format!("net.ipv6.conf.{link}.keep_addr_on_down"), "1")?;
+    }
+    // every closed UDP port answers ICMPv6 port unreachable, at any rate
+    netns::sysctl(t, "net.ipv6.icmp.ratelimit", "0")?;
+    let (scan_cidr, tgt_cidr) = (format!("{}/64", c.scan_ip6), format!("{}/64", c.tgt_ip6));
+    ip(&[
+        "-n", s, "-6", "addr", "replace", &scan_cidr, "dev", &c.scan_if, "nodad",
+    ])?;
+    ip(&[
+        "-n", t, "-6", "addr", "replace", &tgt_cidr, "dev", &c.tgt_if, "nodad",
+    ])?;
+    neighbours(c, true)?;
+    if let Some(net) = c.target_net6 {
+        let net = net.to_string();
+        let gw = c.tgt_ip6.to_string();
+        ip(&[
+            "-n", s, "-6", "route", "replace", &net, "via", &gw, "dev", &c.scan_if,
+        ])?;
+        ip(&[
+            "-n", t, "-6", "route", "replace", "local", &net, "dev", "lo",
+        ])?;
+    }
+    Ok(())
+}
+
+/// Set (`present`) or remove the permanent neighbour entries of both ends, both
+/// families: the scanner's for the target's addresses and the target's for the scanner's.
+pub(crate) fn neighbours(c: &LabConfig, present: bool) -> Result<(), LabError> {
+    let entries = [
+        (&c.scan_ns, &c.scan_if, c.tgt_ip.to_string(), c.tgt_mac),
+        (&c.scan_ns, &c.scan_if, c.tgt_ip6.to_string(), c.tgt_mac),
+        (&c.tgt_ns, &c.tgt_if, c.scan_ip.to_string(), c.scan_mac),
+        (&c.tgt_ns, &c.tgt_if, c.scan_ip6.to_string(), c.scan_mac),
+    ];
+    for (ns, dev, addr, mac) in entries {
+        if present {
+            let mac = mac.to_string();
+            ip(&[
+                "-n",
+                ns,
+                "neigh",
+                "replace",
+                &addr,
+                "lladdr",
+                &mac,
+                "dev",
+                dev,
+                "nud",
+                "permanent",
+            ])?;
+        } else {
+            let _ = ip(&["-n", ns, "neigh", "del", &addr, "dev", dev]);
+        }
+    }
+    Ok(())
+}
+
+/// The sparse network: the scanner routes it to the target; the target has a
+/// `local` route for each live address and a blackhole or unreachable route
+/// for the rest of the prefix (longest match: the live /32s and /128s win).
+fn setup_sparse(c: &LabConfig) -> Result<(), LabError> {
+    let Some(sp) = &c.sparse else {
+        return Ok(());
+    };
+    let (s, t) = (c.scan_ns.as_str(), c.tgt_ns.as_str());
+    let kind = sp.mode.route_type();
+    let mut tgt_lines = Vec::new();
+    if let Some(net) = sp.net4 {
+        ip(&[
+            "-n",
+            s,
+            "route",
+            "replace",
+            &net.to_string(),
+            "via",
+            &c.tgt_ip.to_string(),
+            "dev",
+            &c.scan_if,
+        ])?;
+        tgt_lines.push(format!("route replace {kind} {net}"));
+        tgt_lines.extend(
+            sp.live4()
+                .iter()
+                .map(|a| format!("route replace local {a}/32 dev lo")),
+        );
+    }
+    if let Some(net) = sp.net6 {
+        ip(&[
+            "-n",
+            s,
+            "-6",
+            "route",
+            "replace",
+            &net.to_string(),
+            "via",
+            &c.tgt_ip6.to_string(),
+            "dev",
+            &c.scan_if,
+        ])?;
+        tgt_lines.push(format!("route replace {kind} {net}"));
+        tgt_lines.extend(
+            sp.live6()
+                .iter()
+                .map(|a| format!("route replace local {a}/128 dev lo")),
+        );
+    }
+    netns::ip_batch(t, &tgt_lines)?;
+    // An unreachable route makes the kernel answer ICMP host unreachable only on
+    // an interface that forwards (ip_error); the target has no other link, so a
+    // forwarded packet could only go back where it came from.
+    let fwd = if sp.mode == crate::sparse::SparseMode::Unreachable {
+        "1"
+    } else {
+        "0"
+    };
+    netns::sysctl(t, &format!("net.ipv4.conf.{}.forwarding", c.tgt_if), fwd)?;
     Ok(())
 }
 
@@ -825,6 +962,25 @@ impl fmt::Display for LabStatus {
             "  UDP ports: {}",
             describe_ports(Proto::Udp, &c.udp_ports)
         )?;
+        writeln!(
+            f,
+            "  IPv6: {}/64 (scanner) <-> {}/64 (target, gateway); target prefix {}",
+            c.scan_ip6,
+            c.tgt_ip6,
+            c.target_net6
+                .map(|n| format!("{n} ({} addresses, AnyIP)", n.len()))
+                .unwrap_or_else(|| "none".into())
+        )?;
+        if let Some(sp) = &c.sparse {
+            writeln!(f, "  sparse: {sp}")?;
+        }
+        if let Some(p) = c.policer {
+            writeln!(
+                f,
+                "  SYN policer on {}: {}/s, burst {} (`prtip lab policer` shows its counters)",
+                c.tgt_if, p.rate, p.burst
+            )?;
+        }
         writeln!(f, "  ground truth: {}", c.ground_truth())?;
         write!(
             f,

@@ -51,6 +51,45 @@ pub fn ip(args: &[&str]) -> Result<String, LabError> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Run `ip -n NS -batch -` with `lines` (one `ip` command each, without the
+/// leading `ip`) on its standard input: many routes in one process.
+pub fn ip_batch(ns: &str, lines: &[String]) -> Result<(), LabError> {
+    use std::io::Write;
+    use std::process::Stdio;
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let cmd_line = format!(
+        "ip -n {ns} -batch - ({} commands, first: {})",
+        lines.len(),
+        lines[0]
+    );
+    let err = |detail: String| LabError::Command {
+        cmd: cmd_line.clone(),
+        detail,
+    };
+    let mut child = Command::new("ip")
+        .args(["-n", ns, "-batch", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| err(e.to_string()))?;
+    let mut input = lines.join("\n");
+    input.push('\n');
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(input.as_bytes())
+        .map_err(|e| err(e.to_string()))?;
+    let out = child.wait_with_output().map_err(|e| err(e.to_string()))?;
+    if !out.status.success() {
+        return Err(err(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+    }
+    Ok(())
+}
+
 fn open_ns(ns: &str) -> Result<File, LabError> {
     File::open(ns_path(ns)).map_err(|e| {
         LabError::io(

@@ -6,7 +6,7 @@
 use crate::error::LabError;
 use crate::netns::run_in_netns;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddrV4, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 /// Outcome of one TCP connection attempt.
@@ -35,7 +35,7 @@ impl TcpProbe {
     }
 }
 
-/// Outcome of one UDP datagram.
+/// Outcome of one UDP datagram (ICMPv6 port unreachable is `Unreachable` too).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UdpProbe {
     /// A datagram came back.
@@ -55,13 +55,13 @@ const QUIET: Duration = Duration::from_millis(300);
 const FIRST_WORD: Duration = Duration::from_secs(2);
 
 fn tcp_probe_here(
-    addr: SocketAddrV4,
+    addr: SocketAddr,
     send: Option<Vec<u8>>,
     timeout: Duration,
     read: bool,
 ) -> TcpProbe {
     let start = Instant::now();
-    let mut s = match TcpStream::connect_timeout(&addr.into(), timeout) {
+    let mut s = match TcpStream::connect_timeout(&addr, timeout) {
         Ok(s) => s,
         Err(e) if e.kind() == ErrorKind::ConnectionRefused => return TcpProbe::Refused,
         Err(e) if e.kind() == ErrorKind::TimedOut => return TcpProbe::TimedOut,
@@ -117,23 +117,33 @@ fn tcp_probe_here(
 /// not spoken within 2 s is taken to wait for the client (an empty banner).
 pub fn tcp_probe(
     ns: &str,
-    addr: SocketAddrV4,
+    addr: impl Into<SocketAddr>,
     send: Option<&[u8]>,
     timeout: Duration,
 ) -> Result<TcpProbe, LabError> {
     let send = send.map(<[u8]>::to_vec);
+    let addr = addr.into();
     run_in_netns(ns, move || tcp_probe_here(addr, send, timeout, true))
 }
 
 /// Only connect to `addr` from inside namespace `ns` (and close): `Open` with an
 /// empty banner, `Refused`, `TimedOut` or `Error`.
-pub fn tcp_connect(ns: &str, addr: SocketAddrV4, timeout: Duration) -> Result<TcpProbe, LabError> {
+pub fn tcp_connect(
+    ns: &str,
+    addr: impl Into<SocketAddr>,
+    timeout: Duration,
+) -> Result<TcpProbe, LabError> {
+    let addr = addr.into();
     run_in_netns(ns, move || tcp_probe_here(addr, None, timeout, false))
 }
 
-fn udp_probe_here(addr: SocketAddrV4, payload: Vec<u8>, timeout: Duration) -> UdpProbe {
+fn udp_probe_here(addr: SocketAddr, payload: Vec<u8>, timeout: Duration) -> UdpProbe {
     let run = || -> std::io::Result<UdpProbe> {
-        let s = UdpSocket::bind("0.0.0.0:0")?;
+        let s = UdpSocket::bind(if addr.is_ipv6() {
+            "[::]:0"
+        } else {
+            "0.0.0.0:0"
+        })?;
         s.connect(addr)?;
         s.set_read_timeout(Some(timeout))?;
         s.send(&payload)?;
@@ -153,10 +163,11 @@ fn udp_probe_here(addr: SocketAddrV4, payload: Vec<u8>, timeout: Duration) -> Ud
 /// Send one datagram to `addr` from inside namespace `ns` and wait for the answer.
 pub fn udp_probe(
     ns: &str,
-    addr: SocketAddrV4,
+    addr: impl Into<SocketAddr>,
     payload: &[u8],
     timeout: Duration,
 ) -> Result<UdpProbe, LabError> {
     let payload = payload.to_vec();
+    let addr = addr.into();
     run_in_netns(ns, move || udp_probe_here(addr, payload, timeout))
 }

@@ -17,11 +17,11 @@ use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::socket::{
     bind, listen, recvmsg, sendmsg, setsockopt, socket, sockopt, AddressFamily, Backlog,
-    ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, SockaddrIn,
+    ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, SockaddrIn, SockaddrIn6,
 };
 use std::collections::{HashMap, VecDeque};
 use std::io::{ErrorKind, IoSlice, IoSliceMut, Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV6, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::mpsc;
@@ -101,11 +101,19 @@ fn sock_err(what: String) -> impl FnOnce(Errno) -> LabError {
     move |e| LabError::io(what, std::io::Error::from(e))
 }
 
-fn bound_socket(ty: SockType, port: u16) -> Result<OwnedFd, LabError> {
+/// A socket bound to every address of one family (`0.0.0.0` or `[::]`, the
+/// latter IPv6-only) on `port`, with SO_REUSEPORT and, for UDP, packet info.
+fn bound_socket(ty: SockType, port: u16, v6: bool) -> Result<OwnedFd, LabError> {
     let proto = if ty == SockType::Stream { "TCP" } else { "UDP" };
-    let what = format!("{proto} port {port}");
+    let fam = if v6 { "IPv6" } else { "IPv4" };
+    let what = format!("{proto} port {port} ({fam})");
+    let family = if v6 {
+        AddressFamily::Inet6
+    } else {
+        AddressFamily::Inet
+    };
     let fd = socket(
-        AddressFamily::Inet,
+        family,
         ty,
         SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
         None,
@@ -115,11 +123,32 @@ fn bound_socket(ty: SockType, port: u16) -> Result<OwnedFd, LabError> {
         .map_err(sock_err(format!("SO_REUSEADDR on {what}")))?;
     setsockopt(&fd, sockopt::ReusePort, &true)
         .map_err(sock_err(format!("SO_REUSEPORT on {what}")))?;
-    if ty == SockType::Datagram {
-        setsockopt(&fd, sockopt::Ipv4PacketInfo, &true)
-            .map_err(sock_err(format!("IP_PKTINFO on {what}")))?;
+    if v6 {
+        setsockopt(&fd, sockopt::Ipv6V6Only, &true)
+            .map_err(sock_err(format!("IPV6_V6ONLY on {what}")))?;
     }
-    bind(fd.as_raw_fd(), &SockaddrIn::new(0, 0, 0, 0, port)).map_err(sock_err(format!(
+    if ty == SockType::Datagram {
+        if v6 {
+            setsockopt(&fd, sockopt::Ipv6RecvPacketInfo, &true)
+                .map_err(sock_err(format!("IPV6_RECVPKTINFO on {what}")))?;
+            // Replies come from the AnyIP address asked, which is routed as
+            // local but not assigned: IPv6 refuses it as a source without this.
+            setsockopt(&fd, sockopt::IpFreebind, &true)
+                .map_err(sock_err(format!("IP_FREEBIND on {what}")))?;
+        } else {
+            setsockopt(&fd, sockopt::Ipv4PacketInfo, &true)
+                .map_err(sock_err(format!("IP_PKTINFO on {what}")))?;
+        }
+    }
+    let bound = if v6 {
+        bind(
+            fd.as_raw_fd(),
+            &SockaddrIn6::from(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0)),
+        )
+    } else {
+        bind(fd.as_raw_fd(), &SockaddrIn::new(0, 0, 0, 0, port))
+    };
+    bound.map_err(sock_err(format!(
         "binding {what} (is something else listening on it?)"
     )))?;
     Ok(fd)
@@ -134,7 +163,7 @@ struct Conn {
 struct Worker {
     epoll: Epoll,
     listeners: Vec<(TcpListener, Kind)>,
-    udp: Vec<(UdpSocket, u16)>,
+    udp: Vec<(UdpSocket, u16, bool)>,
     conns: HashMap<RawFd, Conn>,
     timeouts: VecDeque<(Instant, RawFd, u64)>,
     generation: u64,
@@ -145,8 +174,10 @@ impl Worker {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
             .map_err(sock_err("creating an epoll instance".into()))?;
         let mut listeners = Vec::new();
-        for (i, &port) in cfg.tcp_ports.iter().enumerate() {
-            let fd = bound_socket(SockType::Stream, port)?;
+        // IPv4 and IPv6 (the link always has IPv6; the target prefix may be absent).
+        let tcp = cfg.tcp_ports.iter().flat_map(|&p| [(p, false), (p, true)]);
+        for (i, (port, v6)) in tcp.enumerate() {
+            let fd = bound_socket(SockType::Stream, port, v6)?;
             // The kernel caps the backlog at net.core.somaxconn, which `lab up`
             // sets to cfg.backlog in this namespace.
             listen(&fd, Backlog::MAXALLOWABLE)
@@ -160,12 +191,13 @@ impl Worker {
             listeners.push((TcpListener::from(fd), tcp_kind(port)));
         }
         let mut udp = Vec::new();
-        for (i, &port) in cfg.udp_ports.iter().enumerate() {
-            let fd = bound_socket(SockType::Datagram, port)?;
+        let udp_ports = cfg.udp_ports.iter().flat_map(|&p| [(p, false), (p, true)]);
+        for (i, (port, v6)) in udp_ports.enumerate() {
+            let fd = bound_socket(SockType::Datagram, port, v6)?;
             epoll
                 .add(&fd, EpollEvent::new(EpollFlags::EPOLLIN, UDP + i as u64))
                 .map_err(sock_err("epoll_ctl".into()))?;
-            udp.push((UdpSocket::from(fd), port));
+            udp.push((UdpSocket::from(fd), port, v6));
         }
         Ok(Worker {
             epoll,
@@ -303,6 +335,9 @@ impl Worker {
     }
 
     fn udp_ready(&mut self, i: usize) {
+        if self.udp[i].2 {
+            return self.udp6_ready(i);
+        }
         let (sock, port) = (&self.udp[i].0, self.udp[i].1);
         let fd = sock.as_raw_fd();
         let mut buf = [0u8; 2048];
@@ -347,6 +382,62 @@ impl Worker {
                 fd,
                 &[IoSlice::new(&reply)],
                 &[ControlMessage::Ipv4PacketInfo(&pi)],
+                MsgFlags::MSG_DONTWAIT,
+                Some(&src),
+            );
+        }
+    }
+}
+
+impl Worker {
+    /// As `udp_ready`, for an IPv6 socket: answer from the address asked.
+    fn udp6_ready(&mut self, i: usize) {
+        let (sock, port) = (&self.udp[i].0, self.udp[i].1);
+        let fd = sock.as_raw_fd();
+        let mut buf = [0u8; 2048];
+        for _ in 0..512 {
+            let mut cmsg = nix::cmsg_space!(libc::in6_pktinfo);
+            let (n, src, dst) = {
+                let mut iov = [IoSliceMut::new(&mut buf)];
+                let msg = match recvmsg::<SockaddrIn6>(
+                    fd,
+                    &mut iov,
+                    Some(&mut cmsg),
+                    MsgFlags::empty(),
+                ) {
+                    Ok(m) => m,
+                    Err(Errno::EINTR) => continue,
+                    Err(_) => return, // EAGAIN: drained
+                };
+                let mut dst = None;
+                if let Ok(cmsgs) = msg.cmsgs() {
+                    for c in cmsgs {
+                        if let ControlMessageOwned::Ipv6PacketInfo(pi) = c {
+                            dst = Some(pi.ipi6_addr);
+                        }
+                    }
+                }
+                (msg.bytes, msg.address, dst)
+            };
+            let (Some(src), Some(dst)) = (src, dst) else {
+                continue;
+            };
+            let local = Ipv6Addr::from(dst.s6_addr);
+            if local.is_multicast() || src.port() == 0 {
+                continue;
+            }
+            let Some(reply) = udp_reply(port, IpAddr::V6(local), &buf[..n], SystemTime::now())
+            else {
+                continue;
+            };
+            let pi = libc::in6_pktinfo {
+                ipi6_addr: dst,
+                ipi6_ifindex: 0,
+            };
+            let _ = sendmsg(
+                fd,
+                &[IoSlice::new(&reply)],
+                &[ControlMessage::Ipv6PacketInfo(&pi)],
                 MsgFlags::MSG_DONTWAIT,
                 Some(&src),
             );

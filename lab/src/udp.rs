@@ -3,7 +3,7 @@
 //! NTP on 123 (a stratum-2 server), and echo on every other responder port.
 //! Pure functions from a datagram to the reply; the responder owns the sockets.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How a UDP port answers.
@@ -67,7 +67,14 @@ pub fn udp_service(port: u16) -> Option<&'static UdpService> {
 
 /// The reply to `payload` received on `port` at address `local`, or `None` when
 /// a real server would stay silent (a malformed or non-client packet).
-pub fn udp_reply(port: u16, local: Ipv4Addr, payload: &[u8], now: SystemTime) -> Option<Vec<u8>> {
+/// DNS answers an A query (IPv4) or AAAA query (IPv6) with the address asked.
+pub fn udp_reply(
+    port: u16,
+    local: impl Into<IpAddr>,
+    payload: &[u8],
+    now: SystemTime,
+) -> Option<Vec<u8>> {
+    let local = local.into();
     match udp_service(port).map(|s| s.kind).unwrap_or(UdpKind::Echo) {
         UdpKind::Echo => Some(payload.to_vec()),
         UdpKind::Dns => dns_reply(local, payload),
@@ -115,7 +122,7 @@ fn dns_name(b: &[u8], mut p: usize) -> Option<(String, usize)> {
     Some((name, p))
 }
 
-fn dns_reply(local: Ipv4Addr, req: &[u8]) -> Option<Vec<u8>> {
+fn dns_reply(local: IpAddr, req: &[u8]) -> Option<Vec<u8>> {
     if req.len() < 12 || req[2] & 0x80 != 0 {
         return None; // too short for a header, or a response
     }
@@ -152,7 +159,14 @@ fn dns_reply(local: Ipv4Addr, req: &[u8]) -> Option<Vec<u8>> {
             (DNS_NOERROR, Some(answer(16, 3, 0, &txt)))
         }
         (3, _) => (DNS_REFUSED, None),
-        (1, 1) => (DNS_NOERROR, Some(answer(1, 1, 300, &local.octets()))),
+        (1, 1) => match local {
+            IpAddr::V4(a) => (DNS_NOERROR, Some(answer(1, 1, 300, &a.octets()))),
+            IpAddr::V6(_) => (DNS_NOERROR, None),
+        },
+        (1, 28) => match local {
+            IpAddr::V6(a) => (DNS_NOERROR, Some(answer(28, 1, 300, &a.octets()))),
+            IpAddr::V4(_) => (DNS_NOERROR, None),
+        },
         (1, _) => (DNS_NOERROR, None),
         _ => (DNS_REFUSED, None),
     };
@@ -201,6 +215,7 @@ fn ntp_reply(req: &[u8], now: SystemTime) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     fn query(id: u16, name: &str, qtype: u16, qclass: u16) -> Vec<u8> {
         let mut q = id.to_be_bytes().to_vec();
@@ -227,6 +242,16 @@ mod tests {
         assert_eq!(u16::from_be_bytes([r[6], r[7]]), 1, "one answer");
         assert_eq!(&r[r.len() - 4..], &[198, 19, 1, 2]);
         assert_eq!(&r[12..q.len()], &q[12..], "question echoed");
+    }
+
+    #[test]
+    fn dns_answers_aaaa_on_ipv6_with_the_address_asked() {
+        let local: Ipv6Addr = "2001:db8:100::abc".parse().unwrap();
+        let r = udp_reply(53, local, &query(9, "x.test", 28, 1), SystemTime::now()).unwrap();
+        assert_eq!(u16::from_be_bytes([r[6], r[7]]), 1, "one answer");
+        assert_eq!(&r[r.len() - 16..], &local.octets());
+        let r = udp_reply(53, local, &query(9, "x.test", 1, 1), SystemTime::now()).unwrap();
+        assert_eq!(u16::from_be_bytes([r[6], r[7]]), 0, "no A record on IPv6");
     }
 
     #[test]

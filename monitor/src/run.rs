@@ -144,10 +144,14 @@ fn event_loop(
                     // Keep showing what was read; a corrupt log is not the
                     // monitor's to repair.
                     follow_failed = true;
-                    app.notice = Some((
-                        crate::app::Level::Error,
-                        format!("reading the log failed: {e}"),
-                    ));
+                    if matches!(e, prtip_store::StoreError::Corrupt { .. }) {
+                        app.log_damaged(e.to_string());
+                    } else {
+                        app.notice = Some((
+                            crate::app::Level::Error,
+                            format!("reading the log failed: {e}"),
+                        ));
+                    }
                     dirty = true;
                 }
             }
@@ -266,10 +270,12 @@ fn prove_writer(log_dir: &Path, pid: u32) -> Result<(), String> {
     let refuse = |why: String| Err(format!("not signalling pid {pid}: {why}"));
     match prtip_store::holds_writer_lock(log_dir, pid) {
         Ok(true) => {}
-        Ok(false) => return refuse(format!(
+        Ok(false) => {
+            return refuse(format!(
             "the kernel shows no write lock on {}/LOCK held by it, so it is not this scan's writer",
             log_dir.display()
-        )),
+        ))
+        }
         Err(e) => {
             return refuse(format!(
                 "cannot prove it is the scan's writer ({e}); a scan running with file \

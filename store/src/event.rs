@@ -21,7 +21,20 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 pub const SCHEMA_VERSION: u32 = 2;
 
 /// An IPv4 or IPv6 address in 16 bytes; IPv4 is stored IPv4-mapped (`::ffff:a.b.c.d`).
-#[derive(Archive, Serialize, Deserialize, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[rkyv(derive(Debug, PartialEq, Eq, PartialOrd, Ord, Hash))]
 pub struct Addr(pub [u8; 16]);
 
@@ -201,7 +214,18 @@ impl From<&ArchivedReason> for Reason {
 }
 
 /// Kind of scan.
-#[derive(Archive, Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[rkyv(derive(Debug, PartialEq, Eq, Clone, Copy))]
 #[repr(u8)]
 pub enum ScanType {
@@ -214,7 +238,18 @@ pub enum ScanType {
 }
 
 /// Packet path used to send probes.
-#[derive(Archive, Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[rkyv(derive(Debug, PartialEq, Eq, Clone, Copy))]
 #[repr(u8)]
 pub enum BackendKind {
@@ -227,7 +262,17 @@ pub enum BackendKind {
 }
 
 /// One requested output file (`-oX out.xml` is `{ format: "xml", path: "out.xml" }`).
-#[derive(Archive, Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    Clone,
+    PartialEq,
+    Eq,
+    Debug,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[rkyv(derive(Debug))]
 pub struct OutputSpec {
     /// `text`, `json`, `xml`, `grep`, `csv`, `html`, `pdf`, or `all` (`-oA BASE`).
@@ -237,7 +282,17 @@ pub struct OutputSpec {
 }
 
 /// A host name given as a target and the address it resolved to (once, at scan start).
-#[derive(Archive, Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    Clone,
+    PartialEq,
+    Eq,
+    Debug,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[rkyv(derive(Debug))]
 pub struct HostName {
     /// Name as the user typed it.
@@ -247,7 +302,19 @@ pub struct HostName {
 }
 
 /// Where the AF_XDP filter program runs (`--xdp-mode`).
-#[derive(Archive, Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[rkyv(derive(Debug, PartialEq, Eq, Clone, Copy))]
 #[repr(u8)]
 pub enum XdpMode {
@@ -259,7 +326,19 @@ pub enum XdpMode {
 }
 
 /// AF_XDP zero-copy (`--zero-copy`).
-#[derive(Archive, Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[rkyv(derive(Debug, PartialEq, Eq, Clone, Copy))]
 #[repr(u8)]
 pub enum ZeroCopy {
@@ -274,7 +353,19 @@ pub enum ZeroCopy {
 
 /// The AF_XDP backend's settings (used when [`ScanSpec::backend`] is
 /// [`BackendKind::Xdp`]).
-#[derive(Archive, Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[rkyv(derive(Debug))]
 pub struct XdpSettings {
     /// Where the filter program runs.
@@ -287,7 +378,19 @@ pub struct XdpSettings {
 }
 
 /// Settings of the socket scans (`-sT`, `-sU`) and of service detection (`-sV`).
-#[derive(Archive, Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[rkyv(derive(Debug))]
 pub struct SocketSettings {
     /// Most sockets in flight (`--max-parallelism`; `None`: 4096 for -sT, 1024 for
@@ -306,7 +409,9 @@ pub struct SocketSettings {
 /// Everything a scan was told. Stored in [`ScanStarted`], so resume needs only the
 /// log. Every setting is stored once, resolved (defaults applied by whoever built
 /// the spec, e.g. the cli's flags → spec step).
-#[derive(Archive, Serialize, Deserialize, Clone, PartialEq, Debug)]
+#[derive(
+    Archive, Serialize, Deserialize, Clone, PartialEq, Debug, serde::Serialize, serde::Deserialize,
+)]
 #[rkyv(derive(Debug))]
 pub struct ScanSpec {
     /// Target tokens as given (after `-iL` expansion), e.g. `10.0.0.0/24`, `host.example`.
@@ -362,6 +467,41 @@ pub struct ScanSpec {
     pub filter: Option<String>,
     /// `--service-probes FILE`, if given.
     pub service_probes: Option<String>,
+    /// Walk position this log starts at: a gap scan of `prtip scan --from-gaps`
+    /// sends its shard from here; 0 for a scan from the start.
+    pub walk_from: u64,
+    /// A log folded by `prtip merge`: where each part came from (empty otherwise).
+    pub merged_from: Vec<MergedPart>,
+}
+
+/// One log folded into a merged scan (`prtip merge`).
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    Clone,
+    PartialEq,
+    Eq,
+    Debug,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[rkyv(derive(Debug))]
+pub struct MergedPart {
+    /// Its shard, `i/N`.
+    pub shard: String,
+    /// Its scan id.
+    pub scan_id: u64,
+    /// Its log directory.
+    pub log: String,
+    /// The walk positions it covered, `[start, end)`.
+    pub walk: [u64; 2],
+    /// When it started, Unix µs.
+    pub started_us: u64,
+    /// When it ended, Unix µs, if it did.
+    pub ended_us: Option<u64>,
+    /// The interface it sent on.
+    pub interface: Option<String>,
 }
 
 /// An empty spec: no targets, no ports, a `-sS` scan at T3 over the packet backend,
@@ -398,6 +538,8 @@ impl Default for ScanSpec {
             outputs: Vec::new(),
             filter: None,
             service_probes: None,
+            walk_from: 0,
+            merged_from: Vec::new(),
         }
     }
 }

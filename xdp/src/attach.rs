@@ -197,6 +197,12 @@ pub(crate) fn load_error(program: &'static str, e: libbpf_rs::Error) -> XdpError
 /// Counters of the prtip program `program` attached to `ifname` by any process,
 /// read through the program's map `map` (calling thread's namespace).
 pub(crate) fn attached_counters(ifname: &str, program: &str, map: &str) -> Result<Vec<u64>> {
+    read_percpu_counters(&attached_map(ifname, program, map)?)
+}
+
+/// The map `map` of the prtip program `program` attached to `ifname` by any
+/// process (calling thread's namespace).
+pub(crate) fn attached_map(ifname: &str, program: &str, map: &str) -> Result<MapHandle> {
     use std::os::fd::AsFd;
     let ifindex = sys::ifindex(ifname)?;
     let q = sys::xdp_query(ifindex)
@@ -218,7 +224,7 @@ pub(crate) fn attached_counters(ifname: &str, program: &str, map: &str) -> Resul
             continue;
         };
         if m.name() == map {
-            return read_percpu_counters(&m);
+            return Ok(m);
         }
     }
     Err(XdpError::Config(format!(

@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 
 use crate::attach::AttachedProgram;
 use crate::error::{Result, XdpError};
+use crate::policer::{self, PolicerConfig};
 use crate::responder::{self, ResponderConfig};
 use crate::sys::{in_netns, XdpMode};
 use crate::{pass, sink};
@@ -22,6 +23,9 @@ pub enum LabTarget {
     Responder(ResponderConfig),
     /// The send-only sink (XDP_DROP everything, count frames).
     Sink,
+    /// The SYN policer (test-only): TCP SYNs above a token-bucket rate are
+    /// dropped, everything else goes on to the target's kernel.
+    Policer(PolicerConfig),
 }
 
 /// The lab's interfaces, by namespace.
@@ -53,12 +57,15 @@ pub fn attach(sides: &LabSides, target: &LabTarget, mode: XdpMode) -> Result<Lab
     let tgt = in_netns(&sides.tgt_ns, || match target {
         LabTarget::Responder(cfg) => responder::attach(&sides.tgt_if, cfg, mode),
         LabTarget::Sink => sink::attach(&sides.tgt_if, mode),
+        LabTarget::Policer(cfg) => {
+            policer::attach(&sides.tgt_if, *cfg, mode).map(policer::Policer::into_program)
+        }
     })?;
     let scanner = match target {
         LabTarget::Responder(_) => Some(in_netns(&sides.scan_ns, || {
             pass::attach(&sides.scan_if, mode)
         })?),
-        LabTarget::Sink => None,
+        LabTarget::Sink | LabTarget::Policer(_) => None,
     };
     Ok(LabPrograms {
         target: tgt,
@@ -94,6 +101,14 @@ impl HolderArgs {
         ];
         match &self.target {
             LabTarget::Sink => a.extend(["--target".into(), "sink".into()]),
+            LabTarget::Policer(p) => a.extend([
+                "--target".into(),
+                "policer".into(),
+                "--rate".into(),
+                p.rate.to_string(),
+                "--burst".into(),
+                p.burst.to_string(),
+            ]),
             LabTarget::Responder(cfg) => {
                 let ports: Vec<String> = cfg.open_tcp_ports.iter().map(|p| p.to_string()).collect();
                 a.extend([
@@ -105,6 +120,8 @@ impl HolderArgs {
                     ports.join(","),
                     "--cookie-key".into(),
                     cfg.cookie_key.to_string(),
+                    "--live-every".into(),
+                    cfg.live_every.to_string(),
                 ]);
             }
         }
@@ -138,11 +155,29 @@ impl HolderArgs {
             .map_err(XdpError::Config)?;
         let target = match need(get("--target")?, "--target")?.as_str() {
             "sink" => LabTarget::Sink,
+            "policer" => {
+                let num = |flag: &str| -> Result<u64> {
+                    let v = need(get(flag)?, flag)?;
+                    v.parse()
+                        .map_err(|_| XdpError::Config(format!("bad {flag} {v:?}")))
+                };
+                let cfg = PolicerConfig {
+                    rate: num("--rate")?,
+                    burst: num("--burst")?,
+                };
+                cfg.validate()?;
+                LabTarget::Policer(cfg)
+            }
             "responder" => {
                 let net = need(get("--target-net")?, "--target-net")?;
                 let (addr, prefix) = parse_cidr(&net)?;
                 let ports = parse_ports(&get("--tcp-ports")?.unwrap_or_default())?;
                 let mut cfg = ResponderConfig::new(addr, prefix, &ports)?;
+                if let Some(n) = get("--live-every")? {
+                    cfg.live_every = n.parse().ok().filter(|&n| n >= 1).ok_or_else(|| {
+                        XdpError::Config(format!("bad --live-every {n:?}: use 1 or more"))
+                    })?;
+                }
                 if let Some(k) = get("--cookie-key")? {
                     cfg.cookie_key = k
                         .parse()
@@ -152,7 +187,7 @@ impl HolderArgs {
             }
             other => {
                 return Err(XdpError::Config(format!(
-                    "unknown --target {other:?}: expected responder or sink"
+                    "unknown --target {other:?}: expected responder, sink or policer"
                 )))
             }
         };
@@ -371,7 +406,12 @@ mod tests {
         let mut cfg =
             ResponderConfig::new(Ipv4Addr::new(198, 19, 0, 0), 16, &[22, 80, 8080]).unwrap();
         cfg.cookie_key = 42;
-        for target in [LabTarget::Sink, LabTarget::Responder(cfg)] {
+        cfg.live_every = 100;
+        let pol = LabTarget::Policer(PolicerConfig {
+            rate: 40_000,
+            burst: 400,
+        });
+        for target in [LabTarget::Sink, LabTarget::Responder(cfg), pol] {
             for mode in [XdpMode::Native, XdpMode::Skb] {
                 let h = HolderArgs {
                     sides: sides.clone(),

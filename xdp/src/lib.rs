@@ -8,6 +8,7 @@
 //! - [`responder`]: the lab's stateless XDP_TX target (SYN-ACK / RST).
 //! - [`sink`]: the send-only benchmark sink (XDP_DROP + counters).
 //! - [`pass`]: pass-through for the scanner's veth (so XDP_TX'd replies arrive).
+//! - [`policer`]: the lab's token-bucket SYN policer (test-only, target's veth).
 //! - [`lab`]: attach the above to a lab's two namespaces and hold them.
 //! - [`filter`]: the scanner-side program that hands our replies to the AF_XDP sockets.
 //! - [`xsk`], [`mod@backend`]: the AF_XDP sockets and the engine's `Transmit`/`Receive` over them.
@@ -20,6 +21,7 @@ mod error;
 pub mod filter;
 pub mod lab;
 pub mod pass;
+pub mod policer;
 pub mod responder;
 pub mod sink;
 mod sys;
@@ -44,5 +46,8 @@ mod skel {
     }
     pub mod pass {
         include!(concat!(env!("OUT_DIR"), "/pass.skel.rs"));
+    }
+    pub mod policer {
+        include!(concat!(env!("OUT_DIR"), "/policer.skel.rs"));
     }
 }

@@ -4,11 +4,14 @@
 
 use crate::UsageError;
 use prtip_lab::config::{parse_ports, DEFAULT_NAME, DEFAULT_RUN_DIR, MAX_NAME_LEN};
-use prtip_lab::{Helper, Ipv4Net, Lab, LabConfig, LabError, MacAddr, ResponderKind};
+use prtip_lab::sparse::{Sparse, SparseHosts, SparseMode};
+use prtip_lab::{
+    Helper, Ipv4Net, Ipv6Net, Lab, LabConfig, LabError, MacAddr, PolicerSpec, ResponderKind, Side,
+};
 use prtip_xdp::lab::{holder_command, spawn_holder, HolderArgs, LabSides, LabTarget};
 use prtip_xdp::responder::ResponderConfig;
 use prtip_xdp::XdpMode;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -27,9 +30,50 @@ enum LabCmd {
     Down(DownArgs),
     /// Show what exists of the lab and its ground truth (exit 0 when up, 3 when not).
     Status(StatusArgs),
+    /// Take one end of the lab's veth down or bring it up again (uplink-failure tests).
+    Link(LinkArgs),
+    /// Make the next hop (the target's veth) stop answering ARP/NDP, or answer again.
+    NextHop(NextHopArgs),
+    /// Show the SYN policer's counters, or change its rate (`lab up --policer`).
+    Policer(PolicerArgs),
     /// Run the lab's responder (started by `lab up` inside the target namespace).
     #[command(hide = true)]
     Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct LinkArgs {
+    #[command(flatten)]
+    which: WhichLab,
+    /// down or up.
+    #[arg(value_name = "STATE", value_parser = ["down", "up"])]
+    state: String,
+    /// Which end: scanner (sends fail with ENETDOWN) or target (the scanner's
+    /// end loses carrier; frames sent into it are dropped).
+    #[arg(long, value_name = "SIDE", value_parser = side, default_value = "scanner")]
+    side: Side,
+}
+
+#[derive(clap::Args, Debug)]
+struct NextHopArgs {
+    #[command(flatten)]
+    which: WhichLab,
+    /// silent (no ARP/NDP answers, the scanner's neighbour entries removed) or
+    /// answer (back to the static entries).
+    #[arg(value_name = "STATE", value_parser = ["silent", "answer"])]
+    state: String,
+}
+
+#[derive(clap::Args, Debug)]
+struct PolicerArgs {
+    #[command(flatten)]
+    which: WhichLab,
+    /// New rate (and burst), as for `lab up --policer`; the bucket refills.
+    #[arg(long, value_name = "RATE[/BURST]", value_parser = policer_spec)]
+    set: Option<PolicerSpec>,
+    /// Print the counters as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Which lab: a name and, optionally, explicit namespace and link names.
@@ -64,6 +108,44 @@ fn port_list(s: &str) -> Result<PortList, String> {
 }
 
 fn cidr(s: &str) -> Result<Ipv4Net, String> {
+    s.parse().map_err(|e: LabError| e.to_string())
+}
+
+/// A network flag that also takes `none`.
+#[derive(Clone, Copy, Debug)]
+struct OrNone<T>(Option<T>);
+
+fn cidr6(s: &str) -> Result<OrNone<Ipv6Net>, String> {
+    if s == "none" {
+        return Ok(OrNone(None));
+    }
+    s.parse()
+        .map(|n| OrNone(Some(n)))
+        .map_err(|e: LabError| e.to_string())
+}
+
+fn cidr_or_none(s: &str) -> Result<OrNone<Ipv4Net>, String> {
+    if s == "none" {
+        return Ok(OrNone(None));
+    }
+    s.parse()
+        .map(|n| OrNone(Some(n)))
+        .map_err(|e: LabError| e.to_string())
+}
+
+fn sparse_hosts(s: &str) -> Result<SparseHosts, String> {
+    s.parse().map_err(|e: LabError| e.to_string())
+}
+
+fn sparse_mode(s: &str) -> Result<SparseMode, String> {
+    s.parse().map_err(|e: LabError| e.to_string())
+}
+
+fn policer_spec(s: &str) -> Result<PolicerSpec, String> {
+    PolicerSpec::parse(s).map_err(|e| e.to_string())
+}
+
+fn side(s: &str) -> Result<Side, String> {
     s.parse().map_err(|e: LabError| e.to_string())
 }
 
@@ -115,9 +197,45 @@ struct UpArgs {
     /// elsewhere; UDP still served), xdp-sink (drop every frame; send-only benches).
     #[arg(long, value_name = "KIND", value_parser = responder_kind, default_value = "kernel")]
     responder: ResponderKind,
-    /// XDP attach mode for the xdp responders: native (driver) or skb (generic).
+    /// XDP attach mode for the xdp responders and the policer: native (driver) or skb (generic).
     #[arg(long, value_name = "MODE", value_parser = xdp_mode, default_value = "native")]
     xdp_mode: XdpMode,
+    /// Scanner IPv6 address (a /64 with --tgt-ip6; default 2001:db8:0:1::1).
+    #[arg(long, value_name = "IP")]
+    scan_ip6: Option<Ipv6Addr>,
+    /// Target (IPv6 gateway) address (default 2001:db8:0:1::2).
+    #[arg(long, value_name = "IP")]
+    tgt_ip6: Option<Ipv6Addr>,
+    /// IPv6 network every address of which answers, inside 2001:db8::/32
+    /// (default 2001:db8:100::/116, 4096 addresses), or none.
+    #[arg(long, value_name = "CIDR|none", value_parser = cidr6)]
+    target_net6: Option<OrNone<Ipv6Net>>,
+    /// Add a sparse network: only some addresses exist (default
+    /// 198.18.1.0/24 and 2001:db8:200::/120, every 4th address live, the rest silent).
+    #[arg(long)]
+    sparse: bool,
+    /// IPv4 half of the sparse network (at most a /16), or none; implies --sparse.
+    #[arg(long, value_name = "CIDR|none", value_parser = cidr_or_none)]
+    sparse_net: Option<OrNone<Ipv4Net>>,
+    /// IPv6 half of the sparse network (at most a /112), or none; implies --sparse.
+    #[arg(long, value_name = "CIDR|none", value_parser = cidr6)]
+    sparse_net6: Option<OrNone<Ipv6Net>>,
+    /// Live addresses of the sparse network by index: every:N (indices 1, 1+N,
+    /// 1+2N, ...) or a list such as 1,5,9-12; implies --sparse.
+    #[arg(long, value_name = "every:N|LIST", value_parser = sparse_hosts)]
+    sparse_hosts: Option<SparseHosts>,
+    /// What the other sparse addresses do: silent (dropped) or unreachable
+    /// (ICMP host unreachable / ICMPv6 no route); implies --sparse.
+    #[arg(long, value_name = "MODE", value_parser = sparse_mode)]
+    sparse_mode: Option<SparseMode>,
+    /// With --responder xdp: only addresses of the target network whose index
+    /// is 1 modulo N answer SYNs (100: 1%); SYNs to the others are dropped.
+    #[arg(long, value_name = "N")]
+    xdp_live_every: Option<u32>,
+    /// Attach the SYN policer to the target's veth: TCP SYNs above RATE per
+    /// second (bucket of BURST, default RATE/100) are dropped. Needs --responder kernel.
+    #[arg(long, value_name = "RATE[/BURST]", value_parser = policer_spec)]
+    policer: Option<PolicerSpec>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -219,6 +337,41 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         LabCmd::Status(a) => status(a),
+        LabCmd::Link(a) => {
+            let c = a.which.config()?;
+            c.validate().map_err(lab_err)?;
+            let up = a.state == "up";
+            prtip_lab::set_link(&c, a.side, up).map_err(lab_err)?;
+            println!(
+                "prtip lab {}: {} link {} is {}",
+                c.name,
+                a.side,
+                match a.side {
+                    Side::Scanner => &c.scan_if,
+                    Side::Target => &c.tgt_if,
+                },
+                a.state
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCmd::NextHop(a) => {
+            let c = a.which.config()?;
+            c.validate().map_err(lab_err)?;
+            prtip_lab::set_next_hop(&c, a.state == "answer").map_err(lab_err)?;
+            println!(
+                "prtip lab {}: next hop {} / {} {}",
+                c.name,
+                c.tgt_ip,
+                c.tgt_ip6,
+                if a.state == "answer" {
+                    "answers ARP/NDP (static neighbour entries restored)"
+                } else {
+                    "no longer answers ARP/NDP (scanner's neighbour entries removed)"
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCmd::Policer(a) => policer(a),
         LabCmd::Serve(a) => {
             let text = std::fs::read_to_string(&a.config)
                 .map_err(|e| anyhow::anyhow!("reading {}: {e}", a.config.display()))?;
@@ -246,15 +399,35 @@ fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
     c.backlog = a.backlog.unwrap_or(fresh.backlog);
     c.responder = a.responder;
     c.responder_exe = None;
+    c.scan_ip6 = a.scan_ip6.unwrap_or(fresh.scan_ip6);
+    c.tgt_ip6 = a.tgt_ip6.unwrap_or(fresh.tgt_ip6);
+    c.target_net6 = a.target_net6.map_or(fresh.target_net6, |n| n.0);
+    let sparse_given = a.sparse
+        || a.sparse_net.is_some()
+        || a.sparse_net6.is_some()
+        || a.sparse_hosts.is_some()
+        || a.sparse_mode.is_some();
+    c.sparse = sparse_given.then(|| {
+        let d = Sparse::default();
+        Sparse {
+            net4: a.sparse_net.map_or(d.net4, |n| n.0),
+            net6: a.sparse_net6.map_or(d.net6, |n| n.0),
+            hosts: a.sparse_hosts.unwrap_or(d.hosts),
+            mode: a.sparse_mode.unwrap_or(d.mode),
+        }
+    });
+    c.policer = a.policer;
+    c.xdp_live_every = a.xdp_live_every.unwrap_or(1);
     c.validate().map_err(lab_err)?;
     let lab = Lab::up(&c).map_err(lab_err)?;
-    if c.responder != ResponderKind::Kernel {
+    if c.responder != ResponderKind::Kernel || c.policer.is_some() {
         if let Err(e) = attach_xdp(&lab, a.xdp_mode) {
             let _ = prtip_lab::down(&c);
-            return Err(e.context(format!(
-                "attaching the {} responder (the lab was taken down again)",
-                c.responder
-            )));
+            let what = match c.policer {
+                Some(p) => format!("the SYN policer {p}"),
+                None => format!("the {} responder", c.responder),
+            };
+            return Err(e.context(format!("attaching {what} (the lab was taken down again)")));
         }
     }
     let st = prtip_lab::status(lab.config()).map_err(lab_err)?;
@@ -268,13 +441,20 @@ fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
 fn attach_xdp(lab: &Lab, mode: XdpMode) -> anyhow::Result<()> {
     let c = lab.config();
     let target = match c.responder {
-        ResponderKind::Xdp => LabTarget::Responder(ResponderConfig::new(
-            c.target_net.addr(),
-            c.target_net.prefix(),
-            &c.tcp_ports,
-        )?),
+        ResponderKind::Xdp => {
+            let mut r =
+                ResponderConfig::new(c.target_net.addr(), c.target_net.prefix(), &c.tcp_ports)?;
+            r.live_every = c.xdp_live_every;
+            LabTarget::Responder(r)
+        }
         ResponderKind::XdpSink => LabTarget::Sink,
-        ResponderKind::Kernel => return Ok(()),
+        ResponderKind::Kernel => match c.policer {
+            Some(p) => LabTarget::Policer(prtip_xdp::policer::PolicerConfig {
+                rate: p.rate,
+                burst: p.burst,
+            }),
+            None => return Ok(()),
+        },
     };
     let args = HolderArgs {
         sides: LabSides {
@@ -297,6 +477,67 @@ fn attach_xdp(lab: &Lab, mode: XdpMode) -> anyhow::Result<()> {
     })
     .map_err(lab_err)?;
     Ok(())
+}
+
+/// Counters of the lab's policer, read from inside the target namespace.
+fn policer_stats(c: &LabConfig) -> anyhow::Result<prtip_xdp::policer::PolicerStats> {
+    let tgt_if = c.tgt_if.clone();
+    prtip_xdp::in_netns(&c.tgt_ns, || {
+        prtip_xdp::policer::stats_of_interface(&tgt_if)
+    })
+    .map_err(|e| {
+        anyhow::Error::new(UsageError(format!(
+            "lab {}: no SYN policer on {} ({e}); bring the lab up with --policer RATE[/BURST]",
+            c.name, c.tgt_if
+        )))
+    })
+}
+
+fn policer(a: PolicerArgs) -> anyhow::Result<ExitCode> {
+    let mut c = a.which.config()?;
+    c.validate().map_err(lab_err)?;
+    prtip_lab::privilege::require_lab_privileges("policer").map_err(lab_err)?;
+    policer_stats(&c)?;
+    if let Some(p) = a.set {
+        let cfg = prtip_xdp::policer::PolicerConfig {
+            rate: p.rate,
+            burst: p.burst,
+        };
+        let tgt_if = c.tgt_if.clone();
+        prtip_xdp::in_netns(&c.tgt_ns, || {
+            prtip_xdp::policer::set_on_interface(&tgt_if, cfg)
+        })
+        .map_err(|e| anyhow::Error::new(UsageError(e.to_string())))?;
+        // Record the new rate so `lab status` shows it.
+        c.policer = Some(p);
+        let path = c.lab_dir().join("config.json");
+        let mut stored: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+        stored["policer"] = serde_json::to_value(p)?;
+        std::fs::write(&path, serde_json::to_string_pretty(&stored)?)?;
+    }
+    let s = policer_stats(&c)?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "name": c.name,
+                "rate": s.config.rate,
+                "burst": s.config.burst,
+                "generation": s.generation,
+                "syn_passed": s.syn_passed,
+                "syn_dropped": s.syn_dropped,
+                "other": s.other,
+                "passed_since_change": s.passed,
+                "dropped_since_change": s.dropped,
+            })
+        );
+    } else {
+        println!(
+            "prtip lab {}: SYN policer {}/s, burst {} on {}: {} SYNs passed, {} dropped, {} other frames since attach; since the last change {} passed, {} dropped",
+            c.name, s.config.rate, s.config.burst, c.tgt_if, s.syn_passed, s.syn_dropped, s.other, s.passed, s.dropped
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {

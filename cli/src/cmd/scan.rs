@@ -241,7 +241,13 @@ fn install_signals(
 
 /// Run a scan.
 pub fn run(args: Args, paths: &Paths) -> anyhow::Result<ExitCode> {
+    if let Some(f) = &args.from_gaps {
+        return super::merge::scan_gaps(f, paths, args.quiet);
+    }
     let spec = spec::build_spec(&args)?;
+    if args.continue_shard {
+        return super::merge::continue_shard(spec, args.seed.is_some(), paths, args.quiet);
+    }
     let home = paths.session_home();
     let start = Start::Fresh {
         command_line: std::env::args().collect(),

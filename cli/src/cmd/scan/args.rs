@@ -146,9 +146,17 @@ pub struct Args {
     /// Permutation and cookie key (default: random). Same seed, same probe order.
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
-    /// Scan one slice of the walk: i/N (0-based).
+    /// Scan one slice of the walk: i/N (0-based). `$(JOB_COMPLETION_INDEX)/N` takes
+    /// i from that variable (a Kubernetes Indexed Job); see docs/scale-out.md.
     #[arg(long, value_name = "i/N")]
     pub shard: Option<String>,
+    /// If --home holds this scan's shard (same spec, seed and --shard) unfinished,
+    /// resume it from its last checkpoint; if finished, send nothing (needs --seed).
+    #[arg(long = "continue")]
+    pub continue_shard: bool,
+    /// Send what `prtip merge --gaps FILE` said is missing (no targets needed).
+    #[arg(long = "from-gaps", value_name = "FILE")]
+    pub from_gaps: Option<PathBuf>,
     /// Interface to send on (default: from the routing table).
     #[arg(short = 'e', long = "interface", value_name = "IFACE")]
     pub interface: Option<String>,

@@ -158,7 +158,9 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
         None => 1000,
     };
     let (shard_index, shard_count) = match &args.shard {
-        Some(s) => parse_shard(s).map_err(|e| usage(e.to_string()))?,
+        Some(s) => {
+            parse_shard(&crate::cmd::merge::shard_arg(s)?).map_err(|e| usage(e.to_string()))?
+        }
         None => (0, 1),
     };
     let source = match &args.source {
@@ -303,6 +305,8 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
         outputs,
         filter: args.filter.clone(),
         service_probes: args.service_probes.clone(),
+        walk_from: 0,
+        merged_from: Vec::new(),
     };
     // Validate the whole plan now (index space size, IPv6 with -sS, ...).
     ScanPlan::new(&spec).map_err(|e| usage(e.to_string()))?;
