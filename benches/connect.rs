@@ -91,7 +91,7 @@ fn spec(targets: &str, ports: &str, scan_type: ScanType, parallel: u64) -> ScanS
         filter: None,
         service_probes: None,
         walk_from: 0,
-        merged_from: vec![],
+        merged_from: Vec::new(),
         sockets: prtip_store::event::SocketSettings {
             max_parallelism: Some(parallel),
             connect_timeout_ms: Some(1000),

@@ -42,7 +42,7 @@ impl ShardLog {
     }
 }
 
-/// Walk position a gap scan's log starts at ([`ScanSpec::walk_from`]), else 0.
+/// Walk position a gap scan's log starts at (`ScanSpec::walk_from`), else 0.
 pub(crate) fn walk_from(spec: &ScanSpec) -> u64 {
     spec.walk_from
 }

@@ -4,9 +4,10 @@
 
 use crate::check::MergePlan;
 use crate::MergeError;
+use prtip_store::event::MergedPart;
 use prtip_store::event::{
-    now_us, Banner, Checkpoint, Counters, Event, EventSink, Finished, MergedPart, PortState,
-    Reason, Reply, ScanStarted, Service, Versions, SCHEMA_VERSION,
+    now_us, Banner, Checkpoint, Counters, Event, EventSink, Finished, PortState, Reason, Reply,
+    ScanStarted, Service, Versions, SCHEMA_VERSION,
 };
 use prtip_store::{LogOptions, LogReader, LogWriter, ResultRow, SortOptions, SortedRows};
 use std::cmp::Reverse;
@@ -55,7 +56,7 @@ pub fn fold(
             shard: format!("{i}/{}", plan.shard_count),
             scan_id: l.started.scan_id,
             log: l.dir.display().to_string(),
-            walk: (l.covered.start, l.covered.end),
+            walk: [l.covered.start, l.covered.end],
             started_us: l.started.time_us,
             ended_us: l.ended_us,
             interface: l.started.spec.interface.clone(),

@@ -538,16 +538,16 @@ impl App {
                         time_us: r.time_us,
                     });
                 }
-                self.table.apply_reply(r);
+                self.table.apply(ev);
                 self.dash.on_reply_rtt(r.rtt_us);
                 self.last_event_us = self.last_event_us.max(r.time_us);
             }
             Event::Banner(b) => {
-                self.table.apply_banner(b);
+                self.table.apply(ev);
                 self.last_event_us = self.last_event_us.max(b.time_us);
             }
             Event::Service(s) => {
-                self.table.apply_service(s);
+                self.table.apply(ev);
                 self.last_event_us = self.last_event_us.max(s.time_us);
             }
             Event::Checkpoint(c) => {

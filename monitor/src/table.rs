@@ -1,17 +1,13 @@
-//! The monitor's in-memory result table: the latest state per (address,
-//! protocol, port), folded from `Reply`, `Banner` and `Service` events as they
-//! arrive, plus the filtered and sorted view the results screen shows.
-//!
-//! Folding follows the store's result projection (`prtip_store::Results`,
-//! `sorted_rows`), incrementally: the latest `Reply` per key wins (duplicates
-//! from retries or resumed windows fold into one row), with the latest
-//! `Service` and the first `Banner` of that key; a key becomes a row only once
-//! a `Reply` was seen (a banner or service seen first waits for it). This
-//! module never reads files and never renders.
+//! The monitor's result table: the store's result projection
+//! ([`prtip_store::Results`], folded incrementally as events arrive: the latest
+//! `Reply` per key wins, with the latest `Service` and the first `Banner`),
+//! plus the filtered and sorted view the results screen shows. The fold is the
+//! store's; this module owns only the view. It never reads files and never
+//! renders.
 
 use prtip_filter::Filter;
-use prtip_store::event::{Addr, Banner, PortState, Protocol, Reply, Service};
-use prtip_store::{ResultRow, ServiceInfo};
+use prtip_store::event::{Addr, Event, Protocol};
+use prtip_store::{ResultRow, Results};
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
@@ -54,139 +50,62 @@ impl SortKey {
     }
 }
 
-/// A result's identity: (address, protocol, port).
-type Key = (Addr, Protocol, u16);
-
 /// Rows folded from the log, and the current filtered + sorted view of them.
 #[derive(Default)]
 pub struct ResultTable {
-    rows: Vec<ResultRow>,
-    index: HashMap<Key, usize>,
+    results: Results,
     view: Vec<usize>,
     dirty: bool,
-    open: u64,
-    hostnames: HashMap<Addr, String>,
-    /// Service / banner of keys without a Reply yet.
-    pending: HashMap<Key, (Option<ServiceInfo>, Option<Vec<u8>>)>,
 }
 
 impl ResultTable {
-    /// Fold a reply: its state replaces the row's (a new key becomes a row).
-    pub fn apply_reply(&mut self, r: &Reply) {
-        self.dirty = true;
-        let key = (r.addr, r.proto, r.port);
-        let i = match self.index.get(&key) {
-            Some(&i) => {
-                if self.rows[i].state == PortState::Open {
-                    self.open -= 1;
-                }
-                i
-            }
-            None => {
-                let (service, banner) = self.pending.remove(&key).unwrap_or_default();
-                self.rows.push(ResultRow {
-                    addr: r.addr,
-                    hostname: self.hostnames.get(&r.addr).cloned(),
-                    port: r.port,
-                    proto: r.proto,
-                    state: r.state,
-                    reason: r.reason,
-                    ttl: r.ttl,
-                    rtt_us: r.rtt_us,
-                    time_us: r.time_us,
-                    service,
-                    banner,
-                });
-                self.index.insert(key, self.rows.len() - 1);
-                self.rows.len() - 1
-            }
-        };
-        let row = &mut self.rows[i];
-        row.state = r.state;
-        row.reason = r.reason;
-        row.ttl = r.ttl;
-        row.rtt_us = r.rtt_us;
-        row.time_us = r.time_us;
-        if r.state == PortState::Open {
-            self.open += 1;
-        }
-    }
-
-    /// Attach a banner to its key (the first banner of a key is kept).
-    pub fn apply_banner(&mut self, b: &Banner) {
-        let key = (b.addr, b.proto, b.port);
-        let slot = match self.index.get(&key) {
-            Some(&i) => {
-                self.dirty = true;
-                &mut self.rows[i].banner
-            }
-            None => &mut self.pending.entry(key).or_default().1,
-        };
-        if slot.is_none() {
-            *slot = Some(b.bytes.clone());
-        }
-    }
-
-    /// Attach a detected service to its key (the latest is kept).
-    pub fn apply_service(&mut self, s: &Service) {
-        let key = (s.addr, s.proto, s.port);
-        let info = ServiceInfo {
-            name: s.name.clone(),
-            product: s.product.clone(),
-            version: s.version.clone(),
-            extra: s.extra.clone(),
-            confidence: s.confidence,
-            method: s.method.clone(),
-        };
-        match self.index.get(&key) {
-            Some(&i) => {
-                self.dirty = true;
-                self.rows[i].service = Some(info);
-            }
-            None => self.pending.entry(key).or_default().0 = Some(info),
+    /// Fold one event (`Reply`, `Banner`, `Service`, `ScanStarted`'s host names;
+    /// the others change nothing).
+    pub fn apply(&mut self, event: &Event) {
+        if matches!(
+            event,
+            Event::Reply(_) | Event::Banner(_) | Event::Service(_) | Event::ScanStarted(_)
+        ) {
+            self.dirty = true;
+            self.results.apply_event(event);
         }
     }
 
     /// Host names of addresses (the scan's resolved targets): attached to
     /// existing rows now and to new rows as they appear.
     pub fn set_hostnames(&mut self, names: HashMap<Addr, String>) {
-        for row in &mut self.rows {
-            if let Some(n) = names.get(&row.addr) {
-                row.hostname = Some(n.clone());
-                self.dirty = true;
-            }
-        }
-        self.hostnames = names;
+        self.dirty = true;
+        self.results.add_hostnames(names);
     }
 
     /// The row of one key, if seen.
     pub fn get(&self, addr: Addr, proto: Protocol, port: u16) -> Option<&ResultRow> {
-        self.index.get(&(addr, proto, port)).map(|&i| &self.rows[i])
+        self.results.row(addr, proto, port)
     }
 
     /// All rows, in arrival order.
     pub fn rows(&self) -> &[ResultRow] {
-        &self.rows
+        self.results.arrival_order()
     }
 
     /// Number of rows.
     pub fn len(&self) -> usize {
-        self.rows.len()
+        self.results.len()
     }
 
     /// True when no row has been folded yet.
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.results.is_empty()
     }
 
     /// Rows whose latest state is open.
     pub fn open_count(&self) -> u64 {
-        self.open
+        self.results.open_ports() as u64
     }
 
     /// How many rows `filter` selects (the filter builder's live preview).
     pub fn count_matching(&self, filter: &Filter) -> usize {
-        self.rows.iter().filter(|r| filter.matches(r)).count()
+        self.rows().iter().filter(|r| filter.matches(r)).count()
     }
 
     /// Rebuild the view if rows, filter or sort changed since the last call.
@@ -201,7 +120,7 @@ impl ResultTable {
             return;
         }
         self.dirty = false;
-        let rows = &self.rows;
+        let rows = self.results.arrival_order();
         self.view.clear();
         self.view
             .extend((0..rows.len()).filter(|&i| filter.is_none_or(|f| f.matches(&rows[i]))));
@@ -243,7 +162,8 @@ impl ResultTable {
 
     /// The rows of the current view, in display order.
     pub fn view(&self) -> impl ExactSizeIterator<Item = &ResultRow> + '_ {
-        self.view.iter().map(|&i| &self.rows[i])
+        let rows = self.results.arrival_order();
+        self.view.iter().map(move |&i| &rows[i])
     }
 
     /// Number of rows in the current view.
@@ -253,15 +173,15 @@ impl ResultTable {
 
     /// Row `i` of the current view.
     pub fn view_row(&self, i: usize) -> Option<&ResultRow> {
-        self.view.get(i).map(|&j| &self.rows[j])
+        self.view.get(i).map(|&j| &self.results.arrival_order()[j])
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prtip_store::event::Reason;
-    use prtip_store::{Event, Results};
+    use prtip_store::event::{Banner, PortState, Reason, Reply, Service};
+    use prtip_store::Results;
     use std::net::Ipv4Addr;
 
     fn reply(last: u8, port: u16, state: PortState, t: u64) -> Event {
@@ -306,9 +226,9 @@ mod tests {
         })
     }
 
-    /// The monitor's incremental fold gives the store's rows for the same events
-    /// (duplicates, state changes, banner/service before the reply, first
-    /// banner wins, latest service wins).
+    /// The table's rows are the store's projection of the same events, folded
+    /// one by one (duplicates, state changes, banner/service before the reply,
+    /// first banner wins, latest service wins), and the view shows them.
     #[test]
     fn fold_matches_the_store_projection() {
         let events = vec![
@@ -327,12 +247,7 @@ mod tests {
         let mut mine = ResultTable::default();
         let mut store = Results::new();
         for ev in &events {
-            match ev {
-                Event::Reply(r) => mine.apply_reply(r),
-                Event::Banner(b) => mine.apply_banner(b),
-                Event::Service(s) => mine.apply_service(s),
-                _ => unreachable!(),
-            }
+            mine.apply(ev);
             store.apply_event(ev);
         }
         let mut rows = mine.rows().to_vec();
@@ -343,5 +258,8 @@ mod tests {
         assert_eq!(mine.open_count(), 2);
         assert_eq!(rows[0].banner.as_deref(), Some(&b"early banner"[..]));
         assert_eq!(rows[0].service.as_ref().unwrap().name, "ssh2");
+        mine.refresh(None, SortKey::Address, false, false);
+        let shown: Vec<_> = mine.view().map(|r| r.key()).collect();
+        assert_eq!(shown, rows.iter().map(|r| r.key()).collect::<Vec<_>>());
     }
 }

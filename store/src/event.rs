@@ -467,14 +467,14 @@ pub struct ScanSpec {
     pub filter: Option<String>,
     /// `--service-probes FILE`, if given.
     pub service_probes: Option<String>,
-    /// Walk position this log starts at: 0, or where a gap scan (`prtip scan
-    /// --from-gaps`) begins its shard's walk.
+    /// Walk position this log starts at: a gap scan of `prtip scan --from-gaps`
+    /// sends its shard from here; 0 for a scan from the start.
     pub walk_from: u64,
-    /// The shard logs a merged scan (`prtip merge`) was folded from; empty otherwise.
+    /// A log folded by `prtip merge`: where each part came from (empty otherwise).
     pub merged_from: Vec<MergedPart>,
 }
 
-/// One shard log a merged scan came from (see [`ScanSpec::merged_from`]).
+/// One log folded into a merged scan (`prtip merge`).
 #[derive(
     Archive,
     Serialize,
@@ -490,15 +490,15 @@ pub struct ScanSpec {
 pub struct MergedPart {
     /// Its shard, `i/N`.
     pub shard: String,
-    /// Its history id where it was scanned.
+    /// Its scan id.
     pub scan_id: u64,
-    /// Its log directory as it was found by the merge.
+    /// Its log directory.
     pub log: String,
     /// The walk positions it covered, `[start, end)`.
-    pub walk: (u64, u64),
-    /// When it started, µs since the epoch.
+    pub walk: [u64; 2],
+    /// When it started, Unix µs.
     pub started_us: u64,
-    /// When it ended, µs since the epoch, if it says.
+    /// When it ended, Unix µs, if it did.
     pub ended_us: Option<u64>,
     /// The interface it sent on.
     pub interface: Option<String>,

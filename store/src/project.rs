@@ -318,20 +318,20 @@ impl SummaryFold {
     }
 }
 
-#[derive(Clone, Debug, Default)]
-struct RowState {
-    reply: Option<Reply>,
-    service: Option<ServiceInfo>,
-    banner: Option<Vec<u8>>,
-}
-
 /// The result rows folded in memory: the latest Reply per (address, protocol,
-/// port) wins, with the latest Service and the first Banner of that key. For small
-/// logs and the monitor; exports use [`crate::sorted_rows`].
+/// port) wins, with the latest Service and the first Banner of that key; a key
+/// becomes a row once a Reply was seen (a banner or service seen first waits for
+/// it). Incremental: rows keep their place in arrival order, so a reader that
+/// folds events as they come (the monitor) can index them. For small logs and
+/// the monitor; exports use [`crate::sorted_rows`].
 #[derive(Clone, Debug, Default)]
 pub struct Results {
-    rows: HashMap<Key, RowState>,
+    rows: Vec<ResultRow>,
+    index: HashMap<Key, usize>,
+    /// Service / banner of keys without a Reply yet.
+    pending: HashMap<Key, (Option<ServiceInfo>, Option<Vec<u8>>)>,
     hostnames: HashMap<Addr, String>,
+    open: usize,
 }
 
 pub(crate) fn service_info(s: &ArchivedService) -> ServiceInfo {
@@ -409,93 +409,139 @@ impl Results {
     /// Fold one event (events must come in log order).
     pub fn apply(&mut self, ev: EventRef<'_>) {
         match ev {
-            EventRef::ScanStarted(s) => {
-                for (a, n) in hostnames_of(s) {
-                    self.hostnames.entry(a).or_insert(n);
-                }
-            }
-            EventRef::Reply(r) => {
-                let k = key_of(&r.addr, &r.proto, r.port.to_native());
-                self.rows.entry(k).or_default().reply = Some(reply_of(r));
-            }
-            EventRef::Banner(b) => {
-                let k = key_of(&b.addr, &b.proto, b.port.to_native());
-                let st = self.rows.entry(k).or_default();
-                if st.banner.is_none() {
-                    st.banner = Some(b.bytes.as_slice().to_vec());
-                }
-            }
-            EventRef::Service(s) => {
-                let k = key_of(&s.addr, &s.proto, s.port.to_native());
-                self.rows.entry(k).or_default().service = Some(service_info(s));
-            }
+            EventRef::ScanStarted(s) => self.add_hostnames(hostnames_of(s)),
+            EventRef::Reply(r) => self.on_reply(&reply_of(r)),
+            EventRef::Banner(b) => self.on_banner(
+                key_of(&b.addr, &b.proto, b.port.to_native()),
+                b.bytes.as_slice(),
+            ),
+            EventRef::Service(s) => self.on_service(
+                key_of(&s.addr, &s.proto, s.port.to_native()),
+                service_info(s),
+            ),
             _ => {}
         }
     }
 
-    /// Fold one owned event (engine tests, dry runs).
+    /// Fold one owned event (the monitor, engine tests, dry runs): the same fold
+    /// as [`Results::apply`].
     pub fn apply_event(&mut self, ev: &Event) {
-        let mut arena = rkyv::ser::allocator::Arena::new();
-        let len = record::encoded_len(ev);
-        let mut buf = crate::segment::AlignedBuf::zeroed(len.max(8));
-        let n = record::encode(ev, buf.as_mut_slice(), &mut arena).expect("sized buffer");
-        if let Ok(Some(r)) = record::decode(ev.kind() as u8, &buf[..n]) {
-            self.apply(r);
+        match ev {
+            Event::ScanStarted(s) => {
+                let mut m = HashMap::new();
+                for h in &s.spec.resolved {
+                    m.entry(h.addr).or_insert_with(|| h.name.clone());
+                }
+                self.add_hostnames(m);
+            }
+            Event::Reply(r) => self.on_reply(r),
+            Event::Banner(b) => self.on_banner((b.addr, b.proto, b.port), &b.bytes),
+            Event::Service(s) => self.on_service(
+                (s.addr, s.proto, s.port),
+                ServiceInfo {
+                    name: s.name.clone(),
+                    product: s.product.clone(),
+                    version: s.version.clone(),
+                    extra: s.extra.clone(),
+                    confidence: s.confidence,
+                    method: s.method.clone(),
+                },
+            ),
+            _ => {}
+        }
+    }
+
+    /// Host names of addresses (a scan's resolved targets; the first name of an
+    /// address is kept): attached to existing rows now and to new rows later.
+    pub fn add_hostnames(&mut self, names: HashMap<Addr, String>) {
+        for (a, n) in names {
+            self.hostnames.entry(a).or_insert(n);
+        }
+        for row in &mut self.rows {
+            if row.hostname.is_none() {
+                row.hostname = self.hostnames.get(&row.addr).cloned();
+            }
+        }
+    }
+
+    fn on_reply(&mut self, r: &Reply) {
+        let k = (r.addr, r.proto, r.port);
+        match self.index.get(&k) {
+            Some(&i) => {
+                let row = &mut self.rows[i];
+                if row.state == PortState::Open {
+                    self.open -= 1;
+                }
+                row.state = r.state;
+                row.reason = r.reason;
+                row.ttl = r.ttl;
+                row.rtt_us = r.rtt_us;
+                row.time_us = r.time_us;
+            }
+            None => {
+                let (service, banner) = self.pending.remove(&k).unwrap_or_default();
+                self.rows
+                    .push(make_row(k, r, service, banner, &self.hostnames));
+                self.index.insert(k, self.rows.len() - 1);
+            }
+        }
+        if r.state == PortState::Open {
+            self.open += 1;
+        }
+    }
+
+    fn on_banner(&mut self, k: Key, bytes: &[u8]) {
+        let slot = match self.index.get(&k) {
+            Some(&i) => &mut self.rows[i].banner,
+            None => &mut self.pending.entry(k).or_default().1,
+        };
+        if slot.is_none() {
+            *slot = Some(bytes.to_vec());
+        }
+    }
+
+    fn on_service(&mut self, k: Key, info: ServiceInfo) {
+        match self.index.get(&k) {
+            Some(&i) => self.rows[i].service = Some(info),
+            None => self.pending.entry(k).or_default().0 = Some(info),
         }
     }
 
     /// The row of one key, if a Reply was seen for it.
     pub fn get(&self, addr: Addr, proto: Protocol, port: u16) -> Option<ResultRow> {
-        let k = (addr, proto, port);
-        let st = self.rows.get(&k)?;
-        let r = st.reply.as_ref()?;
-        Some(make_row(
-            k,
-            r,
-            st.service.clone(),
-            st.banner.clone(),
-            &self.hostnames,
-        ))
+        self.row(addr, proto, port).cloned()
+    }
+
+    /// The row of one key, borrowed, if a Reply was seen for it.
+    pub fn row(&self, addr: Addr, proto: Protocol, port: u16) -> Option<&ResultRow> {
+        self.index.get(&(addr, proto, port)).map(|&i| &self.rows[i])
     }
 
     /// All rows with a Reply, sorted by (address, protocol, port).
     pub fn rows(&self) -> Vec<ResultRow> {
-        let mut keys: Vec<&Key> = self
-            .rows
-            .iter()
-            .filter(|(_, s)| s.reply.is_some())
-            .map(|(k, _)| k)
-            .collect();
-        keys.sort();
-        keys.into_iter()
-            .map(|k| {
-                let st = &self.rows[k];
-                make_row(
-                    *k,
-                    st.reply.as_ref().unwrap(),
-                    st.service.clone(),
-                    st.banner.clone(),
-                    &self.hostnames,
-                )
-            })
-            .collect()
+        let mut rows = self.rows.clone();
+        rows.sort_by_key(|r| r.key());
+        rows
+    }
+
+    /// All rows with a Reply, in the order their first Reply came (a row's
+    /// place never changes).
+    pub fn arrival_order(&self) -> &[ResultRow] {
+        &self.rows
     }
 
     /// Number of rows (keys with a Reply).
     pub fn len(&self) -> usize {
-        self.rows.values().filter(|s| s.reply.is_some()).count()
+        self.rows.len()
     }
 
     /// True when no Reply was folded.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.rows.is_empty()
     }
 
     /// Number of keys whose latest state is open.
     pub fn open_ports(&self) -> usize {
-        self.rows
-            .values()
-            .filter(|s| s.reply.is_some_and(|r| r.state == PortState::Open))
-            .count()
+        self.open
     }
 }
