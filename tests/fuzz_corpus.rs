@@ -174,7 +174,6 @@ fn every_target_has_a_corpus_and_a_fuzz_target() {
 }
 
 #[path = "../store/tests/common/mod.rs"]
-#[allow(dead_code)]
 mod store_common;
 
 /// Regenerate the log seeds (`cargo test --test fuzz_corpus -- --ignored`):

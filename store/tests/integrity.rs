@@ -92,7 +92,11 @@ fn finished_log_truncated_at_a_frame_boundary_is_damage() {
 
     // Cut the file exactly where the middle data frame starts.
     let fr = frames(&seg(&dir, 0));
-    assert_eq!(fr.last().unwrap().1, 3, "a finished log ends with a close frame");
+    assert_eq!(
+        fr.last().unwrap().1,
+        3,
+        "a finished log ends with a close frame"
+    );
     let (cut, _, _) = fr[fr.len() / 2];
     let kept: u64 = fr[..fr.len() / 2].iter().map(|f| f.2 as u64).sum();
     std::fs::OpenOptions::new()
@@ -191,7 +195,11 @@ fn a_crash_between_seal_and_rename_is_not_damage() {
             }
         }
         let err = err.expect("the roll failed");
-        assert_eq!(faults.failed().map(|f| f.1), Some(fault::Op::Rename), "{err}");
+        assert_eq!(
+            faults.failed().map(|f| f.1),
+            Some(fault::Op::Rename),
+            "{err}"
+        );
         (acked + 1, i + 1)
     };
     // Sealed segment 0, its successor still named next.spare.
@@ -200,7 +208,11 @@ fn a_crash_between_seal_and_rename_is_not_damage() {
     let v = verify(&dir).unwrap();
     assert_eq!(v.damage, None);
     assert_eq!(v.end, LogEnd::Interrupted);
-    assert!(v.records >= acked && v.records <= appended, "{} {acked} {appended}", v.records);
+    assert!(
+        v.records >= acked && v.records <= appended,
+        "{} {acked} {appended}",
+        v.records
+    );
     // A writer continues it in segment 1.
     let (mut a, _) = Appender::open_append(&dir, opts(false)).unwrap();
     a.append(&reply(7)).unwrap();
@@ -224,7 +236,10 @@ fn verify_tells_finished_interrupted_and_damaged_apart() {
         a.sync().unwrap();
     }
     let v = verify(&dir).unwrap();
-    assert_eq!((v.records, v.end, v.damage), (1001, LogEnd::Interrupted, None));
+    assert_eq!(
+        (v.records, v.end, v.damage),
+        (1001, LogEnd::Interrupted, None)
+    );
 
     // A bit flip in the middle of a finished log's first segment.
     let dir = t.path().join("flipped");
@@ -268,8 +283,14 @@ fn salvage_copies_the_readable_prefix_into_a_new_log_marked_salvaged() {
     // exactly the readable records in order.
     assert_eq!(verify(&dir).unwrap(), src);
     let v = verify(&out).unwrap();
-    assert_eq!((v.records, v.damage.is_none(), v.salvaged), (rep.kept, true, true));
-    let (a, b) = (LogReader::open(&dir).unwrap(), LogReader::open(&out).unwrap());
+    assert_eq!(
+        (v.records, v.damage.is_none(), v.salvaged),
+        (rep.kept, true, true)
+    );
+    let (a, b) = (
+        LogReader::open(&dir).unwrap(),
+        LogReader::open(&out).unwrap(),
+    );
     let mut n = 0;
     for (x, y) in a.iter().zip(b.iter()) {
         let (Ok(x), Ok(y)) = (x, y) else { break };
@@ -286,7 +307,10 @@ fn salvage_copies_the_readable_prefix_into_a_new_log_marked_salvaged() {
     .unwrap();
     w.finish().unwrap();
     let v = verify(&out).unwrap();
-    assert_eq!((v.records, v.salvaged, v.end), (rep.kept + 1, true, LogEnd::Closed));
+    assert_eq!(
+        (v.records, v.salvaged, v.end),
+        (rep.kept + 1, true, LogEnd::Closed)
+    );
     // Salvaging into a directory that holds a log, or into itself, is refused.
     assert!(salvage(&dir, &out).is_err());
     assert!(salvage(&dir, &dir).is_err());

@@ -209,12 +209,7 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
 
 /// Whether this process holds capability `bit` in its effective set.
 pub fn has_capability(bit: u32) -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .is_some_and(|caps| caps & (1 << bit) != 0)
+    crate::privilege::has(bit)
 }
 
 pub(crate) const CAP_NET_RAW: u32 = 13;
@@ -238,9 +233,12 @@ fn random_seed() -> u64 {
 
 /// Turn the flags into a spec (no packet sent, no file written).
 pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
+    super::scan_checks::check(args)?;
     let mut targets = args.targets.clone();
+    let mut listed = Vec::new();
     if let Some(p) = &args.input_list {
-        targets.extend(read_list_file(p).map_err(|e| usage(e.to_string()))?);
+        listed = read_list_file(p).map_err(|e| usage(e.to_string()))?;
+        targets.extend(listed.iter().cloned());
     }
     if targets.is_empty() {
         return Err(usage(
@@ -258,8 +256,16 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
         excludes.extend(read_list_file(f).map_err(|e| usage(e.to_string()))?);
     }
     // Resolve names once; the answers go into the spec (and the log).
-    let set = TargetSet::build(&targets, &excludes, &mut resolve_system)
-        .map_err(|e| usage(e.to_string()))?;
+    let set = TargetSet::build(&targets, &excludes, &mut resolve_system).map_err(|e| {
+        let msg = e.to_string();
+        // A name from -iL that did not resolve: say where it came from.
+        let from = args.input_list.as_ref().and_then(|f| {
+            let t = listed.iter().find(|t| msg.contains(t.as_str()))?;
+            let line = super::scan_checks::list_line(f, t)?;
+            Some(format!(" (-iL {} line {line})", f.display()))
+        });
+        usage(msg + &from.unwrap_or_default())
+    })?;
     let resolved: Vec<HostName> = set
         .resolved
         .iter()
@@ -689,6 +695,12 @@ pub fn execute_with(
         Start::Resume { rx, .. } => rx.take(),
         Start::Fresh { .. } => None,
     };
+    // A connect scan needs no privilege: drop it before any thread starts
+    // (capabilities are per thread), keeping root's access to files only.
+    if spec.scan_type == ScanType::Connect {
+        crate::privilege::drop_network_privileges()
+            .context("dropping the capabilities a connect scan does not need")?;
+    }
     // Privilege and route before anything is written.
     let mut pair = None;
     if spec.scan_type == ScanType::Syn {
@@ -759,8 +771,16 @@ pub fn execute_with(
             let (id, dir) = history
                 .new_scan_dir(&paths.scans_dir())
                 .context("creating the scan directory")?;
-            let writer = LogWriter::create(&dir, LogOptions::default())
-                .with_context(|| format!("creating the scan log in {}", dir.display()))?;
+            let writer = match LogWriter::create(&dir, LogOptions::default()) {
+                Ok(w) => w,
+                Err(e) => {
+                    // The directory was made for this scan a moment ago: a
+                    // failed scan leaves no empty scan directory behind.
+                    let _ = std::fs::remove_dir_all(&dir);
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("creating the scan log in {}", dir.display())));
+                }
+            };
             history.upsert(&HistoryRow {
                 id,
                 started_us: now_us(),
