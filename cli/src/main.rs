@@ -14,6 +14,67 @@ mod paths;
 
 pub use error::UsageError;
 
+/// An option that takes a value, followed by a negative number (`--rate -5`,
+/// `-p -1`): clap would say "unexpected argument '-5'" (or, for `-p`, which
+/// takes `-` ranges, scan port 1); name the option and the value instead.
+fn negative_values(argv: &[std::ffi::OsString]) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    fn value_flags(cmd: &clap::Command, out: &mut Vec<String>) {
+        for a in cmd.get_arguments() {
+            if !a.get_action().takes_values() || a.is_positional() {
+                continue;
+            }
+            out.extend(
+                a.get_long_and_visible_aliases()
+                    .into_iter()
+                    .flatten()
+                    .map(|l| format!("--{l}")),
+            );
+            out.extend(
+                a.get_short_and_visible_aliases()
+                    .into_iter()
+                    .flatten()
+                    .map(|s| format!("-{s}")),
+            );
+        }
+        for sub in cmd.get_subcommands() {
+            value_flags(sub, out);
+        }
+    }
+    let mut flags = Vec::new();
+    value_flags(&Cli::command(), &mut flags);
+    let is_negative = |s: &str| {
+        s.strip_prefix('-').is_some_and(|n| {
+            n.starts_with(|c: char| c.is_ascii_digit()) && n.parse::<f64>().is_ok()
+        })
+    };
+    for w in argv.windows(2) {
+        let (Some(opt), Some(val)) = (w[0].to_str(), w[1].to_str()) else {
+            continue;
+        };
+        if !is_negative(val) || !flags.iter().any(|f| f == opt) {
+            continue;
+        }
+        // As typed: nmap_style_args turned `-oX` into `--oX`.
+        let opt = match opt.strip_prefix("--") {
+            Some(o @ ("iL" | "oN" | "oX" | "oG" | "oA" | "oJ")) => format!("-{o}"),
+            _ => opt.to_string(),
+        };
+        let why = if opt == "-p" || opt == "--ports" {
+            format!(
+                "ports are 1 to 65535 and cannot be negative (for ports 1 to {n} write -p 1-{n})",
+                n = &val[1..]
+            )
+        } else {
+            format!("{opt} takes no negative value")
+        };
+        return Err(anyhow::Error::new(UsageError(format!(
+            "{opt} {val}: {why}"
+        ))));
+    }
+    Ok(())
+}
+
 /// prtip: a line-rate network port scanner with a crash-safe scan log.
 #[derive(Parser, Debug)]
 #[command(name = "prtip", version, about, long_about = None, propagate_version = true)]
@@ -59,8 +120,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse_from(cmd::scan::nmap_style_args(std::env::args_os()));
+    let argv = cmd::scan::nmap_style_args(std::env::args_os());
+    if let Err(e) = negative_values(&argv) {
+        return error::exit_code(Err(e));
+    }
+    let cli = Cli::parse_from(argv);
     let paths = paths::Paths::from_cli(&cli);
+    if let Err(e) = paths.check() {
+        return error::exit_code(Err(e));
+    }
     let result = match cli.command {
         Command::Scan(args) => cmd::scan::run(*args, &paths),
         Command::Replay(args) => cmd::replay::run(args, &paths),

@@ -28,6 +28,18 @@ impl Paths {
         Paths { home, history }
     }
 
+    /// The home must be a directory (or not exist yet: it is created when
+    /// first needed). A file there is bad input, said once (exit 2).
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.home.exists() && !self.home.is_dir() {
+            return Err(anyhow::Error::new(crate::UsageError(format!(
+                "--home {}: it is a file, not a directory; give a directory (created if missing)",
+                self.home.display()
+            ))));
+        }
+        Ok(())
+    }
+
     /// Directory that holds one directory per scan log.
     pub fn scans_dir(&self) -> PathBuf {
         self.home.join("scans")

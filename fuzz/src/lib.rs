@@ -13,11 +13,11 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-/// A fuzz target: it takes arbitrary bytes and panics only on a defect.
-pub type Target = fn(&[u8]);
+/// A harness function: arbitrary bytes in, a panic if something is wrong.
+pub type Harness = fn(&[u8]);
 
 /// The fuzz targets, by name (the directory names under `fuzz/corpus/`).
-pub const TARGETS: &[(&str, Target)] = &[
+pub const TARGETS: &[(&str, Harness)] = &[
     ("log_reader", log_reader),
     ("classify", classify),
     ("targets", targets),

@@ -153,8 +153,16 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
             let (id, dir) = history
                 .new_scan_dir(&home.scans)
                 .context("creating the scan directory")?;
-            let writer = LogWriter::create(&dir, LogOptions::default())
-                .with_context(|| format!("creating the scan log in {}", dir.display()))?;
+            let writer = match LogWriter::create(&dir, LogOptions::default()) {
+                Ok(w) => w,
+                Err(e) => {
+                    // The directory was made for this scan a moment ago: a
+                    // failed scan leaves no empty scan directory behind.
+                    let _ = std::fs::remove_dir_all(&dir);
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("creating the scan log in {}", dir.display())));
+                }
+            };
             history
                 .upsert(&HistoryRow {
                     id,

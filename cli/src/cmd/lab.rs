@@ -11,6 +11,7 @@ use prtip_lab::{
 use prtip_xdp::lab::{holder_command, spawn_holder, HolderArgs, LabSides, LabTarget};
 use prtip_xdp::responder::ResponderConfig;
 use prtip_xdp::XdpMode;
+use std::io::Write;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -553,6 +554,9 @@ fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
         vec![a.which.config()?]
     };
     let mut all_up = true;
+    // writeln!, not println!: a closed stdout (`| head -1`) is an error that
+    // ends the loop quietly (main treats a broken pipe as success), not a panic.
+    let mut out = std::io::stdout().lock();
     for c in &configs {
         c.validate().map_err(lab_err)?;
         let st = prtip_lab::status(c).map_err(lab_err)?;
@@ -570,13 +574,13 @@ fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
                 "config": c,
                 "ground_truth": c.ground_truth(),
             });
-            println!("{v}");
+            writeln!(out, "{v}")?;
         } else {
-            println!("{st}");
+            writeln!(out, "{st}")?;
         }
     }
     if a.all && configs.is_empty() && !a.json {
-        println!("no labs under {}", a.which.run_dir.display());
+        writeln!(out, "no labs under {}", a.which.run_dir.display())?;
     }
     Ok(if all_up && !configs.is_empty() {
         ExitCode::SUCCESS

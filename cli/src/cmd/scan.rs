@@ -245,6 +245,12 @@ pub fn run(args: Args, paths: &Paths) -> anyhow::Result<ExitCode> {
         return super::merge::scan_gaps(f, paths, args.quiet);
     }
     let spec = spec::build_spec(&args)?;
+    // A connect scan needs no privilege: drop it before any thread starts
+    // (capabilities are per thread), keeping root's access to files only.
+    if spec.scan_type == prtip_store::event::ScanType::Connect {
+        prtip_session::privilege::drop_network_privileges()
+            .context("dropping the capabilities a connect scan does not need")?;
+    }
     if args.continue_shard {
         return super::merge::continue_shard(spec, args.seed.is_some(), paths, args.quiet);
     }

@@ -30,9 +30,12 @@ fn random_seed() -> u64 {
 
 /// Turn the flags into a spec (no packet sent, no file written).
 pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
+    crate::cmd::scan_checks::check(args)?;
     let mut targets = args.targets.clone();
+    let mut listed = Vec::new();
     if let Some(p) = &args.input_list {
-        targets.extend(read_list_file(p).map_err(|e| usage(e.to_string()))?);
+        listed = read_list_file(p).map_err(|e| usage(e.to_string()))?;
+        targets.extend(listed.iter().cloned());
     }
     if targets.is_empty() {
         return Err(usage(
@@ -50,8 +53,16 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
         excludes.extend(read_list_file(f).map_err(|e| usage(e.to_string()))?);
     }
     // Resolve names once; the answers go into the spec (and the log).
-    let set = TargetSet::build(&targets, &excludes, &mut resolve_system)
-        .map_err(|e| usage(e.to_string()))?;
+    let set = TargetSet::build(&targets, &excludes, &mut resolve_system).map_err(|e| {
+        let msg = e.to_string();
+        // A name from -iL that did not resolve: say where it came from.
+        let from = args.input_list.as_ref().and_then(|f| {
+            let t = listed.iter().find(|t| msg.contains(t.as_str()))?;
+            let line = crate::cmd::scan_checks::list_line(f, t)?;
+            Some(format!(" (-iL {} line {line})", f.display()))
+        });
+        usage(msg + &from.unwrap_or_default())
+    })?;
     let resolved: Vec<HostName> = set
         .resolved
         .iter()

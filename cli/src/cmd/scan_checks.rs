@@ -1,0 +1,193 @@
+//! Checks of `prtip scan` flags that the parsers alone would let through:
+//! values that parse but mean nothing (port 0, a zero rate, a zero checkpoint
+//! interval), values that would be silently changed (a rate below the pacer's
+//! resolution, `--top-ports` above the ranked list, a `--max-rate` below one
+//! probe per second), two outputs into one file, flags that are accepted but
+//! not implemented (`-P` host discovery), and `-iL` lines that are not targets.
+//!
+//! Every failure is a [`UsageError`] naming the option and the value (exit 2),
+//! found before anything is sent or created. This module only reads the flags
+//! (and the `-iL` file); it never builds the spec.
+
+use super::scan::Args;
+use crate::UsageError;
+use prtip_engine::pacing;
+use prtip_engine::ports::{ranked, PortList};
+use prtip_store::event::Protocol;
+use std::path::{Path, PathBuf};
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(msg.into()))
+}
+
+/// `-P` forms prtip accepts, with what they mean. Host discovery is not
+/// implemented: prtip scans every target without pinging it first, which is
+/// what nmap's `-Pn` asks for. To accept another form once it works, add it here.
+const PING_FORMS: &[(&str, &str)] = &[("n", "no host discovery (prtip never pings first)")];
+
+/// Check the flags of `prtip scan` (see the module doc).
+pub fn check(args: &Args) -> anyhow::Result<()> {
+    if let Some(p) = &args.ping {
+        if !PING_FORMS.iter().any(|(f, _)| f == p) {
+            return Err(usage(format!(
+                "-P{p}: host discovery is not implemented; prtip probes every target \
+                 without pinging it first (nmap's -Pn, which is accepted)"
+            )));
+        }
+    }
+    if let Some(p) = &args.ports {
+        // Both protocols: what is checked here is the numbers, not the prefixes.
+        if let Ok(list) = PortList::parse(p, Protocol::Tcp) {
+            if list.tcp.first() == Some(&0) || list.udp.first() == Some(&0) {
+                return Err(usage(format!(
+                    "-p {p}: port 0 is reserved and cannot be scanned; give ports from 1 to 65535"
+                )));
+            }
+        }
+    }
+    if let Some(n) = args.top_ports {
+        let proto = if args.scan.iter().any(|s| s == "U") {
+            Protocol::Udp
+        } else {
+            Protocol::Tcp
+        };
+        // Up to (not including) port 0, which the ranking lists too.
+        let r = ranked(proto);
+        let max = r.iter().position(|&p| p == 0).unwrap_or(r.len());
+        if n > max {
+            return Err(usage(format!(
+                "--top-ports {n}: the frequency list ranks {max} {} ports; give 1 to {max} \
+                 (or -p- for every port)",
+                if proto == Protocol::Udp { "UDP" } else { "TCP" }
+            )));
+        }
+    }
+    if let Some(r) = &args.rate {
+        if pacing::parse_rate(r) == Some(0) {
+            return Err(usage(format!(
+                "--rate {r}: a rate must be at least 0.001 probes per second \
+                 (to scan without a limit, leave --rate out and use -T5)"
+            )));
+        }
+    }
+    if let Some(r) = &args.max_rate {
+        if pacing::parse_rate(r).is_some_and(|mpps| mpps < 1000) {
+            return Err(usage(format!(
+                "--max-rate {r}: the ceiling must be at least 1 probe per second \
+                 (for a slower scan give --rate {r})"
+            )));
+        }
+    }
+    if args.checkpoint_every == Some(0) {
+        return Err(usage(
+            "--checkpoint-every 0: give a number of probes of at least 1 \
+             (leave it out for checkpoints by time only)",
+        ));
+    }
+    if let Some(w) = &args.checkpoint_interval {
+        if pacing::parse_duration_ms(w) == Some(0) {
+            return Err(usage(format!(
+                "--checkpoint-interval {w}: give a duration of at least 1ms (e.g. 500ms, 1s)"
+            )));
+        }
+    }
+    check_outputs(args)?;
+    if let Some(f) = &args.input_list {
+        check_list_file(f)?;
+    }
+    Ok(())
+}
+
+/// No two outputs may name the same file (one would silently overwrite the other).
+fn check_outputs(args: &Args) -> anyhow::Result<()> {
+    let mut outs: Vec<(String, &str)> = Vec::new();
+    for (flag, v) in [
+        ("-oN", &args.out_normal),
+        ("-oX", &args.out_xml),
+        ("-oG", &args.out_grep),
+        ("-oJ", &args.out_json),
+        ("--csv", &args.csv),
+        ("--html", &args.html),
+        ("--pdf", &args.pdf),
+    ] {
+        if let Some(p) = v {
+            outs.push((flag.to_string(), p.as_str()));
+        }
+    }
+    let all: Vec<(String, String)> = match &args.out_all {
+        Some(base) => ["nmap", "xml", "gnmap"]
+            .iter()
+            .map(|ext| (format!("-oA {base}"), format!("{base}.{ext}")))
+            .collect(),
+        None => Vec::new(),
+    };
+    outs.extend(all.iter().map(|(f, p)| (f.clone(), p.as_str())));
+    let mut seen: Vec<(PathBuf, &str, &String)> = Vec::new();
+    for (flag, p) in &outs {
+        let key = same_file_key(p);
+        if let Some((_, first, first_flag)) = seen.iter().find(|(k, _, _)| *k == key) {
+            return Err(usage(format!(
+                "{first_flag} {first} and {flag} {p} name the same file: one would overwrite \
+                 the other; give each output its own file"
+            )));
+        }
+        seen.push((key, p, flag));
+    }
+    Ok(())
+}
+
+/// A key under which two spellings of one file compare equal (`out.xml`,
+/// `./out.xml`, an absolute path, a symlink to it).
+fn same_file_key(p: &str) -> PathBuf {
+    if p == "-" {
+        return PathBuf::from("-");
+    }
+    let path = Path::new(p);
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(path)
+    };
+    if let Ok(c) = std::fs::canonicalize(&abs) {
+        return c;
+    }
+    // Not there yet: canonicalize the directory and keep the name.
+    match (abs.parent().map(std::fs::canonicalize), abs.file_name()) {
+        (Some(Ok(d)), Some(n)) => d.join(n),
+        _ => abs.components().collect(),
+    }
+}
+
+/// Every token of an `-iL` file must be a target; a bad one is named with the
+/// file and its line (before, it was looked up as a host name).
+fn check_list_file(f: &Path) -> anyhow::Result<()> {
+    if f == Path::new("-") {
+        return Ok(()); // standard input is read once, by the spec builder
+    }
+    let Ok(text) = std::fs::read_to_string(f) else {
+        return Ok(()); // the spec builder reports the read error
+    };
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("");
+        for tok in line.split_whitespace() {
+            if let Err(e) = prtip_engine::targets::parse_token(tok) {
+                return Err(usage(format!("-iL {} line {}: {e}", f.display(), i + 1)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `-iL` line a target token came from, for resolution errors.
+pub fn list_line(f: &Path, token: &str) -> Option<usize> {
+    let text = std::fs::read_to_string(f).ok()?;
+    text.lines()
+        .position(|l| {
+            l.split('#')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .any(|t| t == token)
+        })
+        .map(|i| i + 1)
+}
