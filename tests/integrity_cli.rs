@@ -18,7 +18,7 @@ fn spec() -> ScanSpec {
         ports: "T:1".into(),
         scan_type: ScanType::Connect,
         backend: BackendKind::Connect,
-        rate: 1000,
+        rate_mpps: 1_000_000,
         seed: 7,
         ..ScanSpec::default()
     }

@@ -657,7 +657,7 @@ impl App {
             total_probes: s.total_probes,
             total_targets: s.total_targets,
             started_us: s.time_us,
-            rate: s.spec.rate,
+            rate: s.spec.rate_mpps / 1000,
         });
         self.pid = Some(s.pid);
         if self.status == Status::Waiting {

@@ -85,8 +85,6 @@ impl HistoryRow {
 
 /// The scan spec as a JSON object (the `config_json` column).
 pub fn spec_json(s: &ScanSpec) -> String {
-    let extra: serde_json::Value =
-        serde_json::from_str(&s.extra_json).unwrap_or(serde_json::Value::Null);
     serde_json::json!({
         "targets": s.targets,
         "resolved": s.resolved.iter().map(|h| serde_json::json!({"name": h.name, "addr": h.addr.to_string()})).collect::<Vec<_>>(),
@@ -94,12 +92,24 @@ pub fn spec_json(s: &ScanSpec) -> String {
         "ports": s.ports,
         "scan_type": format!("{:?}", s.scan_type).to_lowercase(),
         "service_detection": s.service_detection,
-        "rate": s.rate,
-        "max_rate": s.max_rate,
+        "rate_mpps": s.rate_mpps,
+        "max_rate_mpps": s.max_rate_mpps,
         "timing": s.timing,
+        "retry_gap_ms": s.retry_gap_ms,
         "seed": s.seed,
         "shard": format!("{}/{}", s.shard_index + 1, s.shard_count),
         "backend": format!("{:?}", s.backend).to_lowercase(),
+        "xdp": {
+            "mode": format!("{:?}", s.xdp.mode).to_lowercase(),
+            "zero_copy": format!("{:?}", s.xdp.zero_copy).to_lowercase(),
+            "queues": s.xdp.queues,
+        },
+        "sockets": {
+            "max_parallelism": s.sockets.max_parallelism,
+            "connect_timeout_ms": s.sockets.connect_timeout_ms,
+            "version_intensity": s.sockets.version_intensity,
+            "version_wait_ms": s.sockets.version_wait_ms,
+        },
         "interface": s.interface,
         "source": s.source.map(|a| a.to_string()),
         "router_mac": s.router_mac.map(|m| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")),
@@ -110,7 +120,6 @@ pub fn spec_json(s: &ScanSpec) -> String {
         "outputs": s.outputs.iter().map(|o| serde_json::json!({"format": o.format, "path": o.path})).collect::<Vec<_>>(),
         "filter": s.filter,
         "service_probes": s.service_probes,
-        "extra": extra,
     })
     .to_string()
 }

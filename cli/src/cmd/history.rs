@@ -304,10 +304,10 @@ fn show(paths: &Paths, scan: &str, out: &mut String) -> anyhow::Result<ExitCode>
     w(
         out,
         "rate",
-        if s.spec.rate == 0 {
-            "unlimited".into()
-        } else {
-            format!("{} pps", s.spec.rate)
+        match s.spec.rate_mpps {
+            0 => "unlimited".into(),
+            m if m % 1000 == 0 => format!("{} pps", m / 1000),
+            m => format!("{} pps", m as f64 / 1000.0),
         },
     );
     w(out, "seed", s.spec.seed.to_string());

@@ -1,0 +1,3 @@
+//! Fuzz target `filter`: see `prtip_fuzz::filter`.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| prtip_fuzz::filter(data));

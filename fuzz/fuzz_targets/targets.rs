@@ -1,0 +1,3 @@
+//! Fuzz target `targets`: see `prtip_fuzz::targets`.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| prtip_fuzz::targets(data));
