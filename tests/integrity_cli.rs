@@ -164,7 +164,8 @@ fn resuming_a_damaged_log_refuses_before_writing_anything() {
     for args in [
         &["replay", dir.to_str().unwrap(), "--from-checkpoint"][..],
         &["replay", "1", "--from-checkpoint"][..],
-        &["history", "resume", "1"][..],
+        &["history", "resume", "--scan-id", "1"][..],
+        &["history", "resume"][..],
     ] {
         let o = prtip(home, args);
         let (out, err) = text(&o);

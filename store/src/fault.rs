@@ -1,12 +1,12 @@
 //! Fault injection for the log writer's I/O, in the spirit of redb's fuzzer
 //! (`fuzz/fuzz_targets/fuzz_redb.rs`): every call that changes a segment file or
-//! makes it durable goes through [`crate::sys`], which asks [`hit`] first. With
+//! makes it durable goes through `sys`, which asks `hit` first. With
 //! the `fault-injection` feature (or in the crate's own tests) a test can make
 //! the n-th such call in a directory fail, and then check what a reader and a
 //! recovering writer find against a model of what the writer acknowledged.
 //!
 //! This module owns the registry of injected faults and nothing else; without
-//! the feature, [`hit`] is an inlined `Ok(())` and the registry does not exist.
+//! the feature, `hit` is an inlined `Ok(())` and the registry does not exist.
 
 /// A kind of I/O call the writer makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -116,7 +116,7 @@ mod imp {
         }
     }
 
-    /// Called by [`crate::sys`] before each I/O call on `path`.
+    /// Called by `sys` before each I/O call on `path`.
     pub(crate) fn hit(op: Op, path: &Path) -> Result<()> {
         let mut plans = PLANS.lock().unwrap_or_else(|p| p.into_inner());
         let Some(p) = plans.iter_mut().find(|p| path.starts_with(&p.dir)) else {

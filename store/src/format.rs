@@ -10,7 +10,7 @@
 pub const MAGIC: [u8; 8] = *b"PRTIPSEG";
 /// Version of this layout. Readers refuse segments with a higher version.
 ///
-/// Version 2 added the close frame ([`FRAME_CLOSE`]), the `flags` of seals and
+/// Version 2 added the close frame (frame kind 3), the `flags` of seals and
 /// close frames, and the rules that a closed or compressed segment must end in a
 /// seal or close frame and that a sealed segment's successor must exist.
 pub const FORMAT_VERSION: u32 = 2;
