@@ -744,8 +744,7 @@ impl Appender {
             Some(s) => (s, false),
             None => {
                 let spare = prepare_spare(dir, opts.segment_capacity(last + 1), None)?;
-                let s =
-                    install_segment(dir, stamp_spare(dir, last + 1, next_seq, log_id, spare)?)?;
+                let s = install_segment(dir, stamp_spare(dir, last + 1, next_seq, log_id, spare)?)?;
                 report.segments = last + 2;
                 report.end = LogPos {
                     segment: last + 1,

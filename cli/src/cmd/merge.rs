@@ -9,13 +9,13 @@
 //! `prtip_merge`'s; the scans themselves run through [`super::scan::execute`].
 //! A refused merge writes nothing (exit 2).
 
-use prtip_session::privilege::{has_capability, privilege_message, CAP_NET_RAW};
-use prtip_session::{Resume, Start};
 use crate::paths::Paths;
 use crate::UsageError;
 use anyhow::Context;
 use prtip_engine::scan::ScanPlan;
 use prtip_merge::{GapPlan, GAPS_FORMAT};
+use prtip_session::privilege::{has_capability, privilege_message, CAP_NET_RAW};
+use prtip_session::{Resume, Start};
 use prtip_store::event::{
     now_us, Checkpoint, Counters, Event, EventSink, ScanSpec, ScanStarted, ScanType, Versions,
     SCHEMA_VERSION,
@@ -328,9 +328,7 @@ pub fn scan_gaps(file: &Path, paths: &Paths, quiet: bool) -> anyhow::Result<Exit
         }
         specs.push((spec, plan.total_targets(), len, g.from));
     }
-    if specs.iter().any(|(s, ..)| s.scan_type == ScanType::Syn)
-        && !has_capability(CAP_NET_RAW)
-    {
+    if specs.iter().any(|(s, ..)| s.scan_type == ScanType::Syn) && !has_capability(CAP_NET_RAW) {
         return Err(usage(privilege_message()));
     }
     let mut code = ExitCode::SUCCESS;
