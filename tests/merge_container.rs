@@ -1,7 +1,8 @@
 //! A shard in a container: the image `deploy/image/build` makes (FROM scratch, the
 //! binary under test and its libraries) runs shard 0/2 inside the lab's scanner
-//! namespace with only NET_RAW and NET_ADMIN, its log on a mounted home; shard 1/2
-//! runs as a process; `prtip merge` folds both into the lab's ground truth.
+//! namespace with only NET_RAW and NET_ADMIN and a read-only root, its log on a
+//! mounted home; shard 1/2 runs as a process; `prtip merge` folds both into the
+//! lab's ground truth.
 //! Skipped, saying so, where podman or runc is missing (`sudo ./dev deps`).
 //! Lab tests need root.
 
@@ -92,6 +93,10 @@ fn a_shard_in_a_container_merges_with_a_shard_in_a_process() {
             "nofile=4096:4096",
             "--ulimit",
             "nproc=4096:4096",
+            // as in deploy/k8s: a read-only root, /tmp an empty scratch space
+            "--read-only",
+            "--tmpfs",
+            "/tmp",
             "-v",
             &format!("{}:/data/home", h0.path().display()),
             &tag,

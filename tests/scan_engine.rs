@@ -35,7 +35,7 @@ fn run_in_lab(lab: &ScanLab, mut spec: ScanSpec) -> Vec<Event> {
     lab.in_scan(move || {
         let plan0 = ScanPlan::new(&spec).expect("plan");
         let first = plan0.targets.get_v4(0);
-        let r = route::discover(first, None, None, None).expect("route in the lab");
+        let r = route::discover(first.into(), None, None, None).expect("route in the lab");
         assert_eq!(
             r.dst_mac.to_string(),
             "02:70:72:74:00:02",

@@ -1080,7 +1080,7 @@ pub fn frame_params(route: &crate::route::Route) -> crate::backend::FrameParams 
     crate::backend::FrameParams {
         src_mac: route.src_mac,
         dst_mac: route.dst_mac,
-        src_ip: route.src_ip,
+        src_ip: route.src_v4(),
         ttl: 64,
     }
 }

@@ -491,8 +491,17 @@ fn clean(
 }
 
 fn rebuild(paths: &Paths, out: &mut String) -> anyhow::Result<ExitCode> {
-    let ix = HistoryIndex::open(&paths.history)
+    // The index is a cache of the logs: a damaged one is set aside, not repaired.
+    let (ix, aside) = HistoryIndex::open_or_set_aside(&paths.history)
         .with_context(|| format!("opening the history index {}", paths.history.display()))?;
+    if let Some(a) = &aside {
+        let _ = writeln!(
+            out,
+            "the history index {} could not be read: set aside as {} and recreated from the logs",
+            paths.history.display(),
+            a.display()
+        );
+    }
     let rep = ix.rebuild(&paths.scans_dir())?;
     let ids = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(" ");
     let _ = writeln!(

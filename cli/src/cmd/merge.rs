@@ -252,13 +252,16 @@ pub fn continue_shard(
         ));
     }
     let code = match find_shard(paths, &spec)? {
-        Found::Nothing => execute(
-            spec.clone(),
-            Start::Fresh {
-                command_line: std::env::args().collect(),
-            },
-            paths,
+        Found::Nothing => super::scan::drive(
+            prtip_session::prepare(
+                spec.clone(),
+                Start::Fresh {
+                    command_line: std::env::args().collect(),
+                },
+                &paths.session_home(),
+            )?,
             quiet,
+            None,
         )?,
         Found::Done(id, dir) => {
             println!(
