@@ -40,3 +40,56 @@ pub fn write_port_table(log_dir: &Path, out: &mut dyn Write) -> Result<(), Expor
     }
     Ok(())
 }
+
+/// The one-line figures `prtip scan` prints at the end of a finished scan, from the
+/// log (so its duration is the one the text report's `scanned in` gives):
+/// `prtip done: 1 IP address scanned in 0.04 seconds (1 probe sent; 1 open, 0 closed
+/// ports; seed 7)`.
+pub fn done_summary(log_dir: &Path, seed: u64) -> Result<String, ExportError> {
+    let reader = LogReader::open(log_dir).map_err(ExportError::Store)?;
+    let started = reader.scan_started().map_err(ExportError::Store)?;
+    let summary = prtip_store::summarize_lenient(&reader).map_err(ExportError::Store)?;
+    let meta =
+        crate::ReportMeta::from_summary(&summary, &started.versions.prtip, started.versions.schema);
+    Ok(done_summary_of(&meta, seed))
+}
+
+/// [`done_summary`] from a report header.
+pub fn done_summary_of(meta: &crate::ReportMeta, seed: u64) -> String {
+    use crate::render::plural;
+    let c = &meta.counters;
+    format!(
+        "prtip done: {} scanned in {:.2} seconds ({} sent; {} open, {} closed ports; seed {seed})",
+        plural(meta.total_targets, "IP address", "IP addresses"),
+        meta.elapsed_secs(),
+        plural(c.sent, "probe", "probes"),
+        c.open,
+        c.closed,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::render::testutil::meta;
+
+    #[test]
+    fn the_done_line_counts_in_words_and_uses_the_reports_duration() {
+        let mut m = meta();
+        m.total_targets = 1;
+        m.counters.sent = 1;
+        m.counters.open = 1;
+        let line = super::done_summary_of(&m, 7);
+        assert_eq!(
+            line,
+            "prtip done: 1 IP address scanned in 12.34 seconds (1 probe sent; 1 open, 0 closed ports; seed 7)"
+        );
+        // The same figure as the text report's trailer.
+        let text = crate::render::done_line(&m, &crate::render::Totals::default());
+        assert!(text.contains("scanned in 12.34 seconds"), "{text}");
+        m.total_targets = 256;
+        m.counters.sent = 512;
+        assert!(super::done_summary_of(&m, 7).starts_with(
+            "prtip done: 256 IP addresses scanned in 12.34 seconds (512 probes sent;"
+        ));
+    }
+}

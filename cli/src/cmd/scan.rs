@@ -137,15 +137,9 @@ fn print_summary(report: &Report, seed: u64, quiet: bool) -> anyhow::Result<()> 
         let mut out = std::io::stdout().lock();
         prtip_export::write_port_table(&report.dir, &mut out).context("printing the results")?;
     }
-    let c = prtip_session::outcome_counters(&report.outcome);
-    println!(
-        "prtip done: {targets} IP address{} scanned in {:.2} seconds ({} probes sent; {} open, {} closed ports; seed {seed})",
-        if targets == 1 { "" } else { "es" },
-        report.elapsed.as_secs_f64(),
-        c.sent,
-        c.open,
-        c.closed,
-    );
+    // From the log, like the report above: one duration, counts in words.
+    let line = prtip_export::done_summary(&report.dir, seed).context("summarizing the scan")?;
+    println!("{line}");
     Ok(())
 }
 
