@@ -6,16 +6,17 @@
 //!
 //! Owns: turning the arguments into log directories, printing the proof or the
 //! refusal, the history row of the merged scan. The checks and the fold are
-//! `prtip_merge`'s; the scans themselves run through [`super::scan::execute`].
+//! `prtip_merge`'s; the scans themselves are prtip-session's, driven by
+//! [`super::scan::drive`].
 //! A refused merge writes nothing (exit 2).
 
-use prtip_session::privilege::{has_capability, privilege_message, CAP_NET_RAW};
-use prtip_session::{Resume, Start};
 use crate::paths::Paths;
 use crate::UsageError;
 use anyhow::Context;
 use prtip_engine::scan::ScanPlan;
 use prtip_merge::{GapPlan, GAPS_FORMAT};
+use prtip_session::privilege::{has_capability, privilege_message, CAP_NET_RAW};
+use prtip_session::{Resume, Start};
 use prtip_store::event::{
     now_us, Checkpoint, Counters, Event, EventSink, ScanSpec, ScanStarted, ScanType, Versions,
     SCHEMA_VERSION,
@@ -252,13 +253,16 @@ pub fn continue_shard(
         ));
     }
     let code = match find_shard(paths, &spec)? {
-        Found::Nothing => execute(
-            spec.clone(),
-            Start::Fresh {
-                command_line: std::env::args().collect(),
-            },
-            paths,
+        Found::Nothing => super::scan::drive(
+            prtip_session::prepare(
+                spec.clone(),
+                Start::Fresh {
+                    command_line: std::env::args().collect(),
+                },
+                &paths.session_home(),
+            )?,
             quiet,
+            None,
         )?,
         Found::Done(id, dir) => {
             println!(
@@ -328,9 +332,7 @@ pub fn scan_gaps(file: &Path, paths: &Paths, quiet: bool) -> anyhow::Result<Exit
         }
         specs.push((spec, plan.total_targets(), len, g.from));
     }
-    if specs.iter().any(|(s, ..)| s.scan_type == ScanType::Syn)
-        && !has_capability(CAP_NET_RAW)
-    {
+    if specs.iter().any(|(s, ..)| s.scan_type == ScanType::Syn) && !has_capability(CAP_NET_RAW) {
         return Err(usage(privilege_message()));
     }
     let mut code = ExitCode::SUCCESS;

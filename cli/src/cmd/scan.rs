@@ -246,11 +246,7 @@ pub fn run(args: Args, paths: &Paths) -> anyhow::Result<ExitCode> {
     }
     let spec = spec::build_spec(&args)?;
     if args.continue_shard {
-        if let Some(code) =
-            super::merge::continue_shard(&spec, args.seed.is_some(), paths, args.quiet)?
-        {
-            return Ok(code);
-        }
+        return super::merge::continue_shard(spec, args.seed.is_some(), paths, args.quiet);
     }
     let home = paths.session_home();
     let start = Start::Fresh {

@@ -158,7 +158,9 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
         None => 1000,
     };
     let (shard_index, shard_count) = match &args.shard {
-        Some(s) => parse_shard(&crate::cmd::merge::shard_arg(s)?).map_err(|e| usage(e.to_string()))?,
+        Some(s) => {
+            parse_shard(&crate::cmd::merge::shard_arg(s)?).map_err(|e| usage(e.to_string()))?
+        }
         None => (0, 1),
     };
     let source = match &args.source {
