@@ -333,6 +333,113 @@ mod tests {
         assert_eq!(classify(&icmp_for(&forged, 3), US, &c), Classified::Invalid);
     }
 
+    fn our_syn(c: &Cookies, port: u16) -> Vec<u8> {
+        let k = c.cookie(IpAddr::V4(TGT), port, Protocol::Tcp);
+        ProbeTemplate::tcp_syn(&FrameParams {
+            src_ip: US,
+            ..FrameParams::default()
+        })
+        .build(&Probe {
+            dst: TGT.into(),
+            dport: port,
+            sport: k.sport,
+            seq: k.seq,
+            proto: Protocol::Tcp,
+        })
+    }
+
+    #[test]
+    fn quotes_of_others_and_cut_quotes_are_invalid() {
+        let c = Cookies::new(5);
+        // Our SYN as someone else sent it: the quote's source is not us.
+        let mut theirs = our_syn(&c, 443);
+        theirs[14 + 12..14 + 16].copy_from_slice(&[198, 18, 0, 9]);
+        assert_eq!(classify(&icmp_for(&theirs, 3), US, &c), Classified::Invalid);
+        // A quote cut inside the 8 bytes after the header.
+        let syn = our_syn(&c, 443);
+        let quote = &syn[14..14 + 24];
+        let mut m = vec![0u8; 8 + quote.len()];
+        Icmpv4Repr::DstUnreachable { code: 3, quote }
+            .emit(&mut Icmpv4Packet::new_unchecked(&mut m[..]))
+            .unwrap();
+        let cut = ip_frame(IpProtocol::Icmp, Ipv4Addr::new(198, 18, 0, 2), &m);
+        assert_eq!(classify(&cut, US, &c), Classified::Invalid);
+        // A quote of a datagram that is neither TCP nor UDP is none of our modules'.
+        let mut gre = our_syn(&c, 443);
+        gre[14 + 9] = 47;
+        assert_eq!(classify(&icmp_for(&gre, 3), US, &c), Classified::Ignored);
+    }
+
+    #[test]
+    fn time_exceeded_echo_and_ipv6_are_ignored() {
+        let c = Cookies::new(5);
+        let syn = our_syn(&c, 80);
+        let quote = &syn[14..14 + 28];
+        let mut m = vec![0u8; 8 + quote.len()];
+        Icmpv4Repr::TimeExceeded { code: 0, quote }
+            .emit(&mut Icmpv4Packet::new_unchecked(&mut m[..]))
+            .unwrap();
+        let te = ip_frame(IpProtocol::Icmp, Ipv4Addr::new(198, 18, 0, 2), &m);
+        assert_eq!(classify(&te, US, &c), Classified::Ignored);
+        let mut echo = vec![0u8; 8];
+        Icmpv4Repr::Echo {
+            reply: true,
+            ident: 1,
+            seq: 1,
+            data: &[],
+        }
+        .emit(&mut Icmpv4Packet::new_unchecked(&mut echo[..]))
+        .unwrap();
+        let echo = ip_frame(IpProtocol::Icmp, TGT, &echo);
+        assert_eq!(classify(&echo, US, &c), Classified::Ignored);
+        // An IPv6 frame: no module of the IPv4 set looks at it.
+        let mut v6 = vec![0u8; 14 + 40 + 20];
+        v6[12..14].copy_from_slice(&[0x86, 0xdd]);
+        v6[14] = 0x60;
+        assert_eq!(classify(&v6, US, &c), Classified::Ignored);
+    }
+
+    #[test]
+    fn inbound_parses_once_for_every_module() {
+        let c = Cookies::new(5);
+        let k = c.cookie(IpAddr::V4(TGT), 22, Protocol::Tcp);
+        let syn = our_syn(&c, 22);
+        let frame = icmp_for(&syn, 13);
+        let r = Inbound::parse(&frame, US.into()).unwrap().unwrap();
+        assert_eq!(r.src, IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2)));
+        let L4::Unreachable { code, quote } = r.l4 else {
+            panic!("{:?}", r.l4)
+        };
+        assert_eq!(code, 13);
+        assert_eq!(
+            (
+                quote.src,
+                quote.dst,
+                quote.protocol,
+                quote.src_port,
+                quote.dst_port,
+                quote.seq_number
+            ),
+            (
+                US.into(),
+                TGT.into(),
+                IpProtocol::Tcp,
+                k.sport,
+                22,
+                Some(k.seq)
+            )
+        );
+        assert_eq!(
+            quote.ident,
+            k.seq & 0xffff,
+            "the template puts the cookie in the ident"
+        );
+        // To someone else: not parsed further.
+        assert!(Inbound::parse(&frame, Ipv4Addr::new(198, 18, 0, 7).into())
+            .unwrap()
+            .is_none());
+    }
+
     #[test]
     fn udp_answers_are_open() {
         let c = Cookies::new(5);

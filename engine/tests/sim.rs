@@ -460,7 +460,7 @@ fn a_kill_at_random_points_and_a_resume_equal_a_clean_scan() {
         targets: vec!["198.19.21.0/26".into()],
         ports: "22,80,443,8080".into(),
         wait_ms: 40,
-        rate: 2000,
+        rate_mpps: 2_000_000,
         ..spec_base()
     };
     let every_4 = || RunOptions {
@@ -573,7 +573,7 @@ fn the_lagged_checkpoint_never_skips_a_probe() {
     let spec = ScanSpec {
         targets: vec!["198.19.23.0/26".into()],
         ports: "22,80,443".into(),
-        rate: 1000,
+        rate_mpps: 1_000_000,
         wait_ms: 60,
         ..spec_base()
     };

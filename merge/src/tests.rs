@@ -44,7 +44,7 @@ fn reply(plan: &ScanPlan, v: u64, reason: Reason, time_us: u64) -> Event {
 fn write(dir: &Path, s: &ScanSpec, from: u64, to: u64, finish: bool, extra: Vec<Event>) {
     let mut s = s.clone();
     if from > 0 {
-        s.extra_json = format!("{{\"{WALK_FROM}\":{from}}}");
+        s.walk_from = from;
     }
     let plan = ScanPlan::new(&s).unwrap();
     let len = plan.total_probes();
@@ -119,9 +119,8 @@ fn two_finished_shards_fold_into_the_whole_scan() {
     assert_eq!(s.status, ScanStatus::Completed);
     assert_eq!((s.scan_id, s.total_probes, s.open_ports), (7, 64, 16));
     assert_eq!((s.spec.shard_index, s.spec.shard_count), (0, 1));
-    let extra: serde_json::Value = serde_json::from_str(&s.spec.extra_json).unwrap();
-    assert_eq!(extra[MERGED_FROM].as_array().unwrap().len(), 2);
-    assert_eq!(extra[MERGED_FROM][0]["shard"], "0/2");
+    assert_eq!(s.spec.merged_from.len(), 2);
+    assert_eq!(s.spec.merged_from[0].shard, "0/2");
 }
 
 #[test]

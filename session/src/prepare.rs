@@ -121,7 +121,7 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
             BackendKind::Xdp => {
                 let t = prtip_engine::backend::TemplateSet::new(&engine_scan::frame_params(&r));
                 let (pair, xdp_notes) =
-                    prtip_xdp::open_pair(&r.iface, &t, &crate::xdp::options(&spec, r.src_ip))
+                    prtip_xdp::open_pair(&r.iface, &t, &crate::xdp::options(&spec, r.src_v4()))
                         .map_err(|e| crate::xdp::open_error(&r.iface, e))?;
                 notes.extend(xdp_notes);
                 pair
@@ -245,9 +245,9 @@ fn probe_db(
 pub fn discover_route(spec: &mut ScanSpec, plan: &ScanPlan) -> anyhow::Result<route::Route> {
     let first = plan.targets.get_v4(0);
     let r = route::discover(
-        first,
+        first.into(),
         spec.interface.as_deref(),
-        spec.source.and_then(|a| a.v4()),
+        spec.source.map(|a| a.ip()),
         spec.router_mac.map(EthernetAddress),
     )
     .map_err(|e| usage(e.to_string()))?;

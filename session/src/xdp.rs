@@ -2,41 +2,24 @@
 //! (what the operator must fix is bad input; the rest a runtime failure).
 
 use crate::error::usage;
-use prtip_store::event::ScanSpec;
+use prtip_store::event::{ScanSpec, XdpMode, ZeroCopy};
 
-/// The backend options of `spec`'s scan (the XDP keys of its `extra_json`) for
-/// probes from `src`.
+/// The backend options of `spec`'s scan (its [`XdpSettings`]) for probes from `src`.
+///
+/// [`XdpSettings`]: prtip_store::event::XdpSettings
 pub fn options(spec: &ScanSpec, src: std::net::Ipv4Addr) -> prtip_xdp::XdpOptions {
     let mut o = prtip_xdp::XdpOptions::for_engine(src);
-    let v: serde_json::Value =
-        serde_json::from_str(&spec.extra_json).unwrap_or(serde_json::Value::Null);
-    if let Some(m) = v
-        .get("xdp_mode")
-        .and_then(|m| m.as_str())
-        .and_then(|m| m.parse().ok())
-    {
-        o.mode = m;
-    }
-    if let Some(z) = v
-        .get("zero_copy")
-        .and_then(|z| z.as_str())
-        .and_then(parse_zero_copy)
-    {
-        o.zero_copy = z;
-    }
-    if let Some(q) = v.get("xdp_queues").and_then(|q| q.as_u64()) {
-        o.queues = Some(q as u32);
-    }
+    o.mode = match spec.xdp.mode {
+        XdpMode::Native => prtip_xdp::XdpMode::Native,
+        XdpMode::Skb => prtip_xdp::XdpMode::Skb,
+    };
+    o.zero_copy = match spec.xdp.zero_copy {
+        ZeroCopy::Auto => prtip_xdp::ZeroCopy::Auto,
+        ZeroCopy::On => prtip_xdp::ZeroCopy::Require,
+        ZeroCopy::Off => prtip_xdp::ZeroCopy::Off,
+    };
+    o.queues = spec.xdp.queues;
     o
-}
-
-fn parse_zero_copy(z: &str) -> Option<prtip_xdp::ZeroCopy> {
-    match z {
-        "auto" => Some(prtip_xdp::ZeroCopy::Auto),
-        "on" | "yes" | "require" => Some(prtip_xdp::ZeroCopy::Require),
-        "off" | "no" => Some(prtip_xdp::ZeroCopy::Off),
-        _ => None,
-    }
 }
 
 /// Map an error opening the AF_XDP backend: what the operator must fix before

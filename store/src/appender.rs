@@ -744,8 +744,7 @@ impl Appender {
             Some(s) => (s, false),
             None => {
                 let spare = prepare_spare(dir, opts.segment_capacity(last + 1), None)?;
-                let s =
-                    install_segment(dir, stamp_spare(dir, last + 1, next_seq, log_id, spare)?)?;
+                let s = install_segment(dir, stamp_spare(dir, last + 1, next_seq, log_id, spare)?)?;
                 report.segments = last + 2;
                 report.end = LogPos {
                     segment: last + 1,
@@ -832,6 +831,15 @@ impl Appender {
         LogPos {
             segment: self.seg.n,
             offset: self.frame.as_ref().map_or(self.seg.pos, |f| f.end),
+        }
+    }
+
+    /// Where the durable part of the log ends: everything before this position
+    /// (and every earlier segment) was made durable by a sync that returned.
+    pub fn durable_pos(&self) -> LogPos {
+        LogPos {
+            segment: self.seg.n,
+            offset: self.seg.synced,
         }
     }
 

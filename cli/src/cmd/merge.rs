@@ -212,7 +212,7 @@ fn find_shard(paths: &Paths, spec: &ScanSpec) -> anyhow::Result<Found> {
         let s = &started.spec;
         if s.shard_index != spec.shard_index
             || prtip_merge::same_scan(s, spec).is_err()
-            || s.extra_json.contains(prtip_merge::MERGED_FROM)
+            || !s.merged_from.is_empty()
         {
             continue;
         }
@@ -288,7 +288,7 @@ pub fn continue_shard(
 }
 
 /// `prtip scan --from-gaps FILE`: one scan per gap of the plan, each a log of its
-/// shard that starts at the gap's walk position (`extra_json.walk_from`).
+/// shard that starts at the gap's walk position (`ScanSpec::walk_from`).
 pub fn scan_gaps(file: &Path, paths: &Paths, quiet: bool) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| usage(format!("--from-gaps {}: {e}", file.display())))?;

@@ -5,6 +5,7 @@ pub mod export;
 pub mod history;
 pub mod lab;
 pub mod live;
+pub mod log;
 pub mod merge;
 pub mod monitor;
 pub mod replay;

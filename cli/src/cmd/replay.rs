@@ -92,6 +92,29 @@ pub fn choose(
     }
 }
 
+/// Fail (exit 1) if the log in `dir` is damaged, naming the damage and the way
+/// out; nothing is written.
+pub fn refuse_damaged(dir: &std::path::Path) -> anyhow::Result<()> {
+    let v = prtip_store::verify(dir)
+        .with_context(|| format!("checking the scan log {}", dir.display()))?;
+    if let Some(d) = &v.damage {
+        anyhow::bail!(
+            "not resuming: the scan log {} is damaged in segment {} at offset {}: {} \
+             ({} record(s) before it check out; appending would bury the damage). \
+             `prtip log verify {}` shows it; `prtip log salvage {} -o NEWDIR` copies the \
+             readable records into a new log that can be resumed",
+            dir.display(),
+            d.segment,
+            d.offset,
+            d.what,
+            v.records,
+            dir.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 /// Resume scan `scan` (or the most recent resumable one) from its last checkpoint.
 pub fn resume(
     scan: Option<&str>,
@@ -107,6 +130,9 @@ pub fn resume(
     let history = HistoryIndex::open_for_reading(&paths.history)
         .with_context(|| format!("opening the history index {}", paths.history.display()))?;
     let (id_hint, dir) = choose(&history, scan, last, true)?;
+    // A damaged log is never appended to: every frame of every segment is
+    // checked before anything is printed or written.
+    refuse_damaged(&dir)?;
     let point = prtip_session::resume_point(history, id_hint, dir, rx)?;
     eprintln!(
         "prtip: resuming scan {} at {:.1}% (walk position {} of {})",

@@ -5,21 +5,18 @@
 //! loops retry by themselves, so a walk position is one port and `total_probes` is
 //! targets × ports), ScanStarted / Resumed / Checkpoint / Paused / Finished / Sample
 //! events, obeying [`ScanControl`] (pause, hold, abort) and live [`Progress`]
-//! numbers. The timing comes from the plan and from `ScanSpec::extra_json` keys
-//! `connect_timeout_ms`, `max_parallelism`, `version_intensity`, `version_wait_ms`.
+//! numbers. The timing comes from the plan and from the spec's
+//! [`SocketSettings`](prtip_store::event::SocketSettings).
 //! Never opens the log or parses flags (the cli does).
 //!
 //! [`Progress`]: crate::scan::Progress
 
 use super::grab::{self, GrabError, GrabOptions, GrabReport, OpenPorts};
 use super::{ConnectError, ConnectOptions, Driver, Job};
-use crate::metrics;
 use crate::scan::{RunOptions, ScanControl, ScanOutcome, ScanPlan};
 use crate::udp::{self, UdpError, UdpOptions};
 use prtip_services::{DetectOptions, ProbeDb};
-use prtip_store::event::{
-    now_us, Checkpoint, Counters, Event, EventSink, Protocol, Sample, ScanType, SinkError,
-};
+use prtip_store::event::{Counters, EventSink, Protocol, ScanType, SinkError};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -61,13 +58,13 @@ impl Tuning {
     /// parallelism from `max_parallelism`; detection from `version_intensity` and
     /// `version_wait_ms`.
     pub fn of(plan: &ScanPlan) -> Tuning {
-        let extra: serde_json::Value =
-            serde_json::from_str(&plan.spec.extra_json).unwrap_or(serde_json::Value::Null);
-        let get = |k: &str| extra.get(k).and_then(|v| v.as_u64());
+        let sockets = &plan.spec.sockets;
         let timeout = Duration::from_millis(
-            get("connect_timeout_ms").unwrap_or(plan.timing.wait_ms.clamp(500, 3000)),
+            sockets
+                .connect_timeout_ms
+                .unwrap_or(plan.timing.wait_ms.clamp(500, 3000)),
         );
-        let parallel = get("max_parallelism").map(|n| n.max(1) as usize);
+        let parallel = sockets.max_parallelism.map(|n| n.max(1) as usize);
         let t = plan.timing;
         let connect = ConnectOptions {
             timeout,
@@ -88,10 +85,10 @@ impl Tuning {
             ..UdpOptions::default()
         };
         let mut detect = DetectOptions::default();
-        if let Some(i) = get("version_intensity") {
-            detect.intensity = i.min(9) as u8;
+        if let Some(i) = sockets.version_intensity {
+            detect.intensity = i.min(9);
         }
-        if let Some(w) = get("version_wait_ms") {
+        if let Some(w) = sockets.version_wait_ms {
             detect.null_wait = Some(Duration::from_millis(w));
             detect.probe_wait = Some(Duration::from_millis(w));
         }
@@ -105,39 +102,23 @@ impl Tuning {
     }
 }
 
-/// The driver the loops see: obeys the control, keeps progress, writes checkpoints,
-/// samples and the Paused/Resumed pair of a hold.
+/// The driver the loops see: obeys the control, keeps progress, and leaves
+/// checkpoints, samples and the Paused/Resumed pair of a hold to the shared
+/// [`Lifecycle`](crate::lifecycle::Lifecycle) (the SYN engine's event thread uses the same).
 struct ControlDriver<'a> {
     control: &'a ScanControl,
-    opts: &'a RunOptions<'a>,
     base: Counters,
-    ck_every: Duration,
-    ck_every_probes: u64,
-    last_ck: Instant,
-    last_ck_pos: u64,
-    last_sample: Instant,
-    last_counts: (u64, u64),
-    cpu: metrics::CpuMeter,
-    held_at: Option<u64>,
+    lifecycle: crate::lifecycle::Lifecycle<'a>,
     /// Whether `tick` positions are walk positions (port scan) or a count (detection).
     positions: bool,
 }
 
 impl<'a> ControlDriver<'a> {
     fn new(control: &'a ScanControl, opts: &'a RunOptions<'a>, base: Counters, from: u64) -> Self {
-        let ck_every = crate::lifecycle::checkpoint_interval(opts);
         ControlDriver {
             control,
-            opts,
             base,
-            ck_every,
-            ck_every_probes: opts.checkpoint_every_probes,
-            last_ck: Instant::now(),
-            last_ck_pos: from,
-            last_sample: Instant::now(),
-            last_counts: (base.sent, base.replies),
-            cpu: metrics::CpuMeter::default(),
-            held_at: None,
+            lifecycle: crate::lifecycle::Lifecycle::new(control, opts, from, &base),
             positions: true,
         }
     }
@@ -154,24 +135,8 @@ impl<'a> ControlDriver<'a> {
     }
 
     fn sample(&mut self, sink: &mut dyn EventSink, c: &Counters) -> Result<(), SinkError> {
-        let now = Instant::now();
-        let dt = now.duration_since(self.last_sample).as_secs_f64().max(1e-6);
         let c = self.total(c);
-        sink.push(Event::Sample(Sample {
-            time_us: now_us(),
-            pps: c.sent.saturating_sub(self.last_counts.0) as f64 / dt,
-            rps: c.replies.saturating_sub(self.last_counts.1) as f64 / dt,
-            counters: c,
-            cpu_percent: self.cpu.percent(),
-            rss_bytes: metrics::rss_bytes(),
-            net_tx_bytes: 0,
-            net_rx_bytes: 0,
-            log_bytes: self.opts.log_bytes.map(|f| f()).unwrap_or(0),
-            rtt_us: [0; 4],
-        }))?;
-        self.last_sample = now;
-        self.last_counts = (c.sent, c.replies);
-        Ok(())
+        self.lifecycle.sample(sink, c, Default::default())
     }
 }
 
@@ -202,31 +167,20 @@ impl Driver for ControlDriver<'_> {
         }
         let now = Instant::now();
         if self.positions {
-            // a hold: once nothing is in flight (the loops only tick then), checkpoint + Paused
-            if self.control.is_held() && self.held_at.is_none() {
-                crate::lifecycle::push_paused(sink, next, c, self.control.reason())?;
-                self.held_at = Some(next);
-                self.last_ck_pos = next;
+            // A hold: once nothing is in flight (the loops only tick then), Checkpoint
+            // + Paused; Resumed on release. Nothing is in flight below `next`, so it
+            // is the safe checkpoint position.
+            if self.control.is_held() && !self.lifecycle.holding() {
+                self.lifecycle.hold(sink, next, c)?;
             }
             if !self.control.is_held() {
-                if let Some(at) = self.held_at.take() {
-                    crate::lifecycle::push_resumed(sink, at)?;
-                }
+                self.lifecycle.release(sink)?;
             }
-            let by_time = now.duration_since(self.last_ck) >= self.ck_every;
-            let by_count = self.ck_every_probes > 0
-                && next.saturating_sub(self.last_ck_pos) >= self.ck_every_probes;
-            if (by_time || by_count) && next > self.last_ck_pos && self.held_at.is_none() {
-                sink.checkpoint(Checkpoint {
-                    next_index: next,
-                    counters: c,
-                    time_us: now_us(),
-                })?;
-                self.last_ck_pos = next;
-                self.last_ck = now;
+            if self.lifecycle.checkpoint_due(now, next) {
+                self.lifecycle.checkpoint(sink, now, Some(next), c)?;
             }
         }
-        if now.duration_since(self.last_sample) >= self.opts.sample_every {
+        if self.lifecycle.sample_due(now) {
             self.sample(sink, counters)?;
         }
         Ok(())

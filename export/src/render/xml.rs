@@ -382,17 +382,18 @@ mod tests {
             row([198, 19, 0, 2], 23, PortState::Closed, None, None),
             row([198, 19, 0, 2], 8080, PortState::Open, None, None),
             // no table entry: no <service> at all
-            row([198, 19, 0, 2], 31337, PortState::Closed, None, None),
+            row([198, 19, 0, 2], 47999, PortState::Closed, None, None),
         ];
         let xml = run_str(Format::Xml, rows.clone());
         assert!(xml.contains("portid=\"22\"><state state=\"open\" reason=\"syn-ack\" reason_ttl=\"64\"/><service name=\"ssh\" method=\"table\" conf=\"3\"/></port>"), "{xml}");
-        assert!(xml.contains("<service name=\"http\" method=\"table\" conf=\"3\"/>"));
+        // 8080/tcp is http-proxy in the one port table, as in nmap-services.
+        assert!(xml.contains("portid=\"8080\"><state state=\"open\" reason=\"syn-ack\" reason_ttl=\"64\"/><service name=\"http-proxy\" method=\"table\" conf=\"3\"/>"), "{xml}");
         assert!(xml.contains("<service name=\"telnet\" method=\"table\" conf=\"3\"/>"));
-        assert!(xml.contains("portid=\"31337\"><state state=\"closed\" reason=\"reset\" reason_ttl=\"64\"/></port>"), "{xml}");
+        assert!(xml.contains("portid=\"47999\"><state state=\"closed\" reason=\"reset\" reason_ttl=\"64\"/></port>"), "{xml}");
         let grep = run_str(Format::Grep, rows.clone());
-        assert!(grep.contains("22/open/tcp//ssh///, 23/closed/tcp//telnet///, 8080/open/tcp//http///, 31337/closed/tcp/////"), "{grep}");
+        assert!(grep.contains("22/open/tcp//ssh///, 23/closed/tcp//telnet///, 8080/open/tcp//http-proxy///, 47999/closed/tcp/////"), "{grep}");
         let text = run_str(Format::Text, rows);
         assert!(text.contains("22/tcp    open   ssh\n"), "{text}");
-        assert!(text.contains("31337/tcp closed unknown\n"), "{text}");
+        assert!(text.contains("47999/tcp closed unknown\n"), "{text}");
     }
 }

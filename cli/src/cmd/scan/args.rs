@@ -1,7 +1,92 @@
-//! The flags of `prtip scan` as the user typed them (nmap/masscan spelling).
-//! [`super::spec::build_spec`] turns them into a `ScanSpec`.
+//! The flags of `prtip scan` as the user typed them (nmap/masscan spelling),
+//! already typed where a flag takes one of a few words (clap `ValueEnum`s).
+//! [`super::spec::build_spec`] turns them into a `ScanSpec`: defaults and
+//! conflicts between flags live there, not here.
 
+use clap::builder::{PossibleValue, TypedValueParser};
+use clap::ValueEnum;
 use std::path::PathBuf;
+
+/// `--backend`: the packet path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// AF_PACKET (the default for -sS).
+    Packet,
+    /// AF_XDP with prtip's XDP filter.
+    Xdp,
+    /// io_uring sockets (-sT, -sU).
+    Connect,
+}
+
+/// `--xdp-mode`: where the XDP filter program runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum XdpModeArg {
+    /// In the driver (falls back to skb with a note).
+    #[value(alias = "drv")]
+    Native,
+    /// In the generic path.
+    #[value(alias = "generic")]
+    Skb,
+}
+
+/// `--zero-copy`: AF_XDP zero-copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ZeroCopyArg {
+    /// Where the driver has it.
+    Auto,
+    /// Required.
+    #[value(alias = "yes", alias = "require")]
+    On,
+    /// Copy mode only.
+    #[value(alias = "no")]
+    Off,
+}
+
+/// A clap value parser for a `ValueEnum` whose error names the flag and the
+/// accepted words in prtip's words (`bad --xdp-mode "turbo": use native or skb`).
+#[derive(Clone)]
+pub struct Words<T> {
+    flag: &'static str,
+    hint: &'static str,
+    _t: std::marker::PhantomData<fn() -> T>,
+}
+
+/// [`Words`] for `flag`, with `hint` after the bad value.
+pub fn words<T>(flag: &'static str, hint: &'static str) -> Words<T> {
+    Words {
+        flag,
+        hint,
+        _t: std::marker::PhantomData,
+    }
+}
+
+impl<T: ValueEnum + Clone + Send + Sync + 'static> TypedValueParser for Words<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        let s = value.to_string_lossy();
+        T::from_str(&s, false).map_err(|_| {
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                format!("bad {} \"{s}\": {}\n", self.flag, self.hint),
+            )
+            .with_cmd(cmd)
+        })
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(
+            T::value_variants()
+                .iter()
+                .filter_map(|v| v.to_possible_value()),
+        ))
+    }
+}
 
 /// Flags of `prtip scan`. nmap spellings with several letters after one dash
 /// (`-iL`, `-oN`, `-oX`, `-oG`, `-oA`, `-oJ`) are accepted as written.
@@ -83,17 +168,20 @@ pub struct Args {
     #[arg(long = "router-mac", value_name = "MAC")]
     pub router_mac: Option<String>,
     /// Packet path for -sS: packet (AF_PACKET, default) or xdp (AF_XDP).
-    #[arg(long, value_name = "packet|xdp")]
-    pub backend: Option<String>,
+    #[arg(long, value_name = "packet|xdp",
+          value_parser = words::<BackendArg>("--backend", "use packet or xdp"))]
+    pub backend: Option<BackendArg>,
     /// AF_XDP kernel-bypass on IFACE (= --backend xdp -e IFACE); see docs/xdp-on-real-nics.md.
     #[arg(long = "xdp", value_name = "IFACE")]
     pub xdp: Option<String>,
     /// XDP mode of prtip's filter program with --xdp: native (default; falls back to skb with a note) or skb.
-    #[arg(long = "xdp-mode", value_name = "native|skb")]
-    pub xdp_mode: Option<String>,
+    #[arg(long = "xdp-mode", value_name = "native|skb",
+          value_parser = words::<XdpModeArg>("--xdp-mode", "use native or skb"))]
+    pub xdp_mode: Option<XdpModeArg>,
     /// AF_XDP zero-copy with --xdp: auto (default: where the driver has it), on (required) or off.
-    #[arg(long = "zero-copy", value_name = "auto|on|off", num_args = 0..=1, default_missing_value = "on")]
-    pub zero_copy: Option<String>,
+    #[arg(long = "zero-copy", value_name = "auto|on|off", num_args = 0..=1, default_missing_value = "on",
+          value_parser = words::<ZeroCopyArg>("--zero-copy", "use auto, on or off"))]
+    pub zero_copy: Option<ZeroCopyArg>,
     /// Queues to send on with --xdp, one thread each (default: one per core but one, at most every queue).
     #[arg(long = "xdp-queues", value_name = "N")]
     pub xdp_queues: Option<u32>,

@@ -2,7 +2,7 @@
 //! in one place. Nothing is sent and nothing is written here; bad input is a
 //! [`UsageError`] naming the flag and the value.
 
-use super::args::Args;
+use super::args::{Args, BackendArg};
 use crate::UsageError;
 use prtip_engine::pacing;
 use prtip_engine::permutation::parse_shard;
@@ -11,7 +11,7 @@ use prtip_engine::scan::ScanPlan;
 use prtip_engine::targets::{read_list_file, resolve_system, TargetSet};
 use prtip_engine::wire::EthernetAddress;
 use prtip_store::event::{
-    now_us, Addr, BackendKind, HostName, OutputSpec, Protocol, ScanSpec, ScanType,
+    now_us, Addr, BackendKind, HostName, OutputSpec, Protocol, ScanSpec, ScanType, SocketSettings,
 };
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -133,7 +133,7 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
         })?,
         None => t.rate_mpps,
     };
-    let max_rate = match &args.max_rate {
+    let max_rate_mpps = match &args.max_rate {
         Some(r) => pacing::parse_rate(r).ok_or_else(|| {
             usage(format!(
                 "bad --max-rate \"{r}\": give probes per second, e.g. 100000"
@@ -183,28 +183,32 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
         ),
         None => None,
     };
-    let mut extra = serde_json::Map::new();
-    let (backend_flag, interface) = crate::cmd::xdp::ScanFlags {
+    let (backend_flag, interface, xdp) = crate::cmd::xdp::ScanFlags {
         xdp: args.xdp.as_deref(),
-        backend: args.backend.as_deref(),
+        backend: args.backend,
         interface: args.interface.as_deref(),
-        mode: args.xdp_mode.as_deref(),
-        zero_copy: args.zero_copy.as_deref(),
+        mode: args.xdp_mode,
+        zero_copy: args.zero_copy,
         queues: args.xdp_queues,
     }
-    .apply(scan_type == ScanType::Syn, &mut extra)?;
-    let backend = match (scan_type, backend_flag.as_deref()) {
-        (ScanType::Syn, None | Some("packet")) => BackendKind::Packet,
-        (ScanType::Syn, Some("xdp")) => BackendKind::Xdp,
-        (ScanType::Syn, Some(b)) => {
-            return Err(usage(format!(
-                "unknown --backend \"{b}\": use packet or xdp"
-            )))
+    .apply(scan_type == ScanType::Syn)?;
+    let backend = match (scan_type, backend_flag) {
+        (ScanType::Syn, None | Some(BackendArg::Packet)) => BackendKind::Packet,
+        (ScanType::Syn, Some(BackendArg::Xdp)) => BackendKind::Xdp,
+        (ScanType::Syn, Some(BackendArg::Connect)) => {
+            return Err(usage(
+                "--backend connect is the socket path of -sT and -sU; -sS uses packet or xdp",
+            ))
         }
-        (_, None | Some("connect")) => BackendKind::Connect,
+        (_, None | Some(BackendArg::Connect)) => BackendKind::Connect,
         (_, Some(b)) => {
             return Err(usage(format!(
-                "--backend {b} applies to -sS only; -sT and -sU use io_uring sockets"
+                "--backend {} applies to -sS only; -sT and -sU use io_uring sockets",
+                if b == BackendArg::Xdp {
+                    "xdp"
+                } else {
+                    "packet"
+                }
             )))
         }
     };
@@ -250,44 +254,30 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
     if let Some(f) = &args.filter {
         prtip_filter::Filter::parse(f).map_err(|e| usage(format!("bad --filter: {e}")))?;
     }
-    extra.insert("rate_mpps".into(), rate_mpps.into());
-    // connect / UDP / service detection tuning (read by prtip_engine::connect::run::Tuning)
-    if let Some(n) = args.max_parallelism {
-        if n == 0 {
-            return Err(usage("bad --max-parallelism 0: give at least 1"));
-        }
-        extra.insert("max_parallelism".into(), n.into());
+    // connect / UDP / service detection settings (prtip_engine::connect::run::Tuning)
+    if args.max_parallelism == Some(0) {
+        return Err(usage("bad --max-parallelism 0: give at least 1"));
     }
-    if let Some(t) = &args.connect_timeout {
-        let ms = pacing::parse_duration_ms(t)
-            .filter(|ms| *ms > 0)
-            .ok_or_else(|| {
-                usage(format!(
-                    "bad --connect-timeout \"{t}\": give a time such as 500ms, 2s"
-                ))
-            })?;
-        extra.insert("connect_timeout_ms".into(), ms.into());
+    let positive_ms = |flag: &str, v: &Option<String>| -> anyhow::Result<Option<u64>> {
+        v.as_ref()
+            .map(|t| {
+                pacing::parse_duration_ms(t)
+                    .filter(|ms| *ms > 0)
+                    .ok_or_else(|| {
+                        usage(format!("bad {flag} \"{t}\": give a time such as 500ms, 2s"))
+                    })
+            })
+            .transpose()
+    };
+    if let Some(i) = args.version_intensity.filter(|i| *i > 9) {
+        return Err(usage(format!("bad --version-intensity {i}: give 0..9")));
     }
-    if let Some(i) = args.version_intensity {
-        if i > 9 {
-            return Err(usage(format!("bad --version-intensity {i}: give 0..9")));
-        }
-        extra.insert("version_intensity".into(), i.into());
-    }
-    if let Some(t) = &args.version_wait {
-        let ms = pacing::parse_duration_ms(t)
-            .filter(|ms| *ms > 0)
-            .ok_or_else(|| {
-                usage(format!(
-                    "bad --version-wait \"{t}\": give a time such as 500ms, 2s"
-                ))
-            })?;
-        extra.insert("version_wait_ms".into(), ms.into());
-    }
-    extra.insert(
-        "retry_gap_ms".into(),
-        t.retry_gap_ms.min(wait_ms.max(1)).into(),
-    );
+    let sockets = SocketSettings {
+        max_parallelism: args.max_parallelism,
+        connect_timeout_ms: positive_ms("--connect-timeout", &args.connect_timeout)?,
+        version_intensity: args.version_intensity,
+        version_wait_ms: positive_ms("--version-wait", &args.version_wait)?,
+    };
     let spec = ScanSpec {
         targets,
         resolved,
@@ -295,13 +285,16 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
         ports: ports.canonical(),
         scan_type,
         service_detection,
-        rate: rate_mpps / 1000,
-        max_rate: max_rate / 1000,
+        rate_mpps,
+        max_rate_mpps,
         timing,
+        retry_gap_ms: Some(t.retry_gap_ms.min(wait_ms.max(1))),
         seed: args.seed.unwrap_or_else(random_seed),
         shard_index,
         shard_count,
         backend,
+        xdp,
+        sockets,
         interface,
         source,
         router_mac,
@@ -312,7 +305,8 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
         outputs,
         filter: args.filter.clone(),
         service_probes: args.service_probes.clone(),
-        extra_json: serde_json::Value::Object(extra).to_string(),
+        walk_from: 0,
+        merged_from: Vec::new(),
     };
     // Validate the whole plan now (index space size, IPv6 with -sS, ...).
     ScanPlan::new(&spec).map_err(|e| usage(e.to_string()))?;

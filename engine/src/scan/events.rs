@@ -1,0 +1,315 @@
+//! The event thread (the caller's): turns verdicts into `Reply` events and
+//! counters, and drives the run's lifecycle through the shared
+//! [`Lifecycle`](crate::lifecycle::Lifecycle) — lagged periodic checkpoints, samples,
+//! a hold (gate the sender, drain, Paused; Resumed on release) — then a pause
+//! (drain, Checkpoint + Paused) or the finish (late replies, silent ports from the
+//! probe modules, a last sample, Checkpoint + Finished).
+//!
+//! Owns the sink for the whole run; never sends or receives frames.
+
+use super::shared::{Msg, Shared};
+use super::{RunOptions, ScanControl, ScanError, ScanOutcome, ScanPlan};
+use crate::lifecycle::{Lifecycle, SampleExtras};
+use crate::metrics;
+use crate::probe::ProbeSet;
+use prtip_store::event::{now_us, Addr, Counters, Event, EventSink, PortState, Reason, Reply};
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering::*;
+use std::time::{Duration, Instant};
+
+/// The event thread's state for one run.
+pub(super) struct EventThread<'a> {
+    plan: &'a ScanPlan,
+    probes: &'a ProbeSet,
+    control: &'a ScanControl,
+    sh: &'a Shared,
+    vrx: &'a crossbeam_channel::Receiver<Msg>,
+    lifecycle: Lifecycle<'a>,
+    counters: Counters,
+    /// Probes sent by earlier processes of this scan (resume).
+    sent_before: u64,
+    /// Late-reply wait.
+    wait: Duration,
+    /// How far behind the sender a periodic checkpoint stays.
+    lag: Duration,
+    iface: String,
+    /// (time, sender position) of recent ticks, for the lagged checkpoint.
+    history: VecDeque<(Instant, u64)>,
+    /// The preload's counts are in `counters`.
+    merged: bool,
+}
+
+impl<'a> EventThread<'a> {
+    /// The event thread of a run from the walk position `sh` starts at, with `counters`.
+    pub(super) fn new(
+        plan: &'a ScanPlan,
+        probes: &'a ProbeSet,
+        control: &'a ScanControl,
+        opts: &'a RunOptions<'a>,
+        sh: &'a Shared,
+        vrx: &'a crossbeam_channel::Receiver<Msg>,
+        counters: Counters,
+    ) -> EventThread<'a> {
+        let from = sh.position.load(Acquire);
+        let wait = Duration::from_millis(plan.timing.wait_ms);
+        EventThread {
+            plan,
+            probes,
+            control,
+            sh,
+            vrx,
+            lifecycle: Lifecycle::new(control, opts, from, &counters),
+            sent_before: counters.sent,
+            counters,
+            wait,
+            lag: wait.min(Duration::from_secs(2)),
+            iface: plan.spec.interface.clone().unwrap_or_default(),
+            history: VecDeque::new(),
+            merged: false,
+        }
+    }
+
+    /// Run until the walk is done (finish), a pause, an abort or an error.
+    pub(super) fn run(mut self, sink: &mut dyn EventSink) -> Result<ScanOutcome, ScanError> {
+        loop {
+            if self.control.is_aborted() {
+                return Ok(ScanOutcome::Aborted);
+            }
+            self.take_verdicts(sink)?;
+            if let Some(e) = self.sh.sender_error.lock().unwrap().take() {
+                return Err(ScanError::Backend(e));
+            }
+            let now = Instant::now();
+            let pos = self.sh.position.load(Acquire);
+            self.history.push_back((now, pos));
+            while self.history.len() > 2 && self.history[1].0 + self.lag <= now {
+                self.history.pop_front();
+            }
+            self.refresh();
+            self.hold(sink)?;
+            self.merge_preload();
+            let done = self.sh.sender_done.load(SeqCst);
+            if self.control.pause_requested() && (done || !self.control.is_aborted()) {
+                return self.pause(sink);
+            }
+            if done {
+                if let Some(e) = self.sh.sender_error.lock().unwrap().take() {
+                    return Err(ScanError::Backend(e));
+                }
+                return self.finish(sink);
+            }
+            if !self.lifecycle.holding() && self.lifecycle.checkpoint_due(now, pos) {
+                let lagged = self.lagged(now);
+                self.lifecycle
+                    .checkpoint(sink, now, lagged, self.counters)?;
+            }
+            if self.lifecycle.sample_due(now) {
+                self.sample(sink)?;
+            }
+        }
+    }
+
+    /// Wait up to 20 ms for verdicts, then take a burst of what is queued.
+    fn take_verdicts(&mut self, sink: &mut dyn EventSink) -> Result<(), ScanError> {
+        if let Ok(m) = self.vrx.recv_timeout(Duration::from_millis(20)) {
+            self.apply(m, sink)?;
+            // Keep up with bursts before doing periodic work.
+            for _ in 0..4096 {
+                match self.vrx.try_recv() {
+                    Ok(m) => self.apply(m, sink)?,
+                    Err(_) => break,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One verdict: counters, progress, a Reply event.
+    fn apply(&mut self, m: Msg, sink: &mut dyn EventSink) -> Result<(), ScanError> {
+        let Msg::Verdict(v, rtt) = m;
+        let c = &mut self.counters;
+        c.replies += 1;
+        match v.state {
+            PortState::Open => c.open += 1,
+            PortState::Closed => c.closed += 1,
+            _ => {}
+        }
+        let progress = &self.control.progress;
+        progress.replies.fetch_add(1, Relaxed);
+        progress.open.store(c.open, Relaxed);
+        progress.closed.store(c.closed, Relaxed);
+        sink.push(Event::Reply(Reply {
+            addr: Addr::from(v.addr),
+            port: v.port,
+            proto: v.proto,
+            state: v.state,
+            reason: v.reason,
+            ttl: v.ttl,
+            icmp_code: v.icmp_code,
+            rtt_us: rtt,
+            time_us: now_us(),
+        }))?;
+        Ok(())
+    }
+
+    /// The counters the other threads keep.
+    fn refresh(&mut self) {
+        self.counters.sent = self.sent_before + self.sh.sent.load(Relaxed);
+        self.counters.invalid = self.sh.invalid.load(Relaxed);
+        self.counters.drops = self.sh.drops.load(Relaxed);
+    }
+
+    /// Take verdicts for `d`, or until everything is answered and nothing queued.
+    fn drain(&mut self, d: Duration, sink: &mut dyn EventSink) -> Result<(), ScanError> {
+        let end = Instant::now() + d;
+        loop {
+            if self.control.is_aborted() {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= end || (self.plan.all_answered() && self.vrx.is_empty()) {
+                return Ok(());
+            }
+            match self
+                .vrx
+                .recv_timeout((end - now).min(Duration::from_millis(20)))
+            {
+                Ok(m) => self.apply(m, sink)?,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                Err(_) => return Ok(()),
+            }
+        }
+    }
+
+    /// Add the resume preload's counts once it is done.
+    fn merge_preload(&mut self) {
+        if !self.merged && self.sh.loaded.load(SeqCst) {
+            let [o, c, r] = *self.sh.loaded_counts.lock().unwrap();
+            self.counters.open += o;
+            self.counters.closed += c;
+            self.counters.replies += r;
+            let progress = &self.control.progress;
+            progress.open.store(self.counters.open, Relaxed);
+            progress.closed.store(self.counters.closed, Relaxed);
+            self.merged = true;
+        }
+    }
+
+    /// Pause in place (SIGUSR1 / monitor): close the gate; once the sender idles
+    /// behind it, wait, Checkpoint + Paused. The gate stays closed until Resumed is
+    /// written, so no probe sent after the hold is answered before it.
+    fn hold(&mut self, sink: &mut dyn EventSink) -> Result<(), ScanError> {
+        if self.control.is_held() && !self.lifecycle.holding() {
+            self.sh.hold_gate.store(true, SeqCst);
+            if self.sh.sender_idle.load(SeqCst) {
+                self.drain(self.wait, sink)?;
+                self.refresh();
+                let p = self.sh.position.load(Acquire);
+                self.lifecycle.hold(sink, p, self.counters)?;
+            }
+        }
+        if !self.control.is_held() {
+            if self.lifecycle.release(sink)? {
+                self.history.clear();
+            }
+            // Released (before or after the hold was on record): let the sender go.
+            self.sh.hold_gate.store(false, SeqCst);
+        }
+        Ok(())
+    }
+
+    /// The sender position of at least `lag` ago: every probe below it has had
+    /// `lag` for its answer.
+    fn lagged(&self, now: Instant) -> Option<u64> {
+        self.history
+            .iter()
+            .rev()
+            .find(|(t, _)| *t + self.lag <= now)
+            .map(|(_, p)| *p)
+    }
+
+    /// A pause: the sender stopped, late replies drained, Checkpoint + Paused.
+    fn pause(mut self, sink: &mut dyn EventSink) -> Result<ScanOutcome, ScanError> {
+        while !self.sh.sender_done.load(SeqCst) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.drain(self.wait, sink)?;
+        if self.control.is_aborted() || !self.sh.wait_loaded(self.control) {
+            return Ok(ScanOutcome::Aborted);
+        }
+        self.merge_preload();
+        if self.control.is_aborted() {
+            return Ok(ScanOutcome::Aborted);
+        }
+        self.refresh();
+        let p = self.sh.position.load(Acquire);
+        crate::lifecycle::push_paused(sink, p, self.counters, self.control.reason())?;
+        Ok(ScanOutcome::Paused {
+            next_index: p,
+            total: self.plan.walk.len(),
+            counters: self.counters,
+        })
+    }
+
+    /// The walk is done: late replies, silent ports, a last sample, Checkpoint +
+    /// Finished.
+    fn finish(mut self, sink: &mut dyn EventSink) -> Result<ScanOutcome, ScanError> {
+        // Wait for late replies (not needed when everything answered).
+        if !self.sh.wait_loaded(self.control) {
+            return Ok(ScanOutcome::Aborted);
+        }
+        self.merge_preload();
+        self.drain(self.wait, sink)?;
+        if self.control.is_aborted() {
+            return Ok(ScanOutcome::Aborted);
+        }
+        while let Ok(m) = self.vrx.try_recv() {
+            self.apply(m, sink)?;
+        }
+        self.refresh();
+        self.silence(sink)?;
+        self.sample(sink)?;
+        crate::lifecycle::push_finished(sink, self.plan.walk.len(), self.counters)?;
+        Ok(ScanOutcome::Finished {
+            counters: self.counters,
+        })
+    }
+
+    /// Silent ports: no reply after every pass; their state is the module's.
+    fn silence(&self, sink: &mut dyn EventSink) -> Result<(), ScanError> {
+        let plan = self.plan;
+        if plan.answered.is_none() || plan.all_answered() {
+            return Ok(());
+        }
+        for q in 0..plan.walk.span() {
+            let (v, _) = plan.walk.at(q);
+            if plan.is_answered(v) {
+                continue;
+            }
+            let (addr, proto, port) = plan.probe_of(v);
+            sink.push(Event::Reply(Reply {
+                addr: Addr::from(addr),
+                port,
+                proto,
+                state: self.probes.silence(proto),
+                reason: Reason::NoResponse,
+                ttl: 0,
+                icmp_code: 0,
+                rtt_us: 0,
+                time_us: now_us(),
+            }))?;
+        }
+        Ok(())
+    }
+
+    /// A Sample with the interface's bytes and the RTTs measured since the last.
+    fn sample(&mut self, sink: &mut dyn EventSink) -> Result<(), ScanError> {
+        let mut rtts = std::mem::take(&mut *self.sh.rtts.lock().unwrap());
+        let extras = SampleExtras {
+            net: metrics::net_bytes(&self.iface),
+            rtt_us: metrics::percentiles(&mut rtts),
+        };
+        self.lifecycle.sample(sink, self.counters, extras)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,76 @@
+//! The receiver thread: reads frames from the backend's [`Receive`] half, classifies
+//! them with the scan's probe modules, maps a verdict to its walk value, folds
+//! duplicates through the answered set, estimates the RTT from the send clock, and
+//! hands verdicts to the event thread. Owns the `Receive` half; never writes events.
+
+use super::shared::{Msg, Shared};
+use super::ScanPlan;
+use crate::backend::Receive;
+use crate::classify::Classified;
+use crate::probe::ProbeSet;
+use std::sync::atomic::Ordering::*;
+use std::time::{Duration, Instant};
+
+/// Run the receiver until the event thread says stop or the backend fails.
+pub(super) fn receiver(
+    plan: &ScanPlan,
+    mut rx: Box<dyn Receive>,
+    probes: &ProbeSet,
+    sh: &Shared,
+    out: crossbeam_channel::Sender<Msg>,
+    start: Instant,
+) {
+    let span = plan.walk.span().max(1);
+    while !sh.rx_stop.load(SeqCst) {
+        let r = rx.recv(Duration::from_millis(20), &mut |frame| match probes
+            .classify(frame, &plan.cookies)
+        {
+            Classified::Reply(v) => {
+                let Some(val) = plan.value_of(v.addr, v.proto, v.port) else {
+                    sh.invalid.fetch_add(1, Relaxed);
+                    return;
+                };
+                let Some(q) = plan.walk.position_of(val) else {
+                    return; // another shard's probe
+                };
+                if let Some(a) = &plan.answered {
+                    if !a.set(val) {
+                        return; // duplicate
+                    }
+                    plan.answered_in_shard.fetch_add(1, Relaxed);
+                }
+                // RTT: the latest send of this value is in the latest pass already reached.
+                let now = start.elapsed().as_nanos() as u64;
+                let pos = sh.position.load(Acquire);
+                let mut cand = q;
+                while cand + span < pos {
+                    cand += span;
+                }
+                let rtt = {
+                    let c = sh.clock.lock().unwrap();
+                    let i = c.partition_point(|&(first, _)| first <= cand);
+                    if i == 0 {
+                        0
+                    } else {
+                        ((now.saturating_sub(c[i - 1].1)) / 1000).min(u32::MAX as u64) as u32
+                    }
+                };
+                if rtt > 0 {
+                    let mut r = sh.rtts.lock().unwrap();
+                    if r.len() < 1 << 16 {
+                        r.push(rtt);
+                    }
+                }
+                let _ = out.send(Msg::Verdict(v, rtt));
+            }
+            Classified::Invalid => {
+                sh.invalid.fetch_add(1, Relaxed);
+            }
+            Classified::Ignored => {}
+        });
+        if r.is_err() {
+            break;
+        }
+        sh.drops.store(rx.stats().drops, Relaxed);
+    }
+}

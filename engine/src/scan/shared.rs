@@ -1,0 +1,102 @@
+//! What the sender, receiver, preload and event threads of one run share: the
+//! walk position, stop/idle/hold flags, counters, the send clock for RTTs, and the
+//! resume preload's state. Owns no thread; each thread reads and writes its part.
+
+use super::{Preload, ScanControl, ScanPlan};
+use crate::classify::Verdict;
+use prtip_store::event::{PortState, Protocol};
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Shared between the three threads.
+pub(super) struct Shared {
+    pub(super) position: AtomicU64,
+    pub(super) sender_done: AtomicBool,
+    pub(super) sender_idle: AtomicBool,
+    /// Closed by the event thread while a hold is recorded (Paused .. Resumed).
+    pub(super) hold_gate: AtomicBool,
+    pub(super) sender_error: Mutex<Option<std::io::Error>>,
+    pub(super) rx_stop: AtomicBool,
+    pub(super) sent: AtomicU64,
+    pub(super) invalid: AtomicU64,
+    pub(super) drops: AtomicU64,
+    /// (first walk position of a batch, send time in ns since start), recent batches.
+    pub(super) clock: Mutex<VecDeque<(u64, u64)>>,
+    pub(super) rtts: Mutex<Vec<u32>>,
+    /// The resume preload is done (always true for a fresh scan).
+    pub(super) loaded: AtomicBool,
+    /// Someone waits for the preload (it must not wait for the first batch then).
+    pub(super) load_wanted: AtomicBool,
+    /// open, closed, replies counted by the preload.
+    pub(super) loaded_counts: Mutex<[u64; 3]>,
+}
+
+impl Shared {
+    /// Wait for the preload; false if aborted meanwhile.
+    pub(super) fn wait_loaded(&self, control: &ScanControl) -> bool {
+        self.load_wanted.store(true, SeqCst);
+        while !self.loaded.load(SeqCst) {
+            if control.is_aborted() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        true
+    }
+}
+
+pub(super) fn run_preload(plan: &ScanPlan, sh: &Shared, f: Preload<'_>) {
+    // Let the first batch go out before competing with the sender for the CPU.
+    while sh.sent.load(Relaxed) == 0 && !sh.sender_done.load(SeqCst) && !sh.load_wanted.load(SeqCst)
+    {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut counts = [0u64; 3];
+    let mut cb = |addr: IpAddr, proto: Protocol, port: u16, state: PortState| {
+        let new = match &plan.answered {
+            Some(_) => plan.mark_answered(addr, proto, port),
+            None => true,
+        };
+        if new {
+            match state {
+                PortState::Open => counts[0] += 1,
+                PortState::Closed => counts[1] += 1,
+                _ => {}
+            }
+            counts[2] += 1;
+        }
+    };
+    f(&mut cb);
+    *sh.loaded_counts.lock().unwrap() = counts;
+    sh.loaded.store(true, SeqCst);
+}
+
+/// What the receiver hands the event thread.
+pub(super) enum Msg {
+    /// A valid reply's verdict and its RTT in µs (0: unknown).
+    Verdict(Verdict, u32),
+}
+
+/// A fresh `Shared` for a run from walk position `from`; `preloading` when a resume
+/// preload runs beside it.
+pub(super) fn new(from: u64, preloading: bool) -> Shared {
+    Shared {
+        position: AtomicU64::new(from),
+        sender_done: AtomicBool::new(false),
+        sender_idle: AtomicBool::new(false),
+        hold_gate: AtomicBool::new(false),
+        sender_error: Mutex::new(None),
+        rx_stop: AtomicBool::new(false),
+        sent: AtomicU64::new(0),
+        invalid: AtomicU64::new(0),
+        drops: AtomicU64::new(0),
+        clock: Mutex::new(VecDeque::new()),
+        rtts: Mutex::new(Vec::new()),
+        loaded: AtomicBool::new(!preloading),
+        load_wanted: AtomicBool::new(false),
+        loaded_counts: Mutex::new([0; 3]),
+    }
+}
