@@ -6,7 +6,8 @@
 //!
 //! Owns: turning the arguments into log directories, printing the proof or the
 //! refusal, the history row of the merged scan. The checks and the fold are
-//! `prtip_merge`'s; the scans themselves run through [`super::scan::execute`].
+//! `prtip_merge`'s; the scans themselves are prtip-session's, driven by
+//! [`super::scan::drive`].
 //! A refused merge writes nothing (exit 2).
 
 use crate::paths::Paths;

@@ -152,6 +152,7 @@ pub struct Args {
     pub shard: Option<String>,
     /// If --home holds this scan's shard (same spec, seed and --shard) unfinished,
     /// resume it from its last checkpoint; if finished, send nothing (needs --seed).
+    /// A run that ends paused exits 75, so that a Kubernetes Job runs it again.
     #[arg(long = "continue")]
     pub continue_shard: bool,
     /// Send what `prtip merge --gaps FILE` said is missing (no targets needed).
