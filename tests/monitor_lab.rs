@@ -200,7 +200,7 @@ fn monitor_on_a_lab_scan_filters_pauses_resumes_exports_and_quits() {
         .unwrap();
     assert!(st.success());
     let out = scan.0.wait().unwrap();
-    assert!(out.success(), "prtip scan after SIGINT: {out:?}");
+    assert_eq!(out.code(), Some(75), "prtip scan after SIGINT: {out:?}");
     let k = kinds(&dir);
     assert_eq!(k.first(), Some(&"ScanStarted"));
     assert_eq!(k.last(), Some(&"Paused"));

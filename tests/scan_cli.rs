@@ -190,9 +190,10 @@ fn sigint_pauses_and_replay_finishes_with_ground_truth_and_valid_exports() {
     signal(&child, libc::SIGINT);
     let out = finish(child);
     let stdout = String::from_utf8_lossy(&out.stdout);
+    // A paused scan has its own exit status (EX_TEMPFAIL), not 0.
     assert_eq!(
         out.status.code(),
-        Some(0),
+        Some(75),
         "{stdout} {}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -491,4 +492,56 @@ fn crash_safety_sigkill_at_random_moments_b() {
         Ipv4Addr::new(198, 19, 64, 0),
         18,
     );
+}
+
+/// `--quiet` prints the line of figures only; a scan of more than 256 hosts prints
+/// a row per port that some host had open, and one `Not shown:` line for the rest
+/// (issue 19 item 5: the table had a row per closed port, `0 512 0`).
+#[test]
+fn quiet_prints_one_line_and_the_large_table_only_open_ports() {
+    if !common::netns_tests_enabled() {
+        return;
+    }
+    let lab = lab();
+    let h = home();
+    let ns = lab.config().scan_ns.clone();
+    let out = scan_cmd(
+        h.path(),
+        &ns,
+        &["scan", "--quiet", "198.19.0.1", "-p", "1-300"],
+    )
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(
+        stdout.starts_with("prtip done: 1 IP address scanned in "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 open, 299 closed ports"), "{stdout}");
+
+    let out = scan_cmd(h.path(), &ns, &["scan", "198.19.0.0/23", "-p", "22,80"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let table: Vec<&str> = stdout
+        .lines()
+        .filter(|l| !l.starts_with("Discovered open port"))
+        .collect();
+    assert_eq!(
+        table[..3],
+        [
+            "PORT        OPEN     CLOSED   FILTERED SERVICE",
+            "80/tcp      512      0        0        http",
+            "Not shown: 1 port open on no host (512 closed, 0 filtered)",
+        ],
+        "{stdout}"
+    );
+    assert!(
+        table[3].starts_with("prtip done: 512 IP addresses"),
+        "{stdout}"
+    );
+    assert_eq!(table.len(), 4, "{stdout}");
 }

@@ -166,7 +166,7 @@ fn scan_tui_pauses_resumes_in_place_and_quitting_leaves_the_scan_running() {
         s.contains("scan exited with status")
     });
     save("tui-04-paused-after-quit.txt", &screen);
-    assert!(screen.contains("scan exited with status 0"), "{screen}");
+    assert!(screen.contains("scan exited with status 75"), "{screen}");
     assert!(
         screen.contains("(scan 1) — resume: prtip replay 1 --from-checkpoint"),
         "{screen}"
@@ -372,7 +372,7 @@ fn history_shows_a_scan_held_in_place_by_sigusr1_and_continued_by_sigusr2() {
 
     kill("-INT", pid);
     let out = scan.0.wait().unwrap();
-    assert!(out.success(), "{out:?}");
+    assert_eq!(out.code(), Some(75), "{out:?}");
     let last = pauses(&dir).pop().unwrap();
     assert_eq!(last.0, "SIGINT");
     let (status, show) = history_status(home.path(), 1);

@@ -1,7 +1,15 @@
 //! How errors become exit codes: a [`UsageError`] anywhere in the chain is bad
-//! input (exit 2), anything else a runtime failure (exit 1).
+//! input (exit 2), anything else a runtime failure (exit 1). A scan that ends
+//! paused exits [`EXIT_PAUSED`].
 
 use std::process::ExitCode;
+
+/// Exit status of a scan that ended paused (Ctrl-C, SIGTERM) rather than
+/// finished: 75, EX_TEMPFAIL of sysexits.h ("try again later"), so that scripts
+/// can tell a partial scan from a complete one, and a Kubernetes Job runs a
+/// `--continue` shard's index again (the next pod resumes it; exit 0 would mark
+/// the index done). Documented in docs/pause-resume.md.
+pub const EXIT_PAUSED: u8 = 75;
 
 /// Bad input from the user: the message names the bad value and the way out
 /// (prtip-session's, so a session's refusals are bad input too).

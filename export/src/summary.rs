@@ -12,7 +12,8 @@ use std::path::Path;
 
 /// Write the per-port table of the scan log in `log_dir` to `out`:
 /// `PORT OPEN CLOSED FILTERED SERVICE` (open|filtered counts as filtered; the
-/// service is the port table's name, `unknown` when it has none).
+/// service is the port table's name, `unknown` when it has none), one row per
+/// port that some host had open; the other ports are one `Not shown:` line.
 pub fn write_port_table(log_dir: &Path, out: &mut dyn Write) -> Result<(), ExportError> {
     let reader = LogReader::open(log_dir).map_err(ExportError::Store)?;
     let mut per: BTreeMap<(Protocol, u16), [u64; 4]> = BTreeMap::new();
@@ -26,8 +27,31 @@ pub fn write_port_table(log_dir: &Path, out: &mut dyn Write) -> Result<(), Expor
         };
         per.entry((r.proto, r.port)).or_default()[i] += 1;
     }
-    writeln!(out, "PORT        OPEN     CLOSED   FILTERED SERVICE")?;
-    for ((proto, port), n) in &per {
+    render_port_table(&per, out)?;
+    Ok(())
+}
+
+/// The table of [`write_port_table`] from its counts per (protocol, port):
+/// `[open, closed, filtered, open|filtered]`. A port no host had open is no row
+/// (nmap's "Not shown"): a scan of 4 096 hosts × 2 000 ports prints the ports
+/// that matter, not 2 000 rows of `0 4096 0`.
+fn render_port_table(
+    per: &BTreeMap<(Protocol, u16), [u64; 4]>,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let (mut hidden, mut closed, mut filtered) = (0u64, 0u64, 0u64);
+    let mut header = false;
+    for ((proto, port), n) in per {
+        if n[0] == 0 {
+            hidden += 1;
+            closed += n[1];
+            filtered += n[2] + n[3];
+            continue;
+        }
+        if !header {
+            writeln!(out, "PORT        OPEN     CLOSED   FILTERED SERVICE")?;
+            header = true;
+        }
         let name = crate::table_service(*port, *proto).unwrap_or("unknown");
         writeln!(
             out,
@@ -36,6 +60,13 @@ pub fn write_port_table(log_dir: &Path, out: &mut dyn Write) -> Result<(), Expor
             n[0],
             n[1],
             n[2] + n[3]
+        )?;
+    }
+    if hidden > 0 {
+        writeln!(
+            out,
+            "Not shown: {} open on no host ({closed} closed, {filtered} filtered)",
+            crate::render::plural(hidden, "port", "ports")
         )?;
     }
     Ok(())
@@ -71,6 +102,30 @@ pub fn done_summary_of(meta: &crate::ReportMeta, seed: u64) -> String {
 #[cfg(test)]
 mod tests {
     use crate::render::testutil::meta;
+    use prtip_store::Protocol;
+
+    #[test]
+    fn the_port_table_has_a_row_per_port_open_somewhere_only() {
+        let mut per = std::collections::BTreeMap::new();
+        per.insert((Protocol::Tcp, 22), [0, 4096, 0, 0]);
+        per.insert((Protocol::Tcp, 23), [0, 4000, 90, 6]);
+        per.insert((Protocol::Tcp, 80), [3, 4093, 0, 0]);
+        let mut out = Vec::new();
+        super::render_port_table(&per, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "PORT        OPEN     CLOSED   FILTERED SERVICE\n\
+             80/tcp      3        4093     0        http\n\
+             Not shown: 2 ports open on no host (8096 closed, 96 filtered)\n"
+        );
+        per.remove(&(Protocol::Tcp, 80));
+        let mut out = Vec::new();
+        super::render_port_table(&per, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "Not shown: 2 ports open on no host (8096 closed, 96 filtered)\n"
+        );
+    }
 
     #[test]
     fn the_done_line_counts_in_words_and_uses_the_reports_duration() {

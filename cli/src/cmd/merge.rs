@@ -233,10 +233,7 @@ fn find_shard(paths: &Paths, spec: &ScanSpec) -> anyhow::Result<Found> {
     Ok(Found::Nothing)
 }
 
-/// Exit status of `prtip scan --continue` when the shard was paused (SIGTERM, a
-/// drained node) rather than finished: EX_TEMPFAIL, so that the Job runs the index
-/// again and the next pod resumes it (exit 0 would mark the index done).
-pub const EXIT_PAUSED: u8 = 75;
+pub use crate::error::EXIT_PAUSED;
 
 /// `prtip scan --continue`: resume this spec's shard from its last checkpoint if
 /// `--home` holds it unfinished, send nothing if it holds it finished, else start
@@ -275,7 +272,7 @@ pub fn continue_shard(
         }
         Found::Resumable(id) => super::replay::resume(Some(&id.to_string()), false, paths, quiet)?,
     };
-    if code == ExitCode::SUCCESS {
+    if code == ExitCode::from(EXIT_PAUSED) {
         if let Found::Resumable(id) = find_shard(paths, &spec)? {
             eprintln!(
                 "prtip: shard {}/{} paused (scan {id}); exit {EXIT_PAUSED} so that it is run again and resumed",
@@ -383,6 +380,10 @@ pub fn scan_gaps(file: &Path, paths: &Paths, quiet: bool) -> anyhow::Result<Exit
             &paths.session_home(),
         )?;
         let c = super::scan::drive(session, quiet, None)?;
+        if c == ExitCode::from(EXIT_PAUSED) {
+            // Paused: the user asked to stop; the later gaps wait too.
+            return Ok(c);
+        }
         if c != ExitCode::SUCCESS {
             code = c;
         }

@@ -116,16 +116,18 @@ pub fn drive(
             println!(
                 "paused at {pct:.1}% (scan {id}) — resume: prtip replay {id} --from-checkpoint"
             );
-            Ok(ExitCode::SUCCESS)
+            Ok(ExitCode::from(crate::error::EXIT_PAUSED))
         }
     }
 }
 
 /// The end of a finished scan: nmap's normal output for small scans, the
-/// per-port table for large ones (both prtip-export's), and one line of figures.
+/// per-port table for large ones (both prtip-export's), and one line of figures;
+/// with `--quiet` the line of figures only (the log and `-o*` files have the rest).
 fn print_summary(report: &Report, seed: u64, quiet: bool) -> anyhow::Result<()> {
-    let targets = report.total_targets;
-    if targets <= 256 && !quiet {
+    if quiet {
+        // Nothing but the line of figures below.
+    } else if report.total_targets <= 256 {
         prtip_export::export_log(
             &report.dir,
             prtip_export::Format::Text,

@@ -241,7 +241,8 @@ pub struct Args {
     /// nmap's -n (no reverse DNS): accepted; prtip never does reverse DNS.
     #[arg(short = 'n', hide = true)]
     pub no_dns: bool,
-    /// Do not print open ports as they are found.
+    /// Print no results: neither open ports as found nor the report at the end,
+    /// only the last line of figures (the log and the -o* files have everything).
     #[arg(long)]
     pub quiet: bool,
     /// Run the scan with the monitor in front (full screen; keys as in `prtip
