@@ -5,7 +5,7 @@
 //! what silence means.
 //!
 //! Owns: [`Probe`] (what varies between probes), [`FrameParams`] (what does not),
-//! the modules ([`TcpSynV4`], [`UdpV4`]) and the [`ProbeSet`] of one scan (its
+//! the modules ([`TcpSynV4`], [`TcpSynV6`], [`UdpV4`]) and the [`ProbeSet`] of one scan (its
 //! modules, one global template numbering for the backends). Never touches
 //! sockets, permutation, pacing or events: the scan loop and the backends call in.
 //!
@@ -15,10 +15,12 @@
 //! the templates of one module; addresses are [`IpAddr`]s.
 
 mod tcp_syn;
+mod tcp_syn6;
 mod template;
 mod udp;
 
 pub use tcp_syn::TcpSynV4;
+pub use tcp_syn6::TcpSynV6;
 pub use template::ProbeTemplate;
 pub use udp::UdpV4;
 
