@@ -68,8 +68,9 @@ fn spec(targets: &str, ports: &str, scan_type: ScanType, parallel: u64) -> ScanS
         ports: ports.into(),
         scan_type,
         service_detection: false,
-        rate: 0,
-        max_rate: 0,
+        rate_mpps: 0,
+        max_rate_mpps: 0,
+        retry_gap_ms: None,
         timing: 5,
         seed: 42,
         shard_index: 0,
@@ -89,7 +90,14 @@ fn spec(targets: &str, ports: &str, scan_type: ScanType, parallel: u64) -> ScanS
         outputs: vec![],
         filter: None,
         service_probes: None,
-        extra_json: format!(r#"{{"max_parallelism":{parallel},"connect_timeout_ms":1000}}"#),
+        walk_from: 0,
+        merged_from: vec![],
+        sockets: prtip_store::event::SocketSettings {
+            max_parallelism: Some(parallel),
+            connect_timeout_ms: Some(1000),
+            ..Default::default()
+        },
+        xdp: Default::default(),
     }
 }
 

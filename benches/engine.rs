@@ -3,8 +3,7 @@
 //! classification and the token bucket. Figures in benches/README.md ("Engine").
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use prtip_engine::backend::{FrameParams, Probe, ProbeTemplate};
-use prtip_engine::classify::classify;
+use prtip_engine::backend::{FrameParams, Probe, ProbeSet, ProbeTemplate};
 use prtip_engine::cookie::Cookies;
 use prtip_engine::pacing::TokenBucket;
 use prtip_engine::permutation::Permutation;
@@ -46,7 +45,7 @@ fn probes(c: &mut Criterion) {
         b.iter(|| {
             i = i.wrapping_add(1);
             let p = Probe {
-                dst: Ipv4Addr::from(0xc613_0000 | (i & 0xffff)),
+                dst: Ipv4Addr::from(0xc613_0000 | (i & 0xffff)).into(),
                 dport: 80,
                 sport: 40960 + (i as u16 & 0x3fff),
                 seq: i.wrapping_mul(2654435761),
@@ -139,8 +138,9 @@ fn probes(c: &mut Criterion) {
         max_seg_size: None,
     }
     .emit(&mut TcpPacket::new_unchecked(&mut reply[34..]));
+    let set = ProbeSet::new(&params());
     g.bench_function("classify_syn_ack", |b| {
-        b.iter(|| black_box(classify(black_box(&reply), params().src_ip, &cookies)))
+        b.iter(|| black_box(set.classify(black_box(&reply), &cookies)))
     });
     let mut bucket = TokenBucket::new(1_000_000_000, 64, 0);
     let mut t_ns = 0u64;

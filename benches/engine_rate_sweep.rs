@@ -48,7 +48,7 @@ fn spec(rate: u64) -> ScanSpec {
     ScanSpec {
         targets: vec!["198.19.0.0/16".into()],
         ports: "22,80,443,8080".into(),
-        rate,
+        rate_mpps: rate.saturating_mul(1000),
         timing: 4,
         seed: 42,
         wait_ms: 2000,

@@ -41,8 +41,9 @@ fn spec(iface: &str) -> ScanSpec {
         ports: "T:1-320".into(),
         scan_type: ScanType::Syn,
         service_detection: false,
-        rate: 100_000,
-        max_rate: 0,
+        rate_mpps: 100_000_000,
+        max_rate_mpps: 0,
+        retry_gap_ms: None,
         timing: 4,
         seed: 4242,
         shard_index: 0,
@@ -58,7 +59,10 @@ fn spec(iface: &str) -> ScanSpec {
         outputs: vec![],
         filter: None,
         service_probes: None,
-        extra_json: "{\"rate_mpps\":100000000}".into(),
+        walk_from: 0,
+        merged_from: vec![],
+        xdp: Default::default(),
+        sockets: Default::default(),
     }
 }
 

@@ -46,7 +46,7 @@ impl ProbeGen {
             self.i = i.wrapping_add(1);
             let h = i.wrapping_mul(0x9e37_79b9);
             *p = Probe {
-                dst: Ipv4Addr::from(0xc613_0000 | ((i >> 2) & 0xffff)),
+                dst: Ipv4Addr::from(0xc613_0000 | ((i >> 2) & 0xffff)).into(),
                 dport: PORTS[(i & 3) as usize],
                 sport: 40960 + (h >> 18) as u16,
                 seq: h,
@@ -152,7 +152,7 @@ fn run_prtip(name: &str, queues: u32, probes: u64, xdp: bool, sink_mode: XdpMode
                     i: k as u32 * 0x4000_0000,
                 };
                 let mut buf = [Probe {
-                    dst: Ipv4Addr::UNSPECIFIED,
+                    dst: Ipv4Addr::UNSPECIFIED.into(),
                     dport: 0,
                     sport: 0,
                     seq: 0,

@@ -26,12 +26,16 @@ const volatile __u32 net_addr = 0;  /* network byte order */
 const volatile __u32 net_mask = 0xffffffff; /* network byte order; default: matches nothing but net_addr */
 const volatile __u32 cookie_key = 0x9e3779b9;
 const volatile __u64 open_tcp[1024] = {};
+/* Sparse mode: only addresses whose index in the target network is 1 modulo
+ * live_every answer; SYNs to the others are dropped (1: every address answers). */
+const volatile __u32 live_every = 1;
 
 enum responder_stat {
 	RESP_SYNACK = 0,
 	RESP_RST = 1,
 	RESP_PASS = 2,
-	RESP_STAT_MAX = 3,
+	RESP_SILENT = 3,
+	RESP_STAT_MAX = 4,
 };
 
 struct {
@@ -94,6 +98,14 @@ int prtip_responder(struct xdp_md *ctx)
 		goto pass;
 	if ((tcp_flags(th) & (PRTIP_TCP_SYN | PRTIP_TCP_ACK | PRTIP_TCP_RST)) != PRTIP_TCP_SYN)
 		goto pass;
+
+	if (live_every > 1) {
+		__u32 idx = bpf_ntohl(ip->daddr & ~net_mask);
+		if (idx % live_every != 1) {
+			count(RESP_SILENT);
+			return XDP_DROP;
+		}
+	}
 
 	int open = port_open(bpf_ntohs(th->dest));
 

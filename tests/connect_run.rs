@@ -7,6 +7,7 @@ use prtip_engine::scan::{RunOptions, ScanControl, ScanOutcome, ScanPlan};
 use prtip_services::ProbeDb;
 use prtip_store::event::{
     BackendKind, Checkpoint, Event, EventSink, PortState, ScanSpec, ScanType, SinkError,
+    SocketSettings,
 };
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -22,8 +23,9 @@ fn spec(ports: &str, scan_type: ScanType, sv: bool) -> ScanSpec {
         ports: ports.into(),
         scan_type,
         service_detection: sv,
-        rate: 0,
-        max_rate: 0,
+        rate_mpps: 0,
+        max_rate_mpps: 0,
+        retry_gap_ms: None,
         timing: 4,
         seed: 7,
         shard_index: 0,
@@ -39,7 +41,13 @@ fn spec(ports: &str, scan_type: ScanType, sv: bool) -> ScanSpec {
         outputs: vec![],
         filter: None,
         service_probes: None,
-        extra_json: r#"{"version_wait_ms":300}"#.into(),
+        walk_from: 0,
+        merged_from: vec![],
+        sockets: SocketSettings {
+            version_wait_ms: Some(300),
+            ..SocketSettings::default()
+        },
+        xdp: Default::default(),
     }
 }
 
@@ -159,7 +167,7 @@ fn pause_then_resume_covers_every_port_once() {
     // source port and self-connect (TCP simultaneous open), which would read as open.
     let ports = "24000-24999";
     let mut s = spec(ports, ScanType::Connect, false);
-    s.extra_json = r#"{"max_parallelism":16}"#.into();
+    s.sockets.max_parallelism = Some(16);
     let plan = ScanPlan::new(&s).unwrap();
     let db = ProbeDb::builtin();
     let control = ScanControl::new();

@@ -151,10 +151,23 @@ fn json_lines_parse_one_by_one_with_serde_and_jq() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 5);
-    assert_eq!(
-        lines[2]["banner"],
-        "line1\\x0aline2,\"q\"\\x0d\\x0a\\x00\\xff"
+    // Banners are text: a UTF-8 banner is the banner itself (CR LF included); one with
+    // bytes that are not UTF-8 keeps its text and writes those bytes as `\xNN`.
+    assert_eq!(lines[0]["banner"], "220 (vsFTPd 3.0.3)\r\n");
+    assert_eq!(lines[0]["banner_escaped"], false);
+    assert_eq!(lines[2]["banner"], "line1\nline2,\"q\"\r\n\u{0}\\xff");
+    assert_eq!(lines[2]["banner_escaped"], true);
+    assert_eq!(lines[3]["banner"], "-ERR unknown command\r\n");
+    assert_eq!(lines[4]["banner"], serde_json::Value::Null);
+    assert_eq!(lines[4]["banner_escaped"], serde_json::Value::Null);
+    assert!(!raw.contains("\\x0d"), "CR stored as \\x0d text: {raw}");
+    // jq gives the vsFTPd banner back byte for byte.
+    let out = run_ok(
+        Command::new("jq")
+            .args(["-j", "select(.port == 21) | .banner"])
+            .arg(&path),
     );
+    assert_eq!(out.stdout, b"220 (vsFTPd 3.0.3)\r\n");
     assert_eq!(lines[4]["ip"], "198.19.0.9");
     let out = run_ok(
         Command::new("jq")

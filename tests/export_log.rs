@@ -122,11 +122,18 @@ fn a_killed_scan_exports_valid_json_lines() {
     )
     .unwrap();
     let text = std::fs::read_to_string(&out).unwrap();
-    assert_eq!(text.lines().count(), 30);
+    // 30 result rows, then the line saying the scan did not complete.
+    assert_eq!(text.lines().count(), 31);
     for l in text.lines() {
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
         assert_eq!(v["scan_id"], 9);
     }
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["status"], "interrupted");
+    assert!(last["note"]
+        .as_str()
+        .unwrap()
+        .starts_with("interrupted at 0.0%: results are partial; resume: prtip replay 9"));
     let xml = tmp.path().join("scan.nmap");
     export_log(
         &log,

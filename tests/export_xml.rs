@@ -122,6 +122,93 @@ fn ndiff_reports_the_one_port_that_changed() {
     assert!(String::from_utf8_lossy(&xml.stdout).contains("portid=\"443\""));
 }
 
+/// Two `-sV` scans of the same HTTP and SSH servers: the banners differ only in the
+/// `Date:` header, one port was added. ndiff 7.93 crashed on such a pair when banners
+/// were `<script id="banner">` elements (a port whose script output changed while its
+/// service columns did not); it must report the one new port and nothing else.
+#[test]
+fn ndiff_compares_two_sv_scans_whose_banners_differ() {
+    let scan = |date: &str, extra_port: bool| {
+        let http = format!("HTTP/1.1 200 OK\r\nServer: nginx/1.24.0\r\nDate: {date}\r\n\r\n");
+        let mut rows = vec![
+            row(
+                [198, 19, 0, 2],
+                22,
+                PortState::Open,
+                Some(("ssh", "OpenSSH", "9.2p1")),
+                Some(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n"),
+            ),
+            row(
+                [198, 19, 0, 2],
+                80,
+                PortState::Open,
+                Some(("http", "nginx", "1.24.0")),
+                Some(http.as_bytes()),
+            ),
+        ];
+        if extra_port {
+            rows.push(row(
+                [198, 19, 0, 2],
+                8080,
+                PortState::Open,
+                Some(("http", "nginx", "1.24.0")),
+                Some(http.as_bytes()),
+            ));
+        }
+        rows
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let a = export(
+        dir.path(),
+        "a.xml",
+        Format::Xml,
+        &meta(1),
+        scan("Mon, 07 Dec 2026 16:00:00 GMT", false),
+    );
+    let b = export(
+        dir.path(),
+        "b.xml",
+        Format::Xml,
+        &meta(2),
+        scan("Mon, 07 Dec 2026 16:00:05 GMT", true),
+    );
+    let xa = std::fs::read_to_string(&a).unwrap();
+    assert!(
+        xa.contains("Date: Mon, 07 Dec 2026 16:00:00 GMT"),
+        "the banner is kept: {xa}"
+    );
+    for args in [&[][..], &["-v"][..], &["--xml"][..]] {
+        let out = run(Command::new("ndiff").args(args).arg(&a).arg(&b));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.is_empty(), "ndiff {args:?} wrote to stderr: {err}");
+        assert_eq!(out.status.code(), Some(1), "ndiff {args:?}: {text}");
+        if args.is_empty() {
+            let changed: Vec<&str> = text
+                .lines()
+                .filter(|l| l.starts_with('+') || l.starts_with('-'))
+                .filter(|l| !l.starts_with("+Nmap") && !l.starts_with("-Nmap"))
+                .collect();
+            assert_eq!(changed, ["+8080/tcp open  http    nginx 1.24.0"], "{text}");
+        }
+    }
+    // The same pair without the new port: ndiff sees no difference at all.
+    let c = export(
+        dir.path(),
+        "c.xml",
+        Format::Xml,
+        &meta(3),
+        scan("Tue, 08 Dec 2026 09:00:00 GMT", false),
+    );
+    let out = run(Command::new("ndiff").arg(&a).arg(&c));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn python_libnmap_reads_hosts_ports_states_services() {
     ensure_libnmap();

@@ -18,7 +18,7 @@ fn spec(targets: &str) -> ScanSpec {
         }],
         ports: "T:21-25,80,443".into(),
         service_detection: true,
-        rate: 1000,
+        rate_mpps: 1_000_000,
         seed: 7,
         ..ScanSpec::default()
     }

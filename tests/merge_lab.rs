@@ -27,7 +27,7 @@ fn ports() -> Vec<u16> {
 }
 
 /// The shard's command line, the same every time (as in the Job's manifest).
-fn shard_args(i: u32, seed: &str) -> Vec<String> {
+fn shard_args(i: u32, n: u32, seed: &str) -> Vec<String> {
     [
         "scan",
         NET,
@@ -47,7 +47,7 @@ fn shard_args(i: u32, seed: &str) -> Vec<String> {
     ]
     .iter()
     .map(|s| s.to_string())
-    .chain([format!("{i}/3")])
+    .chain([format!("{i}/{n}")])
     .collect()
 }
 
@@ -122,7 +122,7 @@ fn three_shards_one_killed_and_resumed_merge_into_the_ground_truth() {
 
     // All three at once; shard 1 is killed once it has checkpointed part of its walk.
     let mut kids: Vec<Child> = (0..3)
-        .map(|i| spawn(homes[i].path(), &ns, &shard_args(i as u32, "4242")))
+        .map(|i| spawn(homes[i].path(), &ns, &shard_args(i as u32, 3, "4242")))
         .collect();
     let t0 = Instant::now();
     while checkpoint(&logs[1]) == 0 {
@@ -188,7 +188,7 @@ fn three_shards_one_killed_and_resumed_merge_into_the_ground_truth() {
 
     // The pod's restart: the same command resumes shard 1 from its checkpoint.
     ok(
-        spawn(homes[1].path(), &ns, &shard_args(1, "4242"))
+        spawn(homes[1].path(), &ns, &shard_args(1, 3, "4242"))
             .wait_with_output()
             .unwrap(),
         "shard 1 resumed",
@@ -208,7 +208,7 @@ fn three_shards_one_killed_and_resumed_merge_into_the_ground_truth() {
     );
     // Run again once finished: nothing is sent, nothing new is written.
     let again = ok(
-        spawn(homes[1].path(), &ns, &shard_args(1, "4242"))
+        spawn(homes[1].path(), &ns, &shard_args(1, 3, "4242"))
             .wait_with_output()
             .unwrap(),
         "shard 1 again",
@@ -219,7 +219,7 @@ fn three_shards_one_killed_and_resumed_merge_into_the_ground_truth() {
     // A shard of another seed: refused.
     let other = tempfile::tempdir().unwrap();
     ok(
-        spawn(other.path(), &ns, &shard_args(2, "7"))
+        spawn(other.path(), &ns, &shard_args(2, 3, "7"))
             .wait_with_output()
             .unwrap(),
         "shard 2 of seed 7",
@@ -325,4 +325,135 @@ fn three_shards_one_killed_and_resumed_merge_into_the_ground_truth() {
         "{} open rows in the export",
         open_rows.len()
     );
+}
+
+/// `merge --gaps` then `scan --from-gaps` on another machine (another home): the
+/// gap scan sends exactly the unfinished part of the shard, and the merge of the
+/// interrupted log, the gap log and the other shards equals the ground truth.
+#[test]
+fn scan_from_gaps_sends_just_the_missing_part_and_completes_the_merge() {
+    if !common::netns_tests_enabled() {
+        return;
+    }
+    let lab = common::lab_with(prtip_lab::LabConfig {
+        tcp_ports: OPEN.to_vec(),
+        ..common::lab_config("gap")
+    });
+    let ns = lab.config().scan_ns.clone();
+    let args = |i: u32| -> Vec<String> {
+        let mut a = shard_args(i, 2, "31337");
+        a.extend(["--max-retries".to_string(), "0".to_string()]);
+        let n = a.len();
+        a[n - 3] = format!("{i}/2");
+        a
+    };
+    // shard_args ends with `--shard i/3`; make it i/2 (the last three: --shard, i/N, ...).
+    let homes: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let log1 = scan_dir(homes[1].path(), 1);
+    let k0 = spawn(homes[0].path(), &ns, &args(0));
+    let mut k1 = spawn(homes[1].path(), &ns, &args(1));
+    let t0 = Instant::now();
+    while checkpoint(&log1) == 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "shard 1 never checkpointed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
+    assert_eq!(unsafe { libc::kill(k1.id() as i32, libc::SIGKILL) }, 0);
+    let _ = k1.wait();
+    ok(k0.wait_with_output().unwrap(), "shard 0");
+    let at = checkpoint(&log1);
+    let len = prtip_merge::inspect(&log1).unwrap().len;
+    assert!(at < len);
+
+    let out_home = tempfile::tempdir().unwrap();
+    let gaps = out_home.path().join("gaps.json");
+    let dirs = [homes[0].path(), homes[1].path()];
+    ok(
+        merge(out_home.path(), &dirs, &["--gaps", gaps.to_str().unwrap()]),
+        "merge --gaps",
+    );
+    // Another machine sends the gap.
+    let g = tempfile::tempdir().unwrap();
+    ok(
+        scan_cmd(
+            g.path(),
+            &ns,
+            &["scan", "--from-gaps", gaps.to_str().unwrap(), "--quiet"],
+        )
+        .output()
+        .unwrap(),
+        "scan --from-gaps",
+    );
+    let gap_log = prtip_merge::inspect(&scan_dir(g.path(), 1)).unwrap();
+    assert_eq!(gap_log.status, ScanStatus::Completed);
+    assert_eq!(gap_log.covered, at..len);
+    assert_eq!(
+        gap_log.counters.sent,
+        len - at,
+        "the gap scan sent just the gap"
+    );
+    let out = ok(
+        merge(out_home.path(), &[dirs[0], dirs[1], g.path()], &[]),
+        "merge with the gap log",
+    );
+    assert!(
+        out.contains(&format!("positions {at}..{len} of {len}")),
+        "{out}"
+    );
+    let got = log_results(&scan_dir(out_home.path(), 1));
+    let want = common::tcp_truth(Ipv4Addr::new(198, 19, 0, 0), 24, &ports(), &OPEN);
+    assert!(got == want, "merged results differ from the ground truth");
+    assert!(replies_per_key(&scan_dir(out_home.path(), 1))
+        .values()
+        .all(|n| *n == 1));
+}
+
+/// SIGTERM (a drained node) pauses a `--continue` shard with a checkpoint and
+/// exits 75, so that the Job runs the index again; the next run resumes it.
+#[test]
+fn a_paused_shard_exits_75_and_the_next_run_resumes_it() {
+    if !common::netns_tests_enabled() {
+        return;
+    }
+    let lab = common::lab_with(prtip_lab::LabConfig {
+        tcp_ports: OPEN.to_vec(),
+        ..common::lab_config("p75")
+    });
+    let ns = lab.config().scan_ns.clone();
+    let home = tempfile::tempdir().unwrap();
+    let log = scan_dir(home.path(), 1);
+    let k = spawn(home.path(), &ns, &shard_args(0, 1, "5"));
+    let t0 = Instant::now();
+    while checkpoint(&log) == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(30), "never checkpointed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
+    assert_eq!(unsafe { libc::kill(k.id() as i32, libc::SIGTERM) }, 0);
+    let out = k.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("shard 0/1 paused (scan 1); exit 75"));
+    assert_eq!(
+        prtip_merge::inspect(&log).unwrap().status,
+        ScanStatus::Paused
+    );
+    ok(
+        spawn(home.path(), &ns, &shard_args(0, 1, "5"))
+            .wait_with_output()
+            .unwrap(),
+        "the next run",
+    );
+    let l = prtip_merge::inspect(&log).unwrap();
+    assert_eq!((l.status, l.covered.end), (ScanStatus::Completed, l.len));
+    assert!(!scan_dir(home.path(), 2).exists());
+    let want = common::tcp_truth(Ipv4Addr::new(198, 19, 0, 0), 24, &ports(), &OPEN);
+    assert!(log_results(&log) == want);
 }

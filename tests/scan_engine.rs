@@ -20,7 +20,7 @@ fn spec(targets: &[&str], excludes: &[&str], ports: &str, seed: u64) -> ScanSpec
         targets: targets.iter().map(|s| s.to_string()).collect(),
         excludes: excludes.iter().map(|s| s.to_string()).collect(),
         ports: ports.to_string(),
-        rate: 20_000,
+        rate_mpps: 20_000_000,
         timing: 4,
         seed,
         max_retries: 1,
@@ -35,7 +35,7 @@ fn run_in_lab(lab: &ScanLab, mut spec: ScanSpec) -> Vec<Event> {
     lab.in_scan(move || {
         let plan0 = ScanPlan::new(&spec).expect("plan");
         let first = plan0.targets.get_v4(0);
-        let r = route::discover(first, None, None, None).expect("route in the lab");
+        let r = route::discover(first.into(), None, None, None).expect("route in the lab");
         assert_eq!(
             r.dst_mac.to_string(),
             "02:70:72:74:00:02",

@@ -87,3 +87,87 @@ fn syn_scan_with_sv_ends_after_service_detection() {
         attr("elapsed")
     );
 }
+
+/// Issue 19, item 1: the output files a `-sS -sV` scan writes are rendered from
+/// the finished log, so they hold every service and say the scan completed —
+/// the same bytes `prtip export` writes from the log afterwards.
+#[test]
+fn scan_outputs_equal_exports_of_the_finished_log() {
+    if !common::netns_tests_enabled() {
+        return;
+    }
+    let lab = common::lab("sso");
+    let ns = lab.config().scan_ns.clone();
+    let home = tempfile::tempdir().unwrap();
+    let path = |name: &str| home.path().join(name).to_str().unwrap().to_string();
+    let (json, csv, html) = (path("v.json"), path("v.csv"), path("v.html"));
+    let out = common::scan_cmd(
+        home.path(),
+        &ns,
+        &[
+            "scan",
+            "-sS",
+            "-sV",
+            "198.19.0.1-4",
+            "-p",
+            "21,22,23,25,80",
+            "--wait",
+            "300ms",
+            "--version-wait",
+            "1500ms",
+            "--quiet",
+            "--oJ",
+            &json,
+            "--csv",
+            &csv,
+            "--html",
+            &html,
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let export = |format: &str| -> String {
+        let out = common::prtip()
+            .args(["export", "1", "-f", format, "-o", "-"])
+            .env("PRTIP_HOME", home.path())
+            .env_remove("PRTIP_HISTORY")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "export -f {format}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let written = std::fs::read_to_string(&json).unwrap();
+    assert!(
+        written.contains("\"product\":\""),
+        "-oJ has no detected product:\n{written}"
+    );
+    assert_eq!(
+        written,
+        export("json"),
+        "-oJ differs from prtip export -f json"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&csv).unwrap(),
+        export("csv"),
+        "--csv differs from prtip export -f csv"
+    );
+    let html = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        !html.contains("still running"),
+        "the --html of a finished scan says it is running"
+    );
+    assert!(
+        html.contains("completed"),
+        "the --html does not say completed"
+    );
+}

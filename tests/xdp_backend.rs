@@ -53,7 +53,7 @@ fn probes(hosts: u32, ports: &[u16]) -> Vec<Probe> {
         for &p in ports {
             let k = i.wrapping_mul(2654435761) ^ (p as u32).rotate_left(16);
             v.push(Probe {
-                dst: Ipv4Addr::new(198, 19, (i >> 8) as u8, i as u8),
+                dst: Ipv4Addr::new(198, 19, (i >> 8) as u8, i as u8).into(),
                 dport: p,
                 sport: SPORT_LO + (k % 64) as u16,
                 seq: k.wrapping_mul(0x9e37_79b9),
@@ -125,7 +125,10 @@ fn scan_against_responder(queues: u32) {
     let (replies, frames) = collect(&mut rx, ps.len());
     assert_eq!(frames, ps.len(), "one reply per probe, nothing else");
     for p in &ps {
-        let got = &replies[&(p.dst, p.dport)];
+        let std::net::IpAddr::V4(dst) = p.dst else {
+            unreachable!("IPv4 probes")
+        };
+        let got = &replies[&(dst, p.dport)];
         let want_flags = if p.dport == 22 || p.dport == 80 {
             TcpFlags::SYN | TcpFlags::ACK
         } else {
@@ -139,7 +142,10 @@ fn scan_against_responder(queues: u32) {
     }
     let st = tx.stats();
     assert_eq!(st.packets, ps.len() as u64);
-    assert_eq!(st.bytes, ps.len() as u64 * templates().tcp.len() as u64);
+    assert_eq!(
+        st.bytes,
+        ps.len() as u64 * templates().template_of(&ps[0]).unwrap().1.len() as u64
+    );
     assert_eq!(rx.stats().frames, ps.len() as u64);
     let fs = rx.filter_stats().unwrap();
     assert_eq!(fs.tcp, ps.len() as u64);
@@ -195,7 +201,10 @@ fn send_into_sink(queues: u32) {
         s = SinkStats::read(&lab.target).unwrap();
     }
     assert_eq!(s.frames, ps.len() as u64);
-    assert_eq!(s.bytes, ps.len() as u64 * templates().tcp.len() as u64);
+    assert_eq!(
+        s.bytes,
+        ps.len() as u64 * templates().template_of(&ps[0]).unwrap().1.len() as u64
+    );
     drop(rx);
     assert!(
         pair.detached(true),
@@ -353,7 +362,7 @@ fn the_filter_takes_icmp_errors_quoting_our_probes_and_nothing_else() {
     // each with ICMP port unreachable quoting the probe.
     let ps: Vec<Probe> = (0..40u16)
         .map(|i| Probe {
-            dst: xdp_support::TGT_IP,
+            dst: xdp_support::TGT_IP.into(),
             dport: 40001 + i,
             sport: SPORT_LO + (i % 64),
             seq: 0x1234_0000 + i as u32,

@@ -160,8 +160,9 @@ fn spec(a: &ChildArgs) -> ScanSpec {
             .join(","),
         scan_type: ScanType::Syn,
         service_detection: false,
-        rate: a.rate,
-        max_rate: 0,
+        rate_mpps: a.rate.saturating_mul(1000),
+        max_rate_mpps: 0,
+        retry_gap_ms: None,
         timing: 4,
         seed: 0x7072_7469_7062_656e,
         shard_index: 0,
@@ -181,7 +182,10 @@ fn spec(a: &ChildArgs) -> ScanSpec {
         outputs: Vec::<OutputSpec>::new(),
         filter: None,
         service_probes: None,
-        extra_json: "{}".into(),
+        walk_from: 0,
+        merged_from: vec![],
+        xdp: Default::default(),
+        sockets: Default::default(),
     }
 }
 
@@ -204,7 +208,8 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
     let plan0 = ScanPlan::new(&spec).context("planning the scan")?;
     let first = plan0.targets.get_v4(0);
     drop(plan0);
-    let r = route::discover(first, None, None, None).context("finding the route in the lab")?;
+    let r =
+        route::discover(first.into(), None, None, None).context("finding the route in the lab")?;
     spec.interface = Some(r.iface.clone());
     spec.source = Some(Addr::from(r.src_ip));
     spec.router_mac = Some(r.dst_mac.0);
@@ -215,7 +220,7 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
             .context("opening the AF_PACKET backend")?,
         "xdp" => {
             let t = TemplateSet::new(&scan::frame_params(&r));
-            let mut o = prtip_xdp::XdpOptions::for_engine(r.src_ip);
+            let mut o = prtip_xdp::XdpOptions::for_engine(r.src_v4());
             o.queues = a.queues;
             let (pair, n) =
                 prtip_xdp::open_pair(&r.iface, &t, &o).context("opening the AF_XDP backend")?;

@@ -3,17 +3,9 @@
 
 use std::process::ExitCode;
 
-/// Bad input from the user: the message names the bad value and the way out.
-#[derive(Debug)]
-pub struct UsageError(pub String);
-
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}
+/// Bad input from the user: the message names the bad value and the way out
+/// (prtip-session's, so a session's refusals are bad input too).
+pub use prtip_session::UsageError;
 
 /// Print the error (if any) and map it to prtip's exit codes. A closed pipe on
 /// stdout (`prtip export ... | head`) is not an error: exit 0, nothing printed.

@@ -11,7 +11,6 @@ use std::process::ExitCode;
 mod cmd;
 mod error;
 mod paths;
-mod privilege;
 
 pub use error::UsageError;
 
@@ -102,6 +101,8 @@ enum Command {
     Export(cmd::export::Args),
     /// The scans this machine ran: list, show, resume, clean, rebuild, diff.
     History(cmd::history::Args),
+    /// Check a scan log end to end (verify) or copy what is readable of a damaged one (salvage).
+    Log(cmd::log::Args),
     /// Fold the logs of the shards of one scan (--shard i/N) into one scan, with proof of coverage.
     Merge(cmd::merge::Args),
     /// Watch a scan live (or open a finished one): progress, results, filters, exports, dashboard.
@@ -135,6 +136,7 @@ fn main() -> ExitCode {
         Command::Export(args) => cmd::export::run(args, &paths),
         Command::History(args) => cmd::history::run(args, &paths),
         Command::Monitor(args) => cmd::monitor::run(args, &paths),
+        Command::Log(args) => cmd::log::run(args),
         Command::Merge(args) => cmd::merge::run(args, &paths),
         Command::XdpHold(args) => cmd::xdp::run_hold(args),
         Command::XdpInfo(args) => cmd::xdp::run_info(args),

@@ -44,4 +44,12 @@ impl Paths {
     pub fn scans_dir(&self) -> PathBuf {
         self.home.join("scans")
     }
+
+    /// The same places, as prtip-session takes them.
+    pub fn session_home(&self) -> prtip_session::Home {
+        prtip_session::Home {
+            history: self.history.clone(),
+            scans: self.scans_dir(),
+        }
+    }
 }

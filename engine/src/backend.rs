@@ -1,11 +1,11 @@
 //! The packet path every backend implements: [`Transmit`] moves probe frames out,
 //! [`Receive`] hands received frames to a callback.
 //!
-//! Owns: the [`Probe`] description, the pre-built [`ProbeTemplate`] frames and their
-//! per-probe patching (addresses, ports, sequence number and checksums by RFC 1624
-//! delta), the backend traits and their statistics. Never touches permutation,
-//! cookies, pacing, retries, checkpoints or events: the scan loop owns those, a
-//! backend only moves frames.
+//! Owns: the backend traits, their statistics and the [`BackendPair`]. Frames come
+//! from the scan's probe modules ([`crate::probe::ProbeSet`]: templates, the
+//! per-probe patch, the reply filter); a backend keeps no template code of its own.
+//! Never touches permutation, cookies, pacing, retries, checkpoints or events: the
+//! scan loop owns those, a backend only moves frames.
 //!
 //! Backends: [`packet`] (AF_PACKET, sendmmsg + TPACKET_V3 RX ring, here) and
 //! `prtip-xdp` (AF_XDP, in its own crate, implementing the same traits).
@@ -13,275 +13,8 @@
 pub mod bpf;
 pub mod packet;
 
-use crate::wire::{
-    self, checksum, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, IpProtocol,
-    Ipv4Packet, Ipv4Repr, TcpFlags, TcpPacket, TcpRepr, UdpPacket, UdpRepr,
-};
-use prtip_store::event::Protocol;
-use std::net::Ipv4Addr;
+pub use crate::probe::{FrameParams, Probe, ProbeSet, ProbeTemplate, TemplateSet};
 use std::time::Duration;
-
-/// One probe to send: everything that varies between probes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Probe {
-    /// Target address.
-    pub dst: Ipv4Addr,
-    /// Target port.
-    pub dport: u16,
-    /// Source port (carries cookie bits).
-    pub sport: u16,
-    /// TCP sequence number (the cookie); its low 16 bits also go into the IPv4 identification.
-    pub seq: u32,
-    /// TCP (SYN) or UDP.
-    pub proto: Protocol,
-}
-
-/// Fixed parts of every probe frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FrameParams {
-    /// Our MAC (the interface's).
-    pub src_mac: EthernetAddress,
-    /// Next hop's MAC (gateway or the target itself on a link).
-    pub dst_mac: EthernetAddress,
-    /// Our IPv4 source address.
-    pub src_ip: Ipv4Addr,
-    /// IP TTL of probes.
-    pub ttl: u8,
-}
-
-impl Default for FrameParams {
-    fn default() -> Self {
-        FrameParams {
-            src_mac: EthernetAddress::default(),
-            dst_mac: EthernetAddress::default(),
-            src_ip: Ipv4Addr::UNSPECIFIED,
-            ttl: 64,
-        }
-    }
-}
-
-/// Offsets inside an Ethernet + IPv4 (no options) frame.
-const L3: usize = wire::ethernet::HEADER_LEN;
-const L4: usize = L3 + wire::ipv4::HEADER_LEN;
-
-/// A pre-built frame (Ethernet+IPv4+TCP/UDP) that a backend copies once into its
-/// buffers and then patches per probe (addresses, ports, seq, checksums by delta).
-///
-/// The template is built with the variable fields (destination address, IP
-/// identification, ports, sequence number) set to zero; `ip_base`/`l4_base` hold the
-/// folded one's-complement sums of that frame, so patching is RFC 1624 eqn. 3 with the
-/// old words zero: `check = !(base + new words)`.
-#[derive(Clone, Debug)]
-pub struct ProbeTemplate {
-    bytes: Vec<u8>,
-    proto: Protocol,
-    ip_base: u16,
-    l4_base: u16,
-}
-
-impl ProbeTemplate {
-    /// A TCP SYN (window 1024, MSS 1460 option, DF clear) from `p`.
-    pub fn tcp_syn(p: &FrameParams) -> ProbeTemplate {
-        let tcp = TcpRepr {
-            src_port: 0,
-            dst_port: 0,
-            seq_number: 0,
-            ack_number: 0,
-            flags: TcpFlags(TcpFlags::SYN),
-            window_len: 1024,
-            max_seg_size: Some(1460),
-        };
-        let l4_len = tcp.header_len();
-        let mut bytes = Self::l2l3(p, IpProtocol::Tcp, l4_len);
-        tcp.emit(&mut TcpPacket::new_unchecked(&mut bytes[L4..]));
-        Self::finish(bytes, Protocol::Tcp, p.src_ip)
-    }
-
-    /// A UDP datagram carrying `payload` from `p`.
-    pub fn udp(p: &FrameParams, payload: &[u8]) -> ProbeTemplate {
-        let udp = UdpRepr {
-            src_port: 0,
-            dst_port: 0,
-            payload_len: payload.len(),
-        };
-        let l4_len = wire::udp::HEADER_LEN + payload.len();
-        let mut bytes = Self::l2l3(p, IpProtocol::Udp, l4_len);
-        let mut pkt = UdpPacket::new_unchecked(&mut bytes[L4..]);
-        udp.emit(&mut pkt);
-        pkt.payload_mut().copy_from_slice(payload);
-        Self::finish(bytes, Protocol::Udp, p.src_ip)
-    }
-
-    fn l2l3(p: &FrameParams, proto: IpProtocol, l4_len: usize) -> Vec<u8> {
-        let mut bytes = vec![0u8; L4 + l4_len];
-        EthernetRepr {
-            src_addr: p.src_mac,
-            dst_addr: p.dst_mac,
-            ethertype: EtherType::Ipv4,
-        }
-        .emit(&mut EthernetFrame::new_unchecked(&mut bytes[..]));
-        Ipv4Repr {
-            src_addr: p.src_ip,
-            dst_addr: Ipv4Addr::UNSPECIFIED,
-            protocol: proto,
-            payload_len: l4_len,
-            ttl: p.ttl,
-            ident: 0,
-            dont_frag: false,
-        }
-        .emit(&mut Ipv4Packet::new_unchecked(&mut bytes[L3..]));
-        bytes
-    }
-
-    fn finish(mut bytes: Vec<u8>, proto: Protocol, src: Ipv4Addr) -> ProbeTemplate {
-        // IP checksum was filled by emit over zero dst/ident: base = !checksum.
-        let ip_check = u16::from_be_bytes([
-            bytes[L3 + wire::ipv4::CHECKSUM_OFFSET],
-            bytes[L3 + wire::ipv4::CHECKSUM_OFFSET + 1],
-        ]);
-        let l4_len = (bytes.len() - L4) as u16;
-        let proto_num = match proto {
-            Protocol::Tcp => 6,
-            Protocol::Udp => 17,
-        };
-        let ph = checksum::pseudo_header_v4(src, Ipv4Addr::UNSPECIFIED, proto_num, l4_len);
-        let l4_check_off = L4
-            + match proto {
-                Protocol::Tcp => wire::tcp::CHECKSUM_OFFSET,
-                Protocol::Udp => wire::udp::CHECKSUM_OFFSET,
-            };
-        bytes[l4_check_off] = 0;
-        bytes[l4_check_off + 1] = 0;
-        let l4_base = checksum::fold(
-            checksum::fold(checksum::sum(&bytes[L4..])) as u32 + checksum::fold(ph) as u32,
-        );
-        ProbeTemplate {
-            bytes,
-            proto,
-            ip_base: !ip_check,
-            l4_base,
-        }
-    }
-
-    /// Frame length in bytes.
-    pub fn len(&self) -> usize {
-        self.bytes.len()
-    }
-    /// Whether the frame is empty (never: kept for the `len` convention).
-    pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
-    }
-    /// The template frame (variable fields zero).
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-    /// Protocol of the probes built from this template.
-    pub fn protocol(&self) -> Protocol {
-        self.proto
-    }
-
-    /// Write `probe` into `frame`, which already holds [`ProbeTemplate::bytes`]
-    /// (or a frame previously patched from this template: every variable field is
-    /// overwritten and the checksums are computed from the template's bases).
-    ///
-    /// # Panics
-    /// If `frame` is shorter than the template.
-    #[inline]
-    pub fn patch(&self, frame: &mut [u8], probe: &Probe) {
-        let frame = &mut frame[..self.bytes.len()];
-        let dst = probe.dst.octets();
-        let ident = probe.seq as u16;
-        frame[L3 + wire::ipv4::DST_OFFSET..L3 + wire::ipv4::DST_OFFSET + 4].copy_from_slice(&dst);
-        frame[L3 + wire::ipv4::IDENT_OFFSET..L3 + wire::ipv4::IDENT_OFFSET + 2]
-            .copy_from_slice(&ident.to_be_bytes());
-        let d = u32::from(probe.dst);
-        let dsum = (d >> 16) + (d & 0xffff);
-        let ipc = checksum::patch_from_zero(self.ip_base, dsum + ident as u32);
-        frame[L3 + wire::ipv4::CHECKSUM_OFFSET..L3 + wire::ipv4::CHECKSUM_OFFSET + 2]
-            .copy_from_slice(&ipc.to_be_bytes());
-        let l4 = &mut frame[L4..];
-        l4[0..2].copy_from_slice(&probe.sport.to_be_bytes());
-        l4[2..4].copy_from_slice(&probe.dport.to_be_bytes());
-        let ports = probe.sport as u32 + probe.dport as u32;
-        match self.proto {
-            Protocol::Tcp => {
-                l4[wire::tcp::SEQ_OFFSET..wire::tcp::SEQ_OFFSET + 4]
-                    .copy_from_slice(&probe.seq.to_be_bytes());
-                let added = dsum + ports + (probe.seq >> 16) + (probe.seq & 0xffff);
-                let c = checksum::patch_from_zero(self.l4_base, added);
-                l4[wire::tcp::CHECKSUM_OFFSET..wire::tcp::CHECKSUM_OFFSET + 2]
-                    .copy_from_slice(&c.to_be_bytes());
-            }
-            Protocol::Udp => {
-                let c = checksum::patch_from_zero(self.l4_base, dsum + ports);
-                let c = if c == 0 { 0xffff } else { c };
-                l4[wire::udp::CHECKSUM_OFFSET..wire::udp::CHECKSUM_OFFSET + 2]
-                    .copy_from_slice(&c.to_be_bytes());
-            }
-        }
-    }
-
-    /// Build the frame for `probe` into a fresh buffer (tests, slow paths).
-    pub fn build(&self, probe: &Probe) -> Vec<u8> {
-        let mut f = self.bytes.clone();
-        self.patch(&mut f, probe);
-        f
-    }
-}
-
-/// The templates of one scan: one TCP SYN template, and UDP templates by port
-/// (payload per destination port, falling back to a default payload).
-#[derive(Clone, Debug)]
-pub struct TemplateSet {
-    /// SYN template.
-    pub tcp: ProbeTemplate,
-    /// UDP template used for ports without a specific payload.
-    pub udp_default: ProbeTemplate,
-    /// UDP templates with a port-specific payload, sorted by port.
-    pub udp_by_port: Vec<(u16, ProbeTemplate)>,
-}
-
-impl TemplateSet {
-    /// TCP SYN and empty-payload UDP templates.
-    pub fn new(p: &FrameParams) -> TemplateSet {
-        TemplateSet {
-            tcp: ProbeTemplate::tcp_syn(p),
-            udp_default: ProbeTemplate::udp(p, &[]),
-            udp_by_port: Vec::new(),
-        }
-    }
-    /// Add (or replace) the UDP payload for `port`.
-    pub fn set_udp_payload(&mut self, p: &FrameParams, port: u16, payload: &[u8]) {
-        let t = ProbeTemplate::udp(p, payload);
-        match self.udp_by_port.binary_search_by_key(&port, |(k, _)| *k) {
-            Ok(i) => self.udp_by_port[i].1 = t,
-            Err(i) => self.udp_by_port.insert(i, (port, t)),
-        }
-    }
-    /// The template for `probe`.
-    #[inline]
-    pub fn for_probe(&self, probe: &Probe) -> &ProbeTemplate {
-        match probe.proto {
-            Protocol::Tcp => &self.tcp,
-            Protocol::Udp => match self
-                .udp_by_port
-                .binary_search_by_key(&probe.dport, |(k, _)| *k)
-            {
-                Ok(i) => &self.udp_by_port[i].1,
-                Err(_) => &self.udp_default,
-            },
-        }
-    }
-    /// Longest frame of the set (to size backend buffers).
-    pub fn max_len(&self) -> usize {
-        self.udp_by_port
-            .iter()
-            .map(|(_, t)| t.len())
-            .chain([self.tcp.len(), self.udp_default.len()])
-            .max()
-            .unwrap_or(0)
-    }
-}
 
 /// Transmit counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -309,7 +42,7 @@ pub struct RxStats {
 
 /// Sends probe frames.
 pub trait Transmit: Send {
-    /// Send `probes` (built from the backend's [`TemplateSet`]). Returns how many were
+    /// Send `probes` (built from the backend's [`ProbeSet`]). Returns how many were
     /// handed over; fewer than `probes.len()` means the caller retries the rest.
     fn send(&mut self, probes: &[Probe]) -> std::io::Result<usize>;
     /// Counters so far.
@@ -334,147 +67,18 @@ pub struct BackendPair {
     pub tx: Box<dyn Transmit>,
     /// Receiving half.
     pub rx: Box<dyn Receive>,
+    /// The probe modules the pair sends and filters for (the scan loop classifies
+    /// replies with them).
+    pub probes: ProbeSet,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::wire::{Ipv4Packet, TcpPacket, UdpPacket};
-
-    fn params() -> FrameParams {
-        FrameParams {
-            src_mac: EthernetAddress([2, 0x70, 0x72, 0x74, 0, 1]),
-            dst_mac: EthernetAddress([2, 0x70, 0x72, 0x74, 0, 2]),
-            src_ip: Ipv4Addr::new(198, 18, 0, 1),
-            ttl: 64,
-        }
-    }
-
-    fn check_tcp(frame: &[u8], probe: &Probe) {
-        let ip = Ipv4Packet::new_checked(&frame[L3..]).unwrap();
-        assert!(ip.verify_checksum(), "ip checksum for {probe:?}");
-        assert_eq!(ip.dst_addr(), probe.dst);
-        assert_eq!(ip.ident(), probe.seq as u16);
-        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
-        assert!(
-            tcp.verify_checksum_v4(ip.src_addr(), ip.dst_addr()),
-            "tcp checksum for {probe:?}"
-        );
-        assert_eq!(
-            (tcp.src_port(), tcp.dst_port(), tcp.seq_number()),
-            (probe.sport, probe.dport, probe.seq)
-        );
-        assert!(tcp.flags().has(TcpFlags::SYN));
-    }
-
-    #[test]
-    fn patched_syn_equals_one_built_from_scratch() {
-        let t = ProbeTemplate::tcp_syn(&params());
-        let probe = Probe {
-            dst: Ipv4Addr::new(198, 19, 0, 7),
-            dport: 80,
-            sport: 40000,
-            seq: 0xdeadbeef,
-            proto: Protocol::Tcp,
-        };
-        let frame = t.build(&probe);
-        // Built from scratch with the wire Reprs (ident = low 16 bits of seq).
-        let mut want = vec![0u8; 58];
-        EthernetRepr {
-            src_addr: params().src_mac,
-            dst_addr: params().dst_mac,
-            ethertype: EtherType::Ipv4,
-        }
-        .emit(&mut EthernetFrame::new_unchecked(&mut want[..]));
-        Ipv4Repr {
-            src_addr: params().src_ip,
-            dst_addr: probe.dst,
-            protocol: IpProtocol::Tcp,
-            payload_len: 24,
-            ttl: 64,
-            ident: 0xbeef,
-            dont_frag: false,
-        }
-        .emit(&mut Ipv4Packet::new_unchecked(&mut want[L3..]));
-        let mut tcp = TcpPacket::new_unchecked(&mut want[L4..]);
-        TcpRepr {
-            src_port: 40000,
-            dst_port: 80,
-            seq_number: 0xdeadbeef,
-            ack_number: 0,
-            flags: TcpFlags(TcpFlags::SYN),
-            window_len: 1024,
-            max_seg_size: Some(1460),
-        }
-        .emit(&mut tcp);
-        tcp.fill_checksum_v4(params().src_ip, probe.dst);
-        assert_eq!(frame, want);
-        // And the TCP part equals the static SYN of the wire tests but for ident.
-        assert_eq!(&frame[L4..], &crate::wire::tcp::tests::SYN[..]);
-    }
-
-    #[test]
-    fn repatching_a_used_frame_gives_valid_checksums() {
-        let t = ProbeTemplate::tcp_syn(&params());
-        let mut frame = t.bytes().to_vec();
-        let mut x: u32 = 12345;
-        for i in 0..2000u32 {
-            x = x.wrapping_mul(1664525).wrapping_add(1013904223);
-            let probe = Probe {
-                dst: Ipv4Addr::from(x ^ i.rotate_left(7)),
-                dport: (x >> 7) as u16,
-                sport: (x >> 3) as u16 | 1,
-                seq: x.rotate_left(13),
-                proto: Protocol::Tcp,
-            };
-            t.patch(&mut frame, &probe);
-            check_tcp(&frame, &probe);
-        }
-        // extreme values: all ones and all zeros
-        for (d, p, s, q) in [(u32::MAX, u16::MAX, u16::MAX, u32::MAX), (0, 0, 0, 0)] {
-            let probe = Probe {
-                dst: Ipv4Addr::from(d),
-                dport: p,
-                sport: s,
-                seq: q,
-                proto: Protocol::Tcp,
-            };
-            t.patch(&mut frame, &probe);
-            check_tcp(&frame, &probe);
-        }
-    }
-
-    #[test]
-    fn udp_templates_by_port() {
-        let mut set = TemplateSet::new(&params());
-        set.set_udp_payload(
-            &params(),
-            53,
-            b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00",
-        );
-        let probe = Probe {
-            dst: Ipv4Addr::new(198, 19, 1, 2),
-            dport: 53,
-            sport: 41000,
-            seq: 77,
-            proto: Protocol::Udp,
-        };
-        let t = set.for_probe(&probe);
-        assert_eq!(t.len(), 14 + 20 + 8 + 12);
-        let f = t.build(&probe);
-        let ip = Ipv4Packet::new_checked(&f[L3..]).unwrap();
-        assert!(ip.verify_checksum());
-        let udp = UdpPacket::new_checked(ip.payload()).unwrap();
-        assert_eq!((udp.src_port(), udp.dst_port(), udp.len()), (41000, 53, 20));
-        let ph = checksum::pseudo_header_v4(ip.src_addr(), ip.dst_addr(), 17, 20);
-        assert_eq!(
-            checksum::fold(
-                checksum::fold(checksum::sum(ip.payload())) as u32 + checksum::fold(ph) as u32
-            ),
-            0xffff
-        );
-        let other = Probe { dport: 54, ..probe };
-        assert_eq!(set.for_probe(&other).len(), 42);
-        assert_eq!(set.max_len(), 58); // the SYN with its MSS option is the longest
-    }
+/// The error a backend returns for a probe no module of its set sends.
+pub fn no_module(probe: &Probe) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!(
+            "no probe module of this scan sends {:?} probes to {} (port {})",
+            probe.proto, probe.dst, probe.dport
+        ),
+    )
 }

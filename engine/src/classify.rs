@@ -1,23 +1,26 @@
-//! Reading a received frame: is it a reply to one of our probes, and what does it say?
+//! Reading a received frame: the typed [`Inbound`] a probe module classifies, and
+//! what a module's verdict looks like ([`Verdict`], [`Classified`]).
 //!
-//! Owns: the mapping from reply packets to port states (SYN-ACK → open, RST →
-//! closed, ICMP port unreachable → closed for UDP, other ICMP unreachable →
-//! filtered, a UDP datagram → open) after the cookie check. Never keeps per-probe
-//! state and never touches sockets. L4 checksums are not enforced: veth delivers
-//! replies with CHECKSUM_PARTIAL.
+//! Owns: parsing a frame through the wire views once — Ethernet, IPv4, then TCP,
+//! UDP or an ICMP error whose quoted datagram is read through the IPv4 and TCP/UDP
+//! views ([`crate::wire::Ipv4Quote`]) — and the rules that make a frame invalid
+//! (truncated headers, a quote of someone else's datagram). What a reply *means*
+//! (open, closed, filtered) belongs to the probe modules ([`crate::probe`]). Never
+//! keeps per-probe state and never touches sockets. L4 checksums are not enforced:
+//! veth delivers replies with CHECKSUM_PARTIAL.
 
-use crate::cookie::Cookies;
 use crate::wire::{
-    icmp, EtherType, EthernetFrame, IpProtocol, Ipv4Packet, TcpFlags, TcpPacket, UdpPacket,
+    icmp, EtherType, EthernetFrame, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Quote,
+    TcpPacket, UdpPacket, WireError,
 };
 use prtip_store::event::{PortState, Protocol, Reason};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 /// What a valid reply says about one (address, protocol, port).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Verdict {
     /// Target address.
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     /// Target port.
     pub port: u16,
     /// Protocol of the probe it answers.
@@ -43,159 +46,134 @@ pub enum Classified {
     Ignored,
 }
 
-/// Classify a frame with an Ethernet header, received on the interface of `our_ip`.
-pub fn classify(frame: &[u8], our_ip: Ipv4Addr, cookies: &Cookies) -> Classified {
-    let Ok(eth) = EthernetFrame::new_checked(frame) else {
-        return Classified::Invalid;
-    };
-    if eth.ethertype() != EtherType::Ipv4 {
-        return Classified::Ignored;
-    }
-    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
-        return Classified::Invalid;
-    };
-    if ip.dst_addr() != our_ip {
-        return Classified::Ignored;
-    }
-    let src = ip.src_addr();
-    let ttl = ip.ttl();
-    let verdict = |port, proto, state, reason, icmp_code| {
-        Classified::Reply(Verdict {
-            addr: src,
-            port,
-            proto,
-            state,
-            reason,
-            ttl,
-            icmp_code,
-        })
-    };
-    match ip.protocol() {
-        IpProtocol::Tcp => {
-            let Ok(tcp) = TcpPacket::new_checked(ip.payload()) else {
-                return Classified::Invalid;
-            };
-            let f = tcp.flags();
-            if !cookies.check_tcp_ack(
-                IpAddr::V4(src),
-                tcp.src_port(),
-                tcp.dst_port(),
-                tcp.ack_number(),
-            ) {
-                return Classified::Invalid;
-            }
-            if f.has(TcpFlags::RST) {
-                verdict(
-                    tcp.src_port(),
-                    Protocol::Tcp,
-                    PortState::Closed,
-                    Reason::Reset,
-                    0,
-                )
-            } else if f.has(TcpFlags::SYN | TcpFlags::ACK) {
-                verdict(
-                    tcp.src_port(),
-                    Protocol::Tcp,
-                    PortState::Open,
-                    Reason::SynAck,
-                    0,
-                )
-            } else {
-                Classified::Ignored
-            }
+/// The datagram an ICMP error quotes, whatever its family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quote {
+    /// Its source (always us: quotes of others' datagrams are invalid).
+    pub src: IpAddr,
+    /// Its destination: the target.
+    pub dst: IpAddr,
+    /// Its protocol.
+    pub protocol: IpProtocol,
+    /// Its IPv4 identification (0 for IPv6).
+    pub ident: u32,
+    /// Its source port (TCP/UDP).
+    pub src_port: u16,
+    /// Its destination port (TCP/UDP).
+    pub dst_port: u16,
+    /// Its TCP sequence number.
+    pub seq_number: Option<u32>,
+}
+
+impl From<Ipv4Quote> for Quote {
+    fn from(q: Ipv4Quote) -> Quote {
+        Quote {
+            src: q.src_addr.into(),
+            dst: q.dst_addr.into(),
+            protocol: q.protocol,
+            ident: q.ident as u32,
+            src_port: q.src_port,
+            dst_port: q.dst_port,
+            seq_number: q.seq_number,
         }
-        IpProtocol::Udp => {
-            let Ok(udp) = UdpPacket::new_checked(ip.payload()) else {
-                return Classified::Invalid;
-            };
-            if !cookies.check_udp(IpAddr::V4(src), udp.src_port(), udp.dst_port()) {
-                return Classified::Invalid;
-            }
-            verdict(
-                udp.src_port(),
-                Protocol::Udp,
-                PortState::Open,
-                Reason::UdpResponse,
-                0,
-            )
+    }
+}
+
+/// The transport part of a frame to us.
+#[derive(Clone, Debug)]
+pub enum L4<'a> {
+    /// A TCP segment (fixed header present).
+    Tcp(TcpPacket<&'a [u8]>),
+    /// A UDP datagram (header present).
+    Udp(UdpPacket<&'a [u8]>),
+    /// An ICMP destination unreachable quoting one of our datagrams.
+    Unreachable {
+        /// ICMP code.
+        code: u8,
+        /// The datagram it quotes.
+        quote: Quote,
+    },
+    /// Anything else (other ICMP, other protocols).
+    Other,
+}
+
+/// A frame to our address, parsed once for every module to look at.
+#[derive(Clone, Debug)]
+pub struct Inbound<'a> {
+    /// Sender of the reply (the target, or a router for ICMP errors).
+    pub src: IpAddr,
+    /// TTL (hop limit) it arrived with.
+    pub ttl: u8,
+    /// Its transport part.
+    pub l4: L4<'a>,
+}
+
+impl<'a> Inbound<'a> {
+    /// Parse `frame` (Ethernet header included). `Ok(None)`: not for a scan (not
+    /// IP, or not to `our_addr`); `Err`: to us but malformed, or an ICMP error
+    /// quoting a datagram that is not ours to have sent.
+    pub fn parse(frame: &'a [u8], our_addr: IpAddr) -> Result<Option<Inbound<'a>>, WireError> {
+        let eth = EthernetFrame::new_checked(frame)?;
+        if eth.ethertype() != EtherType::Ipv4 {
+            return Ok(None);
         }
-        IpProtocol::Icmp => {
-            let p = ip.payload();
-            if p.len() < icmp::HEADER_LEN || p[0] != icmp::TYPE_DEST_UNREACHABLE {
-                return Classified::Ignored;
-            }
-            let code = p[1];
-            let quote = &p[icmp::HEADER_LEN..];
-            // The quoted header may be cut to header + 8 bytes: read it unchecked.
-            if quote.len() < 20 || quote[0] >> 4 != 4 {
-                return Classified::Invalid;
-            }
-            let inner = Ipv4Packet::new_unchecked(quote);
-            let hl = inner.header_len();
-            if hl < 20 || quote.len() < hl + 8 || inner.src_addr() != our_ip {
-                return Classified::Invalid;
-            }
-            let target = inner.dst_addr();
-            let l4 = &quote[hl..];
-            let (sport, dport) = (
-                u16::from_be_bytes([l4[0], l4[1]]),
-                u16::from_be_bytes([l4[2], l4[3]]),
-            );
-            let (proto, ok) = match inner.protocol() {
-                IpProtocol::Tcp => {
-                    let seq = u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]]);
-                    (
-                        Protocol::Tcp,
-                        cookies.check_quote(
-                            IpAddr::V4(target),
-                            dport,
-                            Protocol::Tcp,
-                            sport,
-                            seq,
-                            false,
-                        ),
-                    )
+        let ip = Ipv4Packet::new_checked(&frame[crate::wire::ethernet::HEADER_LEN..])?;
+        if IpAddr::V4(ip.dst_addr()) != our_addr {
+            return Ok(None);
+        }
+        let payload: &'a [u8] = {
+            let hl = ip.header_len();
+            let end =
+                (ip.total_len() as usize).min(frame.len() - crate::wire::ethernet::HEADER_LEN);
+            &frame[crate::wire::ethernet::HEADER_LEN + hl..crate::wire::ethernet::HEADER_LEN + end]
+        };
+        let l4 = match ip.protocol() {
+            IpProtocol::Tcp => L4::Tcp(TcpPacket::new_checked(payload)?),
+            IpProtocol::Udp => L4::Udp(UdpPacket::new_checked(payload)?),
+            IpProtocol::Icmp => match Icmpv4Packet::new_checked(payload) {
+                Err(_) => L4::Other,
+                Ok(p) if p.msg_type() != icmp::TYPE_DEST_UNREACHABLE => L4::Other,
+                Ok(p) => {
+                    let (code, quote) = match Icmpv4Repr::parse(&p)? {
+                        Icmpv4Repr::DstUnreachable { code, quote } => (code, quote),
+                        _ => unreachable!("type checked above"),
+                    };
+                    let quote = Ipv4Quote::parse(quote)?;
+                    if IpAddr::V4(quote.src_addr) != our_addr {
+                        return Err(WireError::Malformed);
+                    }
+                    L4::Unreachable {
+                        code,
+                        quote: quote.into(),
+                    }
                 }
-                IpProtocol::Udp => (
-                    Protocol::Udp,
-                    cookies.check_quote(
-                        IpAddr::V4(target),
-                        dport,
-                        Protocol::Udp,
-                        sport,
-                        inner.ident() as u32,
-                        true,
-                    ),
-                ),
-                _ => return Classified::Ignored,
-            };
-            if !ok {
-                return Classified::Invalid;
-            }
-            let (state, reason) = if proto == Protocol::Udp && code == icmp::CODE_PORT_UNREACHABLE {
-                (PortState::Closed, Reason::PortUnreachable)
-            } else {
-                (PortState::Filtered, Reason::IcmpUnreachable)
-            };
-            Classified::Reply(Verdict {
-                addr: target,
-                port: dport,
-                proto,
-                state,
-                reason,
-                ttl,
-                icmp_code: code,
-            })
-        }
-        _ => Classified::Ignored,
+            },
+            _ => L4::Other,
+        };
+        Ok(Some(Inbound {
+            src: ip.src_addr().into(),
+            ttl: ip.ttl(),
+            l4,
+        }))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::{FrameParams, Probe, ProbeTemplate};
-    use crate::wire::{EthernetAddress, Icmpv4Packet, Icmpv4Repr, Ipv4Repr, TcpRepr, UdpRepr};
+    use crate::cookie::Cookies;
+    use crate::probe::{FrameParams, Probe, ProbeSet, ProbeTemplate};
+    use crate::wire::{EthernetAddress, Ipv4Repr, TcpFlags, TcpRepr, UdpRepr};
+    use std::net::Ipv4Addr;
+
+    /// The raw scan's modules from `our` (the classification every test here pins).
+    fn classify(frame: &[u8], our: Ipv4Addr, c: &Cookies) -> Classified {
+        ProbeSet::new(&FrameParams {
+            src_ip: our,
+            ..FrameParams::default()
+        })
+        .classify(frame, c)
+    }
 
     const US: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
     const TGT: Ipv4Addr = Ipv4Addr::new(198, 19, 2, 3);
@@ -240,7 +218,7 @@ mod tests {
         assert_eq!(
             open,
             Classified::Reply(Verdict {
-                addr: TGT,
+                addr: TGT.into(),
                 port: 80,
                 proto: Protocol::Tcp,
                 state: PortState::Open,
@@ -305,7 +283,7 @@ mod tests {
         };
         let k = c.cookie(IpAddr::V4(TGT), 443, Protocol::Tcp);
         let syn = ProbeTemplate::tcp_syn(&params).build(&Probe {
-            dst: TGT,
+            dst: TGT.into(),
             dport: 443,
             sport: k.sport,
             seq: k.seq,
@@ -316,11 +294,17 @@ mod tests {
         };
         assert_eq!(
             (v.addr, v.port, v.state, v.reason, v.icmp_code),
-            (TGT, 443, PortState::Filtered, Reason::IcmpUnreachable, 13)
+            (
+                IpAddr::V4(TGT),
+                443,
+                PortState::Filtered,
+                Reason::IcmpUnreachable,
+                13
+            )
         );
         let u = c.cookie(IpAddr::V4(TGT), 161, Protocol::Udp);
         let dgram = ProbeTemplate::udp(&params, b"x").build(&Probe {
-            dst: TGT,
+            dst: TGT.into(),
             dport: 161,
             sport: u.sport,
             seq: u.seq,
@@ -340,7 +324,7 @@ mod tests {
         );
         // A quote of someone else's probe (wrong seq) is invalid.
         let forged = ProbeTemplate::tcp_syn(&params).build(&Probe {
-            dst: TGT,
+            dst: TGT.into(),
             dport: 443,
             sport: k.sport,
             seq: k.seq ^ 1,

@@ -1,8 +1,9 @@
 //! Port lists: `-p` syntax, `--top-ports N`, `-F`, and the port ↔ index mapping.
 //!
-//! Owns: parsing port specifications into sorted, duplicate-free TCP and UDP lists,
-//! and the port frequency list shipped in `engine/data/port-frequency.txt` (written
-//! for prtip; see that file's header). Never sends packets.
+//! Owns: parsing port specifications into sorted, duplicate-free TCP and UDP lists.
+//! The ranking and the names come from prtip's one port table,
+//! [`prtip_services::port_table`] (`services/data/port-frequency.txt`), which the
+//! exports also print from. Never sends packets.
 //!
 //! Syntax: `22,80,8000-8100`, `-` or `1-65535` (`-p-`), open ends (`-1024`, `60000-`),
 //! protocol prefixes `T:` and `U:` that apply until the next prefix
@@ -13,7 +14,14 @@ use prtip_store::event::Protocol;
 use std::fmt::Write as _;
 
 /// The shipped frequency list: `<port>/<proto> <name>`, most frequent first.
-pub const FREQUENCY_LIST: &str = include_str!("../data/port-frequency.txt");
+pub use prtip_services::port_table::FREQUENCY_LIST;
+
+fn transport(proto: Protocol) -> prtip_services::Transport {
+    match proto {
+        Protocol::Tcp => prtip_services::Transport::Tcp,
+        Protocol::Udp => prtip_services::Transport::Udp,
+    }
+}
 
 /// A bad port token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -202,58 +210,19 @@ impl PortList {
 }
 
 /// Every port of `proto`, most frequent first: the listed ones in list order, then
-/// the unlisted ones in ascending order (1-1023 first, then 1024-65535, then 0).
+/// the unlisted ones in ascending order (1-65535, then 0).
 pub fn ranked(proto: Protocol) -> Vec<u16> {
-    let want = match proto {
-        Protocol::Tcp => "tcp",
-        Protocol::Udp => "udp",
-    };
-    let mut seen = vec![false; 65536];
-    let mut out = Vec::with_capacity(65536);
-    for (port, p, _) in entries() {
-        if p == want && !seen[port as usize] {
-            seen[port as usize] = true;
-            out.push(port);
-        }
-    }
-    out.extend((1..=65535u16).filter(|&p| !seen[p as usize]));
-    if !seen[0] {
-        out.push(0);
-    }
-    out
-}
-
-fn entries() -> impl Iterator<Item = (u16, &'static str, &'static str)> {
-    FREQUENCY_LIST
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(|l| {
-            let (pp, name) = l.split_once(' ')?;
-            let (port, proto) = pp.split_once('/')?;
-            Some((port.parse().ok()?, proto, name.trim()))
-        })
+    prtip_services::port_table::ranked(transport(proto))
 }
 
 /// The port of a service name in the frequency list (`http` → 80).
 pub fn service_port(name: &str, proto: Protocol) -> Option<u16> {
-    let want = match proto {
-        Protocol::Tcp => "tcp",
-        Protocol::Udp => "udp",
-    };
-    entries()
-        .find(|(_, p, n)| *p == want && n.eq_ignore_ascii_case(name))
-        .map(|(port, _, _)| port)
+    prtip_services::port_table::service_port(name, transport(proto))
 }
 
 /// The service name the frequency list gives a port (`80/tcp` → `http`), if any.
 pub fn service_name(port: u16, proto: Protocol) -> Option<&'static str> {
-    let want = match proto {
-        Protocol::Tcp => "tcp",
-        Protocol::Udp => "udp",
-    };
-    entries()
-        .find(|(p, pr, _)| *p == port && *pr == want)
-        .map(|(_, _, n)| n)
+    prtip_services::port_table::service_name(port, transport(proto))
 }
 
 #[cfg(test)]

@@ -1,31 +1,62 @@
 //! Where probes leave from: interface, source address, our MAC and the next hop's
-//! MAC, found in the kernel's routing and neighbour tables of the current network
-//! namespace (`/proc/thread-self/net/route`, `/proc/thread-self/net/arp`, a UDP
-//! `connect` + `getsockname` that sends nothing, SIOCGIFHWADDR), with ARP as the
-//! fallback when the neighbour table has no entry yet. `-e`, `-S` and
-//! `--router-mac` override each part.
+//! MAC, for IPv4 and IPv6 destinations, from the kernel's tables of the calling
+//! thread's network namespace over rtnetlink ([`netlink`]): the route the kernel
+//! itself picks towards the destination (`RTM_GETROUTE`, with its preferred
+//! source), the interface (`RTM_GETLINK`) and the neighbour table
+//! (`RTM_GETNEIGH`), with ARP or NDP ([`resolve`]) when the table has no entry
+//! for the next hop yet. `-e`, `-S` and `--router-mac` override each part.
 //!
-//! Owns: that discovery. Never sends anything but one ARP request (only when the
+//! Owns: that discovery. Never changes a kernel table; never sends anything but
+//! ARP requests or Neighbor Solicitations on the outgoing link (only when the
 //! neighbour table lacks the next hop and no `--router-mac` was given).
 
-use crate::wire::{arp, ArpPacket, EtherType, EthernetAddress, EthernetFrame, EthernetRepr};
+pub mod netlink;
+pub mod resolve;
+
+use crate::wire::EthernetAddress;
+use netlink::{NlError, Rtnl};
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::time::{Duration, Instant};
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+/// How long ARP / NDP waits for the next hop to answer.
+pub const RESOLVE_WAIT: Duration = Duration::from_secs(1);
 
 /// What probes need to leave.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Route {
     /// Interface name.
     pub iface: String,
-    /// Source address.
-    pub src_ip: Ipv4Addr,
-    /// Interface MAC.
+    /// Interface index.
+    pub ifindex: u32,
+    /// Source address, of the destination's family.
+    pub src_ip: IpAddr,
+    /// Interface MAC (all zeros on links without one, like `lo`).
     pub src_mac: EthernetAddress,
     /// Gateway, or the target itself when it is on the link.
-    pub next_hop: Ipv4Addr,
-    /// Next hop's MAC.
+    pub next_hop: IpAddr,
+    /// Next hop's MAC; all zeros when the link resolves no neighbours
+    /// (loopback, NOARP) and no `--router-mac` was given (see [`Route::next_hop_mac`]).
     pub dst_mac: EthernetAddress,
+    /// Whether the link resolves neighbours (Ethernet, neither loopback nor NOARP).
+    pub resolves: bool,
+}
+
+impl Route {
+    /// The next hop's MAC, `None` on a link that has no neighbour MACs (loopback,
+    /// NOARP) when none was given.
+    pub fn next_hop_mac(&self) -> Option<EthernetAddress> {
+        (self.resolves || self.dst_mac != EthernetAddress::default()).then_some(self.dst_mac)
+    }
+
+    /// The source address for consumers that build IPv4 frames only:
+    /// `0.0.0.0` on an IPv6 route.
+    pub fn src_v4(&self) -> Ipv4Addr {
+        match self.src_ip {
+            IpAddr::V4(a) => a,
+            IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+        }
+    }
 }
 
 /// Why no route was found.
@@ -35,15 +66,39 @@ pub enum RouteError {
     #[error("no route to {dst} in this network namespace{}; give the interface with -e IFACE (and -S ADDR, --router-mac MAC)", iface.as_ref().map(|i| format!(" via {i}")).unwrap_or_default())]
     NoRoute {
         /// Target.
-        dst: Ipv4Addr,
+        dst: IpAddr,
         /// Interface asked for.
         iface: Option<String>,
     },
+    /// The interface given with `-e` does not exist here.
+    #[error(
+        "no interface {iface} in this network namespace (from -e {iface}); `ip link` lists them"
+    )]
+    NoInterface {
+        /// Interface asked for.
+        iface: String,
+    },
+    /// The source address given is not of the target's family.
+    #[error("source address {src} (from -S) is not of the family of {dst}; give an {} address with -S ADDR", if dst.is_ipv4() { "IPv4" } else { "IPv6" })]
+    SourceFamily {
+        /// Source given.
+        src: IpAddr,
+        /// Target.
+        dst: IpAddr,
+    },
+    /// The kernel offers no source address towards the target.
+    #[error("no {} source address towards {dst} on {iface}; give one with -S ADDR", if dst.is_ipv4() { "IPv4" } else { "IPv6" })]
+    NoSource {
+        /// Target.
+        dst: IpAddr,
+        /// Interface.
+        iface: String,
+    },
     /// The next hop's MAC is unknown.
-    #[error("no MAC address for next hop {hop} on {iface}: not in the neighbour table and no ARP answer; pass --router-mac MAC")]
+    #[error("no MAC address for next hop {hop} on {iface}: not in the neighbour table and no {} answer; pass --router-mac MAC", if hop.is_ipv4() { "ARP" } else { "NDP" })]
     NoNeighbour {
         /// Next hop.
-        hop: Ipv4Addr,
+        hop: IpAddr,
         /// Interface.
         iface: String,
     },
@@ -57,372 +112,206 @@ pub enum RouteError {
     },
 }
 
-/// One line of the IPv4 routing table.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RouteEntry {
-    /// Interface.
-    pub iface: String,
-    /// Destination network.
-    pub dest: Ipv4Addr,
-    /// Gateway (0.0.0.0 when on link).
-    pub gateway: Ipv4Addr,
-    /// Netmask.
-    pub mask: Ipv4Addr,
-    /// Metric.
-    pub metric: u32,
-}
-
-fn hex_addr(s: &str) -> Option<Ipv4Addr> {
-    // /proc/net/route prints addresses as host-order hex of a network-order u32.
-    // (the in-memory network-order bytes read as a native integer).
-    u32::from_str_radix(s, 16)
-        .ok()
-        .map(|v| Ipv4Addr::from(v.to_ne_bytes()))
-}
-
-/// Parse `/proc/net/route` text.
-pub fn parse_route_table(text: &str) -> Vec<RouteEntry> {
-    text.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            if f.len() < 8 {
-                return None;
-            }
-            let flags = u32::from_str_radix(f[3], 16).ok()?;
-            if flags & 0x1 == 0 {
-                return None; // not RTF_UP
-            }
-            Some(RouteEntry {
-                iface: f[0].to_string(),
-                dest: hex_addr(f[1])?,
-                gateway: hex_addr(f[2])?,
-                mask: hex_addr(f[7])?,
-                metric: f[6].parse().ok()?,
-            })
-        })
-        .collect()
-}
-
-/// Longest-prefix match for `dst`, optionally only on `iface`.
-pub fn lookup(table: &[RouteEntry], dst: Ipv4Addr, iface: Option<&str>) -> Option<RouteEntry> {
-    table
-        .iter()
-        .filter(|r| iface.is_none_or(|i| r.iface == i))
-        .filter(|r| u32::from(dst) & u32::from(r.mask) == u32::from(r.dest))
-        .max_by_key(|r| (u32::from(r.mask).count_ones(), std::cmp::Reverse(r.metric)))
-        .cloned()
-}
-
-/// Parse `/proc/net/arp` text into complete entries (ip, mac, device).
-pub fn parse_arp_table(text: &str) -> Vec<(Ipv4Addr, EthernetAddress, String)> {
-    text.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            if f.len() < 6 {
-                return None;
-            }
-            let flags = u32::from_str_radix(f[2].trim_start_matches("0x"), 16).ok()?;
-            if flags & 0x2 == 0 {
-                return None; // incomplete
-            }
-            Some((
-                f[0].parse().ok()?,
-                EthernetAddress::parse(f[3])?,
-                f[5].to_string(),
-            ))
-        })
-        .collect()
-}
-
-fn read_proc(name: &str) -> Result<String, RouteError> {
-    let p = format!("/proc/thread-self/net/{name}");
-    std::fs::read_to_string(&p).map_err(|err| RouteError::Io {
-        what: format!("reading {p}"),
-        err,
-    })
-}
-
-/// The address the kernel would use as source towards `dst` (no packet is sent:
-/// connecting a UDP socket only selects a route).
-pub fn source_for(dst: Ipv4Addr) -> io::Result<Ipv4Addr> {
-    let s = UdpSocket::bind("0.0.0.0:0")?;
-    s.connect((dst, 9))?;
-    match s.local_addr()? {
-        SocketAddr::V4(a) => Ok(*a.ip()),
-        SocketAddr::V6(_) => Err(io::Error::other("IPv6 source for an IPv4 target")),
+fn io_err(what: impl Into<String>) -> impl FnOnce(NlError) -> RouteError {
+    let what = what.into();
+    move |e| RouteError::Io {
+        what,
+        err: e.into_io(),
     }
 }
 
-/// MAC address of `iface`, and whether it needs no neighbour resolution (loopback, NOARP).
-pub fn interface_mac(iface: &str) -> io::Result<(EthernetAddress, bool)> {
-    // SAFETY: ioctls on a fresh datagram socket with a zeroed ifreq naming `iface`
-    // (truncated to IFNAMSIZ-1 bytes, so NUL-terminated); the socket is closed below.
-    unsafe {
-        let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        if s < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let mut ifr: libc::ifreq = std::mem::zeroed();
-        for (d, c) in ifr
-            .ifr_name
-            .iter_mut()
-            .zip(iface.bytes().take(libc::IFNAMSIZ - 1))
-        {
-            *d = c as libc::c_char;
-        }
-        let rc = libc::ioctl(s, libc::SIOCGIFHWADDR, &mut ifr);
-        if rc != 0 {
-            let e = io::Error::last_os_error();
-            libc::close(s);
-            return Err(e);
-        }
-        let mut mac = [0u8; 6];
-        for (m, b) in mac.iter_mut().zip(ifr.ifr_ifru.ifru_hwaddr.sa_data.iter()) {
-            *m = *b as u8;
-        }
-        let rc = libc::ioctl(s, libc::SIOCGIFFLAGS, &mut ifr);
-        let noarp = rc == 0
-            && (ifr.ifr_ifru.ifru_flags as libc::c_int & (libc::IFF_NOARP | libc::IFF_LOOPBACK))
-                != 0;
-        libc::close(s);
-        Ok((EthernetAddress(mac), noarp))
-    }
-}
-
-/// Ask for `hop`'s MAC with one ARP request per 300 ms, for up to `wait`.
-pub fn arp_resolve(
-    iface: &str,
-    src_mac: EthernetAddress,
-    src_ip: Ipv4Addr,
-    hop: Ipv4Addr,
-    wait: Duration,
-) -> io::Result<Option<EthernetAddress>> {
-    use crate::backend::packet::PacketRx;
-    use crate::backend::{bpf, Receive};
-    let idx = crate::backend::packet::ifindex(iface)?;
-    // Receive only ARP frames.
-    let filter = [
-        libc::sock_filter {
-            code: 0x28,
-            jt: 0,
-            jf: 0,
-            k: 12,
-        },
-        libc::sock_filter {
-            code: 0x15,
-            jt: 0,
-            jf: 1,
-            k: 0x0806,
-        },
-        libc::sock_filter {
-            code: 0x06,
-            jt: 0,
-            jf: 0,
-            k: bpf::SNAPLEN,
-        },
-        libc::sock_filter {
-            code: 0x06,
-            jt: 0,
-            jf: 0,
-            k: 0,
-        },
-    ];
-    let mut rx = PacketRx::open_with_filter(iface, &filter)?;
-    let mut frame = [0u8; 14 + arp::PACKET_LEN];
-    EthernetRepr {
-        src_addr: src_mac,
-        dst_addr: EthernetAddress::BROADCAST,
-        ethertype: EtherType::Arp,
-    }
-    .emit(&mut EthernetFrame::new_unchecked(&mut frame[..]));
-    ArpPacket::new_unchecked(&mut frame[14..]).emit_request(src_mac, src_ip, hop);
-    // SAFETY: plain socket(2); owned below.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is fresh and ours.
-    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    // SAFETY: sockaddr_ll is plain old data.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_protocol = (libc::ETH_P_ARP as u16).to_be();
-    sll.sll_ifindex = idx as i32;
-    sll.sll_halen = 6;
-    sll.sll_addr[..6].copy_from_slice(&[0xff; 6]);
-    let deadline = Instant::now() + wait;
-    let mut found = None;
-    while found.is_none() && Instant::now() < deadline {
-        // SAFETY: `frame` and `sll` are valid for the call and their sizes are passed.
-        let rc = unsafe {
-            libc::sendto(
-                std::os::fd::AsRawFd::as_raw_fd(&fd),
-                frame.as_ptr() as *const libc::c_void,
-                frame.len(),
-                0,
-                &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let step = Instant::now() + Duration::from_millis(300);
-        while found.is_none() && Instant::now() < step.min(deadline) {
-            rx.recv(Duration::from_millis(50), &mut |f| {
-                if let Ok(a) = ArpPacket::new_checked(&f[14..]) {
-                    if a.operation() == arp::OP_REPLY && a.sender_ip() == hop {
-                        found = Some(a.sender_hw());
-                    }
-                }
-            })?;
-        }
-    }
-    Ok(found)
-}
-
-/// Find interface, addresses and next-hop MAC for probes to `dst`. Each `Some`
-/// argument overrides what discovery would find.
+/// Find interface, addresses and next-hop MAC for probes to `dst` (IPv4 or
+/// IPv6). Each `Some` argument overrides what discovery would find: `iface`
+/// (`-e`) restricts the route to that interface, and when it has none the
+/// target is taken as on that link (the source is then the kernel's choice for
+/// IPv4, the link's first settled global address for IPv6); `src` (`-S`) must
+/// be of `dst`'s family;
+/// `router_mac` (`--router-mac`) skips the neighbour table and ARP / NDP.
+///
+/// Needs no privilege unless the neighbour is unknown (then ARP / NDP over an
+/// AF_PACKET socket needs CAP_NET_RAW).
 pub fn discover(
-    dst: Ipv4Addr,
+    dst: IpAddr,
     iface: Option<&str>,
-    src: Option<Ipv4Addr>,
+    src: Option<IpAddr>,
     router_mac: Option<EthernetAddress>,
 ) -> Result<Route, RouteError> {
-    let table = parse_route_table(&read_proc("route")?);
-    let entry = lookup(&table, dst, iface);
-    let iface_name = match (iface, &entry) {
-        (Some(i), _) => i.to_string(),
-        (None, Some(e)) => e.iface.clone(),
-        (None, None) => return Err(RouteError::NoRoute { dst, iface: None }),
-    };
-    let next_hop = match &entry {
-        Some(e) if e.gateway != Ipv4Addr::UNSPECIFIED => e.gateway,
-        Some(_) => dst,
-        // An interface given without a covering route (e.g. `lo`): treat the target as on link.
-        None if router_mac.is_some() || iface.is_some() => dst,
-        None => {
-            return Err(RouteError::NoRoute {
-                dst,
-                iface: iface.map(str::to_string),
-            })
+    if let Some(s) = src {
+        if s.is_ipv4() != dst.is_ipv4() {
+            return Err(RouteError::SourceFamily { src: s, dst });
         }
-    };
-    let src_ip = match src {
-        Some(s) => s,
-        None => source_for(dst).map_err(|err| RouteError::Io {
-            what: format!("choosing a source address towards {dst} (give one with -S ADDR)"),
-            err,
-        })?,
-    };
-    let (src_mac, noarp) = interface_mac(&iface_name).map_err(|err| RouteError::Io {
-        what: format!("reading the MAC address of {iface_name}"),
+    }
+    let mut nl = Rtnl::open().map_err(|err| RouteError::Io {
+        what: "opening a netlink route socket".into(),
         err,
     })?;
+    let given = match iface {
+        Some(name) => Some(
+            nl.link_by_name(name)
+                .map_err(io_err(format!("looking up interface {name}")))?
+                .ok_or_else(|| RouteError::NoInterface {
+                    iface: name.to_string(),
+                })?,
+        ),
+        None => None,
+    };
+    let kernel = nl
+        .route_get(dst, given.as_ref().map(|l| l.index))
+        .map_err(io_err(format!("asking the kernel for a route to {dst}")))?;
+    let (link, next_hop, pref_src) = match (kernel, given) {
+        (Some(r), Some(l)) if r.oif == l.index => (l, r.gateway.unwrap_or(dst), r.pref_src),
+        // An interface given without a covering route on it (e.g. `lo`): the
+        // target is taken as on that link.
+        (_, Some(l)) => (l, dst, None),
+        (Some(r), None) => {
+            let l = nl
+                .link_by_index(r.oif)
+                .map_err(io_err(format!("looking up interface #{}", r.oif)))?
+                .ok_or(RouteError::NoRoute { dst, iface: None })?;
+            (l, r.gateway.unwrap_or(dst), r.pref_src)
+        }
+        (None, None) => return Err(RouteError::NoRoute { dst, iface: None }),
+    };
+    let src_ip = match src.or(pref_src.filter(|s| s.is_ipv4() == dst.is_ipv4())) {
+        Some(s) => s,
+        // No route, so no preferred source (IPv6 with -e): an address of the link.
+        None => nl
+            .interface_address(link.index, dst)
+            .map_err(io_err(format!("reading the addresses of {}", link.name)))?
+            .ok_or_else(|| RouteError::NoSource {
+                dst,
+                iface: link.name.clone(),
+            })?,
+    };
     let dst_mac = match router_mac {
         Some(m) => m,
-        None if noarp => EthernetAddress::default(),
-        None => {
-            let arp = parse_arp_table(&read_proc("arp")?);
-            match arp
-                .iter()
-                .find(|(ip, _, dev)| *ip == next_hop && *dev == iface_name)
-            {
-                Some((_, m, _)) => *m,
-                None => arp_resolve(
-                    &iface_name,
-                    src_mac,
-                    src_ip,
-                    next_hop,
-                    Duration::from_secs(1),
-                )
-                .map_err(|err| RouteError::Io {
-                    what: format!("sending an ARP request for {next_hop} on {iface_name}"),
-                    err,
-                })?
-                .ok_or(RouteError::NoNeighbour {
-                    hop: next_hop,
-                    iface: iface_name.clone(),
-                })?,
-            }
-        }
+        None if !link.resolves => EthernetAddress::default(),
+        None => neighbour_mac(&mut nl, &link, src_ip, next_hop)?,
     };
     Ok(Route {
-        iface: iface_name,
+        iface: link.name,
+        ifindex: link.index,
         src_ip,
-        src_mac,
+        src_mac: link.mac,
         next_hop,
         dst_mac,
+        resolves: link.resolves,
     })
+}
+
+/// The next hop's MAC from the neighbour table, else by ARP / NDP.
+fn neighbour_mac(
+    nl: &mut Rtnl,
+    link: &netlink::Link,
+    src_ip: IpAddr,
+    hop: IpAddr,
+) -> Result<EthernetAddress, RouteError> {
+    if let Some(m) = nl
+        .neighbour(link.index, hop)
+        .map_err(io_err(format!("reading the neighbour table for {hop}")))?
+    {
+        return Ok(m);
+    }
+    let asked = match (src_ip, hop) {
+        (IpAddr::V4(s), IpAddr::V4(h)) => resolve::arp(link.index, link.mac, s, h, RESOLVE_WAIT),
+        (IpAddr::V6(s), IpAddr::V6(h)) => resolve::ndp(link.index, link.mac, s, h, RESOLVE_WAIT),
+        _ => unreachable!("source and next hop are of the target's family"),
+    };
+    asked
+        .map_err(|err| RouteError::Io {
+            what: format!(
+                "sending {} for {hop} on {}",
+                if hop.is_ipv4() {
+                    "an ARP request"
+                } else {
+                    "a Neighbor Solicitation"
+                },
+                link.name
+            ),
+            err,
+        })?
+        .ok_or(RouteError::NoNeighbour {
+            hop,
+            iface: link.name.clone(),
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const ROUTE: &str =
-        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
-prtip-s0\t000013C6\t020012C6\t0003\t0\t0\t0\t0000FFFF\t0\t0\t0
-prtip-s0\t000012C6\t00000000\t0001\t0\t0\t0\tFCFFFFFF\t0\t0\t0
-eth9\t00000000\t010012C6\t0002\t0\t0\t0\t00000000\t0\t0\t0
-";
-    const ARP: &str =
-        "IP address       HW type     Flags       HW address            Mask     Device
-198.18.0.2       0x1         0x6         02:70:72:74:00:02     *        prtip-s0
-198.18.0.3       0x1         0x0         00:00:00:00:00:00     *        prtip-s0
-";
+    /// A private network namespace with only `lo` (`None` when unprivileged: skip).
+    use crate::backend::packet::tests::in_private_netns;
 
     #[test]
-    fn routing_table_longest_prefix() {
-        let t = parse_route_table(ROUTE);
-        assert_eq!(t.len(), 2, "the route without RTF_UP is ignored");
-        assert_eq!(t[0].dest, Ipv4Addr::new(198, 19, 0, 0));
-        assert_eq!(t[0].gateway, Ipv4Addr::new(198, 18, 0, 2));
-        assert_eq!(t[0].mask, Ipv4Addr::new(255, 255, 0, 0));
-        let r = lookup(&t, Ipv4Addr::new(198, 19, 4, 5), None).unwrap();
+    fn loopback_in_a_private_namespace_both_families() {
+        let Some((v4, v6)) = in_private_netns(|| {
+            (
+                discover("127.0.0.5".parse().unwrap(), Some("lo"), None, None)
+                    .map_err(|e| e.to_string()),
+                discover("::1".parse().unwrap(), None, None, None).map_err(|e| e.to_string()),
+            )
+        }) else {
+            return;
+        };
+        let r = v4.unwrap();
+        assert_eq!((r.iface.as_str(), r.ifindex), ("lo", 1));
+        assert_eq!(r.src_ip, "127.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(r.next_hop, "127.0.0.5".parse::<IpAddr>().unwrap());
         assert_eq!(
-            (r.iface.as_str(), r.gateway),
-            ("prtip-s0", Ipv4Addr::new(198, 18, 0, 2))
+            (r.dst_mac, r.next_hop_mac()),
+            (EthernetAddress::default(), None)
         );
-        let r = lookup(&t, Ipv4Addr::new(198, 18, 0, 2), None).unwrap();
-        assert_eq!(r.gateway, Ipv4Addr::UNSPECIFIED);
-        assert_eq!(
-            lookup(&t, Ipv4Addr::new(8, 8, 8, 8), None),
-            None,
-            "no default route"
-        );
-        assert_eq!(lookup(&t, Ipv4Addr::new(198, 19, 4, 5), Some("eth0")), None);
+        let r = v6.unwrap();
+        assert_eq!((r.iface.as_str(), r.ifindex, r.resolves), ("lo", 1, false));
+        assert_eq!(r.src_ip, "::1".parse::<IpAddr>().unwrap());
+        assert_eq!(r.next_hop_mac(), None);
     }
 
     #[test]
-    fn neighbour_table_only_complete_entries() {
-        let a = parse_arp_table(ARP);
-        assert_eq!(
-            a,
-            vec![(
-                Ipv4Addr::new(198, 18, 0, 2),
-                EthernetAddress([2, 0x70, 0x72, 0x74, 0, 2]),
-                "prtip-s0".to_string()
-            )]
-        );
-    }
-
-    #[test]
-    fn discover_on_a_private_loopback() {
-        let r = crate::backend::packet::tests::in_private_netns(|| {
-            discover(Ipv4Addr::new(127, 0, 0, 5), Some("lo"), None, None).map_err(|e| e.to_string())
-        });
-        let r = r.unwrap();
-        assert_eq!(r.iface, "lo");
-        assert_eq!(r.src_ip, Ipv4Addr::new(127, 0, 0, 1));
-        assert_eq!(r.dst_mac, EthernetAddress::default());
-        let e = crate::backend::packet::tests::in_private_netns(|| {
-            discover(Ipv4Addr::new(198, 19, 0, 1), None, None, None)
+    fn no_route_names_the_target_and_the_way_out() {
+        let Some(e) = in_private_netns(|| {
+            let v4 = discover("198.19.0.1".parse().unwrap(), None, None, None)
                 .map(|_| ())
-                .map_err(|e| e.to_string())
-        });
-        assert_eq!(e.unwrap_err(), "no route to 198.19.0.1 in this network namespace; give the interface with -e IFACE (and -S ADDR, --router-mac MAC)");
+                .map_err(|e| e.to_string());
+            let v6 = discover("2001:db8::1".parse().unwrap(), None, None, None)
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            (v4, v6)
+        }) else {
+            return;
+        };
+        assert_eq!(e.0.unwrap_err(), "no route to 198.19.0.1 in this network namespace; give the interface with -e IFACE (and -S ADDR, --router-mac MAC)");
+        assert_eq!(e.1.unwrap_err(), "no route to 2001:db8::1 in this network namespace; give the interface with -e IFACE (and -S ADDR, --router-mac MAC)");
+    }
+
+    #[test]
+    fn bad_overrides_and_a_missing_source_are_refused() {
+        let Some(e) = in_private_netns(|| {
+            let fam = discover(
+                "2001:db8::1".parse().unwrap(),
+                None,
+                Some("198.18.0.1".parse().unwrap()),
+                None,
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+            let dev = discover("198.19.0.1".parse().unwrap(), Some("nosuch0"), None, None)
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            // `lo` has no route to it and only ::1, of host scope.
+            let src = discover("2001:db8::1".parse().unwrap(), Some("lo"), None, None)
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            (fam, dev, src)
+        }) else {
+            return;
+        };
+        assert_eq!(e.0.unwrap_err(), "source address 198.18.0.1 (from -S) is not of the family of 2001:db8::1; give an IPv6 address with -S ADDR");
+        assert_eq!(e.1.unwrap_err(), "no interface nosuch0 in this network namespace (from -e nosuch0); `ip link` lists them");
+        assert_eq!(
+            e.2.unwrap_err(),
+            "no IPv6 source address towards 2001:db8::1 on lo; give one with -S ADDR"
+        );
     }
 }

@@ -28,19 +28,20 @@
 //! duplicates are folded by the log's projections, and silent ports are not reported.
 
 use crate::backend::{BackendPair, Probe, Receive, Transmit};
-use crate::classify::{classify, Classified, Verdict};
+use crate::classify::{Classified, Verdict};
 use crate::cookie::Cookies;
 use crate::metrics;
 use crate::pacing::{self, TokenBucket};
 use crate::permutation::Walk;
 use crate::ports::PortList;
+use crate::probe::ProbeSet;
 use crate::targets::{TargetError, TargetSet};
 use prtip_store::event::{
     now_us, Addr, Checkpoint, Counters, Event, EventSink, PortState, Protocol, Reason, Reply,
     Sample, ScanSpec, ScanType, SinkError,
 };
 use std::collections::VecDeque;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -89,25 +90,19 @@ pub struct PlanTiming {
 }
 
 impl PlanTiming {
-    /// Timing of `spec`: `extra_json` keys `rate_mpps` and `retry_gap_ms` (written by
-    /// the cli) refine `rate`; `max_rate` caps the rate.
+    /// Timing of `spec`: its rate capped by its `max_rate_mpps`, its retries and
+    /// wait, and its retry gap (else the timing template's, at most the wait).
     pub fn of(spec: &ScanSpec) -> PlanTiming {
-        let extra: serde_json::Value =
-            serde_json::from_str(&spec.extra_json).unwrap_or(serde_json::Value::Null);
-        let mut rate_mpps = extra
-            .get("rate_mpps")
-            .and_then(|v| v.as_u64())
-            .unwrap_or(spec.rate.saturating_mul(1000));
-        if spec.max_rate > 0 && (rate_mpps == 0 || rate_mpps > spec.max_rate * 1000) {
-            rate_mpps = spec.max_rate * 1000;
+        let mut rate_mpps = spec.rate_mpps;
+        if spec.max_rate_mpps > 0 && (rate_mpps == 0 || rate_mpps > spec.max_rate_mpps) {
+            rate_mpps = spec.max_rate_mpps;
         }
-        let gap = pacing::timing(spec.timing)
-            .map(|t| t.retry_gap_ms)
-            .unwrap_or(1000);
-        let retry_gap_ms = extra
-            .get("retry_gap_ms")
-            .and_then(|v| v.as_u64())
-            .unwrap_or(gap.min(spec.wait_ms.max(1)));
+        let retry_gap_ms = spec.retry_gap_ms.unwrap_or_else(|| {
+            pacing::timing(spec.timing)
+                .map(|t| t.retry_gap_ms)
+                .unwrap_or(1000)
+                .min(spec.wait_ms.max(1))
+        });
         PlanTiming {
             rate_mpps,
             max_retries: spec.max_retries,
@@ -275,8 +270,8 @@ impl ScanPlan {
         let (v, _) = self.walk.at(p);
         let n = self.targets.len();
         let (proto, dport) = self.ports.get((v / n) as usize);
-        let dst = self.targets.get_v4(v % n);
-        let c = self.cookies.cookie(IpAddr::V4(dst), dport, proto);
+        let dst = IpAddr::V4(self.targets.get_v4(v % n));
+        let c = self.cookies.cookie(dst, dport, proto);
         (
             v,
             Probe {
@@ -456,6 +451,8 @@ struct Shared {
     position: AtomicU64,
     sender_done: AtomicBool,
     sender_idle: AtomicBool,
+    /// Closed by the event thread while a hold is recorded (Paused .. Resumed).
+    hold_gate: AtomicBool,
     sender_error: Mutex<Option<std::io::Error>>,
     rx_stop: AtomicBool,
     sent: AtomicU64,
@@ -531,11 +528,6 @@ pub fn run(
     let preload = opts.preload.take();
     let total = plan.walk.len();
     let from = opts.resume_from.unwrap_or(0).min(total);
-    let our_ip = plan
-        .spec
-        .source
-        .and_then(|a| a.v4())
-        .unwrap_or(Ipv4Addr::UNSPECIFIED);
     let mut counters = opts.counters;
     let sent_before = counters.sent;
     control.progress.total.store(total, Relaxed);
@@ -555,6 +547,7 @@ pub fn run(
         position: AtomicU64::new(from),
         sender_done: AtomicBool::new(false),
         sender_idle: AtomicBool::new(false),
+        hold_gate: AtomicBool::new(false),
         sender_error: Mutex::new(None),
         rx_stop: AtomicBool::new(false),
         sent: AtomicU64::new(0),
@@ -567,7 +560,8 @@ pub fn run(
         loaded_counts: Mutex::new([0; 3]),
     };
     let (vtx, vrx) = crossbeam_channel::unbounded::<Msg>();
-    let BackendPair { tx, rx } = io;
+    let BackendPair { tx, rx, probes } = io;
+    let probes = &probes;
     std::thread::scope(|s| {
         let shared = &shared;
         if let Some(f) = preload {
@@ -578,7 +572,7 @@ pub fn run(
         }
         let rxh = std::thread::Builder::new()
             .name("prtip-rx".into())
-            .spawn_scoped(s, move || receiver(plan, rx, our_ip, shared, vtx, start))
+            .spawn_scoped(s, move || receiver(plan, rx, probes, shared, vtx, start))
             .expect("spawn receiver");
         let txh = std::thread::Builder::new()
             .name("prtip-tx".into())
@@ -586,6 +580,7 @@ pub fn run(
             .expect("spawn sender");
         let r = event_loop(
             plan,
+            probes,
             sink,
             control,
             &opts,
@@ -623,19 +618,27 @@ fn sender(
     let mut p = from;
     let mut last_send = Instant::now();
     let mut probes: Vec<Probe> = Vec::with_capacity(BATCH as usize);
+    let mut positions: Vec<u64> = Vec::with_capacity(BATCH as usize);
     let gap = Duration::from_millis(plan.timing.retry_gap_ms);
     while p < total {
         if control.is_aborted() || control.pause_requested() {
             break;
         }
-        if control.is_held() {
+        if control.is_held() || sh.hold_gate.load(SeqCst) {
+            // Held: idle until released and the event thread has recorded the hold
+            // as over (it opens the gate after writing Resumed).
             sh.sender_idle.store(true, SeqCst);
             std::thread::sleep(Duration::from_millis(5));
-            if !control.is_held() {
-                bucket.reset(ns(Instant::now()));
-                sh.sender_idle.store(false, SeqCst);
-            }
             continue;
+        }
+        if sh.sender_idle.load(SeqCst) {
+            // Leaving a hold: say so first, then look again (the event thread may
+            // have closed the gate meanwhile; one of the two sees the other).
+            sh.sender_idle.store(false, SeqCst);
+            if control.is_held() || sh.hold_gate.load(SeqCst) {
+                continue;
+            }
+            bucket.reset(ns(Instant::now()));
         }
         if p.is_multiple_of(span) && p > 0 {
             // A new retry pass: nothing to do if everything answered; else let replies
@@ -664,6 +667,7 @@ fn sender(
             continue;
         }
         probes.clear();
+        positions.clear();
         let first = p;
         let pass_end = (p / span + 1) * span;
         while (probes.len() as u64) < n && p < pass_end.min(total) {
@@ -673,6 +677,7 @@ fn sender(
                 continue;
             }
             probes.push(probe);
+            positions.push(p - 1);
         }
         if !probes.is_empty() {
             let mut off = 0;
@@ -685,13 +690,18 @@ fn sender(
                         return;
                     }
                 }
+                if off < probes.len()
+                    && (control.pause_requested() || control.is_held() || control.is_aborted())
+                {
+                    // The backend stopped short and a pause or hold came: the walk
+                    // goes on from the first probe it did not take.
+                    p = positions[off];
+                    break;
+                }
             }
             last_send = Instant::now();
-            sh.sent.fetch_add(probes.len() as u64, Relaxed);
-            control
-                .progress
-                .sent
-                .fetch_add(probes.len() as u64, Relaxed);
+            sh.sent.fetch_add(off as u64, Relaxed);
+            control.progress.sent.fetch_add(off as u64, Relaxed);
             let mut c = sh.clock.lock().unwrap();
             c.push_back((first, ns(last_send)));
             if c.len() > 1 << 16 {
@@ -707,20 +717,18 @@ fn sender(
 fn receiver(
     plan: &ScanPlan,
     mut rx: Box<dyn Receive>,
-    our_ip: Ipv4Addr,
+    probes: &ProbeSet,
     sh: &Shared,
     out: crossbeam_channel::Sender<Msg>,
     start: Instant,
 ) {
     let span = plan.walk.span().max(1);
     while !sh.rx_stop.load(SeqCst) {
-        let r = rx.recv(Duration::from_millis(20), &mut |frame| match classify(
-            frame,
-            our_ip,
-            &plan.cookies,
-        ) {
+        let r = rx.recv(Duration::from_millis(20), &mut |frame| match probes
+            .classify(frame, &plan.cookies)
+        {
             Classified::Reply(v) => {
-                let Some(val) = plan.value_of(IpAddr::V4(v.addr), v.proto, v.port) else {
+                let Some(val) = plan.value_of(v.addr, v.proto, v.port) else {
                     sh.invalid.fetch_add(1, Relaxed);
                     return;
                 };
@@ -772,6 +780,7 @@ fn receiver(
 #[allow(clippy::too_many_arguments)]
 fn event_loop(
     plan: &ScanPlan,
+    probes: &ProbeSet,
     sink: &mut dyn EventSink,
     control: &ScanControl,
     opts: &RunOptions<'_>,
@@ -888,19 +897,28 @@ fn event_loop(
         }
         refresh(counters);
 
-        // Pause in place (SIGUSR1 / monitor): once the sender idles, wait, checkpoint, Paused.
-        if control.is_held() && !held && sh.sender_idle.load(SeqCst) {
-            drain(wait, sink, counters, &mut apply)?;
-            refresh(counters);
-            let p = sh.position.load(Acquire);
-            crate::lifecycle::push_paused(sink, p, *counters, control.reason())?;
-            last_ck_pos = p;
-            held = true;
+        // Pause in place (SIGUSR1 / monitor): close the gate; once the sender idles
+        // behind it, wait, checkpoint, Paused. The gate stays closed until Resumed
+        // is written, so no probe of after the hold is answered before it.
+        if control.is_held() && !held {
+            sh.hold_gate.store(true, SeqCst);
+            if sh.sender_idle.load(SeqCst) {
+                drain(wait, sink, counters, &mut apply)?;
+                refresh(counters);
+                let p = sh.position.load(Acquire);
+                crate::lifecycle::push_paused(sink, p, *counters, control.reason())?;
+                last_ck_pos = p;
+                held = true;
+            }
         }
-        if held && !control.is_held() {
-            crate::lifecycle::push_resumed(sink, last_ck_pos)?;
-            held = false;
-            history.clear();
+        if !control.is_held() {
+            if held {
+                crate::lifecycle::push_resumed(sink, last_ck_pos)?;
+                held = false;
+                history.clear();
+            }
+            // Released (before or after the hold was on record): let the sender go.
+            sh.hold_gate.store(false, SeqCst);
         }
 
         merge(&mut merged, counters);
@@ -987,11 +1005,7 @@ fn event_loop(
             let (v, _) = plan.walk.at(q);
             if !plan.is_answered(v) {
                 let (addr, proto, port) = plan.probe_of(v);
-                let state = if proto == Protocol::Udp {
-                    PortState::OpenFiltered
-                } else {
-                    PortState::Filtered
-                };
+                let state = probes.silence(proto);
                 sink.push(Event::Reply(Reply {
                     addr: Addr::from(addr),
                     port,
@@ -1060,7 +1074,7 @@ pub fn frame_params(route: &crate::route::Route) -> crate::backend::FrameParams 
     crate::backend::FrameParams {
         src_mac: route.src_mac,
         dst_mac: route.dst_mac,
-        src_ip: route.src_ip,
+        src_ip: route.src_v4(),
         ttl: 64,
     }
 }
@@ -1084,12 +1098,6 @@ pub fn open_packet_backend_prepared(
     udp_ports: &[u16],
     rx: Option<crate::backend::packet::PreparedRx>,
 ) -> std::io::Result<BackendPair> {
-    let params = frame_params(route);
-    let mut t = crate::backend::TemplateSet::new(&params);
-    for &p in udp_ports {
-        if let Some(payload) = udp_payload(p) {
-            t.set_udp_payload(&params, p, &payload);
-        }
-    }
-    crate::backend::packet::open_pair_prepared(&route.iface, route.src_ip, t, rx)
+    let probes = ProbeSet::syn_udp(&frame_params(route), udp_payload, udp_ports);
+    crate::backend::packet::open_pair_prepared(&route.iface, probes, rx)
 }

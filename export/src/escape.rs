@@ -26,6 +26,32 @@ pub fn printable_bytes(bytes: &[u8]) -> String {
     out
 }
 
+/// Banner bytes for JSON, which can carry any text: a banner that is valid UTF-8 is
+/// returned as it is (CR, LF, NUL and the rest are then escaped by the JSON encoder as
+/// `\r`, `\n`, `\u0000`, and a reader gets the original text back), with `false`.
+/// A banner with bytes that are not UTF-8 is returned with `true`: its valid text
+/// stays text except that `\` becomes `\\`, and each byte that is not part of valid
+/// UTF-8 becomes `\xNN` (lossless: undo `\xNN` and `\\` to get the bytes back).
+pub fn json_banner(bytes: &[u8]) -> (Cow<'_, str>, bool) {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return (Cow::Borrowed(text), false);
+    }
+    let mut out = String::with_capacity(bytes.len() + 8);
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c == '\\' {
+                out.push_str("\\\\");
+            } else {
+                out.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    (Cow::Owned(out), true)
+}
+
 /// Banner bytes for people: trailing CR/LF/space/NUL trimmed, then [`printable_bytes`].
 pub fn display_banner(bytes: &[u8]) -> String {
     let end = bytes
@@ -229,5 +255,13 @@ mod tests {
             xml_text("<a href=\"x\">&'\u{1}"),
             "&lt;a href=&quot;x&quot;&gt;&amp;&apos;\\x01"
         );
+    }
+
+    #[test]
+    fn json_banners_stay_text_and_escape_only_what_is_not_utf8() {
+        let (t, escaped) = json_banner("SSH-2.0-x\r\nDate: é\\\0".as_bytes());
+        assert_eq!((t.as_ref(), escaped), ("SSH-2.0-x\r\nDate: é\\\0", false));
+        let (t, escaped) = json_banner(b"a\\b\r\n\xff\xc3\xa9\xc3");
+        assert_eq!((t.as_ref(), escaped), ("a\\\\b\r\n\\xffé\\xc3", true));
     }
 }

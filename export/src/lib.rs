@@ -33,12 +33,14 @@ mod meta;
 mod output;
 mod render;
 pub mod stats;
+mod summary;
 pub mod synthetic;
 
 pub use hosts::{Hidden, Host, MAX_LISTED_PER_STATE};
 pub use log::{export_log, export_log_to, targets_of, write_outputs};
 pub use meta::{ctime, human_time, join_command_line, rfc3339, ReportMeta};
 pub use render::table_service;
+pub use summary::write_port_table;
 
 use output::Output;
 use prtip_store::event::{now_us, Event, ExportComplete};

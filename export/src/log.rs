@@ -33,6 +33,7 @@ impl ReportMeta {
             total_targets: summary.total_targets,
             total_probes: summary.total_probes,
             counters: summary.counters,
+            progress: summary.progress(),
             prtip_version: prtip_version.into(),
             schema_version,
             generated_us: prtip_store::event::now_us(),

@@ -34,6 +34,9 @@ pub struct ReportMeta {
     pub total_probes: u64,
     /// Latest counters (final, or from the last checkpoint).
     pub counters: Counters,
+    /// Progress in 0.0 ..= 1.0: the store's one definition
+    /// ([`prtip_store::ScanSummary::progress`], first-pass walk positions done).
+    pub progress: f64,
     /// prtip version that wrote the log.
     pub prtip_version: String,
     /// Event schema version of the log.
@@ -59,6 +62,7 @@ impl ReportMeta {
             total_targets: started.total_targets,
             total_probes: started.total_probes,
             counters: Counters::default(),
+            progress: 0.0,
             prtip_version: started.versions.prtip.clone(),
             schema_version: started.versions.schema,
             generated_us: prtip_store::event::now_us(),
@@ -80,10 +84,49 @@ impl ReportMeta {
             total_targets: 0,
             total_probes: 0,
             counters: Counters::default(),
+            progress: 1.0,
             prtip_version: env!("CARGO_PKG_VERSION").into(),
             schema_version: prtip_store::event::SCHEMA_VERSION,
             generated_us: started_us,
         }
+    }
+
+    /// Whether the scan ran to its end (every other status means partial results).
+    pub fn is_complete(&self) -> bool {
+        self.status == "completed"
+    }
+
+    /// Progress as printed: `14.6%` (one decimal, the figure `paused at N%` uses).
+    pub fn percent(&self) -> String {
+        format!("{:.1}%", self.progress.clamp(0.0, 1.0) * 100.0)
+    }
+
+    /// Where the scan stands, in the words every export uses: `completed`, `paused at
+    /// 14.6%`, `interrupted at 14.6%` (killed; resumable), `failed at 14.6%`,
+    /// `running, 14.6% done`.
+    pub fn status_words(&self) -> String {
+        match self.status.as_str() {
+            "completed" => "completed".into(),
+            "running" => format!("running, {} done", self.percent()),
+            other => format!("{other} at {}", self.percent()),
+        }
+    }
+
+    /// For a scan that did not complete: `paused at 14.6%: results are partial` plus,
+    /// when it can be resumed, `; resume: prtip replay 7 --from-checkpoint`. `None`
+    /// for a completed scan.
+    pub fn incomplete_note(&self) -> Option<String> {
+        if self.is_complete() {
+            return None;
+        }
+        let mut s = format!("{}: results are partial", self.status_words());
+        if matches!(self.status.as_str(), "paused" | "interrupted") {
+            s.push_str(&format!(
+                "; resume: prtip replay {} --from-checkpoint",
+                self.scan_id
+            ));
+        }
+        Some(s)
     }
 
     /// Seconds between start and end (or generation time while running).
@@ -131,7 +174,9 @@ impl ReportMeta {
             started: human_time(self.started_us),
             ended: self.ended_us.map(human_time),
             elapsed: format!("{:.2} s", self.elapsed_secs()),
-            status: self.status.clone(),
+            status: self.status_words(),
+            complete: self.is_complete(),
+            note: self.incomplete_note(),
             total_targets: self.total_targets,
             total_probes: self.total_probes,
             sent: self.counters.sent,
@@ -161,6 +206,8 @@ pub(crate) struct MetaView {
     ended: Option<String>,
     elapsed: String,
     status: String,
+    complete: bool,
+    note: Option<String>,
     total_targets: u64,
     total_probes: u64,
     sent: u64,

@@ -115,7 +115,7 @@ pub fn lab_spec() -> ScanSpec {
         targets: vec!["198.19.0.0/16".into()],
         ports: "T:21-23,25,80,110,143,443,6379,8080".into(),
         service_detection: true,
-        rate: 100_000,
+        rate_mpps: 100_000_000,
         seed: 1,
         backend: prtip_store::event::BackendKind::Packet,
         max_retries: 1,

@@ -99,8 +99,10 @@ pub fn classify(data: &[u8]) {
 /// [`classify`], returning whether the frame was classified as a reply (the
 /// seeds of real replies must be, or the fix-up is not doing its job).
 pub fn classify_reply(data: &[u8]) -> bool {
-    use prtip_engine::classify::{classify, Classified};
+    use prtip_engine::backend::FrameParams;
+    use prtip_engine::classify::Classified;
     use prtip_engine::cookie::Cookies;
+    use prtip_engine::probe::ProbeSet;
     let Some((&mode, frame)) = data.split_first() else {
         return false;
     };
@@ -110,7 +112,11 @@ pub fn classify_reply(data: &[u8]) -> bool {
     if mode & 1 == 1 {
         fix_up(&mut f, ours, &cookies);
     }
-    if let Classified::Reply(v) = classify(&f, ours, &cookies) {
+    let probes = ProbeSet::new(&FrameParams {
+        src_ip: ours,
+        ..FrameParams::default()
+    });
+    if let Classified::Reply(v) = probes.classify(&f, &cookies) {
         // The address a reply is about: the sender of a TCP/UDP reply, the
         // quoted destination of an ICMP error.
         let about = if f[23] == 1 {
@@ -119,7 +125,11 @@ pub fn classify_reply(data: &[u8]) -> bool {
         } else {
             &f[26..30]
         };
-        assert_eq!(about, &v.addr.octets(), "the reply's address");
+        assert_eq!(
+            v.addr,
+            std::net::IpAddr::from(<[u8; 4]>::try_from(about).expect("4 bytes")),
+            "the reply's address"
+        );
         return true;
     }
     false

@@ -382,6 +382,11 @@ pub struct LabConfig {
     /// A network where only some addresses exist (see [`Sparse`]); `None`: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sparse: Option<Sparse>,
+    /// With the XDP responder: only addresses of `target_net` whose index is 1
+    /// modulo this answer TCP SYNs (100: 1%); SYNs to the others are dropped.
+    /// 1: every address answers. UDP and ICMP still reach the kernel.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub xdp_live_every: u32,
     /// The SYN policer on the target's veth, if one is attached (recorded like
     /// `responder`: the CLI attaches it through `prtip xdp-hold`, tests through
     /// prtip-xdp). Changeable at runtime; this is the rate it was attached with.
@@ -450,6 +455,13 @@ impl fmt::Display for PolicerSpec {
     }
 }
 
+fn one() -> u32 {
+    1
+}
+fn is_one(v: &u32) -> bool {
+    *v == 1
+}
+
 fn default_scan_ip6() -> Ipv6Addr {
     Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, 1)
 }
@@ -513,6 +525,7 @@ impl LabConfig {
             tgt_ip6: default_tgt_ip6(),
             target_net6: default_target_net6(),
             sparse: None,
+            xdp_live_every: 1,
             policer: None,
             owner: None,
         }
@@ -652,6 +665,14 @@ impl LabConfig {
                 }
             }
         }
+        if self.xdp_live_every == 0
+            || (self.xdp_live_every > 1 && self.responder != ResponderKind::Xdp)
+        {
+            return Err(LabError::Invalid(format!(
+                "--xdp-live-every {} needs --responder xdp and a value of 1 or more",
+                self.xdp_live_every
+            )));
+        }
         if let Some(p) = self.policer {
             if self.responder != ResponderKind::Kernel {
                 return Err(LabError::Invalid(format!(
@@ -712,6 +733,7 @@ impl LabConfig {
         GroundTruth {
             target_net6: self.target_net6,
             sparse: self.sparse.clone(),
+            tcp_live_every: self.xdp_live_every,
             target_net: self.target_net,
             tcp_open: self.tcp_ports.iter().copied().collect(),
             udp_open: self.udp_ports.iter().copied().collect(),
@@ -747,6 +769,10 @@ pub struct GroundTruth {
     /// The sparse network, if the lab has one.
     #[serde(default)]
     pub sparse: Option<Sparse>,
+    /// Only addresses of `target_net` whose index is 1 modulo this answer TCP
+    /// SYNs (the XDP responder's sparse mode); the others are silent to TCP.
+    #[serde(default = "one")]
+    pub tcp_live_every: u32,
     /// Every address of this network answers.
     pub target_net: Ipv4Net,
     /// TCP ports that answer SYN-ACK (and a banner); all others RST.
@@ -816,6 +842,7 @@ impl GroundTruth {
     /// What a `proto` probe of `addr:port` gets back.
     pub fn port(&self, proto: Proto, addr: IpAddr, port: u16) -> PortTruth {
         match self.host(addr) {
+            HostTruth::Up if proto == Proto::Tcp && !self.tcp_live(addr) => PortTruth::Silent,
             HostTruth::Up => {
                 let open = match proto {
                     Proto::Tcp => self.tcp_open.contains(&port),
@@ -830,6 +857,18 @@ impl GroundTruth {
             HostTruth::Silent => PortTruth::Silent,
             HostTruth::Unreachable => PortTruth::HostUnreachable,
             HostTruth::NoRoute => PortTruth::NoRoute,
+        }
+    }
+
+    /// Whether `addr` answers TCP SYNs under the XDP responder's sparse mode
+    /// (always true outside `target_net` or with `tcp_live_every` 1).
+    pub fn tcp_live(&self, addr: IpAddr) -> bool {
+        let n = self.tcp_live_every;
+        match addr {
+            IpAddr::V4(a) if n > 1 && self.target_net.contains(a) => {
+                (u32::from(a) - u32::from(self.target_net.addr())) % n == 1
+            }
+            _ => true,
         }
     }
 

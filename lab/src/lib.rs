@@ -15,7 +15,15 @@
 //!   [`status`] inspects it, [`LabGuard`] removes it on drop (tests).
 //! - [`LabConfig::ground_truth`] says what a correct scan finds.
 //! - [`services`] / [`udp`]: what each port says; [`responder::serve`] runs them.
-//! - [`probe`]: one TCP connection / UDP datagram from inside a namespace.
+//! - [`probe`]: one TCP connection / UDP datagram from inside a namespace
+//!   (IPv4 or IPv6).
+//! - IPv6: every lab also has `2001:db8:0:1::1/64` <-> `::2/64` on the link and
+//!   an IPv6 target prefix ([`LabConfig::target_net6`], default
+//!   `2001:db8:100::/116`, AnyIP); [`ipv6::Ipv6Net`].
+//! - [`sparse`]: a network where only some addresses exist, the rest silent or
+//!   answering ICMP host unreachable ([`LabConfig::sparse`]).
+//! - [`control`]: take a veth end down and up, silence the next hop's ARP/NDP.
+//! - [`PolicerSpec`]: the SYN policer the CLI attaches (the program is in prtip-xdp).
 //! - [`privilege`]: the one place that checks capabilities.
 //!
 //! This crate never sends anything outside the namespaces it creates, and never

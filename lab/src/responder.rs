@@ -131,6 +131,10 @@ fn bound_socket(ty: SockType, port: u16, v6: bool) -> Result<OwnedFd, LabError> 
         if v6 {
             setsockopt(&fd, sockopt::Ipv6RecvPacketInfo, &true)
                 .map_err(sock_err(format!("IPV6_RECVPKTINFO on {what}")))?;
+            // Replies come from the AnyIP address asked, which is routed as
+            // local but not assigned: IPv6 refuses it as a source without this.
+            setsockopt(&fd, sockopt::IpFreebind, &true)
+                .map_err(sock_err(format!("IP_FREEBIND on {what}")))?;
         } else {
             setsockopt(&fd, sockopt::Ipv4PacketInfo, &true)
                 .map_err(sock_err(format!("IP_PKTINFO on {what}")))?;

@@ -1,7 +1,7 @@
 //! The proof of coverage: what each log covers of its shard's walk, whether the logs
 //! are of one scan, and what is missing. Reads logs; never writes anything.
 
-use crate::{MergeError, WALK_FROM};
+use crate::MergeError;
 use prtip_engine::permutation::Walk;
 use prtip_engine::scan::ScanPlan;
 use prtip_store::event::{Counters, ScanSpec, ScanStarted, ScanType};
@@ -42,12 +42,9 @@ impl ShardLog {
     }
 }
 
-/// Walk position a gap scan's log starts at (`extra_json.walk_from`), else 0.
+/// Walk position a gap scan's log starts at ([`ScanSpec::walk_from`]), else 0.
 pub(crate) fn walk_from(spec: &ScanSpec) -> u64 {
-    serde_json::from_str::<serde_json::Value>(&spec.extra_json)
-        .ok()
-        .and_then(|v| v.get(WALK_FROM).and_then(|f| f.as_u64()))
-        .unwrap_or(0)
+    spec.walk_from
 }
 
 /// Read the log in `dir` and what it proves. A damaged tail ends the proof where the
@@ -126,7 +123,7 @@ pub fn inspect(dir: &Path) -> Result<ShardLog, MergeError> {
 
 /// Whether two specs describe the same walk: same targets, excludes, resolved
 /// names, ports, scan type, `-sV`, seed, retries and shard count. `Err` names the
-/// first field that differs, with both values. Rate, timing, interface, source,
+/// first field that differs, with `b`'s value then `a`'s ("seed 7 against 3"). Rate, timing, interface, source,
 /// gateway, outputs and the shard index may differ (they are per node).
 pub fn same_scan(a: &ScanSpec, b: &ScanSpec) -> Result<(), String> {
     let fields: [(&str, String, String); 9] = [
@@ -162,7 +159,7 @@ pub fn same_scan(a: &ScanSpec, b: &ScanSpec) -> Result<(), String> {
     ];
     for (name, x, y) in fields {
         if x != y {
-            return Err(format!("{name} {x} against {y}"));
+            return Err(format!("{name} {y} against {x}"));
         }
     }
     Ok(())
@@ -322,15 +319,8 @@ impl GapPlan {
     pub fn spec_for(&self, gap: &Gap) -> ScanSpec {
         let mut spec = self.spec.clone();
         spec.shard_index = gap.shard;
-        let mut extra: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&spec.extra_json).unwrap_or_default();
-        extra.remove(crate::MERGED_FROM);
-        if gap.from == 0 {
-            extra.remove(WALK_FROM);
-        } else {
-            extra.insert(WALK_FROM.into(), gap.from.into());
-        }
-        spec.extra_json = serde_json::Value::Object(extra).to_string();
+        spec.merged_from.clear();
+        spec.walk_from = gap.from;
         spec
     }
 }

@@ -3,10 +3,10 @@
 //! one `Checkpoint` + `Finished`. Reads the shard logs; writes only the new log.
 
 use crate::check::MergePlan;
-use crate::{MergeError, MERGED_FROM};
+use crate::MergeError;
 use prtip_store::event::{
-    now_us, Banner, Checkpoint, Counters, Event, EventSink, Finished, PortState, Reason, Reply,
-    ScanStarted, Service, Versions, SCHEMA_VERSION,
+    now_us, Banner, Checkpoint, Counters, Event, EventSink, Finished, MergedPart, PortState,
+    Reason, Reply, ScanStarted, Service, Versions, SCHEMA_VERSION,
 };
 use prtip_store::{LogOptions, LogReader, LogWriter, ResultRow, SortOptions, SortedRows};
 use std::cmp::Reverse;
@@ -47,27 +47,20 @@ pub fn fold(
         .enumerate()
         .flat_map(|(i, ls)| ls.iter().map(move |l| (i as u32, l)))
         .collect();
-    let mut extra: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&plan.spec.extra_json).unwrap_or_default();
-    extra.remove(crate::WALK_FROM);
-    extra.insert(
-        MERGED_FROM.into(),
-        logs.iter()
-            .map(|(i, l)| {
-                serde_json::json!({
-                    "shard": format!("{i}/{}", plan.shard_count),
-                    "scan_id": l.started.scan_id,
-                    "log": l.dir.display().to_string(),
-                    "walk": [l.covered.start, l.covered.end],
-                    "started_us": l.started.time_us,
-                    "ended_us": l.ended_us,
-                    "interface": l.started.spec.interface,
-                })
-            })
-            .collect(),
-    );
     let mut spec = plan.spec.clone();
-    spec.extra_json = serde_json::Value::Object(extra).to_string();
+    spec.walk_from = 0;
+    spec.merged_from = logs
+        .iter()
+        .map(|(i, l)| MergedPart {
+            shard: format!("{i}/{}", plan.shard_count),
+            scan_id: l.started.scan_id,
+            log: l.dir.display().to_string(),
+            walk: (l.covered.start, l.covered.end),
+            started_us: l.started.time_us,
+            ended_us: l.ended_us,
+            interface: l.started.spec.interface.clone(),
+        })
+        .collect();
     let started_us = logs
         .iter()
         .map(|(_, l)| l.started.time_us)

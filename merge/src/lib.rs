@@ -18,7 +18,7 @@
 //!   fixed by sending more (another scan, two N, overlapping logs) is a
 //!   [`Problem`];
 //! - [`fold`]s a complete plan into a new log: one `ScanStarted` for the whole walk
-//!   (shard 0/1, with where each part came from in `extra_json.merged_from`), one
+//!   (shard 0/1, with where each part came from in `ScanSpec::merged_from`), one
 //!   `Reply` (+ first `Banner`, latest `Service`) per (address, protocol, port) from
 //!   a k-way merge of each shard's sorted result rows (constant memory per shard),
 //!   duplicates folded (the shard that owns the probe wins), then a final
@@ -38,13 +38,6 @@ pub use check::{
 };
 pub use fold::{fold, FoldStats};
 
-/// Key of `ScanSpec::extra_json` that says where a gap scan's walk starts (a
-/// log without it starts at position 0).
-pub const WALK_FROM: &str = "walk_from";
-
-/// Key of `ScanSpec::extra_json` of a merged scan: the shard logs it came from.
-pub const MERGED_FROM: &str = "merged_from";
-
 /// Why a merge could not be read or written (I/O, a damaged log).
 #[derive(Debug, thiserror::Error)]
 pub enum MergeError {
@@ -58,3 +51,6 @@ pub enum MergeError {
     #[error("the scan's spec does not make a plan: {0}")]
     Plan(String),
 }
+
+#[cfg(test)]
+mod tests;

@@ -63,6 +63,9 @@ pub enum Status {
     Failed(String),
     /// The log has no end event and no process writes it any more (crash or kill).
     Interrupted,
+    /// The log is damaged (a missing segment, a checksum failure): what was read
+    /// before the damage is shown, nothing after it.
+    Damaged(String),
 }
 
 impl Status {
@@ -75,6 +78,7 @@ impl Status {
             Status::Finished => "FINISHED",
             Status::Failed(_) => "FAILED",
             Status::Interrupted => "INTERRUPTED",
+            Status::Damaged(_) => "DAMAGED",
         }
     }
 }
@@ -653,7 +657,7 @@ impl App {
             total_probes: s.total_probes,
             total_targets: s.total_targets,
             started_us: s.time_us,
-            rate: s.spec.rate,
+            rate: s.spec.rate_mpps / 1000,
         });
         self.pid = Some(s.pid);
         if self.status == Status::Waiting {
@@ -679,6 +683,13 @@ impl App {
                 fmt_count(s.total_probes)
             ),
         );
+    }
+
+    /// Reading the log failed on damage: show it as [`Status::Damaged`] (never
+    /// as an interrupted scan with a progress that stops at the damage).
+    pub fn log_damaged(&mut self, why: String) {
+        self.status = Status::Damaged(why.clone());
+        self.notice = Some((Level::Error, format!("reading the log failed: {why}")));
     }
 
     /// The once-a-second update: clock, writer liveness, dashboard readings.

@@ -144,10 +144,14 @@ fn event_loop(
                     // Keep showing what was read; a corrupt log is not the
                     // monitor's to repair.
                     follow_failed = true;
-                    app.notice = Some((
-                        crate::app::Level::Error,
-                        format!("reading the log failed: {e}"),
-                    ));
+                    if matches!(e, prtip_store::StoreError::Corrupt { .. }) {
+                        app.log_damaged(e.to_string());
+                    } else {
+                        app.notice = Some((
+                            crate::app::Level::Error,
+                            format!("reading the log failed: {e}"),
+                        ));
+                    }
                     dirty = true;
                 }
             }

@@ -52,7 +52,9 @@ fn status_style(s: &Status) -> Style {
         Status::Running => Style::new().fg(Color::Green).bold(),
         Status::Paused { .. } => Style::new().fg(Color::Yellow).bold(),
         Status::Finished => Style::new().fg(Color::Cyan).bold(),
-        Status::Failed(_) | Status::Interrupted => Style::new().fg(Color::Red).bold(),
+        Status::Failed(_) | Status::Interrupted | Status::Damaged(_) => {
+            Style::new().fg(Color::Red).bold()
+        }
         Status::Waiting => Style::new().fg(Color::Gray),
     }
 }

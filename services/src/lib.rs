@@ -31,6 +31,7 @@ pub mod db;
 pub mod detect;
 pub mod escape;
 pub mod nmap;
+pub mod port_table;
 pub mod prtip_format;
 pub mod tls;
 

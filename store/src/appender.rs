@@ -834,6 +834,15 @@ impl Appender {
         }
     }
 
+    /// Where the durable part of the log ends: everything before this position
+    /// (and every earlier segment) was made durable by a sync that returned.
+    pub fn durable_pos(&self) -> LogPos {
+        LogPos {
+            segment: self.seg.n,
+            offset: self.seg.synced,
+        }
+    }
+
     /// The directory of the log.
     pub fn dir(&self) -> &Path {
         &self.dir

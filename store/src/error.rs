@@ -56,10 +56,8 @@ pub enum StoreError {
         /// The directory.
         dir: PathBuf,
     },
-    /// The log was written by a newer prtip.
-    #[error("{} was written with format {format} / schema {schema}; this prtip reads format \
-             {} / schema {}: upgrade prtip", path.display(), crate::format::FORMAT_VERSION,
-             crate::event::SCHEMA_VERSION)]
+    /// The log was written by a newer prtip, or with another event schema.
+    #[error("{}", version_message(path, *format, *schema))]
     Version {
         /// The segment file.
         path: PathBuf,
@@ -112,3 +110,24 @@ impl StoreError {
 
 /// `Result` with [`StoreError`].
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The words of [`StoreError::Version`]: an older schema names itself and the way
+/// out (the prtip that wrote it), a newer one asks for an upgrade.
+fn version_message(path: &std::path::Path, format: u32, schema: u32) -> String {
+    use crate::event::SCHEMA_VERSION;
+    if schema < SCHEMA_VERSION && format <= crate::format::FORMAT_VERSION {
+        format!(
+            "{} was written with event schema {schema} (an older prtip); this prtip reads \
+             schema {SCHEMA_VERSION} only: open, export or resume that scan with the prtip \
+             that wrote it (see store/FORMAT.md, \"Event schema versions\")",
+            path.display()
+        )
+    } else {
+        format!(
+            "{} was written with format {format} / schema {schema}; this prtip reads format \
+             {} / schema {SCHEMA_VERSION}: upgrade prtip",
+            path.display(),
+            crate::format::FORMAT_VERSION
+        )
+    }
+}

@@ -6,15 +6,19 @@
 //! `Archived*` types (rkyv). It never touches files, sockets or rendering.
 //!
 //! Compatibility: the schema version is [`SCHEMA_VERSION`]; every segment header
-//! carries it. Adding a variant at the end of [`Event`] or a field to
-//! [`ScanSpec::extra_json`] does not change the version; anything else does.
+//! carries it. Adding a variant at the end of [`Event`] does not change the
+//! version; anything else does (store/FORMAT.md, "Event schema versions", says
+//! what this prtip does with logs of other versions).
 
 use rkyv::{Archive, Deserialize, Serialize};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Version of the event schema written into every segment header.
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// 2: the typed [`ScanSpec`] (one rate in milli-probes per second, the connect,
+/// detection and AF_XDP settings as fields; schema 1 kept them as JSON in a string).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// An IPv4 or IPv6 address in 16 bytes; IPv4 is stored IPv4-mapped (`::ffff:a.b.c.d`).
 #[derive(
@@ -271,7 +275,7 @@ pub enum BackendKind {
 )]
 #[rkyv(derive(Debug))]
 pub struct OutputSpec {
-    /// `text`, `json`, `xml`, `grep`, `csv`, `html` or `pdf`.
+    /// `text`, `json`, `xml`, `grep`, `csv`, `html`, `pdf`, or `all` (`-oA BASE`).
     pub format: String,
     /// Path as given; `-` is stdout.
     pub path: String,
@@ -297,7 +301,114 @@ pub struct HostName {
     pub addr: Addr,
 }
 
-/// Everything a scan was told. Stored in [`ScanStarted`], so resume needs only the log.
+/// Where the AF_XDP filter program runs (`--xdp-mode`).
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[rkyv(derive(Debug, PartialEq, Eq, Clone, Copy))]
+#[repr(u8)]
+pub enum XdpMode {
+    /// In the driver, falling back to the generic path with a note (the default).
+    #[default]
+    Native,
+    /// In the generic (SKB) path, on any driver.
+    Skb,
+}
+
+/// AF_XDP zero-copy (`--zero-copy`).
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[rkyv(derive(Debug, PartialEq, Eq, Clone, Copy))]
+#[repr(u8)]
+pub enum ZeroCopy {
+    /// Where the driver has it (the default).
+    #[default]
+    Auto,
+    /// Required: the scan fails where the driver has none.
+    On,
+    /// Copy mode only.
+    Off,
+}
+
+/// The AF_XDP backend's settings (used when [`ScanSpec::backend`] is
+/// [`BackendKind::Xdp`]).
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[rkyv(derive(Debug))]
+pub struct XdpSettings {
+    /// Where the filter program runs.
+    pub mode: XdpMode,
+    /// Zero-copy.
+    pub zero_copy: ZeroCopy,
+    /// Queues to send on, one thread each (`None`: one per core but one, at most
+    /// every queue).
+    pub queues: Option<u32>,
+}
+
+/// Settings of the socket scans (`-sT`, `-sU`) and of service detection (`-sV`).
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[rkyv(derive(Debug))]
+pub struct SocketSettings {
+    /// Most sockets in flight (`--max-parallelism`; `None`: 4096 for -sT, 1024 for
+    /// -sU, 512 for -sV).
+    pub max_parallelism: Option<u64>,
+    /// How long one connect attempt or datagram waits, ms (`--connect-timeout`;
+    /// `None`: the wait clamped to 0.5..3 s).
+    pub connect_timeout_ms: Option<u64>,
+    /// Rarest probes tried by `-sV`, 0..=9 (`--version-intensity`; `None`: 7).
+    pub version_intensity: Option<u8>,
+    /// How long `-sV` reads each probe's answer, ms (`--version-wait`; `None`: the
+    /// probe's own wait).
+    pub version_wait_ms: Option<u64>,
+}
+
+/// Everything a scan was told. Stored in [`ScanStarted`], so resume needs only the
+/// log. Every setting is stored once, resolved (defaults applied by whoever built
+/// the spec, e.g. the cli's flags → spec step).
 #[derive(
     Archive, Serialize, Deserialize, Clone, PartialEq, Debug, serde::Serialize, serde::Deserialize,
 )]
@@ -315,12 +426,15 @@ pub struct ScanSpec {
     pub scan_type: ScanType,
     /// `-sV`: grab banners and detect services.
     pub service_detection: bool,
-    /// Probes per second (`--rate`), 0 = unlimited.
-    pub rate: u64,
-    /// Upper bound on the rate (`--max-rate`), 0 = none.
-    pub max_rate: u64,
+    /// Probes per second × 1000 (`--rate 2.5` is 2500), 0 = unlimited.
+    pub rate_mpps: u64,
+    /// Upper bound on the rate (`--max-rate`), probes per second × 1000, 0 = none.
+    pub max_rate_mpps: u64,
     /// nmap timing template `-T0`..`-T5` (3 when not given).
     pub timing: u8,
+    /// Least time between two passes over the unanswered probes, ms (`None`: the
+    /// timing template's, at most the wait).
+    pub retry_gap_ms: Option<u64>,
     /// Permutation and cookie key.
     pub seed: u64,
     /// This shard (`--shard i/N`: i, 0-based).
@@ -329,6 +443,10 @@ pub struct ScanSpec {
     pub shard_count: u32,
     /// Packet path.
     pub backend: BackendKind,
+    /// The AF_XDP backend's settings.
+    pub xdp: XdpSettings,
+    /// The socket scans' and service detection's settings.
+    pub sockets: SocketSettings,
     /// Interface (`-e` / `--xdp IFACE`), if given or discovered.
     pub interface: Option<String>,
     /// Source address (`-S`), if given or discovered.
@@ -349,14 +467,48 @@ pub struct ScanSpec {
     pub filter: Option<String>,
     /// `--service-probes FILE`, if given.
     pub service_probes: Option<String>,
-    /// Options added after schema version 1, as a JSON object (forward compatible).
-    pub extra_json: String,
+    /// Walk position this log starts at: 0, or where a gap scan (`prtip scan
+    /// --from-gaps`) begins its shard's walk.
+    pub walk_from: u64,
+    /// The shard logs a merged scan (`prtip merge`) was folded from; empty otherwise.
+    pub merged_from: Vec<MergedPart>,
+}
+
+/// One shard log a merged scan came from (see [`ScanSpec::merged_from`]).
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    Clone,
+    PartialEq,
+    Eq,
+    Debug,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[rkyv(derive(Debug))]
+pub struct MergedPart {
+    /// Its shard, `i/N`.
+    pub shard: String,
+    /// Its history id where it was scanned.
+    pub scan_id: u64,
+    /// Its log directory as it was found by the merge.
+    pub log: String,
+    /// The walk positions it covered, `[start, end)`.
+    pub walk: (u64, u64),
+    /// When it started, µs since the epoch.
+    pub started_us: u64,
+    /// When it ended, µs since the epoch, if it says.
+    pub ended_us: Option<u64>,
+    /// The interface it sent on.
+    pub interface: Option<String>,
 }
 
 /// An empty spec: no targets, no ports, a `-sS` scan at T3 over the packet backend,
-/// seed 0, one shard, no retries, no wait, no checkpoint interval, no outputs, no
-/// filter, `extra_json` `{}`. Tests and tools set what they need on top
-/// (`ScanSpec { ports: .., ..ScanSpec::default() }`); the cli builds every field itself.
+/// no rate limit, seed 0, one shard, no retries, no wait, the template's retry
+/// gap, no checkpoint interval, default AF_XDP and socket settings, no outputs, no filter.
+/// Tests and tools set what they need on top (`ScanSpec { ports: ..,
+/// ..ScanSpec::default() }`); the cli builds every field itself.
 impl Default for ScanSpec {
     fn default() -> Self {
         ScanSpec {
@@ -366,13 +518,16 @@ impl Default for ScanSpec {
             ports: String::new(),
             scan_type: ScanType::Syn,
             service_detection: false,
-            rate: 0,
-            max_rate: 0,
+            rate_mpps: 0,
+            max_rate_mpps: 0,
             timing: 3,
+            retry_gap_ms: None,
             seed: 0,
             shard_index: 0,
             shard_count: 1,
             backend: BackendKind::Packet,
+            xdp: XdpSettings::default(),
+            sockets: SocketSettings::default(),
             interface: None,
             source: None,
             router_mac: None,
@@ -383,7 +538,8 @@ impl Default for ScanSpec {
             outputs: Vec::new(),
             filter: None,
             service_probes: None,
-            extra_json: "{}".into(),
+            walk_from: 0,
+            merged_from: Vec::new(),
         }
     }
 }

@@ -8,8 +8,6 @@
 //! This module owns the registry of injected faults and nothing else; without
 //! the feature, [`hit`] is an inlined `Ok(())` and the registry does not exist.
 
-use std::path::Path;
-
 /// A kind of I/O call the writer makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Op {
@@ -33,7 +31,7 @@ pub enum Op {
 
 #[cfg(not(any(test, feature = "fault-injection")))]
 #[inline(always)]
-pub(crate) fn hit(_op: Op, _path: &Path) -> crate::Result<()> {
+pub(crate) fn hit(_op: Op, _path: &std::path::Path) -> crate::Result<()> {
     Ok(())
 }
 

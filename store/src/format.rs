@@ -92,7 +92,7 @@ pub enum HeaderProblem {
     Magic,
     /// Header CRC mismatch.
     Crc,
-    /// Written by a newer format or schema.
+    /// Written by a newer format, or another event schema.
     Version {
         /// Format version found.
         format: u32,
@@ -190,7 +190,9 @@ impl SegHeader {
             index_slots: u32_at(b, 56),
             crc,
         };
-        if h.format > FORMAT_VERSION || h.schema > crate::event::SCHEMA_VERSION {
+        // Another event schema's records do not decode as ours (store/FORMAT.md,
+        // "Event schema versions"): older and newer are refused alike.
+        if h.format > FORMAT_VERSION || h.schema != crate::event::SCHEMA_VERSION {
             return Err(HeaderProblem::Version {
                 format: h.format,
                 schema: h.schema,

@@ -36,7 +36,9 @@ pub struct HistoryRow {
     pub target_spec: String,
     /// The scan spec as a JSON object.
     pub config_json: String,
-    /// The scan's log directory.
+    /// The scan's log directory. Stored relative to the index's directory (the
+    /// home) when it is under it, so a copied or moved home finds its own logs;
+    /// rows read back always hold the resolved path.
     pub log_path: PathBuf,
     /// Target addresses after excludes.
     pub total_targets: u64,
@@ -83,8 +85,6 @@ impl HistoryRow {
 
 /// The scan spec as a JSON object (the `config_json` column).
 pub fn spec_json(s: &ScanSpec) -> String {
-    let extra: serde_json::Value =
-        serde_json::from_str(&s.extra_json).unwrap_or(serde_json::Value::Null);
     serde_json::json!({
         "targets": s.targets,
         "resolved": s.resolved.iter().map(|h| serde_json::json!({"name": h.name, "addr": h.addr.to_string()})).collect::<Vec<_>>(),
@@ -92,12 +92,24 @@ pub fn spec_json(s: &ScanSpec) -> String {
         "ports": s.ports,
         "scan_type": format!("{:?}", s.scan_type).to_lowercase(),
         "service_detection": s.service_detection,
-        "rate": s.rate,
-        "max_rate": s.max_rate,
+        "rate_mpps": s.rate_mpps,
+        "max_rate_mpps": s.max_rate_mpps,
         "timing": s.timing,
+        "retry_gap_ms": s.retry_gap_ms,
         "seed": s.seed,
         "shard": format!("{}/{}", s.shard_index + 1, s.shard_count),
         "backend": format!("{:?}", s.backend).to_lowercase(),
+        "xdp": {
+            "mode": format!("{:?}", s.xdp.mode).to_lowercase(),
+            "zero_copy": format!("{:?}", s.xdp.zero_copy).to_lowercase(),
+            "queues": s.xdp.queues,
+        },
+        "sockets": {
+            "max_parallelism": s.sockets.max_parallelism,
+            "connect_timeout_ms": s.sockets.connect_timeout_ms,
+            "version_intensity": s.sockets.version_intensity,
+            "version_wait_ms": s.sockets.version_wait_ms,
+        },
         "interface": s.interface,
         "source": s.source.map(|a| a.to_string()),
         "router_mac": s.router_mac.map(|m| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")),
@@ -108,7 +120,6 @@ pub fn spec_json(s: &ScanSpec) -> String {
         "outputs": s.outputs.iter().map(|o| serde_json::json!({"format": o.format, "path": o.path})).collect::<Vec<_>>(),
         "filter": s.filter,
         "service_probes": s.service_probes,
-        "extra": extra,
     })
     .to_string()
 }
@@ -223,6 +234,44 @@ impl HistoryIndex {
         }
     }
 
+    /// Open the index at `path` for [`HistoryIndex::rebuild`]: if it cannot be
+    /// opened or read (garbage, truncated, a failed redb repair), it is renamed
+    /// to `<name>.damaged-<unix seconds>` (kept for inspection, never deleted)
+    /// and a new, empty index is created in its place. Returns the index and
+    /// where the damaged file went, if it was set aside.
+    pub fn open_or_set_aside(path: &Path) -> Result<(HistoryIndex, Option<PathBuf>)> {
+        let why = match Self::open(path) {
+            Ok(ix) => match ix.list() {
+                Ok(_) => return Ok((ix, None)),
+                Err(e) => e.to_string(),
+            },
+            Err(e @ StoreError::History { .. }) => e.to_string(),
+            Err(e) => return Err(e),
+        };
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let name = path.file_name().map_or_else(
+            || "history.redb".into(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let mut aside = path.with_file_name(format!("{name}.damaged-{secs}"));
+        let mut k = 1;
+        while aside.exists() {
+            aside = path.with_file_name(format!("{name}.damaged-{secs}-{k}"));
+            k += 1;
+        }
+        std::fs::rename(path, &aside).map_err(|e| StoreError::History {
+            path: path.to_path_buf(),
+            what: format!(
+                "the index is damaged ({why}) and could not be set aside as {}: {e}",
+                aside.display()
+            ),
+        })?;
+        let ix = Self::open(path)?;
+        Ok((ix, Some(aside)))
+    }
+
     /// Whether the read-write handle is open (false after
     /// [`HistoryIndex::open_for_reading`] until the first write).
     pub fn is_writable(&self) -> bool {
@@ -327,9 +376,59 @@ impl HistoryIndex {
         }
     }
 
+    /// The directory log paths are stored relative to: the index file's own.
+    fn base(&self) -> PathBuf {
+        let parent = self
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::canonicalize(parent).unwrap_or_else(|_| parent.to_path_buf())
+    }
+
+    /// The row as stored: its log path relative to [`Self::base`] when under it.
+    fn encode_row(&self, row: &HistoryRow) -> Result<Vec<u8>> {
+        let base = self.base();
+        let abs = std::fs::canonicalize(&row.log_path).unwrap_or_else(|_| row.log_path.clone());
+        let stored;
+        let row = match abs.strip_prefix(&base) {
+            Ok(rel) if !rel.as_os_str().is_empty() => {
+                stored = HistoryRow {
+                    log_path: rel.to_path_buf(),
+                    ..row.clone()
+                };
+                &stored
+            }
+            _ => row,
+        };
+        serde_json::to_vec(row).map_err(|e| self.err(e))
+    }
+
+    /// A stored row with its log path resolved: a relative one against
+    /// [`Self::base`]; an absolute one (indexes written before paths were
+    /// relative) as it is, unless it names `.../scans/<name>` of another home
+    /// and this home has its own `scans/<name>` (a copied home).
+    fn decode_row(&self, id: u64, bytes: &[u8]) -> Result<HistoryRow> {
+        let mut row: HistoryRow =
+            serde_json::from_slice(bytes).map_err(|e| self.err(format!("row {id}: {e}")))?;
+        let base = self.base();
+        if row.log_path.is_relative() {
+            row.log_path = base.join(&row.log_path);
+        } else if !row.log_path.starts_with(&base) {
+            let scans = row.log_path.parent().filter(|p| p.ends_with("scans"));
+            if let (Some(_), Some(name)) = (scans, row.log_path.file_name()) {
+                let local = base.join("scans").join(name);
+                if local.is_dir() {
+                    row.log_path = local;
+                }
+            }
+        }
+        Ok(row)
+    }
+
     /// Insert or replace a row.
     pub fn upsert(&self, row: &HistoryRow) -> Result<()> {
-        let bytes = serde_json::to_vec(row).map_err(|e| self.err(e))?;
+        let bytes = self.encode_row(row)?;
         self.write(|txn| {
             txn.open_table(SCANS)?.insert(row.id, bytes.as_slice())?;
             Ok(())
@@ -341,10 +440,7 @@ impl HistoryIndex {
         let txn = self.read()?;
         let t = txn.open_table(SCANS).map_err(|e| self.err(e))?;
         match t.get(id).map_err(|e| self.err(e))? {
-            Some(v) => Ok(Some(
-                serde_json::from_slice(v.value())
-                    .map_err(|e| self.err(format!("row {id}: {e}")))?,
-            )),
+            Some(v) => Ok(Some(self.decode_row(id, v.value())?)),
             None => Ok(None),
         }
     }
@@ -356,10 +452,7 @@ impl HistoryIndex {
         let mut out = Vec::new();
         for item in t.iter().map_err(|e| self.err(e))? {
             let (k, v) = item.map_err(|e| self.err(e))?;
-            out.push(
-                serde_json::from_slice(v.value())
-                    .map_err(|e| self.err(format!("row {}: {e}", k.value())))?,
-            );
+            out.push(self.decode_row(k.value(), v.value())?);
         }
         Ok(out)
     }
@@ -418,7 +511,7 @@ impl HistoryIndex {
     }
 
     fn store(&self, row: &HistoryRow, cps: &[Checkpoint]) -> Result<()> {
-        let bytes = serde_json::to_vec(row).map_err(|e| self.err(e))?;
+        let bytes = self.encode_row(row)?;
         self.write(|txn| {
             txn.open_table(SCANS)?.insert(row.id, bytes.as_slice())?;
             let mut t = txn.open_table(CHECKPOINTS)?;

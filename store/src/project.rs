@@ -119,15 +119,29 @@ pub struct ScanSummary {
 }
 
 impl ScanSummary {
-    /// Progress in 0.0 ..= 1.0.
+    /// Walk positions of the first pass: `total_probes` without the retry passes
+    /// (a SYN scan's walk repeats its first pass `--max-retries` times, resending only
+    /// unanswered probes; -sT and -sU retry inline, one walk position per port).
+    pub fn pass_span(&self) -> u64 {
+        match self.spec.scan_type {
+            crate::event::ScanType::Syn => self.total_probes / (self.spec.max_retries as u64 + 1),
+            _ => self.total_probes,
+        }
+    }
+
+    /// Progress in 0.0 ..= 1.0, prtip's one definition: walk positions done over the
+    /// walk length of the first pass (retry passes are not counted; a scan in its
+    /// retry passes shows 1.0 until it completes). What `paused at N%`, `history` and
+    /// the exports print.
     pub fn progress(&self) -> f64 {
         if self.status == ScanStatus::Completed {
             return 1.0;
         }
-        if self.total_probes == 0 {
+        let span = self.pass_span();
+        if span == 0 {
             return 0.0;
         }
-        (self.probes_done as f64 / self.total_probes as f64).min(1.0)
+        self.probes_done.min(span) as f64 / span as f64
     }
 }
 

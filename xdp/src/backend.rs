@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
-use prtip_engine::backend::{BackendPair, Probe, Receive, RxStats, TemplateSet, Transmit, TxStats};
+use prtip_engine::backend::{BackendPair, Probe, ProbeSet, Receive, RxStats, Transmit, TxStats};
 
 use crate::error::{Result, XdpError};
 use crate::filter::{FilterConfig, FilterStats, ScanFilter};
@@ -55,11 +55,24 @@ impl XdpOptions {
 }
 
 impl XdpOptions {
-    /// Defaults for the engine's probes from `our_addr`: source ports
-    /// `SPORT_BASE..SPORT_BASE + SPORT_SPAN` of `prtip_engine::cookie`.
+    /// Defaults for the probes of `probes`: the filter takes what their modules'
+    /// reply filter asks for ([`FilterConfig::for_replies`]).
+    pub fn for_probes(probes: &ProbeSet) -> Result<XdpOptions> {
+        Ok(XdpOptions {
+            filter: FilterConfig::for_replies(&probes.reply_filter())?,
+            ..XdpOptions::new(0, 0, std::net::Ipv4Addr::UNSPECIFIED)
+        })
+    }
+
+    /// Defaults for the raw scan's modules (TCP SYN and UDP over IPv4) from
+    /// `our_addr`: their source ports `SPORT_BASE..SPORT_BASE + SPORT_SPAN` of
+    /// `prtip_engine::cookie`.
     pub fn for_engine(our_addr: std::net::Ipv4Addr) -> XdpOptions {
-        use prtip_engine::cookie::{SPORT_BASE, SPORT_SPAN};
-        XdpOptions::new(SPORT_BASE, SPORT_BASE + (SPORT_SPAN - 1), our_addr)
+        let probes = ProbeSet::new(&prtip_engine::backend::FrameParams {
+            src_ip: our_addr,
+            ..Default::default()
+        });
+        XdpOptions::for_probes(&probes).expect("an IPv4 probe set has an XDP filter")
     }
 }
 
@@ -68,10 +81,10 @@ impl XdpOptions {
 /// for the operator (fallbacks taken). Must run in the interface's namespace.
 pub fn open_pair(
     iface: &str,
-    templates: &TemplateSet,
+    probes: &ProbeSet,
     opts: &XdpOptions,
 ) -> Result<(BackendPair, Vec<String>)> {
-    let be = backend(iface, templates, opts)?;
+    let be = backend(iface, probes, opts)?;
     let notes = be.notes().to_vec();
     Ok((be.into_pair(), notes))
 }
@@ -79,6 +92,7 @@ pub fn open_pair(
 /// An opened AF_XDP backend: filter attached, one socket per queue bound and
 /// registered. Turn it into the engine's pair with [`XdpBackend::into_pair`].
 pub struct XdpBackend {
+    probes: ProbeSet,
     ifname: String,
     filter: Arc<ScanFilter>,
     sockets: Vec<QueueSocket>,
@@ -99,8 +113,8 @@ impl std::fmt::Debug for XdpBackend {
 }
 
 /// Open the AF_XDP backend on `ifname` (in the calling thread's network
-/// namespace) for probes built from `templates`.
-pub fn backend(ifname: &str, templates: &TemplateSet, opts: &XdpOptions) -> Result<XdpBackend> {
+/// namespace) for the frames of `probes`.
+pub fn backend(ifname: &str, probes: &ProbeSet, opts: &XdpOptions) -> Result<XdpBackend> {
     let info = sys::interface_info(ifname)?;
     sys::ensure_up(ifname)?;
     let rx_queues = info.rx_queues;
@@ -143,7 +157,7 @@ pub fn backend(ifname: &str, templates: &TemplateSet, opts: &XdpOptions) -> Resu
         other => other,
     };
     for q in 0..rx_queues {
-        let s = open_queue(ifname, q, &opts.sizes, zc, templates)?;
+        let s = open_queue(ifname, q, &opts.sizes, zc, probes)?;
         filter.register_socket(q, s.rx.fd())?;
         sockets.push(s);
     }
@@ -159,6 +173,7 @@ pub fn backend(ifname: &str, templates: &TemplateSet, opts: &XdpOptions) -> Resu
         ));
     }
     Ok(XdpBackend {
+        probes: probes.clone(),
         ifname: ifname.to_string(),
         filter: Arc::new(filter),
         sockets,
@@ -214,10 +229,12 @@ impl XdpBackend {
 
     /// The engine's backend pair.
     pub fn into_pair(self) -> BackendPair {
+        let probes = self.probes.clone();
         let (tx, rx) = self.into_parts();
         BackendPair {
             tx: Box::new(tx),
             rx: Box::new(rx),
+            probes,
         }
     }
 }

@@ -40,6 +40,25 @@ pub struct FilterConfig {
     pub our_addr: Option<Ipv4Addr>,
 }
 
+impl FilterConfig {
+    /// The filter's parameters for the probe modules' reply filter. The XDP
+    /// program lets TCP, UDP (to the port range) and ICMP errors through
+    /// whichever the modules asked for, so a narrower filter only costs a few
+    /// frames classified and ignored; IPv6 needs a program it does not have yet.
+    pub fn for_replies(f: &prtip_engine::probe::ReplyFilter) -> Result<FilterConfig> {
+        match f.our_addr {
+            std::net::IpAddr::V4(a) => Ok(FilterConfig {
+                sport_lo: f.ports.0,
+                sport_hi: f.ports.1,
+                our_addr: Some(a),
+            }),
+            std::net::IpAddr::V6(a) => Err(XdpError::Config(format!(
+                "the XDP scan filter takes IPv4 replies only; {a} is IPv6"
+            ))),
+        }
+    }
+}
+
 /// Counters of the scan filter (summed over CPUs).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FilterStats {

@@ -120,6 +120,8 @@ impl HolderArgs {
                     ports.join(","),
                     "--cookie-key".into(),
                     cfg.cookie_key.to_string(),
+                    "--live-every".into(),
+                    cfg.live_every.to_string(),
                 ]);
             }
         }
@@ -171,6 +173,11 @@ impl HolderArgs {
                 let (addr, prefix) = parse_cidr(&net)?;
                 let ports = parse_ports(&get("--tcp-ports")?.unwrap_or_default())?;
                 let mut cfg = ResponderConfig::new(addr, prefix, &ports)?;
+                if let Some(n) = get("--live-every")? {
+                    cfg.live_every = n.parse().ok().filter(|&n| n >= 1).ok_or_else(|| {
+                        XdpError::Config(format!("bad --live-every {n:?}: use 1 or more"))
+                    })?;
+                }
                 if let Some(k) = get("--cookie-key")? {
                     cfg.cookie_key = k
                         .parse()
@@ -399,6 +406,7 @@ mod tests {
         let mut cfg =
             ResponderConfig::new(Ipv4Addr::new(198, 19, 0, 0), 16, &[22, 80, 8080]).unwrap();
         cfg.cookie_key = 42;
+        cfg.live_every = 100;
         let pol = LabTarget::Policer(PolicerConfig {
             rate: 40_000,
             burst: 400,

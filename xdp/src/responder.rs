@@ -30,6 +30,10 @@ pub struct ResponderConfig {
     pub open_tcp_ports: Vec<u16>,
     /// Key of the keyed hash placed in the SYN-ACK's sequence number.
     pub cookie_key: u32,
+    /// Sparse mode: only addresses whose index in the target network is 1
+    /// modulo this answer (100: 1% of the addresses); SYNs to the others are
+    /// dropped. 1 (the default): every address answers.
+    pub live_every: u32,
 }
 
 impl ResponderConfig {
@@ -49,6 +53,7 @@ impl ResponderConfig {
             prefix_len,
             open_tcp_ports: open_tcp_ports.to_vec(),
             cookie_key,
+            live_every: 1,
         })
     }
 
@@ -85,6 +90,8 @@ pub struct ResponderStats {
     pub rst: u64,
     /// Frames passed to the kernel (everything that is not a SYN to the target network).
     pub passed: u64,
+    /// SYNs dropped because their address is not live (`live_every` > 1).
+    pub silent: u64,
 }
 
 impl ResponderStats {
@@ -108,6 +115,7 @@ impl ResponderStats {
             syn_ack: c.first().copied().unwrap_or(0),
             rst: c.get(1).copied().unwrap_or(0),
             passed: c.get(2).copied().unwrap_or(0),
+            silent: c.get(3).copied().unwrap_or(0),
         }
     }
 }
@@ -130,6 +138,7 @@ pub fn attach(ifname: &str, cfg: &ResponderConfig, mode: XdpMode) -> Result<Atta
     ro.net_mask = mask.to_be();
     ro.cookie_key = cfg.cookie_key;
     ro.open_tcp = cfg.port_bitmap();
+    ro.live_every = cfg.live_every.max(1);
     let skel = open.load().map_err(|e| load_error(PROGRAM, e))?;
     let stats =
         MapHandle::try_from(&skel.maps.responder_stats).map_err(|e| load_error(PROGRAM, e))?;

@@ -13,8 +13,7 @@ use std::num::NonZeroU32;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use prtip_engine::backend::{Probe, ProbeTemplate, TemplateSet};
-use prtip_store::event::Protocol;
+use prtip_engine::backend::{Probe, ProbeSet};
 use xsk_rs::config::{
     BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig, UmemConfig,
 };
@@ -94,7 +93,7 @@ pub(crate) fn open_queue(
     queue: u32,
     sizes: &SocketSizes,
     zero_copy: ZeroCopy,
-    templates: &TemplateSet,
+    probes: &ProbeSet,
 ) -> Result<QueueSocket> {
     if sizes.batch == 0 || sizes.batch > sizes.tx_frames as usize {
         return Err(XdpError::Config(format!(
@@ -102,10 +101,10 @@ pub(crate) fn open_queue(
             sizes.batch, sizes.tx_frames
         )));
     }
-    if templates.max_len() + 256 > sizes.frame_size as usize {
+    if probes.max_len() + 256 > sizes.frame_size as usize {
         return Err(XdpError::Config(format!(
             "probe frames of {} bytes do not fit UMEM frames of {} bytes",
-            templates.max_len(),
+            probes.max_len(),
             sizes.frame_size
         )));
     }
@@ -163,7 +162,7 @@ pub(crate) fn open_queue(
                         (txq, cq),
                         tx_descs.to_vec(),
                         sizes,
-                        templates.clone(),
+                        probes.clone(),
                         zc,
                     );
                     let rx = RxHalf::new(umem, rxq, fq, rx_descs.to_vec())?;
@@ -245,22 +244,8 @@ fn set_tx_budget(fd: RawFd, budget: u32) {
     }
 }
 
-const NO_TEMPLATE: u16 = u16::MAX;
-
-/// Index of the template `probe` uses in `set` (0 TCP, 1 default UDP, 2+i UDP by port).
-#[inline]
-fn template_for<'a>(set: &'a TemplateSet, probe: &Probe) -> (u16, &'a ProbeTemplate) {
-    match probe.proto {
-        Protocol::Tcp => (0, &set.tcp),
-        Protocol::Udp => match set
-            .udp_by_port
-            .binary_search_by_key(&probe.dport, |(k, _)| *k)
-        {
-            Ok(i) => (2 + i as u16, &set.udp_by_port[i].1),
-            Err(_) => (1, &set.udp_default),
-        },
-    }
-}
+/// Tag of a frame no template was written into yet.
+const NO_TEMPLATE: usize = usize::MAX;
 
 /// Counters of one TX half.
 #[derive(Debug, Default, Clone, Copy)]
@@ -279,8 +264,8 @@ pub(crate) struct TxHalf {
     cq: CompQueue,
     /// Every TX frame, its length set for the template it currently holds.
     frames: Vec<FrameDesc>,
-    /// Template index each frame holds (NO_TEMPLATE: not written yet).
-    tag: Vec<u16>,
+    /// Template (the probe set's numbering) each frame holds (NO_TEMPLATE: none yet).
+    tag: Vec<usize>,
     /// Frames not in the TX or completion ring.
     free: Vec<u32>,
     /// log2 of the frame size (frame index = addr >> frame_shift).
@@ -288,7 +273,7 @@ pub(crate) struct TxHalf {
     batch: usize,
     out: Vec<FrameDesc>,
     done: Vec<FrameDesc>,
-    templates: TemplateSet,
+    probes: ProbeSet,
     /// Zero-copy: the driver transmits from the ring itself and `sendto` is only
     /// needed when the kernel asks for a wakeup; copy mode transmits in `sendto`.
     zero_copy: bool,
@@ -307,7 +292,7 @@ impl TxHalf {
         (txq, cq): (TxQueue, CompQueue),
         frames: Vec<FrameDesc>,
         sizes: &SocketSizes,
-        templates: TemplateSet,
+        probes: ProbeSet,
         zero_copy: bool,
     ) -> TxHalf {
         let n = frames.len();
@@ -324,7 +309,7 @@ impl TxHalf {
             batch: sizes.batch,
             out: Vec::with_capacity(sizes.batch),
             done: vec![FrameDesc::default(); sizes.batch.max(64)],
-            templates,
+            probes,
             counts: TxCounts::default(),
         }
     }
@@ -413,7 +398,10 @@ impl TxHalf {
             let first_free = self.free.len() - n;
             for (p, &f) in chunk.iter().zip(&self.free[first_free..]) {
                 let f = f as usize;
-                let (ti, t) = template_for(&self.templates, p);
+                let Some((ti, template)) = self.probes.template_of(p) else {
+                    // Nothing produced yet: every frame of the chunk stays free.
+                    return Err(prtip_engine::backend::no_module(p));
+                };
                 let desc = &mut self.frames[f];
                 // SAFETY: frame f came off the free list: it is in neither the TX nor
                 // the completion ring, so nothing else reads or writes it now.
@@ -421,12 +409,11 @@ impl TxHalf {
                 if self.tag[f] != ti {
                     let mut c = data.cursor();
                     c.set_pos(0);
-                    c.write_all(t.bytes())
+                    c.write_all(template)
                         .expect("template fits the frame (checked at open)");
                     self.tag[f] = ti;
                 }
-                t.patch(data.contents_mut(), p);
-                bytes += t.len() as u64;
+                bytes += self.probes.patch(ti, data.contents_mut(), p) as u64;
                 self.out.push(*desc);
             }
             self.free.truncate(first_free);

@@ -304,10 +304,10 @@ fn show(paths: &Paths, scan: &str, out: &mut String) -> anyhow::Result<ExitCode>
     w(
         out,
         "rate",
-        if s.spec.rate == 0 {
-            "unlimited".into()
-        } else {
-            format!("{} pps", s.spec.rate)
+        match s.spec.rate_mpps {
+            0 => "unlimited".into(),
+            m if m % 1000 == 0 => format!("{} pps", m / 1000),
+            m => format!("{} pps", m as f64 / 1000.0),
         },
     );
     w(out, "seed", s.spec.seed.to_string());
@@ -491,8 +491,17 @@ fn clean(
 }
 
 fn rebuild(paths: &Paths, out: &mut String) -> anyhow::Result<ExitCode> {
-    let ix = HistoryIndex::open(&paths.history)
+    // The index is a cache of the logs: a damaged one is set aside, not repaired.
+    let (ix, aside) = HistoryIndex::open_or_set_aside(&paths.history)
         .with_context(|| format!("opening the history index {}", paths.history.display()))?;
+    if let Some(a) = &aside {
+        let _ = writeln!(
+            out,
+            "the history index {} could not be read: set aside as {} and recreated from the logs",
+            paths.history.display(),
+            a.display()
+        );
+    }
     let rep = ix.rebuild(&paths.scans_dir())?;
     let ids = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(" ");
     let _ = writeln!(

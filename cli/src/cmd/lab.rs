@@ -112,18 +112,26 @@ fn cidr(s: &str) -> Result<Ipv4Net, String> {
     s.parse().map_err(|e: LabError| e.to_string())
 }
 
-fn cidr6(s: &str) -> Result<Option<Ipv6Net>, String> {
+/// A network flag that also takes `none`.
+#[derive(Clone, Copy, Debug)]
+struct OrNone<T>(Option<T>);
+
+fn cidr6(s: &str) -> Result<OrNone<Ipv6Net>, String> {
     if s == "none" {
-        return Ok(None);
+        return Ok(OrNone(None));
     }
-    s.parse().map(Some).map_err(|e: LabError| e.to_string())
+    s.parse()
+        .map(|n| OrNone(Some(n)))
+        .map_err(|e: LabError| e.to_string())
 }
 
-fn cidr_or_none(s: &str) -> Result<Option<Ipv4Net>, String> {
+fn cidr_or_none(s: &str) -> Result<OrNone<Ipv4Net>, String> {
     if s == "none" {
-        return Ok(None);
+        return Ok(OrNone(None));
     }
-    s.parse().map(Some).map_err(|e: LabError| e.to_string())
+    s.parse()
+        .map(|n| OrNone(Some(n)))
+        .map_err(|e: LabError| e.to_string())
 }
 
 fn sparse_hosts(s: &str) -> Result<SparseHosts, String> {
@@ -202,17 +210,17 @@ struct UpArgs {
     /// IPv6 network every address of which answers, inside 2001:db8::/32
     /// (default 2001:db8:100::/116, 4096 addresses), or none.
     #[arg(long, value_name = "CIDR|none", value_parser = cidr6)]
-    target_net6: Option<Option<Ipv6Net>>,
+    target_net6: Option<OrNone<Ipv6Net>>,
     /// Add a sparse network: only some addresses exist (default
     /// 198.18.1.0/24 and 2001:db8:200::/120, every 4th address live, the rest silent).
     #[arg(long)]
     sparse: bool,
     /// IPv4 half of the sparse network (at most a /16), or none; implies --sparse.
     #[arg(long, value_name = "CIDR|none", value_parser = cidr_or_none)]
-    sparse_net: Option<Option<Ipv4Net>>,
+    sparse_net: Option<OrNone<Ipv4Net>>,
     /// IPv6 half of the sparse network (at most a /112), or none; implies --sparse.
     #[arg(long, value_name = "CIDR|none", value_parser = cidr6)]
-    sparse_net6: Option<Option<Ipv6Net>>,
+    sparse_net6: Option<OrNone<Ipv6Net>>,
     /// Live addresses of the sparse network by index: every:N (indices 1, 1+N,
     /// 1+2N, ...) or a list such as 1,5,9-12; implies --sparse.
     #[arg(long, value_name = "every:N|LIST", value_parser = sparse_hosts)]
@@ -221,6 +229,10 @@ struct UpArgs {
     /// (ICMP host unreachable / ICMPv6 no route); implies --sparse.
     #[arg(long, value_name = "MODE", value_parser = sparse_mode)]
     sparse_mode: Option<SparseMode>,
+    /// With --responder xdp: only addresses of the target network whose index
+    /// is 1 modulo N answer SYNs (100: 1%); SYNs to the others are dropped.
+    #[arg(long, value_name = "N")]
+    xdp_live_every: Option<u32>,
     /// Attach the SYN policer to the target's veth: TCP SYNs above RATE per
     /// second (bucket of BURST, default RATE/100) are dropped. Needs --responder kernel.
     #[arg(long, value_name = "RATE[/BURST]", value_parser = policer_spec)]
@@ -390,7 +402,7 @@ fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
     c.responder_exe = None;
     c.scan_ip6 = a.scan_ip6.unwrap_or(fresh.scan_ip6);
     c.tgt_ip6 = a.tgt_ip6.unwrap_or(fresh.tgt_ip6);
-    c.target_net6 = a.target_net6.unwrap_or(fresh.target_net6);
+    c.target_net6 = a.target_net6.map_or(fresh.target_net6, |n| n.0);
     let sparse_given = a.sparse
         || a.sparse_net.is_some()
         || a.sparse_net6.is_some()
@@ -399,13 +411,14 @@ fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
     c.sparse = sparse_given.then(|| {
         let d = Sparse::default();
         Sparse {
-            net4: a.sparse_net.unwrap_or(d.net4),
-            net6: a.sparse_net6.unwrap_or(d.net6),
+            net4: a.sparse_net.map_or(d.net4, |n| n.0),
+            net6: a.sparse_net6.map_or(d.net6, |n| n.0),
             hosts: a.sparse_hosts.unwrap_or(d.hosts),
             mode: a.sparse_mode.unwrap_or(d.mode),
         }
     });
     c.policer = a.policer;
+    c.xdp_live_every = a.xdp_live_every.unwrap_or(1);
     c.validate().map_err(lab_err)?;
     let lab = Lab::up(&c).map_err(lab_err)?;
     if c.responder != ResponderKind::Kernel || c.policer.is_some() {
@@ -429,11 +442,12 @@ fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
 fn attach_xdp(lab: &Lab, mode: XdpMode) -> anyhow::Result<()> {
     let c = lab.config();
     let target = match c.responder {
-        ResponderKind::Xdp => LabTarget::Responder(ResponderConfig::new(
-            c.target_net.addr(),
-            c.target_net.prefix(),
-            &c.tcp_ports,
-        )?),
+        ResponderKind::Xdp => {
+            let mut r =
+                ResponderConfig::new(c.target_net.addr(), c.target_net.prefix(), &c.tcp_ports)?;
+            r.live_every = c.xdp_live_every;
+            LabTarget::Responder(r)
+        }
         ResponderKind::XdpSink => LabTarget::Sink,
         ResponderKind::Kernel => match c.policer {
             Some(p) => LabTarget::Policer(prtip_xdp::policer::PolicerConfig {

@@ -9,12 +9,13 @@
 //! `prtip_merge`'s; the scans themselves run through [`super::scan::execute`].
 //! A refused merge writes nothing (exit 2).
 
-use super::scan::{execute, Start};
 use crate::paths::Paths;
 use crate::UsageError;
 use anyhow::Context;
 use prtip_engine::scan::ScanPlan;
 use prtip_merge::{GapPlan, GAPS_FORMAT};
+use prtip_session::privilege::{has_capability, privilege_message, CAP_NET_RAW};
+use prtip_session::{Resume, Start};
 use prtip_store::event::{
     now_us, Checkpoint, Counters, Event, EventSink, ScanSpec, ScanStarted, ScanType, Versions,
     SCHEMA_VERSION,
@@ -210,7 +211,7 @@ fn find_shard(paths: &Paths, spec: &ScanSpec) -> anyhow::Result<Found> {
         let s = &started.spec;
         if s.shard_index != spec.shard_index
             || prtip_merge::same_scan(s, spec).is_err()
-            || s.extra_json.contains(prtip_merge::MERGED_FROM)
+            || !s.merged_from.is_empty()
         {
             continue;
         }
@@ -231,22 +232,37 @@ fn find_shard(paths: &Paths, spec: &ScanSpec) -> anyhow::Result<Found> {
     Ok(Found::Nothing)
 }
 
+/// Exit status of `prtip scan --continue` when the shard was paused (SIGTERM, a
+/// drained node) rather than finished: EX_TEMPFAIL, so that the Job runs the index
+/// again and the next pod resumes it (exit 0 would mark the index done).
+pub const EXIT_PAUSED: u8 = 75;
+
 /// `prtip scan --continue`: resume this spec's shard from its last checkpoint if
-/// `--home` holds it unfinished, do nothing if it holds it finished; `None` when it
-/// holds nothing of it (start it).
+/// `--home` holds it unfinished, send nothing if it holds it finished, else start
+/// it. Exits [`EXIT_PAUSED`] when the run ends paused.
 pub fn continue_shard(
-    spec: &ScanSpec,
+    spec: ScanSpec,
     seed_given: bool,
     paths: &Paths,
     quiet: bool,
-) -> anyhow::Result<Option<ExitCode>> {
+) -> anyhow::Result<ExitCode> {
     if !seed_given {
         return Err(usage(
             "--continue needs --seed: a scan is the same scan (and a shard the same shard) only with the same seed",
         ));
     }
-    match find_shard(paths, spec)? {
-        Found::Nothing => Ok(None),
+    let code = match find_shard(paths, &spec)? {
+        Found::Nothing => super::scan::drive(
+            prtip_session::prepare(
+                spec.clone(),
+                Start::Fresh {
+                    command_line: std::env::args().collect(),
+                },
+                &paths.session_home(),
+            )?,
+            quiet,
+            None,
+        )?,
         Found::Done(id, dir) => {
             println!(
                 "shard {}/{} of this scan is complete in scan {id} ({}); nothing to send",
@@ -254,16 +270,24 @@ pub fn continue_shard(
                 spec.shard_count,
                 dir.display()
             );
-            Ok(Some(ExitCode::SUCCESS))
+            return Ok(ExitCode::SUCCESS);
         }
-        Found::Resumable(id) => {
-            super::replay::resume(Some(&id.to_string()), false, paths, quiet).map(Some)
+        Found::Resumable(id) => super::replay::resume(Some(&id.to_string()), false, paths, quiet)?,
+    };
+    if code == ExitCode::SUCCESS {
+        if let Found::Resumable(id) = find_shard(paths, &spec)? {
+            eprintln!(
+                "prtip: shard {}/{} paused (scan {id}); exit {EXIT_PAUSED} so that it is run again and resumed",
+                spec.shard_index, spec.shard_count
+            );
+            return Ok(ExitCode::from(EXIT_PAUSED));
         }
     }
+    Ok(code)
 }
 
 /// `prtip scan --from-gaps FILE`: one scan per gap of the plan, each a log of its
-/// shard that starts at the gap's walk position (`extra_json.walk_from`).
+/// shard that starts at the gap's walk position (`ScanSpec::walk_from`).
 pub fn scan_gaps(file: &Path, paths: &Paths, quiet: bool) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| usage(format!("--from-gaps {}: {e}", file.display())))?;
@@ -307,10 +331,8 @@ pub fn scan_gaps(file: &Path, paths: &Paths, quiet: bool) -> anyhow::Result<Exit
         }
         specs.push((spec, plan.total_targets(), len, g.from));
     }
-    if specs.iter().any(|(s, ..)| s.scan_type == ScanType::Syn)
-        && !super::scan::has_capability(super::scan::CAP_NET_RAW)
-    {
-        return Err(usage(super::scan::privilege_message()));
+    if specs.iter().any(|(s, ..)| s.scan_type == ScanType::Syn) && !has_capability(CAP_NET_RAW) {
+        return Err(usage(privilege_message()));
     }
     let mut code = ExitCode::SUCCESS;
     for (spec, targets, len, from) in specs {
@@ -347,19 +369,19 @@ pub fn scan_gaps(file: &Path, paths: &Paths, quiet: bool) -> anyhow::Result<Exit
             "prtip: scan {id}: shard {}/{} from walk position {from} of {len}",
             spec.shard_index, spec.shard_count
         );
-        let c = execute(
+        let session = prtip_session::prepare(
             spec,
-            Start::Resume {
+            Start::Resume(Resume {
                 history,
                 id,
                 rx: None,
                 dir,
                 from,
                 counters: Counters::default(),
-            },
-            paths,
-            quiet,
+            }),
+            &paths.session_home(),
         )?;
+        let c = super::scan::drive(session, quiet, None)?;
         if c != ExitCode::SUCCESS {
             code = c;
         }

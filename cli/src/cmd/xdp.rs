@@ -5,6 +5,8 @@
 //! lab's interfaces disappear. Owns nothing but that wait; the programs and the
 //! argument format live in `prtip_xdp::lab`.
 
+use super::scan::args::{BackendArg, XdpModeArg, ZeroCopyArg};
+use prtip_store::event::{XdpMode, XdpSettings, ZeroCopy};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -87,19 +89,19 @@ pub fn run_info(args: InfoArgs) -> anyhow::Result<ExitCode> {
 
 /// The AF_XDP flags of `prtip scan` (`--xdp IFACE`, `--xdp-mode`, `--zero-copy`,
 /// `--xdp-queues`), checked and folded into the spec: `--xdp IFACE` selects the
-/// xdp backend on IFACE; the other three go into `extra_json` so a resumed scan
-/// opens the backend the same way.
+/// xdp backend on IFACE; the other three become the spec's `XdpSettings`, so a
+/// resumed scan opens the backend the same way.
 pub struct ScanFlags<'a> {
     /// `--xdp IFACE`.
     pub xdp: Option<&'a str>,
     /// `--backend` as given.
-    pub backend: Option<&'a str>,
+    pub backend: Option<BackendArg>,
     /// `-e IFACE` as given.
     pub interface: Option<&'a str>,
     /// `--xdp-mode`.
-    pub mode: Option<&'a str>,
+    pub mode: Option<XdpModeArg>,
     /// `--zero-copy[=auto|on|off]`.
-    pub zero_copy: Option<&'a str>,
+    pub zero_copy: Option<ZeroCopyArg>,
     /// `--xdp-queues N`.
     pub queues: Option<u32>,
 }
@@ -108,15 +110,22 @@ fn usage(msg: String) -> anyhow::Error {
     anyhow::Error::new(crate::UsageError(msg))
 }
 
+fn backend_name(b: BackendArg) -> &'static str {
+    match b {
+        BackendArg::Packet => "packet",
+        BackendArg::Xdp => "xdp",
+        BackendArg::Connect => "connect",
+    }
+}
+
 impl ScanFlags<'_> {
-    /// Check the flags; returns (`--backend` value to use, interface) and adds the
-    /// XDP options to `extra`. Nothing is opened here.
+    /// Check the flags; returns the `--backend` to use, the interface and the
+    /// AF_XDP settings. Nothing is opened here.
     pub fn apply(
         &self,
         syn: bool,
-        extra: &mut serde_json::Map<String, serde_json::Value>,
-    ) -> anyhow::Result<(Option<String>, Option<String>)> {
-        let mut backend = self.backend.map(str::to_string);
+    ) -> anyhow::Result<(Option<BackendArg>, Option<String>, XdpSettings)> {
+        let mut backend = self.backend;
         let mut interface = self.interface.map(str::to_string);
         if let Some(x) = self.xdp {
             if !syn {
@@ -125,8 +134,13 @@ impl ScanFlags<'_> {
                 )));
             }
             match self.backend {
-                None | Some("xdp") => {}
-                Some(b) => return Err(usage(format!("--xdp {x} conflicts with --backend {b}"))),
+                None | Some(BackendArg::Xdp) => {}
+                Some(b) => {
+                    return Err(usage(format!(
+                        "--xdp {x} conflicts with --backend {}",
+                        backend_name(b)
+                    )))
+                }
             }
             match self.interface {
                 Some(i) if i != x => {
@@ -136,10 +150,10 @@ impl ScanFlags<'_> {
                 }
                 _ => {}
             }
-            backend = Some("xdp".into());
+            backend = Some(BackendArg::Xdp);
             interface = Some(x.to_string());
         }
-        let is_xdp = backend.as_deref() == Some("xdp");
+        let is_xdp = backend == Some(BackendArg::Xdp);
         let tuning = [
             ("--xdp-mode", self.mode.is_some()),
             ("--zero-copy", self.zero_copy.is_some()),
@@ -152,73 +166,21 @@ impl ScanFlags<'_> {
                 )));
             }
         }
-        if let Some(m) = self.mode {
-            let mode: prtip_xdp::XdpMode = m
-                .parse()
-                .map_err(|_| usage(format!("bad --xdp-mode \"{m}\": use native or skb")))?;
-            extra.insert("xdp_mode".into(), mode.as_str().into());
+        if self.queues == Some(0) {
+            return Err(usage("bad --xdp-queues 0: use at least 1".into()));
         }
-        if let Some(z) = self.zero_copy {
-            parse_zero_copy(z).map_err(usage)?;
-            extra.insert("zero_copy".into(), z.into());
-        }
-        if let Some(q) = self.queues {
-            if q == 0 {
-                return Err(usage("bad --xdp-queues 0: use at least 1".into()));
-            }
-            extra.insert("xdp_queues".into(), q.into());
-        }
-        Ok((backend, interface))
-    }
-}
-
-fn parse_zero_copy(z: &str) -> Result<prtip_xdp::ZeroCopy, String> {
-    match z {
-        "auto" => Ok(prtip_xdp::ZeroCopy::Auto),
-        "on" | "yes" | "require" => Ok(prtip_xdp::ZeroCopy::Require),
-        "off" | "no" => Ok(prtip_xdp::ZeroCopy::Off),
-        other => Err(format!("bad --zero-copy \"{other}\": use auto, on or off")),
-    }
-}
-
-/// The backend options of a spec's scan (the XDP keys of `extra_json`, written by
-/// [`ScanFlags::apply`]) for probes from `src`.
-pub fn options(extra_json: &str, src: std::net::Ipv4Addr) -> prtip_xdp::XdpOptions {
-    let mut o = prtip_xdp::XdpOptions::for_engine(src);
-    let v: serde_json::Value = serde_json::from_str(extra_json).unwrap_or(serde_json::Value::Null);
-    if let Some(m) = v
-        .get("xdp_mode")
-        .and_then(|m| m.as_str())
-        .and_then(|m| m.parse().ok())
-    {
-        o.mode = m;
-    }
-    if let Some(z) = v
-        .get("zero_copy")
-        .and_then(|z| z.as_str())
-        .and_then(|z| parse_zero_copy(z).ok())
-    {
-        o.zero_copy = z;
-    }
-    if let Some(q) = v.get("xdp_queues").and_then(|q| q.as_u64()) {
-        o.queues = Some(q as u32);
-    }
-    o
-}
-
-/// Map an error opening the AF_XDP backend: what the operator must fix before
-/// anything is sent (privileges, interface, flags the interface cannot honour,
-/// another program on it) is bad input (exit 2); the rest is a runtime failure.
-pub fn open_error(iface: &str, e: prtip_xdp::XdpError) -> anyhow::Error {
-    use prtip_xdp::XdpError as E;
-    let msg = format!("AF_XDP backend on {iface}: {e}");
-    match e {
-        E::Permission { .. }
-        | E::NoSuchInterface { .. }
-        | E::InterfaceDown { .. }
-        | E::Config(_)
-        | E::Busy { .. }
-        | E::Unsupported { .. } => usage(msg),
-        _ => anyhow::anyhow!(msg),
+        let settings = XdpSettings {
+            mode: match self.mode {
+                None | Some(XdpModeArg::Native) => XdpMode::Native,
+                Some(XdpModeArg::Skb) => XdpMode::Skb,
+            },
+            zero_copy: match self.zero_copy {
+                None | Some(ZeroCopyArg::Auto) => ZeroCopy::Auto,
+                Some(ZeroCopyArg::On) => ZeroCopy::On,
+                Some(ZeroCopyArg::Off) => ZeroCopy::Off,
+            },
+            queues: self.queues,
+        };
+        Ok((backend, interface, settings))
     }
 }

@@ -1,17 +1,20 @@
 //! The classic BPF socket filter that lets only replies to our probes reach user
-//! space: IPv4 to our address, not a fragment, and either TCP or UDP to our
-//! source-port range, or an ICMP destination-unreachable / time-exceeded.
+//! space, compiled from the probe modules' [`ReplyFilter`]: IPv4 to our address,
+//! not a fragment, and TCP or UDP to our source-port range, or an ICMP
+//! destination-unreachable / time-exceeded — each only if a module asks for it.
 //!
-//! Owns: building that program and attaching it (SO_ATTACH_FILTER). Never reads frames.
+//! Owns: compiling that program and attaching it (SO_ATTACH_FILTER). Never reads frames.
 
+use crate::probe::ReplyFilter;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 // Classic BPF opcodes (linux/filter.h, linux/bpf_common.h).
 const LD: u16 = 0x00;
 const LDX: u16 = 0x01;
 const JMP: u16 = 0x05;
+const JA: u16 = 0x00;
 const RET: u16 = 0x06;
 const W: u16 = 0x00;
 const H: u16 = 0x08;
@@ -39,42 +42,124 @@ fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
     libc::sock_filter { code, jt, jf, k }
 }
 
-/// The reply filter for frames with an Ethernet header: accept IPv4 to `our_ip` that is
-/// TCP/UDP to a port in `[port_lo, port_hi)` or ICMP type 3/11; drop everything else.
+/// Where a jump goes, before the program is laid out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum To {
+    Next,
+    Ports,
+    Icmp,
+    Accept,
+    Drop,
+}
+
+enum Ins {
+    Stmt(u16, u32),
+    Jump(u16, u32, To, To),
+    Label(To),
+}
+
+/// Compile a module's [`ReplyFilter`] for frames with an Ethernet header: accept
+/// IPv4 to its address, not a fragment, and TCP/UDP (as it asks) to a destination
+/// port in its range, or ICMP destination-unreachable / time-exceeded if it asks
+/// for ICMP errors; drop everything else.
+///
+/// IPv6 replies need a program of their own, which this does not build yet: an
+/// IPv6 address is refused with an error that says so.
+pub fn compile(f: &ReplyFilter) -> io::Result<Vec<libc::sock_filter>> {
+    let IpAddr::V4(our) = f.our_addr else {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!(
+                "the AF_PACKET reply filter takes IPv4 replies only; {} is IPv6",
+                f.our_addr
+            ),
+        ));
+    };
+    let mut p = vec![
+        Ins::Stmt(LD | H | ABS, 12), // ethertype
+        Ins::Jump(JMP | JEQ | K, 0x0800, To::Next, To::Drop),
+        Ins::Stmt(LD | W | ABS, 30), // IPv4 destination
+        Ins::Jump(JMP | JEQ | K, u32::from(our), To::Next, To::Drop),
+        Ins::Stmt(LD | H | ABS, 20), // flags + fragment offset
+        Ins::Jump(JMP | JSET | K, 0x1fff, To::Drop, To::Next),
+        Ins::Stmt(LDX | B | MSH, 14), // X = IPv4 header length
+        Ins::Stmt(LD | B | ABS, 23),  // protocol
+    ];
+    if f.icmp_errors {
+        p.push(Ins::Jump(JMP | JEQ | K, 1, To::Icmp, To::Next));
+    }
+    if f.tcp {
+        p.push(Ins::Jump(JMP | JEQ | K, 6, To::Ports, To::Next));
+    }
+    if f.udp {
+        p.push(Ins::Jump(JMP | JEQ | K, 17, To::Ports, To::Next));
+    }
+    p.push(Ins::Jump(JMP | JA, 0, To::Drop, To::Drop));
+    if f.tcp || f.udp {
+        p.extend([
+            Ins::Label(To::Ports),
+            Ins::Stmt(LD | H | IND, 16), // L4 destination port (14 + 2)
+            Ins::Jump(JMP | JGE | K, f.ports.0 as u32, To::Next, To::Drop),
+            Ins::Jump(JMP | JGE | K, f.ports.1 as u32 + 1, To::Drop, To::Accept),
+        ]);
+    }
+    if f.icmp_errors {
+        p.extend([
+            Ins::Label(To::Icmp),
+            Ins::Stmt(LD | B | IND, 14), // ICMP type
+            Ins::Jump(JMP | JEQ | K, 3, To::Accept, To::Next),
+            Ins::Jump(JMP | JEQ | K, 11, To::Accept, To::Drop),
+        ]);
+    }
+    p.extend([
+        Ins::Label(To::Accept),
+        Ins::Stmt(RET | K, SNAPLEN),
+        Ins::Label(To::Drop),
+        Ins::Stmt(RET | K, 0),
+    ]);
+    // Lay out: labels take no room; jumps are relative to the next instruction.
+    let mut at = Vec::new();
+    let mut n = 0usize;
+    for i in &p {
+        match i {
+            Ins::Label(l) => at.push((*l, n)),
+            _ => n += 1,
+        }
+    }
+    let pos = |l: To, from: usize| -> u32 {
+        if l == To::Next {
+            return 0;
+        }
+        let to = at.iter().find(|(k, _)| *k == l).expect("label laid out").1;
+        (to - from - 1) as u32
+    };
+    let mut out = Vec::with_capacity(n);
+    for i in p {
+        let here = out.len();
+        match i {
+            Ins::Label(_) => {}
+            Ins::Stmt(code, k) => out.push(stmt(code, k)),
+            Ins::Jump(code, _, t, _) if code == JMP | JA => out.push(stmt(code, pos(t, here))),
+            Ins::Jump(code, k, t, f) => {
+                let (t, f) = (pos(t, here), pos(f, here));
+                out.push(jump(code, k, t as u8, f as u8))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The reply filter of the raw scan's modules (TCP SYN and UDP) from `our_ip`, for
+/// source ports `[port_lo, port_hi)`.
 pub fn reply_filter(our_ip: Ipv4Addr, port_lo: u16, port_hi: u16) -> Vec<libc::sock_filter> {
-    // Index of each instruction; jumps are relative to the next instruction.
-    const PORTS: u8 = 11;
-    const ICMP: u8 = 14;
-    const ACCEPT: u8 = 17;
-    const DROP: u8 = 18;
-    let rel = |from: u8, to: u8| to - from - 1;
-    vec![
-        /* 0 */ stmt(LD | H | ABS, 12), // ethertype
-        /* 1 */ jump(JMP | JEQ | K, 0x0800, 0, rel(1, DROP)),
-        /* 2 */ stmt(LD | W | ABS, 30), // IPv4 destination
-        /* 3 */ jump(JMP | JEQ | K, u32::from(our_ip), 0, rel(3, DROP)),
-        /* 4 */ stmt(LD | H | ABS, 20), // flags + fragment offset
-        /* 5 */ jump(JMP | JSET | K, 0x1fff, rel(5, DROP), 0),
-        /* 6 */ stmt(LDX | B | MSH, 14), // X = IPv4 header length
-        /* 7 */ stmt(LD | B | ABS, 23), // protocol
-        /* 8 */ jump(JMP | JEQ | K, 1, rel(8, ICMP), 0),
-        /* 9 */ jump(JMP | JEQ | K, 6, rel(9, PORTS), 0),
-        /* 10 */ jump(JMP | JEQ | K, 17, rel(10, PORTS), rel(10, DROP)),
-        /* 11 PORTS */ stmt(LD | H | IND, 16), // L4 destination port (14 + 2)
-        /* 12 */ jump(JMP | JGE | K, port_lo as u32, 0, rel(12, DROP)),
-        /* 13 */
-        jump(
-            JMP | JGE | K,
-            port_hi as u32,
-            rel(13, DROP),
-            rel(13, ACCEPT),
-        ),
-        /* 14 ICMP */ stmt(LD | B | IND, 14), // ICMP type
-        /* 15 */ jump(JMP | JEQ | K, 3, rel(15, ACCEPT), 0),
-        /* 16 */ jump(JMP | JEQ | K, 11, rel(16, ACCEPT), rel(16, DROP)),
-        /* 17 ACCEPT */ stmt(RET | K, SNAPLEN),
-        /* 18 DROP */ stmt(RET | K, 0),
-    ]
+    compile(&ReplyFilter {
+        our_addr: our_ip.into(),
+        ports: (port_lo, port_hi.saturating_sub(1)),
+        tcp: true,
+        udp: true,
+        icmp_errors: true,
+    })
+    .expect("an IPv4 filter compiles")
 }
 
 /// A filter that drops every frame (for send-only sockets).
@@ -137,6 +222,7 @@ mod tests {
                     Some(v) => x = (v & 0xf) * 4,
                     None => return 0,
                 },
+                c if c == JMP | JA => pc += i.k as usize,
                 c if c & 0x07 == JMP => {
                     let t = match c & 0xf0 {
                         JEQ => a == i.k,
@@ -201,5 +287,46 @@ mod tests {
         opt[40..42].copy_from_slice(&45000u16.to_be_bytes());
         assert_eq!(run(&p, &opt), SNAPLEN);
         assert_eq!(run(&drop_all(), &frame(6, us, 45000, 0, 0)), 0);
+    }
+
+    #[test]
+    fn compiles_only_what_the_modules_ask_for() {
+        let us = [198, 18, 0, 1];
+        let syn_only = ReplyFilter {
+            our_addr: Ipv4Addr::from(us).into(),
+            ports: (40960, 57343),
+            tcp: true,
+            udp: false,
+            icmp_errors: false,
+        };
+        let p = compile(&syn_only).unwrap();
+        assert_eq!(run(&p, &frame(6, us, 57343, 0, 0)), SNAPLEN);
+        assert_eq!(run(&p, &frame(17, us, 45000, 0, 0)), 0, "no UDP asked");
+        assert_eq!(run(&p, &frame(1, us, 0, 0, 3)), 0, "no ICMP asked");
+        let icmp_only = ReplyFilter {
+            tcp: false,
+            icmp_errors: true,
+            ..syn_only
+        };
+        let p = compile(&icmp_only).unwrap();
+        assert_eq!(run(&p, &frame(6, us, 45000, 0, 0)), 0);
+        assert_eq!(run(&p, &frame(1, us, 0, 0, 11)), SNAPLEN);
+        // Port 65535 as the top of the range still accepts it.
+        let top = ReplyFilter {
+            ports: (65000, 65535),
+            ..syn_only
+        };
+        assert_eq!(
+            run(&compile(&top).unwrap(), &frame(6, us, 65535, 0, 0)),
+            SNAPLEN
+        );
+        let v6 = ReplyFilter {
+            our_addr: "2001:db8::1".parse().unwrap(),
+            ..syn_only
+        };
+        assert!(compile(&v6)
+            .unwrap_err()
+            .to_string()
+            .contains("IPv4 replies only"));
     }
 }

@@ -5,8 +5,8 @@
 //! loops retry by themselves, so a walk position is one port and `total_probes` is
 //! targets × ports), ScanStarted / Resumed / Checkpoint / Paused / Finished / Sample
 //! events, obeying [`ScanControl`] (pause, hold, abort) and live [`Progress`]
-//! numbers. The timing comes from the plan and from `ScanSpec::extra_json` keys
-//! `connect_timeout_ms`, `max_parallelism`, `version_intensity`, `version_wait_ms`.
+//! numbers. The timing comes from the plan and from the spec's
+//! [`SocketSettings`](prtip_store::event::SocketSettings).
 //! Never opens the log or parses flags (the cli does).
 //!
 //! [`Progress`]: crate::scan::Progress
@@ -61,13 +61,13 @@ impl Tuning {
     /// parallelism from `max_parallelism`; detection from `version_intensity` and
     /// `version_wait_ms`.
     pub fn of(plan: &ScanPlan) -> Tuning {
-        let extra: serde_json::Value =
-            serde_json::from_str(&plan.spec.extra_json).unwrap_or(serde_json::Value::Null);
-        let get = |k: &str| extra.get(k).and_then(|v| v.as_u64());
+        let sockets = &plan.spec.sockets;
         let timeout = Duration::from_millis(
-            get("connect_timeout_ms").unwrap_or(plan.timing.wait_ms.clamp(500, 3000)),
+            sockets
+                .connect_timeout_ms
+                .unwrap_or(plan.timing.wait_ms.clamp(500, 3000)),
         );
-        let parallel = get("max_parallelism").map(|n| n.max(1) as usize);
+        let parallel = sockets.max_parallelism.map(|n| n.max(1) as usize);
         let t = plan.timing;
         let connect = ConnectOptions {
             timeout,
@@ -88,10 +88,10 @@ impl Tuning {
             ..UdpOptions::default()
         };
         let mut detect = DetectOptions::default();
-        if let Some(i) = get("version_intensity") {
-            detect.intensity = i.min(9) as u8;
+        if let Some(i) = sockets.version_intensity {
+            detect.intensity = i.min(9);
         }
-        if let Some(w) = get("version_wait_ms") {
+        if let Some(w) = sockets.version_wait_ms {
             detect.null_wait = Some(Duration::from_millis(w));
             detect.probe_wait = Some(Duration::from_millis(w));
         }

@@ -2,7 +2,7 @@
 //!
 //! Owns arithmetic only; never reads packets beyond the slices it is given.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// One's-complement sum of `data` as big-endian 16-bit words (odd tail padded with 0),
 /// not yet folded.
@@ -58,6 +58,35 @@ pub fn pseudo_header_v6(
     acc
 }
 
+/// Sum of the pseudo-header of either family: [`pseudo_header_v4`] or
+/// [`pseudo_header_v6`] by the addresses' family. Mixed families have no
+/// pseudo-header; `None` then.
+pub fn pseudo_header(src: IpAddr, dst: IpAddr, protocol: u8, length: u32) -> Option<u32> {
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => Some(pseudo_header_v4(
+            s,
+            d,
+            protocol,
+            u16::try_from(length).ok()?,
+        )),
+        (IpAddr::V6(s), IpAddr::V6(d)) => Some(pseudo_header_v6(s, d, protocol, length)),
+        _ => None,
+    }
+}
+
+/// Whether `segment` (checksum field included) sums to all ones over the
+/// pseudo-header of `src`/`dst` (either family).
+pub fn verify_l4(src: IpAddr, dst: IpAddr, protocol: u8, segment: &[u8]) -> bool {
+    pseudo_header(src, dst, protocol, segment.len() as u32)
+        .is_some_and(|ph| fold(fold(sum(segment)) as u32 + fold(ph) as u32) == 0xffff)
+}
+
+/// The checksum field value of `segment` (its checksum field zero) over the
+/// pseudo-header of `src`/`dst` (either family); `None` for mixed families.
+pub fn l4_checksum(src: IpAddr, dst: IpAddr, protocol: u8, segment: &[u8]) -> Option<u16> {
+    pseudo_header(src, dst, protocol, segment.len() as u32).map(|ph| finish(ph, segment))
+}
+
 /// RFC 1624 eqn. 3 for a checksum computed while some 16-bit words were zero:
 /// `base` is `!checksum` of that frame (the folded sum), `added` the sum of the
 /// words now written where zeros were. Returns the new checksum field value.
@@ -76,6 +105,48 @@ pub fn update_word(check: u16, old: u16, new: u16) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn either_family_pseudo_header_matches_the_per_family_one() {
+        let (s4, d4) = (Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 19, 0, 2));
+        assert_eq!(
+            pseudo_header(s4.into(), d4.into(), 6, 24),
+            Some(pseudo_header_v4(s4, d4, 6, 24))
+        );
+        let (s6, d6): (std::net::Ipv6Addr, std::net::Ipv6Addr) = (
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+        );
+        assert_eq!(
+            pseudo_header(s6.into(), d6.into(), 6, 70_000),
+            Some(pseudo_header_v6(s6, d6, 6, 70_000))
+        );
+        assert_eq!(pseudo_header(s4.into(), d6.into(), 6, 24), None);
+        assert_eq!(
+            pseudo_header(s4.into(), d4.into(), 6, 70_000),
+            None,
+            "no v4 jumbo"
+        );
+    }
+
+    #[test]
+    fn l4_checksum_then_verify_for_both_families() {
+        let mut seg = *b"\x9c\x40\x00\x50\xde\xad\xbe\xef\x00\x00\x00\x00\x60\x02\x04\x00\x00\x00\x00\x00\x02\x04\x05\xb4";
+        for (s, d) in [
+            ("198.18.0.1", "198.19.0.7"),
+            ("2001:db8::1", "2001:db8:0:1::7"),
+        ] {
+            let (s, d): (IpAddr, IpAddr) = (s.parse().unwrap(), d.parse().unwrap());
+            seg[16] = 0;
+            seg[17] = 0;
+            let c = l4_checksum(s, d, 6, &seg).unwrap();
+            seg[16..18].copy_from_slice(&c.to_be_bytes());
+            assert!(verify_l4(s, d, 6, &seg), "{s} -> {d}");
+            seg[5] ^= 1;
+            assert!(!verify_l4(s, d, 6, &seg), "{s} -> {d} corrupted");
+            seg[5] ^= 1;
+        }
+    }
 
     #[test]
     fn rfc1071_example() {

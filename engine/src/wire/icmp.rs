@@ -1,7 +1,10 @@
 //! ICMPv4 view (RFC 792): the messages a scanner reads (destination unreachable,
 //! time exceeded, echo) and the quoted header they carry.
 
-use super::{checksum, get_u16, set_u16, Result, WireError};
+use super::{
+    checksum, get_u16, set_u16, IpProtocol, Ipv4Packet, Result, TcpPacket, UdpPacket, WireError,
+};
+use std::net::Ipv4Addr;
 
 mod field {
     use super::super::Field;
@@ -94,6 +97,65 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv4Packet<T> {
         set_u16(self.buffer.as_mut(), field::CHECKSUM, 0);
         let c = checksum::finish(0, self.buffer.as_ref());
         set_u16(self.buffer.as_mut(), field::CHECKSUM, c);
+    }
+}
+
+/// Bytes of the quoted datagram's payload an ICMP error carries at least (RFC 792).
+pub const QUOTED_L4_LEN: usize = 8;
+
+/// The datagram an ICMP error quotes, read through the IPv4 and TCP/UDP views
+/// (as smoltcp's `icmpv4::Repr::DstUnreachable` reads its `header` and `data`):
+/// the quoted IPv4 header in full and the first 8 bytes of its payload, which
+/// hold the ports and, for TCP, the sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4Quote {
+    /// Source of the quoted datagram (us, for a reply to our probe).
+    pub src_addr: Ipv4Addr,
+    /// Its destination (the target).
+    pub dst_addr: Ipv4Addr,
+    /// Its protocol.
+    pub protocol: IpProtocol,
+    /// Its IPv4 identification.
+    pub ident: u16,
+    /// Its source port (TCP and UDP; 0 otherwise).
+    pub src_port: u16,
+    /// Its destination port (TCP and UDP; 0 otherwise).
+    pub dst_port: u16,
+    /// Its TCP sequence number (TCP only).
+    pub seq_number: Option<u32>,
+}
+
+impl Ipv4Quote {
+    /// Read a quote: the IPv4 header must be whole and followed by at least
+    /// [`QUOTED_L4_LEN`] bytes.
+    pub fn parse(quote: &[u8]) -> Result<Ipv4Quote> {
+        let ip = Ipv4Packet::new_quoted(quote)?;
+        let l4 = ip.payload();
+        if l4.len() < QUOTED_L4_LEN {
+            return Err(WireError::Truncated);
+        }
+        // Only the first 8 bytes are read: ports (and the sequence number) lie there.
+        let l4 = &l4[..QUOTED_L4_LEN];
+        let (src_port, dst_port, seq_number) = match ip.protocol() {
+            IpProtocol::Tcp => {
+                let t = TcpPacket::new_unchecked(l4);
+                (t.src_port(), t.dst_port(), Some(t.seq_number()))
+            }
+            IpProtocol::Udp => {
+                let u = UdpPacket::new_unchecked(l4);
+                (u.src_port(), u.dst_port(), None)
+            }
+            _ => (0, 0, None),
+        };
+        Ok(Ipv4Quote {
+            src_addr: ip.src_addr(),
+            dst_addr: ip.dst_addr(),
+            protocol: ip.protocol(),
+            ident: ip.ident(),
+            src_port,
+            dst_port,
+            seq_number,
+        })
     }
 }
 
@@ -249,6 +311,41 @@ mod tests {
         r.emit(&mut Icmpv4Packet::new_unchecked(&mut buf[..]))
             .unwrap();
         assert_eq!(buf, MSG);
+    }
+
+    #[test]
+    fn quote_reads_through_the_ipv4_and_tcp_views() {
+        let p = Icmpv4Packet::new_checked(&MSG[..]).unwrap();
+        let Icmpv4Repr::DstUnreachable { quote, .. } = Icmpv4Repr::parse(&p).unwrap() else {
+            panic!()
+        };
+        let q = Ipv4Quote::parse(quote).unwrap();
+        assert_eq!(
+            q,
+            Ipv4Quote {
+                src_addr: Ipv4Addr::new(198, 18, 0, 1),
+                dst_addr: Ipv4Addr::new(198, 19, 0, 7),
+                protocol: IpProtocol::Tcp,
+                ident: 0x1234,
+                src_port: 40000,
+                dst_port: 80,
+                seq_number: Some(0xdead_beef),
+            }
+        );
+        // Cut inside the 8 bytes, inside the header, or not IPv4: refused.
+        assert_eq!(Ipv4Quote::parse(&quote[..27]), Err(WireError::Truncated));
+        assert_eq!(Ipv4Quote::parse(&quote[..19]), Err(WireError::Truncated));
+        let mut v6 = quote.to_vec();
+        v6[0] = 0x65;
+        assert_eq!(Ipv4Quote::parse(&v6), Err(WireError::Malformed));
+        // A UDP quote has no sequence number.
+        let mut udp = quote.to_vec();
+        udp[9] = 17;
+        let q = Ipv4Quote::parse(&udp).unwrap();
+        assert_eq!(
+            (q.protocol, q.dst_port, q.seq_number),
+            (IpProtocol::Udp, 80, None)
+        );
     }
 
     #[test]

@@ -94,6 +94,24 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         }
         Ok(p)
     }
+    /// Wrap the datagram an ICMP error quotes: version 4 and the whole header
+    /// present, but the payload may be cut short of the total length (RFC 792
+    /// quotes the header and 8 bytes). [`Ipv4Packet::payload`] then ends at the
+    /// buffer's end.
+    pub fn new_quoted(buffer: T) -> Result<Self> {
+        let p = Ipv4Packet { buffer };
+        let b = p.buffer.as_ref();
+        if b.len() < HEADER_LEN {
+            return Err(WireError::Truncated);
+        }
+        if p.version() != 4 || p.header_len() < HEADER_LEN {
+            return Err(WireError::Malformed);
+        }
+        if b.len() < p.header_len() {
+            return Err(WireError::Truncated);
+        }
+        Ok(p)
+    }
     /// Version nibble.
     pub fn version(&self) -> u8 {
         self.buffer.as_ref()[field::VER_IHL] >> 4

@@ -1,6 +1,7 @@
 //! Typed views over packet bytes, in the style of smoltcp's `wire` module.
 //!
-//! Owns: byte layouts of Ethernet, ARP, IPv4, IPv6, TCP, UDP and ICMPv4 headers, the
+//! Owns: byte layouts of Ethernet, ARP, IPv4, IPv6, TCP, UDP and ICMPv4 headers and
+//! of IPv6 Neighbor Discovery's solicitation and advertisement, the
 //! Internet checksum (full and incremental, RFC 1071 / RFC 1624). Never touches
 //! sockets, time or scan state.
 //!
@@ -16,14 +17,16 @@ pub mod ethernet;
 pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
+pub mod ndp;
 pub mod tcp;
 pub mod udp;
 
 pub use arp::ArpPacket;
 pub use ethernet::{EtherType, EthernetAddress, EthernetFrame, EthernetRepr};
-pub use icmp::{Icmpv4Packet, Icmpv4Repr};
+pub use icmp::{Icmpv4Packet, Icmpv4Repr, Ipv4Quote};
 pub use ipv4::{IpProtocol, Ipv4Packet, Ipv4Repr};
 pub use ipv6::{Ipv6Packet, Ipv6Repr};
+pub use ndp::{NdpPacket, NdpRepr};
 pub use tcp::{TcpFlags, TcpPacket, TcpRepr};
 pub use udp::{UdpPacket, UdpRepr};
 

@@ -121,6 +121,10 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len()..]
     }
+    /// Whether the checksum over the pseudo-header of `src`/`dst` (either family) is right.
+    pub fn verify_checksum(&self, src: std::net::IpAddr, dst: std::net::IpAddr) -> bool {
+        checksum::verify_l4(src, dst, 6, self.buffer.as_ref())
+    }
     /// Whether the checksum over an IPv4 pseudo-header is right.
     pub fn verify_checksum_v4(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
         let b = self.buffer.as_ref();
@@ -169,6 +173,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     pub fn options_mut(&mut self) -> &mut [u8] {
         let hl = self.header_len();
         &mut self.buffer.as_mut()[field::OPTIONS..hl]
+    }
+    /// Compute and store the checksum over the pseudo-header of `src`/`dst` (either
+    /// family; mixed families leave it zero).
+    pub fn fill_checksum(&mut self, src: std::net::IpAddr, dst: std::net::IpAddr) {
+        self.set_checksum(0);
+        let c = checksum::l4_checksum(src, dst, 6, self.buffer.as_ref()).unwrap_or(0);
+        self.set_checksum(c);
     }
     /// Compute and store the checksum over an IPv4 pseudo-header (whole buffer is the segment).
     pub fn fill_checksum_v4(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {

@@ -65,6 +65,12 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         let end = (self.len() as usize).clamp(HEADER_LEN, b.len());
         &b[HEADER_LEN..end]
     }
+    /// Whether the checksum over the pseudo-header of `src`/`dst` (either family) is
+    /// right (a zero field over IPv4 means "not computed" and passes).
+    pub fn verify_checksum(&self, src: std::net::IpAddr, dst: std::net::IpAddr) -> bool {
+        (src.is_ipv4() && self.checksum() == 0)
+            || checksum::verify_l4(src, dst, 17, self.buffer.as_ref())
+    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
@@ -87,6 +93,19 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
     /// Mutable payload.
     pub fn payload_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[HEADER_LEN..]
+    }
+    /// Compute and store the checksum over the pseudo-header of `src`/`dst` (either
+    /// family; 0 is sent as 0xffff; mixed families leave it zero).
+    pub fn fill_checksum(&mut self, src: std::net::IpAddr, dst: std::net::IpAddr) {
+        self.set_checksum(0);
+        let c = checksum::l4_checksum(src, dst, 17, self.buffer.as_ref()).map(|c| {
+            if c == 0 {
+                0xffff
+            } else {
+                c
+            }
+        });
+        self.set_checksum(c.unwrap_or(0));
     }
     /// Compute and store the checksum over an IPv4 pseudo-header (0 is sent as 0xffff).
     pub fn fill_checksum_v4(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {

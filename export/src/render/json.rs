@@ -4,7 +4,7 @@
 //! added, none is renamed or removed without a new major version.
 
 use super::{Render, Totals};
-use crate::escape::{clean_text, printable_bytes};
+use crate::escape::{clean_text, json_banner};
 use crate::{ExportError, Host, ReportMeta};
 use serde::Serialize;
 use std::borrow::Cow;
@@ -38,7 +38,8 @@ struct Line<'a> {
     extra: Option<Cow<'a, str>>,
     confidence: Option<f32>,
     method: Option<Cow<'a, str>>,
-    banner: Option<String>,
+    banner: Option<Cow<'a, str>>,
+    banner_escaped: Option<bool>,
 }
 
 fn non_empty(s: &str) -> Option<Cow<'_, str>> {
@@ -55,6 +56,7 @@ impl Render for JsonRender {
         let ip = host.addr().to_string();
         for r in &host.rows {
             let s = r.service.as_ref();
+            let banner = r.banner.as_deref().map(json_banner);
             self.time.clear();
             self.clock.write(r.time_us, &mut self.time);
             let line = Line {
@@ -75,7 +77,8 @@ impl Render for JsonRender {
                 extra: s.and_then(|s| non_empty(&s.extra)),
                 confidence: s.map(|s| s.confidence),
                 method: s.and_then(|s| non_empty(&s.method)),
-                banner: r.banner.as_deref().map(printable_bytes),
+                banner_escaped: banner.as_ref().map(|b| b.1),
+                banner: banner.map(|b| b.0),
             };
             serde_json::to_writer(&mut self.buf, &line).map_err(std::io::Error::other)?;
             self.buf.push(b'\n');
@@ -89,10 +92,22 @@ impl Render for JsonRender {
 
     fn finish(
         &mut self,
-        _: &ReportMeta,
+        meta: &ReportMeta,
         _: &Totals,
         out: &mut dyn Write,
     ) -> Result<(), ExportError> {
+        // A scan that did not complete ends with one line that is not a result row:
+        // `{"scan_id":7,"status":"paused","progress":0.146,"note":"paused at 14.6%: ..."}`.
+        if let Some(note) = meta.incomplete_note() {
+            let line = serde_json::json!({
+                "scan_id": meta.scan_id,
+                "status": meta.status,
+                "progress": (meta.progress * 1000.0).round() / 1000.0,
+                "note": note,
+            });
+            serde_json::to_writer(&mut self.buf, &line).map_err(std::io::Error::other)?;
+            self.buf.push(b'\n');
+        }
         out.write_all(&self.buf)?;
         self.buf.clear();
         Ok(())
@@ -131,7 +146,8 @@ mod tests {
                 "state": "open", "reason": "syn-ack", "ttl": 64, "rtt_us": 250,
                 "time": "2025-11-25T14:15:00.000022Z", "time_us": 1_764_080_100_000_022u64,
                 "service": "ssh", "product": "OpenSSH", "version": "9.2p1", "extra": null,
-                "confidence": 1.0, "method": "probe", "banner": "SSH-2.0-x\\x0d\\x0a"
+                "confidence": 1.0, "method": "probe", "banner": "SSH-2.0-x\r\n",
+                "banner_escaped": false
             })
         );
         assert_eq!(lines[1]["state"], "closed");

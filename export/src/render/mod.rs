@@ -79,18 +79,16 @@ pub(crate) fn version_string(s: &ServiceInfo) -> String {
     clean_text(&v).into_owned()
 }
 
-/// The service conventionally found on `port` (prtip-services' port table:
-/// `22/tcp` → `ssh`), what nmap prints from its services file when nothing was
-/// detected. Presentation only: never written to a log as a `Service` event.
+/// The service conventionally found on `port` (prtip's one port table,
+/// [`prtip_services::port_table`]: `22/tcp` → `ssh`, `7/udp` → `echo`), what nmap
+/// prints from its services file when nothing was detected. Presentation only:
+/// never written to a log as a `Service` event.
 pub fn table_service(port: u16, proto: Protocol) -> Option<&'static str> {
-    static DB: std::sync::OnceLock<prtip_services::ProbeDb> = std::sync::OnceLock::new();
     let transport = match proto {
         Protocol::Tcp => prtip_services::Transport::Tcp,
         Protocol::Udp => prtip_services::Transport::Udp,
     };
-    DB.get_or_init(prtip_services::ProbeDb::builtin)
-        .port_service(port, transport)
-        .map(|s| s.name.as_str())
+    prtip_services::port_table::service_name(port, transport)
 }
 
 /// The service name to print for a row: the detected one, else the port
@@ -108,16 +106,28 @@ pub(crate) fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// The trailer line shared by the text and greppable formats.
+/// The trailer line shared by the text and greppable formats: nmap's `scanned in`
+/// for a completed scan; for any other, where it stopped (`paused at 14.6%`) and
+/// that the results are partial.
 pub(crate) fn done_line(meta: &ReportMeta, totals: &Totals) -> String {
     let scanned = meta.total_targets.max(totals.hosts);
-    format!(
-        "# prtip done at {} -- {} ({}) scanned in {:.2} seconds\n",
-        crate::ctime(meta.ended_us.unwrap_or(meta.generated_us)),
+    let when = crate::ctime(meta.ended_us.unwrap_or(meta.generated_us));
+    let hosts = format!(
+        "{} ({})",
         plural(scanned, "IP address", "IP addresses"),
-        plural(totals.hosts_up, "host up", "hosts up"),
-        meta.elapsed_secs()
-    )
+        plural(totals.hosts_up, "host up", "hosts up")
+    );
+    match meta.incomplete_note() {
+        None => format!(
+            "# prtip done at {when} -- {hosts} scanned in {:.2} seconds\n",
+            meta.elapsed_secs()
+        ),
+        Some(note) => format!(
+            "# prtip {} on {when} -- {hosts}, {:.2} seconds; {note}\n",
+            meta.status_words(),
+            meta.elapsed_secs()
+        ),
+    }
 }
 
 /// The header line shared by the text and greppable formats.
@@ -158,5 +168,37 @@ pub(crate) mod testutil {
 
     pub fn run_str(format: Format, rows: Vec<ResultRow>) -> String {
         String::from_utf8(run(format, rows)).unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::run_str;
+    use crate::synthetic::row;
+    use crate::Format;
+    use prtip_store::{PortState, Protocol};
+
+    #[test]
+    fn exports_and_port_lists_name_ports_from_the_one_table() {
+        // 7/udp was "unknown" in exports while `-p echo` knew it (two tables).
+        let mut r = row([198, 19, 0, 2], 7, PortState::Open, None, None);
+        r.proto = Protocol::Udp;
+        let text = run_str(Format::Text, vec![r]);
+        assert!(text.contains("7/udp open  echo\n"), "{text}");
+        for (port, proto) in [
+            (7, Protocol::Udp),
+            (22, Protocol::Tcp),
+            (8080, Protocol::Tcp),
+        ] {
+            let t = match proto {
+                Protocol::Tcp => prtip_services::Transport::Tcp,
+                Protocol::Udp => prtip_services::Transport::Udp,
+            };
+            let name = super::table_service(port, proto).unwrap();
+            assert_eq!(
+                prtip_services::port_table::service_port(name, t),
+                Some(port)
+            );
+        }
     }
 }

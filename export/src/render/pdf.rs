@@ -430,8 +430,13 @@ impl PdfRender {
             cmd_lines[1].truncate(84);
             cmd_lines[1].push_str(" ...");
         }
-        let mut lines: Vec<(&str, String)> =
-            vec![("Scan", format!("#{} ({})", meta.scan_id, meta.status))];
+        let mut lines: Vec<(&str, String)> = vec![(
+            "Scan",
+            format!("#{} ({})", meta.scan_id, meta.status_words()),
+        )];
+        if let Some(note) = meta.incomplete_note() {
+            lines.push(("Partial", note));
+        }
         for (i, c) in cmd_lines.iter().enumerate() {
             lines.push((if i == 0 { "Command" } else { "" }, c.clone()));
         }

@@ -3,8 +3,12 @@
 //!
 //! `scanner="nmap"` is what the DTD allows; `args` holds prtip's command line and
 //! `version` prtip's version, and a comment at the top names prtip. Remote strings
-//! are cleaned of characters XML forbids and escaped; banners go into a
-//! `<script id="banner">` element like nmap's banner script.
+//! are cleaned of characters XML forbids and escaped. Banners go into an XML comment
+//! in their `<port>` (`<!-- banner: ... -->`), not into a `<script>` element: ndiff
+//! 7.93 crashes on a port whose script output differs between two scans while its
+//! service columns do not (`'>' not supported between instances of 'list' and
+//! 'int'`), which two `-sV` scans of an HTTP server always produce (the `Date:`
+//! header). nmap's tools and libraries skip comments.
 
 use super::{Render, Totals};
 use crate::escape::{display_banner, excerpt, xml_escape, xml_text};
@@ -133,13 +137,30 @@ fn port_xml(b: &mut String, r: &ResultRow) {
         let _ = write!(b, "<service name=\"{name}\" method=\"table\" conf=\"3\"/>");
     }
     if let Some(banner) = r.banner.as_deref() {
-        let _ = write!(
-            b,
-            "<script id=\"banner\" output=\"{}\"/>",
-            xml_escape(&excerpt(display_banner(banner), banner.len(), 512))
-        );
+        let text = excerpt(display_banner(banner), banner.len(), 512);
+        let _ = write!(b, "<!-- banner: {} -->", comment_safe(&text));
     }
     b.push_str("</port>\n");
+}
+
+/// Printable-escaped text (from [`display_banner`]) made legal inside an XML comment,
+/// which may not hold `--` nor end with `-`: the second `-` of each pair and a last
+/// `-` become `\x2d`, the escape `display_banner` uses for any byte (so the banner
+/// still decodes losslessly).
+fn comment_safe(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut prev_dash = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '-' && (prev_dash || chars.peek().is_none()) {
+            out.push_str("\\x2d");
+            prev_dash = false;
+        } else {
+            out.push(c);
+            prev_dash = c == '-';
+        }
+    }
+    out
 }
 
 impl Render for XmlRender {
@@ -248,22 +269,36 @@ impl Render for XmlRender {
     ) -> Result<(), ExportError> {
         let total = meta.total_targets.max(totals.hosts);
         let end_us = meta.ended_us.unwrap_or(meta.generated_us);
-        let summary = format!(
-            "prtip done at {}; {} ({}) scanned in {:.2} seconds",
-            crate::ctime(end_us),
+        let hosts = format!(
+            "{} ({})",
             super::plural(total, "IP address", "IP addresses"),
             super::plural(totals.hosts_up, "host up", "hosts up"),
-            meta.elapsed_secs()
         );
-        let exit = if meta.status == "failed" {
-            "error"
-        } else {
-            "success"
+        // nmap writes exit="error" with an errormsg when a scan did not run to its end;
+        // a paused or killed scan's partial results say so the same way.
+        let (summary, exit) = match meta.incomplete_note() {
+            None => (
+                format!(
+                    "prtip done at {}; {hosts} scanned in {:.2} seconds",
+                    crate::ctime(end_us),
+                    meta.elapsed_secs()
+                ),
+                String::from("exit=\"success\""),
+            ),
+            Some(note) => (
+                format!(
+                    "prtip {} on {}; {hosts}, {:.2} seconds",
+                    meta.status_words(),
+                    crate::ctime(end_us),
+                    meta.elapsed_secs()
+                ),
+                format!("exit=\"error\" errormsg=\"{}\"", xml_text(&note)),
+            ),
         };
         let mut b = String::new();
         let _ = writeln!(
             b,
-            "<runstats><finished time=\"{}\" timestr=\"{}\" summary=\"{}\" elapsed=\"{:.2}\" exit=\"{exit}\"/><hosts up=\"{}\" down=\"{}\" total=\"{total}\"/>\n</runstats>\n</nmaprun>",
+            "<runstats><finished time=\"{}\" timestr=\"{}\" summary=\"{}\" elapsed=\"{:.2}\" {exit}/><hosts up=\"{}\" down=\"{}\" total=\"{total}\"/>\n</runstats>\n</nmaprun>",
             end_us / 1_000_000,
             crate::ctime(end_us),
             xml_text(&summary),
@@ -317,10 +352,27 @@ mod tests {
         assert!(out.contains(
             "<service name=\"http\" product=\"&quot;/&gt;&lt;evil a=&quot;\" version=\"\\x01\" method=\"probed\" conf=\"10\"/>"
         ));
-        assert!(out.contains(
-            "<script id=\"banner\" output=\"&lt;script&gt;alert(1)&lt;/script&gt;\\x00x\"/>"
-        ));
+        assert!(out.contains("<!-- banner: <script>alert(1)</script>\\x00x --></port>"));
+        assert!(!out.contains("<script id="));
         assert!(out.ends_with("</nmaprun>\n"));
+    }
+
+    #[test]
+    fn banners_cannot_close_their_comment() {
+        assert_eq!(comment_safe("a--b---c -->"), "a-\\x2db-\\x2d-c -\\x2d>");
+        assert_eq!(comment_safe("ends-"), "ends\\x2d");
+        let rows = vec![row(
+            [198, 19, 0, 2],
+            80,
+            PortState::Open,
+            None,
+            Some(b"x -->< y-"),
+        )];
+        let out = run_str(Format::Xml, rows);
+        assert!(
+            out.contains("<!-- banner: x -\\x2d>< y\\x2d --></port>"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -330,17 +382,18 @@ mod tests {
             row([198, 19, 0, 2], 23, PortState::Closed, None, None),
             row([198, 19, 0, 2], 8080, PortState::Open, None, None),
             // no table entry: no <service> at all
-            row([198, 19, 0, 2], 31337, PortState::Closed, None, None),
+            row([198, 19, 0, 2], 47999, PortState::Closed, None, None),
         ];
         let xml = run_str(Format::Xml, rows.clone());
         assert!(xml.contains("portid=\"22\"><state state=\"open\" reason=\"syn-ack\" reason_ttl=\"64\"/><service name=\"ssh\" method=\"table\" conf=\"3\"/></port>"), "{xml}");
-        assert!(xml.contains("<service name=\"http\" method=\"table\" conf=\"3\"/>"));
+        // 8080/tcp is http-proxy in the one port table, as in nmap-services.
+        assert!(xml.contains("portid=\"8080\"><state state=\"open\" reason=\"syn-ack\" reason_ttl=\"64\"/><service name=\"http-proxy\" method=\"table\" conf=\"3\"/>"), "{xml}");
         assert!(xml.contains("<service name=\"telnet\" method=\"table\" conf=\"3\"/>"));
-        assert!(xml.contains("portid=\"31337\"><state state=\"closed\" reason=\"reset\" reason_ttl=\"64\"/></port>"), "{xml}");
+        assert!(xml.contains("portid=\"47999\"><state state=\"closed\" reason=\"reset\" reason_ttl=\"64\"/></port>"), "{xml}");
         let grep = run_str(Format::Grep, rows.clone());
-        assert!(grep.contains("22/open/tcp//ssh///, 23/closed/tcp//telnet///, 8080/open/tcp//http///, 31337/closed/tcp/////"), "{grep}");
+        assert!(grep.contains("22/open/tcp//ssh///, 23/closed/tcp//telnet///, 8080/open/tcp//http-proxy///, 47999/closed/tcp/////"), "{grep}");
         let text = run_str(Format::Text, rows);
         assert!(text.contains("22/tcp    open   ssh\n"), "{text}");
-        assert!(text.contains("31337/tcp closed unknown\n"), "{text}");
+        assert!(text.contains("47999/tcp closed unknown\n"), "{text}");
     }
 }

@@ -19,7 +19,7 @@ pub fn spec() -> ScanSpec {
         targets: vec!["198.19.0.0/28".into()],
         ports: "T:1-1000".into(),
         service_detection: true,
-        rate: 10_000,
+        rate_mpps: 10_000_000,
         seed: 7,
         interface: Some("prtip-s0".into()),
         wait_ms: 1000,

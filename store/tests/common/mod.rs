@@ -31,7 +31,7 @@ pub fn spec() -> ScanSpec {
         excludes: vec!["198.19.0.255".into()],
         ports: "T:22,80,443,U:53".into(),
         service_detection: true,
-        rate: 100_000,
+        rate_mpps: 100_000_000,
         seed: 42,
         interface: Some("prtip-s0".into()),
         source: Some(Ipv4Addr::new(198, 18, 0, 1).into()),

@@ -1,4 +1,4 @@
-//! What the process may do: its capabilities, read and dropped in one place.
+//! What this process may do: the one place that checks and drops capabilities.
 //!
 //! A SYN scan needs CAP_NET_RAW (AF_PACKET), CAP_NET_ADMIN and CAP_BPF for
 //! `--xdp`; a connect scan (`-sT`, and `-sV` on it: io_uring and ordinary
@@ -16,6 +16,23 @@
 //! frames on any interface the user names (`-e`), attach XDP programs — but
 //! not read other users' files or scans (their homes are 0700). Grant it only
 //! on machines whose users may scan.
+
+/// Capability bit of CAP_NET_RAW (raw and packet sockets).
+pub const CAP_NET_RAW: u32 = 13;
+
+/// Whether this process holds capability `bit` in its effective set.
+pub fn has_capability(bit: u32) -> bool {
+    capget().is_ok_and(|d| d[(bit / 32) as usize].effective & (1 << (bit % 32)) != 0)
+}
+
+/// The message for a missing CAP_NET_RAW.
+pub fn privilege_message() -> String {
+    "prtip scan -sS sends raw packets and needs CAP_NET_RAW, which this process does not have.\n  \
+     Run it as root (sudo prtip scan ...), or grant the capability once:\n    \
+     sudo setcap cap_net_raw,cap_net_admin+eip \"$(command -v prtip)\"\n  \
+     A connect scan (-sT) needs no privilege."
+        .to_string()
+}
 
 /// Capabilities a root process keeps after [`drop_network_privileges`]:
 /// CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER.
@@ -51,11 +68,6 @@ fn capget() -> std::io::Result<[CapData; 2]> {
     } else {
         Err(std::io::Error::last_os_error())
     }
-}
-
-/// Whether this thread holds capability `bit` in its effective set.
-pub fn has(bit: u32) -> bool {
-    capget().is_ok_and(|d| d[(bit / 32) as usize].effective & (1 << (bit % 32)) != 0)
 }
 
 /// Drop every capability of the calling thread except [`FILE_CAPS`] (effective,
@@ -104,9 +116,9 @@ mod tests {
             assert_eq!(after[0].effective, before[0].permitted & FILE_CAPS);
             assert_eq!(after[1].effective, 0);
             assert_eq!(after[0].permitted & !FILE_CAPS, 0);
-            assert!(!has(13), "CAP_NET_RAW");
-            assert!(!has(12), "CAP_NET_ADMIN");
-            assert!(!has(39), "CAP_BPF");
+            assert!(!has_capability(13), "CAP_NET_RAW");
+            assert!(!has_capability(12), "CAP_NET_ADMIN");
+            assert!(!has_capability(39), "CAP_BPF");
         })
         .join()
         .unwrap();

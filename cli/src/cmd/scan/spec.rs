@@ -1,0 +1,325 @@
+//! From flags to a `ScanSpec`: every default and every conflict between flags
+//! in one place. Nothing is sent and nothing is written here; bad input is a
+//! [`UsageError`] naming the flag and the value.
+
+use super::args::{Args, BackendArg};
+use crate::UsageError;
+use prtip_engine::pacing;
+use prtip_engine::permutation::parse_shard;
+use prtip_engine::ports::PortList;
+use prtip_engine::scan::ScanPlan;
+use prtip_engine::targets::{read_list_file, resolve_system, TargetSet};
+use prtip_engine::wire::EthernetAddress;
+use prtip_store::event::{
+    now_us, Addr, BackendKind, HostName, OutputSpec, Protocol, ScanSpec, ScanType, SocketSettings,
+};
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(msg.into()))
+}
+
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(now_us());
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// Turn the flags into a spec (no packet sent, no file written).
+pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
+    super::checks::check(args)?;
+    let mut targets = args.targets.clone();
+    let mut listed = Vec::new();
+    if let Some(p) = &args.input_list {
+        listed = read_list_file(p).map_err(|e| usage(e.to_string()))?;
+        targets.extend(listed.iter().cloned());
+    }
+    if targets.is_empty() {
+        return Err(usage(
+            "no targets given: name addresses, CIDR blocks, ranges or host names, or use -iL FILE",
+        ));
+    }
+    let mut excludes: Vec<String> = args
+        .exclude
+        .iter()
+        .flat_map(|e| e.split(','))
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    for f in &args.excludefile {
+        excludes.extend(read_list_file(f).map_err(|e| usage(e.to_string()))?);
+    }
+    // Resolve names once; the answers go into the spec (and the log).
+    let set = TargetSet::build(&targets, &excludes, &mut resolve_system).map_err(|e| {
+        let msg = e.to_string();
+        // A name from -iL that did not resolve: say where it came from.
+        let from = args.input_list.as_ref().and_then(|f| {
+            let t = listed.iter().find(|t| msg.contains(t.as_str()))?;
+            let line = super::checks::list_line(f, t)?;
+            Some(format!(" (-iL {} line {line})", f.display()))
+        });
+        usage(msg + &from.unwrap_or_default())
+    })?;
+    let resolved: Vec<HostName> = set
+        .resolved
+        .iter()
+        .map(|r| HostName {
+            name: r.name.clone(),
+            addr: Addr::from(r.addr),
+        })
+        .collect();
+
+    let mut scan_type = None;
+    let mut service_detection = false;
+    for s in &args.scan {
+        let t = match s.as_str() {
+            "S" => ScanType::Syn,
+            "T" => ScanType::Connect,
+            "U" => ScanType::Udp,
+            "V" => {
+                service_detection = true;
+                continue;
+            }
+            other => return Err(usage(format!("unknown scan type -s{other}: use -sS (SYN), -sT (connect), -sU (UDP), -sV (service detection)"))),
+        };
+        if scan_type.is_some_and(|p| p != t) {
+            return Err(usage(format!("-s{s} given together with another scan type: prtip runs one of -sS, -sT, -sU per scan")));
+        }
+        scan_type = Some(t);
+    }
+    let scan_type = scan_type.unwrap_or(ScanType::Syn);
+    let default_proto = if scan_type == ScanType::Udp {
+        Protocol::Udp
+    } else {
+        Protocol::Tcp
+    };
+    let chosen = [args.ports.is_some(), args.top_ports.is_some(), args.fast]
+        .iter()
+        .filter(|b| **b)
+        .count();
+    if chosen > 1 {
+        return Err(usage("give only one of -p, --top-ports and -F"));
+    }
+    let ports = if let Some(p) = &args.ports {
+        PortList::parse(p, default_proto).map_err(|e| usage(e.to_string()))?
+    } else if let Some(n) = args.top_ports {
+        if n == 0 {
+            return Err(usage(
+                "--top-ports 0 selects no ports: give a number from 1 to 65536",
+            ));
+        }
+        PortList::top(n, &[default_proto])
+    } else if args.fast {
+        PortList::fast(&[default_proto])
+    } else {
+        PortList::top(1000, &[default_proto])
+    };
+    match scan_type {
+        ScanType::Syn | ScanType::Connect if !ports.udp.is_empty() => {
+            return Err(usage(format!(
+                "UDP ports (U:) given for a TCP scan: use -sU for UDP ports ({})",
+                ports.canonical()
+            )))
+        }
+        ScanType::Udp if !ports.tcp.is_empty() => {
+            return Err(usage(format!(
+                "TCP ports (T:) given for -sU: use -sS or -sT for TCP ports ({})",
+                ports.canonical()
+            )))
+        }
+        _ => {}
+    }
+
+    let timing = args.timing.unwrap_or(3);
+    let t = pacing::timing(timing)
+        .ok_or_else(|| usage(format!("-T{timing}: timing templates are -T0 to -T5")))?;
+    let rate_mpps = match &args.rate {
+        Some(r) => pacing::parse_rate(r).ok_or_else(|| {
+            usage(format!(
+                "bad --rate \"{r}\": give probes per second, e.g. 50000, 2.5, 100k, 1M"
+            ))
+        })?,
+        None => t.rate_mpps,
+    };
+    let max_rate_mpps = match &args.max_rate {
+        Some(r) => pacing::parse_rate(r).ok_or_else(|| {
+            usage(format!(
+                "bad --max-rate \"{r}\": give probes per second, e.g. 100000"
+            ))
+        })?,
+        None => 0,
+    };
+    let wait_ms = match &args.wait {
+        Some(w) => pacing::parse_duration_ms(w).ok_or_else(|| {
+            usage(format!(
+                "bad --wait \"{w}\": give seconds (3) or a duration (500ms, 2s, 1m)"
+            ))
+        })?,
+        None => t.wait_ms,
+    };
+    let checkpoint_every_ms = match &args.checkpoint_interval {
+        Some(w) => pacing::parse_duration_ms(w).ok_or_else(|| {
+            usage(format!(
+                "bad --checkpoint-interval \"{w}\": give a duration (500ms, 1s)"
+            ))
+        })?,
+        None => 1000,
+    };
+    let (shard_index, shard_count) = match &args.shard {
+        Some(s) => {
+            parse_shard(&crate::cmd::merge::shard_arg(s)?).map_err(|e| usage(e.to_string()))?
+        }
+        None => (0, 1),
+    };
+    let source = match &args.source {
+        Some(s) => {
+            Some(Addr::from(s.parse::<Ipv4Addr>().map_err(|_| {
+                usage(format!("bad -S \"{s}\": give an IPv4 address"))
+            })?))
+        }
+        None => None,
+    };
+    let router_mac = match &args.router_mac {
+        Some(m) => Some(
+            EthernetAddress::parse(m)
+                .ok_or_else(|| {
+                    usage(format!(
+                        "bad --router-mac \"{m}\": give a MAC like 02:70:72:74:00:02"
+                    ))
+                })?
+                .0,
+        ),
+        None => None,
+    };
+    let (backend_flag, interface, xdp) = crate::cmd::xdp::ScanFlags {
+        xdp: args.xdp.as_deref(),
+        backend: args.backend,
+        interface: args.interface.as_deref(),
+        mode: args.xdp_mode,
+        zero_copy: args.zero_copy,
+        queues: args.xdp_queues,
+    }
+    .apply(scan_type == ScanType::Syn)?;
+    let backend = match (scan_type, backend_flag) {
+        (ScanType::Syn, None | Some(BackendArg::Packet)) => BackendKind::Packet,
+        (ScanType::Syn, Some(BackendArg::Xdp)) => BackendKind::Xdp,
+        (ScanType::Syn, Some(BackendArg::Connect)) => {
+            return Err(usage(
+                "--backend connect is the socket path of -sT and -sU; -sS uses packet or xdp",
+            ))
+        }
+        (_, None | Some(BackendArg::Connect)) => BackendKind::Connect,
+        (_, Some(b)) => {
+            return Err(usage(format!(
+                "--backend {} applies to -sS only; -sT and -sU use io_uring sockets",
+                if b == BackendArg::Xdp {
+                    "xdp"
+                } else {
+                    "packet"
+                }
+            )))
+        }
+    };
+    let mut outputs = Vec::new();
+    let mut add = |format: &str, path: &Option<String>| {
+        if let Some(p) = path {
+            outputs.push(OutputSpec {
+                format: format.into(),
+                path: p.clone(),
+            });
+        }
+    };
+    add("text", &args.out_normal);
+    add("xml", &args.out_xml);
+    add("grep", &args.out_grep);
+    add("json", &args.out_json);
+    add("csv", &args.csv);
+    add("html", &args.html);
+    add("pdf", &args.pdf);
+    if let Some(base) = &args.out_all {
+        for (f, ext) in [("text", "nmap"), ("xml", "xml"), ("grep", "gnmap")] {
+            outputs.push(OutputSpec {
+                format: f.into(),
+                path: format!("{base}.{ext}"),
+            });
+        }
+    }
+    for o in &outputs {
+        if o.path != "-" {
+            let parent = Path::new(&o.path)
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            if !parent.is_dir() {
+                return Err(usage(format!(
+                    "output {} cannot be written: directory {} does not exist",
+                    o.path,
+                    parent.display()
+                )));
+            }
+        }
+    }
+    if let Some(f) = &args.filter {
+        prtip_filter::Filter::parse(f).map_err(|e| usage(format!("bad --filter: {e}")))?;
+    }
+    // connect / UDP / service detection settings (prtip_engine::connect::run::Tuning)
+    if args.max_parallelism == Some(0) {
+        return Err(usage("bad --max-parallelism 0: give at least 1"));
+    }
+    let positive_ms = |flag: &str, v: &Option<String>| -> anyhow::Result<Option<u64>> {
+        v.as_ref()
+            .map(|t| {
+                pacing::parse_duration_ms(t)
+                    .filter(|ms| *ms > 0)
+                    .ok_or_else(|| {
+                        usage(format!("bad {flag} \"{t}\": give a time such as 500ms, 2s"))
+                    })
+            })
+            .transpose()
+    };
+    if let Some(i) = args.version_intensity.filter(|i| *i > 9) {
+        return Err(usage(format!("bad --version-intensity {i}: give 0..9")));
+    }
+    let sockets = SocketSettings {
+        max_parallelism: args.max_parallelism,
+        connect_timeout_ms: positive_ms("--connect-timeout", &args.connect_timeout)?,
+        version_intensity: args.version_intensity,
+        version_wait_ms: positive_ms("--version-wait", &args.version_wait)?,
+    };
+    let spec = ScanSpec {
+        targets,
+        resolved,
+        excludes,
+        ports: ports.canonical(),
+        scan_type,
+        service_detection,
+        rate_mpps,
+        max_rate_mpps,
+        timing,
+        retry_gap_ms: Some(t.retry_gap_ms.min(wait_ms.max(1))),
+        seed: args.seed.unwrap_or_else(random_seed),
+        shard_index,
+        shard_count,
+        backend,
+        xdp,
+        sockets,
+        interface,
+        source,
+        router_mac,
+        max_retries: args.max_retries.unwrap_or(t.max_retries),
+        wait_ms,
+        checkpoint_every_ms,
+        checkpoint_every_probes: args.checkpoint_every.unwrap_or(0),
+        outputs,
+        filter: args.filter.clone(),
+        service_probes: args.service_probes.clone(),
+        walk_from: 0,
+        merged_from: Vec::new(),
+    };
+    // Validate the whole plan now (index space size, IPv6 with -sS, ...).
+    ScanPlan::new(&spec).map_err(|e| usage(e.to_string()))?;
+    Ok(spec)
+}

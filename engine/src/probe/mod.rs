@@ -1,0 +1,364 @@
+//! Probe modules, after zmap's `probe_modules.h`: one [`ProbeModule`] per kind of
+//! probe owns what a probe is — its frame templates, the per-probe patch, the
+//! replies it wants let in ([`ReplyFilter`], compiled to classic BPF for AF_PACKET
+//! and handed to the XDP filter as parameters), how a reply is classified, and
+//! what silence means.
+//!
+//! Owns: [`Probe`] (what varies between probes), [`FrameParams`] (what does not),
+//! the modules ([`TcpSynV4`], [`UdpV4`]) and the [`ProbeSet`] of one scan (its
+//! modules, one global template numbering for the backends). Never touches
+//! sockets, permutation, pacing or events: the scan loop and the backends call in.
+//!
+//! A new kind of probe (IPv6 SYN, ICMP echo, ARP, FIN/NULL/Xmas/ACK, ...) is a new
+//! implementation of the trait added to a [`ProbeSet`]; neither the scan loop nor
+//! the backends change. Frames may differ in length between modules and between
+//! the templates of one module; addresses are [`IpAddr`]s.
+
+mod tcp_syn;
+mod template;
+mod udp;
+
+pub use tcp_syn::TcpSynV4;
+pub use template::ProbeTemplate;
+pub use udp::UdpV4;
+
+use crate::classify::{Classified, Inbound};
+use crate::cookie::Cookies;
+use crate::wire::EthernetAddress;
+use prtip_store::event::{PortState, Protocol};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+/// One probe to send: everything that varies between probes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probe {
+    /// Target address.
+    pub dst: IpAddr,
+    /// Target port.
+    pub dport: u16,
+    /// Source port (carries cookie bits).
+    pub sport: u16,
+    /// The cookie's low 32 bits: the TCP sequence number; its low 16 bits also go
+    /// into the IPv4 identification.
+    pub seq: u32,
+    /// Protocol of the port probed (picks the module with [`ProbeModule::protocol`]).
+    pub proto: Protocol,
+}
+
+/// Fixed parts of every probe frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameParams {
+    /// Our MAC (the interface's).
+    pub src_mac: EthernetAddress,
+    /// Next hop's MAC (gateway or the target itself on a link).
+    pub dst_mac: EthernetAddress,
+    /// Our IPv4 source address.
+    pub src_ip: Ipv4Addr,
+    /// IP TTL of probes.
+    pub ttl: u8,
+}
+
+impl Default for FrameParams {
+    fn default() -> Self {
+        FrameParams {
+            src_mac: EthernetAddress::default(),
+            dst_mac: EthernetAddress::default(),
+            src_ip: Ipv4Addr::UNSPECIFIED,
+            ttl: 64,
+        }
+    }
+}
+
+/// Which replies a module wants to see: the reply filter in data, compiled to
+/// classic BPF by [`crate::backend::bpf::compile`] and turned into the XDP scan
+/// filter's parameters by `prtip-xdp`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplyFilter {
+    /// Our address: only packets to it (its family picks IPv4 or IPv6).
+    pub our_addr: IpAddr,
+    /// Destination ports of TCP/UDP replies, `lo..=hi` (our source ports).
+    pub ports: (u16, u16),
+    /// Let TCP segments to those ports in.
+    pub tcp: bool,
+    /// Let UDP datagrams to those ports in.
+    pub udp: bool,
+    /// Let ICMP errors (destination unreachable, time exceeded) in.
+    pub icmp_errors: bool,
+}
+
+impl ReplyFilter {
+    /// The smallest filter letting in what `self` and `other` let in (ports: the
+    /// hull of both ranges; the address: `self`'s, both must agree).
+    pub fn union(self, other: ReplyFilter) -> ReplyFilter {
+        ReplyFilter {
+            our_addr: self.our_addr,
+            ports: (
+                self.ports.0.min(other.ports.0),
+                self.ports.1.max(other.ports.1),
+            ),
+            tcp: self.tcp || other.tcp,
+            udp: self.udp || other.udp,
+            icmp_errors: self.icmp_errors || other.icmp_errors,
+        }
+    }
+}
+
+/// One kind of probe (zmap's `probe_module_t`).
+///
+/// The hot path is [`ProbeModule::template_of`] + [`ProbeModule::patch`]: a backend
+/// copies a template into a frame buffer once and patches every probe into it.
+pub trait ProbeModule: Send + Sync + std::fmt::Debug {
+    /// Short name (`tcp_syn`, `udp`).
+    fn name(&self) -> &'static str;
+    /// The protocol of the ports it probes (the answered set's key; results carry it).
+    fn protocol(&self) -> Protocol;
+    /// Whether it sends `probe` (protocol and address family).
+    fn handles(&self, probe: &Probe) -> bool;
+    /// Number of frame templates (at least 1).
+    fn template_count(&self) -> usize;
+    /// Template `i` (`i < template_count()`): a whole frame, variable fields zero.
+    fn template(&self, i: usize) -> &[u8];
+    /// Which template `probe` is patched into.
+    fn template_of(&self, probe: &Probe) -> usize;
+    /// Write `probe` into `frame`, which holds template `t` (or an earlier probe
+    /// patched into it): every variable field and checksum is rewritten.
+    fn patch(&self, t: usize, frame: &mut [u8], probe: &Probe);
+    /// The replies it wants to see.
+    fn reply_filter(&self) -> ReplyFilter;
+    /// What a parsed reply says, after the cookie check; [`Classified::Ignored`] for
+    /// replies that belong to another module.
+    fn classify(&self, reply: &Inbound<'_>, cookies: &Cookies) -> Classified;
+    /// The state of a probe that got no answer after every pass.
+    fn silence(&self) -> PortState;
+    /// The probe to send to `dst`:`dport` (cookie in source port and sequence).
+    fn probe(&self, dst: IpAddr, dport: u16, cookies: &Cookies) -> Probe {
+        let c = cookies.cookie(dst, dport, self.protocol());
+        Probe {
+            dst,
+            dport,
+            sport: c.sport,
+            seq: c.seq,
+            proto: self.protocol(),
+        }
+    }
+}
+
+/// The probe modules of one scan, with one template numbering across them (what a
+/// backend keys its frame buffers by).
+#[derive(Clone, Debug)]
+pub struct ProbeSet {
+    modules: Vec<Arc<dyn ProbeModule>>,
+    /// Global index of each module's first template.
+    first: Vec<usize>,
+    our_addr: IpAddr,
+}
+
+/// Kept for callers of the pre-module API: the set of a raw scan.
+pub type TemplateSet = ProbeSet;
+
+impl ProbeSet {
+    /// Today's raw scan: TCP SYN and UDP (empty payload) over IPv4 from `p`.
+    pub fn new(p: &FrameParams) -> ProbeSet {
+        Self::syn_udp(p, &|_| None, &[])
+    }
+
+    /// TCP SYN, and UDP with the payload `udp_payload(port)` gives for each of
+    /// `udp_ports` (empty payload otherwise), over IPv4 from `p`.
+    pub fn syn_udp(
+        p: &FrameParams,
+        udp_payload: &dyn Fn(u16) -> Option<Vec<u8>>,
+        udp_ports: &[u16],
+    ) -> ProbeSet {
+        let mut udp = UdpV4::new(p);
+        for &port in udp_ports {
+            if let Some(payload) = udp_payload(port) {
+                udp.set_payload(port, &payload);
+            }
+        }
+        Self::of(vec![Arc::new(TcpSynV4::new(p)), Arc::new(udp)])
+    }
+
+    /// A set of `modules` (the first that handles a probe sends it).
+    ///
+    /// # Panics
+    /// If `modules` is empty.
+    pub fn of(modules: Vec<Arc<dyn ProbeModule>>) -> ProbeSet {
+        assert!(!modules.is_empty(), "a probe set needs a module");
+        let mut first = Vec::with_capacity(modules.len());
+        let mut n = 0;
+        for m in &modules {
+            first.push(n);
+            n += m.template_count();
+        }
+        let our_addr = modules[0].reply_filter().our_addr;
+        ProbeSet {
+            modules,
+            first,
+            our_addr,
+        }
+    }
+
+    /// The modules.
+    pub fn modules(&self) -> &[Arc<dyn ProbeModule>] {
+        &self.modules
+    }
+
+    /// The module that sends probes of `proto`.
+    pub fn module_for(&self, proto: Protocol) -> Option<&dyn ProbeModule> {
+        self.modules
+            .iter()
+            .find(|m| m.protocol() == proto)
+            .map(|m| &**m)
+    }
+
+    /// Number of templates over all modules.
+    pub fn template_count(&self) -> usize {
+        self.first.last().copied().unwrap_or(0)
+            + self.modules.last().map_or(0, |m| m.template_count())
+    }
+
+    /// Global template index and bytes for `probe`; `None` if no module sends it.
+    #[inline]
+    pub fn template_of(&self, probe: &Probe) -> Option<(usize, &[u8])> {
+        let (i, m) = self
+            .modules
+            .iter()
+            .enumerate()
+            .find(|(_, m)| m.handles(probe))?;
+        let t = m.template_of(probe);
+        Some((self.first[i] + t, m.template(t)))
+    }
+
+    /// Patch `probe` into `frame`, which holds global template `t` (from
+    /// [`ProbeSet::template_of`]); returns the frame's length.
+    #[inline]
+    pub fn patch(&self, t: usize, frame: &mut [u8], probe: &Probe) -> usize {
+        let i = self.first.partition_point(|&f| f <= t) - 1;
+        let local = t - self.first[i];
+        let m = &self.modules[i];
+        m.patch(local, frame, probe);
+        m.template(local).len()
+    }
+
+    /// The frame for `probe` in a fresh buffer (tests, slow paths).
+    pub fn build(&self, probe: &Probe) -> Option<Vec<u8>> {
+        let (t, bytes) = self.template_of(probe)?;
+        let mut f = bytes.to_vec();
+        self.patch(t, &mut f, probe);
+        Some(f)
+    }
+
+    /// Longest template (to size backend buffers).
+    pub fn max_len(&self) -> usize {
+        self.modules
+            .iter()
+            .flat_map(|m| (0..m.template_count()).map(|i| m.template(i).len()))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// What every module's replies need let in.
+    pub fn reply_filter(&self) -> ReplyFilter {
+        self.modules
+            .iter()
+            .map(|m| m.reply_filter())
+            .reduce(ReplyFilter::union)
+            .expect("a probe set has a module")
+    }
+
+    /// Our address (replies to others are ignored).
+    pub fn our_addr(&self) -> IpAddr {
+        self.our_addr
+    }
+
+    /// Classify a received frame (Ethernet header included): parsed once through
+    /// the wire views, then offered to each module until one claims it.
+    pub fn classify(&self, frame: &[u8], cookies: &Cookies) -> Classified {
+        let reply = match Inbound::parse(frame, self.our_addr) {
+            Ok(Some(r)) => r,
+            Ok(None) => return Classified::Ignored,
+            Err(_) => return Classified::Invalid,
+        };
+        for m in &self.modules {
+            match m.classify(&reply, cookies) {
+                Classified::Ignored => continue,
+                c => return c,
+            }
+        }
+        Classified::Ignored
+    }
+
+    /// The state of an unanswered probe of `proto` (`filtered` when no module
+    /// sends that protocol).
+    pub fn silence(&self, proto: Protocol) -> PortState {
+        self.module_for(proto)
+            .map_or(PortState::Filtered, |m| m.silence())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn params() -> FrameParams {
+        FrameParams {
+            src_mac: EthernetAddress([2, 0x70, 0x72, 0x74, 0, 1]),
+            dst_mac: EthernetAddress([2, 0x70, 0x72, 0x74, 0, 2]),
+            src_ip: Ipv4Addr::new(198, 18, 0, 1),
+            ttl: 64,
+        }
+    }
+
+    #[test]
+    fn one_template_numbering_over_the_modules() {
+        let set = ProbeSet::syn_udp(&params(), &|p| (p == 53).then(|| vec![1, 2, 3]), &[53, 54]);
+        assert_eq!(set.template_count(), 3, "SYN, UDP default, UDP 53");
+        let c = Cookies::new(3);
+        let tgt: IpAddr = Ipv4Addr::new(198, 19, 0, 9).into();
+        let syn = set.module_for(Protocol::Tcp).unwrap().probe(tgt, 80, &c);
+        let dns = set.module_for(Protocol::Udp).unwrap().probe(tgt, 53, &c);
+        let other = set.module_for(Protocol::Udp).unwrap().probe(tgt, 54, &c);
+        let idx: Vec<usize> = [syn, dns, other]
+            .iter()
+            .map(|p| set.template_of(p).unwrap().0)
+            .collect();
+        assert_eq!(idx, vec![0, 2, 1]);
+        for p in [syn, dns, other] {
+            let (t, bytes) = set.template_of(&p).unwrap();
+            let mut f = bytes.to_vec();
+            assert_eq!(set.patch(t, &mut f, &p), bytes.len());
+            assert_eq!(Some(f), set.build(&p));
+        }
+        assert_eq!(set.max_len(), 58);
+        // A probe no module sends.
+        let v6 = Probe {
+            dst: "2001:db8::1".parse().unwrap(),
+            ..syn
+        };
+        assert_eq!(set.template_of(&v6), None);
+    }
+
+    #[test]
+    fn filter_is_the_union_of_the_modules() {
+        let set = ProbeSet::new(&params());
+        assert_eq!(
+            set.reply_filter(),
+            ReplyFilter {
+                our_addr: Ipv4Addr::new(198, 18, 0, 1).into(),
+                ports: (40960, 57343),
+                tcp: true,
+                udp: true,
+                icmp_errors: true,
+            }
+        );
+        let only_syn = ProbeSet::of(vec![Arc::new(TcpSynV4::new(&params()))]);
+        assert!(only_syn.reply_filter().tcp && !only_syn.reply_filter().udp);
+    }
+
+    #[test]
+    fn silence_is_the_modules() {
+        let set = ProbeSet::new(&params());
+        assert_eq!(set.silence(Protocol::Tcp), PortState::Filtered);
+        assert_eq!(set.silence(Protocol::Udp), PortState::OpenFiltered);
+    }
+}

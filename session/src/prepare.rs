@@ -1,0 +1,272 @@
+//! Preparing one scan: spec → plan, privileges, route, backend, probe database,
+//! history row and log writer. Everything that can be refused is checked before
+//! the first file is written: a refused session leaves nothing behind.
+
+use crate::error::usage;
+use crate::privilege::{has_capability, privilege_message, CAP_NET_RAW};
+use anyhow::{anyhow, Context};
+use prtip_engine::backend::packet::PendingRx;
+use prtip_engine::backend::BackendPair;
+use prtip_engine::route;
+use prtip_engine::scan::{self as engine_scan, ScanPlan};
+use prtip_engine::wire::EthernetAddress;
+use prtip_store::event::{now_us, Addr, BackendKind, Counters, ScanSpec, ScanType};
+use prtip_store::{HistoryIndex, HistoryRow, LogOptions, LogWriter, ScanStatus};
+use std::path::{Path, PathBuf};
+
+/// Where a session keeps its files.
+#[derive(Clone, Debug)]
+pub struct Home {
+    /// The history index file (`~/.prtip/history.redb`).
+    pub history: PathBuf,
+    /// The directory that holds one directory per scan log (`~/.prtip/scans`).
+    pub scans: PathBuf,
+}
+
+/// How a session starts.
+pub enum Start {
+    /// A new scan (a new history row and log directory).
+    Fresh {
+        /// Command line as typed (goes into `ScanStarted`).
+        command_line: Vec<String>,
+    },
+    /// Continue a scan from its log; made by [`crate::resume_point`].
+    Resume(Resume),
+}
+
+/// Where a resumed scan continues: made by [`crate::resume_point`] from the log.
+pub struct Resume {
+    /// The history index the scan was found in (opened for reading: it is opened
+    /// for writing at its first write, off the path to the first probe).
+    pub history: HistoryIndex,
+    /// History id.
+    pub id: u64,
+    /// The AF_PACKET receiver's socket and ring, being made on a thread since the
+    /// process started (used by a `-sS` scan on the AF_PACKET backend, closed
+    /// otherwise).
+    pub rx: Option<PendingRx>,
+    /// Log directory.
+    pub dir: PathBuf,
+    /// Walk position of the last durable checkpoint.
+    pub from: u64,
+    /// Counters at that checkpoint (open/closed/replies are recounted from the log).
+    pub counters: Counters,
+}
+
+/// A prepared scan: its plan, backend, probe database, history row and open log.
+/// [`Session::run`] runs it.
+pub struct Session {
+    pub(crate) spec: ScanSpec,
+    pub(crate) plan: ScanPlan,
+    pub(crate) io: Option<BackendPair>,
+    pub(crate) db: Option<prtip_services::ProbeDb>,
+    pub(crate) history: HistoryIndex,
+    pub(crate) id: u64,
+    pub(crate) dir: PathBuf,
+    pub(crate) writer: LogWriter,
+    pub(crate) resume_from: Option<u64>,
+    pub(crate) counters: Counters,
+    pub(crate) command_line: Vec<String>,
+    pub(crate) notes: Vec<String>,
+}
+
+impl Session {
+    /// History id of the scan.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+    /// The scan's log directory (it exists, and this session holds its writer lock).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    /// The spec, with the route filled in for `-sS`.
+    pub fn spec(&self) -> &ScanSpec {
+        &self.spec
+    }
+    /// The plan (targets, ports, walk).
+    pub fn plan(&self) -> &ScanPlan {
+        &self.plan
+    }
+    /// Walk position a resumed scan continues from (`None`: a fresh scan).
+    pub fn resume_from(&self) -> Option<u64> {
+        self.resume_from
+    }
+    /// What preparing noticed and the user should hear (backend fallbacks,
+    /// skipped probe rules); taken, so each is told once.
+    pub fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
+    }
+}
+
+/// Prepare a scan: check the spec, the privileges and the route, open the
+/// backend and the probe database, then (only then) write the history row and
+/// create (or reopen) the log.
+pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<Session> {
+    let mut plan = ScanPlan::new(&spec).map_err(|e| usage(e.to_string()))?;
+    let (command_line, mut resume) = match start {
+        Start::Fresh { command_line } => (command_line, None),
+        Start::Resume(r) => (Vec::new(), Some(r)),
+    };
+    let mut early_rx = resume.as_mut().and_then(|r| r.rx.take());
+    let mut notes = Vec::new();
+    // A connect scan needs no privilege: drop it before any thread starts
+    // (capabilities are per thread), keeping root's access to files only.
+    if spec.scan_type == ScanType::Connect {
+        crate::privilege::drop_network_privileges()
+            .context("dropping the capabilities a connect scan does not need")?;
+    }
+    // Privilege and route before anything is written.
+    let mut io = None;
+    if spec.scan_type == ScanType::Syn {
+        if !has_capability(CAP_NET_RAW) {
+            return Err(usage(privilege_message()));
+        }
+        let r = discover_route(&mut spec, &plan)?;
+        plan = ScanPlan::new(&spec).map_err(|e| usage(e.to_string()))?;
+        io = Some(match spec.backend {
+            BackendKind::Xdp => {
+                let t = prtip_engine::backend::TemplateSet::new(&engine_scan::frame_params(&r));
+                let (pair, xdp_notes) =
+                    prtip_xdp::open_pair(&r.iface, &t, &crate::xdp::options(&spec, r.src_v4()))
+                        .map_err(|e| crate::xdp::open_error(&r.iface, e))?;
+                notes.extend(xdp_notes);
+                pair
+            }
+            _ => engine_scan::open_packet_backend_prepared(
+                &r,
+                &|_| None,
+                &plan.ports.udp,
+                early_rx.take().and_then(|p| p.take()),
+            )
+            .map_err(|e| {
+                if e.raw_os_error() == Some(libc::EPERM) {
+                    usage(privilege_message())
+                } else {
+                    anyhow!("opening AF_PACKET sockets on {}: {e}", r.iface)
+                }
+            })?,
+        });
+    }
+    // Not used (another backend or scan type): closed on a thread of its own.
+    drop(early_rx);
+    let db = probe_db(&spec, &mut notes)?;
+
+    // Now write: history row and scan directory.
+    let session = match resume {
+        None => {
+            let history = HistoryIndex::open(&home.history)
+                .with_context(|| format!("opening the history index {}", home.history.display()))?;
+            let (id, dir) = history
+                .new_scan_dir(&home.scans)
+                .context("creating the scan directory")?;
+            let writer = match LogWriter::create(&dir, LogOptions::default()) {
+                Ok(w) => w,
+                Err(e) => {
+                    // The directory was made for this scan a moment ago: a
+                    // failed scan leaves no empty scan directory behind.
+                    let _ = std::fs::remove_dir_all(&dir);
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("creating the scan log in {}", dir.display())));
+                }
+            };
+            history
+                .upsert(&HistoryRow {
+                    id,
+                    started_us: now_us(),
+                    ended_us: None,
+                    status: ScanStatus::Running,
+                    target_spec: spec.targets.join(" "),
+                    config_json: prtip_store::spec_json(&spec),
+                    log_path: dir.clone(),
+                    total_targets: plan.total_targets(),
+                    // -sT/-sU retry inline: one walk position per port (as in their ScanStarted)
+                    total_probes: if spec.scan_type == ScanType::Syn {
+                        plan.total_probes()
+                    } else {
+                        plan.walk.span()
+                    },
+                    probes_done: 0,
+                    ports_discovered: 0,
+                    checkpoints: 0,
+                })
+                .context("writing the scan's history row")?;
+            Session {
+                spec,
+                plan,
+                io,
+                db,
+                history,
+                id,
+                dir,
+                writer,
+                resume_from: None,
+                counters: Counters::default(),
+                command_line,
+                notes,
+            }
+        }
+        Some(r) => {
+            let (writer, _report) = LogWriter::open_append(&r.dir, LogOptions::default())
+                .with_context(|| format!("reopening the scan log in {}", r.dir.display()))?;
+            Session {
+                spec,
+                plan,
+                io,
+                db,
+                history: r.history,
+                id: r.id,
+                dir: r.dir,
+                writer,
+                resume_from: Some(r.from),
+                counters: r.counters,
+                command_line,
+                notes,
+            }
+        }
+    };
+    Ok(session)
+}
+
+/// The probe database of `-sV` and `-sU`: the built-in one, then the user's
+/// `--service-probes` file (its rules are tried after ours). `None` when the
+/// scan needs none.
+fn probe_db(
+    spec: &ScanSpec,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<Option<prtip_services::ProbeDb>> {
+    if !(spec.service_detection || spec.scan_type == ScanType::Udp) {
+        return Ok(None);
+    }
+    let mut db = prtip_services::ProbeDb::builtin();
+    if let Some(f) = &spec.service_probes {
+        let user = prtip_services::ProbeDb::load_file(Path::new(f))
+            .map_err(|e| usage(format!("--service-probes {f}: {e}")))?;
+        if let Some(first) = user.skipped.first() {
+            notes.push(format!(
+                "--service-probes {f}: {} rule(s) use regex features prtip lacks and are skipped (first at line {}: {})",
+                user.skipped.len(),
+                first.line,
+                first.why
+            ));
+        }
+        db.merge(user);
+    }
+    Ok(Some(db))
+}
+
+/// Fill interface, source and router MAC of a -sS spec from the kernel's tables
+/// (given values win).
+pub fn discover_route(spec: &mut ScanSpec, plan: &ScanPlan) -> anyhow::Result<route::Route> {
+    let first = plan.targets.get_v4(0);
+    let r = route::discover(
+        first.into(),
+        spec.interface.as_deref(),
+        spec.source.map(|a| a.ip()),
+        spec.router_mac.map(EthernetAddress),
+    )
+    .map_err(|e| usage(e.to_string()))?;
+    spec.interface = Some(r.iface.clone());
+    spec.source = Some(Addr::from(r.src_ip));
+    spec.router_mac = Some(r.dst_mac.0);
+    Ok(r)
+}
