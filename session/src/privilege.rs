@@ -70,7 +70,7 @@ fn capget() -> std::io::Result<[CapData; 2]> {
     }
 }
 
-/// Drop every capability of the calling thread except [`FILE_CAPS`] (effective,
+/// Drop every capability of the calling thread except the four file ones (effective,
 /// permitted and inheritable; ambient cleared), for scans that need no
 /// privilege. Call it before starting threads.
 pub fn drop_network_privileges() -> std::io::Result<()> {
