@@ -402,7 +402,7 @@ fn error_columns_point_at_the_bad_token() {
         "state open|shut",
         12,
         4,
-        "unknown state `shut`; values are open, closed, filtered, open|filtered",
+        "unknown state `shut`; values are open, closed, filtered, open|filtered, unfiltered",
     );
     check_err(
         "addr 10.0.0.0/33",
@@ -533,7 +533,7 @@ fn display_has_message_input_and_caret() {
     let e = err("port 80 and state opne");
     assert_eq!(
         e.to_string(),
-        "unknown state `opne`; values are open, closed, filtered, open|filtered (column 19)\n  port 80 and state opne\n                    ^^^^"
+        "unknown state `opne`; values are open, closed, filtered, open|filtered, unfiltered (column 19)\n  port 80 and state opne\n                    ^^^^"
     );
     let shifted = e.shifted(4, "xxx port 80 and state opne");
     assert_eq!(shifted.column(), 23);
