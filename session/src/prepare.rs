@@ -109,6 +109,12 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
     };
     let mut early_rx = resume.as_mut().and_then(|r| r.rx.take());
     let mut notes = Vec::new();
+    // A connect scan needs no privilege: drop it before any thread starts
+    // (capabilities are per thread), keeping root's access to files only.
+    if spec.scan_type == ScanType::Connect {
+        crate::privilege::drop_network_privileges()
+            .context("dropping the capabilities a connect scan does not need")?;
+    }
     // Privilege and route before anything is written.
     let mut io = None;
     if spec.scan_type == ScanType::Syn {
