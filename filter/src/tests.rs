@@ -107,6 +107,14 @@ fn proto_state_and_reason() {
     assert!(m("state closed|open|filtered", &u));
     assert!(m("state open|filtered|open", &t));
     assert!(m("state open_filtered", &u));
+    // `-sA`'s state, through the compiled truth table and through and/or/not.
+    let unf = row("10.0.0.1", 443, Protocol::Tcp, PortState::Unfiltered);
+    assert!(m("state unfiltered", &unf));
+    assert!(!m("state unfiltered", &t));
+    assert!(!m("state filtered", &unf));
+    assert!(m("proto tcp and state unfiltered|open", &unf));
+    assert!(!m("not state unfiltered", &unf));
+    assert!(m("not state unfiltered", &u));
     let filtered = row("10.0.0.1", 81, Protocol::Tcp, PortState::Filtered);
     assert!(m("state filtered", &filtered));
     assert!(m("state closed|filtered", &filtered));
