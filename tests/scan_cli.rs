@@ -112,8 +112,12 @@ fn bad_input_exits_2_and_writes_nothing() {
         ),
         (&["scan", "-p", "80"], "no targets given"),
         (
-            &["scan", "2001:db8::1", "-p", "80"],
-            "the SYN engine sends IPv4 only",
+            &["scan", "198.18.0.1", "2001:db8::1", "-p", "80"],
+            "a -sS scan sends one address family",
+        ),
+        (
+            &["scan", "-sU", "2001:db8::1", "-p", "53"],
+            "-sU sends IPv4 only",
         ),
         (
             &["replay", "--from-checkpoint"],

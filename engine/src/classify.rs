@@ -11,7 +11,7 @@
 
 use crate::wire::{
     icmp, EtherType, EthernetFrame, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Quote,
-    TcpPacket, UdpPacket, WireError,
+    Ipv6Packet, TcpPacket, UdpPacket, WireError,
 };
 use prtip_store::event::{PortState, Protocol, Reason};
 use std::net::IpAddr;
@@ -114,6 +114,9 @@ impl<'a> Inbound<'a> {
     /// quoting a datagram that is not ours to have sent.
     pub fn parse(frame: &'a [u8], our_addr: IpAddr) -> Result<Option<Inbound<'a>>, WireError> {
         let eth = EthernetFrame::new_checked(frame)?;
+        if eth.ethertype() == EtherType::Ipv6 {
+            return Self::parse_v6(frame, our_addr);
+        }
         if eth.ethertype() != EtherType::Ipv4 {
             return Ok(None);
         }
@@ -157,6 +160,68 @@ impl<'a> Inbound<'a> {
         }))
     }
 }
+
+impl<'a> Inbound<'a> {
+    /// The IPv6 half of [`Inbound::parse`]: TCP, UDP, or an ICMPv6 destination
+    /// unreachable (type 1) whose quoted IPv6 header (no extension headers) and
+    /// first 8 transport bytes are read through the IPv6 view. Extension headers
+    /// on the reply itself make it [`L4::Other`].
+    fn parse_v6(frame: &'a [u8], our_addr: IpAddr) -> Result<Option<Inbound<'a>>, WireError> {
+        let ip = Ipv6Packet::new_checked(&frame[crate::wire::ethernet::HEADER_LEN..])?;
+        if IpAddr::V6(ip.dst_addr()) != our_addr {
+            return Ok(None);
+        }
+        let start = crate::wire::ethernet::HEADER_LEN + crate::wire::ipv6::HEADER_LEN;
+        let payload: &'a [u8] = &frame[start..start + ip.payload_len() as usize];
+        let l4 = match ip.next_header() {
+            IpProtocol::Tcp => L4::Tcp(TcpPacket::new_checked(payload)?),
+            IpProtocol::Udp => L4::Udp(UdpPacket::new_checked(payload)?),
+            IpProtocol::Icmpv6 if payload.len() >= 8 && payload[0] == ICMPV6_DEST_UNREACHABLE => {
+                let code = payload[1];
+                let quote = Self::quote_v6(&payload[8..])?;
+                if quote.src != our_addr {
+                    return Err(WireError::Malformed);
+                }
+                L4::Unreachable { code, quote }
+            }
+            _ => L4::Other,
+        };
+        Ok(Some(Inbound {
+            src: ip.src_addr().into(),
+            ttl: ip.hop_limit(),
+            l4,
+        }))
+    }
+
+    /// The datagram an ICMPv6 error quotes: the IPv6 header and at least the
+    /// first 8 bytes of its transport header (ports; for TCP the sequence number).
+    fn quote_v6(q: &[u8]) -> Result<Quote, WireError> {
+        let hl = crate::wire::ipv6::HEADER_LEN;
+        if q.len() < hl + 8 {
+            return Err(WireError::Truncated);
+        }
+        // The quote may be cut short of the payload length it claims: unchecked.
+        let ip = Ipv6Packet::new_unchecked(q);
+        if ip.version() != 6 {
+            return Err(WireError::Malformed);
+        }
+        let t = &q[hl..];
+        let protocol = ip.next_header();
+        Ok(Quote {
+            src: ip.src_addr().into(),
+            dst: ip.dst_addr().into(),
+            protocol,
+            ident: 0,
+            src_port: u16::from_be_bytes([t[0], t[1]]),
+            dst_port: u16::from_be_bytes([t[2], t[3]]),
+            seq_number: (protocol == IpProtocol::Tcp)
+                .then(|| u32::from_be_bytes([t[4], t[5], t[6], t[7]])),
+        })
+    }
+}
+
+/// ICMPv6 type 1, destination unreachable (RFC 4443 §3.1).
+const ICMPV6_DEST_UNREACHABLE: u8 = 1;
 
 #[cfg(test)]
 mod tests {

@@ -27,9 +27,13 @@ use std::time::{Duration, Instant};
 /// What the network does with a probe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Answer {
-    /// TCP: SYN-ACK. UDP: a datagram back.
+    /// TCP: a listening port, answering as a TCP stack does: SYN-ACK to a SYN, a
+    /// reset with window 512 to a segment with ACK (a stack whose resets show
+    /// the window, for `-sW`), nothing to FIN/NULL/Xmas. UDP: a datagram back.
     Open,
-    /// TCP: RST-ACK (a reset). UDP: ICMP port unreachable.
+    /// TCP: a reset (RFC 793: to a segment with ACK, `seq` = its ack and window
+    /// 0; otherwise RST-ACK acknowledging `seq + SYN + FIN`). UDP: ICMP port
+    /// unreachable.
     Closed,
     /// Nothing, ever.
     Silent,
@@ -170,6 +174,8 @@ struct OnWire {
     sport: u16,
     dport: u16,
     seq: u32,
+    ack: u32,
+    flags: u8,
 }
 
 fn read_back(frame: &[u8]) -> OnWire {
@@ -177,14 +183,21 @@ fn read_back(frame: &[u8]) -> OnWire {
     assert_eq!(eth.ethertype(), EtherType::Ipv4, "IPv4 probes only for now");
     let ip = Ipv4Packet::new_checked(eth.payload()).expect("probe frame has an IPv4 header");
     assert!(ip.verify_checksum(), "IPv4 checksum of a probe");
-    let (proto, sport, dport, seq) = match ip.protocol() {
+    let (proto, sport, dport, seq, ack, flags) = match ip.protocol() {
         IpProtocol::Tcp => {
             let t = TcpPacket::new_checked(ip.payload()).expect("TCP header");
             assert!(
                 t.verify_checksum(ip.src_addr().into(), ip.dst_addr().into()),
                 "TCP checksum of a probe"
             );
-            (Protocol::Tcp, t.src_port(), t.dst_port(), t.seq_number())
+            (
+                Protocol::Tcp,
+                t.src_port(),
+                t.dst_port(),
+                t.seq_number(),
+                t.ack_number(),
+                t.flags().0,
+            )
         }
         IpProtocol::Udp => {
             let u = UdpPacket::new_checked(ip.payload()).expect("UDP header");
@@ -192,7 +205,7 @@ fn read_back(frame: &[u8]) -> OnWire {
                 u.verify_checksum(ip.src_addr().into(), ip.dst_addr().into()),
                 "UDP checksum of a probe"
             );
-            (Protocol::Udp, u.src_port(), u.dst_port(), 0)
+            (Protocol::Udp, u.src_port(), u.dst_port(), 0, 0, 0)
         }
         p => panic!("a probe of protocol {p:?}"),
     };
@@ -203,6 +216,8 @@ fn read_back(frame: &[u8]) -> OnWire {
         sport,
         dport,
         seq,
+        ack,
+        flags,
     }
 }
 
@@ -256,18 +271,36 @@ fn answer(net: &Network, a: Answer, p: &OnWire, frame: &[u8]) -> Option<Vec<u8>>
             Some(ip_frame(p.dst, p.our, IpProtocol::Udp, &d))
         }
         (Answer::Open | Answer::Closed, Protocol::Tcp) => {
-            let flags = if a == Answer::Open {
-                TcpFlags::SYN | TcpFlags::ACK
-            } else {
-                TcpFlags::RST | TcpFlags::ACK
+            let syn = p.flags & TcpFlags::SYN != 0;
+            let has_ack = p.flags & TcpFlags::ACK != 0;
+            let fin = p.flags & TcpFlags::FIN != 0;
+            let (flags, seq, ack, window) = match (a, syn, has_ack) {
+                (Answer::Open, true, _) => (
+                    TcpFlags::SYN | TcpFlags::ACK,
+                    0x5eed,
+                    p.seq.wrapping_add(1),
+                    512,
+                ),
+                // A listener ignores segments with neither SYN nor ACK.
+                (Answer::Open, false, false) => return None,
+                (_, _, true) => (
+                    TcpFlags::RST,
+                    p.ack,
+                    0,
+                    if a == Answer::Open { 512 } else { 0 },
+                ),
+                (_, _, false) => {
+                    let ack = p.seq.wrapping_add(u32::from(syn) + u32::from(fin));
+                    (TcpFlags::RST | TcpFlags::ACK, 0, ack, 0)
+                }
             };
             let repr = TcpRepr {
                 src_port: p.dport,
                 dst_port: p.sport,
-                seq_number: 0x5eed,
-                ack_number: p.seq.wrapping_add(1),
+                seq_number: seq,
+                ack_number: ack,
                 flags: TcpFlags(flags),
-                window_len: 512,
+                window_len: window,
                 max_seg_size: None,
             };
             let mut seg = vec![0u8; repr.header_len()];

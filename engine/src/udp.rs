@@ -444,7 +444,8 @@ pub fn scan_with(
                 PortState::Open => c.open += 1,
                 PortState::Closed => c.closed += 1,
                 PortState::OpenFiltered => open_filtered += 1,
-                PortState::Filtered => filtered += 1,
+                // UDP probes never give `unfiltered`; counted with filtered.
+                PortState::Filtered | PortState::Unfiltered => filtered += 1,
             }
             if reason != Reason::NoResponse {
                 c.replies += 1;

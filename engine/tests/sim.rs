@@ -7,6 +7,7 @@
 //! points, shards, lagged checkpoints, hold — are tests of their own below.
 
 use prtip_engine::backend::{FrameParams, ProbeSet};
+use prtip_engine::probe::TcpFlagScan;
 use prtip_engine::scan::{self, Preload, RunOptions, ScanControl, ScanOutcome, ScanPlan};
 use prtip_engine::sim::{self, Answer, Network, Rule, SimHandle};
 use prtip_store::event::{Addr, Counters, Event, PortState, Protocol, ScanSpec};
@@ -37,6 +38,10 @@ struct Scenario {
     reorder_ms: u64,
     #[serde(default)]
     router: Option<Ipv4Addr>,
+    /// How TCP is probed: `syn` (default), `fin`, `null`, `xmas`, `ack`,
+    /// `window`, `maimon`.
+    #[serde(default)]
+    tcp_scan: Option<String>,
     rules: Vec<RuleSpec>,
     /// "addr:port/proto" (addr or port may be `*`) or `*` → state.
     expect: BTreeMap<String, String>,
@@ -95,6 +100,19 @@ impl Scenario {
         }
     }
 
+    fn tcp_scan(&self) -> Option<TcpFlagScan> {
+        Some(match self.tcp_scan.as_deref()? {
+            "syn" => return None,
+            "fin" => TcpFlagScan::Fin,
+            "null" => TcpFlagScan::Null,
+            "xmas" => TcpFlagScan::Xmas,
+            "ack" => TcpFlagScan::Ack,
+            "window" => TcpFlagScan::Window,
+            "maimon" => TcpFlagScan::Maimon,
+            s => panic!("tcp_scan {s:?}"),
+        })
+    }
+
     fn network(&self) -> Network {
         Network {
             rules: self
@@ -150,10 +168,15 @@ fn spec_base() -> ScanSpec {
 }
 
 fn probes() -> ProbeSet {
-    ProbeSet::new(&FrameParams {
+    probes_for(None)
+}
+
+fn probes_for(tcp: Option<TcpFlagScan>) -> ProbeSet {
+    let p = FrameParams {
         src_ip: US,
         ..FrameParams::default()
-    })
+    };
+    ProbeSet::tcp_udp(&p, tcp, &|_| None, &[])
 }
 
 /// One run of `plan` over `net`; `hook` sees each probe's number before it is taken.
@@ -164,7 +187,19 @@ fn run(
     opts: RunOptions<'_>,
     hook: Option<Box<dyn FnMut(u64) -> bool + Send>>,
 ) -> (ScanOutcome, Vec<Event>, SimHandle) {
-    let (pair, handle) = sim::pair(net.clone(), probes());
+    run_with(plan, net, probes(), control, opts, hook)
+}
+
+/// [`run`] with the probe modules given.
+fn run_with(
+    plan: &ScanPlan,
+    net: &Network,
+    probes: ProbeSet,
+    control: &Arc<ScanControl>,
+    opts: RunOptions<'_>,
+    hook: Option<Box<dyn FnMut(u64) -> bool + Send>>,
+) -> (ScanOutcome, Vec<Event>, SimHandle) {
+    let (pair, handle) = sim::pair(net.clone(), probes);
     if let Some(h) = hook {
         handle.on_send(h);
     }
@@ -218,7 +253,14 @@ fn play(name: &str) {
     let sc = Scenario::load(name);
     let plan = ScanPlan::new(&sc.spec()).expect("scenario plans");
     let control = Arc::new(ScanControl::new());
-    let (outcome, log, sim) = run(&plan, &sc.network(), &control, RunOptions::default(), None);
+    let (outcome, log, sim) = run_with(
+        &plan,
+        &sc.network(),
+        probes_for(sc.tcp_scan()),
+        &control,
+        RunOptions::default(),
+        None,
+    );
     let ScanOutcome::Finished { counters } = outcome else {
         panic!("{name}: {outcome:?}");
     };
@@ -277,6 +319,36 @@ fn play(name: &str) {
         matches!(log.last(), Some(Event::Finished(_))),
         "{name}: ends with Finished"
     );
+}
+
+#[test]
+fn scenario_fin_scan() {
+    play("fin_scan");
+}
+
+#[test]
+fn scenario_null_scan() {
+    play("null_scan");
+}
+
+#[test]
+fn scenario_xmas_scan() {
+    play("xmas_scan");
+}
+
+#[test]
+fn scenario_maimon_scan() {
+    play("maimon_scan");
+}
+
+#[test]
+fn scenario_ack_scan() {
+    play("ack_scan");
+}
+
+#[test]
+fn scenario_window_scan() {
+    play("window_scan");
 }
 
 #[test]

@@ -11,11 +11,12 @@ use prtip_store::{Addr, PortState, Protocol, Reason, ResultRow};
 /// the host share it; above, the report says "Not shown: N closed ports".
 pub const MAX_LISTED_PER_STATE: u64 = 25;
 
-const STATES: [PortState; 4] = [
+const STATES: [PortState; 5] = [
     PortState::Open,
     PortState::Closed,
     PortState::Filtered,
     PortState::OpenFiltered,
+    PortState::Unfiltered,
 ];
 
 fn state_index(s: PortState) -> usize {
@@ -24,6 +25,7 @@ fn state_index(s: PortState) -> usize {
         PortState::Closed => 1,
         PortState::Filtered => 2,
         PortState::OpenFiltered => 3,
+        PortState::Unfiltered => 4,
     }
 }
 
@@ -32,7 +34,7 @@ fn state_index(s: PortState) -> usize {
 pub struct Host {
     /// The rows; never empty when handed to a renderer.
     pub rows: Vec<ResultRow>,
-    counts: [u64; 4],
+    counts: [u64; 5],
 }
 
 /// Ports of one host in one state that a report summarises instead of listing.
@@ -51,7 +53,7 @@ pub struct Hidden {
 impl Host {
     pub(crate) fn clear(&mut self) {
         self.rows.clear();
-        self.counts = [0; 4];
+        self.counts = [0; 5];
     }
 
     pub(crate) fn push(&mut self, row: ResultRow) {

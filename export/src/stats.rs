@@ -28,7 +28,7 @@ pub struct Stats {
     /// Rows.
     pub rows: u64,
     /// Rows per state: open, closed, filtered, open|filtered.
-    pub by_state: [u64; 4],
+    pub by_state: [u64; 5],
     /// Rows per protocol: tcp, udp.
     pub by_proto: [u64; 2],
     open_ports: BTreeMap<(Protocol, u16), u64>,
@@ -104,6 +104,7 @@ impl Stats {
                 PortState::Closed => 1,
                 PortState::Filtered => 2,
                 PortState::OpenFiltered => 3,
+                PortState::Unfiltered => 4,
             }] += 1;
             self.by_proto[match r.proto {
                 Protocol::Tcp => 0,
@@ -156,9 +157,9 @@ impl Stats {
         self.by_state[0]
     }
 
-    /// Rows per state as bars (all four states, in nmap's order).
+    /// Rows per state as bars (every state, in nmap's order).
     pub fn state_bars(&self) -> Vec<Bar> {
-        ["open", "closed", "filtered", "open|filtered"]
+        ["open", "closed", "filtered", "open|filtered", "unfiltered"]
             .iter()
             .zip(self.by_state)
             .map(|(l, c)| Bar {

@@ -16,7 +16,7 @@ use std::path::Path;
 /// port that some host had open; the other ports are one `Not shown:` line.
 pub fn write_port_table(log_dir: &Path, out: &mut dyn Write) -> Result<(), ExportError> {
     let reader = LogReader::open(log_dir).map_err(ExportError::Store)?;
-    let mut per: BTreeMap<(Protocol, u16), [u64; 4]> = BTreeMap::new();
+    let mut per: BTreeMap<(Protocol, u16), [u64; 5]> = BTreeMap::new();
     for r in sorted_rows(&reader).map_err(ExportError::Store)? {
         let r = r.map_err(ExportError::Store)?;
         let i = match r.state {
@@ -24,6 +24,7 @@ pub fn write_port_table(log_dir: &Path, out: &mut dyn Write) -> Result<(), Expor
             PortState::Closed => 1,
             PortState::Filtered => 2,
             PortState::OpenFiltered => 3,
+            PortState::Unfiltered => 4,
         };
         per.entry((r.proto, r.port)).or_default()[i] += 1;
     }

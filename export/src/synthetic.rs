@@ -19,7 +19,7 @@ pub fn row(
 ) -> ResultRow {
     let reason = match state {
         PortState::Open => Reason::SynAck,
-        PortState::Closed => Reason::Reset,
+        PortState::Closed | PortState::Unfiltered => Reason::Reset,
         PortState::Filtered | PortState::OpenFiltered => Reason::NoResponse,
     };
     ResultRow {

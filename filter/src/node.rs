@@ -174,12 +174,12 @@ pub(crate) enum Node {
     Port(Box<PortSet>),
     /// Bit 0 tcp, bit 1 udp.
     Proto(u8),
-    /// Bit 0 open, 1 closed, 2 filtered, 3 open|filtered.
+    /// Bit 0 open, 1 closed, 2 filtered, 3 open|filtered, 4 unfiltered.
     State(u8),
     Reason(u16),
-    /// Truth table over (protocol, state, reason): bit `proto*32 + state*8 + reason`.
+    /// Truth table over (protocol, state, reason): bit `proto*64 + state*8 + reason`.
     /// Any and/or/not of `proto`, `state` and `reason` compiles to one of these.
-    Table(u64),
+    Table(u128),
     Addr(Vec<Cidr>),
     Text(TextField, TextMatch),
     /// Service confidence, compared in f32 (the stored precision).
@@ -205,6 +205,7 @@ fn state_bit(s: PortState) -> u8 {
         PortState::Closed => 2,
         PortState::Filtered => 4,
         PortState::OpenFiltered => 8,
+        PortState::Unfiltered => 16,
     }
 }
 
@@ -234,9 +235,10 @@ fn table_index(row: &ResultRow) -> u32 {
         PortState::Closed => 1,
         PortState::Filtered => 2,
         PortState::OpenFiltered => 3,
+        PortState::Unfiltered => 4,
     };
     // reason_bit is one bit per reason, at positions 0..8.
-    proto << 5 | state << 3 | reason_bit(row.reason).trailing_zeros()
+    proto << 6 | state << 3 | reason_bit(row.reason).trailing_zeros()
 }
 
 fn text_of(row: &ResultRow, f: TextField) -> Option<&str> {
@@ -407,10 +409,10 @@ impl Node {
     }
 
     /// Truth table of a subtree that only looks at protocol, state and reason.
-    fn table(&self) -> Option<u64> {
-        let mut t = 0u64;
-        for i in 0..64u32 {
-            let (proto, state, reason) = (i >> 5, (i >> 3) & 3, i & 7);
+    fn table(&self) -> Option<u128> {
+        let mut t = 0u128;
+        for i in 0..128u32 {
+            let (proto, state, reason) = (i >> 6, (i >> 3) & 7, i & 7);
             if self.eval_psr(proto, state, reason)? {
                 t |= 1 << i;
             }
@@ -424,7 +426,7 @@ impl Node {
             Node::Proto(m) => u32::from(*m) >> proto & 1 != 0,
             Node::State(m) => u32::from(*m) >> state & 1 != 0,
             Node::Reason(m) => u32::from(*m) >> reason & 1 != 0,
-            Node::Table(t) => t >> (proto << 5 | state << 3 | reason) & 1 != 0,
+            Node::Table(t) => t >> (proto << 6 | state << 3 | reason) & 1 != 0,
             Node::Not(n) => !n.eval_psr(proto, state, reason)?,
             Node::And(v) => {
                 let mut all = true;
@@ -452,7 +454,7 @@ impl Node {
         let node = match self {
             Node::And(v) => {
                 let mut out: Vec<Node> = Vec::with_capacity(v.len());
-                let mut table: Option<u64> = None;
+                let mut table: Option<u128> = None;
                 let mut ports: Option<Box<PortSet>> = None;
                 for n in v {
                     for n in match n.optimize() {
@@ -461,7 +463,7 @@ impl Node {
                     } {
                         match n {
                             Node::True => {}
-                            Node::Table(t) => *table.get_or_insert(u64::MAX) &= t,
+                            Node::Table(t) => *table.get_or_insert(u128::MAX) &= t,
                             Node::Port(p) => match &mut ports {
                                 Some(acc) => acc.intersect(&p),
                                 None => ports = Some(p),
@@ -485,7 +487,7 @@ impl Node {
             }
             Node::Or(v) => {
                 let mut out: Vec<Node> = Vec::with_capacity(v.len());
-                let mut table: Option<u64> = None;
+                let mut table: Option<u128> = None;
                 let mut ports: Option<Box<PortSet>> = None;
                 for n in v {
                     for n in match n.optimize() {
@@ -530,7 +532,7 @@ impl Node {
             Node::Proto(_) | Node::State(_) | Node::Reason(_) => {
                 Node::Table(node.table().expect("leaf has a table"))
             }
-            Node::Table(u64::MAX) => Node::True,
+            Node::Table(u128::MAX) => Node::True,
             Node::Port(p) if p.bits.iter().all(|w| *w == u64::MAX) => Node::True,
             other => other,
         }

@@ -750,6 +750,7 @@ impl<'a> Parser<'a> {
                 ("state", "open") => 1 << 0,
                 ("state", "closed") => 1 << 1,
                 ("state", "filtered") => 1 << 2,
+                ("state", "unfiltered") => 1 << 4,
                 ("state", "open_filtered" | "openfiltered" | "open-filtered") => 1 << 3,
                 ("reason", "syn-ack" | "synack") => REASON_SYN_ACK | REASON_CONNECTED,
                 ("reason", "reset" | "rst") => REASON_RESET,
@@ -762,7 +763,7 @@ impl<'a> Parser<'a> {
                 _ => {
                     let known = match field {
                         "proto" => "tcp, udp",
-                        "state" => "open, closed, filtered, open|filtered",
+                        "state" => "open, closed, filtered, open|filtered, unfiltered",
                         _ => "syn-ack, reset, host-unreach, port-unreach, udp-response, no-response, connected, conn-refused",
                     };
                     let shown = &v.text[i..i + len];

@@ -107,6 +107,14 @@ fn proto_state_and_reason() {
     assert!(m("state closed|open|filtered", &u));
     assert!(m("state open|filtered|open", &t));
     assert!(m("state open_filtered", &u));
+    // `-sA`'s state, through the compiled truth table and through and/or/not.
+    let unf = row("10.0.0.1", 443, Protocol::Tcp, PortState::Unfiltered);
+    assert!(m("state unfiltered", &unf));
+    assert!(!m("state unfiltered", &t));
+    assert!(!m("state filtered", &unf));
+    assert!(m("proto tcp and state unfiltered|open", &unf));
+    assert!(!m("not state unfiltered", &unf));
+    assert!(m("not state unfiltered", &u));
     let filtered = row("10.0.0.1", 81, Protocol::Tcp, PortState::Filtered);
     assert!(m("state filtered", &filtered));
     assert!(m("state closed|filtered", &filtered));
@@ -402,7 +410,7 @@ fn error_columns_point_at_the_bad_token() {
         "state open|shut",
         12,
         4,
-        "unknown state `shut`; values are open, closed, filtered, open|filtered",
+        "unknown state `shut`; values are open, closed, filtered, open|filtered, unfiltered",
     );
     check_err(
         "addr 10.0.0.0/33",
@@ -533,7 +541,7 @@ fn display_has_message_input_and_caret() {
     let e = err("port 80 and state opne");
     assert_eq!(
         e.to_string(),
-        "unknown state `opne`; values are open, closed, filtered, open|filtered (column 19)\n  port 80 and state opne\n                    ^^^^"
+        "unknown state `opne`; values are open, closed, filtered, open|filtered, unfiltered (column 19)\n  port 80 and state opne\n                    ^^^^"
     );
     let shifted = e.shifted(4, "xxx port 80 and state opne");
     assert_eq!(shifted.column(), 23);

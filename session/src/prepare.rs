@@ -109,6 +109,12 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
     };
     let mut early_rx = resume.as_mut().and_then(|r| r.rx.take());
     let mut notes = Vec::new();
+    // A connect scan needs no privilege: drop it before any thread starts
+    // (capabilities are per thread), keeping root's access to files only.
+    if spec.scan_type == ScanType::Connect {
+        crate::privilege::drop_network_privileges()
+            .context("dropping the capabilities a connect scan does not need")?;
+    }
     // Privilege and route before anything is written.
     let mut io = None;
     if spec.scan_type == ScanType::Syn {
@@ -118,6 +124,12 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
         let r = discover_route(&mut spec, &plan)?;
         plan = ScanPlan::new(&spec).map_err(|e| usage(e.to_string()))?;
         io = Some(match spec.backend {
+            BackendKind::Xdp if r.src_ip.is_ipv6() => {
+                return Err(usage(format!(
+                    "--xdp scans IPv4 only for now; {} is IPv6: drop --xdp to scan it over AF_PACKET",
+                    r.src_ip
+                )));
+            }
             BackendKind::Xdp => {
                 let t = prtip_engine::backend::TemplateSet::new(&engine_scan::frame_params(&r));
                 let (pair, xdp_notes) =
@@ -251,9 +263,9 @@ fn probe_db(
 /// Fill interface, source and router MAC of a -sS spec from the kernel's tables
 /// (given values win).
 pub fn discover_route(spec: &mut ScanSpec, plan: &ScanPlan) -> anyhow::Result<route::Route> {
-    let first = plan.targets.get_v4(0);
+    let first = plan.targets.get(0).expect("a plan has a target");
     let r = route::discover(
-        first.into(),
+        first,
         spec.interface.as_deref(),
         spec.source.map(|a| a.ip()),
         spec.router_mac.map(EthernetAddress),

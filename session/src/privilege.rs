@@ -1,4 +1,4 @@
-//! What the process may do: its capabilities, read and dropped in one place.
+//! What this process may do: the one place that checks and drops capabilities.
 //!
 //! A SYN scan needs CAP_NET_RAW (AF_PACKET), CAP_NET_ADMIN and CAP_BPF for
 //! `--xdp`; a connect scan (`-sT`, and `-sV` on it: io_uring and ordinary
@@ -19,6 +19,11 @@
 
 /// Capability bit of CAP_NET_RAW (raw and packet sockets).
 pub const CAP_NET_RAW: u32 = 13;
+
+/// Whether this process holds capability `bit` in its effective set.
+pub fn has_capability(bit: u32) -> bool {
+    capget().is_ok_and(|d| d[(bit / 32) as usize].effective & (1 << (bit % 32)) != 0)
+}
 
 /// The message for a missing CAP_NET_RAW.
 pub fn privilege_message() -> String {
@@ -65,12 +70,7 @@ fn capget() -> std::io::Result<[CapData; 2]> {
     }
 }
 
-/// Whether this thread holds capability `bit` in its effective set.
-pub fn has_capability(bit: u32) -> bool {
-    capget().is_ok_and(|d| d[(bit / 32) as usize].effective & (1 << (bit % 32)) != 0)
-}
-
-/// Drop every capability of the calling thread except [`FILE_CAPS`] (effective,
+/// Drop every capability of the calling thread except the four file ones (effective,
 /// permitted and inheritable; ambient cleared), for scans that need no
 /// privilege. Call it before starting threads.
 pub fn drop_network_privileges() -> std::io::Result<()> {

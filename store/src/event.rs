@@ -134,16 +134,20 @@ pub enum PortState {
     Filtered,
     /// UDP silence: open or filtered, cannot tell.
     OpenFiltered,
+    /// Reachable, open or closed cannot tell (an RST to an ACK probe, `-sA`).
+    Unfiltered,
 }
 
 impl PortState {
-    /// Name as nmap prints it (`open`, `closed`, `filtered`, `open|filtered`).
+    /// Name as nmap prints it (`open`, `closed`, `filtered`, `open|filtered`,
+    /// `unfiltered`).
     pub fn as_str(self) -> &'static str {
         match self {
             PortState::Open => "open",
             PortState::Closed => "closed",
             PortState::Filtered => "filtered",
             PortState::OpenFiltered => "open|filtered",
+            PortState::Unfiltered => "unfiltered",
         }
     }
 }
@@ -154,6 +158,7 @@ impl From<&ArchivedPortState> for PortState {
             ArchivedPortState::Closed => PortState::Closed,
             ArchivedPortState::Filtered => PortState::Filtered,
             ArchivedPortState::OpenFiltered => PortState::OpenFiltered,
+            ArchivedPortState::Unfiltered => PortState::Unfiltered,
         }
     }
 }

@@ -102,7 +102,8 @@ fn state_of(b: u8) -> PortState {
         PortState::Closed,
         PortState::Filtered,
         PortState::OpenFiltered,
-    ][b as usize & 3]
+        PortState::Unfiltered,
+    ][(b as usize & 7).min(4)]
 }
 
 fn reason_of(b: u8) -> Reason {

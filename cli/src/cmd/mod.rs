@@ -10,5 +10,4 @@ pub mod merge;
 pub mod monitor;
 pub mod replay;
 pub mod scan;
-pub mod scan_checks;
 pub mod xdp;

@@ -8,6 +8,7 @@
 //! --from-checkpoint`, `history resume` and `scan --tui`.
 
 pub mod args;
+pub mod checks;
 pub mod spec;
 
 pub use args::{nmap_style_args, Args};

@@ -1,6 +1,6 @@
 //! The classic BPF socket filter that lets only replies to our probes reach user
 //! space, compiled from the probe modules' [`ReplyFilter`]: IPv4 to our address,
-//! not a fragment, and TCP or UDP to our source-port range, or an ICMP
+//! not a fragment (or IPv6 to our address), and TCP or UDP to our source-port range, or an ICMP
 //! destination-unreachable / time-exceeded — each only if a module asks for it.
 //!
 //! Owns: compiling that program and attaching it (SO_ATTACH_FILTER). Never reads frames.
@@ -63,30 +63,53 @@ enum Ins {
 /// port in its range, or ICMP destination-unreachable / time-exceeded if it asks
 /// for ICMP errors; drop everything else.
 ///
-/// IPv6 replies need a program of their own, which this does not build yet: an
-/// IPv6 address is refused with an error that says so.
+/// For an IPv6 address the program accepts IPv6 (no extension headers before the
+/// transport header) to it, TCP/UDP as above, or ICMPv6 destination-unreachable
+/// (type 1) / time-exceeded (type 3).
 pub fn compile(f: &ReplyFilter) -> io::Result<Vec<libc::sock_filter>> {
-    let IpAddr::V4(our) = f.our_addr else {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            format!(
-                "the AF_PACKET reply filter takes IPv4 replies only; {} is IPv6",
-                f.our_addr
-            ),
-        ));
+    // (protocol number of ICMP errors, load of the L4 destination port, load of the
+    // ICMP type, the two ICMP error types)
+    let (mut p, icmp_proto, port_load, type_load, icmp_types) = match f.our_addr {
+        IpAddr::V4(our) => (
+            vec![
+                Ins::Stmt(LD | H | ABS, 12), // ethertype
+                Ins::Jump(JMP | JEQ | K, 0x0800, To::Next, To::Drop),
+                Ins::Stmt(LD | W | ABS, 30), // IPv4 destination
+                Ins::Jump(JMP | JEQ | K, u32::from(our), To::Next, To::Drop),
+                Ins::Stmt(LD | H | ABS, 20), // flags + fragment offset
+                Ins::Jump(JMP | JSET | K, 0x1fff, To::Drop, To::Next),
+                Ins::Stmt(LDX | B | MSH, 14), // X = IPv4 header length
+                Ins::Stmt(LD | B | ABS, 23),  // protocol
+            ],
+            1,
+            Ins::Stmt(LD | H | IND, 16), // L4 destination port (14 + 2)
+            Ins::Stmt(LD | B | IND, 14), // ICMP type
+            (3, 11),
+        ),
+        IpAddr::V6(our) => {
+            let mut p = vec![
+                Ins::Stmt(LD | H | ABS, 12), // ethertype
+                Ins::Jump(JMP | JEQ | K, 0x86dd, To::Next, To::Drop),
+            ];
+            let o = our.octets();
+            for (i, w) in o.chunks_exact(4).enumerate() {
+                // IPv6 destination, 32 bits at a time (14 + 24 + 4i)
+                p.push(Ins::Stmt(LD | W | ABS, 38 + 4 * i as u32));
+                let w = u32::from_be_bytes([w[0], w[1], w[2], w[3]]);
+                p.push(Ins::Jump(JMP | JEQ | K, w, To::Next, To::Drop));
+            }
+            p.push(Ins::Stmt(LD | B | ABS, 20)); // next header
+            (
+                p,
+                58,
+                Ins::Stmt(LD | H | ABS, 56), // L4 destination port (14 + 40 + 2)
+                Ins::Stmt(LD | B | ABS, 54), // ICMPv6 type
+                (1, 3),
+            )
+        }
     };
-    let mut p = vec![
-        Ins::Stmt(LD | H | ABS, 12), // ethertype
-        Ins::Jump(JMP | JEQ | K, 0x0800, To::Next, To::Drop),
-        Ins::Stmt(LD | W | ABS, 30), // IPv4 destination
-        Ins::Jump(JMP | JEQ | K, u32::from(our), To::Next, To::Drop),
-        Ins::Stmt(LD | H | ABS, 20), // flags + fragment offset
-        Ins::Jump(JMP | JSET | K, 0x1fff, To::Drop, To::Next),
-        Ins::Stmt(LDX | B | MSH, 14), // X = IPv4 header length
-        Ins::Stmt(LD | B | ABS, 23),  // protocol
-    ];
     if f.icmp_errors {
-        p.push(Ins::Jump(JMP | JEQ | K, 1, To::Icmp, To::Next));
+        p.push(Ins::Jump(JMP | JEQ | K, icmp_proto, To::Icmp, To::Next));
     }
     if f.tcp {
         p.push(Ins::Jump(JMP | JEQ | K, 6, To::Ports, To::Next));
@@ -98,7 +121,7 @@ pub fn compile(f: &ReplyFilter) -> io::Result<Vec<libc::sock_filter>> {
     if f.tcp || f.udp {
         p.extend([
             Ins::Label(To::Ports),
-            Ins::Stmt(LD | H | IND, 16), // L4 destination port (14 + 2)
+            port_load,
             Ins::Jump(JMP | JGE | K, f.ports.0 as u32, To::Next, To::Drop),
             Ins::Jump(JMP | JGE | K, f.ports.1 as u32 + 1, To::Drop, To::Accept),
         ]);
@@ -106,9 +129,9 @@ pub fn compile(f: &ReplyFilter) -> io::Result<Vec<libc::sock_filter>> {
     if f.icmp_errors {
         p.extend([
             Ins::Label(To::Icmp),
-            Ins::Stmt(LD | B | IND, 14), // ICMP type
-            Ins::Jump(JMP | JEQ | K, 3, To::Accept, To::Next),
-            Ins::Jump(JMP | JEQ | K, 11, To::Accept, To::Drop),
+            type_load,
+            Ins::Jump(JMP | JEQ | K, icmp_types.0, To::Accept, To::Next),
+            Ins::Jump(JMP | JEQ | K, icmp_types.1, To::Accept, To::Drop),
         ]);
     }
     p.extend([
@@ -320,13 +343,49 @@ mod tests {
             run(&compile(&top).unwrap(), &frame(6, us, 65535, 0, 0)),
             SNAPLEN
         );
-        let v6 = ReplyFilter {
-            our_addr: "2001:db8::1".parse().unwrap(),
-            ..syn_only
-        };
-        assert!(compile(&v6)
-            .unwrap_err()
-            .to_string()
-            .contains("IPv4 replies only"));
+    }
+
+    fn frame6(nh: u8, dst: &str, dport: u16, icmp_type: u8) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 40 + 20];
+        f[12] = 0x86;
+        f[13] = 0xdd;
+        f[14] = 0x60;
+        f[20] = nh;
+        let d: std::net::Ipv6Addr = dst.parse().unwrap();
+        f[38..54].copy_from_slice(&d.octets());
+        f[56..58].copy_from_slice(&dport.to_be_bytes());
+        if nh == 58 {
+            f[54] = icmp_type;
+        }
+        f
+    }
+
+    #[test]
+    fn ipv6_accepts_only_replies_to_our_address_and_ports() {
+        let us = "2001:db8:0:1::1";
+        let p = compile(&ReplyFilter {
+            our_addr: us.parse().unwrap(),
+            ports: (40960, 57343),
+            tcp: true,
+            udp: false,
+            icmp_errors: true,
+        })
+        .unwrap();
+        assert_eq!(run(&p, &frame6(6, us, 40960, 0)), SNAPLEN);
+        assert_eq!(run(&p, &frame6(6, us, 57343, 0)), SNAPLEN);
+        assert_eq!(run(&p, &frame6(6, us, 40959, 0)), 0, "below the range");
+        assert_eq!(run(&p, &frame6(6, us, 57344, 0)), 0, "above the range");
+        assert_eq!(run(&p, &frame6(17, us, 45000, 0)), 0, "UDP not asked for");
+        for other in ["2001:db8:0:1::2", "2001:db8:0:2::1", "3001:db8:0:1::1"] {
+            assert_eq!(run(&p, &frame6(6, other, 45000, 0)), 0, "to {other}");
+        }
+        assert_eq!(run(&p, &frame6(58, us, 0, 1)), SNAPLEN, "unreachable");
+        assert_eq!(run(&p, &frame6(58, us, 0, 3)), SNAPLEN, "time exceeded");
+        assert_eq!(run(&p, &frame6(58, us, 0, 129)), 0, "echo reply");
+        assert_eq!(run(&p, &frame6(58, us, 0, 136)), 0, "neighbour advert");
+        // An IPv4 frame to the IPv6 filter, and the reverse: dropped.
+        assert_eq!(run(&p, &frame(6, [198, 18, 0, 1], 45000, 0, 0)), 0);
+        let v4 = reply_filter(Ipv4Addr::new(198, 18, 0, 1), 40960, 57344);
+        assert_eq!(run(&v4, &frame6(6, us, 45000, 0)), 0);
     }
 }

@@ -5,7 +5,7 @@
 //! what silence means.
 //!
 //! Owns: [`Probe`] (what varies between probes), [`FrameParams`] (what does not),
-//! the modules ([`TcpSynV4`], [`UdpV4`]) and the [`ProbeSet`] of one scan (its
+//! the modules ([`TcpSynV4`], [`TcpSynV6`], [`UdpV4`]) and the [`ProbeSet`] of one scan (its
 //! modules, one global template numbering for the backends). Never touches
 //! sockets, permutation, pacing or events: the scan loop and the backends call in.
 //!
@@ -14,11 +14,15 @@
 //! the backends change. Frames may differ in length between modules and between
 //! the templates of one module; addresses are [`IpAddr`]s.
 
+mod tcp_flags;
 mod tcp_syn;
+mod tcp_syn6;
 mod template;
 mod udp;
 
+pub use tcp_flags::{TcpFlagScan, TcpFlagsV4, FILTERED_ICMP_CODES};
 pub use tcp_syn::TcpSynV4;
+pub use tcp_syn6::TcpSynV6;
 pub use template::ProbeTemplate;
 pub use udp::UdpV4;
 
@@ -169,13 +173,27 @@ impl ProbeSet {
         udp_payload: &dyn Fn(u16) -> Option<Vec<u8>>,
         udp_ports: &[u16],
     ) -> ProbeSet {
+        Self::tcp_udp(p, None, udp_payload, udp_ports)
+    }
+
+    /// As [`ProbeSet::syn_udp`], with TCP probed by `tcp` (`None`: SYN).
+    pub fn tcp_udp(
+        p: &FrameParams,
+        tcp: Option<TcpFlagScan>,
+        udp_payload: &dyn Fn(u16) -> Option<Vec<u8>>,
+        udp_ports: &[u16],
+    ) -> ProbeSet {
         let mut udp = UdpV4::new(p);
         for &port in udp_ports {
             if let Some(payload) = udp_payload(port) {
                 udp.set_payload(port, &payload);
             }
         }
-        Self::of(vec![Arc::new(TcpSynV4::new(p)), Arc::new(udp)])
+        let tcp: Arc<dyn ProbeModule> = match tcp {
+            None => Arc::new(TcpSynV4::new(p)),
+            Some(scan) => Arc::new(TcpFlagsV4::new(p, scan)),
+        };
+        Self::of(vec![tcp, Arc::new(udp)])
     }
 
     /// A set of `modules` (the first that handles a probe sends it).

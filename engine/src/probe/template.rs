@@ -30,24 +30,36 @@ pub struct ProbeTemplate {
     proto: Protocol,
     ip_base: u16,
     l4_base: u16,
+    /// TCP: the acknowledgment number carries the cookie too (probes with ACK set).
+    ack_cookie: bool,
 }
 
 impl ProbeTemplate {
     /// A TCP SYN (window 1024, MSS 1460 option, DF clear) from `p`.
     pub fn tcp_syn(p: &FrameParams) -> ProbeTemplate {
+        Self::tcp(p, TcpFlags::SYN, Some(1460))
+    }
+
+    /// A TCP segment with `flags` (window 1024, the MSS option when given, DF
+    /// clear) from `p`. When `flags` has ACK, the acknowledgment number carries the
+    /// cookie as the sequence number does (a reset answering it echoes it in its
+    /// sequence number, RFC 793 p. 36).
+    pub fn tcp(p: &FrameParams, flags: u8, mss: Option<u16>) -> ProbeTemplate {
         let tcp = TcpRepr {
             src_port: 0,
             dst_port: 0,
             seq_number: 0,
             ack_number: 0,
-            flags: TcpFlags(TcpFlags::SYN),
+            flags: TcpFlags(flags),
             window_len: 1024,
-            max_seg_size: Some(1460),
+            max_seg_size: mss,
         };
         let l4_len = tcp.header_len();
         let mut bytes = Self::l2l3(p, IpProtocol::Tcp, l4_len);
         tcp.emit(&mut TcpPacket::new_unchecked(&mut bytes[L4..]));
-        Self::finish(bytes, Protocol::Tcp, p.src_ip)
+        let mut t = Self::finish(bytes, Protocol::Tcp, p.src_ip);
+        t.ack_cookie = flags & TcpFlags::ACK != 0;
+        t
     }
 
     /// A UDP datagram carrying `payload` from `p`.
@@ -113,6 +125,7 @@ impl ProbeTemplate {
             proto,
             ip_base: !ip_check,
             l4_base,
+            ack_cookie: false,
         }
     }
 
@@ -164,7 +177,12 @@ impl ProbeTemplate {
             Protocol::Tcp => {
                 l4[wire::tcp::SEQ_OFFSET..wire::tcp::SEQ_OFFSET + 4]
                     .copy_from_slice(&probe.seq.to_be_bytes());
-                let added = dsum + ports + (probe.seq >> 16) + (probe.seq & 0xffff);
+                let mut added = dsum + ports + (probe.seq >> 16) + (probe.seq & 0xffff);
+                if self.ack_cookie {
+                    l4[wire::tcp::ACK_OFFSET..wire::tcp::ACK_OFFSET + 4]
+                        .copy_from_slice(&probe.seq.to_be_bytes());
+                    added += (probe.seq >> 16) + (probe.seq & 0xffff);
+                }
                 let c = checksum::patch_from_zero(self.l4_base, added);
                 l4[wire::tcp::CHECKSUM_OFFSET..wire::tcp::CHECKSUM_OFFSET + 2]
                     .copy_from_slice(&c.to_be_bytes());

@@ -193,9 +193,16 @@ impl ScanPlan {
         if ports.is_empty() {
             return Err(PlanError::Spec("no ports to scan".into()));
         }
-        if !targets.v6.is_empty() && spec.scan_type != ScanType::Connect {
+        if !targets.v6.is_empty() && spec.scan_type == ScanType::Udp {
             return Err(PlanError::Spec(format!(
-                "{} IPv6 targets given: the SYN engine sends IPv4 only for now (IPv6 addresses parse; use -sT for IPv6)",
+                "{} IPv6 targets given: -sU sends IPv4 only for now (use -sS or -sT for IPv6)",
+                targets.v6.len()
+            )));
+        }
+        if !targets.v6.is_empty() && !targets.v4.is_empty() && spec.scan_type == ScanType::Syn {
+            return Err(PlanError::Spec(format!(
+                "{} IPv4 and {} IPv6 targets given: a -sS scan sends one address family (one route, one source address); scan each family on its own",
+                targets.v4.len(),
                 targets.v6.len()
             )));
         }
@@ -272,7 +279,13 @@ impl ScanPlan {
         let (v, _) = self.walk.at(p);
         let n = self.targets.len();
         let (proto, dport) = self.ports.get((v / n) as usize);
-        let dst = IpAddr::V4(self.targets.get_v4(v % n));
+        let dst = if self.targets.v6.is_empty() {
+            IpAddr::V4(self.targets.get_v4(v % n))
+        } else {
+            self.targets
+                .get(v % n)
+                .expect("value within the index space")
+        };
         let c = self.cookies.cookie(dst, dport, proto);
         (
             v,
@@ -548,6 +561,28 @@ pub fn open_packet_backend_prepared(
     udp_ports: &[u16],
     rx: Option<crate::backend::packet::PreparedRx>,
 ) -> std::io::Result<BackendPair> {
-    let probes = ProbeSet::syn_udp(&frame_params(route), udp_payload, udp_ports);
-    crate::backend::packet::open_pair_prepared(&route.iface, probes, rx)
+    crate::backend::packet::open_pair_prepared(
+        &route.iface,
+        probe_set(route, udp_payload, udp_ports),
+        rx,
+    )
+}
+
+/// The raw scan's probe modules for `route`: TCP SYN and UDP (payloads as in
+/// [`open_packet_backend`]) from an IPv4 source; TCP SYN only ([`TcpSynV6`]) from
+/// an IPv6 source.
+///
+/// [`TcpSynV6`]: crate::probe::TcpSynV6
+pub fn probe_set(
+    route: &crate::route::Route,
+    udp_payload: &dyn Fn(u16) -> Option<Vec<u8>>,
+    udp_ports: &[u16],
+) -> ProbeSet {
+    match route.src_ip {
+        IpAddr::V4(_) => ProbeSet::syn_udp(&frame_params(route), udp_payload, udp_ports),
+        IpAddr::V6(src) => ProbeSet::of(vec![std::sync::Arc::new(crate::probe::TcpSynV6::new(
+            &frame_params(route),
+            src,
+        ))]),
+    }
 }

@@ -24,6 +24,8 @@ pub const SRC_PORT_OFFSET: usize = field::SRC_PORT.start;
 pub const DST_PORT_OFFSET: usize = field::DST_PORT.start;
 /// Offset of the sequence number.
 pub const SEQ_OFFSET: usize = field::SEQ_NUM.start;
+/// Offset of the acknowledgment number in the header.
+pub const ACK_OFFSET: usize = field::ACK_NUM.start;
 /// Offset of the checksum.
 pub const CHECKSUM_OFFSET: usize = field::CHECKSUM.start;
 
@@ -41,6 +43,8 @@ impl TcpFlags {
     pub const PSH: u8 = 0x08;
     /// ACK.
     pub const ACK: u8 = 0x10;
+    /// URG.
+    pub const URG: u8 = 0x20;
     /// Whether every bit of `mask` is set.
     pub fn has(self, mask: u8) -> bool {
         self.0 & mask == mask

@@ -38,6 +38,7 @@ impl Render for GrepRender {
             PortState::Closed,
             PortState::Filtered,
             PortState::OpenFiltered,
+            PortState::Unfiltered,
         ]
         .into_iter()
         .filter(|&s| host.is_hidden(s))

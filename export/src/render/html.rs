@@ -84,6 +84,7 @@ fn state_class(s: PortState) -> &'static str {
         PortState::Closed => "closed",
         PortState::Filtered => "filtered",
         PortState::OpenFiltered => "open-filtered",
+        PortState::Unfiltered => "unfiltered",
     }
 }
 
@@ -210,6 +211,7 @@ impl Render for HtmlRender {
                     PortState::Closed,
                     PortState::Filtered,
                     PortState::OpenFiltered,
+                    PortState::Unfiltered,
                 ])
                 .map(|(bar, s)| ClassBar {
                     bar,

@@ -30,7 +30,7 @@ fn random_seed() -> u64 {
 
 /// Turn the flags into a spec (no packet sent, no file written).
 pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
-    crate::cmd::scan_checks::check(args)?;
+    super::checks::check(args)?;
     let mut targets = args.targets.clone();
     let mut listed = Vec::new();
     if let Some(p) = &args.input_list {
@@ -58,7 +58,7 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
         // A name from -iL that did not resolve: say where it came from.
         let from = args.input_list.as_ref().and_then(|f| {
             let t = listed.iter().find(|t| msg.contains(t.as_str()))?;
-            let line = crate::cmd::scan_checks::list_line(f, t)?;
+            let line = super::checks::list_line(f, t)?;
             Some(format!(" (-iL {} line {line})", f.display()))
         });
         usage(msg + &from.unwrap_or_default())

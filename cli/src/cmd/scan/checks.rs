@@ -9,7 +9,7 @@
 //! found before anything is sent or created. This module only reads the flags
 //! (and the `-iL` file); it never builds the spec.
 
-use super::scan::Args;
+use super::args::Args;
 use crate::UsageError;
 use prtip_engine::pacing;
 use prtip_engine::ports::{ranked, PortList};

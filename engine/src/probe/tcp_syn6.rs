@@ -1,0 +1,364 @@
+//! TCP SYN over IPv6 (nmap's `-6 -sS`): the same probe and verdicts as
+//! [`super::TcpSynV4`] — SYN-ACK → open, RST → closed, an ICMPv6 destination
+//! unreachable quoting the SYN → filtered, silence → filtered — in an Ethernet +
+//! IPv6 (no extension headers) + TCP frame.
+//!
+//! Owns its frame template and the per-probe patch (16-byte destination, ports,
+//! sequence number, TCP checksum by RFC 1624 delta; IPv6 has no header checksum).
+
+use super::{FrameParams, Probe, ProbeModule, ReplyFilter};
+use crate::classify::{Classified, Inbound, Verdict, L4};
+use crate::cookie::{Cookies, SPORT_BASE, SPORT_SPAN};
+use crate::wire::{
+    self, checksum, EtherType, EthernetFrame, EthernetRepr, IpProtocol, Ipv6Packet, Ipv6Repr,
+    TcpFlags, TcpPacket, TcpRepr,
+};
+use prtip_store::event::{PortState, Protocol, Reason};
+use std::net::{IpAddr, Ipv6Addr};
+
+/// Offsets inside an Ethernet + IPv6 (no extension headers) frame.
+const L3: usize = wire::ethernet::HEADER_LEN;
+const L4: usize = L3 + wire::ipv6::HEADER_LEN;
+/// The destination address (bytes 24..40 of the IPv6 header).
+const DST: usize = L3 + 24;
+
+/// The TCP SYN module for IPv6 probes from one address.
+#[derive(Clone, Debug)]
+pub struct TcpSynV6 {
+    bytes: Vec<u8>,
+    /// Folded one's-complement sum of the TCP segment and pseudo-header with the
+    /// destination, ports and sequence number zero.
+    l4_base: u16,
+    our_addr: Ipv6Addr,
+}
+
+impl TcpSynV6 {
+    /// The module for probes leaving with `p`'s MACs and hop limit (`p.ttl`) from
+    /// `src` (the IPv6 source the route chose; `p.src_ip` is not used).
+    pub fn new(p: &FrameParams, src: Ipv6Addr) -> TcpSynV6 {
+        let tcp = TcpRepr {
+            src_port: 0,
+            dst_port: 0,
+            seq_number: 0,
+            ack_number: 0,
+            flags: TcpFlags(TcpFlags::SYN),
+            window_len: 1024,
+            max_seg_size: Some(1460),
+        };
+        let l4_len = tcp.header_len();
+        let mut bytes = vec![0u8; L4 + l4_len];
+        EthernetRepr {
+            src_addr: p.src_mac,
+            dst_addr: p.dst_mac,
+            ethertype: EtherType::Ipv6,
+        }
+        .emit(&mut EthernetFrame::new_unchecked(&mut bytes[..]));
+        Ipv6Repr {
+            src_addr: src,
+            dst_addr: Ipv6Addr::UNSPECIFIED,
+            next_header: IpProtocol::Tcp,
+            payload_len: l4_len,
+            hop_limit: p.ttl,
+        }
+        .emit(&mut Ipv6Packet::new_unchecked(&mut bytes[L3..]));
+        tcp.emit(&mut TcpPacket::new_unchecked(&mut bytes[L4..]));
+        let c = L4 + wire::tcp::CHECKSUM_OFFSET;
+        bytes[c] = 0;
+        bytes[c + 1] = 0;
+        let ph = checksum::pseudo_header_v6(src, Ipv6Addr::UNSPECIFIED, 6, l4_len as u32);
+        let l4_base = checksum::fold(
+            checksum::fold(checksum::sum(&bytes[L4..])) as u32 + checksum::fold(ph) as u32,
+        );
+        TcpSynV6 {
+            bytes,
+            l4_base,
+            our_addr: src,
+        }
+    }
+}
+
+impl ProbeModule for TcpSynV6 {
+    fn name(&self) -> &'static str {
+        "tcp_syn6"
+    }
+    fn protocol(&self) -> Protocol {
+        Protocol::Tcp
+    }
+    #[inline]
+    fn handles(&self, probe: &Probe) -> bool {
+        probe.proto == Protocol::Tcp && probe.dst.is_ipv6()
+    }
+    fn template_count(&self) -> usize {
+        1
+    }
+    fn template(&self, _: usize) -> &[u8] {
+        &self.bytes
+    }
+    #[inline]
+    fn template_of(&self, _: &Probe) -> usize {
+        0
+    }
+    #[inline]
+    fn patch(&self, _: usize, frame: &mut [u8], probe: &Probe) {
+        let IpAddr::V6(dst6) = probe.dst else {
+            debug_assert!(false, "an IPv6 template given {probe:?}");
+            return;
+        };
+        let frame = &mut frame[..self.bytes.len()];
+        let dst = dst6.octets();
+        frame[DST..DST + 16].copy_from_slice(&dst);
+        let dsum = checksum::fold(checksum::sum(&dst)) as u32;
+        let l4 = &mut frame[L4..];
+        l4[0..2].copy_from_slice(&probe.sport.to_be_bytes());
+        l4[2..4].copy_from_slice(&probe.dport.to_be_bytes());
+        l4[wire::tcp::SEQ_OFFSET..wire::tcp::SEQ_OFFSET + 4]
+            .copy_from_slice(&probe.seq.to_be_bytes());
+        let added = dsum
+            + probe.sport as u32
+            + probe.dport as u32
+            + (probe.seq >> 16)
+            + (probe.seq & 0xffff);
+        let c = checksum::patch_from_zero(self.l4_base, added);
+        l4[wire::tcp::CHECKSUM_OFFSET..wire::tcp::CHECKSUM_OFFSET + 2]
+            .copy_from_slice(&c.to_be_bytes());
+    }
+    fn reply_filter(&self) -> ReplyFilter {
+        ReplyFilter {
+            our_addr: self.our_addr.into(),
+            ports: (SPORT_BASE, SPORT_BASE + (SPORT_SPAN - 1)),
+            tcp: true,
+            udp: false,
+            icmp_errors: true,
+        }
+    }
+    fn classify(&self, r: &Inbound<'_>, cookies: &Cookies) -> Classified {
+        if !r.src.is_ipv6() {
+            return Classified::Ignored;
+        }
+        let verdict = |addr, port, state, reason, icmp_code| {
+            Classified::Reply(Verdict {
+                addr,
+                port,
+                proto: Protocol::Tcp,
+                state,
+                reason,
+                ttl: r.ttl,
+                icmp_code,
+            })
+        };
+        match &r.l4 {
+            L4::Tcp(tcp) => {
+                if !cookies.check_tcp_ack(r.src, tcp.src_port(), tcp.dst_port(), tcp.ack_number()) {
+                    return Classified::Invalid;
+                }
+                let f = tcp.flags();
+                if f.has(TcpFlags::RST) {
+                    verdict(r.src, tcp.src_port(), PortState::Closed, Reason::Reset, 0)
+                } else if f.has(TcpFlags::SYN | TcpFlags::ACK) {
+                    verdict(r.src, tcp.src_port(), PortState::Open, Reason::SynAck, 0)
+                } else {
+                    Classified::Ignored
+                }
+            }
+            L4::Unreachable { code, quote } if quote.protocol == IpProtocol::Tcp => {
+                let seq = quote.seq_number.unwrap_or(0);
+                if !cookies.check_quote(
+                    quote.dst,
+                    quote.dst_port,
+                    Protocol::Tcp,
+                    quote.src_port,
+                    seq,
+                    false,
+                ) {
+                    return Classified::Invalid;
+                }
+                verdict(
+                    quote.dst,
+                    quote.dst_port,
+                    PortState::Filtered,
+                    Reason::IcmpUnreachable,
+                    *code,
+                )
+            }
+            _ => Classified::Ignored,
+        }
+    }
+    fn silence(&self) -> PortState {
+        PortState::Filtered
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::tests::params;
+
+    const US: &str = "2001:db8:0:1::1";
+
+    #[test]
+    fn patched_frame_is_a_valid_syn_with_the_cookie() {
+        let us: Ipv6Addr = US.parse().unwrap();
+        let m = TcpSynV6::new(&params(), us);
+        let c = Cookies::new(5);
+        let mut frame = m.template(0).to_vec();
+        assert_eq!(frame.len(), 14 + 40 + 24);
+        for (tgt, port) in [("2001:db8:100::2", 80u16), ("2001:db8:100::ffe", 65535)] {
+            let dst: IpAddr = tgt.parse().unwrap();
+            let p = m.probe(dst, port, &c);
+            assert!(m.handles(&p));
+            // Patched over the previous probe: every field rewritten.
+            m.patch(0, &mut frame, &p);
+            let eth = EthernetFrame::new_checked(&frame[..]).unwrap();
+            assert_eq!(eth.ethertype(), EtherType::Ipv6);
+            let ip = Ipv6Packet::new_checked(&frame[L3..]).unwrap();
+            assert_eq!(
+                Ipv6Repr::parse(&ip).unwrap(),
+                Ipv6Repr {
+                    src_addr: us,
+                    dst_addr: tgt.parse().unwrap(),
+                    next_header: IpProtocol::Tcp,
+                    payload_len: 24,
+                    hop_limit: 64,
+                }
+            );
+            assert!(checksum::verify_l4(us.into(), dst, 6, ip.payload()));
+            let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+            let k = c.cookie(dst, port, Protocol::Tcp);
+            assert_eq!(
+                (tcp.src_port(), tcp.dst_port(), tcp.seq_number()),
+                (k.sport, port, k.seq)
+            );
+            assert_eq!(tcp.flags(), TcpFlags(TcpFlags::SYN));
+        }
+        let v4 = m.probe("198.19.0.1".parse().unwrap(), 80, &c);
+        assert!(!m.handles(&v4));
+    }
+
+    const TGT: &str = "2001:db8:100::7";
+
+    /// An Ethernet + IPv6 frame from `src` to `dst` carrying `l4` as `nh`.
+    fn v6_frame(src: &str, dst: &str, nh: IpProtocol, l4: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; L4 + l4.len()];
+        f[12] = 0x86;
+        f[13] = 0xdd;
+        Ipv6Repr {
+            src_addr: src.parse().unwrap(),
+            dst_addr: dst.parse().unwrap(),
+            next_header: nh,
+            payload_len: l4.len(),
+            hop_limit: 63,
+        }
+        .emit(&mut Ipv6Packet::new_unchecked(&mut f[L3..]));
+        f[L4..].copy_from_slice(l4);
+        f
+    }
+
+    fn set() -> crate::probe::ProbeSet {
+        crate::probe::ProbeSet::of(vec![std::sync::Arc::new(TcpSynV6::new(
+            &params(),
+            US.parse().unwrap(),
+        ))])
+    }
+
+    fn reply(c: &Cookies, port: u16, flags: u8, ack_delta: u32) -> Vec<u8> {
+        let k = c.cookie(TGT.parse().unwrap(), port, Protocol::Tcp);
+        let mut seg = [0u8; 20];
+        TcpRepr {
+            src_port: port,
+            dst_port: k.sport,
+            seq_number: 7,
+            ack_number: k.seq.wrapping_add(ack_delta),
+            flags: TcpFlags(flags),
+            window_len: 0,
+            max_seg_size: None,
+        }
+        .emit(&mut TcpPacket::new_unchecked(&mut seg[..]));
+        v6_frame(TGT, US, IpProtocol::Tcp, &seg)
+    }
+
+    #[test]
+    fn syn_ack_open_rst_closed_bad_cookie_invalid_others_ignored() {
+        let c = Cookies::new(21);
+        let set = set();
+        let v = |state, reason, port| {
+            Classified::Reply(Verdict {
+                addr: TGT.parse().unwrap(),
+                port,
+                proto: Protocol::Tcp,
+                state,
+                reason,
+                ttl: 63,
+                icmp_code: 0,
+            })
+        };
+        let open = reply(&c, 80, TcpFlags::SYN | TcpFlags::ACK, 1);
+        assert_eq!(
+            set.classify(&open, &c),
+            v(PortState::Open, Reason::SynAck, 80)
+        );
+        let closed = reply(&c, 22, TcpFlags::RST | TcpFlags::ACK, 1);
+        assert_eq!(
+            set.classify(&closed, &c),
+            v(PortState::Closed, Reason::Reset, 22)
+        );
+        let bad = reply(&c, 80, TcpFlags::SYN | TcpFlags::ACK, 2);
+        assert_eq!(set.classify(&bad, &c), Classified::Invalid);
+        assert_eq!(set.classify(&open, &Cookies::new(22)), Classified::Invalid);
+        // To another address: not ours to look at.
+        let mut other = open.clone();
+        other[L3 + 39] = 9;
+        assert_eq!(set.classify(&other, &c), Classified::Ignored);
+        // Truncated below the TCP header: invalid.
+        let mut cut = open[..L4 + 10].to_vec();
+        cut[L3 + 5] = 10;
+        assert_eq!(set.classify(&cut, &c), Classified::Invalid);
+    }
+
+    /// An ICMPv6 destination unreachable (`code`) from `router` quoting the SYN
+    /// to TGT:`port` sent from `from`.
+    fn unreachable(c: &Cookies, from: &str, port: u16, code: u8) -> Vec<u8> {
+        let m = TcpSynV6::new(&params(), from.parse().unwrap());
+        let p = m.probe(TGT.parse().unwrap(), port, c);
+        let mut syn = m.template(0).to_vec();
+        m.patch(0, &mut syn, &p);
+        let mut icmp = vec![1, code, 0, 0, 0, 0, 0, 0];
+        icmp.extend_from_slice(&syn[L3..]);
+        v6_frame("2001:db8:0:1::fe", US, IpProtocol::Icmpv6, &icmp)
+    }
+
+    #[test]
+    fn icmpv6_unreachable_quoting_our_syn_is_filtered() {
+        let c = Cookies::new(23);
+        let set = set();
+        for code in [1u8, 3, 4] {
+            assert_eq!(
+                set.classify(&unreachable(&c, US, 443, code), &c),
+                Classified::Reply(Verdict {
+                    addr: TGT.parse().unwrap(),
+                    port: 443,
+                    proto: Protocol::Tcp,
+                    state: PortState::Filtered,
+                    reason: Reason::IcmpUnreachable,
+                    ttl: 63,
+                    icmp_code: code,
+                })
+            );
+        }
+        // A quote of a SYN we did not send (other cookie, other source): invalid.
+        let f = unreachable(&Cookies::new(24), US, 443, 1);
+        assert_eq!(set.classify(&f, &c), Classified::Invalid);
+        let f = unreachable(&c, "2001:db8:0:1::5", 443, 1);
+        assert_eq!(set.classify(&f, &c), Classified::Invalid);
+        // Quote cut inside the first 8 TCP bytes: invalid.
+        let f = unreachable(&c, US, 443, 1);
+        let cut = f.len() - 24 + 6;
+        let mut g = f[..cut].to_vec();
+        let plen = (cut - L4) as u16;
+        g[L3 + 4..L3 + 6].copy_from_slice(&plen.to_be_bytes());
+        assert_eq!(set.classify(&g, &c), Classified::Invalid);
+        // Other ICMPv6 (echo reply, type 129): ignored.
+        let mut echo = f.clone();
+        echo[L4] = 129;
+        assert_eq!(set.classify(&echo, &c), Classified::Ignored);
+    }
+}
