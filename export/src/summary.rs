@@ -33,11 +33,11 @@ pub fn write_port_table(log_dir: &Path, out: &mut dyn Write) -> Result<(), Expor
 }
 
 /// The table of [`write_port_table`] from its counts per (protocol, port):
-/// `[open, closed, filtered, open|filtered]`. A port no host had open is no row
+/// `[open, closed, filtered, open|filtered, unfiltered]`. A port no host had open is no row
 /// (nmap's "Not shown"): a scan of 4 096 hosts × 2 000 ports prints the ports
 /// that matter, not 2 000 rows of `0 4096 0`.
 fn render_port_table(
-    per: &BTreeMap<(Protocol, u16), [u64; 4]>,
+    per: &BTreeMap<(Protocol, u16), [u64; 5]>,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     let (mut hidden, mut closed, mut filtered) = (0u64, 0u64, 0u64);
@@ -108,9 +108,9 @@ mod tests {
     #[test]
     fn the_port_table_has_a_row_per_port_open_somewhere_only() {
         let mut per = std::collections::BTreeMap::new();
-        per.insert((Protocol::Tcp, 22), [0, 4096, 0, 0]);
-        per.insert((Protocol::Tcp, 23), [0, 4000, 90, 6]);
-        per.insert((Protocol::Tcp, 80), [3, 4093, 0, 0]);
+        per.insert((Protocol::Tcp, 22), [0, 4096, 0, 0, 0]);
+        per.insert((Protocol::Tcp, 23), [0, 4000, 90, 6, 0]);
+        per.insert((Protocol::Tcp, 80), [3, 4093, 0, 0, 0]);
         let mut out = Vec::new();
         super::render_port_table(&per, &mut out).unwrap();
         assert_eq!(
