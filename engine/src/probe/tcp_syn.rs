@@ -52,67 +52,79 @@ impl ProbeModule for TcpSynV4 {
         self.template.patch(frame, probe)
     }
     fn reply_filter(&self) -> ReplyFilter {
-        ReplyFilter {
-            our_addr: self.our_addr,
-            ports: (SPORT_BASE, SPORT_BASE + (SPORT_SPAN - 1)),
-            tcp: true,
-            udp: false,
-            icmp_errors: true,
-        }
+        syn_reply_filter(self.our_addr)
     }
     fn classify(&self, r: &Inbound<'_>, cookies: &Cookies) -> Classified {
         if !r.src.is_ipv4() {
             return Classified::Ignored;
         }
-        let verdict = |addr, port, state, reason, icmp_code| {
-            Classified::Reply(Verdict {
-                addr,
-                port,
-                proto: Protocol::Tcp,
-                state,
-                reason,
-                ttl: r.ttl,
-                icmp_code,
-            })
-        };
-        match &r.l4 {
-            L4::Tcp(tcp) => {
-                if !cookies.check_tcp_ack(r.src, tcp.src_port(), tcp.dst_port(), tcp.ack_number()) {
-                    return Classified::Invalid;
-                }
-                let f = tcp.flags();
-                if f.has(TcpFlags::RST) {
-                    verdict(r.src, tcp.src_port(), PortState::Closed, Reason::Reset, 0)
-                } else if f.has(TcpFlags::SYN | TcpFlags::ACK) {
-                    verdict(r.src, tcp.src_port(), PortState::Open, Reason::SynAck, 0)
-                } else {
-                    Classified::Ignored
-                }
-            }
-            L4::Unreachable { code, quote } if quote.protocol == IpProtocol::Tcp => {
-                let seq = quote.seq_number.unwrap_or(0);
-                if !cookies.check_quote(
-                    quote.dst,
-                    quote.dst_port,
-                    Protocol::Tcp,
-                    quote.src_port,
-                    seq,
-                    false,
-                ) {
-                    return Classified::Invalid;
-                }
-                verdict(
-                    quote.dst,
-                    quote.dst_port,
-                    PortState::Filtered,
-                    Reason::IcmpUnreachable,
-                    *code,
-                )
-            }
-            _ => Classified::Ignored,
-        }
+        classify_syn_reply(r, cookies)
     }
     fn silence(&self) -> PortState {
         PortState::Filtered
+    }
+}
+
+/// The replies a TCP SYN scan wants to see (either family): TCP to our cookie
+/// ports and ICMP errors.
+pub(crate) fn syn_reply_filter(our_addr: IpAddr) -> ReplyFilter {
+    ReplyFilter {
+        our_addr,
+        ports: (SPORT_BASE, SPORT_BASE + (SPORT_SPAN - 1)),
+        tcp: true,
+        udp: false,
+        icmp_errors: true,
+    }
+}
+
+/// nmap's SYN-scan rules for a parsed reply of either family, after the cookie
+/// check: SYN-ACK open, RST closed, an ICMP unreachable quoting our SYN filtered.
+pub(crate) fn classify_syn_reply(r: &Inbound<'_>, cookies: &Cookies) -> Classified {
+    let verdict = |addr, port, state, reason, icmp_code| {
+        Classified::Reply(Verdict {
+            addr,
+            port,
+            proto: Protocol::Tcp,
+            state,
+            reason,
+            ttl: r.ttl,
+            icmp_code,
+        })
+    };
+    match &r.l4 {
+        L4::Tcp(tcp) => {
+            if !cookies.check_tcp_ack(r.src, tcp.src_port(), tcp.dst_port(), tcp.ack_number()) {
+                return Classified::Invalid;
+            }
+            let f = tcp.flags();
+            if f.has(TcpFlags::RST) {
+                verdict(r.src, tcp.src_port(), PortState::Closed, Reason::Reset, 0)
+            } else if f.has(TcpFlags::SYN | TcpFlags::ACK) {
+                verdict(r.src, tcp.src_port(), PortState::Open, Reason::SynAck, 0)
+            } else {
+                Classified::Ignored
+            }
+        }
+        L4::Unreachable { code, quote } if quote.protocol == IpProtocol::Tcp => {
+            let seq = quote.seq_number.unwrap_or(0);
+            if !cookies.check_quote(
+                quote.dst,
+                quote.dst_port,
+                Protocol::Tcp,
+                quote.src_port,
+                seq,
+                false,
+            ) {
+                return Classified::Invalid;
+            }
+            verdict(
+                quote.dst,
+                quote.dst_port,
+                PortState::Filtered,
+                Reason::IcmpUnreachable,
+                *code,
+            )
+        }
+        _ => Classified::Ignored,
     }
 }

@@ -6,14 +6,15 @@
 //! Owns its frame template and the per-probe patch (16-byte destination, ports,
 //! sequence number, TCP checksum by RFC 1624 delta; IPv6 has no header checksum).
 
+use super::tcp_syn::{classify_syn_reply, syn_reply_filter};
 use super::{FrameParams, Probe, ProbeModule, ReplyFilter};
-use crate::classify::{Classified, Inbound, Verdict, L4};
-use crate::cookie::{Cookies, SPORT_BASE, SPORT_SPAN};
+use crate::classify::{Classified, Inbound};
+use crate::cookie::Cookies;
 use crate::wire::{
     self, checksum, EtherType, EthernetFrame, EthernetRepr, IpProtocol, Ipv6Packet, Ipv6Repr,
     TcpFlags, TcpPacket, TcpRepr,
 };
-use prtip_store::event::{PortState, Protocol, Reason};
+use prtip_store::event::{PortState, Protocol};
 use std::net::{IpAddr, Ipv6Addr};
 
 /// Offsets inside an Ethernet + IPv6 (no extension headers) frame.
@@ -123,65 +124,13 @@ impl ProbeModule for TcpSynV6 {
             .copy_from_slice(&c.to_be_bytes());
     }
     fn reply_filter(&self) -> ReplyFilter {
-        ReplyFilter {
-            our_addr: self.our_addr.into(),
-            ports: (SPORT_BASE, SPORT_BASE + (SPORT_SPAN - 1)),
-            tcp: true,
-            udp: false,
-            icmp_errors: true,
-        }
+        syn_reply_filter(self.our_addr.into())
     }
     fn classify(&self, r: &Inbound<'_>, cookies: &Cookies) -> Classified {
         if !r.src.is_ipv6() {
             return Classified::Ignored;
         }
-        let verdict = |addr, port, state, reason, icmp_code| {
-            Classified::Reply(Verdict {
-                addr,
-                port,
-                proto: Protocol::Tcp,
-                state,
-                reason,
-                ttl: r.ttl,
-                icmp_code,
-            })
-        };
-        match &r.l4 {
-            L4::Tcp(tcp) => {
-                if !cookies.check_tcp_ack(r.src, tcp.src_port(), tcp.dst_port(), tcp.ack_number()) {
-                    return Classified::Invalid;
-                }
-                let f = tcp.flags();
-                if f.has(TcpFlags::RST) {
-                    verdict(r.src, tcp.src_port(), PortState::Closed, Reason::Reset, 0)
-                } else if f.has(TcpFlags::SYN | TcpFlags::ACK) {
-                    verdict(r.src, tcp.src_port(), PortState::Open, Reason::SynAck, 0)
-                } else {
-                    Classified::Ignored
-                }
-            }
-            L4::Unreachable { code, quote } if quote.protocol == IpProtocol::Tcp => {
-                let seq = quote.seq_number.unwrap_or(0);
-                if !cookies.check_quote(
-                    quote.dst,
-                    quote.dst_port,
-                    Protocol::Tcp,
-                    quote.src_port,
-                    seq,
-                    false,
-                ) {
-                    return Classified::Invalid;
-                }
-                verdict(
-                    quote.dst,
-                    quote.dst_port,
-                    PortState::Filtered,
-                    Reason::IcmpUnreachable,
-                    *code,
-                )
-            }
-            _ => Classified::Ignored,
-        }
+        classify_syn_reply(r, cookies)
     }
     fn silence(&self) -> PortState {
         PortState::Filtered
@@ -191,7 +140,9 @@ impl ProbeModule for TcpSynV6 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::classify::Verdict;
     use crate::probe::tests::params;
+    use prtip_store::event::Reason;
 
     const US: &str = "2001:db8:0:1::1";
 

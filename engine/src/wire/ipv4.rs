@@ -110,6 +110,11 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         if b.len() < p.header_len() {
             return Err(WireError::Truncated);
         }
+        // The quoted datagram's own length can never be shorter than its header
+        // (the fuzz corpus found one: `payload` would slice backwards).
+        if (p.total_len() as usize) < p.header_len() {
+            return Err(WireError::Malformed);
+        }
         Ok(p)
     }
     /// Version nibble.
@@ -289,6 +294,20 @@ pub(crate) mod tests {
         0x45, 0x00, 0x00, 0x28, 0x12, 0x34, 0x00, 0x00, 0x40, 0x06, 0xdc, 0x6e, 0xc6, 0x12, 0x00,
         0x01, 0xc6, 0x13, 0x00, 0x07,
     ];
+
+    #[test]
+    fn a_quote_whose_total_length_is_shorter_than_its_header_is_malformed() {
+        let mut h = HEADER;
+        h[2] = 0;
+        h[3] = 12; // total length 12 < header length 20
+        assert_eq!(
+            Ipv4Packet::new_quoted(&h[..]).err(),
+            Some(WireError::Malformed)
+        );
+        // A quote cut short after the header is still fine.
+        let p = Ipv4Packet::new_quoted(&HEADER[..]).unwrap();
+        assert!(p.payload().is_empty());
+    }
 
     pub fn repr() -> Ipv4Repr {
         Ipv4Repr {
