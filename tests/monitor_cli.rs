@@ -27,7 +27,7 @@ fn a_bad_filter_exits_2_with_the_column_and_a_caret() {
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(
         stderr(&o),
-        "prtip: invalid --filter: unknown state `opne`; values are open, closed, filtered, open|filtered (column 19)\n  port 80 and state opne\n                    ^^^^\n"
+        "prtip: invalid --filter: unknown state `opne`; values are open, closed, filtered, open|filtered, unfiltered (column 19)\n  port 80 and state opne\n                    ^^^^\n"
     );
     assert!(o.stdout.is_empty());
 }

@@ -156,6 +156,11 @@ fn monitor_on_a_lab_scan_filters_pauses_resumes_exports_and_quits() {
     assert!(!lines.is_empty());
     for l in &lines {
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        if v.get("ip").is_none() {
+            // The closing status line of an unfinished scan (docs/exports.md).
+            assert!(v["status"].is_string(), "{l}");
+            continue;
+        }
         let port = v["port"].as_u64().unwrap();
         assert!(port == 22 || port == 80, "{l}");
         assert_eq!(v["state"], "open", "{l}");

@@ -118,8 +118,15 @@ fn monitor_in_tmux_attaches_filters_pauses_resumes_exports_and_quits() {
     });
     save_capture("03-results-filtered.txt", &screen);
 
-    // p: SIGUSR1 to the scan; it writes Checkpoint + Paused, the monitor shows it.
+    // p: the monitor signals only a proven prtip writer (issue 20 item 7); this
+    // fake scan is the test binary, so the monitor refuses and says why, and the
+    // test sends the SIGUSR1 itself. The scan writes Checkpoint + Paused, the
+    // monitor shows it. (monitor_lab pauses a real prtip scan through `p`.)
     tmux.keys("mon", &["p"]);
+    tmux.wait_for("mon", "the refusal to signal the fake writer", WAIT, |s| {
+        s.contains(&format!("not signalling pid {}", scan.0.id()))
+    });
+    signal(scan.0.id(), "-USR1");
     tmux.wait_for("mon", "PAUSED in the header", WAIT, |s| {
         s.contains("scan 1 PAUSED")
     });
@@ -162,8 +169,10 @@ fn monitor_in_tmux_attaches_filters_pauses_resumes_exports_and_quits() {
     });
     save_capture("05-progress-paused.txt", &screen);
 
-    // r: SIGUSR2; the scan writes Resumed.
+    // r: refused for the fake writer as `p` was; SIGUSR2 from the test; the scan
+    // writes Resumed.
     tmux.keys("mon", &["r"]);
+    signal(scan.0.id(), "-USR2");
     let screen = tmux.wait_for("mon", "the resume event", WAIT, |s| {
         s.contains("scan 1 RUNNING") && s.contains("Resumed from probe index")
     });
@@ -322,4 +331,13 @@ fn monitor_in_tmux_opens_finished_and_interrupted_scans() {
     tmux.wait_for("killed", "exit", WAIT, |s| {
         s.contains("monitor exited with status 0")
     });
+}
+
+/// `kill SIG PID`, which must succeed.
+fn signal(pid: u32, sig: &str) {
+    let st = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(st.success(), "kill {sig} {pid}: {st:?}");
 }

@@ -206,7 +206,13 @@ fn xdp_scan_pauses_on_sigint_and_resumes_to_ground_truth() {
     // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
     let out = child.wait_with_output().unwrap();
-    ok(&out);
+    // A paused scan exits 75 (EX_TEMPFAIL; docs/pause-resume.md), not 0.
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.starts_with("paused at "), "{stdout}");
     let h = HistoryIndex::open(&home.path().join("history.redb")).unwrap();
