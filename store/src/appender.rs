@@ -728,7 +728,9 @@ impl Appender {
                 }
             }
         }
-        let _ = fs::remove_file(dir.join(SPARE_NAME));
+        if seg.is_some() {
+            let _ = fs::remove_file(dir.join(SPARE_NAME));
+        }
         if log_id == 0 {
             log_id = random_id();
         }
@@ -743,8 +745,19 @@ impl Appender {
         let (seg, installed_new) = match seg {
             Some(s) => (s, false),
             None => {
-                let spare = prepare_spare(dir, opts.segment_capacity(last + 1), None)?;
-                let s = install_segment(dir, stamp_spare(dir, last + 1, next_seq, log_id, spare)?)?;
+                // A crash between sealing the last segment and renaming its
+                // successor left `next.spare` stamped as that successor: install
+                // it as it is. Replacing it first would open a window in which a
+                // second crash leaves a sealed segment naming a missing successor.
+                let stamped = match reopen_stamped(dir, last + 1, next_seq, log_id)? {
+                    Some(s) => s,
+                    None => {
+                        let _ = fs::remove_file(dir.join(SPARE_NAME));
+                        let spare = prepare_spare(dir, opts.segment_capacity(last + 1), None)?;
+                        stamp_spare(dir, last + 1, next_seq, log_id, spare)?
+                    }
+                };
+                let s = install_segment(dir, stamped)?;
                 report.segments = last + 2;
                 report.end = LogPos {
                     segment: last + 1,
@@ -1215,6 +1228,28 @@ fn stamp_spare(dir: &Path, n: u64, first_seq: u64, log_id: u64, spare: Spare) ->
     // writer thread, and write-protect them again for the appends to fault on.
     sys::msync(&map, 0, PAGE as usize, &spare_path)?;
     Ok(Stamped { n, file, map, h })
+}
+
+/// `next.spare` as segment `n` of log `log_id` starting at `first_seq`, if it
+/// is stamped so (and whole); `None` if it is absent or anything else.
+fn reopen_stamped(dir: &Path, n: u64, first_seq: u64, log_id: u64) -> Result<Option<Stamped>> {
+    if n == 0 || !spare_names_successor(dir, n - 1, first_seq, log_id) {
+        return Ok(None);
+    }
+    let path = dir.join(SPARE_NAME);
+    let file = sys::private_rw()
+        .open(&path)
+        .map_err(|e| StoreError::io("open", &path, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| StoreError::io("stat", &path, e))?
+        .len();
+    let map = map_mut(&file, &path)?;
+    let h = match SegHeader::decode(&map[..SEG_HEADER_LEN.min(map.len())]) {
+        Ok(h) if h.capacity == len => h,
+        _ => return Ok(None),
+    };
+    Ok(Some(Stamped { n, file, map, h }))
 }
 
 /// Whether the successor of sealed last segment `n` is missing: fine only if

@@ -213,6 +213,16 @@ fn a_crash_between_seal_and_rename_is_not_damage() {
         "{} {acked} {appended}",
         v.records
     );
+    // A second crash while a writer continues it, before segment 1 is in place,
+    // is no damage either: the stamped spare is installed as it is, never
+    // replaced by a fresh one (whose preparation fails here).
+    {
+        let faults = fault::inject_op(&dir, fault::Op::Fallocate);
+        drop(Appender::open_append(&dir, opts(false)));
+        drop(faults);
+    }
+    let v = verify(&dir).unwrap();
+    assert_eq!(v.damage, None, "{:?}", segments(&dir));
     // A writer continues it in segment 1.
     let (mut a, _) = Appender::open_append(&dir, opts(false)).unwrap();
     a.append(&reply(7)).unwrap();
