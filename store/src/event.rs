@@ -242,6 +242,30 @@ pub enum ScanType {
     Udp,
 }
 
+impl ScanType {
+    /// What an unanswered probe of this scan type means for `proto`, as nmap reads
+    /// it: a SYN probe's silence is `filtered`, a UDP probe's `open|filtered`. The
+    /// one definition readers use to project silence from a log (the engine's probe
+    /// modules agree: `ProbeSet::silence`, tested there).
+    pub fn silence(self, proto: Protocol) -> PortState {
+        match (self, proto) {
+            (_, Protocol::Udp) => PortState::OpenFiltered,
+            (ScanType::Syn | ScanType::Connect, Protocol::Tcp) => PortState::Filtered,
+            (ScanType::Udp, Protocol::Tcp) => PortState::Filtered,
+        }
+    }
+
+    /// Whether the log leaves this scan type's silence out and readers project it
+    /// (`crate::space::Space`): the raw walk scans. The socket scans (`-sT`, `-sU`)
+    /// decide every port inline and write it.
+    pub fn projects_silence(self) -> bool {
+        match self {
+            ScanType::Syn => true,
+            ScanType::Connect | ScanType::Udp => false,
+        }
+    }
+}
+
 /// Packet path used to send probes.
 #[derive(
     Archive,

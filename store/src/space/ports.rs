@@ -10,7 +10,7 @@
 //! (`T:22,80,U:53,161`), and service names from the frequency list (`http,ssh`).
 //! Ports without a prefix belong to the scan's protocol (TCP for `-sS`/`-sT`, UDP for `-sU`).
 
-use prtip_store::event::Protocol;
+use crate::event::Protocol;
 use std::fmt::Write as _;
 
 /// The shipped frequency list: `<port>/<proto> <name>`, most frequent first.
