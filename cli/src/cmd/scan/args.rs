@@ -215,7 +215,8 @@ pub struct Args {
     /// PDF report to FILE.
     #[arg(long, value_name = "FILE")]
     pub pdf: Option<String>,
-    /// Keep only rows matching this filter expression in exports.
+    /// Keep only rows matching this filter expression in the output files and
+    /// the report printed at the end (see filter/README.md).
     #[arg(long, value_name = "EXPR")]
     pub filter: Option<String>,
     /// Service probes file for -sV (nmap-service-probes or prtip format).
@@ -251,6 +252,12 @@ pub struct Args {
     /// its progress line and summary, and Ctrl-C then pauses it (resumable).
     #[arg(long)]
     pub tui: bool,
+
+    // --- Outputs and what is printed while the scan runs (h/stream) ---
+    /// nmap's --open: only ports that are (possibly) open (open, open|filtered)
+    /// in the printed report and every output file; hosts without one are left out.
+    #[arg(long)]
+    pub open: bool,
 }
 
 /// Rewrite nmap's multi-letter single-dash flags (`-iL`, `-oX`, ...) into the long
