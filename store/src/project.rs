@@ -103,6 +103,10 @@ pub struct ScanSummary {
     pub open_ports: u64,
     /// Distinct hosts with at least one open port.
     pub open_hosts: u64,
+    /// (address, protocol, port) per latest state, indexed by [`PortState`] as
+    /// `usize` (open, closed, filtered, open|filtered, unfiltered): every state
+    /// counted, silence included once the scan has finished.
+    pub port_states: [u64; 5],
     /// Pid of the last process that wrote the scan.
     pub pid: u32,
     /// Bytes the log takes on disk.
@@ -309,6 +313,7 @@ impl SummaryFold {
             probes_done,
             open_ports: open.ports,
             open_hosts: open.hosts,
+            port_states: open.states,
             pid: self.pid,
             log_bytes: reader.disk_bytes(),
             events: self.events,

@@ -46,6 +46,8 @@ impl Render for TextRender {
                 }
                 None => b.push_str("Host is up.\n"),
             }
+        } else if host.is_unreachable() {
+            b.push_str("Host seems down (host-unreach: unreachable errors only, no reply from the host).\n");
         } else {
             b.push_str("Host did not answer any probe.\n");
         }
