@@ -259,3 +259,119 @@ fn syn_and_udp_in_one_raw_scan_equal_ground_truth_with_the_reason_column() {
         drop((scan_home, home));
     }
 }
+
+/// Every (address, protocol, port) of `2001:db8:100::/124` × `tcp` × `udp`:
+/// TCP as scan `letter`'s rules give it (`S`: SYN), UDP as `-sU`'s.
+fn v6_truth(c: &LabConfig, letter: char, tcp: &[u16], udp: &[u16]) -> States {
+    let g = c.ground_truth();
+    let base = u128::from("2001:db8:100::".parse::<std::net::Ipv6Addr>().unwrap());
+    let mut m = States::new();
+    for i in 0..16u128 {
+        let a = IpAddr::V6((base + i).into());
+        for &p in tcp {
+            let t = g.port(Proto::Tcp, a, p);
+            let s = match (letter, t) {
+                ('S', PortTruth::Open) => PortState::Open,
+                ('S', PortTruth::Closed) => PortState::Closed,
+                _ => expected(letter, t),
+            };
+            m.insert((a, Protocol::Tcp, p), s);
+        }
+        for &p in udp {
+            let s = match g.port(Proto::Udp, a, p) {
+                PortTruth::Open => PortState::Open,
+                PortTruth::Closed => PortState::Closed,
+                other => panic!("{a} udp {p}: the lab says {other:?}"),
+            };
+            m.insert((a, Protocol::Udp, p), s);
+        }
+    }
+    m
+}
+
+/// `prtip scan ARGS 2001:db8:100::/124` in the lab; every row of its log.
+fn prtip_v6(c: &LabConfig, args: &[&str]) -> States {
+    let home = tempfile::tempdir().unwrap();
+    let mut all = vec![
+        "scan",
+        "--wait",
+        "500ms",
+        "--max-retries",
+        "1",
+        "--seed",
+        "9",
+    ];
+    all.extend_from_slice(args);
+    all.push("2001:db8:100::/124");
+    let out = scan_cmd(home.path(), &c.scan_ns, &all).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{all:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = prtip_store::LogReader::open(&scan_dir(home.path(), 1)).unwrap();
+    prtip_store::sorted_rows(&r)
+        .unwrap()
+        .map(|row| {
+            let row = row.unwrap();
+            ((row.addr.ip(), row.proto, row.port), row.state)
+        })
+        .collect()
+}
+
+#[test]
+fn ipv6_syn_flag_and_udp_scans_over_packet_and_xdp_equal_ground_truth() {
+    if !netns_tests_enabled() {
+        return;
+    }
+    let lab = lab();
+    let c = lab.config().clone();
+    let iface = c.scan_if.clone();
+    let packet = ["--backend", "packet"];
+    let xdp = ["--xdp", iface.as_str()];
+    // -sS over AF_XDP (the filter takes IPv6 replies), with -6 as nmap spells it.
+    for backend in [&packet[..], &xdp[..]] {
+        let mut a = vec!["-6", "-sS", "-p", "22,80,443"];
+        a.extend_from_slice(backend);
+        assert_eq!(
+            prtip_v6(&c, &a),
+            v6_truth(&c, 'S', &[22, 80, 443], &[]),
+            "{a:?}"
+        );
+    }
+    // A flag scan over IPv6 (TcpFlagsV6), checked against nmap -6 too.
+    let want = v6_truth(&c, 'F', &[22, 80, 443], &[]);
+    let oracle: States = nmap_states(
+        &c.scan_ns,
+        &["-6", "-sF", "-T5", "-p", "22,80,443", "2001:db8:100::/124"],
+    )
+    .into_iter()
+    .map(|((a, p), (s, _))| {
+        let s = match s.as_str() {
+            "open|filtered" => PortState::OpenFiltered,
+            "closed" => PortState::Closed,
+            other => panic!("nmap -6 -sF: {other}"),
+        };
+        ((a, Protocol::Tcp, p), s)
+    })
+    .collect();
+    assert_eq!(oracle, want, "nmap -6 -sF disagrees with the ground truth");
+    for backend in [&packet[..], &xdp[..]] {
+        let mut a = vec!["-sF", "-p", "22,80,443"];
+        a.extend_from_slice(backend);
+        assert_eq!(prtip_v6(&c, &a), want, "{a:?}");
+    }
+    // -sS -sU over IPv6 (UdpV6: ICMPv6 port unreachable → closed), both backends.
+    let want = v6_truth(&c, 'S', &[22, 53], &[22, 53]);
+    for backend in [&packet[..], &xdp[..]] {
+        let mut a = vec!["-sSU", "-p", "22,53"];
+        a.extend_from_slice(backend);
+        assert_eq!(prtip_v6(&c, &a), want, "{a:?}");
+    }
+    // -sU alone over IPv6 (sockets).
+    assert_eq!(
+        prtip_v6(&c, &["-sU", "-p", "22,53"]),
+        v6_truth(&c, 'S', &[], &[22, 53])
+    );
+}
