@@ -131,7 +131,11 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
                 )));
             }
             BackendKind::Xdp => {
-                let t = prtip_engine::backend::TemplateSet::new(&engine_scan::frame_params(&r));
+                let t = prtip_engine::backend::TemplateSet::new(&engine_scan::frame_params_with(
+                    &r,
+                    &spec.probe,
+                ))
+                .with_source_port(spec.probe.source_port);
                 let (pair, xdp_notes) =
                     prtip_xdp::open_pair(&r.iface, &t, &crate::xdp::options(&spec, r.src_v4()))
                         .map_err(|e| crate::xdp::open_error(&r.iface, e))?;
@@ -143,6 +147,7 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
                 &|_| None,
                 &plan.ports.udp,
                 early_rx.take().and_then(|p| p.take()),
+                &spec.probe,
             )
             .map_err(|e| {
                 if e.raw_os_error() == Some(libc::EPERM) {

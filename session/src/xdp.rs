@@ -8,7 +8,19 @@ use prtip_store::event::{ScanSpec, XdpMode, ZeroCopy};
 ///
 /// [`XdpSettings`]: prtip_store::event::XdpSettings
 pub fn options(spec: &ScanSpec, src: std::net::Ipv4Addr) -> prtip_xdp::XdpOptions {
-    let mut o = prtip_xdp::XdpOptions::for_engine(src);
+    let mut o = match spec.probe.source_port {
+        None => prtip_xdp::XdpOptions::for_engine(src),
+        // -g: the XDP filter lets replies to that one port in.
+        Some(port) => {
+            let probes =
+                prtip_engine::backend::TemplateSet::new(&prtip_engine::backend::FrameParams {
+                    src_ip: src,
+                    ..Default::default()
+                })
+                .with_source_port(Some(port));
+            prtip_xdp::XdpOptions::for_probes(&probes).expect("an IPv4 probe set has an XDP filter")
+        }
+    };
     o.mode = match spec.xdp.mode {
         XdpMode::Native => prtip_xdp::XdpMode::Native,
         XdpMode::Skb => prtip_xdp::XdpMode::Skb,
