@@ -127,6 +127,12 @@ impl Session {
                 .context("reading the ports the log already decided")?;
             }
         }
+        // On resume with -sV: the open TCP ports whose detection a pause left undone.
+        let pending = if resume_from.is_some() && spec.service_detection {
+            pending_detection(&dir).context("reading the ports still lacking -sV")?
+        } else {
+            Vec::new()
+        };
         let started = Instant::now();
         let mut warnings = Vec::new();
         let result: anyhow::Result<ScanOutcome> = {
@@ -161,7 +167,7 @@ impl Session {
                     observed,
                     control,
                     opts,
-                    preload.take(),
+                    (preload.take(), pending),
                 ),
                 (ScanType::Syn, Some(io)) => engine_scan::run(
                     &plan,
@@ -175,12 +181,13 @@ impl Session {
                 )
                 .map_err(anyhow::Error::from),
                 (ScanType::Syn, None) => Err(anyhow!("a -sS session without a backend")),
-                _ => connect_run::run(
+                _ => connect_run::run_with_pending(
                     &plan,
                     db.as_ref().unwrap_or(&prtip_services::ProbeDb::builtin()),
                     observed,
                     control,
                     opts,
+                    pending,
                 )
                 .map_err(anyhow::Error::from),
             };
@@ -252,9 +259,32 @@ impl Session {
     }
 }
 
+/// The open TCP ports of the log in `dir` that have neither a service nor a
+/// banner: those whose `-sV` a pause left undone (detection records a `Service`
+/// or `Banner` for every port it finishes, except one where it found nothing
+/// at all and the port table names no service: such a port is tried again,
+/// a few connections at most).
+fn pending_detection(dir: &Path) -> prtip_store::Result<Vec<std::net::SocketAddr>> {
+    let r = prtip_store::LogReader::open(dir)?;
+    let mut v = Vec::new();
+    for row in prtip_store::sorted_rows(&r)? {
+        let row = row?;
+        if row.state == PortState::Open
+            && row.proto == Protocol::Tcp
+            && row.service.is_none()
+            && row.banner.is_none()
+        {
+            v.push(std::net::SocketAddr::new(row.addr.ip(), row.port));
+        }
+    }
+    Ok(v)
+}
+
 /// `-sS -sV`: the SYN scan holds its `Finished` back; the open ports it found
-/// go through service detection; then `Finished` is written, stamped when
-/// detection ended.
+/// (and, resuming, those a pause left undone: `pending`) go through service
+/// detection; then `Finished` is written, stamped when detection ended. A pause
+/// during detection ends the run paused at the end of the walk (Checkpoint +
+/// Paused): `Finished` is not written, so a resume finishes detection.
 fn syn_then_detect(
     plan: &engine_scan::ScanPlan,
     io: prtip_engine::backend::BackendPair,
@@ -262,7 +292,10 @@ fn syn_then_detect(
     sink: &mut dyn EventSink,
     control: &ScanControl,
     opts: RunOptions<'_>,
-    preload: Option<engine_scan::Preload<'static>>,
+    (preload, pending): (
+        Option<engine_scan::Preload<'static>>,
+        Vec<std::net::SocketAddr>,
+    ),
 ) -> anyhow::Result<ScanOutcome> {
     let db = db.ok_or_else(|| anyhow!("-sV without a probe database"))?;
     let mut open = prtip_engine::connect::grab::OpenPorts::new(sink);
@@ -285,13 +318,14 @@ fn syn_then_detect(
         },
     );
     match out {
-        Ok(o @ ScanOutcome::Finished { .. }) => {
+        Ok(ScanOutcome::Finished { counters }) => {
             let ports = open.take_sorted();
             let fin = open.take_finished();
             let sink = open.into_inner();
-            connect_run::detect_after(ports, plan, db, sink, control, &opts)
+            let end = (plan.walk.len(), counters);
+            let o = connect_run::detect_after(ports, pending, plan, db, sink, control, &opts, end)
                 .map_err(|e| anyhow!("service detection: {e}"))?;
-            if let Some(f) = fin {
+            if let (ScanOutcome::Finished { .. }, Some(f)) = (&o, fin) {
                 sink.push(finished_now(f))?;
             }
             Ok(o)

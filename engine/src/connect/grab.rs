@@ -184,7 +184,8 @@ pub fn detect_with(
                 break;
             };
             if !clock.admit(target.ip(), sys::now_ns()) {
-                continue; // --host-timeout: the host is given up on
+                report.ports += 1; // done: --host-timeout gave its host up
+                continue;
             }
             let idx = free.pop().unwrap();
             let s = &mut slots[idx];

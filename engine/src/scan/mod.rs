@@ -338,6 +338,11 @@ pub struct Progress {
     pub open: AtomicU64,
     /// Closed ports found.
     pub closed: AtomicU64,
+    /// Service detection (`-sV`) after the port scan: ports to detect (0 until
+    /// detection starts; then the progress line shows this phase).
+    pub detect_total: AtomicU64,
+    /// Service detection: ports done.
+    pub detect_done: AtomicU64,
 }
 
 /// Switches the cli, signal handlers or a monitor flip while a scan runs.

@@ -84,11 +84,7 @@ pub(crate) fn version_string(s: &ServiceInfo) -> String {
 /// prints from its services file when nothing was detected. Presentation only:
 /// never written to a log as a `Service` event.
 pub fn table_service(port: u16, proto: Protocol) -> Option<&'static str> {
-    let transport = match proto {
-        Protocol::Tcp => prtip_services::Transport::Tcp,
-        Protocol::Udp => prtip_services::Transport::Udp,
-    };
-    prtip_services::port_table::service_name(port, transport)
+    prtip_services::port_table::service_name(port, proto)
 }
 
 /// The service name to print for a row: the detected one, else the port
@@ -190,13 +186,9 @@ mod tests {
             (22, Protocol::Tcp),
             (8080, Protocol::Tcp),
         ] {
-            let t = match proto {
-                Protocol::Tcp => prtip_services::Transport::Tcp,
-                Protocol::Udp => prtip_services::Transport::Udp,
-            };
             let name = super::table_service(port, proto).unwrap();
             assert_eq!(
-                prtip_services::port_table::service_port(name, t),
+                prtip_services::port_table::service_port(name, proto),
                 Some(port)
             );
         }
