@@ -9,6 +9,7 @@
 
 pub mod args;
 pub mod checks;
+pub mod limits;
 pub mod spec;
 
 pub use args::{nmap_style_args, Args};
@@ -89,6 +90,9 @@ pub fn drive(
     };
     let result = session.run(&control, &mut print);
     done.store(true, Relaxed);
+    for note in control.take_notes() {
+        eprintln!("prtip: {note}");
+    }
     if let Some(p) = progress {
         if p.join().is_err() {
             eprintln!("prtip: the progress line's thread panicked");

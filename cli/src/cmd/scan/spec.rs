@@ -281,7 +281,7 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
         version_intensity: args.version_intensity,
         version_wait_ms: positive_ms("--version-wait", &args.version_wait)?,
     };
-    let spec = ScanSpec {
+    let mut spec = ScanSpec {
         targets,
         resolved,
         excludes,
@@ -308,9 +308,11 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
         outputs,
         filter: scan_filter(args),
         service_probes: args.service_probes.clone(),
+        probe: Default::default(),
         walk_from: 0,
         merged_from: Vec::new(),
     };
+    super::limits::apply(args, &mut spec)?;
     // Validate the whole plan now (index space size, IPv6 with -sS, ...).
     ScanPlan::new(&spec).map_err(|e| usage(e.to_string()))?;
     Ok(spec)
