@@ -10,7 +10,7 @@ use prtip_engine::backend::{FrameParams, ProbeSet};
 use prtip_engine::probe::TcpFlagScan;
 use prtip_engine::scan::{self, Preload, RunOptions, ScanControl, ScanOutcome, ScanPlan};
 use prtip_engine::sim::{self, Answer, Network, Rule, SimHandle};
-use prtip_store::event::{Addr, Counters, Event, PortState, Protocol, Reason, ScanSpec};
+use prtip_store::event::{Addr, Counters, Event, PortState, Protocol, Reason, ScanSpec, ScanType};
 use prtip_store::{Results, Silence};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -97,6 +97,15 @@ impl Scenario {
             ports: self.ports.clone(),
             max_retries: self.max_retries,
             wait_ms: self.wait_ms,
+            scan_type: match self.tcp_scan() {
+                None => ScanType::Syn,
+                Some(TcpFlagScan::Fin) => ScanType::Fin,
+                Some(TcpFlagScan::Null) => ScanType::Null,
+                Some(TcpFlagScan::Xmas) => ScanType::Xmas,
+                Some(TcpFlagScan::Ack) => ScanType::Ack,
+                Some(TcpFlagScan::Window) => ScanType::Window,
+                Some(TcpFlagScan::Maimon) => ScanType::Maimon,
+            },
             ..spec_base()
         }
     }
@@ -249,8 +258,7 @@ fn assert_no_silence_events(log: &[Event], what: &str) {
 }
 
 /// The silent ports the store projects from a finished log of `plan`, with the
-/// silence state of `probes` (the scan type of a FIN/NULL/... spec is not in the
-/// spec yet).
+/// silence state of the probe modules `probes`.
 fn projected(plan: &ScanPlan, log: &[Event], probes: &ProbeSet) -> BTreeMap<Key, PortState> {
     let (done, _) = last_checkpoint(log).expect("a checkpoint");
     let answered: std::collections::HashSet<Key> = replies(log)
@@ -332,10 +340,9 @@ fn play(name: &str) {
         );
         got.insert(k, r.state);
     }
-    if sc.tcp_scan().is_none() {
-        // The spec's scan type says the same: the store's projection agrees.
-        assert_eq!(results(&[&log]), got, "{name}: Results");
-    }
+    // The spec's scan type gives the same silence: the store's projection, which
+    // has no probe modules, agrees.
+    assert_eq!(results(&[&log]), got, "{name}: Results");
     let sends = sim.sends();
     for k in &keys {
         let want =

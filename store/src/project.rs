@@ -108,6 +108,10 @@ pub struct ScanSummary {
     /// events; their state is [`ScanType::silence`] (logs written before silence
     /// was projected hold them as `no-response` Replies: counted as those, not here).
     pub silent: [u64; 2],
+    /// (address, protocol, port) per latest state, indexed by [`PortState`] as
+    /// `usize` (open, closed, filtered, open|filtered, unfiltered): every state
+    /// counted, silence included (projected: see [`ScanSummary::silent`]).
+    pub port_states: [u64; 5],
     /// Pid of the last process that wrote the scan.
     pub pid: u32,
     /// Bytes the log takes on disk.
@@ -133,9 +137,10 @@ impl ScanSummary {
     /// (a SYN scan's walk repeats its first pass `--max-retries` times, resending only
     /// unanswered probes; -sT and -sU retry inline, one walk position per port).
     pub fn pass_span(&self) -> u64 {
-        match self.spec.scan_type {
-            crate::event::ScanType::Syn => self.total_probes / (self.spec.max_retries as u64 + 1),
-            _ => self.total_probes,
+        if self.spec.scan_type.is_raw() {
+            self.total_probes / (self.spec.max_retries as u64 + 1)
+        } else {
+            self.total_probes
         }
     }
 
@@ -323,13 +328,18 @@ impl SummaryFold {
             });
         };
         let probes_done = self.probes_done(&started, status);
+        let mut port_states = open.states;
         let silent = match crate::space::Space::of(&started.spec, probes_done) {
             Some(space) => {
                 let c = space.covered_by_proto();
-                [
+                let silent = [
                     c[0].saturating_sub(open.covered[0]),
                     c[1].saturating_sub(open.covered[1]),
-                ]
+                ];
+                // Projected silence counts in its state like a written one did.
+                port_states[space.silence(Protocol::Tcp) as usize] += silent[0];
+                port_states[space.silence(Protocol::Udp) as usize] += silent[1];
+                silent
             }
             None => [0, 0],
         };
@@ -349,6 +359,7 @@ impl SummaryFold {
             open_ports: open.ports,
             open_hosts: open.hosts,
             silent,
+            port_states,
             pid: self.pid,
             log_bytes: reader.disk_bytes(),
             events: self.events,

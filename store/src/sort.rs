@@ -215,8 +215,10 @@ pub(crate) struct OpenCounts {
     /// Distinct addresses among them.
     pub(crate) hosts: u64,
     /// Keys with a Reply that the silence space covers, `[tcp, udp]` (zero without
-    /// a space: see `Sorter::set_space`).
+    /// a silence: see `Sorter::set_silence`).
     pub(crate) covered: [u64; 2],
+    /// Keys per latest state, indexed by [`PortState`] as `usize`.
+    pub(crate) states: [u64; 5],
 }
 
 #[derive(Default)]
@@ -235,6 +237,9 @@ impl OpenCounter<'_> {
             if space.silent_state(a, p, port).is_some() {
                 self.counts.covered[p as usize] += 1;
             }
+        }
+        if let Some(n) = self.counts.states.get_mut(usize::from(state)) {
+            *n += 1;
         }
         if state == OPEN {
             self.counts.ports += 1;
@@ -1445,10 +1450,15 @@ mod tests {
         let open: Vec<&ResultRow> = rows.iter().filter(|r| r.state == PortState::Open).collect();
         let mut hosts: Vec<Addr> = open.iter().map(|r| r.addr).collect();
         hosts.dedup();
+        let mut states = [0u64; 5];
+        for r in rows {
+            states[r.state as usize] += 1;
+        }
         OpenCounts {
             ports: open.len() as u64,
             hosts: hosts.len() as u64,
             covered: [0, 0],
+            states,
         }
     }
 
