@@ -32,7 +32,8 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug)]
 pub struct SortOptions {
     /// Memory budget for the in-memory chunks (items and their banner/service
-    /// bytes; two chunks of half of it), bytes (default 32 MiB). A log that does
+    /// bytes; two chunks of half of it), bytes (default 8 MiB: a reader stays inside
+    /// the scan's 16 MiB anonymous-memory budget, issue 17). A log that does
     /// not fit in one chunk spills to run files.
     pub chunk_bytes: usize,
     /// Where spill files go (default: the system temp dir). They are removed when
@@ -49,7 +50,7 @@ pub struct SortOptions {
 impl Default for SortOptions {
     fn default() -> Self {
         SortOptions {
-            chunk_bytes: 32 << 20,
+            chunk_bytes: 8 << 20,
             tmp_dir: None,
             fan_in: 64,
             silent_rows: None,
@@ -1294,7 +1295,7 @@ impl SortedRows {
 /// All result rows of the log, sorted by (address, protocol, port), the latest
 /// Reply per key with the latest Service and the first Banner of that key, the
 /// host name from the spec's resolved names. Streams in constant memory
-/// (a 32 MiB budget, spill files in the system temp dir).
+/// (an 8 MiB budget, spill files in the system temp dir).
 pub fn sorted_rows(reader: &LogReader) -> Result<SortedRows> {
     sorted_rows_with(reader, &SortOptions::default())
 }
