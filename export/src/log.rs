@@ -27,6 +27,7 @@ impl ReportMeta {
             ports: spec.ports.clone(),
             scan_type: spec.scan_type,
             service_detection: spec.service_detection,
+            reason: crate::meta::asks_reason(&summary.command_line),
             started_us: summary.started_us,
             ended_us: summary.ended_us,
             status: summary.status.as_str().into(),

@@ -10,7 +10,7 @@ use prtip_engine::connect::run as connect_run;
 use prtip_engine::scan::{self as engine_scan, RunOptions, ScanControl, ScanOutcome};
 use prtip_store::event::{
     now_us, Checkpoint, Counters, Event, EventSink, Failed, PortState, Protocol, ScanSpec,
-    ScanType, SinkError,
+    SinkError,
 };
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -110,7 +110,7 @@ impl Session {
         let preload_failed: Arc<Mutex<Option<String>>> = Arc::default();
         let mut preload: Option<engine_scan::Preload<'static>> = None;
         if resume_from.is_some() {
-            if spec.scan_type == ScanType::Syn {
+            if spec.scan_type.is_raw() {
                 let d = dir.clone();
                 let failed = preload_failed.clone();
                 preload = Some(Box::new(move |f| {
@@ -164,8 +164,8 @@ impl Session {
                 live: &mut live,
             };
             let observed = &mut observed;
-            let out = match (spec.scan_type, io) {
-                (ScanType::Syn, Some(io)) if spec.service_detection => syn_then_detect(
+            let out = match (spec.scan_type.is_raw(), io) {
+                (true, Some(io)) if spec.service_detection => syn_then_detect(
                     &plan,
                     io,
                     db.as_ref(),
@@ -174,7 +174,7 @@ impl Session {
                     opts,
                     (preload.take(), pending),
                 ),
-                (ScanType::Syn, Some(io)) => engine_scan::run(
+                (true, Some(io)) => engine_scan::run(
                     &plan,
                     io,
                     observed,
@@ -185,7 +185,10 @@ impl Session {
                     },
                 )
                 .map_err(anyhow::Error::from),
-                (ScanType::Syn, None) => Err(anyhow!("a -sS session without a backend")),
+                (true, None) => Err(anyhow!(
+                    "a {} session without a backend",
+                    spec.scan_type.flag()
+                )),
                 _ => connect_run::run_with_pending(
                     &plan,
                     db.as_ref().unwrap_or(&prtip_services::ProbeDb::builtin()),

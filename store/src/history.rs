@@ -76,6 +76,7 @@ impl HistoryRow {
     pub fn pass_span(&self) -> u64 {
         let spec: serde_json::Value = serde_json::from_str(&self.config_json).unwrap_or_default();
         let retries = spec["max_retries"].as_u64().unwrap_or(0) as u32;
+        // Raw scans (`syn`, `fin`, ...) walk in passes; the socket scans do not.
         let scan_type = match spec["scan_type"].as_str() {
             Some("connect") => crate::event::ScanType::Connect,
             Some("udp") => crate::event::ScanType::Udp,

@@ -151,11 +151,10 @@ impl ScanSummary {
 /// resending only unanswered probes; `-sT` and `-sU` retry inline, one walk
 /// position per port.
 pub fn pass_span(scan_type: crate::event::ScanType, max_retries: u32, total_probes: u64) -> u64 {
-    use crate::event::ScanType;
-    match scan_type {
-        ScanType::Connect | ScanType::Udp => total_probes,
-        #[allow(unreachable_patterns)]
-        _ => total_probes / (max_retries as u64 + 1),
+    if scan_type.is_raw() {
+        total_probes / (max_retries as u64 + 1)
+    } else {
+        total_probes
     }
 }
 

@@ -9,6 +9,7 @@
 
 pub mod args;
 pub mod checks;
+pub mod limits;
 pub mod show;
 pub mod spec;
 
@@ -115,6 +116,9 @@ pub fn drive(
     }
     if !hush.as_ref().is_some_and(|h| h.load(Relaxed)) {
         screen.clear(&mut std::io::stderr());
+    }
+    for note in control.take_notes() {
+        eprintln!("prtip: {note}");
     }
     signals.close();
     if let Some(f) = front {

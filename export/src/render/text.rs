@@ -17,10 +17,13 @@ const BANNER_CHARS: usize = 160;
 #[derive(Default)]
 pub(crate) struct TextRender {
     buf: String,
+    /// `--reason`: a REASON column after SERVICE (nmap's layout).
+    reason: bool,
 }
 
 impl Render for TextRender {
     fn begin(&mut self, meta: &ReportMeta, out: &mut dyn Write) -> Result<(), ExportError> {
+        self.reason = meta.reason;
         out.write_all(initiated_line(meta).as_bytes())?;
         Ok(())
     }
@@ -114,13 +117,32 @@ impl Render for TextRender {
             b.push('\n');
         }
         if !shown.is_empty() {
+            let reason = self.reason;
+            // SERVICE's width when a REASON column follows it.
+            let svc_w = shown
+                .iter()
+                .map(|r| service_name(r).chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(7)
+                + 1;
+            let head = if reason {
+                format!("{:svc_w$}REASON", "SERVICE")
+            } else {
+                "SERVICE".to_string()
+            };
             let cells: Vec<(String, &str, String, String)> = shown
                 .iter()
                 .map(|r| {
+                    let mut service = service_name(r);
+                    if reason {
+                        // The REASON column rides with SERVICE, padded below.
+                        service = format!("{service:svc_w$}{}", reason_text(r));
+                    }
                     (
                         format!("{}/{}", r.port, r.proto.as_str()),
                         r.state.as_str(),
-                        service_name(r),
+                        service,
                         r.service.as_ref().map(version_string).unwrap_or_default(),
                     )
                 })
@@ -133,12 +155,12 @@ impl Render for TextRender {
                 .map(|c| c.2.chars().count())
                 .max()
                 .unwrap_or(0)
-                .max(7)
+                .max(head.chars().count())
                 + 1;
             if with_version {
-                let _ = writeln!(b, "{:w0$}{:w1$}{:w2$}VERSION", "PORT", "STATE", "SERVICE");
+                let _ = writeln!(b, "{:w0$}{:w1$}{:w2$}VERSION", "PORT", "STATE", head);
             } else {
-                let _ = writeln!(b, "{:w0$}{:w1$}SERVICE", "PORT", "STATE");
+                let _ = writeln!(b, "{:w0$}{:w1$}{}", "PORT", "STATE", head);
             }
             for (row, c) in shown.iter().zip(&cells) {
                 if with_version && !c.3.is_empty() {
@@ -168,6 +190,16 @@ impl Render for TextRender {
     ) -> Result<(), ExportError> {
         out.write_all(done_line(meta, totals).as_bytes())?;
         Ok(())
+    }
+}
+
+/// nmap's REASON cell: the reason, and the TTL of the reply that gave it
+/// (`syn-ack ttl 64`, `reset ttl 63`, `no-response`).
+fn reason_text(r: &prtip_store::ResultRow) -> String {
+    match r.reason {
+        prtip_store::event::Reason::NoResponse => r.reason.as_str().to_string(),
+        reason if r.ttl > 0 => format!("{} ttl {}", reason.as_str(), r.ttl),
+        reason => reason.as_str().to_string(),
     }
 }
 

@@ -46,7 +46,9 @@ pub fn check(args: &Args) -> anyhow::Result<()> {
         }
     }
     if let Some(n) = args.top_ports {
-        let proto = if args.scan.iter().any(|s| s == "U") {
+        // UDP's ranking when -sU is the only scan, TCP's otherwise.
+        let kinds = super::spec::ScanKinds::of(&args.scan)?;
+        let proto = if kinds.tcp.is_none() && kinds.udp {
             Protocol::Udp
         } else {
             Protocol::Tcp
