@@ -2,8 +2,9 @@
 //!
 //! Owns: the scan flags ([`args`]) and turning them into a spec ([`spec`]), the
 //! signal handling (pause, hold, abort), the live output (open ports as found, the
-//! progress line on a terminal) and the summary at the end (rendered by
-//! prtip-export). The session (privileges, route, backend, log, history, `-sV`,
+//! progress and status lines, `-v`/`-d`: [`show`]) and the summary at the end
+//! (rendered by prtip-export). When an output writes to stdout (`-oJ -`), all
+//! of it goes to stderr. The session (privileges, route, backend, log, history, `-sV`,
 //! exports) is prtip-session's; [`drive`] runs one for `scan`, `replay
 //! --from-checkpoint`, `history resume` and `scan --tui`.
 
