@@ -137,11 +137,11 @@ impl ScanSummary {
     /// (a SYN scan's walk repeats its first pass `--max-retries` times, resending only
     /// unanswered probes; -sT and -sU retry inline, one walk position per port).
     pub fn pass_span(&self) -> u64 {
-        if self.spec.scan_type.is_raw() {
-            self.total_probes / (self.spec.max_retries as u64 + 1)
-        } else {
-            self.total_probes
-        }
+        pass_span(
+            self.spec.scan_type,
+            self.spec.max_retries,
+            self.total_probes,
+        )
     }
 
     /// Progress in 0.0 ..= 1.0, prtip's one definition: walk positions done over the
@@ -152,12 +152,32 @@ impl ScanSummary {
         if self.status == ScanStatus::Completed {
             return 1.0;
         }
-        let span = self.pass_span();
-        if span == 0 {
-            return 0.0;
-        }
-        self.probes_done.min(span) as f64 / span as f64
+        progress_at(self.probes_done, self.pass_span())
     }
+}
+
+/// Walk positions of the first pass of a scan of `total_probes` (its
+/// `ScanStarted`): a raw scan's walk repeats its first pass `max_retries` times,
+/// resending only unanswered probes; `-sT` and `-sU` retry inline, one walk
+/// position per port.
+pub fn pass_span(scan_type: crate::event::ScanType, max_retries: u32, total_probes: u64) -> u64 {
+    if scan_type.is_raw() {
+        total_probes / (max_retries as u64 + 1)
+    } else {
+        total_probes
+    }
+}
+
+/// prtip's one definition of progress, 0.0 ..= 1.0: walk `position` reached
+/// over the first pass's `span` ([`pass_span`]); retry passes are not counted
+/// (a scan in its retry passes, or in `-sV` after its walk, stands at 1.0).
+/// The scan's progress line and `paused at N%`, `history`, the monitor and
+/// every export print it (a completed scan is 1.0: [`ScanSummary::progress`]).
+pub fn progress_at(position: u64, span: u64) -> f64 {
+    if span == 0 {
+        return 0.0;
+    }
+    position.min(span) as f64 / span as f64
 }
 
 type Key = (Addr, Protocol, u16);
