@@ -235,7 +235,7 @@ impl Session {
             // Everything the run pushed (the last replies, services, Finished) is
             // in the log before the outputs read it.
             log_sink.flush().context("flushing the scan log")?;
-            exports = write_outputs(&dir, &spec)?;
+            exports = crate::privilege::with_file_access(|| write_outputs(&dir, &spec))?;
             for s in &exports {
                 log_sink
                     .push(s.event())
