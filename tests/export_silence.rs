@@ -116,7 +116,10 @@ fn a_small_scan_lists_its_silent_ports_as_before() {
     );
     assert!(xml.contains("<extraports state=\"filtered\" count=\"29\">"));
     let text = export(&log, Format::Text, &tmp.path().join("o.nmap"), None);
-    assert!(text.contains("Not shown: 29 filtered tcp ports (no-response)"), "{text}");
+    assert!(
+        text.contains("Not shown: 29 filtered tcp ports (no-response)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -144,7 +147,10 @@ fn a_wide_scan_counts_its_silence_exactly_and_lists_none() {
         "<extraports state=\"filtered\" count=\"2\">\n<extrareasons reason=\"no-response\" count=\"2\" proto=\"tcp\" ports=\"22,80\"/>"
     ), "{xml}");
     let text = export(&log, Format::Text, &tmp.path().join("o.nmap"), None);
-    assert!(text.contains("Not shown: 2 filtered tcp ports (no-response)"), "{text}");
+    assert!(
+        text.contains("Not shown: 2 filtered tcp ports (no-response)"),
+        "{text}"
+    );
     // On request every silent port is a row.
     let all = export(&log, Format::Csv, &tmp.path().join("all.csv"), Some(true));
     assert_eq!(all.lines().count(), 1 + 196_608);

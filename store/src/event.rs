@@ -303,12 +303,14 @@ impl ScanType {
     pub fn silence(self, proto: Protocol) -> PortState {
         match (self, proto) {
             (_, Protocol::Udp) => PortState::OpenFiltered,
-            (ScanType::Syn | ScanType::Connect | ScanType::Udp, Protocol::Tcp) => {
-                PortState::Filtered
-            }
-            // nmap: silence to an ACK probe means a firewall dropped it.
-            (ScanType::Ack | ScanType::Window, Protocol::Tcp) => PortState::Filtered,
-            // An open port ignores FIN, NULL, Xmas and Maimon probes.
+            (
+                ScanType::Syn
+                | ScanType::Connect
+                | ScanType::Udp
+                | ScanType::Ack
+                | ScanType::Window,
+                Protocol::Tcp,
+            ) => PortState::Filtered,
             (ScanType::Fin | ScanType::Null | ScanType::Xmas | ScanType::Maimon, Protocol::Tcp) => {
                 PortState::OpenFiltered
             }
@@ -316,8 +318,8 @@ impl ScanType {
     }
 
     /// Whether the log leaves this scan type's silence out and readers project it
-    /// (`crate::space::Space`): the raw walk scans ([`ScanType::is_raw`]). The
-    /// socket scans (`-sT`, `-sU`) decide every port inline and write it.
+    /// (`crate::space::Space`): the raw walk scans. The socket scans (`-sT`, `-sU`)
+    /// decide every port inline and write it.
     pub fn projects_silence(self) -> bool {
         self.is_raw()
     }

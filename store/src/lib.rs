@@ -50,6 +50,7 @@
 
 pub mod event;
 pub mod fault;
+pub mod port_table;
 pub mod results;
 pub mod space;
 
@@ -77,7 +78,9 @@ pub use event::{Addr, Event, EventSink, PortState, Protocol, Reason};
 pub use follower::Follower;
 pub use format::{FLAG_SALVAGED, FORMAT_VERSION, INDEX_STRIDE};
 pub use history::{spec_json, HistoryIndex, HistoryRow, RebuildReport};
-pub use project::{summarize, summarize_lenient, Results, ScanStatus, ScanSummary};
+pub use project::{
+    pass_span, progress_at, summarize, summarize_lenient, Results, ScanStatus, ScanSummary,
+};
 pub use reader::{Entries, Entry, LogReader, TailReport};
 pub use record::{EventKind, EventRef};
 pub use results::{ResultRow, ServiceInfo};

@@ -103,15 +103,15 @@ pub struct ScanSummary {
     pub open_ports: u64,
     /// Distinct hosts with at least one open port.
     pub open_hosts: u64,
+    /// (address, protocol, port) per latest state, indexed by [`PortState`] as
+    /// `usize` (open, closed, filtered, open|filtered, unfiltered): every state
+    /// counted, silence included once the scan has finished.
+    pub port_states: [u64; 5],
     /// Silent ports, `[tcp, udp]`: probed (every pass, before the last durable
     /// checkpoint) and never answered. Projected from the walk, not read from
     /// events; their state is [`ScanType::silence`] (logs written before silence
     /// was projected hold them as `no-response` Replies: counted as those, not here).
     pub silent: [u64; 2],
-    /// (address, protocol, port) per latest state, indexed by [`PortState`] as
-    /// `usize` (open, closed, filtered, open|filtered, unfiltered): every state
-    /// counted, silence included (projected: see [`ScanSummary::silent`]).
-    pub port_states: [u64; 5],
     /// Pid of the last process that wrote the scan.
     pub pid: u32,
     /// Bytes the log takes on disk.
@@ -137,11 +137,11 @@ impl ScanSummary {
     /// (a SYN scan's walk repeats its first pass `--max-retries` times, resending only
     /// unanswered probes; -sT and -sU retry inline, one walk position per port).
     pub fn pass_span(&self) -> u64 {
-        if self.spec.scan_type.is_raw() {
-            self.total_probes / (self.spec.max_retries as u64 + 1)
-        } else {
-            self.total_probes
-        }
+        pass_span(
+            self.spec.scan_type,
+            self.spec.max_retries,
+            self.total_probes,
+        )
     }
 
     /// Progress in 0.0 ..= 1.0, prtip's one definition: walk positions done over the
@@ -152,12 +152,32 @@ impl ScanSummary {
         if self.status == ScanStatus::Completed {
             return 1.0;
         }
-        let span = self.pass_span();
-        if span == 0 {
-            return 0.0;
-        }
-        self.probes_done.min(span) as f64 / span as f64
+        progress_at(self.probes_done, self.pass_span())
     }
+}
+
+/// Walk positions of the first pass of a scan of `total_probes` (its
+/// `ScanStarted`): a raw scan's walk repeats its first pass `max_retries` times,
+/// resending only unanswered probes; `-sT` and `-sU` retry inline, one walk
+/// position per port.
+pub fn pass_span(scan_type: crate::event::ScanType, max_retries: u32, total_probes: u64) -> u64 {
+    if scan_type.is_raw() {
+        total_probes / (max_retries as u64 + 1)
+    } else {
+        total_probes
+    }
+}
+
+/// prtip's one definition of progress, 0.0 ..= 1.0: walk `position` reached
+/// over the first pass's `span` ([`pass_span`]); retry passes are not counted
+/// (a scan in its retry passes, or in `-sV` after its walk, stands at 1.0).
+/// The scan's progress line and `paused at N%`, `history`, the monitor and
+/// every export print it (a completed scan is 1.0: [`ScanSummary::progress`]).
+pub fn progress_at(position: u64, span: u64) -> f64 {
+    if span == 0 {
+        return 0.0;
+    }
+    position.min(span) as f64 / span as f64
 }
 
 type Key = (Addr, Protocol, u16);
@@ -328,21 +348,21 @@ impl SummaryFold {
             });
         };
         let probes_done = self.probes_done(&started, status);
-        let mut port_states = open.states;
         let silent = match crate::space::Space::of(&started.spec, probes_done) {
             Some(space) => {
                 let c = space.covered_by_proto();
-                let silent = [
+                [
                     c[0].saturating_sub(open.covered[0]),
                     c[1].saturating_sub(open.covered[1]),
-                ];
-                // Projected silence counts in its state like a written one did.
-                port_states[space.silence(Protocol::Tcp) as usize] += silent[0];
-                port_states[space.silence(Protocol::Udp) as usize] += silent[1];
-                silent
+                ]
             }
             None => [0, 0],
         };
+        // Every state counted: the silence the walk projects goes to its state.
+        let mut port_states = open.states;
+        for (proto, n) in [(Protocol::Tcp, silent[0]), (Protocol::Udp, silent[1])] {
+            port_states[started.spec.scan_type.silence(proto) as usize] += n;
+        }
         Ok(ScanSummary {
             scan_id: started.scan_id,
             command_line: started.command_line,
@@ -358,8 +378,8 @@ impl SummaryFold {
             probes_done,
             open_ports: open.ports,
             open_hosts: open.hosts,
-            silent,
             port_states,
+            silent,
             pid: self.pid,
             log_bytes: reader.disk_bytes(),
             events: self.events,

@@ -215,11 +215,11 @@ pub(crate) struct OpenCounts {
     pub(crate) ports: u64,
     /// Distinct addresses among them.
     pub(crate) hosts: u64,
-    /// Keys with a Reply that the silence space covers, `[tcp, udp]` (zero without
-    /// a silence: see `Sorter::set_silence`).
-    pub(crate) covered: [u64; 2],
     /// Keys per latest state, indexed by [`PortState`] as `usize`.
     pub(crate) states: [u64; 5],
+    /// Keys with a Reply that the silence space covers, `[tcp, udp]` (zero without
+    /// a space: see `Sorter::set_space`).
+    pub(crate) covered: [u64; 2],
 }
 
 #[derive(Default)]
@@ -233,14 +233,14 @@ impl OpenCounter<'_> {
     /// Keys must come in sorted order, each once, with its latest state.
     #[inline]
     fn add(&mut self, k: &Key, state: u8) {
+        if let Some(n) = self.counts.states.get_mut(usize::from(state)) {
+            *n += 1;
+        }
         if let Some(space) = self.space {
             let (a, p, port) = unkey(k);
             if space.silent_state(a, p, port).is_some() {
                 self.counts.covered[p as usize] += 1;
             }
-        }
-        if let Some(n) = self.counts.states.get_mut(usize::from(state)) {
-            *n += 1;
         }
         if state == OPEN {
             self.counts.ports += 1;
@@ -1458,8 +1458,8 @@ mod tests {
         OpenCounts {
             ports: open.len() as u64,
             hosts: hosts.len() as u64,
-            covered: [0, 0],
             states,
+            covered: [0, 0],
         }
     }
 

@@ -42,15 +42,15 @@ pub struct Args {
     /// Never draw the progress line on stderr.
     #[arg(long)]
     pub no_progress: bool,
+    /// nmap's --open: only ports that are (possibly) open (open, open|filtered);
+    /// with --filter, rows must match both.
+    #[arg(long)]
+    pub open: bool,
     /// List every silent port (probed, never answered) as a row, also for a scan
     /// wider than 65 536 ports (by default a wide scan's silent ports are counted in
     /// `Not shown` / `<extraports>`, not listed).
     #[arg(long)]
     pub silent_rows: bool,
-    /// nmap's --open: only ports that are (possibly) open (open, open|filtered);
-    /// with --filter, rows must match both.
-    #[arg(long)]
-    pub open: bool,
 }
 
 /// Where the scan's log is, from SCAN or `--last`.

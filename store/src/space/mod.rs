@@ -14,7 +14,6 @@
 //! answered after the resume). With `--max-retries 0` the first pass is the last.
 
 pub mod permutation;
-pub mod port_table;
 pub mod ports;
 pub mod targets;
 
