@@ -7,6 +7,7 @@ use crate::privilege::{has_capability, privilege_message, CAP_NET_RAW};
 use anyhow::{anyhow, Context};
 use prtip_engine::backend::packet::PendingRx;
 use prtip_engine::backend::BackendPair;
+use prtip_engine::probe::TcpFlagScan;
 use prtip_engine::route;
 use prtip_engine::scan::{self as engine_scan, ScanPlan};
 use prtip_engine::wire::EthernetAddress;
@@ -115,39 +116,40 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
         crate::privilege::drop_network_privileges()
             .context("dropping the capabilities a connect scan does not need")?;
     }
+    // -sV, -sU and the UDP ports of a raw scan take their probes from it.
+    let db = probe_db(&spec, &plan, &mut notes)?;
     // Privilege and route before anything is written.
     let mut io = None;
-    if spec.scan_type == ScanType::Syn {
+    if spec.scan_type.is_raw() {
         if !has_capability(CAP_NET_RAW) {
             return Err(usage(privilege_message()));
         }
         let r = discover_route(&mut spec, &plan)?;
         plan = ScanPlan::new(&spec).map_err(|e| usage(e.to_string()))?;
+        let probes = engine_scan::probe_set(
+            &r,
+            TcpFlagScan::of(spec.scan_type),
+            &|port| {
+                db.as_ref()
+                    .and_then(|d| d.udp_probe(port))
+                    .map(|p| p.payload.clone())
+            },
+            &plan.ports.udp,
+            &spec.probe,
+        );
         io = Some(match spec.backend {
-            BackendKind::Xdp if r.src_ip.is_ipv6() => {
-                return Err(usage(format!(
-                    "--xdp scans IPv4 only for now; {} is IPv6: drop --xdp to scan it over AF_PACKET",
-                    r.src_ip
-                )));
-            }
             BackendKind::Xdp => {
-                let t = prtip_engine::backend::TemplateSet::new(&engine_scan::frame_params_with(
-                    &r,
-                    &spec.probe,
-                ))
-                .with_source_port(spec.probe.source_port);
-                let (pair, xdp_notes) =
-                    prtip_xdp::open_pair(&r.iface, &t, &crate::xdp::options(&spec, r.src_v4()))
-                        .map_err(|e| crate::xdp::open_error(&r.iface, e))?;
+                let opts = crate::xdp::options(&spec, &probes)
+                    .map_err(|e| crate::xdp::open_error(&r.iface, e))?;
+                let (pair, xdp_notes) = prtip_xdp::open_pair(&r.iface, &probes, &opts)
+                    .map_err(|e| crate::xdp::open_error(&r.iface, e))?;
                 notes.extend(xdp_notes);
                 pair
             }
             _ => engine_scan::open_packet_backend_prepared(
                 &r,
-                &|_| None,
-                &plan.ports.udp,
+                probes,
                 early_rx.take().and_then(|p| p.take()),
-                &spec.probe,
             )
             .map_err(|e| {
                 if e.raw_os_error() == Some(libc::EPERM) {
@@ -167,7 +169,6 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
         crate::privilege::after_setup()
             .context("dropping the capabilities the scan no longer needs")?;
     }
-    let db = probe_db(&spec, &mut notes)?;
 
     // Now write: history row and scan directory.
     let session = match resume {
@@ -204,7 +205,7 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
                     log_path: dir.clone(),
                     total_targets: plan.total_targets(),
                     // -sT/-sU retry inline: one walk position per port (as in their ScanStarted)
-                    total_probes: if spec.scan_type == ScanType::Syn {
+                    total_probes: if spec.scan_type.is_raw() {
                         plan.total_probes()
                     } else {
                         plan.walk.span()
@@ -251,14 +252,15 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
     Ok(session)
 }
 
-/// The probe database of `-sV` and `-sU`: the built-in one, then the user's
-/// `--service-probes` file (its rules are tried after ours). `None` when the
-/// scan needs none.
+/// The probe database of `-sV`, `-sU` and a raw scan's UDP ports (their
+/// payloads): the built-in one, then the user's `--service-probes` file (its
+/// rules are tried after ours). `None` when the scan needs none.
 fn probe_db(
     spec: &ScanSpec,
+    plan: &ScanPlan,
     notes: &mut Vec<String>,
 ) -> anyhow::Result<Option<prtip_services::ProbeDb>> {
-    if !(spec.service_detection || spec.scan_type == ScanType::Udp) {
+    if !(spec.service_detection || spec.scan_type == ScanType::Udp || !plan.ports.udp.is_empty()) {
         return Ok(None);
     }
     let mut db = prtip_services::ProbeDb::builtin();

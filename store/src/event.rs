@@ -240,6 +240,59 @@ pub enum ScanType {
     Connect,
     /// `-sU`: UDP with protocol payloads.
     Udp,
+    /// `-sF`: raw TCP FIN (closed: reset; open|filtered: silence).
+    Fin,
+    /// `-sN`: raw TCP segment without flags (as `-sF`).
+    Null,
+    /// `-sX`: raw TCP FIN+PSH+URG (as `-sF`).
+    Xmas,
+    /// `-sA`: raw TCP ACK (unfiltered: reset; filtered: silence).
+    Ack,
+    /// `-sW`: raw TCP ACK, the reset's window tells open (non-zero) from closed.
+    Window,
+    /// `-sM`: raw TCP FIN+ACK (Maimon's; as `-sF`).
+    Maimon,
+}
+
+impl ScanType {
+    /// Whether it is a raw scan: sent by the packet engine (AF_PACKET or AF_XDP)
+    /// as stateless probes walked in passes, needing CAP_NET_RAW (`-sS` and the
+    /// flag scans `-sF -sN -sX -sA -sW -sM`; not the socket scans `-sT`, `-sU`).
+    pub fn is_raw(self) -> bool {
+        !matches!(self, ScanType::Connect | ScanType::Udp)
+    }
+
+    /// Its nmap option (`-sS`, `-sT`, ...).
+    pub fn flag(self) -> &'static str {
+        match self {
+            ScanType::Syn => "-sS",
+            ScanType::Connect => "-sT",
+            ScanType::Udp => "-sU",
+            ScanType::Fin => "-sF",
+            ScanType::Null => "-sN",
+            ScanType::Xmas => "-sX",
+            ScanType::Ack => "-sA",
+            ScanType::Window => "-sW",
+            ScanType::Maimon => "-sM",
+        }
+    }
+
+    /// The scan type of an nmap `-s` letter (`S`, `T`, `U`, `F`, `N`, `X`, `A`,
+    /// `W`, `M`).
+    pub fn from_letter(c: char) -> Option<ScanType> {
+        Some(match c {
+            'S' => ScanType::Syn,
+            'T' => ScanType::Connect,
+            'U' => ScanType::Udp,
+            'F' => ScanType::Fin,
+            'N' => ScanType::Null,
+            'X' => ScanType::Xmas,
+            'A' => ScanType::Ack,
+            'W' => ScanType::Window,
+            'M' => ScanType::Maimon,
+            _ => return None,
+        })
+    }
 }
 
 /// Packet path used to send probes.

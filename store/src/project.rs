@@ -127,9 +127,10 @@ impl ScanSummary {
     /// (a SYN scan's walk repeats its first pass `--max-retries` times, resending only
     /// unanswered probes; -sT and -sU retry inline, one walk position per port).
     pub fn pass_span(&self) -> u64 {
-        match self.spec.scan_type {
-            crate::event::ScanType::Syn => self.total_probes / (self.spec.max_retries as u64 + 1),
-            _ => self.total_probes,
+        if self.spec.scan_type.is_raw() {
+            self.total_probes / (self.spec.max_retries as u64 + 1)
+        } else {
+            self.total_probes
         }
     }
 

@@ -234,10 +234,11 @@ pub fn run_with_pending(
     let proto = match plan.spec.scan_type {
         ScanType::Connect => Protocol::Tcp,
         ScanType::Udp => Protocol::Udp,
-        ScanType::Syn => {
-            return Err(RunError::Plan(
-                "connect::run runs -sT and -sU plans; -sS goes through scan::run".into(),
-            ))
+        raw => {
+            return Err(RunError::Plan(format!(
+                "connect::run runs -sT and -sU plans; {} goes through scan::run",
+                raw.flag()
+            )))
         }
     };
     let tuning = Tuning::of(plan);

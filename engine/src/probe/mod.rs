@@ -5,7 +5,8 @@
 //! what silence means.
 //!
 //! Owns: [`Probe`] (what varies between probes), [`FrameParams`] (what does not),
-//! the modules ([`TcpSynV4`], [`TcpSynV6`], [`UdpV4`]) and the [`ProbeSet`] of one scan (its
+//! the modules ([`TcpSynV4`], [`TcpSynV6`], [`TcpFlagsV4`], [`TcpFlagsV6`], [`UdpV4`],
+//! [`UdpV6`]) and the [`ProbeSet`] of one scan (its
 //! modules, one global template numbering for the backends). Never touches
 //! sockets, permutation, pacing or events: the scan loop and the backends call in.
 //!
@@ -18,13 +19,15 @@ mod tcp_flags;
 mod tcp_syn;
 mod tcp_syn6;
 mod template;
+mod template6;
 mod udp;
 
-pub use tcp_flags::{TcpFlagScan, TcpFlagsV4, FILTERED_ICMP_CODES};
+pub use tcp_flags::{TcpFlagScan, TcpFlagsV4, TcpFlagsV6, FILTERED_ICMP_CODES};
 pub use tcp_syn::TcpSynV4;
 pub use tcp_syn6::TcpSynV6;
 pub use template::ProbeTemplate;
-pub use udp::UdpV4;
+pub use template6::ProbeTemplateV6;
+pub use udp::{UdpV4, UdpV6};
 
 use crate::classify::{Classified, Inbound};
 use crate::cookie::Cookies;
@@ -194,6 +197,33 @@ impl ProbeSet {
         let tcp: Arc<dyn ProbeModule> = match tcp {
             None => Arc::new(TcpSynV4::new(p)),
             Some(scan) => Arc::new(TcpFlagsV4::new(p, scan)),
+        };
+        Self::of(vec![tcp, Arc::new(udp)])
+    }
+
+    /// A raw scan's modules from `src` (either family; for IPv4 it must be
+    /// `p.src_ip`): TCP probed by `tcp` (`None`: SYN) and UDP with the payloads
+    /// `udp_payload` gives for `udp_ports` ([`TcpSynV4`]/[`TcpFlagsV4`] and
+    /// [`UdpV4`], or [`TcpSynV6`]/[`TcpFlagsV6`] and [`UdpV6`]).
+    pub fn raw(
+        p: &FrameParams,
+        src: IpAddr,
+        tcp: Option<TcpFlagScan>,
+        udp_payload: &dyn Fn(u16) -> Option<Vec<u8>>,
+        udp_ports: &[u16],
+    ) -> ProbeSet {
+        let IpAddr::V6(src6) = src else {
+            return Self::tcp_udp(p, tcp, udp_payload, udp_ports);
+        };
+        let mut udp = UdpV6::new(p, src6);
+        for &port in udp_ports {
+            if let Some(payload) = udp_payload(port) {
+                udp.set_payload(port, &payload);
+            }
+        }
+        let tcp: Arc<dyn ProbeModule> = match tcp {
+            None => Arc::new(TcpSynV6::new(p, src6)),
+            Some(scan) => Arc::new(TcpFlagsV6::new(p, src6, scan)),
         };
         Self::of(vec![tcp, Arc::new(udp)])
     }

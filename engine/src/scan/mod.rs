@@ -193,17 +193,12 @@ impl ScanPlan {
         if ports.is_empty() {
             return Err(PlanError::Spec("no ports to scan".into()));
         }
-        if !targets.v6.is_empty() && spec.scan_type == ScanType::Udp {
+        if !targets.v6.is_empty() && !targets.v4.is_empty() && spec.scan_type.is_raw() {
             return Err(PlanError::Spec(format!(
-                "{} IPv6 targets given: -sU sends IPv4 only for now (use -sS or -sT for IPv6)",
-                targets.v6.len()
-            )));
-        }
-        if !targets.v6.is_empty() && !targets.v4.is_empty() && spec.scan_type == ScanType::Syn {
-            return Err(PlanError::Spec(format!(
-                "{} IPv4 and {} IPv6 targets given: a -sS scan sends one address family (one route, one source address); scan each family on its own",
+                "{} IPv4 and {} IPv6 targets given: a {} scan sends one address family (one route, one source address); scan each family on its own (-6 keeps to IPv6), or use -sT for both at once",
                 targets.v4.len(),
-                targets.v6.len()
+                targets.v6.len(),
+                spec.scan_type.flag()
             )));
         }
         let range = targets
@@ -573,54 +568,46 @@ pub fn open_packet_backend(
     udp_payload: &dyn Fn(u16) -> Option<Vec<u8>>,
     udp_ports: &[u16],
 ) -> std::io::Result<BackendPair> {
-    open_packet_backend_prepared(route, udp_payload, udp_ports, None, &Default::default())
-}
-
-/// [`open_packet_backend`], with the receiver's socket and ring made beforehand
-/// when `rx` is given (see [`crate::backend::packet::PreparedRx`]: its set-up
-/// waits ~8 ms for the kernel, which a caller can overlap with other work).
-pub fn open_packet_backend_prepared(
-    route: &crate::route::Route,
-    udp_payload: &dyn Fn(u16) -> Option<Vec<u8>>,
-    udp_ports: &[u16],
-    rx: Option<crate::backend::packet::PreparedRx>,
-    settings: &prtip_store::event::ProbeSettings,
-) -> std::io::Result<BackendPair> {
-    crate::backend::packet::open_pair_prepared(
-        &route.iface,
-        probe_set_with(route, udp_payload, udp_ports, settings),
-        rx,
+    open_packet_backend_prepared(
+        route,
+        probe_set(route, None, udp_payload, udp_ports, &Default::default()),
+        None,
     )
 }
 
-/// The raw scan's probe modules for `route`: TCP SYN and UDP (payloads as in
-/// [`open_packet_backend`]) from an IPv4 source; TCP SYN only ([`TcpSynV6`]) from
-/// an IPv6 source.
-///
-/// [`TcpSynV6`]: crate::probe::TcpSynV6
-pub fn probe_set(
+/// Open the AF_PACKET backend on `route`'s interface for `probes` (see
+/// [`probe_set`]), with the receiver's socket and ring made beforehand when `rx`
+/// is given (see [`crate::backend::packet::PreparedRx`]: its set-up waits ~8 ms
+/// for the kernel, which a caller can overlap with other work).
+pub fn open_packet_backend_prepared(
     route: &crate::route::Route,
-    udp_payload: &dyn Fn(u16) -> Option<Vec<u8>>,
-    udp_ports: &[u16],
-) -> ProbeSet {
-    probe_set_with(route, udp_payload, udp_ports, &Default::default())
+    probes: ProbeSet,
+    rx: Option<crate::backend::packet::PreparedRx>,
+) -> std::io::Result<BackendPair> {
+    crate::backend::packet::open_pair_prepared(&route.iface, probes, rx)
 }
 
-/// [`probe_set`] with the spec's per-probe settings: `--ttl` in every template,
-/// `-g` as the one source port the reply filter lets in (the plan's cookies
-/// put it in every probe).
-pub fn probe_set_with(
+/// The raw scan's probe modules for `route` (its source address's family): TCP
+/// probed by `tcp` (`None`: SYN; see [`TcpFlagScan::of`] for a scan type's) and
+/// UDP with the payloads `udp_payload` gives for `udp_ports` (empty otherwise).
+/// See [`ProbeSet::raw`]. `settings` are the spec's per-probe settings: `--ttl`
+/// in every template, `-g` as the one source port the reply filter lets in (the
+/// plan's cookies put it in every probe).
+///
+/// [`TcpFlagScan::of`]: crate::probe::TcpFlagScan::of
+pub fn probe_set(
     route: &crate::route::Route,
+    tcp: Option<crate::probe::TcpFlagScan>,
     udp_payload: &dyn Fn(u16) -> Option<Vec<u8>>,
     udp_ports: &[u16],
     settings: &prtip_store::event::ProbeSettings,
 ) -> ProbeSet {
-    let p = frame_params_with(route, settings);
-    let set = match route.src_ip {
-        IpAddr::V4(_) => ProbeSet::syn_udp(&p, udp_payload, udp_ports),
-        IpAddr::V6(src) => ProbeSet::of(vec![std::sync::Arc::new(crate::probe::TcpSynV6::new(
-            &p, src,
-        ))]),
-    };
-    set.with_source_port(settings.source_port)
+    ProbeSet::raw(
+        &frame_params_with(route, settings),
+        route.src_ip,
+        tcp,
+        udp_payload,
+        udp_ports,
+    )
+    .with_source_port(settings.source_port)
 }
