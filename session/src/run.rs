@@ -136,7 +136,8 @@ impl Session {
         } else {
             Vec::new()
         };
-        // The output files may go into the invoking user's directory (sudo).
+        // The output files are created now (written as the scan runs): with the
+        // file capabilities a root scan keeps permitted for them.
         let mut live = crate::privilege::with_file_access(|| live_outputs(&dir, &spec))?;
         let started = Instant::now();
         let mut warnings = Vec::new();
