@@ -83,6 +83,7 @@ fn spec(targets: &str, ports: &str, scan_type: ScanType, parallel: u64) -> ScanS
         filter: None,
         service_probes: None,
         walk_from: 0,
+        probe: Default::default(),
         merged_from: Vec::new(),
         sockets: prtip_store::event::SocketSettings {
             max_parallelism: Some(parallel),

@@ -135,6 +135,7 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
                     .map(|p| p.payload.clone())
             },
             &plan.ports.udp,
+            &spec.probe,
         );
         io = Some(match spec.backend {
             BackendKind::Xdp => {

@@ -39,15 +39,18 @@ pub struct Report {
     pub warnings: Vec<String>,
 }
 
-/// Passes every event to `inner` after showing it to `observer`.
+/// Passes every event to `inner` after showing it to `observer` and to the
+/// outputs written as the scan runs.
 struct Observed<'a> {
     inner: &'a mut dyn EventSink,
     observer: &'a mut (dyn FnMut(&Event) + Send),
+    live: &'a mut prtip_export::LiveOutputs,
 }
 
 impl EventSink for Observed<'_> {
     fn push(&mut self, event: Event) -> Result<(), SinkError> {
         (self.observer)(&event);
+        self.live.event(&event);
         self.inner.push(event)
     }
     fn checkpoint(&mut self, c: Checkpoint) -> Result<(), SinkError> {
@@ -133,6 +136,7 @@ impl Session {
         } else {
             Vec::new()
         };
+        let mut live = live_outputs(&dir, &spec)?;
         let started = Instant::now();
         let mut warnings = Vec::new();
         let result: anyhow::Result<ScanOutcome> = {
@@ -157,6 +161,7 @@ impl Session {
             let mut observed = Observed {
                 inner: &mut tracked,
                 observer,
+                live: &mut live,
             };
             let observed = &mut observed;
             let out = match (spec.scan_type.is_raw(), io) {
@@ -238,7 +243,8 @@ impl Session {
             // Everything the run pushed (the last replies, services, Finished) is
             // in the log before the outputs read it.
             log_sink.flush().context("flushing the scan log")?;
-            exports = write_outputs(&dir, &spec)?;
+            warnings.extend(live.warnings().iter().cloned());
+            exports = finish_outputs(live, &spec)?;
             for s in &exports {
                 log_sink
                     .push(s.event())
@@ -347,24 +353,38 @@ fn finished_now(mut ev: Event) -> Event {
     ev
 }
 
-/// The outputs `spec` names, written by prtip-export from the log in `dir`
-/// (kept to `spec.filter`'s rows when it has one).
-fn write_outputs(dir: &Path, spec: &ScanSpec) -> anyhow::Result<Vec<prtip_export::ExportStats>> {
-    if spec.outputs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let filter = match &spec.filter {
-        Some(f) => {
-            Some(prtip_filter::Filter::parse(f).map_err(|e| usage(format!("bad --filter: {e}")))?)
-        }
-        None => None,
-    };
+/// The scan's filter (`--filter`, `--open`), compiled.
+fn scan_filter(spec: &ScanSpec) -> anyhow::Result<Option<prtip_filter::Filter>> {
+    spec.filter
+        .as_deref()
+        .map(|f| prtip_filter::Filter::parse(f).map_err(|e| usage(format!("bad --filter: {e}"))))
+        .transpose()
+}
+
+/// The outputs `spec` names, streamed as the scan runs (prtip-export's
+/// [`prtip_export::LiveOutputs`]), kept to `spec.filter`'s rows.
+fn live_outputs(dir: &Path, spec: &ScanSpec) -> anyhow::Result<prtip_export::LiveOutputs> {
+    let filter = scan_filter(spec)?.map(|f| {
+        Box::new(move |r: &prtip_store::ResultRow| f.matches(r))
+            as Box<dyn Fn(&prtip_store::ResultRow) -> bool + Send>
+    });
+    prtip_export::LiveOutputs::new(dir, &spec.outputs, filter, spec.service_detection)
+        .map_err(|e| usage(format!("bad output: {e}")))
+}
+
+/// The end of the outputs: each file rendered by prtip-export from the
+/// flushed log in place of its stream (kept to `spec.filter`'s rows).
+fn finish_outputs(
+    live: prtip_export::LiveOutputs,
+    spec: &ScanSpec,
+) -> anyhow::Result<Vec<prtip_export::ExportStats>> {
+    let filter = scan_filter(spec)?;
     let pred = |r: &prtip_store::ResultRow| filter.as_ref().is_none_or(|f| f.matches(r));
     let mut opts = prtip_export::ExportOptions {
         filter: Some(&pred),
         ..Default::default()
     };
-    prtip_export::write_outputs(dir, &spec.outputs, &mut opts).context("writing the scan's outputs")
+    live.finish(&mut opts).context("writing the scan's outputs")
 }
 
 /// Counters of a finished or paused outcome (zero after an abort).

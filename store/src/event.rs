@@ -435,6 +435,36 @@ pub struct XdpSettings {
     pub queues: Option<u32>,
 }
 
+/// Per-probe and per-host settings (nmap's `--ttl`, `-g`/`--source-port`,
+/// `--host-timeout`, `--max-rtt-timeout`).
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[rkyv(derive(Debug))]
+pub struct ProbeSettings {
+    /// IP TTL / IPv6 hop limit of raw probes (`--ttl`; `None`: 64).
+    pub ttl: Option<u8>,
+    /// Fixed source port of raw probes (`-g`; `None`: the cookie chooses it from
+    /// 40960..57343). With a fixed port the cookie lives in the sequence number alone.
+    pub source_port: Option<u16>,
+    /// Give up on a host this long after its first probe, ms (`--host-timeout`):
+    /// its remaining ports are skipped (socket scans and `-sV`).
+    pub host_timeout_ms: Option<u64>,
+    /// `--max-rtt-timeout`, ms, as given: already applied to the retry gap, the
+    /// wait and the socket timeout of the spec; kept for the record.
+    pub max_rtt_timeout_ms: Option<u64>,
+}
+
 /// Settings of the socket scans (`-sT`, `-sU`) and of service detection (`-sV`).
 #[derive(
     Archive,
@@ -525,6 +555,8 @@ pub struct ScanSpec {
     pub filter: Option<String>,
     /// `--service-probes FILE`, if given.
     pub service_probes: Option<String>,
+    /// Per-probe and per-host settings (`--ttl`, `-g`, `--host-timeout`).
+    pub probe: ProbeSettings,
     /// Walk position this log starts at: a gap scan of `prtip scan --from-gaps`
     /// sends its shard from here; 0 for a scan from the start.
     pub walk_from: u64,
@@ -596,6 +628,7 @@ impl Default for ScanSpec {
             outputs: Vec::new(),
             filter: None,
             service_probes: None,
+            probe: ProbeSettings::default(),
             walk_from: 0,
             merged_from: Vec::new(),
         }

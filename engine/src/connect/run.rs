@@ -65,6 +65,7 @@ impl Tuning {
                 .unwrap_or(plan.timing.wait_ms.clamp(500, 3000)),
         );
         let parallel = sockets.max_parallelism.map(|n| n.max(1) as usize);
+        let host_timeout = plan.spec.probe.host_timeout_ms.map(Duration::from_millis);
         let t = plan.timing;
         let connect = ConnectOptions {
             timeout,
@@ -73,6 +74,7 @@ impl Tuning {
             rate_mpps: t.rate_mpps,
             checkpoint_every_probes: 0,
             checkpoint_every: Duration::ZERO, // the run driver checkpoints
+            host_timeout,
         };
         let udp = UdpOptions {
             timeout,
@@ -96,6 +98,7 @@ impl Tuning {
             max_parallel: parallel.unwrap_or(512).min(4096),
             connect_timeout: timeout,
             detect,
+            host_timeout,
             ..GrabOptions::default()
         };
         Tuning { connect, udp, grab }
@@ -256,6 +259,7 @@ pub fn run_with_pending(
                 &mut tee,
                 &mut driver,
             )?;
+            note_timed_out(control, "", &r.timed_out);
             (r.counters, r.next_position, r.stopped)
         }
         Protocol::Udp => {
@@ -329,11 +333,28 @@ fn detect_phase(
     p.detect_total.store(n, Relaxed);
     p.detect_done.store(0, Relaxed);
     let report = grab::detect_with(&mut ports.into_iter(), db, opts, sink, driver)?;
+    note_timed_out(control, "-sV: ", &report.timed_out);
     if control.is_aborted() {
         return Ok(None);
     }
     // A pause asked for after the last port had started leaves nothing undone.
     Ok(Some(report.ports >= n))
+}
+
+/// Tell the operator which hosts `--host-timeout` gave up on (nmap's "Skipping
+/// host ... due to host timeout"), through the control's notes.
+fn note_timed_out(control: &ScanControl, phase: &str, hosts: &[(std::net::IpAddr, u64)]) {
+    for (ip, n) in hosts {
+        control.note(format!(
+            "{phase}skipping host {ip} due to host timeout (--host-timeout): {n} {} not {}",
+            if *n == 1 { "port" } else { "ports" },
+            if phase.is_empty() {
+                "scanned"
+            } else {
+                "fully probed"
+            }
+        ));
+    }
 }
 
 /// `-sV` after a SYN scan: detects the services on `open` (the ports an [`OpenPorts`]

@@ -158,6 +158,8 @@ pub struct ProbeSet {
     /// Global index of each module's first template.
     first: Vec<usize>,
     our_addr: IpAddr,
+    /// The one source port of every probe (`-g`), when fixed.
+    source_port: Option<u16>,
 }
 
 /// Kept for callers of the pre-module API: the set of a raw scan.
@@ -243,7 +245,16 @@ impl ProbeSet {
             modules,
             first,
             our_addr,
+            source_port: None,
         }
+    }
+
+    /// The set whose probes all leave from `port` when given (`-g`; the scan's
+    /// [`Cookies::with_source_port`] must say the same): the reply filter then
+    /// lets only replies to that port in.
+    pub fn with_source_port(mut self, port: Option<u16>) -> ProbeSet {
+        self.source_port = port;
+        self
     }
 
     /// The modules.
@@ -305,13 +316,19 @@ impl ProbeSet {
             .unwrap_or(0)
     }
 
-    /// What every module's replies need let in.
+    /// What every module's replies need let in (only the fixed source port's
+    /// replies with [`ProbeSet::with_source_port`]).
     pub fn reply_filter(&self) -> ReplyFilter {
-        self.modules
+        let f = self
+            .modules
             .iter()
             .map(|m| m.reply_filter())
             .reduce(ReplyFilter::union)
-            .expect("a probe set has a module")
+            .expect("a probe set has a module");
+        match self.source_port {
+            Some(p) => ReplyFilter { ports: (p, p), ..f },
+            None => f,
+        }
     }
 
     /// Our address (replies to others are ignored).
@@ -347,6 +364,7 @@ impl ProbeSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cookie::{SPORT_BASE, SPORT_SPAN};
 
     pub(crate) fn params() -> FrameParams {
         FrameParams {
@@ -384,6 +402,26 @@ mod tests {
             ..syn
         };
         assert_eq!(set.template_of(&v6), None);
+    }
+
+    #[test]
+    fn a_fixed_source_port_narrows_the_reply_filter_and_fills_every_probe() {
+        let p = FrameParams {
+            ttl: 33,
+            ..params()
+        };
+        let set = ProbeSet::new(&p).with_source_port(Some(53));
+        assert_eq!(set.reply_filter().ports, (53, 53));
+        assert_eq!(
+            ProbeSet::new(&p).reply_filter().ports,
+            (SPORT_BASE, SPORT_BASE + SPORT_SPAN - 1)
+        );
+        let c = Cookies::with_source_port(4, Some(53));
+        let tgt: IpAddr = Ipv4Addr::new(198, 19, 0, 9).into();
+        let probe = set.module_for(Protocol::Tcp).unwrap().probe(tgt, 80, &c);
+        let f = set.build(&probe).unwrap();
+        assert_eq!(f[14 + 8], 33, "IPv4 TTL");
+        assert_eq!(u16::from_be_bytes([f[34], f[35]]), 53, "TCP source port");
     }
 
     #[test]

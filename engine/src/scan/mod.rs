@@ -222,7 +222,7 @@ impl ScanPlan {
         let walk = Walk::new(range, spec.seed, spec.shard_index, spec.shard_count, passes);
         let answered = (range <= ANSWERED_CAP).then(|| Answered::new(range));
         Ok(ScanPlan {
-            cookies: Cookies::new(spec.seed),
+            cookies: Cookies::with_source_port(spec.seed, spec.probe.source_port),
             spec,
             targets,
             ports,
@@ -347,6 +347,7 @@ pub struct ScanControl {
     hold: AtomicBool,
     abort: AtomicBool,
     reason: Mutex<String>,
+    notes: Mutex<Vec<String>>,
     /// Live progress.
     pub progress: Progress,
 }
@@ -355,6 +356,15 @@ impl ScanControl {
     /// New, running.
     pub fn new() -> ScanControl {
         ScanControl::default()
+    }
+    /// Leave a message for the operator (e.g. a host given up on by
+    /// `--host-timeout`); whoever runs the scan prints [`ScanControl::take_notes`].
+    pub fn note(&self, message: String) {
+        self.notes.lock().unwrap().push(message);
+    }
+    /// The notes left so far, oldest first (taken: a second call returns the new ones).
+    pub fn take_notes(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notes.lock().unwrap())
     }
     /// Pause and return: stop sending, wait for late replies, write Checkpoint + Paused.
     pub fn request_pause(&self, reason: &str) {
@@ -532,13 +542,22 @@ pub fn run(
     })
 }
 
-/// The frame parameters for probes leaving through `route`.
+/// The frame parameters for probes leaving through `route` (TTL 64).
 pub fn frame_params(route: &crate::route::Route) -> crate::backend::FrameParams {
+    frame_params_with(route, &Default::default())
+}
+
+/// [`frame_params`] with the spec's per-probe settings: `--ttl` (IPv4 TTL and
+/// IPv6 hop limit, 64 when not given).
+pub fn frame_params_with(
+    route: &crate::route::Route,
+    settings: &prtip_store::event::ProbeSettings,
+) -> crate::backend::FrameParams {
     crate::backend::FrameParams {
         src_mac: route.src_mac,
         dst_mac: route.dst_mac,
         src_ip: route.src_v4(),
-        ttl: 64,
+        ttl: settings.ttl.unwrap_or(64),
     }
 }
 
@@ -549,7 +568,11 @@ pub fn open_packet_backend(
     udp_payload: &dyn Fn(u16) -> Option<Vec<u8>>,
     udp_ports: &[u16],
 ) -> std::io::Result<BackendPair> {
-    open_packet_backend_prepared(route, probe_set(route, None, udp_payload, udp_ports), None)
+    open_packet_backend_prepared(
+        route,
+        probe_set(route, None, udp_payload, udp_ports, &Default::default()),
+        None,
+    )
 }
 
 /// Open the AF_PACKET backend on `route`'s interface for `probes` (see
@@ -567,7 +590,9 @@ pub fn open_packet_backend_prepared(
 /// The raw scan's probe modules for `route` (its source address's family): TCP
 /// probed by `tcp` (`None`: SYN; see [`TcpFlagScan::of`] for a scan type's) and
 /// UDP with the payloads `udp_payload` gives for `udp_ports` (empty otherwise).
-/// See [`ProbeSet::raw`].
+/// See [`ProbeSet::raw`]. `settings` are the spec's per-probe settings: `--ttl`
+/// in every template, `-g` as the one source port the reply filter lets in (the
+/// plan's cookies put it in every probe).
 ///
 /// [`TcpFlagScan::of`]: crate::probe::TcpFlagScan::of
 pub fn probe_set(
@@ -575,12 +600,14 @@ pub fn probe_set(
     tcp: Option<crate::probe::TcpFlagScan>,
     udp_payload: &dyn Fn(u16) -> Option<Vec<u8>>,
     udp_ports: &[u16],
+    settings: &prtip_store::event::ProbeSettings,
 ) -> ProbeSet {
     ProbeSet::raw(
-        &frame_params(route),
+        &frame_params_with(route, settings),
         route.src_ip,
         tcp,
         udp_payload,
         udp_ports,
     )
+    .with_source_port(settings.source_port)
 }

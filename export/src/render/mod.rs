@@ -30,7 +30,7 @@ pub(crate) struct Totals {
 }
 
 /// A streaming renderer.
-pub(crate) trait Render {
+pub(crate) trait Render: Send {
     /// Write the header.
     fn begin(&mut self, meta: &ReportMeta, out: &mut dyn Write) -> Result<(), ExportError>;
     /// Write one host (its rows are sorted by protocol, port).
@@ -42,6 +42,23 @@ pub(crate) trait Render {
         totals: &Totals,
         out: &mut dyn Write,
     ) -> Result<(), ExportError>;
+    /// Write out whatever `host` kept back in a buffer.
+    fn flush_rows(&mut self, _out: &mut dyn Write) -> Result<(), ExportError> {
+        Ok(())
+    }
+    /// One row as the scan finds it ([`crate::live`]), written at once: by
+    /// default the row as a host of its own (JSON and CSV: the export's line
+    /// for that row). `update` is a second look at a row already written (the
+    /// service `-sV` found).
+    fn live_row(
+        &mut self,
+        row: &ResultRow,
+        _update: bool,
+        out: &mut dyn Write,
+    ) -> Result<(), ExportError> {
+        self.host(&Host::from_rows(vec![row.clone()]), out)?;
+        self.flush_rows(out)
+    }
 }
 
 /// A fresh renderer for `format`; `scratch` is where it may keep temporary files.

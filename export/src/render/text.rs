@@ -7,6 +7,7 @@
 use super::{done_line, initiated_line, service_name, version_string, Render, Totals};
 use crate::escape::{clean_text, display_banner, excerpt};
 use crate::{ExportError, Host, ReportMeta};
+use prtip_store::{PortState, ResultRow};
 use std::fmt::Write as _;
 use std::io::Write;
 
@@ -24,6 +25,33 @@ impl Render for TextRender {
     fn begin(&mut self, meta: &ReportMeta, out: &mut dyn Write) -> Result<(), ExportError> {
         self.reason = meta.reason;
         out.write_all(initiated_line(meta).as_bytes())?;
+        Ok(())
+    }
+
+    /// While the scan runs, `-oN` says what nmap's normal output says then:
+    /// `Discovered open port 22/tcp on 198.19.0.2` per open port (a service
+    /// found later adds nothing); the report itself replaces it at the end.
+    fn live_row(
+        &mut self,
+        row: &ResultRow,
+        update: bool,
+        out: &mut dyn Write,
+    ) -> Result<(), ExportError> {
+        if update || row.state != PortState::Open {
+            return Ok(());
+        }
+        let name = row
+            .hostname
+            .as_deref()
+            .map(|n| format!(" ({})", clean_text(n)))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "Discovered open port {}/{} on {}{name}",
+            row.port,
+            row.proto.as_str(),
+            row.addr
+        )?;
         Ok(())
     }
 

@@ -124,6 +124,18 @@ fn check_outputs(args: &Args) -> anyhow::Result<()> {
         None => Vec::new(),
     };
     outs.extend(all.iter().map(|(f, p)| (f.clone(), p.as_str())));
+    let stdout: Vec<&String> = outs
+        .iter()
+        .filter(|(_, p)| *p == "-")
+        .map(|(f, _)| f)
+        .collect();
+    if stdout.len() > 1 {
+        return Err(usage(format!(
+            "{} - and {} - both write to standard output: only one output may be `-` \
+             (give the other a file)",
+            stdout[0], stdout[1]
+        )));
+    }
     let mut seen: Vec<(PathBuf, &str, &String)> = Vec::new();
     for (flag, p) in &outs {
         let key = same_file_key(p);

@@ -281,7 +281,7 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
         version_intensity: args.version_intensity,
         version_wait_ms: positive_ms("--version-wait", &args.version_wait)?,
     };
-    let spec = ScanSpec {
+    let mut spec = ScanSpec {
         targets,
         resolved,
         excludes,
@@ -306,14 +306,34 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
         checkpoint_every_ms,
         checkpoint_every_probes: args.checkpoint_every.unwrap_or(0),
         outputs,
-        filter: args.filter.clone(),
+        filter: scan_filter(args),
         service_probes: args.service_probes.clone(),
+        probe: Default::default(),
         walk_from: 0,
         merged_from: Vec::new(),
     };
+    super::limits::apply(args, &mut spec)?;
     // Validate the whole plan now (index space size, IPv6 with -sS, ...).
     ScanPlan::new(&spec).map_err(|e| usage(e.to_string()))?;
     Ok(spec)
+}
+
+/// The filter expression `prtip export --open` and `prtip scan --open` add:
+/// nmap's "open (or possibly open)" ports.
+pub const OPEN_ONLY: &str = "state open or state open|filtered";
+
+/// `--filter` and `--open` as one expression (the spec keeps one filter: the
+/// outputs, the printed report and a resume all apply it).
+pub fn with_open(filter: Option<&str>, open: bool) -> Option<String> {
+    match (filter, open) {
+        (Some(f), true) => Some(format!("({f}) and ({OPEN_ONLY})")),
+        (None, true) => Some(OPEN_ONLY.to_string()),
+        (f, false) => f.map(str::to_string),
+    }
+}
+
+fn scan_filter(args: &Args) -> Option<String> {
+    with_open(args.filter.as_deref(), args.open)
 }
 
 /// The scan types asked for by the `-s` flags, nmap's way: each flag holds one
