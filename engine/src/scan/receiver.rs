@@ -33,11 +33,8 @@ pub(super) fn receiver(
                 let Some(q) = plan.walk.position_of(val) else {
                     return; // another shard's probe
                 };
-                if let Some(a) = &plan.answered {
-                    if !a.set(val) {
-                        return; // duplicate
-                    }
-                    plan.answered_in_shard.fetch_add(1, Relaxed);
+                if !plan.answered.insert(val) {
+                    return; // duplicate
                 }
                 // RTT: the latest send of this value is in the latest pass already reached.
                 let now = start.elapsed().as_nanos() as u64;

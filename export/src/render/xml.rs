@@ -237,8 +237,7 @@ impl Render for XmlRender {
             );
             for (reason, n) in &h.reasons {
                 let ports = ranges(
-                    host.rows
-                        .iter()
+                    host.all_rows()
                         .filter(|r| r.state == h.state && r.proto == h.proto && r.reason == *reason)
                         .map(|r| r.port),
                 );
