@@ -46,7 +46,7 @@ use crate::ports::PortList;
 use crate::probe::ProbeSet;
 use crate::targets::{TargetError, TargetSet};
 use prtip_store::event::{
-    now_us, Checkpoint, Counters, EventSink, PortState, Protocol, ScanSpec, ScanType, SinkError,
+    now_us, Checkpoint, Counters, EventSink, PortState, Protocol, ScanSpec, SinkError,
 };
 use roaring::RoaringTreemap;
 use shared::Msg;
