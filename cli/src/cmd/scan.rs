@@ -338,7 +338,10 @@ pub fn run(args: Args, paths: &Paths) -> anyhow::Result<ExitCode> {
     let show = spec::show_of(&args)?;
     // A connect scan needs no privilege: drop it before any thread starts
     // (capabilities are per thread), keeping root's access to files only.
-    if spec.scan_type == prtip_store::event::ScanType::Connect {
+    if matches!(
+        spec.scan_type,
+        prtip_store::event::ScanType::Connect | prtip_store::event::ScanType::Udp
+    ) {
         prtip_session::privilege::drop_network_privileges()
             .context("dropping the capabilities a connect scan does not need")?;
     }
