@@ -10,10 +10,10 @@
  *     whose quoted datagram is one of our TCP/UDP probes (quoted source port in
  *     our range, quoted source address ours);
  *   - ICMP echo replies whose identifier is in our source-port range;
- *   - with `v6` set, the same over IPv6 (no extension headers) to our IPv6
- *     address `our_addr6`: TCP and UDP to our ports, and ICMPv6 errors
+ *   - with `v6` set, instead, the same over IPv6 (no extension headers) to our
+ *     IPv6 address `our_addr6`: TCP and UDP to our ports, and ICMPv6 errors
  *     (destination unreachable, packet too big, time exceeded, parameter
- *     problem) quoting one of our probes.
+ *     problem) quoting one of our probes; no IPv4 frame is taken.
  * Everything else — ARP, NDP, other flows of the host, later fragments — is
  * XDP_PASS'ed to the kernel untouched. When no socket is bound on a queue the
  * redirect falls back to XDP_PASS too, so the program alone is a pass-through.
@@ -176,10 +176,13 @@ int prtip_scan_filter(struct xdp_md *ctx)
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > data_end)
 		goto pass;
-	if (v6 && eth->h_proto == bpf_htons(ETH_P_IPV6)) {
-		int act = filter_ipv6(ctx, (void *)(eth + 1), data_end);
-		if (act >= 0)
-			return act;
+	if (v6) {
+		/* An IPv6 scan takes nothing of IPv4: the host's own flows stay its own. */
+		if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+			int act = filter_ipv6(ctx, (void *)(eth + 1), data_end);
+			if (act >= 0)
+				return act;
+		}
 		goto pass;
 	}
 	struct iphdr *ip = ipv4_after_eth(data, data_end, &eth);

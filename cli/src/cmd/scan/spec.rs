@@ -8,7 +8,7 @@ use prtip_engine::pacing;
 use prtip_engine::permutation::parse_shard;
 use prtip_engine::ports::PortList;
 use prtip_engine::scan::ScanPlan;
-use prtip_engine::targets::{read_list_file, resolve_system, TargetSet};
+use prtip_engine::targets::{read_list_file, resolve_system, resolve_system_v6, TargetSet};
 use prtip_engine::wire::EthernetAddress;
 use prtip_store::event::{
     now_us, Addr, BackendKind, HostName, OutputSpec, Protocol, ScanSpec, ScanType, SocketSettings,
@@ -53,7 +53,15 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
         excludes.extend(read_list_file(f).map_err(|e| usage(e.to_string()))?);
     }
     // Resolve names once; the answers go into the spec (and the log).
-    let set = TargetSet::build(&targets, &excludes, &mut resolve_system).map_err(|e| {
+    // -6: names resolve to their IPv6 address (nmap's AAAA lookup).
+    let mut resolve = |name: &str| {
+        if args.ipv6 {
+            resolve_system_v6(name)
+        } else {
+            resolve_system(name)
+        }
+    };
+    let set = TargetSet::build(&targets, &excludes, &mut resolve).map_err(|e| {
         let msg = e.to_string();
         // A name from -iL that did not resolve: say where it came from.
         let from = args.input_list.as_ref().and_then(|f| {
@@ -513,6 +521,37 @@ mod tests {
         for bad in [&["SA"][..], &["S", "F"], &["TU"], &["Z"], &[""]] {
             assert!(kinds(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn with_dash_6_a_name_resolves_to_its_ipv6_address() {
+        use std::net::ToSocketAddrs;
+        let args = |ipv6| Args {
+            targets: vec!["localhost".into()],
+            ports: Some("80".into()),
+            scan: vec!["T".into()],
+            ipv6,
+            ..Args::default()
+        };
+        let system: Vec<std::net::IpAddr> = ("localhost", 0)
+            .to_socket_addrs()
+            .unwrap()
+            .map(|s| s.ip())
+            .collect();
+        match system.iter().find(|a| a.is_ipv6()) {
+            Some(v6) => {
+                let spec = build_spec(&args(true)).unwrap();
+                assert_eq!(spec.resolved[0].addr.ip(), *v6);
+            }
+            None => {
+                let e = build_spec(&args(true)).unwrap_err().to_string();
+                assert!(e.contains("has IPv4 addresses only"), "{e}");
+            }
+        }
+        // Without -6 a name takes its IPv4 address when it has one.
+        let spec = build_spec(&args(false)).unwrap();
+        let want = system.iter().find(|a| a.is_ipv4()).unwrap_or(&system[0]);
+        assert_eq!(spec.resolved[0].addr.ip(), *want);
     }
 
     #[test]
