@@ -57,8 +57,24 @@ impl Host {
     }
 
     pub(crate) fn push(&mut self, row: ResultRow) {
-        self.counts[state_index(row.state)] += 1;
+        if row.proto != Protocol::Host {
+            self.counts[state_index(row.state)] += 1;
+        }
         self.rows.push(row);
+    }
+
+    /// The host discovery result (`-sn`: a row of [`Protocol::Host`]), if any.
+    /// It sorts after the host's port rows.
+    pub fn status_row(&self) -> Option<&ResultRow> {
+        self.rows.last().filter(|r| r.proto == Protocol::Host)
+    }
+
+    /// The rows of ports (every row but the host discovery result).
+    pub fn port_rows(&self) -> &[ResultRow] {
+        match self.status_row() {
+            Some(_) => &self.rows[..self.rows.len() - 1],
+            None => &self.rows,
+        }
     }
 
     /// Build a host from rows of one address (tests, library users).
@@ -85,13 +101,21 @@ impl Host {
         self.counts[state_index(state)]
     }
 
-    /// The host answered at least once (any row decided by a reply, not by silence).
+    /// The host answered at least once (any row decided by a reply, not by
+    /// silence); for host discovery, what discovery found.
     pub fn is_up(&self) -> bool {
-        self.rows.iter().any(|r| r.reason != Reason::NoResponse)
+        match self.status_row() {
+            Some(s) => s.state == PortState::Open,
+            None => self.rows.iter().any(|r| r.reason != Reason::NoResponse),
+        }
     }
 
-    /// The reply that shows the host is up: its reason and TTL (nmap's `<status reason>`).
+    /// The reply that shows the host is up: its reason and TTL (nmap's `<status
+    /// reason>`); for host discovery, its result's (`no-response` when down).
     pub fn up_reason(&self) -> (Reason, u8) {
+        if let Some(s) = self.status_row() {
+            return (s.reason, s.ttl);
+        }
         self.rows
             .iter()
             .find(|r| r.reason != Reason::NoResponse)
@@ -126,7 +150,9 @@ impl Host {
 
     /// Rows a report lists port by port, in order.
     pub fn shown(&self) -> impl Iterator<Item = &ResultRow> + '_ {
-        self.rows.iter().filter(move |r| !self.is_hidden(r.state))
+        self.port_rows()
+            .iter()
+            .filter(move |r| !self.is_hidden(r.state))
     }
 
     /// Number of listed rows.

@@ -141,6 +141,7 @@ impl ReportMeta {
             ScanType::Syn => "syn",
             ScanType::Connect => "connect",
             ScanType::Udp => "udp",
+            ScanType::Ping => "ping",
         }
     }
 
@@ -150,6 +151,7 @@ impl ReportMeta {
             ScanType::Syn => "TCP SYN (-sS)",
             ScanType::Connect => "TCP connect (-sT)",
             ScanType::Udp => "UDP (-sU)",
+            ScanType::Ping => "host discovery (-sn)",
         }
     }
 

@@ -107,7 +107,7 @@ impl Session {
         let preload_failed: Arc<Mutex<Option<String>>> = Arc::default();
         let mut preload: Option<engine_scan::Preload<'static>> = None;
         if resume_from.is_some() {
-            if spec.scan_type == ScanType::Syn {
+            if spec.scan_type.is_raw() {
                 let d = dir.clone();
                 let failed = preload_failed.clone();
                 preload = Some(Box::new(move |f| {
@@ -163,7 +163,7 @@ impl Session {
                     opts,
                     preload.take(),
                 ),
-                (ScanType::Syn, Some(io)) => engine_scan::run(
+                (ScanType::Syn | ScanType::Ping, Some(io)) => engine_scan::run(
                     &plan,
                     io,
                     observed,
@@ -174,7 +174,9 @@ impl Session {
                     },
                 )
                 .map_err(anyhow::Error::from),
-                (ScanType::Syn, None) => Err(anyhow!("a -sS session without a backend")),
+                (ScanType::Syn | ScanType::Ping, None) => {
+                    Err(anyhow!("a raw scan session without a backend"))
+                }
                 _ => connect_run::run(
                     &plan,
                     db.as_ref().unwrap_or(&prtip_services::ProbeDb::builtin()),

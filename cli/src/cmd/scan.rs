@@ -76,6 +76,14 @@ pub fn drive(
             .unwrap_or_default();
         let clear = if tty { "\r\x1b[2K" } else { "" };
         let mut out = std::io::stdout().lock();
+        if r.proto == prtip_store::event::Protocol::Host {
+            let _ = writeln!(
+                out,
+                "{clear}Discovered host {ip}{name} is up ({})",
+                r.reason.as_str()
+            );
+            return;
+        }
         // A closed stdout must not stop the scan; the log has every reply.
         let _ = writeln!(
             out,

@@ -213,9 +213,9 @@ pub fn run(
     let proto = match plan.spec.scan_type {
         ScanType::Connect => Protocol::Tcp,
         ScanType::Udp => Protocol::Udp,
-        ScanType::Syn => {
+        ScanType::Syn | ScanType::Ping => {
             return Err(RunError::Plan(
-                "connect::run runs -sT and -sU plans; -sS goes through scan::run".into(),
+                "connect::run runs -sT and -sU plans; -sS and -sn go through scan::run".into(),
             ))
         }
     };
@@ -239,7 +239,7 @@ pub fn run(
             )?;
             (r.counters, r.next_position, r.stopped)
         }
-        Protocol::Udp => {
+        Protocol::Udp | Protocol::Host => {
             let r = udp::scan_with(
                 &mut jobs(plan, proto, from),
                 db,

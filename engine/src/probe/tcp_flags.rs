@@ -164,6 +164,8 @@ impl ProbeModule for TcpFlagsV4 {
             tcp: true,
             udp: false,
             icmp_errors: true,
+            queries: false,
+            link: false,
         }
     }
     fn classify(&self, r: &Inbound<'_>, cookies: &Cookies) -> Classified {

@@ -82,6 +82,8 @@ impl ProbeModule for UdpV4 {
             tcp: false,
             udp: true,
             icmp_errors: true,
+            queries: false,
+            link: false,
         }
     }
     fn classify(&self, r: &Inbound<'_>, cookies: &Cookies) -> Classified {

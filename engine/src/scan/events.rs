@@ -12,7 +12,9 @@ use super::{RunOptions, ScanControl, ScanError, ScanOutcome, ScanPlan};
 use crate::lifecycle::{Lifecycle, SampleExtras};
 use crate::metrics;
 use crate::probe::ProbeSet;
-use prtip_store::event::{now_us, Addr, Counters, Event, EventSink, PortState, Reason, Reply};
+use prtip_store::event::{
+    now_us, Addr, Counters, Event, EventSink, PortState, Protocol, Reason, Reply,
+};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::*;
 use std::time::{Duration, Instant};
@@ -140,7 +142,8 @@ impl<'a> EventThread<'a> {
         progress.closed.store(c.closed, Relaxed);
         sink.push(Event::Reply(Reply {
             addr: Addr::from(v.addr),
-            port: v.port,
+            // A host result's port is 0 (store/FORMAT.md), not the probe's number.
+            port: if v.proto == Protocol::Host { 0 } else { v.port },
             proto: v.proto,
             state: v.state,
             reason: v.reason,
@@ -287,6 +290,9 @@ impl<'a> EventThread<'a> {
                 continue;
             }
             let (addr, proto, port) = plan.probe_of(v);
+            if proto == Protocol::Host && port != 0 {
+                continue; // a host is down once, through its first probe
+            }
             sink.push(Event::Reply(Reply {
                 addr: Addr::from(addr),
                 port,

@@ -8,6 +8,7 @@ use super::ScanPlan;
 use crate::backend::Receive;
 use crate::classify::Classified;
 use crate::probe::ProbeSet;
+use prtip_store::event::Protocol;
 use std::sync::atomic::Ordering::*;
 use std::time::{Duration, Instant};
 
@@ -33,7 +34,12 @@ pub(super) fn receiver(
                 let Some(q) = plan.walk.position_of(val) else {
                     return; // another shard's probe
                 };
-                if let Some(a) = &plan.answered {
+                if v.proto == Protocol::Host {
+                    // Host discovery: the first answer of any probe decides the host.
+                    if !plan.fold_host(v.addr) {
+                        return;
+                    }
+                } else if let Some(a) = &plan.answered {
                     if !a.set(val) {
                         return; // duplicate
                     }

@@ -87,6 +87,7 @@ pub fn table_service(port: u16, proto: Protocol) -> Option<&'static str> {
     let transport = match proto {
         Protocol::Tcp => prtip_services::Transport::Tcp,
         Protocol::Udp => prtip_services::Transport::Udp,
+        Protocol::Host => return None,
     };
     prtip_services::port_table::service_name(port, transport)
 }
@@ -98,6 +99,25 @@ pub(crate) fn service_name(r: &ResultRow) -> String {
     match &r.service {
         Some(s) if !s.name.is_empty() => clean_text(&s.name).into_owned(),
         _ => table_service(r.port, r.proto).unwrap_or("unknown").into(),
+    }
+}
+
+/// A row's state as the reports print it: the port state, or `up` / `down` for a
+/// host discovery result ([`Protocol::Host`]).
+pub(crate) fn state_str(r: &ResultRow) -> &'static str {
+    match (r.proto, r.state) {
+        (Protocol::Host, prtip_store::PortState::Open) => "up",
+        (Protocol::Host, _) => "down",
+        _ => r.state.as_str(),
+    }
+}
+
+/// nmap's `received REASON[ ttl N]` of a host discovery result (`--reason`).
+pub(crate) fn received(r: &ResultRow) -> String {
+    if r.ttl > 0 {
+        format!("received {} ttl {}", r.reason.as_str(), r.ttl)
+    } else {
+        format!("received {}", r.reason.as_str())
     }
 }
 
@@ -192,7 +212,7 @@ mod tests {
         ] {
             let t = match proto {
                 Protocol::Tcp => prtip_services::Transport::Tcp,
-                Protocol::Udp => prtip_services::Transport::Udp,
+                Protocol::Udp | Protocol::Host => prtip_services::Transport::Udp,
             };
             let name = super::table_service(port, proto).unwrap();
             assert_eq!(

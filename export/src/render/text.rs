@@ -28,6 +28,11 @@ impl Render for TextRender {
         let b = &mut self.buf;
         b.clear();
         let ip = host.addr();
+        let discovery_only = host.port_rows().is_empty();
+        if discovery_only && !host.is_up() {
+            // nmap -sn lists the hosts up; the trailer counts the others.
+            return Ok(());
+        }
         match host.hostname() {
             Some(name) => {
                 let _ = writeln!(b, "prtip scan report for {} ({ip})", clean_text(name));
@@ -35,6 +40,20 @@ impl Render for TextRender {
             None => {
                 let _ = writeln!(b, "prtip scan report for {ip}");
             }
+        }
+        if let (true, Some(st)) = (discovery_only, host.status_row()) {
+            // nmap -sn --reason: "Host is up, received echo-reply ttl 64 (0.00005s latency)."
+            let _ = match host.min_rtt_us() {
+                Some(rtt) => writeln!(
+                    b,
+                    "Host is up, {} ({:.5}s latency).",
+                    super::received(st),
+                    rtt as f64 / 1e6
+                ),
+                None => writeln!(b, "Host is up, {}.", super::received(st)),
+            };
+            out.write_all(b.as_bytes())?;
+            return Ok(());
         }
         if host.is_up() {
             match host.min_rtt_us() {
@@ -52,7 +71,7 @@ impl Render for TextRender {
             let _ = writeln!(
                 b,
                 "All {} scanned ports on {ip} are in ignored states.",
-                host.rows.len()
+                host.port_rows().len()
             );
         }
         if !hidden.is_empty() {

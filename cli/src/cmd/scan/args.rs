@@ -117,8 +117,9 @@ pub struct Args {
     /// Fast: the 100 most frequent ports.
     #[arg(short = 'F')]
     pub fast: bool,
-    /// Scan type: -sS (SYN, default), -sT (connect, no privilege), -sU (UDP), -sV (service detection).
-    #[arg(short = 's', value_name = "S|T|U|V")]
+    /// Scan type: -sS (SYN, default), -sT (connect, no privilege), -sU (UDP), -sV (service detection),
+    /// -sn (host discovery only: a ping sweep; see -P).
+    #[arg(short = 's', value_name = "S|T|U|V|n")]
     pub scan: Vec<String>,
     /// Timing template -T0..-T5 (default 3; --help shows the table).
     ///
@@ -235,9 +236,14 @@ pub struct Args {
     /// -sV: how long to read each probe's answer (default: the probe's own wait, 2-3 s).
     #[arg(long = "version-wait", value_name = "TIME")]
     pub version_wait: Option<String>,
-    /// nmap's -Pn (no host discovery): accepted; prtip never pings first.
-    #[arg(short = 'P', value_name = "n", hide = true)]
-    pub ping: Option<String>,
+    /// Host discovery probes, nmap's -P options (repeatable): -PE (ICMP echo),
+    /// -PP (ICMP timestamp), -PM (ICMP address mask), -PS[ports] (TCP SYN, default
+    /// 80), -PA[ports] (TCP ACK, default 80), -PU[ports] (UDP, default 40125),
+    /// -PR (ARP; NDP for IPv6). They pick the probes of a -sn ping sweep. -Pn (no
+    /// host discovery) is prtip's default for port scans, as in masscan: every
+    /// target is probed without pinging it first.
+    #[arg(short = 'P', value_name = "E|P|M|S[ports]|A[ports]|U[ports]|R|n")]
+    pub ping: Vec<String>,
     /// nmap's -n (no reverse DNS): accepted; prtip never does reverse DNS.
     #[arg(short = 'n', hide = true)]
     pub no_dns: bool,

@@ -7,6 +7,7 @@ use crate::UsageError;
 use prtip_engine::pacing;
 use prtip_engine::permutation::parse_shard;
 use prtip_engine::ports::PortList;
+use prtip_engine::probe::DiscoveryProbe;
 use prtip_engine::scan::ScanPlan;
 use prtip_engine::targets::{read_list_file, resolve_system, TargetSet};
 use prtip_engine::wire::EthernetAddress;
@@ -79,11 +80,12 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
             "S" => ScanType::Syn,
             "T" => ScanType::Connect,
             "U" => ScanType::Udp,
+            "n" => ScanType::Ping,
             "V" => {
                 service_detection = true;
                 continue;
             }
-            other => return Err(usage(format!("unknown scan type -s{other}: use -sS (SYN), -sT (connect), -sU (UDP), -sV (service detection)"))),
+            other => return Err(usage(format!("unknown scan type -s{other}: use -sS (SYN), -sT (connect), -sU (UDP), -sV (service detection), -sn (host discovery)"))),
         };
         if scan_type.is_some_and(|p| p != t) {
             return Err(usage(format!("-s{s} given together with another scan type: prtip runs one of -sS, -sT, -sU per scan")));
@@ -91,6 +93,7 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
         scan_type = Some(t);
     }
     let scan_type = scan_type.unwrap_or(ScanType::Syn);
+    let discovery = discovery_probes(args, scan_type, service_detection)?;
     let default_proto = if scan_type == ScanType::Udp {
         Protocol::Udp
     } else {
@@ -103,7 +106,15 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
     if chosen > 1 {
         return Err(usage("give only one of -p, --top-ports and -F"));
     }
-    let ports = if let Some(p) = &args.ports {
+    if scan_type == ScanType::Ping && chosen > 0 {
+        return Err(usage(
+            "-sn scans no ports, so -p, --top-ports and -F mean nothing with it: \
+             to ping ports, give them to -PS, -PA or -PU (-PS22,443)",
+        ));
+    }
+    let ports = if scan_type == ScanType::Ping {
+        PortList::default()
+    } else if let Some(p) = &args.ports {
         PortList::parse(p, default_proto).map_err(|e| usage(e.to_string()))?
     } else if let Some(n) = args.top_ports {
         if n == 0 {
@@ -202,13 +213,13 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
         zero_copy: args.zero_copy,
         queues: args.xdp_queues,
     }
-    .apply(scan_type == ScanType::Syn)?;
+    .apply(scan_type.is_raw())?;
     let backend = match (scan_type, backend_flag) {
-        (ScanType::Syn, None | Some(BackendArg::Packet)) => BackendKind::Packet,
-        (ScanType::Syn, Some(BackendArg::Xdp)) => BackendKind::Xdp,
-        (ScanType::Syn, Some(BackendArg::Connect)) => {
+        (ScanType::Syn | ScanType::Ping, None | Some(BackendArg::Packet)) => BackendKind::Packet,
+        (ScanType::Syn | ScanType::Ping, Some(BackendArg::Xdp)) => BackendKind::Xdp,
+        (ScanType::Syn | ScanType::Ping, Some(BackendArg::Connect)) => {
             return Err(usage(
-                "--backend connect is the socket path of -sT and -sU; -sS uses packet or xdp",
+                "--backend connect is the socket path of -sT and -sU; -sS and -sn use packet or xdp",
             ))
         }
         (_, None | Some(BackendArg::Connect)) => BackendKind::Connect,
@@ -293,7 +304,7 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
         targets,
         resolved,
         excludes,
-        ports: ports.canonical(),
+        ports: discovery.unwrap_or_else(|| ports.canonical()),
         scan_type,
         service_detection,
         rate_mpps,
@@ -322,4 +333,47 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
     // Validate the whole plan now (index space size, IPv6 with -sS, ...).
     ScanPlan::new(&spec).map_err(|e| usage(e.to_string()))?;
     Ok(spec)
+}
+
+/// The probe list of a `-sn` scan from the `-P` options (`default`: the session
+/// picks nmap's, by the route), or `None` for a port scan, which never pings
+/// first (`-Pn` is its default). Refuses what cannot be honoured.
+fn discovery_probes(
+    args: &Args,
+    scan_type: ScanType,
+    service_detection: bool,
+) -> anyhow::Result<Option<String>> {
+    let no_ping = args.ping.iter().any(|p| p == "n");
+    let asked: Vec<&String> = args.ping.iter().filter(|p| *p != "n").collect();
+    if scan_type != ScanType::Ping {
+        if let Some(p) = asked.first() {
+            return Err(usage(format!(
+                "-P{p}: prtip runs host discovery as a scan of its own (-sn -P{p}); a port scan \
+                 probes every target without pinging first (-Pn, as masscan does)"
+            )));
+        }
+        return Ok(None);
+    }
+    if service_detection {
+        return Err(usage(
+            "-sn -sV: -sn scans no ports, so there are no services to detect",
+        ));
+    }
+    if no_ping {
+        return Err(usage(
+            "-sn -Pn: no host discovery and no port scan leaves nothing to send; drop one of them",
+        ));
+    }
+    if asked.is_empty() {
+        return Ok(Some(prtip_engine::probe::DEFAULT_DISCOVERY.to_string()));
+    }
+    let mut list = Vec::new();
+    for p in asked {
+        for d in DiscoveryProbe::parse_option(&format!("P{p}")).map_err(usage)? {
+            if !list.contains(&d) {
+                list.push(d);
+            }
+        }
+    }
+    Ok(Some(DiscoveryProbe::list_string(&list)))
 }
