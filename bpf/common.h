@@ -28,6 +28,8 @@
 #define ICMP_SOURCE_QUENCH 4
 #define ICMP_TIME_EXCEEDED 11
 #define ICMP_PARAMETERPROB 12
+#define ICMP_TIMESTAMPREPLY 14
+#define ICMP_ADDRESSREPLY 18
 
 struct prtip_icmphdr {
 	__u8 type;

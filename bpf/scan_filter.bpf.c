@@ -9,7 +9,8 @@
  *   - ICMP errors (unreachable, time exceeded, parameter problem, source quench)
  *     whose quoted datagram is one of our TCP/UDP probes (quoted source port in
  *     our range, quoted source address ours);
- *   - ICMP echo replies whose identifier is in our source-port range.
+ *   - ICMP echo, timestamp and address mask replies whose identifier is in our
+ *     source-port range (host discovery carries the cookie's port there).
  * Everything else — ARP, IPv6, other flows of the host, later fragments — is
  * XDP_PASS'ed to the kernel untouched. When no socket is bound on a queue the
  * redirect falls back to XDP_PASS too, so the program alone is a pass-through.
@@ -131,6 +132,8 @@ int prtip_scan_filter(struct xdp_md *ctx)
 			goto pass;
 		switch (ih->type) {
 		case ICMP_ECHOREPLY:
+		case ICMP_TIMESTAMPREPLY:
+		case ICMP_ADDRESSREPLY:
 			if (ours(ih->id))
 				return redirect(ctx, FILTER_REDIRECT_ICMP);
 			break;
