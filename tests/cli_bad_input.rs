@@ -108,6 +108,27 @@ fn host_discovery_flags_other_than_pn_are_refused() {
 }
 
 #[test]
+fn ping_sweeps_refuse_what_they_cannot_honour() {
+    let t = "198.18.1.0/30";
+    refused(
+        &["-sn", "-PX", t],
+        &["-PX", "unknown host discovery option", "-PE"],
+    );
+    refused(&["-sn", "-PS99999", t], &["99999", "-PS99999"]);
+    refused(&["-sn", "-PEx", t], &["-PEx", "unknown"]);
+    refused(&["-sn", "-p", "22", t], &["-sn scans no ports", "-PS"]);
+    refused(&["-sn", "--top-ports", "10", t], &["-sn scans no ports"]);
+    refused(&["-sn", "-Pn", t], &["-sn -Pn"]);
+    refused(&["-sn", "-sV", t], &["-sn -sV"]);
+    refused(&["-sn", "-sS", t], &["-sS", "one of"]);
+    refused(&["-sn", "-sT", t], &["one of"]);
+    refused(
+        &["-sn", "198.18.1.1", "2001:db8:200::1"],
+        &["1 IPv4 and 1 IPv6 targets"],
+    );
+}
+
+#[test]
 fn a_home_that_is_a_file_is_bad_input_said_once() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");

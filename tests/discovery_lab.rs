@@ -57,7 +57,7 @@ fn sweep(
         "300ms",
         "--max-retries",
         "1",
-        "-q",
+        "--quiet",
     ];
     a.extend_from_slice(args);
     a.push(target);
@@ -108,7 +108,13 @@ fn nmap_up(ns: &str, args: &[&str]) -> Vec<IpAddr> {
     let mut up = Vec::new();
     for host in xml.split("<host").skip(1) {
         if host.contains("state=\"up\"") {
-            let a = host.split("addr=\"").nth(1).unwrap().split('"').next().unwrap();
+            let a = host
+                .split("addr=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
             up.push(a.parse().unwrap());
         }
     }
@@ -117,15 +123,22 @@ fn nmap_up(ns: &str, args: &[&str]) -> Vec<IpAddr> {
 }
 
 fn up_of(got: &BTreeMap<IpAddr, (bool, Reason)>) -> Vec<IpAddr> {
-    got.iter().filter(|(_, (u, _))| *u).map(|(a, _)| *a).collect()
+    got.iter()
+        .filter(|(_, (u, _))| *u)
+        .map(|(a, _)| *a)
+        .collect()
 }
+
+/// A sweep's `-P` options, the reasons hosts may be up with, and nmap's options
+/// when it is the oracle.
+type Case<'a> = (&'a [&'a str], &'a [Reason], Option<&'a [&'a str]>);
 
 /// IPv4 probes of one backend (`--xdp IF` or AF_PACKET): each alone, then nmap's
 /// default mix (no -P), on 64 addresses of the silent sparse network.
 fn ipv4_probes(lab: &LabGuard, backend: &[&str]) {
     let home = tempfile::tempdir().unwrap();
     let net = "198.18.1.0/26";
-    let cases: &[(&[&str], &[Reason], Option<&[&str]>)] = &[
+    let cases: &[Case] = &[
         (&["-PE"], &[Reason::EchoReply], Some(&["-PE"])),
         (&["-PP"], &[Reason::TimestampReply], Some(&["-PP"])),
         (&["-PM"], &[Reason::AddressMaskReply], Some(&["-PM"])),
@@ -152,7 +165,7 @@ fn ipv4_probes(lab: &LabGuard, backend: &[&str]) {
             let ns = lab.config().scan_ns.clone();
             assert_eq!(
                 up_of(&got),
-                nmap_up(&ns, &[o, &[net]].concat()),
+                nmap_up(&ns, &[*o, &[net][..]].concat()),
                 "nmap -sn {o:?} agrees"
             );
         }
@@ -201,7 +214,11 @@ fn ipv6_probes_find_exactly_the_live_hosts_and_unreachable_absent_ones_are_down(
     }
     let ns = lab.config().scan_ns.clone();
     let got = hosts(&scan_dir(home.path(), 1));
-    assert_eq!(up_of(&got), nmap_up(&ns, &["-6", "-PE", net]), "nmap -6 -sn -PE");
+    assert_eq!(
+        up_of(&got),
+        nmap_up(&ns, &["-6", "-PE", net]),
+        "nmap -6 -sn -PE"
+    );
     // IPv4 of the same network, default mix: ICMP host unreachable is no answer.
     let got = sweep(home.path(), &lab, 6, &[], "198.18.1.0/26");
     assert_truth(
@@ -233,8 +250,18 @@ fn arp_and_ndp_find_the_one_neighbour_of_the_scanner_link() {
     let link4 = format!("{}/30", c.link_net().addr());
     let link6 = format!("{}/126", c.scan_ip6);
     for (id, args, target, reason) in [
-        (1, vec!["--exclude", &me4], link4.as_str(), Reason::ArpResponse),
-        (2, vec!["-PR", "--exclude", &me4], &link4, Reason::ArpResponse),
+        (
+            1,
+            vec!["--exclude", &me4],
+            link4.as_str(),
+            Reason::ArpResponse,
+        ),
+        (
+            2,
+            vec!["-PR", "--exclude", &me4],
+            &link4,
+            Reason::ArpResponse,
+        ),
         (3, vec!["--exclude", &me6], &link6, Reason::NdResponse),
     ] {
         let got = sweep(home.path(), &lab, id, &args, target);
@@ -254,15 +281,19 @@ fn arp_and_ndp_find_the_one_neighbour_of_the_scanner_link() {
     // ARP is refused on a routed target, and over AF_XDP (the kernel keeps ARP).
     for (args, msg) in [
         (vec!["-PR", "198.18.1.1"], "not on a local link"),
-        (
-            vec!["-PR", "--xdp", &c.scan_if, &link4],
-            "AF_PACKET only",
-        ),
+        (vec!["-PR", "--xdp", &c.scan_if, &link4], "AF_PACKET only"),
     ] {
-        let out = scan_cmd(home.path(), &c.scan_ns, &[&["scan", "-sn"], &args[..]].concat())
-            .output()
-            .unwrap();
+        let out = scan_cmd(
+            home.path(),
+            &c.scan_ns,
+            &[&["scan", "-sn"], &args[..]].concat(),
+        )
+        .output()
+        .unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains(msg), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(msg),
+            "{out:?}"
+        );
     }
 }

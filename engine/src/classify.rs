@@ -158,8 +158,7 @@ impl<'a> Inbound<'a> {
             let Ok(a) = crate::wire::ArpPacket::new_checked(eth.payload()) else {
                 return Ok(None);
             };
-            if a.operation() != crate::wire::arp::OP_REPLY
-                || IpAddr::V4(a.target_ip()) != our_addr
+            if a.operation() != crate::wire::arp::OP_REPLY || IpAddr::V4(a.target_ip()) != our_addr
             {
                 return Ok(None);
             }
@@ -187,10 +186,11 @@ impl<'a> Inbound<'a> {
             IpProtocol::Udp => L4::Udp(UdpPacket::new_checked(payload)?),
             IpProtocol::Icmp => match Icmpv4Packet::new_checked(payload) {
                 Err(_) => L4::Other,
-                Ok(p) if matches!(
-                    p.msg_type(),
-                    ICMP_ECHO_REPLY | ICMP_TIMESTAMP_REPLY | ICMP_MASK_REPLY
-                ) =>
+                Ok(p)
+                    if matches!(
+                        p.msg_type(),
+                        ICMP_ECHO_REPLY | ICMP_TIMESTAMP_REPLY | ICMP_MASK_REPLY
+                    ) =>
                 {
                     let (ident, seq) = query_ids(payload);
                     L4::IcmpReply {
@@ -256,9 +256,7 @@ impl<'a> Inbound<'a> {
                     seq,
                 }
             }
-            IpProtocol::Icmpv6
-                if payload.len() >= 24 && payload[0] == ICMPV6_NEIGHBOR_ADVERT =>
-            {
+            IpProtocol::Icmpv6 if payload.len() >= 24 && payload[0] == ICMPV6_NEIGHBOR_ADVERT => {
                 let mut t = [0u8; 16];
                 t.copy_from_slice(&payload[8..24]);
                 L4::NeighborAdvert { target: t.into() }

@@ -52,14 +52,15 @@ pub fn spawn(cfg: &LabConfig) -> Result<(), LabError> {
             std::io::Error::last_os_error(),
         ));
     }
-    let nets: Vec<(Ipv4Addr, u8)> = std::iter::once((cfg.target_net.addr(), cfg.target_net.prefix()))
-        .chain(
-            cfg.sparse
-                .as_ref()
-                .and_then(|s| s.net4)
-                .map(|n| (n.addr(), n.prefix())),
-        )
-        .collect();
+    let nets: Vec<(Ipv4Addr, u8)> =
+        std::iter::once((cfg.target_net.addr(), cfg.target_net.prefix()))
+            .chain(
+                cfg.sparse
+                    .as_ref()
+                    .and_then(|s| s.net4)
+                    .map(|n| (n.addr(), n.prefix())),
+            )
+            .collect();
     std::thread::Builder::new()
         .name("lab-icmp-mask".into())
         .spawn(move || serve(sock, &nets))

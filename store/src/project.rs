@@ -124,7 +124,9 @@ impl ScanSummary {
     /// unanswered probes; -sT and -sU retry inline, one walk position per port).
     pub fn pass_span(&self) -> u64 {
         match self.spec.scan_type {
-            crate::event::ScanType::Syn | crate::event::ScanType::Ping => self.total_probes / (self.spec.max_retries as u64 + 1),
+            crate::event::ScanType::Syn | crate::event::ScanType::Ping => {
+                self.total_probes / (self.spec.max_retries as u64 + 1)
+            }
             _ => self.total_probes,
         }
     }

@@ -18,8 +18,7 @@ use prtip_merge::{GapPlan, GAPS_FORMAT};
 use prtip_session::privilege::{has_capability, privilege_message, CAP_NET_RAW};
 use prtip_session::{Resume, Start};
 use prtip_store::event::{
-    now_us, Checkpoint, Counters, Event, EventSink, ScanSpec, ScanStarted, Versions,
-    SCHEMA_VERSION,
+    now_us, Checkpoint, Counters, Event, EventSink, ScanSpec, ScanStarted, Versions, SCHEMA_VERSION,
 };
 use prtip_store::{HistoryIndex, LogOptions, LogReader, LogWriter, ScanStatus};
 use std::path::{Path, PathBuf};

@@ -70,57 +70,56 @@ enum Ins {
 pub fn compile(f: &ReplyFilter) -> io::Result<Vec<libc::sock_filter>> {
     // (protocol number of ICMP errors, load of the L4 destination port, load of the
     // ICMP type, the two ICMP error types, the query reply types, the link answer type)
-    let (mut p, icmp_proto, port_load, type_load, icmp_types, query_types, link_type) = match f
-        .our_addr
-    {
-        IpAddr::V4(our) => (
-            vec![
-                Ins::Stmt(LD | H | ABS, 12), // ethertype
-                Ins::Jump(
-                    JMP | JEQ | K,
-                    0x0806,
-                    if f.link { To::Arp } else { To::Drop },
-                    To::Next,
-                ),
-                Ins::Jump(JMP | JEQ | K, 0x0800, To::Next, To::Drop),
-                Ins::Stmt(LD | W | ABS, 30), // IPv4 destination
-                Ins::Jump(JMP | JEQ | K, u32::from(our), To::Next, To::Drop),
-                Ins::Stmt(LD | H | ABS, 20), // flags + fragment offset
-                Ins::Jump(JMP | JSET | K, 0x1fff, To::Drop, To::Next),
-                Ins::Stmt(LDX | B | MSH, 14), // X = IPv4 header length
-                Ins::Stmt(LD | B | ABS, 23),  // protocol
-            ],
-            1,
-            Ins::Stmt(LD | H | IND, 16), // L4 destination port (14 + 2)
-            Ins::Stmt(LD | B | IND, 14), // ICMP type
-            (3, 11),
-            &[0u32, 14, 18][..], // echo, timestamp, address mask replies
-            None,
-        ),
-        IpAddr::V6(our) => {
-            let mut p = vec![
-                Ins::Stmt(LD | H | ABS, 12), // ethertype
-                Ins::Jump(JMP | JEQ | K, 0x86dd, To::Next, To::Drop),
-            ];
-            let o = our.octets();
-            for (i, w) in o.chunks_exact(4).enumerate() {
-                // IPv6 destination, 32 bits at a time (14 + 24 + 4i)
-                p.push(Ins::Stmt(LD | W | ABS, 38 + 4 * i as u32));
-                let w = u32::from_be_bytes([w[0], w[1], w[2], w[3]]);
-                p.push(Ins::Jump(JMP | JEQ | K, w, To::Next, To::Drop));
+    let (mut p, icmp_proto, port_load, type_load, icmp_types, query_types, link_type) =
+        match f.our_addr {
+            IpAddr::V4(our) => (
+                vec![
+                    Ins::Stmt(LD | H | ABS, 12), // ethertype
+                    Ins::Jump(
+                        JMP | JEQ | K,
+                        0x0806,
+                        if f.link { To::Arp } else { To::Drop },
+                        To::Next,
+                    ),
+                    Ins::Jump(JMP | JEQ | K, 0x0800, To::Next, To::Drop),
+                    Ins::Stmt(LD | W | ABS, 30), // IPv4 destination
+                    Ins::Jump(JMP | JEQ | K, u32::from(our), To::Next, To::Drop),
+                    Ins::Stmt(LD | H | ABS, 20), // flags + fragment offset
+                    Ins::Jump(JMP | JSET | K, 0x1fff, To::Drop, To::Next),
+                    Ins::Stmt(LDX | B | MSH, 14), // X = IPv4 header length
+                    Ins::Stmt(LD | B | ABS, 23),  // protocol
+                ],
+                1,
+                Ins::Stmt(LD | H | IND, 16), // L4 destination port (14 + 2)
+                Ins::Stmt(LD | B | IND, 14), // ICMP type
+                (3, 11),
+                &[0u32, 14, 18][..], // echo, timestamp, address mask replies
+                None,
+            ),
+            IpAddr::V6(our) => {
+                let mut p = vec![
+                    Ins::Stmt(LD | H | ABS, 12), // ethertype
+                    Ins::Jump(JMP | JEQ | K, 0x86dd, To::Next, To::Drop),
+                ];
+                let o = our.octets();
+                for (i, w) in o.chunks_exact(4).enumerate() {
+                    // IPv6 destination, 32 bits at a time (14 + 24 + 4i)
+                    p.push(Ins::Stmt(LD | W | ABS, 38 + 4 * i as u32));
+                    let w = u32::from_be_bytes([w[0], w[1], w[2], w[3]]);
+                    p.push(Ins::Jump(JMP | JEQ | K, w, To::Next, To::Drop));
+                }
+                p.push(Ins::Stmt(LD | B | ABS, 20)); // next header
+                (
+                    p,
+                    58,
+                    Ins::Stmt(LD | H | ABS, 56), // L4 destination port (14 + 40 + 2)
+                    Ins::Stmt(LD | B | ABS, 54), // ICMPv6 type
+                    (1, 3),
+                    &[129u32][..], // echo reply
+                    Some(136),     // neighbour advertisement
+                )
             }
-            p.push(Ins::Stmt(LD | B | ABS, 20)); // next header
-            (
-                p,
-                58,
-                Ins::Stmt(LD | H | ABS, 56), // L4 destination port (14 + 40 + 2)
-                Ins::Stmt(LD | B | ABS, 54), // ICMPv6 type
-                (1, 3),
-                &[129u32][..], // echo reply
-                Some(136),     // neighbour advertisement
-            )
-        }
-    };
+        };
     let link_icmp = if f.link { link_type } else { None };
     let icmp = f.icmp_errors || f.queries || link_icmp.is_some();
     if icmp {

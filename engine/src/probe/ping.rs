@@ -25,8 +25,8 @@ use crate::classify::{
 use crate::cookie::{Cookies, SPORT_BASE, SPORT_SPAN};
 use crate::route::resolve;
 use crate::wire::{
-    self, checksum, icmp, EtherType, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet,
-    Ipv4Repr, Ipv6Packet, Ipv6Repr, TcpFlags,
+    self, checksum, icmp, EtherType, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr,
+    Ipv6Packet, Ipv6Repr, TcpFlags,
 };
 use prtip_store::event::{PortState, Protocol, Reason};
 use std::fmt;
@@ -95,9 +95,8 @@ impl DiscoveryProbe {
             }
             rest.split(',')
                 .map(|t| {
-                    t.parse::<u16>().map_err(|_| {
-                        format!("\"{t}\" in -{opt} is not a port number (0..=65535)")
-                    })
+                    t.parse::<u16>()
+                        .map_err(|_| format!("\"{t}\" in -{opt} is not a port number (0..=65535)"))
                 })
                 .collect()
         };
@@ -225,7 +224,12 @@ fn filter(our_addr: IpAddr, tcp: bool, udp: bool, icmp_errors: bool) -> ReplyFil
 const L3: usize = wire::ethernet::HEADER_LEN;
 
 /// Ethernet + IPv4 header (destination and checksum left for the patch).
-fn v4_frame(p: &FrameParams, dst_mac: wire::EthernetAddress, proto: IpProtocol, l4: usize) -> Vec<u8> {
+fn v4_frame(
+    p: &FrameParams,
+    dst_mac: wire::EthernetAddress,
+    proto: IpProtocol,
+    l4: usize,
+) -> Vec<u8> {
     let mut f = vec![0u8; L3 + 20 + l4];
     EthernetRepr {
         src_addr: p.src_mac,
@@ -361,8 +365,8 @@ impl ProbeModule for IcmpPing {
                 let m = &mut frame[L3 + 40..];
                 set_query(m, probe);
                 let ph = checksum::pseudo_header_v6(src, dst, 58, m.len() as u32);
-                let c = checksum::fold(ph + checksum::sum(m) as u32);
-                m[2..4].copy_from_slice(&(!c).to_be_bytes());
+                let c = checksum::finish(ph, m);
+                m[2..4].copy_from_slice(&c.to_be_bytes());
             }
             _ => {}
         }
@@ -679,8 +683,8 @@ impl ProbeModule for TcpPing6 {
         }
         tcp[16..18].copy_from_slice(&[0, 0]);
         let ph = checksum::pseudo_header_v6(self.src, dst, 6, tcp.len() as u32);
-        let c = checksum::fold(ph + checksum::sum(tcp) as u32);
-        tcp[16..18].copy_from_slice(&(!c).to_be_bytes());
+        let c = checksum::finish(ph, tcp);
+        tcp[16..18].copy_from_slice(&c.to_be_bytes());
     }
     fn reply_filter(&self) -> ReplyFilter {
         filter(self.src.into(), true, false, false)
@@ -749,7 +753,7 @@ impl ProbeModule for UdpPing6 {
         udp[0..2].copy_from_slice(&probe.sport.to_be_bytes());
         udp[6..8].copy_from_slice(&[0, 0]);
         let ph = checksum::pseudo_header_v6(self.src, dst, 17, udp.len() as u32);
-        let c = !checksum::fold(ph + checksum::sum(udp) as u32);
+        let c = checksum::finish(ph, udp);
         let c = if c == 0 { 0xffff } else { c };
         udp[6..8].copy_from_slice(&c.to_be_bytes());
     }
@@ -946,5 +950,118 @@ mod tests {
                 "probe {i}: {f:02x?}"
             );
         }
+    }
+
+    #[test]
+    fn options_parse_as_nmap_writes_them() {
+        use DiscoveryProbe::*;
+        assert_eq!(
+            DiscoveryProbe::parse_option("PS22,443").unwrap(),
+            vec![Syn(22), Syn(443)]
+        );
+        assert_eq!(DiscoveryProbe::parse_option("PA").unwrap(), vec![Ack(80)]);
+        assert_eq!(
+            DiscoveryProbe::parse_option("PU").unwrap(),
+            vec![Udp(40125)]
+        );
+        assert_eq!(DiscoveryProbe::parse_option("PR").unwrap(), vec![Arp]);
+        assert!(DiscoveryProbe::parse_option("PE7")
+            .unwrap_err()
+            .contains("takes no ports"));
+        assert!(DiscoveryProbe::parse_option("PS70000")
+            .unwrap_err()
+            .contains("70000"));
+        assert!(DiscoveryProbe::parse_option("PX").is_err());
+        let l = DiscoveryProbe::parse_list("PE,PS443,PA80,PP,PE").unwrap();
+        assert_eq!(l, DiscoveryProbe::DEFAULT_MIX, "duplicates fold");
+        assert_eq!(DiscoveryProbe::list_string(&l), "PE,PS443,PA80,PP");
+        assert_eq!(DiscoveryProbe::parse_list(DEFAULT_DISCOVERY).unwrap(), l);
+        assert!(!Timestamp.fits(true) && !Mask.fits(true) && Echo.fits(true));
+    }
+
+    /// An IPv4 frame from `src` to us carrying `l4` of `proto`.
+    fn v4_reply(src: Ipv4Addr, proto: IpProtocol, l4: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; L3 + 20 + l4.len()];
+        f[12] = 0x08;
+        Ipv4Repr {
+            src_addr: src,
+            dst_addr: params().src_ip,
+            protocol: proto,
+            payload_len: l4.len(),
+            ttl: 63,
+            ident: 1,
+            dont_frag: false,
+        }
+        .emit(&mut Ipv4Packet::new_unchecked(&mut f[L3..]));
+        f[L3 + 20..].copy_from_slice(l4);
+        f
+    }
+
+    #[test]
+    fn replies_with_the_cookie_make_the_host_up_with_nmaps_reason() {
+        use DiscoveryProbe::*;
+        let list = [Echo, Timestamp, Syn(22), Ack(80), Arp];
+        let s = set(&list, false);
+        let c = Cookies::new(9);
+        let tgt = Ipv4Addr::new(198, 18, 1, 5);
+        let k = |i: u16| c.cookie(tgt.into(), i, Protocol::Host);
+        let up = |i: u16, reason: Reason, ttl: u8| {
+            Classified::Reply(Verdict {
+                addr: tgt.into(),
+                port: i,
+                proto: Protocol::Host,
+                state: PortState::Open,
+                reason,
+                ttl,
+                icmp_code: 0,
+            })
+        };
+        let icmp = |ty: u8, id: u16, seq: u16| {
+            let mut m = vec![ty, 0, 0, 0];
+            m.extend(id.to_be_bytes());
+            m.extend(seq.to_be_bytes());
+            m.extend([0; 12]);
+            v4_reply(tgt, IpProtocol::Icmp, &m)
+        };
+        let echo = icmp(0, k(0).sport, k(0).seq as u16);
+        assert_eq!(s.classify(&echo, &c), up(0, Reason::EchoReply, 63));
+        let ts = icmp(14, k(1).sport, k(1).seq as u16);
+        assert_eq!(s.classify(&ts, &c), up(1, Reason::TimestampReply, 63));
+        let forged = icmp(0, k(0).sport, k(0).seq as u16 ^ 1);
+        assert_eq!(s.classify(&forged, &c), Classified::Invalid);
+        // TCP: a SYN-ACK acknowledging the SYN's cookie; a reset echoing the ACK's.
+        let tcp = |sport: u16, dport: u16, seq: u32, ack: u32, flags: u8| {
+            let mut t = [0u8; 20];
+            crate::wire::TcpRepr {
+                src_port: sport,
+                dst_port: dport,
+                seq_number: seq,
+                ack_number: ack,
+                flags: TcpFlags(flags),
+                window_len: 0,
+                max_seg_size: None,
+            }
+            .emit(&mut crate::wire::TcpPacket::new_unchecked(&mut t[..]));
+            v4_reply(tgt, IpProtocol::Tcp, &t)
+        };
+        let sa = tcp(
+            22,
+            k(2).sport,
+            7,
+            k(2).seq.wrapping_add(1),
+            TcpFlags::SYN | TcpFlags::ACK,
+        );
+        assert_eq!(s.classify(&sa, &c), up(2, Reason::SynAck, 63));
+        let rst = tcp(80, k(3).sport, k(3).seq, 0, TcpFlags::RST);
+        assert_eq!(s.classify(&rst, &c), up(3, Reason::Reset, 63));
+        let stray = tcp(80, k(3).sport, k(3).seq ^ 1, 0, TcpFlags::RST);
+        assert_eq!(s.classify(&stray, &c), Classified::Ignored);
+        // ARP: a reply from the target to our address.
+        let mut arp = resolve::arp_request(params().dst_mac, tgt, params().src_ip);
+        arp[L3 + 7] = 2; // reply
+        assert_eq!(s.classify(&arp, &c), up(4, Reason::ArpResponse, 0));
+        // An ICMP echo request (someone pinging us) is nobody's reply.
+        let req = icmp(8, k(0).sport, k(0).seq as u16);
+        assert_eq!(s.classify(&req, &c), Classified::Ignored);
     }
 }

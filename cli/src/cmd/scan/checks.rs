@@ -24,14 +24,14 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
 /// `-P` forms prtip accepts (the letter after `-P`), with what they mean; ports
 /// may follow S, A and U (`-PS22,443`). Anything else is refused.
 const PING_FORMS: &[(&str, &str)] = &[
-    ("n", "no host discovery (prtip's default for port scans)"),
+    ("n", "no host discovery, prtip's default for port scans"),
     ("E", "ICMP echo"),
     ("P", "ICMP timestamp"),
     ("M", "ICMP address mask"),
     ("S", "TCP SYN to ports"),
     ("A", "TCP ACK to ports"),
     ("U", "UDP to ports"),
-    ("R", "ARP (NDP for IPv6)"),
+    ("R", "ARP, NDP for IPv6"),
 ];
 
 /// Check the flags of `prtip scan` (see the module doc).
@@ -51,8 +51,7 @@ pub fn check(args: &Args) -> anyhow::Result<()> {
             )));
         }
         if p != "n" {
-            prtip_engine::probe::DiscoveryProbe::parse_option(&format!("P{p}"))
-                .map_err(usage)?;
+            prtip_engine::probe::DiscoveryProbe::parse_option(&format!("P{p}")).map_err(usage)?;
         }
     }
     if let Some(p) = &args.ports {

@@ -217,11 +217,9 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
     let backend = match (scan_type, backend_flag) {
         (ScanType::Syn | ScanType::Ping, None | Some(BackendArg::Packet)) => BackendKind::Packet,
         (ScanType::Syn | ScanType::Ping, Some(BackendArg::Xdp)) => BackendKind::Xdp,
-        (ScanType::Syn | ScanType::Ping, Some(BackendArg::Connect)) => {
-            return Err(usage(
-                "--backend connect is the socket path of -sT and -sU; -sS and -sn use packet or xdp",
-            ))
-        }
+        (ScanType::Syn | ScanType::Ping, Some(BackendArg::Connect)) => return Err(usage(
+            "--backend connect is the socket path of -sT and -sU; -sS and -sn use packet or xdp",
+        )),
         (_, None | Some(BackendArg::Connect)) => BackendKind::Connect,
         (_, Some(b)) => {
             return Err(usage(format!(
