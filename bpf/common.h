@@ -11,6 +11,7 @@
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
 #include <bpf/bpf_helpers.h>
@@ -30,6 +31,11 @@
 #define ICMP_PARAMETERPROB 12
 #define ICMP_TIMESTAMPREPLY 14
 #define ICMP_ADDRESSREPLY 18
+
+/* ICMPv6 error types (linux/icmpv6.h has the same values). */
+#define ICMPV6_DEST_UNREACH 1
+#define ICMPV6_PARAMPROB 4
+#define ICMPV6_ECHO_REPLY 129
 
 struct prtip_icmphdr {
 	__u8 type;

@@ -192,7 +192,7 @@ fn every_ipv4_probe_finds_exactly_the_live_hosts_over_af_xdp() {
 }
 
 #[test]
-fn ipv6_probes_find_exactly_the_live_hosts_and_unreachable_absent_ones_are_down() {
+fn ipv6_probes_find_exactly_the_live_hosts_over_packet_and_xdp_and_unreachable_ones_are_down() {
     if !netns_tests_enabled() {
         return;
     }
@@ -208,9 +208,15 @@ fn ipv6_probes_find_exactly_the_live_hosts_and_unreachable_absent_ones_are_down(
         // The default mix for IPv6: no ICMP timestamp.
         (&[], &[Reason::EchoReply, Reason::Reset, Reason::SynAck]),
     ];
-    for (i, (args, reasons)) in cases.iter().enumerate() {
-        let got = sweep(home.path(), &lab, i as u64 + 1, args, net);
-        assert_truth(&lab, &got, 64, reasons, &format!("{args:?}"));
+    let iface = lab.config().scan_if.clone();
+    let mut id = 0;
+    for backend in [&[][..], &["--xdp", &iface][..]] {
+        for (args, reasons) in cases {
+            id += 1;
+            let all = [*args, backend].concat();
+            let got = sweep(home.path(), &lab, id, &all, net);
+            assert_truth(&lab, &got, 64, reasons, &format!("{all:?}"));
+        }
     }
     let ns = lab.config().scan_ns.clone();
     let got = hosts(&scan_dir(home.path(), 1));
@@ -220,7 +226,7 @@ fn ipv6_probes_find_exactly_the_live_hosts_and_unreachable_absent_ones_are_down(
         "nmap -6 -sn -PE"
     );
     // IPv4 of the same network, default mix: ICMP host unreachable is no answer.
-    let got = sweep(home.path(), &lab, 6, &[], "198.18.1.0/26");
+    let got = sweep(home.path(), &lab, id + 1, &[], "198.18.1.0/26");
     assert_truth(
         &lab,
         &got,

@@ -7,7 +7,9 @@ use crate::privilege::{has_capability, privilege_message, CAP_NET_RAW};
 use anyhow::{anyhow, Context};
 use prtip_engine::backend::packet::PendingRx;
 use prtip_engine::backend::BackendPair;
-use prtip_engine::probe::{DiscoveryProbe, DEFAULT_DISCOVERY};
+use prtip_engine::probe::{
+    discovery_modules, DiscoveryProbe, ProbeSet, TcpFlagScan, DEFAULT_DISCOVERY,
+};
 use prtip_engine::route;
 use prtip_engine::scan::{self as engine_scan, ScanPlan};
 use prtip_engine::wire::EthernetAddress;
@@ -116,6 +118,8 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
         crate::privilege::drop_network_privileges()
             .context("dropping the capabilities a connect scan does not need")?;
     }
+    // -sV, -sU and the UDP ports of a raw scan take their probes from it.
+    let db = probe_db(&spec, &plan, &mut notes)?;
     // Privilege and route before anything is written.
     let mut io = None;
     if spec.scan_type.is_raw() {
@@ -128,52 +132,49 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
             discover_route(&mut spec, &plan)?
         };
         plan = ScanPlan::new(&spec).map_err(|e| usage(e.to_string()))?;
-        let discovery = plan.is_discovery().then(|| {
+        let probes = if plan.is_discovery() {
             let src6 = match r.src_ip {
                 std::net::IpAddr::V6(a) => Some(a),
                 std::net::IpAddr::V4(_) => None,
             };
-            prtip_engine::probe::ProbeSet::of(prtip_engine::probe::discovery_modules(
+            ProbeSet::of(discovery_modules(
                 &plan.discovery,
-                &engine_scan::frame_params(&r),
+                &engine_scan::frame_params_with(&r, &spec.probe),
                 src6,
             ))
-        });
+            .with_source_port(spec.probe.source_port)
+        } else {
+            engine_scan::probe_set(
+                &r,
+                TcpFlagScan::of(spec.scan_type),
+                &|port| {
+                    db.as_ref()
+                        .and_then(|d| d.udp_probe(port))
+                        .map(|p| p.payload.clone())
+                },
+                &plan.ports.udp,
+                &spec.probe,
+            )
+        };
         io = Some(match spec.backend {
-            BackendKind::Xdp if r.src_ip.is_ipv6() => {
-                return Err(usage(format!(
-                    "--xdp scans IPv4 only for now; {} is IPv6: drop --xdp to scan it over AF_PACKET",
-                    r.src_ip
-                )));
-            }
             BackendKind::Xdp if plan.discovery.contains(&DiscoveryProbe::Arp) => {
                 return Err(usage(
-                    "-PR (ARP) host discovery runs over AF_PACKET only: the XDP filter leaves ARP to the kernel; drop --xdp",
+                    "-PR (ARP/NDP) host discovery runs over AF_PACKET only: the XDP filter leaves ARP and NDP to the kernel; drop --xdp",
                 ));
             }
             BackendKind::Xdp => {
-                let t = discovery.clone().unwrap_or_else(|| {
-                    prtip_engine::backend::TemplateSet::new(&engine_scan::frame_params(&r))
-                });
-                let (pair, xdp_notes) =
-                    prtip_xdp::open_pair(&r.iface, &t, &crate::xdp::options(&spec, r.src_v4()))
-                        .map_err(|e| crate::xdp::open_error(&r.iface, e))?;
+                let opts = crate::xdp::options(&spec, &probes)
+                    .map_err(|e| crate::xdp::open_error(&r.iface, e))?;
+                let (pair, xdp_notes) = prtip_xdp::open_pair(&r.iface, &probes, &opts)
+                    .map_err(|e| crate::xdp::open_error(&r.iface, e))?;
                 notes.extend(xdp_notes);
                 pair
             }
-            _ => match discovery {
-                Some(set) => prtip_engine::backend::packet::open_pair_prepared(
-                    &r.iface,
-                    set,
-                    early_rx.take().and_then(|p| p.take()),
-                ),
-                None => engine_scan::open_packet_backend_prepared(
-                    &r,
-                    &|_| None,
-                    &plan.ports.udp,
-                    early_rx.take().and_then(|p| p.take()),
-                ),
-            }
+            _ => engine_scan::open_packet_backend_prepared(
+                &r,
+                probes,
+                early_rx.take().and_then(|p| p.take()),
+            )
             .map_err(|e| {
                 if e.raw_os_error() == Some(libc::EPERM) {
                     usage(privilege_message())
@@ -185,7 +186,6 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
     }
     // Not used (another backend or scan type): closed on a thread of its own.
     drop(early_rx);
-    let db = probe_db(&spec, &mut notes)?;
 
     // Now write: history row and scan directory.
     let session = match resume {
@@ -263,14 +263,15 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
     Ok(session)
 }
 
-/// The probe database of `-sV` and `-sU`: the built-in one, then the user's
-/// `--service-probes` file (its rules are tried after ours). `None` when the
-/// scan needs none.
+/// The probe database of `-sV`, `-sU` and a raw scan's UDP ports (their
+/// payloads): the built-in one, then the user's `--service-probes` file (its
+/// rules are tried after ours). `None` when the scan needs none.
 fn probe_db(
     spec: &ScanSpec,
+    plan: &ScanPlan,
     notes: &mut Vec<String>,
 ) -> anyhow::Result<Option<prtip_services::ProbeDb>> {
-    if !(spec.service_detection || spec.scan_type == ScanType::Udp) {
+    if !(spec.service_detection || spec.scan_type == ScanType::Udp || !plan.ports.udp.is_empty()) {
         return Ok(None);
     }
     let mut db = prtip_services::ProbeDb::builtin();
