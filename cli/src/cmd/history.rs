@@ -297,7 +297,11 @@ fn show(paths: &Paths, scan: &str, out: &mut String) -> anyhow::Result<ExitCode>
     }
     let ping = s.spec.scan_type == prtip_store::event::ScanType::Ping;
     // A ping sweep's "ports" are its discovery probes (-PE, -PS443, ...).
-    w(out, if ping { "probes" } else { "ports" }, s.spec.ports.clone());
+    w(
+        out,
+        if ping { "probes" } else { "ports" },
+        s.spec.ports.clone(),
+    );
     w(
         out,
         "scan type",

@@ -45,6 +45,15 @@ impl Render for TextRender {
             .as_deref()
             .map(|n| format!(" ({})", clean_text(n)))
             .unwrap_or_default();
+        if row.proto == prtip_store::Protocol::Host {
+            writeln!(
+                out,
+                "Discovered host {}{name} is up ({})",
+                row.addr,
+                row.reason.as_str()
+            )?;
+            return Ok(());
+        }
         writeln!(
             out,
             "Discovered open port {}/{} on {}{name}",

@@ -252,11 +252,11 @@ pub struct Args {
     #[arg(long = "version-wait", value_name = "TIME")]
     pub version_wait: Option<String>,
     /// Host discovery probes, nmap's -P options (repeatable): -PE (ICMP echo),
-    /// -PP (ICMP timestamp), -PM (ICMP address mask), -PS[ports] (TCP SYN, default
-    /// 80), -PA[ports] (TCP ACK, default 80), -PU[ports] (UDP, default 40125),
-    /// -PR (ARP; NDP for IPv6). They pick the probes of a -sn ping sweep. -Pn (no
-    /// host discovery) is prtip's default for port scans, as in masscan: every
-    /// target is probed without pinging it first.
+    /// -PP (ICMP timestamp), -PM (ICMP address mask), -PS (TCP SYN), -PA (TCP ACK),
+    /// -PU (UDP), the last three with optional ports as in -PS22,443 (default 80,
+    /// 80 and 40125), -PR (ARP; NDP for IPv6). They pick the probes of a -sn ping
+    /// sweep. -Pn (no host discovery) is prtip's default for port scans, as in
+    /// masscan: every target is probed without pinging it first.
     #[arg(short = 'P', value_name = "E|P|M|S[ports]|A[ports]|U[ports]|R|n")]
     pub ping: Vec<String>,
     /// nmap's -n (no reverse DNS): accepted; prtip never does reverse DNS.
