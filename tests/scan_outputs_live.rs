@@ -332,3 +332,32 @@ fn open_keeps_open_ports_everywhere() {
         "--open and --filter both apply: {both}"
     );
 }
+
+/// `-oX -`: the XML document alone on stdout (written whole at the end).
+#[test]
+fn xml_on_stdout_alone() {
+    let a = serve(TcpListener::bind("127.0.0.1:0").unwrap(), None);
+    let home = tempfile::tempdir().unwrap();
+    let out = prtip_in(home.path())
+        .args([
+            "scan",
+            "-sT",
+            "127.0.0.1",
+            "-p",
+            &a.port.to_string(),
+            "-oX",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    let (o, e) = ok(&out);
+    assert_eq!(out.status.code(), Some(0), "{o}\n{e}");
+    assert!(o.starts_with("<?xml"), "{o}");
+    assert!(o.trim_end().ends_with("</nmaprun>"), "{o}");
+    let port = format!("<port protocol=\"tcp\" portid=\"{}\">", a.port);
+    assert!(o.contains(&port), "{o}");
+    assert!(
+        e.contains("Discovered open port") && e.contains("prtip done"),
+        "{e}"
+    );
+}

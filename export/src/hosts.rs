@@ -39,6 +39,10 @@ fn proves_up(r: Reason) -> bool {
 pub struct Host {
     /// The rows; never empty when handed to a renderer.
     pub rows: Vec<ResultRow>,
+    /// Silent ports of a wide scan that are counted, not listed (a scan that covers
+    /// more than `prtip_store::SILENT_ROWS_MAX` ports): part of [`Host::hidden`]
+    /// and [`Host::count`], never of [`Host::rows`] or [`Host::shown`].
+    pub extra: Vec<ResultRow>,
     counts: [u64; 5],
 }
 
@@ -58,7 +62,26 @@ pub struct Hidden {
 impl Host {
     pub(crate) fn clear(&mut self) {
         self.rows.clear();
+        self.extra.clear();
         self.counts = [0; 5];
+    }
+
+    /// Add counted-only silent ports (see [`Host::extra`]).
+    pub fn add_extra(&mut self, rows: Vec<ResultRow>) {
+        for r in &rows {
+            self.counts[state_index(r.state)] += 1;
+        }
+        self.extra.extend(rows);
+    }
+
+    /// Ports of the host, listed or counted.
+    pub fn port_count(&self) -> u64 {
+        (self.rows.len() + self.extra.len()) as u64
+    }
+
+    /// Listed and counted rows (the listed first).
+    pub fn all_rows(&self) -> impl Iterator<Item = &ResultRow> + '_ {
+        self.rows.iter().chain(&self.extra)
     }
 
     pub(crate) fn push(&mut self, row: ResultRow) {
@@ -168,9 +191,12 @@ impl Host {
         Some((mean, dev))
     }
 
-    /// Whether ports in this state are summarised (nmap: not open, more than 25 ports).
+    /// Whether ports in this state are summarised (nmap: not open, more than 25
+    /// ports; and any state with counted-only silent ports).
     pub fn is_hidden(&self, state: PortState) -> bool {
-        state != PortState::Open && self.count(state) > MAX_LISTED_PER_STATE
+        state != PortState::Open
+            && (self.count(state) > MAX_LISTED_PER_STATE
+                || self.extra.iter().any(|r| r.state == state))
     }
 
     /// Rows a report lists port by port, in order.
@@ -200,8 +226,7 @@ impl Host {
                 let mut reasons: Vec<(Reason, u64)> = Vec::new();
                 let mut count = 0;
                 for r in self
-                    .rows
-                    .iter()
+                    .all_rows()
                     .filter(|r| r.state == state && r.proto == proto)
                 {
                     count += 1;

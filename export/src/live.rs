@@ -27,6 +27,9 @@
 //! trailer (a paused scan's status line); XML, HTML and PDF to `-` are written
 //! whole at the end, as `prtip export` writes them.
 //!
+//! An abort (a second Ctrl-C) or a failed scan leaves a streamed file as the
+//! stream left it (rows, no trailer); the resume's end replaces it.
+//!
 //! Only what arrives is streamed: ports the engine decides without an event
 //! (silence, when the log folds it) appear in the final export only. A failed
 //! write (a full disk, a closed pipe) ends that output's stream with a warning

@@ -114,7 +114,7 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
     let mut notes = Vec::new();
     // A connect scan needs no privilege: drop it before any thread starts
     // (capabilities are per thread), keeping root's access to files only.
-    if spec.scan_type == ScanType::Connect {
+    if matches!(spec.scan_type, ScanType::Connect | ScanType::Udp) {
         crate::privilege::drop_network_privileges()
             .context("dropping the capabilities a connect scan does not need")?;
     }
@@ -186,15 +186,28 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
     }
     // Not used (another backend or scan type): closed on a thread of its own.
     drop(early_rx);
+    // A raw scan's sockets are open and its programs attached: from here on it
+    // needs no capability (see crate::privilege), so it keeps none effective,
+    // before the log's threads start.
+    if io.is_some() {
+        crate::privilege::after_setup()
+            .context("dropping the capabilities the scan no longer needs")?;
+    }
 
     // Now write: history row and scan directory.
     let session = match resume {
         None => {
-            let history = HistoryIndex::open(&home.history)
-                .with_context(|| format!("opening the history index {}", home.history.display()))?;
-            let (id, dir) = history
-                .new_scan_dir(&home.scans)
-                .context("creating the scan directory")?;
+            // The home may belong to the user who ran sudo: reach it with the file
+            // capabilities; the scan directory made here is then this process's own.
+            let (history, (id, dir)) = crate::privilege::with_file_access(|| {
+                let history = HistoryIndex::open(&home.history).with_context(|| {
+                    format!("opening the history index {}", home.history.display())
+                })?;
+                let made = history
+                    .new_scan_dir(&home.scans)
+                    .context("creating the scan directory")?;
+                anyhow::Ok((history, made))
+            })?;
             let writer = match LogWriter::create(&dir, LogOptions::default()) {
                 Ok(w) => w,
                 Err(e) => {

@@ -327,6 +327,39 @@ impl ScanType {
     }
 }
 
+impl ScanType {
+    /// What an unanswered probe of this scan type means for `proto`, as nmap reads
+    /// it: a SYN probe's silence is `filtered`, a UDP probe's `open|filtered`. The
+    /// one definition readers use to project silence from a log (the engine's probe
+    /// modules agree: `ProbeSet::silence`, tested there).
+    pub fn silence(self, proto: Protocol) -> PortState {
+        match (self, proto) {
+            (_, Protocol::Udp) => PortState::OpenFiltered,
+            (
+                ScanType::Syn
+                | ScanType::Connect
+                | ScanType::Udp
+                | ScanType::Ack
+                | ScanType::Window,
+                Protocol::Tcp,
+            ) => PortState::Filtered,
+            (ScanType::Fin | ScanType::Null | ScanType::Xmas | ScanType::Maimon, Protocol::Tcp) => {
+                PortState::OpenFiltered
+            }
+            // A host no discovery probe reached is down.
+            (_, Protocol::Host) | (ScanType::Ping, _) => PortState::Filtered,
+        }
+    }
+
+    /// Whether the log leaves this scan type's silence out and readers project it
+    /// (`crate::space::Space`): the raw walk scans. The socket scans (`-sT`, `-sU`)
+    /// decide every port inline and write it.
+    /// A ping sweep (`-sn`) writes its hosts down itself, one per host.
+    pub fn projects_silence(self) -> bool {
+        self.is_raw() && self != ScanType::Ping
+    }
+}
+
 /// Packet path used to send probes.
 #[derive(
     Archive,

@@ -40,6 +40,10 @@ pub struct SortOptions {
     pub tmp_dir: Option<PathBuf>,
     /// Most runs merged at once (default 64).
     pub fan_in: usize,
+    /// Silent ports as rows ([`crate::Silence`]): `None` (default) when the log
+    /// covers at most [`crate::SILENT_ROWS_MAX`] ports, `Some(true)` always,
+    /// `Some(false)` never.
+    pub silent_rows: Option<bool>,
 }
 
 impl Default for SortOptions {
@@ -48,6 +52,7 @@ impl Default for SortOptions {
             chunk_bytes: 32 << 20,
             tmp_dir: None,
             fan_in: 64,
+            silent_rows: None,
         }
     }
 }
@@ -219,20 +224,30 @@ pub(crate) struct OpenCounts {
     pub(crate) hosts: u64,
     /// Keys per latest state, indexed by [`PortState`] as `usize`.
     pub(crate) states: [u64; 5],
+    /// Keys with a Reply that the silence space covers, `[tcp, udp]` (zero without
+    /// a space: see `Sorter::set_space`).
+    pub(crate) covered: [u64; 2],
 }
 
 #[derive(Default)]
-struct OpenCounter {
+struct OpenCounter<'a> {
     counts: OpenCounts,
     last: Option<(u64, u64)>,
+    space: Option<&'a crate::space::Space>,
 }
 
-impl OpenCounter {
+impl OpenCounter<'_> {
     /// Keys must come in sorted order, each once, with its latest state.
     #[inline]
     fn add(&mut self, k: &Key, state: u8) {
         if let Some(n) = self.counts.states.get_mut(usize::from(state)) {
             *n += 1;
+        }
+        if let Some(space) = self.space {
+            let (a, p, port) = unkey(k);
+            if space.silent_state(a, p, port).is_some() {
+                self.counts.covered[p as usize] += 1;
+            }
         }
         if state == OPEN {
             self.counts.ports += 1;
@@ -817,9 +832,19 @@ pub(crate) struct Sorter {
     tmp: Option<tempfile::TempDir>,
     runs: Vec<PathBuf>,
     states: Vec<PathBuf>,
+    /// The log's silence: answered keys it covers are counted, silent ports
+    /// become rows when `silent_rows` says so.
+    silence: Option<crate::Silence>,
+    silent_rows: Option<bool>,
 }
 
 impl Sorter {
+    /// Count the answered keys `silence` covers ([`OpenCounts::covered`]) and
+    /// list its silent ports as rows (see [`SortOptions::silent_rows`]).
+    pub(crate) fn set_silence(&mut self, silence: Option<crate::Silence>) {
+        self.silence = silence;
+    }
+
     /// A sorter with `opts`'s budget; `rows` false: counts only.
     pub(crate) fn new(opts: &SortOptions, rows: bool) -> Sorter {
         let budget = opts.chunk_bytes / 2;
@@ -834,6 +859,8 @@ impl Sorter {
             tmp: None,
             runs: Vec::new(),
             states: Vec::new(),
+            silence: None,
+            silent_rows: opts.silent_rows,
         }
     }
 
@@ -945,7 +972,10 @@ impl Sorter {
     /// Counts of what fitted in memory (nothing spilled).
     fn count_chunk(&self) -> OpenCounts {
         let (items, arena) = (&self.chunk.items[..], &self.chunk.arena[..]);
-        let mut c = OpenCounter::default();
+        let mut c = OpenCounter {
+            space: self.silence.as_ref().map(|s| s.space()),
+            ..OpenCounter::default()
+        };
         let mut i = 0;
         while i < items.len() {
             let (f, n) = fold_items(&items[i..], arena);
@@ -968,7 +998,10 @@ impl Sorter {
             |m, w, _| write_state_rec(w, m.key(), m.state()),
         )?;
         let mut m = Merger::<StateRec>::new(&states)?;
-        let mut c = OpenCounter::default();
+        let mut c = OpenCounter {
+            space: self.silence.as_ref().map(|s| s.space()),
+            ..OpenCounter::default()
+        };
         while m.next_group()? {
             c.add(m.key(), m.state());
         }
@@ -991,14 +1024,24 @@ impl Sorter {
         self.count_runs(&mut 0)
     }
 
+    /// The silent rows to merge in, if listed.
+    fn silent_merge(&mut self) -> Option<crate::silence::SilentMerge> {
+        let silence = self.silence.take()?;
+        self.silent_rows
+            .unwrap_or_else(|| silence.lists_rows())
+            .then(|| crate::silence::SilentMerge::new(silence))
+    }
+
     /// The sorted rows and the open port counts.
     pub(crate) fn finish(mut self) -> Result<(SortedRows, OpenCounts)> {
         if self.states.is_empty() {
             self.chunk.sort();
             let counts = self.count_chunk();
             let chunk = std::mem::replace(&mut self.chunk, Chunk::new(0));
+            let silent = self.silent_merge();
             return Ok((
                 SortedRows {
+                    silent,
                     src: Source::Memory {
                         items: chunk.items,
                         arena: chunk.arena,
@@ -1030,8 +1073,10 @@ impl Sorter {
             |m, w, scratch| write_row_rec(w, scratch, m.key(), &m.folded()),
         )?;
         let src = spawn_merge(Merger::new(&runs)?)?;
+        let silent = self.silent_merge();
         Ok((
             SortedRows {
+                silent,
                 src,
                 hostnames: self.hostnames,
                 _tmp: self.tmp,
@@ -1151,6 +1196,8 @@ fn spawn_merge(mut m: Merger<RowRec>) -> Result<Source> {
 /// [`sorted_rows`]. Owns its spill files and removes them when dropped.
 pub struct SortedRows {
     src: Source,
+    /// Silent ports merged in as rows, when listed.
+    silent: Option<crate::silence::SilentMerge>,
     hostnames: HashMap<Addr, String>,
     _tmp: Option<tempfile::TempDir>,
     spilled_runs: usize,
@@ -1191,6 +1238,22 @@ impl Drop for SortedRows {
 impl Iterator for SortedRows {
     type Item = Result<ResultRow>;
     fn next(&mut self) -> Option<Self::Item> {
+        match self.silent.take() {
+            None => self.next_answered(),
+            Some(mut m) => {
+                let hostnames = std::mem::take(&mut self.hostnames);
+                let r = m.next(&mut || self.next_answered(), &hostnames);
+                self.hostnames = hostnames;
+                self.silent = Some(m);
+                r
+            }
+        }
+    }
+}
+
+impl SortedRows {
+    /// The next row with a Reply.
+    fn next_answered(&mut self) -> Option<Result<ResultRow>> {
         if self.failed {
             return None;
         }
@@ -1246,8 +1309,13 @@ pub fn sorted_rows(reader: &LogReader) -> Result<SortedRows> {
 
 /// [`sorted_rows`] with explicit memory budget and spill directory.
 pub fn sorted_rows_with(reader: &LogReader, opts: &SortOptions) -> Result<SortedRows> {
+    let mut fold = SummaryFold::default();
     let mut s = Sorter::new(opts, true);
-    reader.visit(|e: Entry<'_>| s.push(&e.event))?;
+    reader.visit(|e: Entry<'_>| {
+        fold.apply(&e);
+        s.push(&e.event)
+    })?;
+    s.set_silence(fold.silence(reader));
     Ok(s.finish()?.0)
 }
 
@@ -1264,6 +1332,7 @@ pub fn summary_and_sorted_rows(
         fold.apply(&e);
         s.push(&e.event)
     })?;
+    s.set_silence(fold.silence(reader));
     let (rows, counts) = s.finish()?;
     Ok((fold.finish(reader, None, counts)?, rows))
 }
@@ -1397,6 +1466,7 @@ mod tests {
             ports: open.len() as u64,
             hosts: hosts.len() as u64,
             states,
+            covered: [0, 0],
         }
     }
 
@@ -1422,6 +1492,7 @@ mod tests {
                 chunk_bytes: budget,
                 tmp_dir: Some(spill.clone()),
                 fan_in,
+                silent_rows: None,
             };
             let what = format!("budget {budget}, fan-in {fan_in}");
             // Rows and counts in one sorter.

@@ -328,10 +328,14 @@ fn show(paths: &Paths, scan: &str, out: &mut String) -> anyhow::Result<ExitCode>
         out,
         "progress",
         format!(
-            "{:.1}% ({} of {} probes)",
+            "{:.1}% ({} of {} first-pass probes)",
             s.progress() * 100.0,
-            s.probes_done,
-            s.total_probes
+            if s.status == prtip_store::ScanStatus::Completed {
+                s.pass_span()
+            } else {
+                s.probes_done.min(s.pass_span())
+            },
+            s.pass_span()
         ),
     );
     w(out, "targets total", s.total_targets.to_string());

@@ -462,4 +462,18 @@ mod tests {
         assert_eq!(set.silence(Protocol::Tcp), PortState::Filtered);
         assert_eq!(set.silence(Protocol::Udp), PortState::OpenFiltered);
     }
+
+    #[test]
+    fn readers_project_the_silence_the_modules_give() {
+        // Readers of a log take silence from the spec's scan type (no engine);
+        // for a SYN scan's modules (SYN + UDP) it must be the modules' own.
+        let set = ProbeSet::new(&params());
+        for proto in [Protocol::Tcp, Protocol::Udp] {
+            assert_eq!(
+                prtip_store::event::ScanType::Syn.silence(proto),
+                set.silence(proto),
+                "{proto:?}"
+            );
+        }
+    }
 }

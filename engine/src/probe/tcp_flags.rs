@@ -516,6 +516,23 @@ mod tests {
             set(TcpFlagScan::Window).silence(Protocol::Tcp),
             PortState::Filtered
         );
+        // Readers project silence from the log with the store's one rule: it
+        // agrees with every module's.
+        for t in [
+            ScanType::Fin,
+            ScanType::Null,
+            ScanType::Xmas,
+            ScanType::Ack,
+            ScanType::Window,
+            ScanType::Maimon,
+        ] {
+            let scan = TcpFlagScan::of(t).unwrap();
+            assert_eq!(
+                set(scan).silence(Protocol::Tcp),
+                t.silence(Protocol::Tcp),
+                "{t:?}"
+            );
+        }
     }
 }
 

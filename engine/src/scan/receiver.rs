@@ -39,11 +39,8 @@ pub(super) fn receiver(
                     if !plan.fold_host(v.addr) {
                         return;
                     }
-                } else if let Some(a) = &plan.answered {
-                    if !a.set(val) {
-                        return; // duplicate
-                    }
-                    plan.answered_in_shard.fetch_add(1, Relaxed);
+                } else if !plan.answered.insert(val) {
+                    return; // duplicate
                 }
                 // RTT: the latest send of this value is in the latest pass already reached.
                 let now = start.elapsed().as_nanos() as u64;

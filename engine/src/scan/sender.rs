@@ -80,15 +80,18 @@ pub(super) fn sender(
         positions.clear();
         let first = p;
         let pass_end = (p / span + 1) * span;
-        while (probes.len() as u64) < n && p < pass_end.min(total) {
-            let (v, probe) = plan.probe_at(p);
-            p += 1;
-            if plan.is_answered(v) {
-                continue;
+        // One look at the answered set per batch (none while it is empty).
+        plan.answered.with(|answered| {
+            while (probes.len() as u64) < n && p < pass_end.min(total) {
+                let (v, probe) = plan.probe_at(p);
+                p += 1;
+                if answered(v) {
+                    continue;
+                }
+                probes.push(probe);
+                positions.push(p - 1);
             }
-            probes.push(probe);
-            positions.push(p - 1);
-        }
+        });
         if !probes.is_empty() {
             let mut off = 0;
             while off < probes.len() {

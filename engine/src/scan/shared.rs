@@ -56,11 +56,7 @@ pub(super) fn run_preload(plan: &ScanPlan, sh: &Shared, f: Preload<'_>) {
     }
     let mut counts = [0u64; 3];
     let mut cb = |addr: IpAddr, proto: Protocol, port: u16, state: PortState| {
-        let new = match &plan.answered {
-            Some(_) => plan.mark_answered(addr, proto, port),
-            None => true,
-        };
-        if new {
+        if plan.mark_answered(addr, proto, port) {
             match state {
                 PortState::Open => counts[0] += 1,
                 PortState::Closed => counts[1] += 1,

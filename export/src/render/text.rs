@@ -113,7 +113,7 @@ impl Render for TextRender {
             let _ = writeln!(
                 b,
                 "All {} scanned ports on {ip} are in ignored states.",
-                host.port_rows().len()
+                host.port_count()
             );
         }
         if !hidden.is_empty() {

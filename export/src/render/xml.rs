@@ -177,8 +177,7 @@ impl XmlRender {
             );
             for (reason, n) in &h.reasons {
                 let ports = ranges(
-                    host.port_rows()
-                        .iter()
+                    host.all_rows()
                         .filter(|r| r.state == h.state && r.proto == h.proto && r.reason == *reason)
                         .map(|r| r.port),
                 );

@@ -278,6 +278,20 @@ pub struct Args {
     /// in the printed report and every output file; hosts without one are left out.
     #[arg(long)]
     pub open: bool,
+    /// Verbose (nmap's -v; -vv more): -v prints the plan at the start, a line when
+    /// service detection starts, and a status line every 10 s when stderr is not
+    /// a terminal (30 s without -v); -vv adds the reason, TTL and RTT to each
+    /// "Discovered" line. Everything but results goes to stderr.
+    #[arg(short = 'v', action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Debug (nmap's -d; -dd more): every lifecycle event as the log gets it
+    /// (samples, pause, resume, banners, services, the end); -dd every reply too.
+    #[arg(short = 'd', action = clap::ArgAction::Count)]
+    pub debug: u8,
+    /// A status line every TIME (nmap's --stats-every: 10s, 500ms, 1m), on a
+    /// terminal too (above the progress line, which is redrawn in place).
+    #[arg(long = "stats-every", value_name = "TIME")]
+    pub stats_every: Option<String>,
 
     // ---- nmap's per-host and per-probe options (scan/limits.rs; docs/ports.md) ----
     /// Give up on a host TIME after its first probe (30s, 5m): its remaining ports

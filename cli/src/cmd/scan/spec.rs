@@ -389,6 +389,30 @@ fn scan_filter(args: &Args) -> Option<String> {
     with_open(args.filter.as_deref(), args.open)
 }
 
+/// What `drive` prints besides the results, from `--quiet`, `-v`, `-d` and
+/// `--stats-every` (checked here, before anything is sent or created).
+pub fn show_of(args: &Args) -> anyhow::Result<super::Show> {
+    let stats_every = match &args.stats_every {
+        Some(t) => Some(
+            pacing::parse_duration_ms(t)
+                .filter(|ms| *ms > 0)
+                .map(std::time::Duration::from_millis)
+                .ok_or_else(|| {
+                    usage(format!(
+                        "bad --stats-every \"{t}\": give seconds (10) or a duration (500ms, 2s, 1m)"
+                    ))
+                })?,
+        ),
+        None => None,
+    };
+    Ok(super::Show {
+        quiet: args.quiet,
+        verbose: args.verbose,
+        debug: args.debug,
+        stats_every,
+    })
+}
+
 /// The scan types asked for by the `-s` flags, nmap's way: each flag holds one
 /// or more letters (`-sS -sV` = `-sSV`, `-sS -sU` = `-sSU`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //!
 //! Owns: parsing port specifications into sorted, duplicate-free TCP and UDP lists.
 //! The ranking and the names come from prtip's one port table,
-//! [`prtip_services::port_table`] (`services/data/port-frequency.txt`), which the
+//! [`crate::port_table`] (`store/data/port-frequency.txt`), which the
 //! exports also print from. Never sends packets.
 //!
 //! Syntax: `22,80,8000-8100`, `-` or `1-65535` (`-p-`), open ends (`-1024`, `60000-`),
@@ -10,11 +10,11 @@
 //! (`T:22,80,U:53,161`), and service names from the frequency list (`http,ssh`).
 //! Ports without a prefix belong to the scan's protocol (TCP for `-sS`/`-sT`, UDP for `-sU`).
 
-use prtip_store::event::Protocol;
+use crate::event::Protocol;
 use std::fmt::Write as _;
 
 /// The shipped frequency list: `<port>/<proto> <name>`, most frequent first.
-pub use prtip_services::port_table::FREQUENCY_LIST;
+pub use crate::port_table::FREQUENCY_LIST;
 
 /// A bad port token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -226,17 +226,17 @@ impl PortList {
 /// Every port of `proto`, most frequent first: the listed ones in list order, then
 /// the unlisted ones in ascending order (1-65535, then 0).
 pub fn ranked(proto: Protocol) -> Vec<u16> {
-    prtip_services::port_table::ranked(proto)
+    crate::port_table::ranked(proto)
 }
 
 /// The port of a service name in the frequency list (`http` → 80).
 pub fn service_port(name: &str, proto: Protocol) -> Option<u16> {
-    prtip_services::port_table::service_port(name, proto)
+    crate::port_table::service_port(name, proto)
 }
 
 /// The service name the frequency list gives a port (`80/tcp` → `http`), if any.
 pub fn service_name(port: u16, proto: Protocol) -> Option<&'static str> {
-    prtip_services::port_table::service_name(port, proto)
+    crate::port_table::service_name(port, proto)
 }
 
 #[cfg(test)]
