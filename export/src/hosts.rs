@@ -85,8 +85,24 @@ impl Host {
     }
 
     pub(crate) fn push(&mut self, row: ResultRow) {
-        self.counts[state_index(row.state)] += 1;
+        if row.proto != Protocol::Host {
+            self.counts[state_index(row.state)] += 1;
+        }
         self.rows.push(row);
+    }
+
+    /// The host discovery result (`-sn`: a row of [`Protocol::Host`]), if any.
+    /// It sorts after the host's port rows.
+    pub fn status_row(&self) -> Option<&ResultRow> {
+        self.rows.last().filter(|r| r.proto == Protocol::Host)
+    }
+
+    /// The rows of ports (every row but the host discovery result).
+    pub fn port_rows(&self) -> &[ResultRow] {
+        match self.status_row() {
+            Some(_) => &self.rows[..self.rows.len() - 1],
+            None => &self.rows,
+        }
     }
 
     /// Build a host from rows of one address (tests, library users).
@@ -119,7 +135,11 @@ impl Host {
     /// unreachable error (`host-unreach`): it comes from a router on the way or
     /// from the scanner's own kernel (no route, no neighbour), so it proves the
     /// opposite (nmap's rule: a host-unreachable from elsewhere means down).
+    /// For host discovery (`-sn`), what discovery found.
     pub fn is_up(&self) -> bool {
+        if let Some(s) = self.status_row() {
+            return s.state == PortState::Open;
+        }
         self.rows.iter().any(|r| proves_up(r.reason))
     }
 
@@ -136,6 +156,9 @@ impl Host {
     /// The reply that shows the host's status: the first that proves it up, else an
     /// unreachable error, else `no-response`; with its TTL (nmap's `<status reason>`).
     pub fn up_reason(&self) -> (Reason, u8) {
+        if let Some(s) = self.status_row() {
+            return (s.reason, s.ttl);
+        }
         self.rows
             .iter()
             .find(|r| proves_up(r.reason))
@@ -178,7 +201,9 @@ impl Host {
 
     /// Rows a report lists port by port, in order.
     pub fn shown(&self) -> impl Iterator<Item = &ResultRow> + '_ {
-        self.rows.iter().filter(move |r| !self.is_hidden(r.state))
+        self.port_rows()
+            .iter()
+            .filter(move |r| !self.is_hidden(r.state))
     }
 
     /// Number of listed rows.

@@ -295,7 +295,12 @@ impl LiveOutputs {
             if let Some(up) = &mut self.up {
                 if up.insert(row.addr) {
                     self.totals.hosts += 1;
-                    self.totals.hosts_up += 1;
+                    // A host discovery result says itself whether the host is up.
+                    let down = row.proto == prtip_store::Protocol::Host
+                        && row.state != prtip_store::PortState::Open;
+                    if !down {
+                        self.totals.hosts_up += 1;
+                    }
                 }
             }
         }

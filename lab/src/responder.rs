@@ -5,7 +5,8 @@
 //! of thousands of connections per second (nonblocking, a large backlog, no
 //! per-connection threads, bounded buffers and an idle timeout).
 //!
-//! What the services say lives in [`crate::services`] and [`crate::udp`]; this
+//! It also answers ICMP address mask requests ([`crate::icmp_mask`]), which
+//! Linux does not. What the services say lives in [`crate::services`] and [`crate::udp`]; this
 //! module only moves bytes. It never configures the network (that is
 //! [`crate::lab`]'s job) and never leaves the namespace it was started in.
 
@@ -78,6 +79,7 @@ pub fn serve(cfg: &LabConfig, ready_file: Option<&Path>) -> Result<(), LabError>
             }
         }
     }
+    crate::icmp_mask::spawn(cfg)?;
     if let Some(f) = ready_file {
         std::fs::write(f, format!("{}\n", std::process::id()))
             .map_err(|e| LabError::io(format!("writing {}", f.display()), e))?;

@@ -84,10 +84,10 @@ fn unkey(k: &Key) -> (Addr, Protocol, u16) {
     let mut a = [0u8; 16];
     a[..8].copy_from_slice(&k[0].to_be_bytes());
     a[8..].copy_from_slice(&k[1].to_be_bytes());
-    let proto = if k[2] >> 56 == 0 {
-        Protocol::Tcp
-    } else {
-        Protocol::Udp
+    let proto = match k[2] >> 56 {
+        0 => Protocol::Tcp,
+        1 => Protocol::Udp,
+        _ => Protocol::Host,
     };
     (Addr(a), proto, (k[2] >> ORD_BITS) as u16)
 }
@@ -112,17 +112,25 @@ fn state_of(b: u8) -> PortState {
     ][(b as usize & 7).min(4)]
 }
 
+/// Every [`Reason`] in discriminant order (the byte a spill item stores).
+const REASONS: [Reason; 13] = [
+    Reason::SynAck,
+    Reason::Reset,
+    Reason::IcmpUnreachable,
+    Reason::PortUnreachable,
+    Reason::UdpResponse,
+    Reason::NoResponse,
+    Reason::Connected,
+    Reason::ConnRefused,
+    Reason::EchoReply,
+    Reason::TimestampReply,
+    Reason::AddressMaskReply,
+    Reason::ArpResponse,
+    Reason::NdResponse,
+];
+
 fn reason_of(b: u8) -> Reason {
-    [
-        Reason::SynAck,
-        Reason::Reset,
-        Reason::IcmpUnreachable,
-        Reason::PortUnreachable,
-        Reason::UdpResponse,
-        Reason::NoResponse,
-        Reason::Connected,
-        Reason::ConnRefused,
-    ][b as usize & 7]
+    REASONS[b as usize % REASONS.len()]
 }
 
 const OPEN: u8 = PortState::Open as u8;

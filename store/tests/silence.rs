@@ -313,6 +313,7 @@ fn silence_per_protocol_comes_from_the_scan_type() {
             let want = match r.proto {
                 Protocol::Tcp => PortState::Filtered,
                 Protocol::Udp => PortState::OpenFiltered,
+                Protocol::Host => unreachable!("a port scan has no host rows"),
             };
             assert_eq!(r.state, want, "{r:?}");
         }

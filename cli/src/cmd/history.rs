@@ -295,7 +295,13 @@ fn show(paths: &Paths, scan: &str, out: &mut String) -> anyhow::Result<ExitCode>
     if !s.spec.excludes.is_empty() {
         w(out, "excludes", s.spec.excludes.join(" "));
     }
-    w(out, "ports", s.spec.ports.clone());
+    let ping = s.spec.scan_type == prtip_store::event::ScanType::Ping;
+    // A ping sweep's "ports" are its discovery probes (-PE, -PS443, ...).
+    w(
+        out,
+        if ping { "probes" } else { "ports" },
+        s.spec.ports.clone(),
+    );
     w(
         out,
         "scan type",
@@ -333,11 +339,16 @@ fn show(paths: &Paths, scan: &str, out: &mut String) -> anyhow::Result<ExitCode>
         ),
     );
     w(out, "targets total", s.total_targets.to_string());
-    w(
-        out,
-        "open ports",
-        format!("{} on {} hosts", s.open_ports, s.open_hosts),
-    );
+    if ping {
+        // Host results are "open" host rows: one per host up.
+        w(out, "hosts up", s.open_hosts.to_string());
+    } else {
+        w(
+            out,
+            "open ports",
+            format!("{} on {} hosts", s.open_ports, s.open_hosts),
+        );
+    }
     let c = s.counters;
     w(
         out,

@@ -103,11 +103,15 @@ pub fn drive(
         } else {
             String::new()
         };
-        let line = format!(
-            "Discovered open port {}/{} on {ip}{name}{details}",
-            r.port,
-            r.proto.as_str()
-        );
+        let line = if r.proto == prtip_store::event::Protocol::Host {
+            format!("Discovered host {ip}{name} is up ({})", r.reason.as_str())
+        } else {
+            format!(
+                "Discovered open port {}/{} on {ip}{name}{details}",
+                r.port,
+                r.proto.as_str()
+            )
+        };
         screen2.above(&mut to.writer(), &mut std::io::stderr(), &line);
     };
     let result = session.run(&control, &mut print);

@@ -39,7 +39,7 @@ pub enum TcpFlagScan {
 }
 
 impl TcpFlagScan {
-    /// The flag scan a scan type runs (`None` for `-sS`, `-sT`, `-sU`).
+    /// The flag scan a scan type runs (`None` for `-sS`, `-sT`, `-sU`, `-sn`).
     pub fn of(t: ScanType) -> Option<TcpFlagScan> {
         Some(match t {
             ScanType::Fin => TcpFlagScan::Fin,
@@ -48,7 +48,7 @@ impl TcpFlagScan {
             ScanType::Ack => TcpFlagScan::Ack,
             ScanType::Window => TcpFlagScan::Window,
             ScanType::Maimon => TcpFlagScan::Maimon,
-            ScanType::Syn | ScanType::Connect | ScanType::Udp => return None,
+            ScanType::Syn | ScanType::Connect | ScanType::Udp | ScanType::Ping => return None,
         })
     }
 
@@ -180,6 +180,8 @@ fn flag_reply_filter(our_addr: IpAddr) -> ReplyFilter {
         tcp: true,
         udp: false,
         icmp_errors: true,
+        queries: false,
+        link: false,
     }
 }
 

@@ -74,6 +74,8 @@ pub(crate) fn syn_reply_filter(our_addr: IpAddr) -> ReplyFilter {
         tcp: true,
         udp: false,
         icmp_errors: true,
+        queries: false,
+        link: false,
     }
 }
 

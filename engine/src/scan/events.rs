@@ -11,7 +11,9 @@ use super::shared::{Msg, Shared};
 use super::{RunOptions, ScanControl, ScanError, ScanOutcome, ScanPlan};
 use crate::lifecycle::{Lifecycle, SampleExtras};
 use crate::metrics;
-use prtip_store::event::{now_us, Addr, Counters, Event, EventSink, PortState, Reply};
+use prtip_store::event::{
+    now_us, Addr, Counters, Event, EventSink, PortState, Protocol, Reason, Reply,
+};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::*;
 use std::time::{Duration, Instant};
@@ -136,7 +138,8 @@ impl<'a> EventThread<'a> {
         progress.closed.store(c.closed, Relaxed);
         sink.push(Event::Reply(Reply {
             addr: Addr::from(v.addr),
-            port: v.port,
+            // A host result's port is 0 (store/FORMAT.md), not the probe's number.
+            port: if v.proto == Protocol::Host { 0 } else { v.port },
             proto: v.proto,
             state: v.state,
             reason: v.reason,
@@ -263,12 +266,44 @@ impl<'a> EventThread<'a> {
         }
         self.refresh();
         // Silent ports get no event: readers project them from the checkpoints
-        // (`prtip_store::space`), so the end of a wide scan costs nothing.
+        // (`prtip_store::space`), so the end of a wide scan costs nothing. A host
+        // discovery scan writes its hosts down (one per host, not per probe).
+        if self.plan.is_discovery() {
+            self.hosts_down(sink)?;
+        }
         self.sample(sink)?;
         crate::lifecycle::push_finished(sink, self.plan.walk.len(), self.counters)?;
         Ok(ScanOutcome::Finished {
             counters: self.counters,
         })
+    }
+
+    /// Host discovery: a host none of whose probes drew an answer after every pass
+    /// is down (`no-response`), one `Reply` through its first probe.
+    fn hosts_down(&self, sink: &mut dyn EventSink) -> Result<(), ScanError> {
+        let plan = self.plan;
+        for q in 0..plan.walk.span() {
+            let (v, _) = plan.walk.at(q);
+            if plan.answered.contains(v) {
+                continue;
+            }
+            let (addr, proto, port) = plan.probe_of(v);
+            if proto == Protocol::Host && port != 0 {
+                continue; // a host is down once, through its first probe
+            }
+            sink.push(Event::Reply(Reply {
+                addr: Addr::from(addr),
+                port,
+                proto,
+                state: self.plan.spec.scan_type.silence(proto),
+                reason: Reason::NoResponse,
+                ttl: 0,
+                icmp_code: 0,
+                rtt_us: 0,
+                time_us: now_us(),
+            }))?;
+        }
+        Ok(())
     }
 
     /// A Sample with the interface's bytes and the RTTs measured since the last.

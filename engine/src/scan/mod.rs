@@ -43,7 +43,7 @@ use crate::cookie::Cookies;
 use crate::pacing;
 use crate::permutation::Walk;
 use crate::ports::PortList;
-use crate::probe::ProbeSet;
+use crate::probe::{DiscoveryProbe, ProbeSet};
 use crate::targets::{TargetError, TargetSet};
 use prtip_store::event::{
     now_us, Checkpoint, Counters, EventSink, PortState, Protocol, ScanSpec, SinkError,
@@ -184,6 +184,9 @@ pub struct ScanPlan {
     pub cookies: Cookies,
     /// Timing.
     pub timing: PlanTiming,
+    /// Host discovery probes (`-sn`), walk "port" `i` = `discovery[i]`; empty for
+    /// a port scan.
+    pub discovery: Vec<DiscoveryProbe>,
     answered: Answered,
 }
 
@@ -193,8 +196,59 @@ impl ScanPlan {
     pub fn new(spec: &ScanSpec) -> Result<ScanPlan, PlanError> {
         // The same step every reader of the log takes (`prtip_store::space`).
         let targets = prtip_store::space::target_set(spec)?;
+        if spec.scan_type == prtip_store::event::ScanType::Ping {
+            let list = DiscoveryProbe::parse_list(&spec.ports).map_err(PlanError::Spec)?;
+            return Self::discovery(spec.clone(), targets, list);
+        }
         let ports = prtip_store::space::port_list(spec)?;
         Self::from_parts(spec.clone(), targets, ports)
+    }
+
+    /// A host discovery plan (`-sn`): the walk is targets × `list` (the probes
+    /// that fit the targets' family: no ICMP timestamp or mask for IPv6).
+    pub fn discovery(
+        spec: ScanSpec,
+        targets: TargetSet,
+        list: Vec<DiscoveryProbe>,
+    ) -> Result<ScanPlan, PlanError> {
+        if !targets.v6.is_empty() && !targets.v4.is_empty() {
+            return Err(PlanError::Spec(format!(
+                "{} IPv4 and {} IPv6 targets given: a -sn scan sends one address family (one route, one source address); scan each family on its own",
+                targets.v4.len(),
+                targets.v6.len()
+            )));
+        }
+        let v6 = !targets.v6.is_empty();
+        let list: Vec<DiscoveryProbe> = list.into_iter().filter(|d| d.fits(v6)).collect();
+        if list.is_empty() {
+            return Err(PlanError::Spec(
+                "no discovery probe fits IPv6 targets (-PP and -PM are ICMPv4 only): add -PE, -PS, -PA, -PU or -PR".into(),
+            ));
+        }
+        let mut plan = Self::from_parts(spec, targets, PortList::probes(list.len() as u16))?;
+        plan.discovery = list;
+        Ok(plan)
+    }
+
+    /// Whether this is a host discovery plan (its results are hosts).
+    pub fn is_discovery(&self) -> bool {
+        !self.discovery.is_empty()
+    }
+
+    /// Host discovery: `addr` answered. Marks every probe of the host answered
+    /// (later replies fold, retries skip it); true if it was not up yet.
+    pub(crate) fn fold_host(&self, addr: IpAddr) -> bool {
+        let Some(t) = self.targets.index_of(addr) else {
+            return false;
+        };
+        let n = self.targets.len();
+        let mut new = false;
+        for p in 0..self.ports.len() as u64 {
+            if self.answered.insert(t + n * p) {
+                new |= p == 0;
+            }
+        }
+        new
     }
 
     /// Build from already parsed targets and ports.
@@ -246,6 +300,7 @@ impl ScanPlan {
             walk,
             timing,
             answered: Answered::new(),
+            discovery: Vec::new(),
         })
     }
 
@@ -313,6 +368,9 @@ impl ScanPlan {
     /// Record that (address, protocol, port) already has a state (resume: replay the
     /// log's `Reply` events through this). Returns true if it was new to this shard.
     pub fn mark_answered(&self, addr: IpAddr, proto: Protocol, port: u16) -> bool {
+        if proto == Protocol::Host {
+            return self.value_of(addr, proto, 0).is_some() && self.fold_host(addr);
+        }
         match self.value_of(addr, proto, port) {
             Some(v) if self.walk.position_of(v).is_some() => self.answered.insert(v),
             _ => false,

@@ -8,6 +8,7 @@ use super::ScanPlan;
 use crate::backend::Receive;
 use crate::classify::Classified;
 use crate::probe::ProbeSet;
+use prtip_store::event::Protocol;
 use std::sync::atomic::Ordering::*;
 use std::time::{Duration, Instant};
 
@@ -33,7 +34,12 @@ pub(super) fn receiver(
                 let Some(q) = plan.walk.position_of(val) else {
                     return; // another shard's probe
                 };
-                if !plan.answered.insert(val) {
+                if v.proto == Protocol::Host {
+                    // Host discovery: the first answer of any probe decides the host.
+                    if !plan.fold_host(v.addr) {
+                        return;
+                    }
+                } else if !plan.answered.insert(val) {
                     return; // duplicate
                 }
                 // RTT: the latest send of this value is in the latest pass already reached.

@@ -163,71 +163,11 @@ fn comment_safe(text: &str) -> String {
     out
 }
 
-impl Render for XmlRender {
-    fn begin(&mut self, meta: &ReportMeta, out: &mut dyn Write) -> Result<(), ExportError> {
-        let mut b = String::new();
-        let cmd = xml_text(&meta.command_or_targets());
-        b.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE nmaprun>\n");
-        b.push_str(
-            "<?xml-stylesheet href=\"file:///usr/share/nmap/nmap.xsl\" type=\"text/xsl\"?>\n",
-        );
-        let _ = writeln!(
-            b,
-            "<!-- prtip {} scan initiated {} as: {} -->",
-            xml_text(&meta.prtip_version),
-            crate::ctime(meta.started_us),
-            cmd.replace("--", "- -")
-        );
-        let _ = writeln!(
-            b,
-            "<nmaprun scanner=\"nmap\" args=\"{cmd}\" start=\"{}\" startstr=\"{}\" version=\"{}\" xmloutputversion=\"1.05\">",
-            meta.started_us / 1_000_000,
-            crate::ctime(meta.started_us),
-            xml_text(&meta.prtip_version)
-        );
-        for (proto, n, services) in scaninfo(meta) {
-            let _ =
-                writeln!(
-                b,
-                "<scaninfo type=\"{}\" protocol=\"{proto}\" numservices=\"{n}\" services=\"{}\"/>",
-                if proto == "udp" { "udp" } else { meta.nmap_scan_type() },
-                xml_text(&services)
-            );
-        }
-        b.push_str("<verbose level=\"0\"/>\n<debugging level=\"0\"/>\n");
-        out.write_all(b.as_bytes())?;
-        Ok(())
-    }
-
-    fn host(&mut self, host: &Host, out: &mut dyn Write) -> Result<(), ExportError> {
+impl XmlRender {
+    /// The host's `<ports>` element.
+    fn ports(&mut self, host: &Host) {
         let b = &mut self.buf;
-        b.clear();
-        let start = host.rows.iter().map(|r| r.time_us).min().unwrap_or(0) / 1_000_000;
-        let end = host.rows.iter().map(|r| r.time_us).max().unwrap_or(0) / 1_000_000;
-        let (reason, ttl) = host.up_reason();
-        let ip = host.addr().ip();
-        let _ = writeln!(
-            b,
-            "<host starttime=\"{start}\" endtime=\"{end}\"><status state=\"{}\" reason=\"{}\" reason_ttl=\"{ttl}\"/>",
-            if host.is_up() {
-                "up"
-            } else if host.is_unreachable() {
-                "down"
-            } else {
-                "unknown"
-            },
-            reason.as_str()
-        );
-        let _ = writeln!(
-            b,
-            "<address addr=\"{ip}\" addrtype=\"{}\"/>",
-            if ip.is_ipv4() { "ipv4" } else { "ipv6" }
-        );
-        b.push_str("<hostnames>\n");
-        if let Some(name) = host.hostname() {
-            let _ = writeln!(b, "<hostname name=\"{}\" type=\"user\"/>", xml_text(name));
-        }
-        b.push_str("</hostnames>\n<ports>");
+        b.push_str("<ports>");
         for h in host.hidden() {
             let _ = writeln!(
                 b,
@@ -254,6 +194,86 @@ impl Render for XmlRender {
             port_xml(b, r);
         }
         b.push_str("</ports>\n");
+    }
+}
+
+impl Render for XmlRender {
+    fn begin(&mut self, meta: &ReportMeta, out: &mut dyn Write) -> Result<(), ExportError> {
+        let mut b = String::new();
+        let cmd = xml_text(&meta.command_or_targets());
+        b.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE nmaprun>\n");
+        b.push_str(
+            "<?xml-stylesheet href=\"file:///usr/share/nmap/nmap.xsl\" type=\"text/xsl\"?>\n",
+        );
+        let _ = writeln!(
+            b,
+            "<!-- prtip {} scan initiated {} as: {} -->",
+            xml_text(&meta.prtip_version),
+            crate::ctime(meta.started_us),
+            cmd.replace("--", "- -")
+        );
+        let _ = writeln!(
+            b,
+            "<nmaprun scanner=\"nmap\" args=\"{cmd}\" start=\"{}\" startstr=\"{}\" version=\"{}\" xmloutputversion=\"1.05\">",
+            meta.started_us / 1_000_000,
+            crate::ctime(meta.started_us),
+            xml_text(&meta.prtip_version)
+        );
+        let ping = matches!(meta.scan_type, prtip_store::event::ScanType::Ping);
+        // nmap -sn writes no <scaninfo>: no ports are scanned.
+        for (proto, n, services) in scaninfo(meta).into_iter().filter(|_| !ping) {
+            let _ =
+                writeln!(
+                b,
+                "<scaninfo type=\"{}\" protocol=\"{proto}\" numservices=\"{n}\" services=\"{}\"/>",
+                if proto == "udp" { "udp" } else { meta.nmap_scan_type() },
+                xml_text(&services)
+            );
+        }
+        b.push_str("<verbose level=\"0\"/>\n<debugging level=\"0\"/>\n");
+        out.write_all(b.as_bytes())?;
+        Ok(())
+    }
+
+    fn host(&mut self, host: &Host, out: &mut dyn Write) -> Result<(), ExportError> {
+        let b = &mut self.buf;
+        b.clear();
+        let start = host.rows.iter().map(|r| r.time_us).min().unwrap_or(0) / 1_000_000;
+        let end = host.rows.iter().map(|r| r.time_us).max().unwrap_or(0) / 1_000_000;
+        let (reason, ttl) = host.up_reason();
+        let ip = host.addr().ip();
+        let discovery_only = host.port_rows().is_empty();
+        if discovery_only && !host.is_up() {
+            // As nmap -sn -oX: hosts down are counted in <runstats>, not listed.
+            return Ok(());
+        }
+        let _ = writeln!(
+            b,
+            "<host starttime=\"{start}\" endtime=\"{end}\"><status state=\"{}\" reason=\"{}\" reason_ttl=\"{ttl}\"/>",
+            if host.is_up() {
+                "up"
+            } else if host.is_unreachable() {
+                "down"
+            } else {
+                "unknown"
+            },
+            reason.as_str()
+        );
+        let _ = writeln!(
+            b,
+            "<address addr=\"{ip}\" addrtype=\"{}\"/>",
+            if ip.is_ipv4() { "ipv4" } else { "ipv6" }
+        );
+        b.push_str("<hostnames>\n");
+        if let Some(name) = host.hostname() {
+            let _ = writeln!(b, "<hostname name=\"{}\" type=\"user\"/>", xml_text(name));
+        }
+        b.push_str("</hostnames>\n");
+        if !discovery_only {
+            self.ports(host);
+        }
+        let b = &mut self.buf;
+
         if let Some((srtt, rttvar)) = host.rtt_stats() {
             let to = (srtt + 4 * rttvar).max(100_000);
             let _ = writeln!(

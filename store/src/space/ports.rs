@@ -28,13 +28,17 @@ pub struct PortError {
     pub why: String,
 }
 
-/// Sorted, duplicate-free TCP and UDP port lists.
+/// Sorted, duplicate-free TCP and UDP port lists; for a host discovery scan, the
+/// numbers of its discovery probes instead ([`PortList::probes`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PortList {
     /// TCP ports, ascending.
     pub tcp: Vec<u16>,
     /// UDP ports, ascending.
     pub udp: Vec<u16>,
+    /// Host discovery probes `0..n` ([`Protocol::Host`]): the walk's "ports" of a
+    /// `-sn` scan, one per probe kind (see `crate::discovery`).
+    pub host: Vec<u16>,
 }
 
 impl PortList {
@@ -106,7 +110,7 @@ impl PortList {
             };
             let list = match proto {
                 Protocol::Tcp => &mut out.tcp,
-                Protocol::Udp => &mut out.udp,
+                Protocol::Udp | Protocol::Host => &mut out.udp,
             };
             list.extend((lo..=hi).map(|p| p as u16));
         }
@@ -122,10 +126,19 @@ impl PortList {
             match p {
                 Protocol::Tcp => out.tcp = list,
                 Protocol::Udp => out.udp = list,
+                Protocol::Host => {}
             }
         }
         out.normalize();
         out
+    }
+
+    /// The `n` probes of a host discovery scan: "ports" `0..n` of [`Protocol::Host`].
+    pub fn probes(n: u16) -> PortList {
+        PortList {
+            host: (0..n).collect(),
+            ..PortList::default()
+        }
     }
 
     /// `-F`: the 100 most frequent ports.
@@ -142,19 +155,22 @@ impl PortList {
 
     /// Number of (protocol, port) pairs.
     pub fn len(&self) -> usize {
-        self.tcp.len() + self.udp.len()
+        self.tcp.len() + self.udp.len() + self.host.len()
     }
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// Pair number `i` (TCP ports first).
+    /// Pair number `i` (TCP ports first, then UDP, then discovery probes).
     #[inline]
     pub fn get(&self, i: usize) -> (Protocol, u16) {
-        if i < self.tcp.len() {
+        let (t, u) = (self.tcp.len(), self.udp.len());
+        if i < t {
             (Protocol::Tcp, self.tcp[i])
+        } else if i < t + u {
+            (Protocol::Udp, self.udp[i - t])
         } else {
-            (Protocol::Udp, self.udp[i - self.tcp.len()])
+            (Protocol::Host, self.host[i - t - u])
         }
     }
     /// Index of a pair, if listed.
@@ -166,6 +182,11 @@ impl PortList {
                 .binary_search(&port)
                 .ok()
                 .map(|i| i + self.tcp.len()),
+            Protocol::Host => self
+                .host
+                .binary_search(&port)
+                .ok()
+                .map(|i| i + self.tcp.len() + self.udp.len()),
         }
     }
     /// Canonical text, e.g. `T:22,80,8000-8100,U:53` (parses back to the same list).

@@ -120,12 +120,13 @@ pub struct Args {
     /// Scan type, nmap's letters: -sS (SYN, default), -sT (connect, no privilege), -sU (UDP),
     /// -sF (FIN), -sN (NULL), -sX (Xmas), -sA (ACK), -sW (Window), -sM (Maimon), -sV (service
     /// detection). Combine as in nmap: -sS -sU (or -sSU) scans TCP and UDP in one raw scan,
-    /// -sSV = -sS -sV.
+    /// -sSV = -sS -sV. -sn: host discovery only, a ping sweep (no ports; probes from -P,
+    /// nmap's mix by default).
     ///
     /// States as nmap gives them: -sF/-sN/-sX/-sM: reset closed, silence open|filtered;
     /// -sA: reset unfiltered, silence filtered; -sW: reset with a non-zero window open,
     /// with a zero window closed, silence filtered; ICMP unreachable filtered.
-    #[arg(short = 's', value_name = "S|T|U|F|N|X|A|W|M|V")]
+    #[arg(short = 's', value_name = "S|T|U|F|N|X|A|W|M|V|n")]
     pub scan: Vec<String>,
     /// IPv6 only (nmap's -6): IPv4 targets are refused. IPv6 targets are scanned without it.
     #[arg(short = '6')]
@@ -250,9 +251,14 @@ pub struct Args {
     /// -sV: how long to read each probe's answer (default: the probe's own wait, 2-3 s).
     #[arg(long = "version-wait", value_name = "TIME")]
     pub version_wait: Option<String>,
-    /// nmap's -Pn (no host discovery): accepted; prtip never pings first.
-    #[arg(short = 'P', value_name = "n", hide = true)]
-    pub ping: Option<String>,
+    /// Host discovery probes, nmap's -P options (repeatable): -PE (ICMP echo),
+    /// -PP (ICMP timestamp), -PM (ICMP address mask), -PS (TCP SYN), -PA (TCP ACK),
+    /// -PU (UDP), the last three with optional ports as in -PS22,443 (default 80,
+    /// 80 and 40125), -PR (ARP; NDP for IPv6). They pick the probes of a -sn ping
+    /// sweep. -Pn (no host discovery) is prtip's default for port scans, as in
+    /// masscan: every target is probed without pinging it first.
+    #[arg(short = 'P', value_name = "E|P|M|S[ports]|A[ports]|U[ports]|R|n")]
+    pub ping: Vec<String>,
     /// nmap's -n (no reverse DNS): accepted; prtip never does reverse DNS.
     #[arg(short = 'n', hide = true)]
     pub no_dns: bool,

@@ -7,6 +7,7 @@ use crate::UsageError;
 use prtip_engine::pacing;
 use prtip_engine::permutation::parse_shard;
 use prtip_engine::ports::PortList;
+use prtip_engine::probe::DiscoveryProbe;
 use prtip_engine::scan::ScanPlan;
 use prtip_engine::targets::{read_list_file, resolve_system, resolve_system_v6, TargetSet};
 use prtip_engine::wire::EthernetAddress;
@@ -84,6 +85,7 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
     let scan_type = kinds.scan_type();
     let service_detection = kinds.version;
     let protos = kinds.protocols();
+    let discovery = discovery_probes(args, scan_type, service_detection)?;
     if args.ipv6 && !set.v4.is_empty() {
         return Err(usage(format!(
             "-6 scans IPv6 targets only, and {} is IPv4: drop -6, or give IPv6 targets ({} IPv4 given)",
@@ -98,7 +100,15 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
     if chosen > 1 {
         return Err(usage("give only one of -p, --top-ports and -F"));
     }
-    let ports = if let Some(p) = &args.ports {
+    if scan_type == ScanType::Ping && chosen > 0 {
+        return Err(usage(
+            "-sn scans no ports, so -p, --top-ports and -F mean nothing with it: \
+             to ping ports, give them to -PS, -PA or -PU (-PS22,443)",
+        ));
+    }
+    let ports = if scan_type == ScanType::Ping {
+        PortList::default()
+    } else if let Some(p) = &args.ports {
         parse_ports(p, &protos).map_err(|e| usage(e.to_string()))?
     } else if let Some(n) = args.top_ports {
         if n == 0 {
@@ -124,7 +134,7 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
             ports.canonical()
         )));
     }
-    if ports.is_empty() {
+    if ports.is_empty() && scan_type != ScanType::Ping {
         return Err(usage(format!(
             "-p {}: no {} ports in it: give ports of the protocols scanned (T: for TCP, U: for UDP)",
             args.ports.as_deref().unwrap_or_default(),
@@ -293,7 +303,7 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
         targets,
         resolved,
         excludes,
-        ports: ports.canonical(),
+        ports: discovery.unwrap_or_else(|| ports.canonical()),
         scan_type,
         service_detection,
         rate_mpps,
@@ -324,6 +334,49 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
     // Validate the whole plan now (index space size, IPv6 with -sS, ...).
     ScanPlan::new(&spec).map_err(|e| usage(e.to_string()))?;
     Ok(spec)
+}
+
+/// The probe list of a `-sn` scan from the `-P` options (`default`: the session
+/// picks nmap's, by the route), or `None` for a port scan, which never pings
+/// first (`-Pn` is its default). Refuses what cannot be honoured.
+fn discovery_probes(
+    args: &Args,
+    scan_type: ScanType,
+    service_detection: bool,
+) -> anyhow::Result<Option<String>> {
+    let no_ping = args.ping.iter().any(|p| p == "n");
+    let asked: Vec<&String> = args.ping.iter().filter(|p| *p != "n").collect();
+    if scan_type != ScanType::Ping {
+        if let Some(p) = asked.first() {
+            return Err(usage(format!(
+                "-P{p}: prtip runs host discovery as a scan of its own (-sn -P{p}); a port scan \
+                 probes every target without pinging first (-Pn, as masscan does)"
+            )));
+        }
+        return Ok(None);
+    }
+    if service_detection {
+        return Err(usage(
+            "-sn -sV: -sn scans no ports, so there are no services to detect",
+        ));
+    }
+    if no_ping {
+        return Err(usage(
+            "-sn -Pn: no host discovery and no port scan leaves nothing to send; drop one of them",
+        ));
+    }
+    if asked.is_empty() {
+        return Ok(Some(prtip_engine::probe::DEFAULT_DISCOVERY.to_string()));
+    }
+    let mut list = Vec::new();
+    for p in asked {
+        for d in DiscoveryProbe::parse_option(&format!("P{p}")).map_err(usage)? {
+            if !list.contains(&d) {
+                list.push(d);
+            }
+        }
+    }
+    Ok(Some(DiscoveryProbe::list_string(&list)))
 }
 
 /// The filter expression `prtip export --open` and `prtip scan --open` add:
@@ -378,6 +431,8 @@ pub struct ScanKinds {
     pub udp: bool,
     /// `V`: service detection.
     pub version: bool,
+    /// `n`: host discovery only (`-sn`).
+    pub ping: bool,
 }
 
 impl ScanKinds {
@@ -390,6 +445,7 @@ impl ScanKinds {
             }
             for c in f.chars() {
                 match c {
+                    'n' => k.ping = true,
                     'V' => k.version = true,
                     'U' => k.udp = true,
                     c => {
@@ -415,6 +471,19 @@ impl ScanKinds {
                 }
             }
         }
+        if k.ping {
+            if let Some(t) = k.tcp {
+                return Err(usage(format!(
+                    "-sn given together with {}: -sn is a ping sweep without a port scan; run one of them",
+                    t.flag()
+                )));
+            }
+            if k.udp {
+                return Err(usage(
+                    "-sn given together with -sU: -sn is a ping sweep without a port scan; run one of them (-PU pings UDP ports)",
+                ));
+            }
+        }
         if k.udp && k.tcp == Some(ScanType::Connect) {
             return Err(usage(
                 "-sT given together with -sU: prtip's socket scans run one protocol at a time; \
@@ -427,6 +496,9 @@ impl ScanKinds {
     /// The spec's scan type: the TCP scan (with UDP ports too under `-sU`),
     /// `-sU` alone, or `-sS` when none was given.
     pub fn scan_type(&self) -> ScanType {
+        if self.ping {
+            return ScanType::Ping;
+        }
         match (self.tcp, self.udp) {
             (Some(t), _) => t,
             (None, true) => ScanType::Udp,
@@ -449,8 +521,8 @@ impl ScanKinds {
 
 /// nmap's scan-type letters, for error messages.
 const TYPES: &str = "use -sS (SYN), -sT (connect), -sU (UDP), -sF (FIN), -sN (NULL), -sX (Xmas), \
-                     -sA (ACK), -sW (Window), -sM (Maimon), -sV (service detection); letters \
-                     combine as in nmap (-sSV, -sSU)";
+                     -sA (ACK), -sW (Window), -sM (Maimon), -sV (service detection), -sn (host \
+                     discovery); letters combine as in nmap (-sSV, -sSU)";
 
 /// `-p` for the protocols scanned: ports without a prefix go to each of
 /// `protos` (nmap: `-sS -sU -p 53` scans TCP and UDP port 53); `T:`/`U:`
@@ -465,6 +537,7 @@ pub fn parse_ports(
         match p {
             Protocol::Tcp => out.tcp = l.tcp,
             Protocol::Udp => out.udp = l.udp,
+            Protocol::Host => {}
         }
     }
     if !protos.contains(&Protocol::Udp) {
