@@ -522,6 +522,14 @@ impl App {
     /// Fold one event from the log.
     pub fn apply(&mut self, ev: &Event) {
         self.events_seen += 1;
+        // The results table projects a small scan's silent ports from these
+        // (the spec and probe count of ScanStarted, the walk's checkpoints).
+        if matches!(
+            ev,
+            Event::ScanStarted(_) | Event::Checkpoint(_) | Event::Paused(_) | Event::Finished(_)
+        ) {
+            self.table.apply(ev);
+        }
         match ev {
             Event::ScanStarted(s) => self.on_started(s),
             Event::Reply(r) => {
