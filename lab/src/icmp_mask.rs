@@ -61,11 +61,28 @@ pub fn spawn(cfg: &LabConfig) -> Result<(), LabError> {
                     .map(|n| (n.addr(), n.prefix())),
             )
             .collect();
+    // The socket is open: the thread serves with no capability at all (it is
+    // dropped before `spawn` returns, so the responder is never seen with one).
+    let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("lab-icmp-mask".into())
-        .spawn(move || serve(sock, &nets))
+        .spawn(move || {
+            let dropped = crate::responder::drop_all_capabilities();
+            let ok = dropped.is_ok();
+            let _ = tx.send(dropped);
+            if ok {
+                serve(sock, &nets)
+            }
+        })
         .map_err(|e| LabError::io("spawning the address mask responder", e))?;
-    Ok(())
+    rx.recv()
+        .map_err(|_| {
+            LabError::io(
+                "starting the address mask responder",
+                std::io::Error::other("its thread ended before it was ready"),
+            )
+        })?
+        .map_err(|e| LabError::io("dropping the address mask responder's capabilities", e))
 }
 
 /// The mask of the lab network holding `a` (a host mask outside them).
