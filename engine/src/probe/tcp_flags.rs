@@ -14,9 +14,10 @@
 //! `seq + len (+1 for FIN)` (RFC 793, "Reset Generation"). Either is checked
 //! against the cookie, so a forged or stray reset is invalid.
 
+use super::tcp_syn::syn_reply_filter;
 use super::{FrameParams, Probe, ProbeModule, ProbeTemplate, ProbeTemplateV6, ReplyFilter};
 use crate::classify::{Classified, Inbound, Verdict, L4};
-use crate::cookie::{Cookies, SPORT_BASE, SPORT_SPAN};
+use crate::cookie::Cookies;
 use crate::wire::{IpProtocol, TcpFlags};
 use prtip_store::event::{PortState, Protocol, Reason, ScanType};
 use std::net::{IpAddr, Ipv6Addr};
@@ -171,20 +172,6 @@ fn reset_is_ours(
         }
 }
 
-/// What the flag scans let in (either family): TCP to our cookie ports and
-/// ICMP errors.
-fn flag_reply_filter(our_addr: IpAddr) -> ReplyFilter {
-    ReplyFilter {
-        our_addr,
-        ports: (SPORT_BASE, SPORT_BASE + (SPORT_SPAN - 1)),
-        tcp: true,
-        udp: false,
-        icmp_errors: true,
-        queries: false,
-        link: false,
-    }
-}
-
 /// nmap's rules for `scan` (table in the module docs) for a parsed reply of
 /// either family, after the cookie check.
 fn classify_flag_reply(scan: TcpFlagScan, r: &Inbound<'_>, cookies: &Cookies) -> Classified {
@@ -272,7 +259,7 @@ impl ProbeModule for TcpFlagsV4 {
         self.template.patch(frame, probe)
     }
     fn reply_filter(&self) -> ReplyFilter {
-        flag_reply_filter(self.our_addr)
+        syn_reply_filter(self.our_addr)
     }
     fn classify(&self, r: &Inbound<'_>, cookies: &Cookies) -> Classified {
         if !r.src.is_ipv4() {
@@ -311,7 +298,7 @@ impl ProbeModule for TcpFlagsV6 {
         self.template.patch(frame, probe)
     }
     fn reply_filter(&self) -> ReplyFilter {
-        flag_reply_filter(self.template.src().into())
+        syn_reply_filter(self.template.src().into())
     }
     fn classify(&self, r: &Inbound<'_>, cookies: &Cookies) -> Classified {
         if !r.src.is_ipv6() {
