@@ -7,6 +7,7 @@ use crate::privilege::{has_capability, privilege_message, CAP_NET_RAW};
 use anyhow::{anyhow, Context};
 use prtip_engine::backend::packet::PendingRx;
 use prtip_engine::backend::BackendPair;
+use prtip_engine::governor::GovernorSettings;
 use prtip_engine::route;
 use prtip_engine::scan::{self as engine_scan, ScanPlan};
 use prtip_engine::wire::EthernetAddress;
@@ -91,6 +92,15 @@ impl Session {
     pub fn resume_from(&self) -> Option<u64> {
         self.resume_from
     }
+    /// How the rate is governed (`-sS`; the cli's `--fixed-rate` and
+    /// `--min-rate`). A resumed scan keeps the first run's settings and starts
+    /// from the rate it had learned: call this for fresh scans only.
+    pub fn set_governor(&mut self, settings: GovernorSettings) {
+        if self.spec.scan_type == ScanType::Syn {
+            self.plan.timing.governor = settings;
+        }
+    }
+
     /// What preparing noticed and the user should hear (backend fallbacks,
     /// skipped probe rules); taken, so each is told once.
     pub fn take_notes(&mut self) -> Vec<String> {
@@ -123,6 +133,11 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
         }
         let r = discover_route(&mut spec, &plan)?;
         plan = ScanPlan::new(&spec).map_err(|e| usage(e.to_string()))?;
+        // The rate governor is on by default ([`Session::set_governor`] changes
+        // it; a resume takes the first run's settings from the log, below), and
+        // the scan holds while the uplink fails.
+        plan.timing.governor = GovernorSettings::ADAPTIVE;
+        plan.uplink = Some(prtip_engine::uplink::Uplink::of(&r));
         io = Some(match spec.backend {
             BackendKind::Xdp if r.src_ip.is_ipv6() => {
                 return Err(usage(format!(
@@ -212,6 +227,11 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
             }
         }
         Some(r) => {
+            if spec.scan_type == ScanType::Syn {
+                if let Some(g) = learned_governor(&r.dir)? {
+                    plan.timing.governor = g;
+                }
+            }
             let (writer, _report) = LogWriter::open_append(&r.dir, LogOptions::default())
                 .with_context(|| format!("reopening the scan log in {}", r.dir.display()))?;
             Session {
@@ -231,6 +251,34 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
         }
     };
     Ok(session)
+}
+
+/// The governor settings a resumed `-sS` scan continues with: the first run's
+/// (its first `Governor` event), starting at the last rate the log recorded.
+/// `None` for a log without Governor events (a fixed rate, or an older prtip).
+pub fn learned_governor(dir: &Path) -> anyhow::Result<Option<GovernorSettings>> {
+    let reader = prtip_store::LogReader::open(dir)
+        .with_context(|| format!("opening the scan log {}", dir.display()))?;
+    let mut first: Option<GovernorSettings> = None;
+    let mut last = 0;
+    for e in reader.iter() {
+        if let prtip_store::EventRef::Governor(g) = e? {
+            if g.net.is_none() {
+                first.get_or_insert(GovernorSettings {
+                    adaptive: g.adaptive,
+                    floor_mpps: g.floor_mpps.to_native(),
+                    start_mpps: None,
+                });
+                last = g.rate_mpps.to_native();
+            }
+        }
+    }
+    Ok(first.map(|mut s| {
+        if s.adaptive && last > 0 {
+            s.start_mpps = Some(last);
+        }
+        s
+    }))
 }
 
 /// The probe database of `-sV` and `-sU`: the built-in one, then the user's

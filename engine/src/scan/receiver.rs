@@ -1,6 +1,7 @@
 //! The receiver thread: reads frames from the backend's [`Receive`] half, classifies
 //! them with the scan's probe modules, maps a verdict to its walk value, folds
-//! duplicates through the answered set, estimates the RTT from the send clock, and
+//! duplicates through the answered set (telling the rate governor which of them
+//! answered its references, and giving it new answers to re-probe), estimates the RTT from the send clock, and
 //! hands verdicts to the event thread. Owns the `Receive` half; never writes events.
 
 use super::shared::{Msg, Shared};
@@ -35,9 +36,17 @@ pub(super) fn receiver(
                 };
                 if let Some(a) = &plan.answered {
                     if !a.set(val) {
-                        return; // duplicate
+                        // A duplicate, or the answer to one of the governor's references.
+                        if sh.adaptive {
+                            let now = start.elapsed().as_nanos() as u64;
+                            sh.gov.lock().unwrap().answered(val, now);
+                        }
+                        return;
                     }
                     plan.answered_in_shard.fetch_add(1, Relaxed);
+                    if sh.adaptive {
+                        sh.pool.push(val);
+                    }
                 }
                 // RTT: the latest send of this value is in the latest pass already reached.
                 let now = start.elapsed().as_nanos() as u64;
