@@ -16,13 +16,9 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use prtip_engine::connect::run;
-use prtip_engine::route;
-use prtip_engine::scan::{self, RunOptions, ScanControl, ScanOutcome, ScanPlan};
-use prtip_services::ProbeDb;
-use prtip_store::event::{
-    Addr, BackendKind, Checkpoint, Event, EventSink, PortState, ScanSpec, ScanType, SinkError,
-};
+use prtip_engine::scan::{ScanControl, ScanOutcome};
+use prtip_session::{prepare, Home, Start};
+use prtip_store::event::{BackendKind, Event, PortState, ScanSpec, ScanType};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::process::Command;
@@ -36,8 +32,8 @@ struct Tally {
     open: u64,
 }
 
-impl EventSink for Tally {
-    fn push(&mut self, e: Event) -> Result<(), SinkError> {
+impl Tally {
+    fn see(&mut self, e: &Event) {
         if let Event::Reply(r) = e {
             let want = if self.open_ports.contains(&r.port) {
                 PortState::Open
@@ -53,10 +49,6 @@ impl EventSink for Tally {
                 self.open += 1;
             }
         }
-        Ok(())
-    }
-    fn checkpoint(&mut self, _c: Checkpoint) -> Result<(), SinkError> {
-        Ok(())
     }
 }
 
@@ -91,6 +83,7 @@ fn spec(targets: &str, ports: &str, scan_type: ScanType, parallel: u64) -> ScanS
         filter: None,
         service_probes: None,
         walk_from: 0,
+        probe: Default::default(),
         merged_from: Vec::new(),
         sockets: prtip_store::event::SocketSettings {
             max_parallelism: Some(parallel),
@@ -101,53 +94,41 @@ fn spec(targets: &str, ports: &str, scan_type: ScanType, parallel: u64) -> ScanS
     }
 }
 
-/// Runs one scan in this (child) process, inside the scanner namespace.
+/// Runs one scan in this (child) process, inside the scanner namespace, through
+/// the session API as `prtip scan` does (route, backend, log and history row in a
+/// home of its own).
 fn child(kind: &str, targets: &str, ports: &str, parallel: u64, open_ports: Vec<u16>) {
     let scan_type = if kind == "syn" {
         ScanType::Syn
     } else {
         ScanType::Connect
     };
-    let mut s = spec(targets, ports, scan_type, parallel);
+    let home_dir = tempfile::tempdir().unwrap();
+    let home = Home {
+        history: home_dir.path().join("history.redb"),
+        scans: home_dir.path().join("scans"),
+    };
+    let session = prepare(
+        spec(targets, ports, scan_type, parallel),
+        Start::Fresh {
+            command_line: vec![],
+        },
+        &home,
+    )
+    .expect("prepare the scan");
     let mut tally = Tally {
         open_ports,
         right: 0,
         wrong: 0,
         open: 0,
     };
-    let t0;
-    let out;
-    if scan_type == ScanType::Syn {
-        let r = route::discover("198.19.0.1".parse().unwrap(), None, None, None).expect("route");
-        s.interface = Some(r.iface.clone());
-        s.source = Some(Addr::from(r.src_ip));
-        s.router_mac = Some(r.dst_mac.0);
-        let plan = ScanPlan::new(&s).unwrap();
-        let io = scan::open_packet_backend(&r, &|_| None, &[]).unwrap();
-        t0 = Instant::now();
-        out = scan::run(
-            &plan,
-            io,
-            &mut tally,
-            &ScanControl::new(),
-            RunOptions::default(),
-        )
-        .unwrap();
-    } else {
-        let plan = ScanPlan::new(&s).unwrap();
-        t0 = Instant::now();
-        out = run::run(
-            &plan,
-            &ProbeDb::builtin(),
-            &mut tally,
-            &ScanControl::new(),
-            RunOptions::default(),
-        )
-        .unwrap();
-    }
+    let t0 = Instant::now();
+    let report = session
+        .run(&ScanControl::new(), &mut |e| tally.see(e))
+        .expect("scan");
     let wall = t0.elapsed().as_secs_f64();
-    let ScanOutcome::Finished { counters } = out else {
-        panic!("{out:?}")
+    let ScanOutcome::Finished { counters } = report.outcome else {
+        panic!("{:?}", report.outcome)
     };
     println!(
         "RESULT wall_s={wall:.3} sent={} right={} wrong={} open={} peak_rss_kib={}",

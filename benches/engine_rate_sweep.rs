@@ -8,13 +8,14 @@
 #[path = "../tests/scan_support/mod.rs"]
 mod scan_support;
 
-use prtip_engine::route;
-use prtip_engine::scan::{self, RunOptions, ScanControl, ScanOutcome, ScanPlan};
-use prtip_store::event::{Addr, Checkpoint, Event, EventSink, PortState, ScanSpec, SinkError};
+use prtip_engine::scan::{ScanControl, ScanOutcome};
+use prtip_session::{prepare, Home, Start};
+use prtip_store::event::{Event, PortState, ScanSpec};
 use std::process::Command;
 use std::time::Instant;
 
-/// Counts replies that match the ground truth; keeps nothing else (so RSS is the engine's).
+/// Counts replies that match the ground truth (every address answers SYN-ACK on
+/// 80/8080, RST on 22/443).
 #[derive(Default)]
 struct Tally {
     right: u64,
@@ -22,8 +23,8 @@ struct Tally {
     replies: u64,
 }
 
-impl EventSink for Tally {
-    fn push(&mut self, e: Event) -> Result<(), SinkError> {
+impl Tally {
+    fn see(&mut self, e: &Event) {
         if let Event::Reply(r) = e {
             self.replies += 1;
             let want = if r.port == 80 || r.port == 8080 {
@@ -37,10 +38,6 @@ impl EventSink for Tally {
                 self.wrong += 1;
             }
         }
-        Ok(())
-    }
-    fn checkpoint(&mut self, _c: Checkpoint) -> Result<(), SinkError> {
-        Ok(())
     }
 }
 
@@ -57,20 +54,28 @@ fn spec(rate: u64) -> ScanSpec {
     }
 }
 
+/// One scan through the session API, as `prtip scan` runs it (route, backend,
+/// log, history row in a home of its own), inside the scanner namespace.
 fn child(rate: u64) {
-    let mut s = spec(rate);
-    let r = route::discover("198.19.0.1".parse().unwrap(), None, None, None).expect("route");
-    s.interface = Some(r.iface.clone());
-    s.source = Some(Addr::from(r.src_ip));
-    s.router_mac = Some(r.dst_mac.0);
-    let plan = ScanPlan::new(&s).unwrap();
-    let io = scan::open_packet_backend(&r, &|_| None, &[]).unwrap();
-    let mut tally = Tally::default();
+    let home_dir = tempfile::tempdir().unwrap();
+    let home = Home {
+        history: home_dir.path().join("history.redb"),
+        scans: home_dir.path().join("scans"),
+    };
+    let session = prepare(
+        spec(rate),
+        Start::Fresh {
+            command_line: vec![],
+        },
+        &home,
+    )
+    .expect("prepare the scan");
     let control = ScanControl::new();
+    let mut tally = Tally::default();
     let t0 = Instant::now();
     // Time the sending phase from the live counter: first probe to last probe.
     let done = std::sync::atomic::AtomicBool::new(false);
-    let (out, send_s) = std::thread::scope(|s| {
+    let (report, send_s) = std::thread::scope(|s| {
         let watch = s.spawn(|| {
             use std::sync::atomic::Ordering::Relaxed;
             let total = 262_144;
@@ -91,14 +96,14 @@ fn child(rate: u64) {
                 std::thread::sleep(std::time::Duration::from_micros(200));
             }
         });
-        let out = scan::run(&plan, io, &mut tally, &control, RunOptions::default()).unwrap();
+        let report = session.run(&control, &mut |e| tally.see(e)).expect("scan");
         done.store(true, std::sync::atomic::Ordering::Relaxed);
-        (out, watch.join().unwrap())
+        (report, watch.join().unwrap())
     });
     let wall = t0.elapsed().as_secs_f64();
     let (send_s, send_n) = send_s.unwrap_or((0.0, 0));
-    let ScanOutcome::Finished { counters } = out else {
-        panic!("{out:?}")
+    let ScanOutcome::Finished { counters } = report.outcome else {
+        panic!("{:?}", report.outcome)
     };
     println!(
         "RESULT rate={} wall_s={:.2} send_pps={:.0} sent={} right={} wrong={} replies={} peak_rss_kib={}",

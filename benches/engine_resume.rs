@@ -60,6 +60,7 @@ fn spec(iface: &str) -> ScanSpec {
         filter: None,
         service_probes: None,
         walk_from: 0,
+        probe: Default::default(),
         merged_from: Vec::new(),
         xdp: Default::default(),
         sockets: Default::default(),

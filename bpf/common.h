@@ -11,6 +11,7 @@
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
 #include <bpf/bpf_helpers.h>
@@ -28,6 +29,10 @@
 #define ICMP_SOURCE_QUENCH 4
 #define ICMP_TIME_EXCEEDED 11
 #define ICMP_PARAMETERPROB 12
+
+/* ICMPv6 error types (linux/icmpv6.h has the same values). */
+#define ICMPV6_DEST_UNREACH 1
+#define ICMPV6_PARAMPROB 4
 
 struct prtip_icmphdr {
 	__u8 type;

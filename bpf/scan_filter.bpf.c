@@ -9,8 +9,12 @@
  *   - ICMP errors (unreachable, time exceeded, parameter problem, source quench)
  *     whose quoted datagram is one of our TCP/UDP probes (quoted source port in
  *     our range, quoted source address ours);
- *   - ICMP echo replies whose identifier is in our source-port range.
- * Everything else — ARP, IPv6, other flows of the host, later fragments — is
+ *   - ICMP echo replies whose identifier is in our source-port range;
+ *   - with `v6` set, the same over IPv6 (no extension headers) to our IPv6
+ *     address `our_addr6`: TCP and UDP to our ports, and ICMPv6 errors
+ *     (destination unreachable, packet too big, time exceeded, parameter
+ *     problem) quoting one of our probes.
+ * Everything else — ARP, NDP, other flows of the host, later fragments — is
  * XDP_PASS'ed to the kernel untouched. When no socket is bound on a queue the
  * redirect falls back to XDP_PASS too, so the program alone is a pass-through.
  *
@@ -24,6 +28,10 @@ const volatile __u16 sport_lo = 1;
 const volatile __u16 sport_hi = 0;
 /* Our IPv4 address in network byte order; 0 accepts any destination address. */
 const volatile __u32 our_addr = 0;
+/* 1: take IPv6 replies to our_addr6 too (0: IPv6 is passed to the kernel). */
+const volatile __u8 v6 = 0;
+/* Our IPv6 address (network byte order), with v6 set. */
+const volatile __u8 our_addr6[16] = {};
 
 /* One AF_XDP socket per receive queue. */
 struct {
@@ -96,12 +104,84 @@ static __always_inline int quotes_our_probe(void *inner, void *data_end)
 	return ours(ports[0]);
 }
 
+/* Is `a` (16 bytes, bounds checked by the caller) our IPv6 address? */
+static __always_inline int is_our_addr6(const __u8 *a)
+{
+#pragma clang loop unroll(full)
+	for (int i = 0; i < 16; i++)
+		if (a[i] != our_addr6[i])
+			return 0;
+	return 1;
+}
+
+/* Does this ICMPv6 error quote one of our probes? `inner` points after the
+ * 8-byte ICMPv6 header: the quoted IPv6 header (no extension headers) and at
+ * least the 4 bytes of ports. */
+static __always_inline int quotes_our_probe6(void *inner, void *data_end)
+{
+	struct ipv6hdr *qip = inner;
+	if ((void *)(qip + 1) > data_end)
+		return 0;
+	if (qip->nexthdr != IPPROTO_TCP && qip->nexthdr != IPPROTO_UDP)
+		return 0;
+	if (!is_our_addr6((const __u8 *)&qip->saddr))
+		return 0;
+	__u16 *ports = (void *)(qip + 1);
+	if ((void *)(ports + 2) > data_end)
+		return 0;
+	return ours(ports[0]);
+}
+
+/* The IPv6 half: frames whose Ethernet type is IPv6. */
+static __always_inline int filter_ipv6(struct xdp_md *ctx, struct ipv6hdr *ip6, void *data_end)
+{
+	if ((void *)(ip6 + 1) > data_end || !is_our_addr6((const __u8 *)&ip6->daddr))
+		return -1;
+	void *l4 = ip6 + 1;
+	switch (ip6->nexthdr) {
+	case IPPROTO_TCP: {
+		struct tcphdr *th = l4;
+		if ((void *)(th + 1) > data_end)
+			return -1;
+		if (ours(th->dest))
+			return redirect(ctx, FILTER_REDIRECT_TCP);
+		break;
+	}
+	case IPPROTO_UDP: {
+		struct udphdr *uh = l4;
+		if ((void *)(uh + 1) > data_end)
+			return -1;
+		if (ours(uh->dest))
+			return redirect(ctx, FILTER_REDIRECT_UDP);
+		break;
+	}
+	case IPPROTO_ICMPV6: {
+		struct prtip_icmphdr *ih = l4;
+		if ((void *)(ih + 1) > data_end)
+			return -1;
+		if (ih->type >= ICMPV6_DEST_UNREACH && ih->type <= ICMPV6_PARAMPROB &&
+		    quotes_our_probe6((void *)(ih + 1), data_end))
+			return redirect(ctx, FILTER_REDIRECT_ICMP);
+		break;
+	}
+	}
+	return -1;
+}
+
 SEC("xdp")
 int prtip_scan_filter(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		goto pass;
+	if (v6 && eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		int act = filter_ipv6(ctx, (void *)(eth + 1), data_end);
+		if (act >= 0)
+			return act;
+		goto pass;
+	}
 	struct iphdr *ip = ipv4_after_eth(data, data_end, &eth);
 
 	if (!ip || ipv4_is_later_fragment(ip) || !to_us(ip->daddr))

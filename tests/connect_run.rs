@@ -42,6 +42,7 @@ fn spec(ports: &str, scan_type: ScanType, sv: bool) -> ScanSpec {
         filter: None,
         service_probes: None,
         walk_from: 0,
+        probe: Default::default(),
         merged_from: Vec::new(),
         sockets: SocketSettings {
             version_wait_ms: Some(300),

@@ -73,8 +73,8 @@ fn bad_input_exits_2_and_writes_nothing() {
             "bad --shard \"3/3\"",
         ),
         (
-            &["scan", "10.0.0.1", "-p", "80", "-sX"],
-            "unknown scan type -sX",
+            &["scan", "10.0.0.1", "-p", "80", "-sZ"],
+            "unknown scan type -sZ",
         ),
         (
             &["scan", "10.0.0.1", "-p", "80", "--router-mac", "02:70"],
@@ -116,8 +116,32 @@ fn bad_input_exits_2_and_writes_nothing() {
             "a -sS scan sends one address family",
         ),
         (
-            &["scan", "-sU", "2001:db8::1", "-p", "53"],
-            "-sU sends IPv4 only",
+            &["scan", "-6", "2001:db8::1", "198.18.0.1", "-p", "53"],
+            "-6 scans IPv6 targets only, and 198.18.0.1 is IPv4: drop -6, or give IPv6 targets (1 IPv4 given)",
+        ),
+        (
+            &["scan", "-sF", "198.18.0.1", "2001:db8::1", "-p", "80"],
+            "a -sF scan sends one address family",
+        ),
+        (
+            &["scan", "-sSA", "198.18.0.1", "-p", "80"],
+            "-sA given together with -sS: prtip runs one TCP scan type per scan",
+        ),
+        (
+            &["scan", "-sT", "-sU", "198.18.0.1", "-p", "80"],
+            "-sT given together with -sU",
+        ),
+        (
+            &["scan", "-sSQ", "198.18.0.1", "-p", "80"],
+            "unknown scan type -sQ (in -sSQ)",
+        ),
+        (
+            &["scan", "-sF", "198.18.0.1", "-p", "80", "--backend", "connect"],
+            "--backend connect is the socket path of -sT and -sU; -sF uses packet or xdp",
+        ),
+        (
+            &["scan", "-sU", "198.18.0.1", "-p", "T:80,U:53"],
+            "TCP ports (T:) given for -sU",
         ),
         (
             &["replay", "--from-checkpoint"],

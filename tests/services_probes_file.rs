@@ -5,7 +5,7 @@
 //! PCRE2, so nmap's own `nmap-service-probes` loads whole.
 
 use prtip_engine::connect::grab::{self, GrabOptions};
-use prtip_services::{DetectOptions, ProbeDb, Transport};
+use prtip_services::{DetectOptions, ProbeDb, Protocol};
 use prtip_store::event::Event;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -46,7 +46,7 @@ fn a_handcrafted_nmap_file_extends_detection() {
     let user = ProbeDb::load_file(&path).unwrap();
     assert!(user.skipped.is_empty(), "{:?}", user.skipped);
     // Line 11 `^(\w+) \1` needs a back-reference: it loads and matches a repeated word.
-    let null = user.probe("NULL", Transport::Tcp).unwrap();
+    let null = user.probe("NULL", Protocol::Tcp).unwrap();
     let twice = null.matches.iter().find(|m| m.line == 11).unwrap();
     assert!(twice.pattern.is_pcre());
     let d = user
@@ -68,14 +68,14 @@ fn a_handcrafted_nmap_file_extends_detection() {
         )
         .is_none());
     let mut db = ProbeDb::builtin();
-    let builtin_null_rules = db.probe("NULL", Transport::Tcp).unwrap().matches.len();
+    let builtin_null_rules = db.probe("NULL", Protocol::Tcp).unwrap().matches.len();
     db.merge(user);
     // NULL's rules were appended to ours; the new probe was added
     assert_eq!(
-        db.probe("NULL", Transport::Tcp).unwrap().matches.len(),
+        db.probe("NULL", Protocol::Tcp).unwrap().matches.len(),
         builtin_null_rules + 2
     );
-    let hello = db.probe("HelloProbe", Transport::Tcp).unwrap();
+    let hello = db.probe("HelloProbe", Protocol::Tcp).unwrap();
     assert_eq!(hello.payload, b"HELLO\r\n");
 
     let quux = server(Some(b"QUUX 2.4.1 ready (eu-west)\r\n"), None);
@@ -188,7 +188,7 @@ fn nmaps_own_database_loads_whole() {
 
     // A back-reference rule of nmap's: CommuniGate's POP3 greeting repeats the host
     // name in its APOP timestamp (`<[\d.]+@\1>`).
-    let null = db.probe("NULL", Transport::Tcp).unwrap();
+    let null = db.probe("NULL", Protocol::Tcp).unwrap();
     let greeting =
         b"+OK mail.lab.test CommuniGate Pro POP3 Server 6.3.1 ready <1.2@mail.lab.test>\r\n";
     let d = db.match_response(null, greeting).unwrap();

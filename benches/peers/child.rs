@@ -183,6 +183,7 @@ fn spec(a: &ChildArgs) -> ScanSpec {
         filter: None,
         service_probes: None,
         walk_from: 0,
+        probe: Default::default(),
         merged_from: Vec::new(),
         xdp: Default::default(),
         sockets: Default::default(),

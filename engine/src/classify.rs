@@ -55,7 +55,8 @@ pub struct Quote {
     pub dst: IpAddr,
     /// Its protocol.
     pub protocol: IpProtocol,
-    /// Its IPv4 identification (0 for IPv6).
+    /// Its IPv4 identification, or its IPv6 flow label (where our UDP probes
+    /// carry the cookie's low 16 bits).
     pub ident: u32,
     /// Its source port (TCP/UDP).
     pub src_port: u16,
@@ -211,7 +212,7 @@ impl<'a> Inbound<'a> {
             src: ip.src_addr().into(),
             dst: ip.dst_addr().into(),
             protocol,
-            ident: 0,
+            ident: ip.flow_label(),
             src_port: u16::from_be_bytes([t[0], t[1]]),
             dst_port: u16::from_be_bytes([t[2], t[3]]),
             seq_number: (protocol == IpProtocol::Tcp)

@@ -15,6 +15,7 @@
 //! walk position whose connect is not finished, so resuming from it never skips a port.
 
 pub mod grab;
+pub mod host_clock;
 pub mod ring;
 pub mod run;
 pub mod sys;
@@ -57,6 +58,9 @@ pub struct ConnectOptions {
     pub checkpoint_every_probes: u64,
     /// Write a checkpoint at least this often (zero = only by count).
     pub checkpoint_every: Duration,
+    /// Skip a host's remaining ports this long after its first connect
+    /// (`--host-timeout`; `None`: never). Skipped ports get no Reply.
+    pub host_timeout: Option<Duration>,
 }
 
 impl Default for ConnectOptions {
@@ -68,6 +72,7 @@ impl Default for ConnectOptions {
             rate_mpps: 0,
             checkpoint_every_probes: 0,
             checkpoint_every: Duration::from_secs(1),
+            host_timeout: None,
         }
     }
 }
@@ -89,6 +94,8 @@ pub struct ConnectReport {
     pub peak_inflight: usize,
     /// Times the in-flight bound was lowered (EMFILE, ENFILE, EADDRNOTAVAIL, ENOBUFS).
     pub adaptations: u64,
+    /// Hosts given up on (`--host-timeout`), with how many of their ports were skipped.
+    pub timed_out: Vec<(std::net::IpAddr, u64)>,
 }
 
 /// Why a connect scan could not run.
@@ -209,6 +216,7 @@ pub fn scan_with(
         sys::now_ns(),
     );
     let mut stopped = false;
+    let mut clock = host_clock::HostClock::new(opts.host_timeout);
 
     loop {
         if driver.aborted() {
@@ -233,6 +241,11 @@ pub fn scan_with(
             };
             let Some((job, attempt)) = next else { break };
             let now = sys::now_ns();
+            if !clock.admit(job.addr.ip(), now) {
+                // --host-timeout: the host is given up on; its port gets no Reply
+                walk.finish(job.position);
+                continue;
+            }
             if bucket.take(now, 1) == 0 {
                 pace_wait_ns = bucket.wait_ns(now, 1).max(1000);
                 retry.push_front((job, attempt));
@@ -394,5 +407,6 @@ pub fn scan_with(
         budget,
         peak_inflight: peak,
         adaptations,
+        timed_out: clock.timed_out(),
     })
 }

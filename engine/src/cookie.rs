@@ -8,6 +8,13 @@
 //! of its (source address, source port) predicts, so no per-probe state is kept.
 //! The range 40960-57343 sits inside Linux's ephemeral range but prtip scans from a
 //! namespace of its own (and the BPF filter only lets this range through).
+//!
+//! With a fixed source port (`-g`/`--source-port`, [`Cookies::with_source_port`])
+//! every probe leaves from that port and the cookie lives in the sequence number
+//! alone: 32 bits instead of 46 for TCP (a forged reply must guess them), and for
+//! UDP nothing but the target's address and port is left to check (a UDP reply
+//! carries no copy of our sequence number). The reply filter then lets only that
+//! port in.
 //! Never touches sockets or time.
 
 use prtip_store::event::Protocol;
@@ -25,6 +32,7 @@ pub const SPORT_SPAN: u16 = 16384;
 pub struct Cookies {
     k0: u64,
     k1: u64,
+    fixed_sport: Option<u16>,
 }
 
 /// What one probe carries.
@@ -42,6 +50,24 @@ impl Cookies {
         Cookies {
             k0: seed ^ 0x636f_6f6b_6965_7321, // "cookies!"
             k1: seed.rotate_left(29) ^ 0x7072_7469_705f_636b,
+            fixed_sport: None,
+        }
+    }
+
+    /// Cookies keyed by the scan seed whose probes all leave from `sport` when given
+    /// (`-g`): the sequence number then carries the whole cookie.
+    pub fn with_source_port(seed: u64, sport: Option<u16>) -> Cookies {
+        Cookies {
+            fixed_sport: sport,
+            ..Cookies::new(seed)
+        }
+    }
+
+    /// The source ports probes leave from, `lo..=hi`.
+    pub fn source_ports(&self) -> (u16, u16) {
+        match self.fixed_sport {
+            Some(p) => (p, p),
+            None => (SPORT_BASE, SPORT_BASE + (SPORT_SPAN - 1)),
         }
     }
 
@@ -58,7 +84,9 @@ impl Cookies {
         let c = h.finish();
         Cookie {
             seq: c as u32,
-            sport: SPORT_BASE + ((c >> 32) as u16 & (SPORT_SPAN - 1)),
+            sport: self
+                .fixed_sport
+                .unwrap_or(SPORT_BASE + ((c >> 32) as u16 & (SPORT_SPAN - 1))),
         }
     }
 
@@ -101,6 +129,33 @@ impl Cookies {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fixed_source_port_keeps_the_cookie_in_the_sequence_number() {
+        let free = Cookies::new(77);
+        let fixed = Cookies::with_source_port(77, Some(53));
+        assert_eq!(fixed.source_ports(), (53, 53));
+        assert_eq!(
+            free.source_ports(),
+            (SPORT_BASE, SPORT_BASE + SPORT_SPAN - 1)
+        );
+        let a: IpAddr = "198.19.3.4".parse().unwrap();
+        let k = fixed.cookie(a, 80, Protocol::Tcp);
+        assert_eq!(k.sport, 53);
+        assert_eq!(k.seq, free.cookie(a, 80, Protocol::Tcp).seq, "same 32 bits");
+        assert!(fixed.check_tcp_ack(a, 80, 53, k.seq.wrapping_add(1)));
+        assert!(
+            !fixed.check_tcp_ack(a, 80, 54, k.seq.wrapping_add(1)),
+            "other port"
+        );
+        assert!(
+            !fixed.check_tcp_ack(a, 80, 53, k.seq),
+            "the sequence still decides"
+        );
+        assert!(fixed.check_quote(a, 80, Protocol::Tcp, 53, k.seq, false));
+        assert!(fixed.check_udp(a, 161, 53));
+        assert!(!fixed.check_udp(a, 161, 40960));
+    }
 
     #[test]
     fn replies_validate_only_with_the_right_key_and_fields() {

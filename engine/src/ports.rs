@@ -16,13 +16,6 @@ use std::fmt::Write as _;
 /// The shipped frequency list: `<port>/<proto> <name>`, most frequent first.
 pub use prtip_services::port_table::FREQUENCY_LIST;
 
-fn transport(proto: Protocol) -> prtip_services::Transport {
-    match proto {
-        Protocol::Tcp => prtip_services::Transport::Tcp,
-        Protocol::Udp => prtip_services::Transport::Udp,
-    }
-}
-
 /// A bad port token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("bad port \"{token}\" in -p {spec}: {why}")]
@@ -212,17 +205,17 @@ impl PortList {
 /// Every port of `proto`, most frequent first: the listed ones in list order, then
 /// the unlisted ones in ascending order (1-65535, then 0).
 pub fn ranked(proto: Protocol) -> Vec<u16> {
-    prtip_services::port_table::ranked(transport(proto))
+    prtip_services::port_table::ranked(proto)
 }
 
 /// The port of a service name in the frequency list (`http` → 80).
 pub fn service_port(name: &str, proto: Protocol) -> Option<u16> {
-    prtip_services::port_table::service_port(name, transport(proto))
+    prtip_services::port_table::service_port(name, proto)
 }
 
 /// The service name the frequency list gives a port (`80/tcp` → `http`), if any.
 pub fn service_name(port: u16, proto: Protocol) -> Option<&'static str> {
-    prtip_services::port_table::service_name(port, transport(proto))
+    prtip_services::port_table::service_name(port, proto)
 }
 
 #[cfg(test)]

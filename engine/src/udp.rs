@@ -489,7 +489,7 @@ pub fn scan_with(
                         d.confidence,
                         d.method,
                     ),
-                    None => match db.port_service(port, prtip_services::Transport::Udp) {
+                    None => match db.port_service(port, prtip_services::Protocol::Udp) {
                         Some(s) => (
                             s.name.clone(),
                             String::new(),

@@ -29,6 +29,11 @@ fn state_index(s: PortState) -> usize {
     }
 }
 
+/// Whether a reply with this reason can only have come from the target itself.
+fn proves_up(r: Reason) -> bool {
+    !matches!(r, Reason::NoResponse | Reason::IcmpUnreachable)
+}
+
 /// All result rows of one address, sorted by (protocol, port).
 #[derive(Clone, Debug, Default)]
 pub struct Host {
@@ -85,16 +90,37 @@ impl Host {
         self.counts[state_index(state)]
     }
 
-    /// The host answered at least once (any row decided by a reply, not by silence).
+    /// The host itself answered at least once: some row was decided by a reply
+    /// that only the host sends (SYN-ACK, RST, port unreachable, a UDP answer, a
+    /// completed or refused connect). Silence does not count, and neither does an
+    /// unreachable error (`host-unreach`): it comes from a router on the way or
+    /// from the scanner's own kernel (no route, no neighbour), so it proves the
+    /// opposite (nmap's rule: a host-unreachable from elsewhere means down).
     pub fn is_up(&self) -> bool {
-        self.rows.iter().any(|r| r.reason != Reason::NoResponse)
+        self.rows.iter().any(|r| proves_up(r.reason))
     }
 
-    /// The reply that shows the host is up: its reason and TTL (nmap's `<status reason>`).
+    /// Not up, and an unreachable error answered for it (nmap's "down" with reason
+    /// `host-unreach`); a host with no answer at all is neither up nor unreachable.
+    pub fn is_unreachable(&self) -> bool {
+        !self.is_up()
+            && self
+                .rows
+                .iter()
+                .any(|r| r.reason == Reason::IcmpUnreachable)
+    }
+
+    /// The reply that shows the host's status: the first that proves it up, else an
+    /// unreachable error, else `no-response`; with its TTL (nmap's `<status reason>`).
     pub fn up_reason(&self) -> (Reason, u8) {
         self.rows
             .iter()
-            .find(|r| r.reason != Reason::NoResponse)
+            .find(|r| proves_up(r.reason))
+            .or_else(|| {
+                self.rows
+                    .iter()
+                    .find(|r| r.reason == Reason::IcmpUnreachable)
+            })
             .map_or((Reason::NoResponse, 0), |r| (r.reason, r.ttl))
     }
 
@@ -179,6 +205,25 @@ impl Host {
 mod tests {
     use super::*;
     use crate::synthetic::row;
+
+    #[test]
+    fn a_host_answered_only_by_unreachable_errors_is_not_up() {
+        let mut a = row([10, 0, 0, 2], 22, PortState::Filtered, None, None);
+        a.reason = Reason::IcmpUnreachable;
+        let mut b = row([10, 0, 0, 2], 80, PortState::Filtered, None, None);
+        b.reason = Reason::NoResponse;
+        let h = Host::from_rows(vec![a.clone(), b.clone()]);
+        assert!(!h.is_up());
+        assert!(h.is_unreachable());
+        assert_eq!(h.up_reason().0, Reason::IcmpUnreachable);
+        let silent = Host::from_rows(vec![b.clone()]);
+        assert!(!silent.is_up() && !silent.is_unreachable());
+        let mut c = row([10, 0, 0, 2], 443, PortState::Closed, None, None);
+        c.reason = Reason::Reset;
+        let h = Host::from_rows(vec![a, b, c]);
+        assert!(h.is_up() && !h.is_unreachable());
+        assert_eq!(h.up_reason().0, Reason::Reset);
+    }
 
     #[test]
     fn states_above_25_ports_are_hidden_open_never() {

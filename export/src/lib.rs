@@ -28,6 +28,7 @@
 pub mod escape;
 mod hosts;
 pub mod interrupt;
+pub mod live;
 mod log;
 mod meta;
 mod output;
@@ -37,7 +38,8 @@ mod summary;
 pub mod synthetic;
 
 pub use hosts::{Hidden, Host, MAX_LISTED_PER_STATE};
-pub use log::{export_log, export_log_to, targets_of, write_outputs};
+pub use live::LiveOutputs;
+pub use log::{export_log, export_log_into, export_log_to, targets_of, write_outputs};
 pub use meta::{ctime, human_time, join_command_line, rfc3339, ReportMeta};
 pub use render::table_service;
 pub use summary::{done_summary, done_summary_of, write_port_table};

@@ -27,6 +27,7 @@ impl ReportMeta {
             ports: spec.ports.clone(),
             scan_type: spec.scan_type,
             service_detection: spec.service_detection,
+            reason: crate::meta::asks_reason(&summary.command_line),
             started_us: summary.started_us,
             ended_us: summary.ended_us,
             status: summary.status.as_str().into(),
@@ -57,6 +58,23 @@ pub fn export_log_to(
     let meta = ReportMeta::from_summary(&summary, &started.versions.prtip, started.versions.schema);
     drop(summary);
     export_rows(&meta, rows.map(|r| r.map_err(log_err)), targets, opts)
+}
+
+/// Export the scan log in `log_dir` as `format` into any writer (the scan's
+/// report on stderr when an output took stdout): the bytes `prtip export` writes.
+pub fn export_log_into(
+    log_dir: &Path,
+    format: Format,
+    out: &mut dyn std::io::Write,
+    opts: &mut ExportOptions<'_>,
+) -> Result<ExportStats, ExportError> {
+    let reader = LogReader::open(log_dir).map_err(log_err)?;
+    let started = reader.scan_started().map_err(log_err)?;
+    let (summary, rows) =
+        summary_and_sorted_rows(&reader, &SortOptions::default()).map_err(log_err)?;
+    let meta = ReportMeta::from_summary(&summary, &started.versions.prtip, started.versions.schema);
+    drop(summary);
+    crate::render(format, &meta, rows.map(|r| r.map_err(log_err)), out, opts)
 }
 
 /// Export the scan log in `log_dir` as `format` to `out` (`-` = stdout).

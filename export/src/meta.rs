@@ -22,6 +22,8 @@ pub struct ReportMeta {
     pub scan_type: ScanType,
     /// `-sV` was on.
     pub service_detection: bool,
+    /// `--reason` was given: normal output adds nmap's REASON column.
+    pub reason: bool,
     /// Unix time the scan started, microseconds.
     pub started_us: u64,
     /// Unix time the scan ended (finished, paused, failed), microseconds; `None` while running.
@@ -56,6 +58,7 @@ impl ReportMeta {
             ports: started.spec.ports.clone(),
             scan_type: started.spec.scan_type,
             service_detection: started.spec.service_detection,
+            reason: asks_reason(&started.command_line),
             started_us: started.time_us,
             ended_us: None,
             status: "running".into(),
@@ -78,6 +81,7 @@ impl ReportMeta {
             ports: spec.ports.clone(),
             scan_type: spec.scan_type,
             service_detection: spec.service_detection,
+            reason: false,
             started_us,
             ended_us: Some(started_us),
             status: "completed".into(),
@@ -141,6 +145,12 @@ impl ReportMeta {
             ScanType::Syn => "syn",
             ScanType::Connect => "connect",
             ScanType::Udp => "udp",
+            ScanType::Fin => "fin",
+            ScanType::Null => "null",
+            ScanType::Xmas => "xmas",
+            ScanType::Ack => "ack",
+            ScanType::Window => "window",
+            ScanType::Maimon => "maimon",
         }
     }
 
@@ -150,6 +160,12 @@ impl ReportMeta {
             ScanType::Syn => "TCP SYN (-sS)",
             ScanType::Connect => "TCP connect (-sT)",
             ScanType::Udp => "UDP (-sU)",
+            ScanType::Fin => "TCP FIN (-sF)",
+            ScanType::Null => "TCP NULL (-sN)",
+            ScanType::Xmas => "TCP Xmas (-sX)",
+            ScanType::Ack => "TCP ACK (-sA)",
+            ScanType::Window => "TCP Window (-sW)",
+            ScanType::Maimon => "TCP Maimon (-sM)",
         }
     }
 
@@ -216,6 +232,12 @@ pub(crate) struct MetaView {
     rate: String,
     prtip_version: String,
     generated: String,
+}
+
+/// Whether a scan's command line asked for `--reason` (a view option of the
+/// scan's normal output, as in nmap; kept in the log with the command line).
+pub fn asks_reason(args: &[String]) -> bool {
+    args.iter().any(|a| a == "--reason")
 }
 
 /// Arguments joined with spaces; an argument with a space or a shell metacharacter is single-quoted.

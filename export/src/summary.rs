@@ -75,28 +75,37 @@ fn render_port_table(
 
 /// The one-line figures `prtip scan` prints at the end of a finished scan, from the
 /// log (so its duration is the one the text report's `scanned in` gives):
-/// `prtip done: 1 IP address scanned in 0.04 seconds (1 probe sent; 1 open, 0 closed
-/// ports; seed 7)`.
+/// `prtip done: 1 IP address scanned in 0.04 seconds (1 probe sent; 1 open, 0 closed,
+/// 0 filtered ports; seed 7)`: every port counted once in its final state
+/// (open|filtered and unfiltered too, when there are any).
 pub fn done_summary(log_dir: &Path, seed: u64) -> Result<String, ExportError> {
     let reader = LogReader::open(log_dir).map_err(ExportError::Store)?;
     let started = reader.scan_started().map_err(ExportError::Store)?;
     let summary = prtip_store::summarize_lenient(&reader).map_err(ExportError::Store)?;
     let meta =
         crate::ReportMeta::from_summary(&summary, &started.versions.prtip, started.versions.schema);
-    Ok(done_summary_of(&meta, seed))
+    Ok(done_summary_of(&meta, &summary.port_states, seed))
 }
 
-/// [`done_summary`] from a report header.
-pub fn done_summary_of(meta: &crate::ReportMeta, seed: u64) -> String {
+/// [`done_summary`] from a report header and the ports per final state
+/// (`[open, closed, filtered, open|filtered, unfiltered]`, as
+/// [`prtip_store::ScanSummary::port_states`]).
+pub fn done_summary_of(meta: &crate::ReportMeta, states: &[u64; 5], seed: u64) -> String {
     use crate::render::plural;
-    let c = &meta.counters;
+    let mut counts = format!(
+        "{} open, {} closed, {} filtered",
+        states[0], states[1], states[2]
+    );
+    for (n, name) in [(states[3], "open|filtered"), (states[4], "unfiltered")] {
+        if n > 0 {
+            counts.push_str(&format!(", {n} {name}"));
+        }
+    }
     format!(
-        "prtip done: {} scanned in {:.2} seconds ({} sent; {} open, {} closed ports; seed {seed})",
+        "prtip done: {} scanned in {:.2} seconds ({} sent; {counts} ports; seed {seed})",
         plural(meta.total_targets, "IP address", "IP addresses"),
         meta.elapsed_secs(),
-        plural(c.sent, "probe", "probes"),
-        c.open,
-        c.closed,
+        plural(meta.counters.sent, "probe", "probes"),
     )
 }
 
@@ -129,22 +138,37 @@ mod tests {
     }
 
     #[test]
+    fn the_done_line_counts_every_state() {
+        let mut m = meta();
+        m.total_targets = 4;
+        m.counters.sent = 8;
+        // Counters know open and closed only; the line counts from the final states.
+        m.counters.open = 0;
+        m.counters.closed = 0;
+        let line = super::done_summary_of(&m, &[1, 1, 2, 3, 1], 7);
+        assert!(
+            line.ends_with("(8 probes sent; 1 open, 1 closed, 2 filtered, 3 open|filtered, 1 unfiltered ports; seed 7)"),
+            "{line}"
+        );
+    }
+
+    #[test]
     fn the_done_line_counts_in_words_and_uses_the_reports_duration() {
         let mut m = meta();
         m.total_targets = 1;
         m.counters.sent = 1;
         m.counters.open = 1;
-        let line = super::done_summary_of(&m, 7);
+        let line = super::done_summary_of(&m, &[1, 0, 0, 0, 0], 7);
         assert_eq!(
             line,
-            "prtip done: 1 IP address scanned in 12.34 seconds (1 probe sent; 1 open, 0 closed ports; seed 7)"
+            "prtip done: 1 IP address scanned in 12.34 seconds (1 probe sent; 1 open, 0 closed, 0 filtered ports; seed 7)"
         );
         // The same figure as the text report's trailer.
         let text = crate::render::done_line(&m, &crate::render::Totals::default());
         assert!(text.contains("scanned in 12.34 seconds"), "{text}");
         m.total_targets = 256;
         m.counters.sent = 512;
-        assert!(super::done_summary_of(&m, 7).starts_with(
+        assert!(super::done_summary_of(&m, &[0; 5], 7).starts_with(
             "prtip done: 256 IP addresses scanned in 12.34 seconds (512 probes sent;"
         ));
     }

@@ -4,7 +4,7 @@
 use crate::MergeError;
 use prtip_engine::permutation::Walk;
 use prtip_engine::scan::ScanPlan;
-use prtip_store::event::{Counters, ScanSpec, ScanStarted, ScanType};
+use prtip_store::event::{Counters, ScanSpec, ScanStarted};
 use prtip_store::{EventRef, LogReader, ScanStatus};
 use std::fmt;
 use std::ops::Range;
@@ -416,7 +416,7 @@ pub fn plan_logs(logs: Vec<ShardLog>) -> Result<Result<MergePlan, Refusal>, Merg
         .collect();
     // -sT/-sU retry inline: one walk position per value (as their ScanStarted says).
     let len_of = |w: &Walk| {
-        if spec.scan_type == ScanType::Syn {
+        if spec.scan_type.is_raw() {
             w.len()
         } else {
             w.span()

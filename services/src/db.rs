@@ -10,24 +10,9 @@ use regex::bytes::{Regex, RegexBuilder};
 use std::path::Path;
 use std::time::Duration;
 
-/// Transport a probe is sent over.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
-pub enum Transport {
-    /// TCP (sent on a connected stream).
-    Tcp,
-    /// UDP (one datagram).
-    Udp,
-}
-
-impl Transport {
-    /// `tcp` or `udp`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Tcp => "tcp",
-            Transport::Udp => "udp",
-        }
-    }
-}
+/// The protocol a probe is sent over: the store's [`Protocol`] (one type for
+/// "tcp or udp" from the service database to the log).
+pub use prtip_store::event::Protocol;
 
 /// How a probe's payload is made and its answer read.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -117,7 +102,7 @@ pub struct Probe {
     /// Unique name (`NULL`, `GetRequest`, ...).
     pub name: String,
     /// TCP or UDP.
-    pub transport: Transport,
+    pub transport: Protocol,
     /// Plain bytes or a TLS ClientHello.
     pub kind: ProbeKind,
     /// Bytes to send; empty for the NULL probe (passive read).
@@ -143,8 +128,8 @@ pub struct Probe {
 pub struct PortService {
     /// Service name (`https`).
     pub name: String,
-    /// Transport.
-    pub transport: Transport,
+    /// Protocol.
+    pub transport: Protocol,
     /// Ports.
     pub ports: PortSet,
     /// The service speaks TLS from the first byte (probe with a ClientHello first).
@@ -312,14 +297,14 @@ impl ProbeDb {
     }
 
     /// The probe named `name` for `transport`.
-    pub fn probe(&self, name: &str, transport: Transport) -> Option<&Probe> {
+    pub fn probe(&self, name: &str, transport: Protocol) -> Option<&Probe> {
         self.probes
             .iter()
             .find(|p| p.name == name && p.transport == transport)
     }
 
     /// The port-table entry for a port, if any.
-    pub fn port_service(&self, port: u16, transport: Transport) -> Option<&PortService> {
+    pub fn port_service(&self, port: u16, transport: Protocol) -> Option<&PortService> {
         self.services
             .iter()
             .find(|s| s.transport == transport && s.ports.contains(port))
@@ -329,7 +314,7 @@ impl ProbeDb {
     /// `ports` include it. `None` means "send an empty datagram".
     pub fn udp_probe(&self, port: u16) -> Option<&Probe> {
         self.probes.iter().find(|p| {
-            p.transport == Transport::Udp && !p.payload.is_empty() && p.ports.contains(port)
+            p.transport == Protocol::Udp && !p.payload.is_empty() && p.ports.contains(port)
         })
     }
 
@@ -344,8 +329,8 @@ impl ProbeDb {
                 lists.push(fp);
             }
         }
-        if probe.transport == Transport::Tcp && probe.name != "NULL" {
-            if let Some(null) = self.probe("NULL", Transport::Tcp) {
+        if probe.transport == Protocol::Tcp && probe.name != "NULL" {
+            if let Some(null) = self.probe("NULL", Protocol::Tcp) {
                 lists.push(null);
             }
         }

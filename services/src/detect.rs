@@ -8,7 +8,7 @@
 //! A soft match narrows the remaining probes to those that can hard-match the same
 //! service. This module never does I/O and never sleeps.
 
-use crate::db::{Detection, Probe, ProbeDb, ProbeKind, Transport, CONF_PORT_TABLE, CONF_TLS};
+use crate::db::{Detection, Probe, ProbeDb, ProbeKind, Protocol, CONF_PORT_TABLE, CONF_TLS};
 use crate::tls::{self, Flight, TlsInfo};
 use std::borrow::Cow;
 use std::time::Duration;
@@ -79,9 +79,9 @@ impl<'a> Detector<'a> {
         let tcp: Vec<&Probe> = db
             .probes
             .iter()
-            .filter(|p| p.transport == Transport::Tcp)
+            .filter(|p| p.transport == Protocol::Tcp)
             .collect();
-        let tls_port = db.port_service(port, Transport::Tcp).is_some_and(|s| s.tls);
+        let tls_port = db.port_service(port, Protocol::Tcp).is_some_and(|s| s.tls);
         let mut order: Vec<&Probe> = Vec::new();
         let push = |p: &'a Probe, order: &mut Vec<&'a Probe>| {
             if !order.iter().any(|q| std::ptr::eq(*q, p)) {
@@ -162,7 +162,7 @@ impl<'a> Detector<'a> {
                 Flight::Done(info) => {
                     let name = self
                         .db
-                        .port_service(self.port, Transport::Tcp)
+                        .port_service(self.port, Protocol::Tcp)
                         .filter(|s| s.tls)
                         .map(|s| s.name.clone())
                         .unwrap_or_else(|| "ssl".to_string());
@@ -200,7 +200,7 @@ impl<'a> Detector<'a> {
                     .filter(|p| {
                         p.matches.iter().any(|m| !m.soft && m.service == service)
                             || p.fallback.iter().any(|f| {
-                                self.db.probe(f, Transport::Tcp).is_some_and(|fp| {
+                                self.db.probe(f, Protocol::Tcp).is_some_and(|fp| {
                                     fp.matches.iter().any(|m| !m.soft && m.service == service)
                                 })
                             })
@@ -253,7 +253,7 @@ impl<'a> Detector<'a> {
                 // a TLS handshake is binary and summarised in the detection's info
                 let tls = self
                     .db
-                    .probe(&d.probe, Transport::Tcp)
+                    .probe(&d.probe, Protocol::Tcp)
                     .is_some_and(|p| p.kind == ProbeKind::TlsHello);
                 if !bytes.is_empty() && !already_logged && !tls {
                     banners.push((d.probe.clone(), bytes));
@@ -267,7 +267,7 @@ impl<'a> Detector<'a> {
                     }
                 }
                 self.db
-                    .port_service(self.port, Transport::Tcp)
+                    .port_service(self.port, Protocol::Tcp)
                     .map(|s| Detection {
                         service: s.name.clone(),
                         confidence: CONF_PORT_TABLE,

@@ -18,9 +18,9 @@
 //! A rule may set its own confidence (`confidence=0.7` in probes.prtip).
 //!
 //! ```
-//! use prtip_services::{ProbeDb, Transport};
+//! use prtip_services::{ProbeDb, Protocol};
 //! let db = ProbeDb::builtin();
-//! let null = db.probe("NULL", Transport::Tcp).unwrap();
+//! let null = db.probe("NULL", Protocol::Tcp).unwrap();
 //! let d = db.match_response(null, b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n").unwrap();
 //! assert_eq!((d.service.as_str(), d.product.as_str(), d.version.as_str()), ("ssh", "OpenSSH", "9.2p1 Debian 2+deb12u3"));
 //! ```
@@ -37,7 +37,7 @@ pub mod tls;
 
 pub use db::{
     DbError, Detection, Groups, Match, Pattern, PortService, PortSet, Probe, ProbeDb, ProbeKind,
-    Transport,
+    Protocol,
 };
 pub use detect::{DetectOptions, Detector, NextProbe, Outcome};
 
@@ -46,7 +46,7 @@ mod builtin_tests {
     use super::*;
 
     fn null_match(db: &ProbeDb, bytes: &[u8]) -> Detection {
-        let null = db.probe("NULL", Transport::Tcp).unwrap();
+        let null = db.probe("NULL", Protocol::Tcp).unwrap();
         db.match_response(null, bytes)
             .unwrap_or_else(|| panic!("no match for {}", escape::printable(bytes)))
     }
@@ -57,8 +57,8 @@ mod builtin_tests {
         assert!(db.skipped.is_empty());
         assert!(db.probes.len() >= 18);
         assert_eq!(db.probes[0].name, "NULL");
-        assert!(db.port_service(443, Transport::Tcp).unwrap().tls);
-        assert_eq!(db.port_service(53, Transport::Udp).unwrap().name, "domain");
+        assert!(db.port_service(443, Protocol::Tcp).unwrap().tls);
+        assert_eq!(db.port_service(53, Protocol::Udp).unwrap().name, "domain");
     }
 
     #[test]
@@ -110,7 +110,7 @@ mod builtin_tests {
     #[test]
     fn probes_identify_http_redis_postgres() {
         let db = ProbeDb::builtin();
-        let get = db.probe("GetRequest", Transport::Tcp).unwrap();
+        let get = db.probe("GetRequest", Protocol::Tcp).unwrap();
         let d = db
             .match_response(
                 get,
@@ -139,14 +139,14 @@ mod builtin_tests {
             (d.product.as_str(), d.version.as_str(), d.confidence),
             ("Frob", "3.1", 0.9)
         );
-        let redis = db.probe("RedisInfo", Transport::Tcp).unwrap();
+        let redis = db.probe("RedisInfo", Protocol::Tcp).unwrap();
         let info = b"$120\r\n# Server\r\nredis_version:7.0.15\r\nredis_git_sha1:00000000\r\nredis_mode:standalone\r\nos:Linux\r\n";
         let d = db.match_response(redis, info).unwrap();
         assert_eq!(
             (d.service.as_str(), d.version.as_str(), d.info.as_str()),
             ("redis", "7.0.15", "mode standalone")
         );
-        let pg = db.probe("PostgresStartup", Transport::Tcp).unwrap();
+        let pg = db.probe("PostgresStartup", Protocol::Tcp).unwrap();
         assert_eq!(pg.payload.len(), 0x3a);
         let d = db
             .match_response(

@@ -8,8 +8,7 @@
 //! [`ProbeDb::skipped`]; a malformed directive is an error naming the line.
 
 use crate::db::{
-    compile_pattern, DbError, Match, Probe, ProbeDb, ProbeKind, Skipped, Transport,
-    VersionTemplates,
+    compile_pattern, DbError, Match, Probe, ProbeDb, ProbeKind, Protocol, Skipped, VersionTemplates,
 };
 use crate::escape::unescape;
 use std::time::Duration;
@@ -96,8 +95,8 @@ fn parse_probe(rest: &str) -> Result<Probe, String> {
     let mut it = rest.splitn(3, char::is_whitespace);
     let proto = it.next().unwrap_or("");
     let transport = match proto {
-        "TCP" => Transport::Tcp,
-        "UDP" => Transport::Udp,
+        "TCP" => Protocol::Tcp,
+        "UDP" => Protocol::Udp,
         _ => return Err(format!("Probe protocol {proto:?} must be TCP or UDP")),
     };
     let name = it
@@ -270,14 +269,14 @@ match domain m|^\0\x06\x81\x80| p/ISC BIND/
         assert!(get.ports.contains(8085) && get.tls_ports.contains(443));
         assert_eq!(get.fallback, vec!["NULL".to_string()]);
         let dns = &db.probes[2];
-        assert_eq!(dns.transport, Transport::Udp);
+        assert_eq!(dns.transport, Protocol::Udp);
         assert_eq!(&dns.payload[..3], b"\0\x06\x01");
     }
 
     #[test]
     fn matches_fill_templates() {
         let db = parse(SAMPLE, "sample").unwrap();
-        let null = db.probe("NULL", Transport::Tcp).unwrap();
+        let null = db.probe("NULL", Protocol::Tcp).unwrap();
         let d = db
             .match_response(null, b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n")
             .unwrap();
@@ -305,7 +304,7 @@ match domain m|^\0\x06\x81\x80| p/ISC BIND/
             ("ProFTPD", "1.3.8")
         );
         // the s flag lets . cross lines; GetRequest falls back to NULL's rules
-        let get = db.probe("GetRequest", Transport::Tcp).unwrap();
+        let get = db.probe("GetRequest", Protocol::Tcp).unwrap();
         let d = db
             .match_response(
                 get,

@@ -6,13 +6,13 @@
 //! comes from and docs/ports.md for how it differs from nmap's). Pure lookups; the
 //! probe database's `service` lines (TLS and probe hints for detection) are separate.
 
-use crate::Transport;
+use crate::Protocol;
 
 /// The shipped table: `<port>/<proto> <name>` lines, most frequent first.
 pub const FREQUENCY_LIST: &str = include_str!("../data/port-frequency.txt");
 
 /// Every `(port, transport, name)` of the table, most frequent first.
-pub fn entries() -> impl Iterator<Item = (u16, Transport, &'static str)> {
+pub fn entries() -> impl Iterator<Item = (u16, Protocol, &'static str)> {
     FREQUENCY_LIST
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
@@ -20,8 +20,8 @@ pub fn entries() -> impl Iterator<Item = (u16, Transport, &'static str)> {
             let (pp, name) = l.split_once(' ')?;
             let (port, proto) = pp.split_once('/')?;
             let t = match proto {
-                "tcp" => Transport::Tcp,
-                "udp" => Transport::Udp,
+                "tcp" => Protocol::Tcp,
+                "udp" => Protocol::Udp,
                 _ => return None,
             };
             Some((port.parse().ok()?, t, name.trim()))
@@ -30,7 +30,7 @@ pub fn entries() -> impl Iterator<Item = (u16, Transport, &'static str)> {
 
 /// Every port of `transport`, most frequent first: the listed ones in table order,
 /// then the unlisted ones ascending (1-65535, then 0).
-pub fn ranked(transport: Transport) -> Vec<u16> {
+pub fn ranked(transport: Protocol) -> Vec<u16> {
     let mut seen = vec![false; 65536];
     let mut out = Vec::with_capacity(65536);
     for (port, t, _) in entries() {
@@ -48,15 +48,15 @@ pub fn ranked(transport: Transport) -> Vec<u16> {
 
 /// The port of a service name (`http` → 80), case-insensitive; the most frequent
 /// when a name has several.
-pub fn service_port(name: &str, transport: Transport) -> Option<u16> {
+pub fn service_port(name: &str, transport: Protocol) -> Option<u16> {
     entries()
         .find(|(_, t, n)| *t == transport && n.eq_ignore_ascii_case(name))
         .map(|(port, _, _)| port)
 }
 
 /// The service name of a port (`22/tcp` → `ssh`, `7/udp` → `echo`), if the table has it.
-pub fn service_name(port: u16, transport: Transport) -> Option<&'static str> {
-    static NAMES: std::sync::OnceLock<std::collections::HashMap<(u16, Transport), &'static str>> =
+pub fn service_name(port: u16, transport: Protocol) -> Option<&'static str> {
+    static NAMES: std::sync::OnceLock<std::collections::HashMap<(u16, Protocol), &'static str>> =
         std::sync::OnceLock::new();
     NAMES
         .get_or_init(|| {
@@ -76,13 +76,13 @@ mod tests {
 
     #[test]
     fn names_and_ports_both_ways() {
-        assert_eq!(service_name(22, Transport::Tcp), Some("ssh"));
-        assert_eq!(service_name(7, Transport::Udp), Some("echo"));
-        assert_eq!(service_name(53, Transport::Udp), Some("domain"));
-        assert_eq!(service_name(65000, Transport::Tcp), None);
-        assert_eq!(service_port("HTTP", Transport::Tcp), Some(80));
-        assert_eq!(service_port("echo", Transport::Udp), Some(7));
-        let tcp = ranked(Transport::Tcp);
+        assert_eq!(service_name(22, Protocol::Tcp), Some("ssh"));
+        assert_eq!(service_name(7, Protocol::Udp), Some("echo"));
+        assert_eq!(service_name(53, Protocol::Udp), Some("domain"));
+        assert_eq!(service_name(65000, Protocol::Tcp), None);
+        assert_eq!(service_port("HTTP", Protocol::Tcp), Some(80));
+        assert_eq!(service_port("echo", Protocol::Udp), Some(7));
+        let tcp = ranked(Protocol::Tcp);
         assert_eq!(tcp.len(), 65536);
         assert_eq!(&tcp[..3], &[80, 443, 22]);
     }

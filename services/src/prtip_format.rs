@@ -6,7 +6,7 @@
 //! owns the tokenizer and the mapping to [`ProbeDb`]; it never reads files.
 
 use crate::db::{
-    compile_pattern, DbError, Match, PortService, PortSet, Probe, ProbeDb, ProbeKind, Transport,
+    compile_pattern, DbError, Match, PortService, PortSet, Probe, ProbeDb, ProbeKind, Protocol,
     VersionTemplates,
 };
 use crate::escape::unescape;
@@ -100,10 +100,10 @@ fn text(v: &Val) -> Result<String, String> {
     }
 }
 
-fn transport(v: Option<&Tok>) -> Result<Transport, String> {
+fn transport(v: Option<&Tok>) -> Result<Protocol, String> {
     match v.map(|t| &t.val) {
-        Some(Val::Bare(s)) if s == "tcp" => Ok(Transport::Tcp),
-        Some(Val::Bare(s)) if s == "udp" => Ok(Transport::Udp),
+        Some(Val::Bare(s)) if s == "tcp" => Ok(Protocol::Tcp),
+        Some(Val::Bare(s)) if s == "udp" => Ok(Protocol::Udp),
         Some(v) => Err(format!(
             "expected tcp or udp, found {:?}",
             text(v).unwrap_or_default()
@@ -355,7 +355,7 @@ service domain udp 53
         assert!(db.probes[1].matches[0].soft);
         assert_eq!(db.probes[2].kind, ProbeKind::TlsHello);
         assert!(db.services[0].tls && db.services[0].ports.contains(8443));
-        assert_eq!(db.services[1].transport, Transport::Udp);
+        assert_eq!(db.services[1].transport, Protocol::Udp);
         let d = db
             .match_response(&db.probes[0], b"SSH-2.0-OpenSSH_9.2p1 Debian\r\n")
             .unwrap();

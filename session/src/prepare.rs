@@ -8,6 +8,7 @@ use anyhow::{anyhow, Context};
 use prtip_engine::backend::packet::PendingRx;
 use prtip_engine::backend::BackendPair;
 use prtip_engine::governor::GovernorSettings;
+use prtip_engine::probe::TcpFlagScan;
 use prtip_engine::route;
 use prtip_engine::scan::{self as engine_scan, ScanPlan};
 use prtip_engine::wire::EthernetAddress;
@@ -92,11 +93,11 @@ impl Session {
     pub fn resume_from(&self) -> Option<u64> {
         self.resume_from
     }
-    /// How the rate is governed (`-sS`; the cli's `--fixed-rate` and
+    /// How the rate is governed (raw scans; the cli's `--fixed-rate` and
     /// `--min-rate`). A resumed scan keeps the first run's settings and starts
     /// from the rate it had learned: call this for fresh scans only.
     pub fn set_governor(&mut self, settings: GovernorSettings) {
-        if self.spec.scan_type == ScanType::Syn {
+        if self.spec.scan_type.is_raw() {
             self.plan.timing.governor = settings;
         }
     }
@@ -125,9 +126,11 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
         crate::privilege::drop_network_privileges()
             .context("dropping the capabilities a connect scan does not need")?;
     }
+    // -sV, -sU and the UDP ports of a raw scan take their probes from it.
+    let db = probe_db(&spec, &plan, &mut notes)?;
     // Privilege and route before anything is written.
     let mut io = None;
-    if spec.scan_type == ScanType::Syn {
+    if spec.scan_type.is_raw() {
         if !has_capability(CAP_NET_RAW) {
             return Err(usage(privilege_message()));
         }
@@ -138,25 +141,29 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
         // the scan holds while the uplink fails.
         plan.timing.governor = GovernorSettings::ADAPTIVE;
         plan.uplink = Some(prtip_engine::uplink::Uplink::of(&r));
+        let probes = engine_scan::probe_set(
+            &r,
+            TcpFlagScan::of(spec.scan_type),
+            &|port| {
+                db.as_ref()
+                    .and_then(|d| d.udp_probe(port))
+                    .map(|p| p.payload.clone())
+            },
+            &plan.ports.udp,
+            &spec.probe,
+        );
         io = Some(match spec.backend {
-            BackendKind::Xdp if r.src_ip.is_ipv6() => {
-                return Err(usage(format!(
-                    "--xdp scans IPv4 only for now; {} is IPv6: drop --xdp to scan it over AF_PACKET",
-                    r.src_ip
-                )));
-            }
             BackendKind::Xdp => {
-                let t = prtip_engine::backend::TemplateSet::new(&engine_scan::frame_params(&r));
-                let (pair, xdp_notes) =
-                    prtip_xdp::open_pair(&r.iface, &t, &crate::xdp::options(&spec, r.src_v4()))
-                        .map_err(|e| crate::xdp::open_error(&r.iface, e))?;
+                let opts = crate::xdp::options(&spec, &probes)
+                    .map_err(|e| crate::xdp::open_error(&r.iface, e))?;
+                let (pair, xdp_notes) = prtip_xdp::open_pair(&r.iface, &probes, &opts)
+                    .map_err(|e| crate::xdp::open_error(&r.iface, e))?;
                 notes.extend(xdp_notes);
                 pair
             }
             _ => engine_scan::open_packet_backend_prepared(
                 &r,
-                &|_| None,
-                &plan.ports.udp,
+                probes,
                 early_rx.take().and_then(|p| p.take()),
             )
             .map_err(|e| {
@@ -170,7 +177,6 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
     }
     // Not used (another backend or scan type): closed on a thread of its own.
     drop(early_rx);
-    let db = probe_db(&spec, &mut notes)?;
 
     // Now write: history row and scan directory.
     let session = match resume {
@@ -201,7 +207,7 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
                     log_path: dir.clone(),
                     total_targets: plan.total_targets(),
                     // -sT/-sU retry inline: one walk position per port (as in their ScanStarted)
-                    total_probes: if spec.scan_type == ScanType::Syn {
+                    total_probes: if spec.scan_type.is_raw() {
                         plan.total_probes()
                     } else {
                         plan.walk.span()
@@ -227,7 +233,7 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
             }
         }
         Some(r) => {
-            if spec.scan_type == ScanType::Syn {
+            if spec.scan_type.is_raw() {
                 if let Some(g) = learned_governor(&r.dir)? {
                     plan.timing.governor = g;
                 }
@@ -253,7 +259,7 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
     Ok(session)
 }
 
-/// The governor settings a resumed `-sS` scan continues with: the first run's
+/// The governor settings a resumed raw scan continues with: the first run's
 /// (its first `Governor` event), starting at the last rate the log recorded.
 /// `None` for a log without Governor events (a fixed rate, or an older prtip).
 pub fn learned_governor(dir: &Path) -> anyhow::Result<Option<GovernorSettings>> {
@@ -281,14 +287,15 @@ pub fn learned_governor(dir: &Path) -> anyhow::Result<Option<GovernorSettings>> 
     }))
 }
 
-/// The probe database of `-sV` and `-sU`: the built-in one, then the user's
-/// `--service-probes` file (its rules are tried after ours). `None` when the
-/// scan needs none.
+/// The probe database of `-sV`, `-sU` and a raw scan's UDP ports (their
+/// payloads): the built-in one, then the user's `--service-probes` file (its
+/// rules are tried after ours). `None` when the scan needs none.
 fn probe_db(
     spec: &ScanSpec,
+    plan: &ScanPlan,
     notes: &mut Vec<String>,
 ) -> anyhow::Result<Option<prtip_services::ProbeDb>> {
-    if !(spec.service_detection || spec.scan_type == ScanType::Udp) {
+    if !(spec.service_detection || spec.scan_type == ScanType::Udp || !plan.ports.udp.is_empty()) {
         return Ok(None);
     }
     let mut db = prtip_services::ProbeDb::builtin();

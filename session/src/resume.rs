@@ -6,7 +6,7 @@ use crate::error::usage;
 use crate::prepare::Resume;
 use anyhow::Context;
 use prtip_engine::backend::packet::PendingRx;
-use prtip_store::event::{Counters, ScanSpec, ScanType};
+use prtip_store::event::{Counters, ScanSpec};
 use prtip_store::{HistoryIndex, LogReader, ScanStatus};
 use std::path::{Path, PathBuf};
 
@@ -97,7 +97,7 @@ pub fn resume_point(
     counters.replies = 0;
     drop(reader);
     let passes = started.spec.max_retries as u64 + 1;
-    let span = if started.spec.scan_type == ScanType::Syn {
+    let span = if started.spec.scan_type.is_raw() {
         started.total_probes / passes.max(1)
     } else {
         started.total_probes

@@ -10,7 +10,7 @@ use prtip_engine::connect::run as connect_run;
 use prtip_engine::scan::{self as engine_scan, RunOptions, ScanControl, ScanOutcome};
 use prtip_store::event::{
     now_us, Checkpoint, Counters, Event, EventSink, Failed, PortState, Protocol, ScanSpec,
-    ScanType, SinkError,
+    SinkError,
 };
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -39,15 +39,18 @@ pub struct Report {
     pub warnings: Vec<String>,
 }
 
-/// Passes every event to `inner` after showing it to `observer`.
+/// Passes every event to `inner` after showing it to `observer` and to the
+/// outputs written as the scan runs.
 struct Observed<'a> {
     inner: &'a mut dyn EventSink,
     observer: &'a mut (dyn FnMut(&Event) + Send),
+    live: &'a mut prtip_export::LiveOutputs,
 }
 
 impl EventSink for Observed<'_> {
     fn push(&mut self, event: Event) -> Result<(), SinkError> {
         (self.observer)(&event);
+        self.live.event(&event);
         self.inner.push(event)
     }
     fn checkpoint(&mut self, c: Checkpoint) -> Result<(), SinkError> {
@@ -107,7 +110,7 @@ impl Session {
         let preload_failed: Arc<Mutex<Option<String>>> = Arc::default();
         let mut preload: Option<engine_scan::Preload<'static>> = None;
         if resume_from.is_some() {
-            if spec.scan_type == ScanType::Syn {
+            if spec.scan_type.is_raw() {
                 let d = dir.clone();
                 let failed = preload_failed.clone();
                 preload = Some(Box::new(move |f| {
@@ -127,6 +130,13 @@ impl Session {
                 .context("reading the ports the log already decided")?;
             }
         }
+        // On resume with -sV: the open TCP ports whose detection a pause left undone.
+        let pending = if resume_from.is_some() && spec.service_detection {
+            pending_detection(&dir).context("reading the ports still lacking -sV")?
+        } else {
+            Vec::new()
+        };
+        let mut live = live_outputs(&dir, &spec)?;
         let started = Instant::now();
         let mut warnings = Vec::new();
         let result: anyhow::Result<ScanOutcome> = {
@@ -151,19 +161,20 @@ impl Session {
             let mut observed = Observed {
                 inner: &mut tracked,
                 observer,
+                live: &mut live,
             };
             let observed = &mut observed;
-            let out = match (spec.scan_type, io) {
-                (ScanType::Syn, Some(io)) if spec.service_detection => syn_then_detect(
+            let out = match (spec.scan_type.is_raw(), io) {
+                (true, Some(io)) if spec.service_detection => syn_then_detect(
                     &plan,
                     io,
                     db.as_ref(),
                     observed,
                     control,
                     opts,
-                    preload.take(),
+                    (preload.take(), pending),
                 ),
-                (ScanType::Syn, Some(io)) => engine_scan::run(
+                (true, Some(io)) => engine_scan::run(
                     &plan,
                     io,
                     observed,
@@ -174,13 +185,17 @@ impl Session {
                     },
                 )
                 .map_err(anyhow::Error::from),
-                (ScanType::Syn, None) => Err(anyhow!("a -sS session without a backend")),
-                _ => connect_run::run(
+                (true, None) => Err(anyhow!(
+                    "a {} session without a backend",
+                    spec.scan_type.flag()
+                )),
+                _ => connect_run::run_with_pending(
                     &plan,
                     db.as_ref().unwrap_or(&prtip_services::ProbeDb::builtin()),
                     observed,
                     control,
                     opts,
+                    pending,
                 )
                 .map_err(anyhow::Error::from),
             };
@@ -228,7 +243,8 @@ impl Session {
             // Everything the run pushed (the last replies, services, Finished) is
             // in the log before the outputs read it.
             log_sink.flush().context("flushing the scan log")?;
-            exports = write_outputs(&dir, &spec)?;
+            warnings.extend(live.warnings().iter().cloned());
+            exports = finish_outputs(live, &spec)?;
             for s in &exports {
                 log_sink
                     .push(s.event())
@@ -252,9 +268,32 @@ impl Session {
     }
 }
 
+/// The open TCP ports of the log in `dir` that have neither a service nor a
+/// banner: those whose `-sV` a pause left undone (detection records a `Service`
+/// or `Banner` for every port it finishes, except one where it found nothing
+/// at all and the port table names no service: such a port is tried again,
+/// a few connections at most).
+fn pending_detection(dir: &Path) -> prtip_store::Result<Vec<std::net::SocketAddr>> {
+    let r = prtip_store::LogReader::open(dir)?;
+    let mut v = Vec::new();
+    for row in prtip_store::sorted_rows(&r)? {
+        let row = row?;
+        if row.state == PortState::Open
+            && row.proto == Protocol::Tcp
+            && row.service.is_none()
+            && row.banner.is_none()
+        {
+            v.push(std::net::SocketAddr::new(row.addr.ip(), row.port));
+        }
+    }
+    Ok(v)
+}
+
 /// `-sS -sV`: the SYN scan holds its `Finished` back; the open ports it found
-/// go through service detection; then `Finished` is written, stamped when
-/// detection ended.
+/// (and, resuming, those a pause left undone: `pending`) go through service
+/// detection; then `Finished` is written, stamped when detection ended. A pause
+/// during detection ends the run paused at the end of the walk (Checkpoint +
+/// Paused): `Finished` is not written, so a resume finishes detection.
 fn syn_then_detect(
     plan: &engine_scan::ScanPlan,
     io: prtip_engine::backend::BackendPair,
@@ -262,7 +301,10 @@ fn syn_then_detect(
     sink: &mut dyn EventSink,
     control: &ScanControl,
     opts: RunOptions<'_>,
-    preload: Option<engine_scan::Preload<'static>>,
+    (preload, pending): (
+        Option<engine_scan::Preload<'static>>,
+        Vec<std::net::SocketAddr>,
+    ),
 ) -> anyhow::Result<ScanOutcome> {
     let db = db.ok_or_else(|| anyhow!("-sV without a probe database"))?;
     let mut open = prtip_engine::connect::grab::OpenPorts::new(sink);
@@ -285,13 +327,14 @@ fn syn_then_detect(
         },
     );
     match out {
-        Ok(o @ ScanOutcome::Finished { .. }) => {
+        Ok(ScanOutcome::Finished { counters }) => {
             let ports = open.take_sorted();
             let fin = open.take_finished();
             let sink = open.into_inner();
-            connect_run::detect_after(ports, plan, db, sink, control, &opts)
+            let end = (plan.walk.len(), counters);
+            let o = connect_run::detect_after(ports, pending, plan, db, sink, control, &opts, end)
                 .map_err(|e| anyhow!("service detection: {e}"))?;
-            if let Some(f) = fin {
+            if let (ScanOutcome::Finished { .. }, Some(f)) = (&o, fin) {
                 sink.push(finished_now(f))?;
             }
             Ok(o)
@@ -310,24 +353,38 @@ fn finished_now(mut ev: Event) -> Event {
     ev
 }
 
-/// The outputs `spec` names, written by prtip-export from the log in `dir`
-/// (kept to `spec.filter`'s rows when it has one).
-fn write_outputs(dir: &Path, spec: &ScanSpec) -> anyhow::Result<Vec<prtip_export::ExportStats>> {
-    if spec.outputs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let filter = match &spec.filter {
-        Some(f) => {
-            Some(prtip_filter::Filter::parse(f).map_err(|e| usage(format!("bad --filter: {e}")))?)
-        }
-        None => None,
-    };
+/// The scan's filter (`--filter`, `--open`), compiled.
+fn scan_filter(spec: &ScanSpec) -> anyhow::Result<Option<prtip_filter::Filter>> {
+    spec.filter
+        .as_deref()
+        .map(|f| prtip_filter::Filter::parse(f).map_err(|e| usage(format!("bad --filter: {e}"))))
+        .transpose()
+}
+
+/// The outputs `spec` names, streamed as the scan runs (prtip-export's
+/// [`prtip_export::LiveOutputs`]), kept to `spec.filter`'s rows.
+fn live_outputs(dir: &Path, spec: &ScanSpec) -> anyhow::Result<prtip_export::LiveOutputs> {
+    let filter = scan_filter(spec)?.map(|f| {
+        Box::new(move |r: &prtip_store::ResultRow| f.matches(r))
+            as Box<dyn Fn(&prtip_store::ResultRow) -> bool + Send>
+    });
+    prtip_export::LiveOutputs::new(dir, &spec.outputs, filter, spec.service_detection)
+        .map_err(|e| usage(format!("bad output: {e}")))
+}
+
+/// The end of the outputs: each file rendered by prtip-export from the
+/// flushed log in place of its stream (kept to `spec.filter`'s rows).
+fn finish_outputs(
+    live: prtip_export::LiveOutputs,
+    spec: &ScanSpec,
+) -> anyhow::Result<Vec<prtip_export::ExportStats>> {
+    let filter = scan_filter(spec)?;
     let pred = |r: &prtip_store::ResultRow| filter.as_ref().is_none_or(|f| f.matches(r));
     let mut opts = prtip_export::ExportOptions {
         filter: Some(&pred),
         ..Default::default()
     };
-    prtip_export::write_outputs(dir, &spec.outputs, &mut opts).context("writing the scan's outputs")
+    live.finish(&mut opts).context("writing the scan's outputs")
 }
 
 /// Counters of a finished or paused outcome (zero after an abort).

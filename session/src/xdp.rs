@@ -4,11 +4,15 @@
 use crate::error::usage;
 use prtip_store::event::{ScanSpec, XdpMode, ZeroCopy};
 
-/// The backend options of `spec`'s scan (its [`XdpSettings`]) for probes from `src`.
+/// The backend options of `spec`'s scan (its [`XdpSettings`]) for `probes`
+/// (the filter takes what their modules' replies need).
 ///
 /// [`XdpSettings`]: prtip_store::event::XdpSettings
-pub fn options(spec: &ScanSpec, src: std::net::Ipv4Addr) -> prtip_xdp::XdpOptions {
-    let mut o = prtip_xdp::XdpOptions::for_engine(src);
+pub fn options(
+    spec: &ScanSpec,
+    probes: &prtip_engine::probe::ProbeSet,
+) -> Result<prtip_xdp::XdpOptions, prtip_xdp::XdpError> {
+    let mut o = prtip_xdp::XdpOptions::for_probes(probes)?;
     o.mode = match spec.xdp.mode {
         XdpMode::Native => prtip_xdp::XdpMode::Native,
         XdpMode::Skb => prtip_xdp::XdpMode::Skb,
@@ -19,7 +23,7 @@ pub fn options(spec: &ScanSpec, src: std::net::Ipv4Addr) -> prtip_xdp::XdpOption
         ZeroCopy::Off => prtip_xdp::ZeroCopy::Off,
     };
     o.queues = spec.xdp.queues;
-    o
+    Ok(o)
 }
 
 /// Map an error opening the AF_XDP backend: what the operator must fix before

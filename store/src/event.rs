@@ -240,6 +240,59 @@ pub enum ScanType {
     Connect,
     /// `-sU`: UDP with protocol payloads.
     Udp,
+    /// `-sF`: raw TCP FIN (closed: reset; open|filtered: silence).
+    Fin,
+    /// `-sN`: raw TCP segment without flags (as `-sF`).
+    Null,
+    /// `-sX`: raw TCP FIN+PSH+URG (as `-sF`).
+    Xmas,
+    /// `-sA`: raw TCP ACK (unfiltered: reset; filtered: silence).
+    Ack,
+    /// `-sW`: raw TCP ACK, the reset's window tells open (non-zero) from closed.
+    Window,
+    /// `-sM`: raw TCP FIN+ACK (Maimon's; as `-sF`).
+    Maimon,
+}
+
+impl ScanType {
+    /// Whether it is a raw scan: sent by the packet engine (AF_PACKET or AF_XDP)
+    /// as stateless probes walked in passes, needing CAP_NET_RAW (`-sS` and the
+    /// flag scans `-sF -sN -sX -sA -sW -sM`; not the socket scans `-sT`, `-sU`).
+    pub fn is_raw(self) -> bool {
+        !matches!(self, ScanType::Connect | ScanType::Udp)
+    }
+
+    /// Its nmap option (`-sS`, `-sT`, ...).
+    pub fn flag(self) -> &'static str {
+        match self {
+            ScanType::Syn => "-sS",
+            ScanType::Connect => "-sT",
+            ScanType::Udp => "-sU",
+            ScanType::Fin => "-sF",
+            ScanType::Null => "-sN",
+            ScanType::Xmas => "-sX",
+            ScanType::Ack => "-sA",
+            ScanType::Window => "-sW",
+            ScanType::Maimon => "-sM",
+        }
+    }
+
+    /// The scan type of an nmap `-s` letter (`S`, `T`, `U`, `F`, `N`, `X`, `A`,
+    /// `W`, `M`).
+    pub fn from_letter(c: char) -> Option<ScanType> {
+        Some(match c {
+            'S' => ScanType::Syn,
+            'T' => ScanType::Connect,
+            'U' => ScanType::Udp,
+            'F' => ScanType::Fin,
+            'N' => ScanType::Null,
+            'X' => ScanType::Xmas,
+            'A' => ScanType::Ack,
+            'W' => ScanType::Window,
+            'M' => ScanType::Maimon,
+            _ => return None,
+        })
+    }
 }
 
 /// Packet path used to send probes.
@@ -382,6 +435,36 @@ pub struct XdpSettings {
     pub queues: Option<u32>,
 }
 
+/// Per-probe and per-host settings (nmap's `--ttl`, `-g`/`--source-port`,
+/// `--host-timeout`, `--max-rtt-timeout`).
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[rkyv(derive(Debug))]
+pub struct ProbeSettings {
+    /// IP TTL / IPv6 hop limit of raw probes (`--ttl`; `None`: 64).
+    pub ttl: Option<u8>,
+    /// Fixed source port of raw probes (`-g`; `None`: the cookie chooses it from
+    /// 40960..57343). With a fixed port the cookie lives in the sequence number alone.
+    pub source_port: Option<u16>,
+    /// Give up on a host this long after its first probe, ms (`--host-timeout`):
+    /// its remaining ports are skipped (socket scans and `-sV`).
+    pub host_timeout_ms: Option<u64>,
+    /// `--max-rtt-timeout`, ms, as given: already applied to the retry gap, the
+    /// wait and the socket timeout of the spec; kept for the record.
+    pub max_rtt_timeout_ms: Option<u64>,
+}
+
 /// Settings of the socket scans (`-sT`, `-sU`) and of service detection (`-sV`).
 #[derive(
     Archive,
@@ -472,6 +555,8 @@ pub struct ScanSpec {
     pub filter: Option<String>,
     /// `--service-probes FILE`, if given.
     pub service_probes: Option<String>,
+    /// Per-probe and per-host settings (`--ttl`, `-g`, `--host-timeout`).
+    pub probe: ProbeSettings,
     /// Walk position this log starts at: a gap scan of `prtip scan --from-gaps`
     /// sends its shard from here; 0 for a scan from the start.
     pub walk_from: u64,
@@ -543,6 +628,7 @@ impl Default for ScanSpec {
             outputs: Vec::new(),
             filter: None,
             service_probes: None,
+            probe: ProbeSettings::default(),
             walk_from: 0,
             merged_from: Vec::new(),
         }

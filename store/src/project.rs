@@ -103,6 +103,10 @@ pub struct ScanSummary {
     pub open_ports: u64,
     /// Distinct hosts with at least one open port.
     pub open_hosts: u64,
+    /// (address, protocol, port) per latest state, indexed by [`PortState`] as
+    /// `usize` (open, closed, filtered, open|filtered, unfiltered): every state
+    /// counted, silence included once the scan has finished.
+    pub port_states: [u64; 5],
     /// Pid of the last process that wrote the scan.
     pub pid: u32,
     /// Bytes the log takes on disk.
@@ -123,9 +127,10 @@ impl ScanSummary {
     /// (a SYN scan's walk repeats its first pass `--max-retries` times, resending only
     /// unanswered probes; -sT and -sU retry inline, one walk position per port).
     pub fn pass_span(&self) -> u64 {
-        match self.spec.scan_type {
-            crate::event::ScanType::Syn => self.total_probes / (self.spec.max_retries as u64 + 1),
-            _ => self.total_probes,
+        if self.spec.scan_type.is_raw() {
+            self.total_probes / (self.spec.max_retries as u64 + 1)
+        } else {
+            self.total_probes
         }
     }
 
@@ -309,6 +314,7 @@ impl SummaryFold {
             probes_done,
             open_ports: open.ports,
             open_hosts: open.hosts,
+            port_states: open.states,
             pid: self.pid,
             log_bytes: reader.disk_bytes(),
             events: self.events,

@@ -209,6 +209,8 @@ pub(crate) struct OpenCounts {
     pub(crate) ports: u64,
     /// Distinct addresses among them.
     pub(crate) hosts: u64,
+    /// Keys per latest state, indexed by [`PortState`] as `usize`.
+    pub(crate) states: [u64; 5],
 }
 
 #[derive(Default)]
@@ -221,6 +223,9 @@ impl OpenCounter {
     /// Keys must come in sorted order, each once, with its latest state.
     #[inline]
     fn add(&mut self, k: &Key, state: u8) {
+        if let Some(n) = self.counts.states.get_mut(usize::from(state)) {
+            *n += 1;
+        }
         if state == OPEN {
             self.counts.ports += 1;
             if self.last != Some((k[0], k[1])) {
@@ -1376,9 +1381,14 @@ mod tests {
         let open: Vec<&ResultRow> = rows.iter().filter(|r| r.state == PortState::Open).collect();
         let mut hosts: Vec<Addr> = open.iter().map(|r| r.addr).collect();
         hosts.dedup();
+        let mut states = [0u64; 5];
+        for r in rows {
+            states[r.state as usize] += 1;
+        }
         OpenCounts {
             ports: open.len() as u64,
             hosts: hosts.len() as u64,
+            states,
         }
     }
 

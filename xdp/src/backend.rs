@@ -48,7 +48,7 @@ impl XdpOptions {
             filter: FilterConfig {
                 sport_lo,
                 sport_hi,
-                our_addr: Some(our_addr),
+                our_addr: Some(our_addr.into()),
             },
         }
     }

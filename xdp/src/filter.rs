@@ -13,7 +13,7 @@
 //! goes away with the lab. Any other program on the interface is an error.
 
 use std::mem::MaybeUninit;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
@@ -36,26 +36,23 @@ pub struct FilterConfig {
     pub sport_lo: u16,
     /// Last source port our probes use (inclusive).
     pub sport_hi: u16,
-    /// Our address: only replies to it are taken (None: any address).
-    pub our_addr: Option<Ipv4Addr>,
+    /// Our address: only replies to it are taken. IPv4: `None` takes replies to
+    /// any IPv4 address; IPv6 replies are taken only when this is an IPv6
+    /// address (then IPv4 replies to any address are taken as with `None`).
+    pub our_addr: Option<IpAddr>,
 }
 
 impl FilterConfig {
-    /// The filter's parameters for the probe modules' reply filter. The XDP
-    /// program lets TCP, UDP (to the port range) and ICMP errors through
-    /// whichever the modules asked for, so a narrower filter only costs a few
-    /// frames classified and ignored; IPv6 needs a program it does not have yet.
+    /// The filter's parameters for the probe modules' reply filter, either
+    /// family. The XDP program lets TCP, UDP (to the port range) and ICMP errors
+    /// through whichever the modules asked for, so a narrower filter only costs
+    /// a few frames classified and ignored.
     pub fn for_replies(f: &prtip_engine::probe::ReplyFilter) -> Result<FilterConfig> {
-        match f.our_addr {
-            std::net::IpAddr::V4(a) => Ok(FilterConfig {
-                sport_lo: f.ports.0,
-                sport_hi: f.ports.1,
-                our_addr: Some(a),
-            }),
-            std::net::IpAddr::V6(a) => Err(XdpError::Config(format!(
-                "the XDP scan filter takes IPv4 replies only; {a} is IPv6"
-            ))),
-        }
+        Ok(FilterConfig {
+            sport_lo: f.ports.0,
+            sport_hi: f.ports.1,
+            our_addr: Some(f.our_addr),
+        })
     }
 }
 
@@ -119,7 +116,14 @@ impl ScanFilter {
             .expect("scan_filter.bpf.c has read-only globals");
         ro.sport_lo = cfg.sport_lo;
         ro.sport_hi = cfg.sport_hi;
-        ro.our_addr = cfg.our_addr.map(|a| u32::from(a).to_be()).unwrap_or(0);
+        match cfg.our_addr {
+            Some(IpAddr::V4(a)) => ro.our_addr = u32::from(a).to_be(),
+            Some(IpAddr::V6(a)) => {
+                ro.v6 = 1;
+                ro.our_addr6 = a.octets();
+            }
+            None => ro.our_addr = 0,
+        }
         let skel = open.load().map_err(|e| load_error(PROGRAM, e))?;
         let xsks = MapHandle::try_from(&skel.maps.xsks).map_err(|e| load_error(PROGRAM, e))?;
         let stats =

@@ -42,6 +42,10 @@ pub struct Args {
     /// Never draw the progress line on stderr.
     #[arg(long)]
     pub no_progress: bool,
+    /// nmap's --open: only ports that are (possibly) open (open, open|filtered);
+    /// with --filter, rows must match both.
+    #[arg(long)]
+    pub open: bool,
 }
 
 /// Where the scan's log is, from SCAN or `--last`.
@@ -133,7 +137,8 @@ pub fn run(args: Args, paths: &Paths) -> anyhow::Result<ExitCode> {
         .format
         .parse()
         .map_err(|e: ExportError| UsageError(format!("--format: {e}")))?;
-    let filter = match &args.filter {
+    let expr = super::scan::spec::with_open(args.filter.as_deref(), args.open);
+    let filter = match &expr {
         Some(expr) => Some(
             prtip_filter::Filter::parse(expr).map_err(|e| UsageError(format!("--filter: {e}")))?,
         ),

@@ -18,8 +18,7 @@ use prtip_merge::{GapPlan, GAPS_FORMAT};
 use prtip_session::privilege::{has_capability, privilege_message, CAP_NET_RAW};
 use prtip_session::{Resume, Start};
 use prtip_store::event::{
-    now_us, Checkpoint, Counters, Event, EventSink, ScanSpec, ScanStarted, ScanType, Versions,
-    SCHEMA_VERSION,
+    now_us, Checkpoint, Counters, Event, EventSink, ScanSpec, ScanStarted, Versions, SCHEMA_VERSION,
 };
 use prtip_store::{HistoryIndex, LogOptions, LogReader, LogWriter, ScanStatus};
 use std::path::{Path, PathBuf};
@@ -313,7 +312,7 @@ pub fn scan_gaps(file: &Path, paths: &Paths, quiet: bool) -> anyhow::Result<Exit
                 g.shard
             ))
         })?;
-        let len = if spec.scan_type == ScanType::Syn {
+        let len = if spec.scan_type.is_raw() {
             plan.total_probes()
         } else {
             plan.walk.span()
@@ -329,7 +328,7 @@ pub fn scan_gaps(file: &Path, paths: &Paths, quiet: bool) -> anyhow::Result<Exit
         }
         specs.push((spec, plan.total_targets(), len, g.from));
     }
-    if specs.iter().any(|(s, ..)| s.scan_type == ScanType::Syn) && !has_capability(CAP_NET_RAW) {
+    if specs.iter().any(|(s, ..)| s.scan_type.is_raw()) && !has_capability(CAP_NET_RAW) {
         return Err(usage(privilege_message()));
     }
     let mut code = ExitCode::SUCCESS;

@@ -9,6 +9,7 @@
 
 pub mod args;
 pub mod checks;
+pub mod limits;
 pub mod spec;
 
 pub use args::{nmap_style_args, Args};
@@ -61,6 +62,9 @@ pub fn drive(
         .map(|h| (h.addr.ip(), h.name.clone()))
         .collect();
     let seed = session.spec().seed;
+    // An output on stdout (`-oJ -`) has stdout to itself: everything else goes to stderr.
+    let to = Human::of(session.spec());
+    let filter = session.spec().filter.clone();
     let hush2 = hush.clone();
     // Open ports as they are found.
     let mut print = move |event: &Event| {
@@ -75,7 +79,7 @@ pub fn drive(
             .map(|n| format!(" ({n})"))
             .unwrap_or_default();
         let clear = if tty { "\r\x1b[2K" } else { "" };
-        let mut out = std::io::stdout().lock();
+        let mut out = to.writer();
         // A closed stdout must not stop the scan; the log has every reply.
         let _ = writeln!(
             out,
@@ -86,6 +90,9 @@ pub fn drive(
     };
     let result = session.run(&control, &mut print);
     done.store(true, Relaxed);
+    for note in control.take_notes() {
+        eprintln!("prtip: {note}");
+    }
     if let Some(p) = progress {
         if p.join().is_err() {
             eprintln!("prtip: the progress line's thread panicked");
@@ -108,13 +115,14 @@ pub fn drive(
             Ok(ExitCode::from(130))
         }
         ScanOutcome::Finished { .. } => {
-            print_summary(&report, seed, quiet)?;
+            print_summary(&report, seed, quiet, to, filter.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
         ScanOutcome::Paused { next_index, .. } => {
             // Percent of the first pass: retry passes resend only unanswered probes.
             let pct = prtip_session::percent_done(*next_index, report.span);
-            println!(
+            let _ = writeln!(
+                to.writer(),
                 "paused at {pct:.1}% (scan {id}) — resume: prtip replay {id} --from-checkpoint"
             );
             Ok(ExitCode::from(crate::error::EXIT_PAUSED))
@@ -122,27 +130,64 @@ pub fn drive(
     }
 }
 
+/// Where the scan's words for people go: stdout, unless an output (`-oJ -`,
+/// `-oX -`, ...) writes there (then stderr, so that `prtip scan ... -oJ - | jq`
+/// sees JSON only).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Human {
+    Stdout,
+    Stderr,
+}
+
+impl Human {
+    fn of(spec: &prtip_store::event::ScanSpec) -> Human {
+        if spec.outputs.iter().any(|o| o.path == "-") {
+            Human::Stderr
+        } else {
+            Human::Stdout
+        }
+    }
+
+    fn writer(self) -> Box<dyn Write> {
+        match self {
+            Human::Stdout => Box::new(std::io::stdout().lock()),
+            Human::Stderr => Box::new(std::io::stderr().lock()),
+        }
+    }
+}
+
 /// The end of a finished scan: nmap's normal output for small scans, the
 /// per-port table for large ones (both prtip-export's), and one line of figures;
 /// with `--quiet` the line of figures only (the log and `-o*` files have the rest).
-fn print_summary(report: &Report, seed: u64, quiet: bool) -> anyhow::Result<()> {
+/// The report keeps to the scan's filter (`--filter`, `--open`), as its files do.
+fn print_summary(
+    report: &Report,
+    seed: u64,
+    quiet: bool,
+    to: Human,
+    filter: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut out = to.writer();
     if quiet {
         // Nothing but the line of figures below.
     } else if report.total_targets <= 256 {
-        prtip_export::export_log(
-            &report.dir,
-            prtip_export::Format::Text,
-            "-",
-            &mut Default::default(),
-        )
-        .context("printing the results")?;
+        let filter = filter
+            .map(prtip_filter::Filter::parse)
+            .transpose()
+            .context("the scan's --filter")?;
+        let pred = |r: &prtip_store::ResultRow| filter.as_ref().is_none_or(|f| f.matches(r));
+        let mut opts = prtip_export::ExportOptions {
+            filter: Some(&pred),
+            ..Default::default()
+        };
+        prtip_export::export_log_into(&report.dir, prtip_export::Format::Text, &mut out, &mut opts)
+            .context("printing the results")?;
     } else {
-        let mut out = std::io::stdout().lock();
         prtip_export::write_port_table(&report.dir, &mut out).context("printing the results")?;
     }
     // From the log, like the report above: one duration, counts in words.
     let line = prtip_export::done_summary(&report.dir, seed).context("summarizing the scan")?;
-    println!("{line}");
+    writeln!(out, "{line}")?;
     Ok(())
 }
 

@@ -123,14 +123,14 @@ impl ScanFlags<'_> {
     /// AF_XDP settings. Nothing is opened here.
     pub fn apply(
         &self,
-        syn: bool,
+        raw: bool,
     ) -> anyhow::Result<(Option<BackendArg>, Option<String>, XdpSettings)> {
         let mut backend = self.backend;
         let mut interface = self.interface.map(str::to_string);
         if let Some(x) = self.xdp {
-            if !syn {
+            if !raw {
                 return Err(usage(format!(
-                    "--xdp {x} applies to -sS only; -sT and -sU use io_uring sockets"
+                    "--xdp {x} applies to the raw scans only (-sS -sF -sN -sX -sA -sW -sM, with -sU); -sT and -sU alone use io_uring sockets"
                 )));
             }
             match self.backend {

@@ -35,6 +35,10 @@ pub struct GrabOptions {
     pub read_cap: usize,
     /// Most bytes of an answer stored in a Banner event.
     pub banner_cap: usize,
+    /// Give up on a host this long after detection started on it
+    /// (`--host-timeout`; `None`: never): its ports not started get no probe, those
+    /// started keep what they learnt and try no further probe.
+    pub host_timeout: Option<Duration>,
 }
 
 impl Default for GrabOptions {
@@ -45,6 +49,7 @@ impl Default for GrabOptions {
             detect: DetectOptions::default(),
             read_cap: 16 * 1024,
             banner_cap: 2048,
+            host_timeout: None,
         }
     }
 }
@@ -64,6 +69,8 @@ pub struct GrabReport {
     pub connections: u64,
     /// The stop flag ended detection early (ports not started were skipped).
     pub stopped: bool,
+    /// Hosts given up on (`--host-timeout`), with how many of their ports were cut short.
+    pub timed_out: Vec<(std::net::IpAddr, u64)>,
 }
 
 /// Why detection could not run.
@@ -154,6 +161,7 @@ pub fn detect_with(
     let mut report = GrabReport::default();
     let mut exhausted = false;
     let mut ready: VecDeque<usize> = VecDeque::new(); // slots whose next step must be started
+    let mut clock = super::host_clock::HostClock::new(opts.host_timeout);
 
     loop {
         if driver.aborted() {
@@ -175,6 +183,10 @@ pub fn detect_with(
                 exhausted = true;
                 break;
             };
+            if !clock.admit(target.ip(), sys::now_ns()) {
+                report.ports += 1; // done: --host-timeout gave its host up
+                continue;
+            }
             let idx = free.pop().unwrap();
             let s = &mut slots[idx];
             s.target = target;
@@ -187,6 +199,12 @@ pub fn detect_with(
         }
         let mut finished_any = false;
         while let Some(idx) = ready.pop_front() {
+            let s = &mut slots[idx];
+            if clock.expired(s.target.ip(), sys::now_ns()) {
+                // --host-timeout: keep what was learnt, try no further probe
+                clock.give_up(s.target.ip());
+                give_up(s);
+            }
             if advance(&mut slots[idx], idx, &mut ring, opts, &mut report)? {
                 finish(&mut slots[idx], opts, sink, &mut report)?;
                 free.push(idx);
@@ -219,7 +237,22 @@ pub fn detect_with(
             }
         }
     }
+    report.timed_out = clock.timed_out();
     Ok(report)
+}
+
+/// The host timed out: the answer being read is complete as it is, the connection
+/// is closed and the remaining probes are skipped (`advance` then finishes the port).
+fn give_up(s: &mut Slot<'_>) {
+    if s.fd >= 0 {
+        sys::close(s.fd, true);
+        s.fd = -1;
+    }
+    if let Some(step) = s.step.take() {
+        let det = s.det.as_mut().unwrap();
+        det.feed(step.probe, &s.buf, true);
+    }
+    drain_detector(s);
 }
 
 /// Starts the slot's next operation. Returns true when the port is finished.

@@ -11,7 +11,7 @@
 //!
 //! [`Progress`]: crate::scan::Progress
 
-use super::grab::{self, GrabError, GrabOptions, GrabReport, OpenPorts};
+use super::grab::{self, GrabError, GrabOptions, OpenPorts};
 use super::{ConnectError, ConnectOptions, Driver, Job};
 use crate::scan::{RunOptions, ScanControl, ScanOutcome, ScanPlan};
 use crate::udp::{self, UdpError, UdpOptions};
@@ -65,6 +65,7 @@ impl Tuning {
                 .unwrap_or(plan.timing.wait_ms.clamp(500, 3000)),
         );
         let parallel = sockets.max_parallelism.map(|n| n.max(1) as usize);
+        let host_timeout = plan.spec.probe.host_timeout_ms.map(Duration::from_millis);
         let t = plan.timing;
         let connect = ConnectOptions {
             timeout,
@@ -73,6 +74,7 @@ impl Tuning {
             rate_mpps: t.rate_mpps,
             checkpoint_every_probes: 0,
             checkpoint_every: Duration::ZERO, // the run driver checkpoints
+            host_timeout,
         };
         let udp = UdpOptions {
             timeout,
@@ -96,6 +98,7 @@ impl Tuning {
             max_parallel: parallel.unwrap_or(512).min(4096),
             connect_timeout: timeout,
             detect,
+            host_timeout,
             ..GrabOptions::default()
         };
         Tuning { connect, udp, grab }
@@ -165,6 +168,9 @@ impl Driver for ControlDriver<'_> {
             p.open.store(c.open, Relaxed);
             p.closed.store(c.closed, Relaxed);
         }
+        if !self.positions {
+            self.control.progress.detect_done.store(next, Relaxed);
+        }
         let now = Instant::now();
         if self.positions {
             // A hold: once nothing is in flight (the loops only tick then), Checkpoint
@@ -210,13 +216,29 @@ pub fn run(
     control: &ScanControl,
     opts: RunOptions<'_>,
 ) -> Result<ScanOutcome, RunError> {
+    run_with_pending(plan, db, sink, control, opts, Vec::new())
+}
+
+/// [`run`], with `pending`: open TCP ports whose service detection a paused run
+/// did not do (the resume of a `-sT -sV` scan paused during detection; the
+/// session reads them from the log). They are detected with the ports this run
+/// finds open.
+pub fn run_with_pending(
+    plan: &ScanPlan,
+    db: &ProbeDb,
+    sink: &mut dyn EventSink,
+    control: &ScanControl,
+    opts: RunOptions<'_>,
+    pending: Vec<SocketAddr>,
+) -> Result<ScanOutcome, RunError> {
     let proto = match plan.spec.scan_type {
         ScanType::Connect => Protocol::Tcp,
         ScanType::Udp => Protocol::Udp,
-        ScanType::Syn => {
-            return Err(RunError::Plan(
-                "connect::run runs -sT and -sU plans; -sS goes through scan::run".into(),
-            ))
+        raw => {
+            return Err(RunError::Plan(format!(
+                "connect::run runs -sT and -sU plans; {} goes through scan::run",
+                raw.flag()
+            )))
         }
     };
     let tuning = Tuning::of(plan);
@@ -237,6 +259,7 @@ pub fn run(
                 &mut tee,
                 &mut driver,
             )?;
+            note_timed_out(control, "", &r.timed_out);
             (r.counters, r.next_position, r.stopped)
         }
         Protocol::Udp => {
@@ -267,9 +290,18 @@ pub fn run(
     control.progress.position.store(total, Relaxed);
     if detect_tcp {
         driver.positions = false;
-        grab::detect_with(&mut open.into_iter(), db, &tuning.grab, sink, &mut driver)?;
-        if control.is_aborted() {
-            return Ok(ScanOutcome::Aborted);
+        let ports = merge_ports(open, pending);
+        match detect_phase(ports, db, &tuning.grab, sink, &mut driver, control)? {
+            Some(true) => {}
+            Some(false) => {
+                crate::lifecycle::push_paused(sink, total, counters, control.reason())?;
+                return Ok(ScanOutcome::Paused {
+                    next_index: total,
+                    total,
+                    counters,
+                });
+            }
+            None => return Ok(ScanOutcome::Aborted),
         }
     }
     driver.sample(sink, &c)?;
@@ -277,18 +309,87 @@ pub fn run(
     Ok(ScanOutcome::Finished { counters })
 }
 
+/// The ports of this run and those a paused run left, sorted, each once.
+fn merge_ports(mut open: Vec<SocketAddr>, pending: Vec<SocketAddr>) -> Vec<SocketAddr> {
+    open.extend(pending);
+    open.sort();
+    open.dedup();
+    open
+}
+
+/// Service detection of `ports` under the control: `Some(true)` when every port
+/// was done, `Some(false)` when a pause left some undone (the ports started
+/// before the pause are finished and their events pushed), `None` on an abort.
+fn detect_phase(
+    ports: Vec<SocketAddr>,
+    db: &ProbeDb,
+    opts: &GrabOptions,
+    sink: &mut dyn EventSink,
+    driver: &mut ControlDriver<'_>,
+    control: &ScanControl,
+) -> Result<Option<bool>, GrabError> {
+    let n = ports.len() as u64;
+    let p = &control.progress;
+    p.detect_total.store(n, Relaxed);
+    p.detect_done.store(0, Relaxed);
+    let report = grab::detect_with(&mut ports.into_iter(), db, opts, sink, driver)?;
+    note_timed_out(control, "-sV: ", &report.timed_out);
+    if control.is_aborted() {
+        return Ok(None);
+    }
+    // A pause asked for after the last port had started leaves nothing undone.
+    Ok(Some(report.ports >= n))
+}
+
+/// Tell the operator which hosts `--host-timeout` gave up on (nmap's "Skipping
+/// host ... due to host timeout"), through the control's notes.
+fn note_timed_out(control: &ScanControl, phase: &str, hosts: &[(std::net::IpAddr, u64)]) {
+    for (ip, n) in hosts {
+        control.note(format!(
+            "{phase}skipping host {ip} due to host timeout (--host-timeout): {n} {} not {}",
+            if *n == 1 { "port" } else { "ports" },
+            if phase.is_empty() {
+                "scanned"
+            } else {
+                "fully probed"
+            }
+        ));
+    }
+}
+
 /// `-sV` after a SYN scan: detects the services on `open` (the ports an [`OpenPorts`]
-/// tee collected), obeying `control`. Push the held-back `Finished` afterwards.
+/// tee collected) and on `pending` (those a paused run left undone), obeying
+/// `control`. The port scan ended at walk position `total` with `counters`.
+///
+/// Returns `Finished` when every port was done (the caller then pushes its
+/// held-back `Finished`); `Paused` at `total` when a pause stopped detection
+/// (Checkpoint + Paused pushed: a resume starts after the walk and detects the
+/// ports still lacking a result); `Aborted` on an abort (nothing pushed).
+#[allow(clippy::too_many_arguments)]
 pub fn detect_after(
     open: Vec<SocketAddr>,
+    pending: Vec<SocketAddr>,
     plan: &ScanPlan,
     db: &ProbeDb,
     sink: &mut dyn EventSink,
     control: &ScanControl,
     opts: &RunOptions<'_>,
-) -> Result<GrabReport, GrabError> {
+    (total, counters): (u64, Counters),
+) -> Result<ScanOutcome, GrabError> {
     let tuning = Tuning::of(plan);
     let mut driver = ControlDriver::new(control, opts, opts.counters, 0);
     driver.positions = false;
-    grab::detect_with(&mut open.into_iter(), db, &tuning.grab, sink, &mut driver)
+    let ports = merge_ports(open, pending);
+    match detect_phase(ports, db, &tuning.grab, sink, &mut driver, control)? {
+        Some(true) => Ok(ScanOutcome::Finished { counters }),
+        Some(false) => {
+            crate::lifecycle::push_paused(sink, total, counters, control.reason())?;
+            Ok(ScanOutcome::Paused {
+                next_index: total,
+                total,
+                counters,
+            })
+        }
+        None => Ok(ScanOutcome::Aborted),
+    }
 }

@@ -5,7 +5,8 @@
 //! what silence means.
 //!
 //! Owns: [`Probe`] (what varies between probes), [`FrameParams`] (what does not),
-//! the modules ([`TcpSynV4`], [`TcpSynV6`], [`UdpV4`]) and the [`ProbeSet`] of one scan (its
+//! the modules ([`TcpSynV4`], [`TcpSynV6`], [`TcpFlagsV4`], [`TcpFlagsV6`], [`UdpV4`],
+//! [`UdpV6`]) and the [`ProbeSet`] of one scan (its
 //! modules, one global template numbering for the backends). Never touches
 //! sockets, permutation, pacing or events: the scan loop and the backends call in.
 //!
@@ -18,13 +19,15 @@ mod tcp_flags;
 mod tcp_syn;
 mod tcp_syn6;
 mod template;
+mod template6;
 mod udp;
 
-pub use tcp_flags::{TcpFlagScan, TcpFlagsV4, FILTERED_ICMP_CODES};
+pub use tcp_flags::{TcpFlagScan, TcpFlagsV4, TcpFlagsV6, FILTERED_ICMP_CODES};
 pub use tcp_syn::TcpSynV4;
 pub use tcp_syn6::TcpSynV6;
 pub use template::ProbeTemplate;
-pub use udp::UdpV4;
+pub use template6::ProbeTemplateV6;
+pub use udp::{UdpV4, UdpV6};
 
 use crate::classify::{Classified, Inbound};
 use crate::cookie::Cookies;
@@ -155,6 +158,8 @@ pub struct ProbeSet {
     /// Global index of each module's first template.
     first: Vec<usize>,
     our_addr: IpAddr,
+    /// The one source port of every probe (`-g`), when fixed.
+    source_port: Option<u16>,
 }
 
 /// Kept for callers of the pre-module API: the set of a raw scan.
@@ -196,6 +201,33 @@ impl ProbeSet {
         Self::of(vec![tcp, Arc::new(udp)])
     }
 
+    /// A raw scan's modules from `src` (either family; for IPv4 it must be
+    /// `p.src_ip`): TCP probed by `tcp` (`None`: SYN) and UDP with the payloads
+    /// `udp_payload` gives for `udp_ports` ([`TcpSynV4`]/[`TcpFlagsV4`] and
+    /// [`UdpV4`], or [`TcpSynV6`]/[`TcpFlagsV6`] and [`UdpV6`]).
+    pub fn raw(
+        p: &FrameParams,
+        src: IpAddr,
+        tcp: Option<TcpFlagScan>,
+        udp_payload: &dyn Fn(u16) -> Option<Vec<u8>>,
+        udp_ports: &[u16],
+    ) -> ProbeSet {
+        let IpAddr::V6(src6) = src else {
+            return Self::tcp_udp(p, tcp, udp_payload, udp_ports);
+        };
+        let mut udp = UdpV6::new(p, src6);
+        for &port in udp_ports {
+            if let Some(payload) = udp_payload(port) {
+                udp.set_payload(port, &payload);
+            }
+        }
+        let tcp: Arc<dyn ProbeModule> = match tcp {
+            None => Arc::new(TcpSynV6::new(p, src6)),
+            Some(scan) => Arc::new(TcpFlagsV6::new(p, src6, scan)),
+        };
+        Self::of(vec![tcp, Arc::new(udp)])
+    }
+
     /// A set of `modules` (the first that handles a probe sends it).
     ///
     /// # Panics
@@ -213,7 +245,16 @@ impl ProbeSet {
             modules,
             first,
             our_addr,
+            source_port: None,
         }
+    }
+
+    /// The set whose probes all leave from `port` when given (`-g`; the scan's
+    /// [`Cookies::with_source_port`] must say the same): the reply filter then
+    /// lets only replies to that port in.
+    pub fn with_source_port(mut self, port: Option<u16>) -> ProbeSet {
+        self.source_port = port;
+        self
     }
 
     /// The modules.
@@ -275,13 +316,19 @@ impl ProbeSet {
             .unwrap_or(0)
     }
 
-    /// What every module's replies need let in.
+    /// What every module's replies need let in (only the fixed source port's
+    /// replies with [`ProbeSet::with_source_port`]).
     pub fn reply_filter(&self) -> ReplyFilter {
-        self.modules
+        let f = self
+            .modules
             .iter()
             .map(|m| m.reply_filter())
             .reduce(ReplyFilter::union)
-            .expect("a probe set has a module")
+            .expect("a probe set has a module");
+        match self.source_port {
+            Some(p) => ReplyFilter { ports: (p, p), ..f },
+            None => f,
+        }
     }
 
     /// Our address (replies to others are ignored).
@@ -317,6 +364,7 @@ impl ProbeSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cookie::{SPORT_BASE, SPORT_SPAN};
 
     pub(crate) fn params() -> FrameParams {
         FrameParams {
@@ -354,6 +402,26 @@ mod tests {
             ..syn
         };
         assert_eq!(set.template_of(&v6), None);
+    }
+
+    #[test]
+    fn a_fixed_source_port_narrows_the_reply_filter_and_fills_every_probe() {
+        let p = FrameParams {
+            ttl: 33,
+            ..params()
+        };
+        let set = ProbeSet::new(&p).with_source_port(Some(53));
+        assert_eq!(set.reply_filter().ports, (53, 53));
+        assert_eq!(
+            ProbeSet::new(&p).reply_filter().ports,
+            (SPORT_BASE, SPORT_BASE + SPORT_SPAN - 1)
+        );
+        let c = Cookies::with_source_port(4, Some(53));
+        let tgt: IpAddr = Ipv4Addr::new(198, 19, 0, 9).into();
+        let probe = set.module_for(Protocol::Tcp).unwrap().probe(tgt, 80, &c);
+        let f = set.build(&probe).unwrap();
+        assert_eq!(f[14 + 8], 33, "IPv4 TTL");
+        assert_eq!(u16::from_be_bytes([f[34], f[35]]), 53, "TCP source port");
     }
 
     #[test]

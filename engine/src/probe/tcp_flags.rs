@@ -1,4 +1,4 @@
-//! nmap's other TCP scans over IPv4 (`-sF -sN -sX -sA -sW -sM`): one segment
+//! nmap's other TCP scans over IPv4 and IPv6 (`-sF -sN -sX -sA -sW -sM`): one segment
 //! without SYN, whose answer (a reset or nothing) gives the state by nmap's rules:
 //!
 //! | scan | flags | RST | silence | ICMP unreachable 1,2,3,9,10,13 |
@@ -14,12 +14,12 @@
 //! `seq + len (+1 for FIN)` (RFC 793, "Reset Generation"). Either is checked
 //! against the cookie, so a forged or stray reset is invalid.
 
-use super::{FrameParams, Probe, ProbeModule, ProbeTemplate, ReplyFilter};
+use super::{FrameParams, Probe, ProbeModule, ProbeTemplate, ProbeTemplateV6, ReplyFilter};
 use crate::classify::{Classified, Inbound, Verdict, L4};
 use crate::cookie::{Cookies, SPORT_BASE, SPORT_SPAN};
 use crate::wire::{IpProtocol, TcpFlags};
-use prtip_store::event::{PortState, Protocol, Reason};
-use std::net::IpAddr;
+use prtip_store::event::{PortState, Protocol, Reason, ScanType};
+use std::net::{IpAddr, Ipv6Addr};
 
 /// Which of nmap's flag scans.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -39,6 +39,19 @@ pub enum TcpFlagScan {
 }
 
 impl TcpFlagScan {
+    /// The flag scan a scan type runs (`None` for `-sS`, `-sT`, `-sU`).
+    pub fn of(t: ScanType) -> Option<TcpFlagScan> {
+        Some(match t {
+            ScanType::Fin => TcpFlagScan::Fin,
+            ScanType::Null => TcpFlagScan::Null,
+            ScanType::Xmas => TcpFlagScan::Xmas,
+            ScanType::Ack => TcpFlagScan::Ack,
+            ScanType::Window => TcpFlagScan::Window,
+            ScanType::Maimon => TcpFlagScan::Maimon,
+            ScanType::Syn | ScanType::Connect | ScanType::Udp => return None,
+        })
+    }
+
     /// The TCP flags of its probes.
     pub fn flags(self) -> u8 {
         match self {
@@ -84,7 +97,9 @@ impl TcpFlagScan {
 }
 
 /// ICMP destination-unreachable codes nmap reads as "filtered" for these scans
-/// (network/host/protocol unreachable, the prohibited ones).
+/// (network/host/protocol unreachable, the prohibited ones). Every ICMPv6
+/// destination-unreachable code (no route, prohibited, beyond scope, address or
+/// port unreachable, policy, reject route) means filtered over IPv6.
 pub const FILTERED_ICMP_CODES: [u8; 6] = [1, 2, 3, 9, 10, 13];
 
 /// The flag-scan module for IPv4 probes from one address.
@@ -109,26 +124,123 @@ impl TcpFlagsV4 {
     pub fn scan(&self) -> TcpFlagScan {
         self.scan
     }
+}
 
-    /// Whether a reset from `addr`:`port` to `our_port` with `seq`/`ack` answers
-    /// our probe (see the module docs).
-    fn reset_is_ours(
-        &self,
-        cookies: &Cookies,
-        addr: IpAddr,
-        port: u16,
-        our_port: u16,
-        seq: u32,
-        ack: u32,
-    ) -> bool {
-        let c = cookies.cookie(addr, port, Protocol::Tcp);
-        let flags = self.scan.flags();
-        c.sport == our_port
-            && if flags & TcpFlags::ACK != 0 {
-                seq == c.seq
-            } else {
-                ack == c.seq.wrapping_add(u32::from(flags & TcpFlags::FIN != 0))
+/// The flag-scan module for IPv6 probes from one address: the probes and rules
+/// of [`TcpFlagsV4`] in an Ethernet + IPv6 frame ([`ProbeTemplateV6`]).
+#[derive(Clone, Debug)]
+pub struct TcpFlagsV6 {
+    scan: TcpFlagScan,
+    template: ProbeTemplateV6,
+}
+
+impl TcpFlagsV6 {
+    /// The `scan` module for probes from `src` with `p`'s MACs and hop limit
+    /// (window 1024, no options; `p.src_ip` is not used).
+    pub fn new(p: &FrameParams, src: Ipv6Addr, scan: TcpFlagScan) -> TcpFlagsV6 {
+        TcpFlagsV6 {
+            scan,
+            template: ProbeTemplateV6::tcp(p, src, scan.flags(), None),
+        }
+    }
+
+    /// Which scan it is.
+    pub fn scan(&self) -> TcpFlagScan {
+        self.scan
+    }
+}
+
+/// Whether a reset from `addr`:`port` to `our_port` with `seq`/`ack` answers
+/// our `scan` probe (see the module docs).
+fn reset_is_ours(
+    scan: TcpFlagScan,
+    cookies: &Cookies,
+    addr: IpAddr,
+    port: u16,
+    our_port: u16,
+    seq: u32,
+    ack: u32,
+) -> bool {
+    let c = cookies.cookie(addr, port, Protocol::Tcp);
+    let flags = scan.flags();
+    c.sport == our_port
+        && if flags & TcpFlags::ACK != 0 {
+            seq == c.seq
+        } else {
+            ack == c.seq.wrapping_add(u32::from(flags & TcpFlags::FIN != 0))
+        }
+}
+
+/// What the flag scans let in (either family): TCP to our cookie ports and
+/// ICMP errors.
+fn flag_reply_filter(our_addr: IpAddr) -> ReplyFilter {
+    ReplyFilter {
+        our_addr,
+        ports: (SPORT_BASE, SPORT_BASE + (SPORT_SPAN - 1)),
+        tcp: true,
+        udp: false,
+        icmp_errors: true,
+    }
+}
+
+/// nmap's rules for `scan` (table in the module docs) for a parsed reply of
+/// either family, after the cookie check.
+fn classify_flag_reply(scan: TcpFlagScan, r: &Inbound<'_>, cookies: &Cookies) -> Classified {
+    let verdict = |addr, port, state, reason, icmp_code| {
+        Classified::Reply(Verdict {
+            addr,
+            port,
+            proto: Protocol::Tcp,
+            state,
+            reason,
+            ttl: r.ttl,
+            icmp_code,
+        })
+    };
+    match &r.l4 {
+        L4::Tcp(tcp) => {
+            if !tcp.flags().has(TcpFlags::RST) {
+                // Only resets answer these probes; anything else is not ours.
+                return Classified::Ignored;
             }
+            if !reset_is_ours(
+                scan,
+                cookies,
+                r.src,
+                tcp.src_port(),
+                tcp.dst_port(),
+                tcp.seq_number(),
+                tcp.ack_number(),
+            ) {
+                return Classified::Invalid;
+            }
+            let state = scan.on_reset(tcp.window_len());
+            verdict(r.src, tcp.src_port(), state, Reason::Reset, 0)
+        }
+        L4::Unreachable { code, quote } if quote.protocol == IpProtocol::Tcp => {
+            let seq = quote.seq_number.unwrap_or(0);
+            if !cookies.check_quote(
+                quote.dst,
+                quote.dst_port,
+                Protocol::Tcp,
+                quote.src_port,
+                seq,
+                false,
+            ) {
+                return Classified::Invalid;
+            }
+            if r.src.is_ipv4() && !FILTERED_ICMP_CODES.contains(code) {
+                return Classified::Ignored;
+            }
+            verdict(
+                quote.dst,
+                quote.dst_port,
+                PortState::Filtered,
+                Reason::IcmpUnreachable,
+                *code,
+            )
+        }
+        _ => Classified::Ignored,
     }
 }
 
@@ -158,73 +270,52 @@ impl ProbeModule for TcpFlagsV4 {
         self.template.patch(frame, probe)
     }
     fn reply_filter(&self) -> ReplyFilter {
-        ReplyFilter {
-            our_addr: self.our_addr,
-            ports: (SPORT_BASE, SPORT_BASE + (SPORT_SPAN - 1)),
-            tcp: true,
-            udp: false,
-            icmp_errors: true,
-        }
+        flag_reply_filter(self.our_addr)
     }
     fn classify(&self, r: &Inbound<'_>, cookies: &Cookies) -> Classified {
         if !r.src.is_ipv4() {
             return Classified::Ignored;
         }
-        let verdict = |addr, port, state, reason, icmp_code| {
-            Classified::Reply(Verdict {
-                addr,
-                port,
-                proto: Protocol::Tcp,
-                state,
-                reason,
-                ttl: r.ttl,
-                icmp_code,
-            })
-        };
-        match &r.l4 {
-            L4::Tcp(tcp) => {
-                if !tcp.flags().has(TcpFlags::RST) {
-                    // Only resets answer these probes; anything else is not ours.
-                    return Classified::Ignored;
-                }
-                if !self.reset_is_ours(
-                    cookies,
-                    r.src,
-                    tcp.src_port(),
-                    tcp.dst_port(),
-                    tcp.seq_number(),
-                    tcp.ack_number(),
-                ) {
-                    return Classified::Invalid;
-                }
-                let state = self.scan.on_reset(tcp.window_len());
-                verdict(r.src, tcp.src_port(), state, Reason::Reset, 0)
-            }
-            L4::Unreachable { code, quote } if quote.protocol == IpProtocol::Tcp => {
-                let seq = quote.seq_number.unwrap_or(0);
-                if !cookies.check_quote(
-                    quote.dst,
-                    quote.dst_port,
-                    Protocol::Tcp,
-                    quote.src_port,
-                    seq,
-                    false,
-                ) {
-                    return Classified::Invalid;
-                }
-                if !FILTERED_ICMP_CODES.contains(code) {
-                    return Classified::Ignored;
-                }
-                verdict(
-                    quote.dst,
-                    quote.dst_port,
-                    PortState::Filtered,
-                    Reason::IcmpUnreachable,
-                    *code,
-                )
-            }
-            _ => Classified::Ignored,
+        classify_flag_reply(self.scan, r, cookies)
+    }
+    fn silence(&self) -> PortState {
+        self.scan.on_silence()
+    }
+}
+
+impl ProbeModule for TcpFlagsV6 {
+    fn name(&self) -> &'static str {
+        self.scan.name()
+    }
+    fn protocol(&self) -> Protocol {
+        Protocol::Tcp
+    }
+    #[inline]
+    fn handles(&self, probe: &Probe) -> bool {
+        probe.proto == Protocol::Tcp && probe.dst.is_ipv6()
+    }
+    fn template_count(&self) -> usize {
+        1
+    }
+    fn template(&self, _: usize) -> &[u8] {
+        self.template.bytes()
+    }
+    #[inline]
+    fn template_of(&self, _: &Probe) -> usize {
+        0
+    }
+    #[inline]
+    fn patch(&self, _: usize, frame: &mut [u8], probe: &Probe) {
+        self.template.patch(frame, probe)
+    }
+    fn reply_filter(&self) -> ReplyFilter {
+        flag_reply_filter(self.template.src().into())
+    }
+    fn classify(&self, r: &Inbound<'_>, cookies: &Cookies) -> Classified {
+        if !r.src.is_ipv6() {
+            return Classified::Ignored;
         }
+        classify_flag_reply(self.scan, r, cookies)
     }
     fn silence(&self) -> PortState {
         self.scan.on_silence()
@@ -423,5 +514,100 @@ mod tests {
             set(TcpFlagScan::Window).silence(Protocol::Tcp),
             PortState::Filtered
         );
+    }
+}
+
+#[cfg(test)]
+mod tests_v6 {
+    use super::*;
+    use crate::probe::tests::params;
+    use crate::probe::ProbeSet;
+    use crate::wire::{self, Ipv6Packet, Ipv6Repr, TcpPacket, TcpRepr};
+    use std::sync::Arc;
+
+    const US: &str = "2001:db8:0:1::1";
+    const TGT: &str = "2001:db8:100::9";
+    const L3: usize = wire::ethernet::HEADER_LEN;
+    const L4: usize = L3 + wire::ipv6::HEADER_LEN;
+
+    fn set(scan: TcpFlagScan) -> ProbeSet {
+        ProbeSet::of(vec![Arc::new(TcpFlagsV6::new(
+            &params(),
+            US.parse().unwrap(),
+            scan,
+        ))])
+    }
+
+    /// A reset from TGT:`port` to `dport` with `seq`/`ack`/`window`, over IPv6.
+    fn reset(port: u16, dport: u16, seq: u32, ack: u32, window: u16) -> Vec<u8> {
+        let mut f = vec![0u8; L4 + 20];
+        f[12] = 0x86;
+        f[13] = 0xdd;
+        Ipv6Repr {
+            src_addr: TGT.parse().unwrap(),
+            dst_addr: US.parse().unwrap(),
+            next_header: IpProtocol::Tcp,
+            payload_len: 20,
+            hop_limit: 64,
+        }
+        .emit(&mut Ipv6Packet::new_unchecked(&mut f[L3..]));
+        TcpRepr {
+            src_port: port,
+            dst_port: dport,
+            seq_number: seq,
+            ack_number: ack,
+            flags: TcpFlags(TcpFlags::RST | TcpFlags::ACK),
+            window_len: window,
+            max_seg_size: None,
+        }
+        .emit(&mut TcpPacket::new_unchecked(&mut f[L4..]));
+        f
+    }
+
+    #[test]
+    fn ipv6_probes_and_resets_follow_the_ipv4_rules() {
+        let c = Cookies::new(41);
+        let tgt: IpAddr = TGT.parse().unwrap();
+        let k = c.cookie(tgt, 22, Protocol::Tcp);
+        for (scan, rst, want) in [
+            (
+                TcpFlagScan::Fin,
+                reset(22, k.sport, 0, k.seq.wrapping_add(1), 0),
+                PortState::Closed,
+            ),
+            (
+                TcpFlagScan::Null,
+                reset(22, k.sport, 0, k.seq, 0),
+                PortState::Closed,
+            ),
+            (
+                TcpFlagScan::Ack,
+                reset(22, k.sport, k.seq, 0, 0),
+                PortState::Unfiltered,
+            ),
+            (
+                TcpFlagScan::Window,
+                reset(22, k.sport, k.seq, 0, 512),
+                PortState::Open,
+            ),
+        ] {
+            let s = set(scan);
+            let p = s.module_for(Protocol::Tcp).unwrap().probe(tgt, 22, &c);
+            let f = s.build(&p).unwrap();
+            assert_eq!(f.len(), L4 + 20, "{scan:?}");
+            let t = TcpPacket::new_checked(&f[L4..]).unwrap();
+            assert_eq!(t.flags().0, scan.flags(), "{scan:?}");
+            match s.classify(&rst, &c) {
+                Classified::Reply(v) => {
+                    assert_eq!((v.state, v.port, v.addr), (want, 22, tgt), "{scan:?}")
+                }
+                other => panic!("{scan:?}: {other:?}"),
+            }
+            // Off by one in the echoed cookie: invalid.
+            let mut bad = rst.clone();
+            bad[L4 + 7] ^= 1;
+            bad[L4 + 11] ^= 1;
+            assert_eq!(s.classify(&bad, &c), Classified::Invalid, "{scan:?}");
+        }
     }
 }

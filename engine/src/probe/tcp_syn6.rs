@@ -3,77 +3,29 @@
 //! unreachable quoting the SYN → filtered, silence → filtered — in an Ethernet +
 //! IPv6 (no extension headers) + TCP frame.
 //!
-//! Owns its frame template and the per-probe patch (16-byte destination, ports,
-//! sequence number, TCP checksum by RFC 1624 delta; IPv6 has no header checksum).
+//! Its frame and per-probe patch are a [`ProbeTemplateV6`] (16-byte destination,
+//! ports, sequence number, TCP checksum by RFC 1624 delta).
 
 use super::tcp_syn::{classify_syn_reply, syn_reply_filter};
-use super::{FrameParams, Probe, ProbeModule, ReplyFilter};
+use super::{FrameParams, Probe, ProbeModule, ProbeTemplateV6, ReplyFilter};
 use crate::classify::{Classified, Inbound};
 use crate::cookie::Cookies;
-use crate::wire::{
-    self, checksum, EtherType, EthernetFrame, EthernetRepr, IpProtocol, Ipv6Packet, Ipv6Repr,
-    TcpFlags, TcpPacket, TcpRepr,
-};
+use crate::wire::TcpFlags;
 use prtip_store::event::{PortState, Protocol};
-use std::net::{IpAddr, Ipv6Addr};
-
-/// Offsets inside an Ethernet + IPv6 (no extension headers) frame.
-const L3: usize = wire::ethernet::HEADER_LEN;
-const L4: usize = L3 + wire::ipv6::HEADER_LEN;
-/// The destination address (bytes 24..40 of the IPv6 header).
-const DST: usize = L3 + 24;
+use std::net::Ipv6Addr;
 
 /// The TCP SYN module for IPv6 probes from one address.
 #[derive(Clone, Debug)]
 pub struct TcpSynV6 {
-    bytes: Vec<u8>,
-    /// Folded one's-complement sum of the TCP segment and pseudo-header with the
-    /// destination, ports and sequence number zero.
-    l4_base: u16,
-    our_addr: Ipv6Addr,
+    template: ProbeTemplateV6,
 }
 
 impl TcpSynV6 {
     /// The module for probes leaving with `p`'s MACs and hop limit (`p.ttl`) from
     /// `src` (the IPv6 source the route chose; `p.src_ip` is not used).
     pub fn new(p: &FrameParams, src: Ipv6Addr) -> TcpSynV6 {
-        let tcp = TcpRepr {
-            src_port: 0,
-            dst_port: 0,
-            seq_number: 0,
-            ack_number: 0,
-            flags: TcpFlags(TcpFlags::SYN),
-            window_len: 1024,
-            max_seg_size: Some(1460),
-        };
-        let l4_len = tcp.header_len();
-        let mut bytes = vec![0u8; L4 + l4_len];
-        EthernetRepr {
-            src_addr: p.src_mac,
-            dst_addr: p.dst_mac,
-            ethertype: EtherType::Ipv6,
-        }
-        .emit(&mut EthernetFrame::new_unchecked(&mut bytes[..]));
-        Ipv6Repr {
-            src_addr: src,
-            dst_addr: Ipv6Addr::UNSPECIFIED,
-            next_header: IpProtocol::Tcp,
-            payload_len: l4_len,
-            hop_limit: p.ttl,
-        }
-        .emit(&mut Ipv6Packet::new_unchecked(&mut bytes[L3..]));
-        tcp.emit(&mut TcpPacket::new_unchecked(&mut bytes[L4..]));
-        let c = L4 + wire::tcp::CHECKSUM_OFFSET;
-        bytes[c] = 0;
-        bytes[c + 1] = 0;
-        let ph = checksum::pseudo_header_v6(src, Ipv6Addr::UNSPECIFIED, 6, l4_len as u32);
-        let l4_base = checksum::fold(
-            checksum::fold(checksum::sum(&bytes[L4..])) as u32 + checksum::fold(ph) as u32,
-        );
         TcpSynV6 {
-            bytes,
-            l4_base,
-            our_addr: src,
+            template: ProbeTemplateV6::tcp(p, src, TcpFlags::SYN, Some(1460)),
         }
     }
 }
@@ -93,7 +45,7 @@ impl ProbeModule for TcpSynV6 {
         1
     }
     fn template(&self, _: usize) -> &[u8] {
-        &self.bytes
+        self.template.bytes()
     }
     #[inline]
     fn template_of(&self, _: &Probe) -> usize {
@@ -101,30 +53,10 @@ impl ProbeModule for TcpSynV6 {
     }
     #[inline]
     fn patch(&self, _: usize, frame: &mut [u8], probe: &Probe) {
-        let IpAddr::V6(dst6) = probe.dst else {
-            debug_assert!(false, "an IPv6 template given {probe:?}");
-            return;
-        };
-        let frame = &mut frame[..self.bytes.len()];
-        let dst = dst6.octets();
-        frame[DST..DST + 16].copy_from_slice(&dst);
-        let dsum = checksum::fold(checksum::sum(&dst)) as u32;
-        let l4 = &mut frame[L4..];
-        l4[0..2].copy_from_slice(&probe.sport.to_be_bytes());
-        l4[2..4].copy_from_slice(&probe.dport.to_be_bytes());
-        l4[wire::tcp::SEQ_OFFSET..wire::tcp::SEQ_OFFSET + 4]
-            .copy_from_slice(&probe.seq.to_be_bytes());
-        let added = dsum
-            + probe.sport as u32
-            + probe.dport as u32
-            + (probe.seq >> 16)
-            + (probe.seq & 0xffff);
-        let c = checksum::patch_from_zero(self.l4_base, added);
-        l4[wire::tcp::CHECKSUM_OFFSET..wire::tcp::CHECKSUM_OFFSET + 2]
-            .copy_from_slice(&c.to_be_bytes());
+        self.template.patch(frame, probe)
     }
     fn reply_filter(&self) -> ReplyFilter {
-        syn_reply_filter(self.our_addr.into())
+        syn_reply_filter(self.template.src().into())
     }
     fn classify(&self, r: &Inbound<'_>, cookies: &Cookies) -> Classified {
         if !r.src.is_ipv6() {
@@ -141,6 +73,14 @@ impl ProbeModule for TcpSynV6 {
 mod tests {
     use super::*;
     use crate::classify::Verdict;
+    use crate::wire::{
+        self, checksum, EtherType, EthernetFrame, IpProtocol, Ipv6Packet, Ipv6Repr, TcpPacket,
+        TcpRepr,
+    };
+    use std::net::IpAddr;
+
+    const L3: usize = wire::ethernet::HEADER_LEN;
+    const L4: usize = L3 + wire::ipv6::HEADER_LEN;
     use crate::probe::tests::params;
     use prtip_store::event::Reason;
 

@@ -201,17 +201,12 @@ impl ScanPlan {
         if ports.is_empty() {
             return Err(PlanError::Spec("no ports to scan".into()));
         }
-        if !targets.v6.is_empty() && spec.scan_type == ScanType::Udp {
+        if !targets.v6.is_empty() && !targets.v4.is_empty() && spec.scan_type.is_raw() {
             return Err(PlanError::Spec(format!(
-                "{} IPv6 targets given: -sU sends IPv4 only for now (use -sS or -sT for IPv6)",
-                targets.v6.len()
-            )));
-        }
-        if !targets.v6.is_empty() && !targets.v4.is_empty() && spec.scan_type == ScanType::Syn {
-            return Err(PlanError::Spec(format!(
-                "{} IPv4 and {} IPv6 targets given: a -sS scan sends one address family (one route, one source address); scan each family on its own",
+                "{} IPv4 and {} IPv6 targets given: a {} scan sends one address family (one route, one source address); scan each family on its own (-6 keeps to IPv6), or use -sT for both at once",
                 targets.v4.len(),
-                targets.v6.len()
+                targets.v6.len(),
+                spec.scan_type.flag()
             )));
         }
         let range = targets
@@ -235,7 +230,7 @@ impl ScanPlan {
         let walk = Walk::new(range, spec.seed, spec.shard_index, spec.shard_count, passes);
         let answered = (range <= ANSWERED_CAP).then(|| Answered::new(range));
         Ok(ScanPlan {
-            cookies: Cookies::new(spec.seed),
+            cookies: Cookies::with_source_port(spec.seed, spec.probe.source_port),
             spec,
             targets,
             ports,
@@ -350,6 +345,11 @@ pub struct Progress {
     pub open: AtomicU64,
     /// Closed ports found.
     pub closed: AtomicU64,
+    /// Service detection (`-sV`) after the port scan: ports to detect (0 until
+    /// detection starts; then the progress line shows this phase).
+    pub detect_total: AtomicU64,
+    /// Service detection: ports done.
+    pub detect_done: AtomicU64,
 }
 
 /// Switches the cli, signal handlers or a monitor flip while a scan runs.
@@ -359,6 +359,7 @@ pub struct ScanControl {
     hold: AtomicBool,
     abort: AtomicBool,
     reason: Mutex<String>,
+    notes: Mutex<Vec<String>>,
     /// Live progress.
     pub progress: Progress,
 }
@@ -367,6 +368,15 @@ impl ScanControl {
     /// New, running.
     pub fn new() -> ScanControl {
         ScanControl::default()
+    }
+    /// Leave a message for the operator (e.g. a host given up on by
+    /// `--host-timeout`); whoever runs the scan prints [`ScanControl::take_notes`].
+    pub fn note(&self, message: String) {
+        self.notes.lock().unwrap().push(message);
+    }
+    /// The notes left so far, oldest first (taken: a second call returns the new ones).
+    pub fn take_notes(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notes.lock().unwrap())
     }
     /// Pause and return: stop sending, wait for late replies, write Checkpoint + Paused.
     pub fn request_pause(&self, reason: &str) {
@@ -552,13 +562,22 @@ pub fn run(
     })
 }
 
-/// The frame parameters for probes leaving through `route`.
+/// The frame parameters for probes leaving through `route` (TTL 64).
 pub fn frame_params(route: &crate::route::Route) -> crate::backend::FrameParams {
+    frame_params_with(route, &Default::default())
+}
+
+/// [`frame_params`] with the spec's per-probe settings: `--ttl` (IPv4 TTL and
+/// IPv6 hop limit, 64 when not given).
+pub fn frame_params_with(
+    route: &crate::route::Route,
+    settings: &prtip_store::event::ProbeSettings,
+) -> crate::backend::FrameParams {
     crate::backend::FrameParams {
         src_mac: route.src_mac,
         dst_mac: route.dst_mac,
         src_ip: route.src_v4(),
-        ttl: 64,
+        ttl: settings.ttl.unwrap_or(64),
     }
 }
 
@@ -569,40 +588,46 @@ pub fn open_packet_backend(
     udp_payload: &dyn Fn(u16) -> Option<Vec<u8>>,
     udp_ports: &[u16],
 ) -> std::io::Result<BackendPair> {
-    open_packet_backend_prepared(route, udp_payload, udp_ports, None)
-}
-
-/// [`open_packet_backend`], with the receiver's socket and ring made beforehand
-/// when `rx` is given (see [`crate::backend::packet::PreparedRx`]: its set-up
-/// waits ~8 ms for the kernel, which a caller can overlap with other work).
-pub fn open_packet_backend_prepared(
-    route: &crate::route::Route,
-    udp_payload: &dyn Fn(u16) -> Option<Vec<u8>>,
-    udp_ports: &[u16],
-    rx: Option<crate::backend::packet::PreparedRx>,
-) -> std::io::Result<BackendPair> {
-    crate::backend::packet::open_pair_prepared(
-        &route.iface,
-        probe_set(route, udp_payload, udp_ports),
-        rx,
+    open_packet_backend_prepared(
+        route,
+        probe_set(route, None, udp_payload, udp_ports, &Default::default()),
+        None,
     )
 }
 
-/// The raw scan's probe modules for `route`: TCP SYN and UDP (payloads as in
-/// [`open_packet_backend`]) from an IPv4 source; TCP SYN only ([`TcpSynV6`]) from
-/// an IPv6 source.
+/// Open the AF_PACKET backend on `route`'s interface for `probes` (see
+/// [`probe_set`]), with the receiver's socket and ring made beforehand when `rx`
+/// is given (see [`crate::backend::packet::PreparedRx`]: its set-up waits ~8 ms
+/// for the kernel, which a caller can overlap with other work).
+pub fn open_packet_backend_prepared(
+    route: &crate::route::Route,
+    probes: ProbeSet,
+    rx: Option<crate::backend::packet::PreparedRx>,
+) -> std::io::Result<BackendPair> {
+    crate::backend::packet::open_pair_prepared(&route.iface, probes, rx)
+}
+
+/// The raw scan's probe modules for `route` (its source address's family): TCP
+/// probed by `tcp` (`None`: SYN; see [`TcpFlagScan::of`] for a scan type's) and
+/// UDP with the payloads `udp_payload` gives for `udp_ports` (empty otherwise).
+/// See [`ProbeSet::raw`]. `settings` are the spec's per-probe settings: `--ttl`
+/// in every template, `-g` as the one source port the reply filter lets in (the
+/// plan's cookies put it in every probe).
 ///
-/// [`TcpSynV6`]: crate::probe::TcpSynV6
+/// [`TcpFlagScan::of`]: crate::probe::TcpFlagScan::of
 pub fn probe_set(
     route: &crate::route::Route,
+    tcp: Option<crate::probe::TcpFlagScan>,
     udp_payload: &dyn Fn(u16) -> Option<Vec<u8>>,
     udp_ports: &[u16],
+    settings: &prtip_store::event::ProbeSettings,
 ) -> ProbeSet {
-    match route.src_ip {
-        IpAddr::V4(_) => ProbeSet::syn_udp(&frame_params(route), udp_payload, udp_ports),
-        IpAddr::V6(src) => ProbeSet::of(vec![std::sync::Arc::new(crate::probe::TcpSynV6::new(
-            &frame_params(route),
-            src,
-        ))]),
-    }
+    ProbeSet::raw(
+        &frame_params_with(route, settings),
+        route.src_ip,
+        tcp,
+        udp_payload,
+        udp_ports,
+    )
+    .with_source_port(settings.source_port)
 }

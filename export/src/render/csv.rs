@@ -7,9 +7,8 @@
 use super::{version_string, Render, Totals};
 use crate::escape::{clean_text, neutralize_formula, printable_bytes};
 use crate::{ExportError, Host, ReportMeta};
-use std::cell::RefCell;
 use std::io::Write;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 pub(crate) struct CsvRender {
     w: csv::Writer<Shared>,
@@ -18,11 +17,14 @@ pub(crate) struct CsvRender {
 
 /// A growable buffer the csv writer fills and the renderer drains.
 #[derive(Clone, Default)]
-struct Shared(Rc<RefCell<Vec<u8>>>);
+struct Shared(Arc<Mutex<Vec<u8>>>);
 
 impl Write for Shared {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.borrow_mut().extend_from_slice(b);
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(b);
         Ok(b.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -44,7 +46,7 @@ impl CsvRender {
 
     fn drain(&mut self, out: &mut dyn Write) -> Result<(), ExportError> {
         self.w.flush()?;
-        let mut buf = self.buf.0.borrow_mut();
+        let mut buf = self.buf.0.lock().unwrap_or_else(|p| p.into_inner());
         out.write_all(&buf)?;
         buf.clear();
         Ok(())
@@ -91,10 +93,14 @@ impl Render for CsvRender {
                 ])
                 .map_err(csv_err)?;
         }
-        if self.buf.0.borrow().len() > 256 * 1024 {
+        if self.buf.0.lock().unwrap_or_else(|p| p.into_inner()).len() > 256 * 1024 {
             self.drain(out)?;
         }
         Ok(())
+    }
+
+    fn flush_rows(&mut self, out: &mut dyn Write) -> Result<(), ExportError> {
+        self.drain(out)
     }
 
     fn finish(

@@ -31,7 +31,13 @@ impl Render for GrepRender {
         b.clear();
         let name = host.hostname().map(field).unwrap_or_default();
         let head = format!("Host: {} ({name})", host.addr());
-        let status = if host.is_up() { "Up" } else { "Unknown" };
+        let status = if host.is_up() {
+            "Up"
+        } else if host.is_unreachable() {
+            "Down"
+        } else {
+            "Unknown"
+        };
         let _ = writeln!(b, "{head}\tStatus: {status}");
         // The largest summarised state becomes "Ignored State"; everything else is listed.
         let ignored: Option<(PortState, u64)> = [

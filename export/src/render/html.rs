@@ -174,6 +174,8 @@ impl Render for HtmlRender {
                 Some(rtt) => format!("up, {:.2} ms", rtt as f64 / 1000.0),
                 None => "up".into(),
             }
+        } else if host.is_unreachable() {
+            "down (host-unreach)".into()
         } else {
             "no reply".into()
         };

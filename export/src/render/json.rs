@@ -90,6 +90,12 @@ impl Render for JsonRender {
         Ok(())
     }
 
+    fn flush_rows(&mut self, out: &mut dyn Write) -> Result<(), ExportError> {
+        out.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+
     fn finish(
         &mut self,
         meta: &ReportMeta,

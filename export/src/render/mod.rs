@@ -30,7 +30,7 @@ pub(crate) struct Totals {
 }
 
 /// A streaming renderer.
-pub(crate) trait Render {
+pub(crate) trait Render: Send {
     /// Write the header.
     fn begin(&mut self, meta: &ReportMeta, out: &mut dyn Write) -> Result<(), ExportError>;
     /// Write one host (its rows are sorted by protocol, port).
@@ -42,6 +42,23 @@ pub(crate) trait Render {
         totals: &Totals,
         out: &mut dyn Write,
     ) -> Result<(), ExportError>;
+    /// Write out whatever `host` kept back in a buffer.
+    fn flush_rows(&mut self, _out: &mut dyn Write) -> Result<(), ExportError> {
+        Ok(())
+    }
+    /// One row as the scan finds it ([`crate::live`]), written at once: by
+    /// default the row as a host of its own (JSON and CSV: the export's line
+    /// for that row). `update` is a second look at a row already written (the
+    /// service `-sV` found).
+    fn live_row(
+        &mut self,
+        row: &ResultRow,
+        _update: bool,
+        out: &mut dyn Write,
+    ) -> Result<(), ExportError> {
+        self.host(&Host::from_rows(vec![row.clone()]), out)?;
+        self.flush_rows(out)
+    }
 }
 
 /// A fresh renderer for `format`; `scratch` is where it may keep temporary files.
@@ -84,11 +101,7 @@ pub(crate) fn version_string(s: &ServiceInfo) -> String {
 /// prints from its services file when nothing was detected. Presentation only:
 /// never written to a log as a `Service` event.
 pub fn table_service(port: u16, proto: Protocol) -> Option<&'static str> {
-    let transport = match proto {
-        Protocol::Tcp => prtip_services::Transport::Tcp,
-        Protocol::Udp => prtip_services::Transport::Udp,
-    };
-    prtip_services::port_table::service_name(port, transport)
+    prtip_services::port_table::service_name(port, proto)
 }
 
 /// The service name to print for a row: the detected one, else the port
@@ -190,13 +203,9 @@ mod tests {
             (22, Protocol::Tcp),
             (8080, Protocol::Tcp),
         ] {
-            let t = match proto {
-                Protocol::Tcp => prtip_services::Transport::Tcp,
-                Protocol::Udp => prtip_services::Transport::Udp,
-            };
             let name = super::table_service(port, proto).unwrap();
             assert_eq!(
-                prtip_services::port_table::service_port(name, t),
+                prtip_services::port_table::service_port(name, proto),
                 Some(port)
             );
         }

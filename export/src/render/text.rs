@@ -7,6 +7,7 @@
 use super::{done_line, initiated_line, service_name, version_string, Render, Totals};
 use crate::escape::{clean_text, display_banner, excerpt};
 use crate::{ExportError, Host, ReportMeta};
+use prtip_store::{PortState, ResultRow};
 use std::fmt::Write as _;
 use std::io::Write;
 
@@ -16,11 +17,41 @@ const BANNER_CHARS: usize = 160;
 #[derive(Default)]
 pub(crate) struct TextRender {
     buf: String,
+    /// `--reason`: a REASON column after SERVICE (nmap's layout).
+    reason: bool,
 }
 
 impl Render for TextRender {
     fn begin(&mut self, meta: &ReportMeta, out: &mut dyn Write) -> Result<(), ExportError> {
+        self.reason = meta.reason;
         out.write_all(initiated_line(meta).as_bytes())?;
+        Ok(())
+    }
+
+    /// While the scan runs, `-oN` says what nmap's normal output says then:
+    /// `Discovered open port 22/tcp on 198.19.0.2` per open port (a service
+    /// found later adds nothing); the report itself replaces it at the end.
+    fn live_row(
+        &mut self,
+        row: &ResultRow,
+        update: bool,
+        out: &mut dyn Write,
+    ) -> Result<(), ExportError> {
+        if update || row.state != PortState::Open {
+            return Ok(());
+        }
+        let name = row
+            .hostname
+            .as_deref()
+            .map(|n| format!(" ({})", clean_text(n)))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "Discovered open port {}/{} on {}{name}",
+            row.port,
+            row.proto.as_str(),
+            row.addr
+        )?;
         Ok(())
     }
 
@@ -43,6 +74,8 @@ impl Render for TextRender {
                 }
                 None => b.push_str("Host is up.\n"),
             }
+        } else if host.is_unreachable() {
+            b.push_str("Host seems down (host-unreach: unreachable errors only, no reply from the host).\n");
         } else {
             b.push_str("Host did not answer any probe.\n");
         }
@@ -84,13 +117,32 @@ impl Render for TextRender {
             b.push('\n');
         }
         if !shown.is_empty() {
+            let reason = self.reason;
+            // SERVICE's width when a REASON column follows it.
+            let svc_w = shown
+                .iter()
+                .map(|r| service_name(r).chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(7)
+                + 1;
+            let head = if reason {
+                format!("{:svc_w$}REASON", "SERVICE")
+            } else {
+                "SERVICE".to_string()
+            };
             let cells: Vec<(String, &str, String, String)> = shown
                 .iter()
                 .map(|r| {
+                    let mut service = service_name(r);
+                    if reason {
+                        // The REASON column rides with SERVICE, padded below.
+                        service = format!("{service:svc_w$}{}", reason_text(r));
+                    }
                     (
                         format!("{}/{}", r.port, r.proto.as_str()),
                         r.state.as_str(),
-                        service_name(r),
+                        service,
                         r.service.as_ref().map(version_string).unwrap_or_default(),
                     )
                 })
@@ -103,12 +155,12 @@ impl Render for TextRender {
                 .map(|c| c.2.chars().count())
                 .max()
                 .unwrap_or(0)
-                .max(7)
+                .max(head.chars().count())
                 + 1;
             if with_version {
-                let _ = writeln!(b, "{:w0$}{:w1$}{:w2$}VERSION", "PORT", "STATE", "SERVICE");
+                let _ = writeln!(b, "{:w0$}{:w1$}{:w2$}VERSION", "PORT", "STATE", head);
             } else {
-                let _ = writeln!(b, "{:w0$}{:w1$}SERVICE", "PORT", "STATE");
+                let _ = writeln!(b, "{:w0$}{:w1$}{}", "PORT", "STATE", head);
             }
             for (row, c) in shown.iter().zip(&cells) {
                 if with_version && !c.3.is_empty() {
@@ -138,6 +190,16 @@ impl Render for TextRender {
     ) -> Result<(), ExportError> {
         out.write_all(done_line(meta, totals).as_bytes())?;
         Ok(())
+    }
+}
+
+/// nmap's REASON cell: the reason, and the TTL of the reply that gave it
+/// (`syn-ack ttl 64`, `reset ttl 63`, `no-response`).
+fn reason_text(r: &prtip_store::ResultRow) -> String {
+    match r.reason {
+        prtip_store::event::Reason::NoResponse => r.reason.as_str().to_string(),
+        reason if r.ttl > 0 => format!("{} ttl {}", reason.as_str(), r.ttl),
+        reason => reason.as_str().to_string(),
     }
 }
 

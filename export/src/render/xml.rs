@@ -209,7 +209,13 @@ impl Render for XmlRender {
         let _ = writeln!(
             b,
             "<host starttime=\"{start}\" endtime=\"{end}\"><status state=\"{}\" reason=\"{}\" reason_ttl=\"{ttl}\"/>",
-            if host.is_up() { "up" } else { "unknown" },
+            if host.is_up() {
+                "up"
+            } else if host.is_unreachable() {
+                "down"
+            } else {
+                "unknown"
+            },
             reason.as_str()
         );
         let _ = writeln!(

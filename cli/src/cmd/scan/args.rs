@@ -117,9 +117,23 @@ pub struct Args {
     /// Fast: the 100 most frequent ports.
     #[arg(short = 'F')]
     pub fast: bool,
-    /// Scan type: -sS (SYN, default), -sT (connect, no privilege), -sU (UDP), -sV (service detection).
-    #[arg(short = 's', value_name = "S|T|U|V")]
+    /// Scan type, nmap's letters: -sS (SYN, default), -sT (connect, no privilege), -sU (UDP),
+    /// -sF (FIN), -sN (NULL), -sX (Xmas), -sA (ACK), -sW (Window), -sM (Maimon), -sV (service
+    /// detection). Combine as in nmap: -sS -sU (or -sSU) scans TCP and UDP in one raw scan,
+    /// -sSV = -sS -sV.
+    ///
+    /// States as nmap gives them: -sF/-sN/-sX/-sM: reset closed, silence open|filtered;
+    /// -sA: reset unfiltered, silence filtered; -sW: reset with a non-zero window open,
+    /// with a zero window closed, silence filtered; ICMP unreachable filtered.
+    #[arg(short = 's', value_name = "S|T|U|F|N|X|A|W|M|V")]
     pub scan: Vec<String>,
+    /// IPv6 only (nmap's -6): IPv4 targets are refused. IPv6 targets are scanned without it.
+    #[arg(short = '6')]
+    pub ipv6: bool,
+    /// Add nmap's REASON column (why each port has its state, with the reply's TTL) to the
+    /// normal output: the table printed at the end and -oN.
+    #[arg(long)]
+    pub reason: bool,
     /// Timing template -T0..-T5 (default 3; --help shows the table).
     ///
     /// --rate, --max-retries and --wait override the template's values:
@@ -229,7 +243,8 @@ pub struct Args {
     /// PDF report to FILE.
     #[arg(long, value_name = "FILE")]
     pub pdf: Option<String>,
-    /// Keep only rows matching this filter expression in exports.
+    /// Keep only rows matching this filter expression in the output files and
+    /// the report printed at the end (see filter/README.md).
     #[arg(long, value_name = "EXPR")]
     pub filter: Option<String>,
     /// Service probes file for -sV (nmap-service-probes or prtip format).
@@ -265,6 +280,38 @@ pub struct Args {
     /// its progress line and summary, and Ctrl-C then pauses it (resumable).
     #[arg(long)]
     pub tui: bool,
+
+    // --- Outputs and what is printed while the scan runs (h/stream) ---
+    /// nmap's --open: only ports that are (possibly) open (open, open|filtered)
+    /// in the printed report and every output file; hosts without one are left out.
+    #[arg(long)]
+    pub open: bool,
+
+    // ---- nmap's per-host and per-probe options (scan/limits.rs; docs/ports.md) ----
+    /// Give up on a host TIME after its first probe (30s, 5m): its remaining ports
+    /// are skipped and it is reported as timed out (-sT, and the -sV phase of any scan).
+    #[arg(long = "host-timeout", value_name = "TIME", allow_hyphen_values = true)]
+    pub host_timeout: Option<String>,
+    /// Longest wait for a probe's answer (100ms, 1s): caps the retry gap, the
+    /// wait for late replies and each -sT/-sU attempt's timeout.
+    #[arg(
+        long = "max-rtt-timeout",
+        value_name = "TIME",
+        allow_hyphen_values = true
+    )]
+    pub max_rtt_timeout: Option<String>,
+    /// Send raw probes from this source port (-sS); the SYN cookie then lives in
+    /// the sequence number alone (docs/ports.md).
+    #[arg(
+        short = 'g',
+        long = "source-port",
+        value_name = "PORT",
+        allow_hyphen_values = true
+    )]
+    pub source_port: Option<String>,
+    /// IP TTL / IPv6 hop limit of raw probes, 1-255 (default 64).
+    #[arg(long = "ttl", value_name = "1-255", allow_hyphen_values = true)]
+    pub ttl: Option<String>,
 }
 
 /// Rewrite nmap's multi-letter single-dash flags (`-iL`, `-oX`, ...) into the long

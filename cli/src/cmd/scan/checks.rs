@@ -46,7 +46,9 @@ pub fn check(args: &Args) -> anyhow::Result<()> {
         }
     }
     if let Some(n) = args.top_ports {
-        let proto = if args.scan.iter().any(|s| s == "U") {
+        // UDP's ranking when -sU is the only scan, TCP's otherwise.
+        let kinds = super::spec::ScanKinds::of(&args.scan)?;
+        let proto = if kinds.tcp.is_none() && kinds.udp {
             Protocol::Udp
         } else {
             Protocol::Tcp
@@ -174,6 +176,18 @@ fn check_outputs(args: &Args) -> anyhow::Result<()> {
         None => Vec::new(),
     };
     outs.extend(all.iter().map(|(f, p)| (f.clone(), p.as_str())));
+    let stdout: Vec<&String> = outs
+        .iter()
+        .filter(|(_, p)| *p == "-")
+        .map(|(f, _)| f)
+        .collect();
+    if stdout.len() > 1 {
+        return Err(usage(format!(
+            "{} - and {} - both write to standard output: only one output may be `-` \
+             (give the other a file)",
+            stdout[0], stdout[1]
+        )));
+    }
     let mut seen: Vec<(PathBuf, &str, &String)> = Vec::new();
     for (flag, p) in &outs {
         let key = same_file_key(p);

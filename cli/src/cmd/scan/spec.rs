@@ -93,30 +93,17 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
         })
         .collect();
 
-    let mut scan_type = None;
-    let mut service_detection = false;
-    for s in &args.scan {
-        let t = match s.as_str() {
-            "S" => ScanType::Syn,
-            "T" => ScanType::Connect,
-            "U" => ScanType::Udp,
-            "V" => {
-                service_detection = true;
-                continue;
-            }
-            other => return Err(usage(format!("unknown scan type -s{other}: use -sS (SYN), -sT (connect), -sU (UDP), -sV (service detection)"))),
-        };
-        if scan_type.is_some_and(|p| p != t) {
-            return Err(usage(format!("-s{s} given together with another scan type: prtip runs one of -sS, -sT, -sU per scan")));
-        }
-        scan_type = Some(t);
+    let kinds = ScanKinds::of(&args.scan)?;
+    let scan_type = kinds.scan_type();
+    let service_detection = kinds.version;
+    let protos = kinds.protocols();
+    if args.ipv6 && !set.v4.is_empty() {
+        return Err(usage(format!(
+            "-6 scans IPv6 targets only, and {} is IPv4: drop -6, or give IPv6 targets ({} IPv4 given)",
+            set.get_v4(0),
+            set.v4.len()
+        )));
     }
-    let scan_type = scan_type.unwrap_or(ScanType::Syn);
-    let default_proto = if scan_type == ScanType::Udp {
-        Protocol::Udp
-    } else {
-        Protocol::Tcp
-    };
     let chosen = [args.ports.is_some(), args.top_ports.is_some(), args.fast]
         .iter()
         .filter(|b| **b)
@@ -125,33 +112,37 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
         return Err(usage("give only one of -p, --top-ports and -F"));
     }
     let ports = if let Some(p) = &args.ports {
-        PortList::parse(p, default_proto).map_err(|e| usage(e.to_string()))?
+        parse_ports(p, &protos).map_err(|e| usage(e.to_string()))?
     } else if let Some(n) = args.top_ports {
         if n == 0 {
             return Err(usage(
                 "--top-ports 0 selects no ports: give a number from 1 to 65536",
             ));
         }
-        PortList::top(n, &[default_proto])
+        PortList::top(n, &protos)
     } else if args.fast {
-        PortList::fast(&[default_proto])
+        PortList::fast(&protos)
     } else {
-        PortList::top(1000, &[default_proto])
+        PortList::top(1000, &protos)
     };
-    match scan_type {
-        ScanType::Syn | ScanType::Connect if !ports.udp.is_empty() => {
-            return Err(usage(format!(
-                "UDP ports (U:) given for a TCP scan: use -sU for UDP ports ({})",
-                ports.canonical()
-            )))
-        }
-        ScanType::Udp if !ports.tcp.is_empty() => {
-            return Err(usage(format!(
-                "TCP ports (T:) given for -sU: use -sS or -sT for TCP ports ({})",
-                ports.canonical()
-            )))
-        }
-        _ => {}
+    if !kinds.udp && !ports.udp.is_empty() {
+        return Err(usage(format!(
+            "UDP ports (U:) given for a TCP scan: add -sU for UDP ports ({})",
+            ports.canonical()
+        )));
+    }
+    if scan_type == ScanType::Udp && !ports.tcp.is_empty() {
+        return Err(usage(format!(
+            "TCP ports (T:) given for -sU: add -sS (or another TCP scan type) for TCP ports ({})",
+            ports.canonical()
+        )));
+    }
+    if ports.is_empty() {
+        return Err(usage(format!(
+            "-p {}: no {} ports in it: give ports of the protocols scanned (T: for TCP, U: for UDP)",
+            args.ports.as_deref().unwrap_or_default(),
+            if scan_type == ScanType::Udp { "UDP" } else { "TCP" }
+        )));
     }
 
     let timing = args.timing.unwrap_or(3);
@@ -223,19 +214,20 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
         zero_copy: args.zero_copy,
         queues: args.xdp_queues,
     }
-    .apply(scan_type == ScanType::Syn)?;
-    let backend = match (scan_type, backend_flag) {
-        (ScanType::Syn, None | Some(BackendArg::Packet)) => BackendKind::Packet,
-        (ScanType::Syn, Some(BackendArg::Xdp)) => BackendKind::Xdp,
-        (ScanType::Syn, Some(BackendArg::Connect)) => {
-            return Err(usage(
-                "--backend connect is the socket path of -sT and -sU; -sS uses packet or xdp",
-            ))
+    .apply(scan_type.is_raw())?;
+    let backend = match (scan_type.is_raw(), backend_flag) {
+        (true, None | Some(BackendArg::Packet)) => BackendKind::Packet,
+        (true, Some(BackendArg::Xdp)) => BackendKind::Xdp,
+        (true, Some(BackendArg::Connect)) => {
+            return Err(usage(format!(
+                "--backend connect is the socket path of -sT and -sU; {} uses packet or xdp",
+                scan_type.flag()
+            )))
         }
         (_, None | Some(BackendArg::Connect)) => BackendKind::Connect,
         (_, Some(b)) => {
             return Err(usage(format!(
-                "--backend {} applies to -sS only; -sT and -sU use io_uring sockets",
+                "--backend {} applies to the raw scans only (-sS -sF -sN -sX -sA -sW -sM, with -sU); -sT and -sU alone use io_uring sockets",
                 if b == BackendArg::Xdp {
                     "xdp"
                 } else {
@@ -310,7 +302,7 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
         version_intensity: args.version_intensity,
         version_wait_ms: positive_ms("--version-wait", &args.version_wait)?,
     };
-    let spec = ScanSpec {
+    let mut spec = ScanSpec {
         targets,
         resolved,
         excludes,
@@ -335,12 +327,201 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
         checkpoint_every_ms,
         checkpoint_every_probes: args.checkpoint_every.unwrap_or(0),
         outputs,
-        filter: args.filter.clone(),
+        filter: scan_filter(args),
         service_probes: args.service_probes.clone(),
+        probe: Default::default(),
         walk_from: 0,
         merged_from: Vec::new(),
     };
+    super::limits::apply(args, &mut spec)?;
     // Validate the whole plan now (index space size, IPv6 with -sS, ...).
     ScanPlan::new(&spec).map_err(|e| usage(e.to_string()))?;
     Ok(spec)
+}
+
+/// The filter expression `prtip export --open` and `prtip scan --open` add:
+/// nmap's "open (or possibly open)" ports.
+pub const OPEN_ONLY: &str = "state open or state open|filtered";
+
+/// `--filter` and `--open` as one expression (the spec keeps one filter: the
+/// outputs, the printed report and a resume all apply it).
+pub fn with_open(filter: Option<&str>, open: bool) -> Option<String> {
+    match (filter, open) {
+        (Some(f), true) => Some(format!("({f}) and ({OPEN_ONLY})")),
+        (None, true) => Some(OPEN_ONLY.to_string()),
+        (f, false) => f.map(str::to_string),
+    }
+}
+
+fn scan_filter(args: &Args) -> Option<String> {
+    with_open(args.filter.as_deref(), args.open)
+}
+
+/// The scan types asked for by the `-s` flags, nmap's way: each flag holds one
+/// or more letters (`-sS -sV` = `-sSV`, `-sS -sU` = `-sSU`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScanKinds {
+    /// The TCP scan (`S T F N X A W M`), if one was given.
+    pub tcp: Option<ScanType>,
+    /// `U`: UDP too.
+    pub udp: bool,
+    /// `V`: service detection.
+    pub version: bool,
+}
+
+impl ScanKinds {
+    /// Read the values of every `-s` flag (`["S", "UV"]`).
+    pub fn of(flags: &[String]) -> anyhow::Result<ScanKinds> {
+        let mut k = ScanKinds::default();
+        for f in flags {
+            if f.is_empty() {
+                return Err(usage(format!("-s needs a scan type: {TYPES}")));
+            }
+            for c in f.chars() {
+                match c {
+                    'V' => k.version = true,
+                    'U' => k.udp = true,
+                    c => {
+                        let t = ScanType::from_letter(c).ok_or_else(|| {
+                            usage(format!(
+                                "unknown scan type -s{c}{}: {TYPES}",
+                                if f.len() > 1 {
+                                    format!(" (in -s{f})")
+                                } else {
+                                    String::new()
+                                }
+                            ))
+                        })?;
+                        if k.tcp.is_some_and(|p| p != t) {
+                            return Err(usage(format!(
+                                "{} given together with {}: prtip runs one TCP scan type per scan (with -sU and -sV if asked)",
+                                t.flag(),
+                                k.tcp.map_or("", ScanType::flag)
+                            )));
+                        }
+                        k.tcp = Some(t);
+                    }
+                }
+            }
+        }
+        if k.udp && k.tcp == Some(ScanType::Connect) {
+            return Err(usage(
+                "-sT given together with -sU: prtip's socket scans run one protocol at a time; \
+                 use -sS -sU (raw, both in one scan) or run -sT and -sU as two scans",
+            ));
+        }
+        Ok(k)
+    }
+
+    /// The spec's scan type: the TCP scan (with UDP ports too under `-sU`),
+    /// `-sU` alone, or `-sS` when none was given.
+    pub fn scan_type(&self) -> ScanType {
+        match (self.tcp, self.udp) {
+            (Some(t), _) => t,
+            (None, true) => ScanType::Udp,
+            (None, false) => ScanType::Syn,
+        }
+    }
+
+    /// The protocols whose ports are scanned (TCP first).
+    pub fn protocols(&self) -> Vec<Protocol> {
+        let mut v = Vec::new();
+        if self.tcp.is_some() || !self.udp {
+            v.push(Protocol::Tcp);
+        }
+        if self.udp {
+            v.push(Protocol::Udp);
+        }
+        v
+    }
+}
+
+/// nmap's scan-type letters, for error messages.
+const TYPES: &str = "use -sS (SYN), -sT (connect), -sU (UDP), -sF (FIN), -sN (NULL), -sX (Xmas), \
+                     -sA (ACK), -sW (Window), -sM (Maimon), -sV (service detection); letters \
+                     combine as in nmap (-sSV, -sSU)";
+
+/// `-p` for the protocols scanned: ports without a prefix go to each of
+/// `protos` (nmap: `-sS -sU -p 53` scans TCP and UDP port 53); `T:`/`U:`
+/// items to their protocol.
+pub fn parse_ports(
+    spec: &str,
+    protos: &[Protocol],
+) -> Result<PortList, prtip_engine::ports::PortError> {
+    let mut out = PortList::default();
+    for &p in protos {
+        let l = PortList::parse(spec, p)?;
+        match p {
+            Protocol::Tcp => out.tcp = l.tcp,
+            Protocol::Udp => out.udp = l.udp,
+        }
+    }
+    if !protos.contains(&Protocol::Udp) {
+        out.udp = PortList::parse(spec, Protocol::Tcp)?.udp;
+    }
+    if !protos.contains(&Protocol::Tcp) {
+        out.tcp = PortList::parse(spec, Protocol::Udp)?.tcp;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(flags: &[&str]) -> anyhow::Result<ScanKinds> {
+        ScanKinds::of(&flags.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn compact_forms_mean_what_their_letters_mean_apart() {
+        for (a, b) in [
+            (&["SV"][..], &["S", "V"][..]),
+            (&["UV"], &["U", "V"]),
+            (&["SU"], &["S", "U"]),
+            (&["US"], &["U", "S"]),
+            (&["TV"], &["T", "V"]),
+            (&["FUV"], &["F", "U", "V"]),
+        ] {
+            assert_eq!(kinds(a).unwrap(), kinds(b).unwrap(), "{a:?}");
+        }
+        let k = kinds(&["SUV"]).unwrap();
+        assert_eq!(
+            (k.scan_type(), k.udp, k.version),
+            (ScanType::Syn, true, true)
+        );
+        assert_eq!(k.protocols(), vec![Protocol::Tcp, Protocol::Udp]);
+        assert_eq!(kinds(&["U"]).unwrap().scan_type(), ScanType::Udp);
+        assert_eq!(kinds(&["U"]).unwrap().protocols(), vec![Protocol::Udp]);
+        assert_eq!(kinds(&[]).unwrap().scan_type(), ScanType::Syn);
+        assert_eq!(kinds(&["V"]).unwrap().scan_type(), ScanType::Syn);
+        for (l, t) in [
+            ("F", ScanType::Fin),
+            ("N", ScanType::Null),
+            ("X", ScanType::Xmas),
+            ("A", ScanType::Ack),
+            ("W", ScanType::Window),
+            ("M", ScanType::Maimon),
+        ] {
+            assert_eq!(kinds(&[l]).unwrap().scan_type(), t);
+            assert_eq!(t.flag(), format!("-s{l}"));
+        }
+        assert!(kinds(&["SS"]).is_ok(), "the same type twice is one type");
+        for bad in [&["SA"][..], &["S", "F"], &["TU"], &["Z"], &[""]] {
+            assert!(kinds(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn unprefixed_ports_go_to_every_protocol_scanned() {
+        let both = [Protocol::Tcp, Protocol::Udp];
+        let l = parse_ports("22,53", &both).unwrap();
+        assert_eq!((l.tcp, l.udp), (vec![22, 53], vec![22, 53]));
+        let l = parse_ports("22,U:53,T:80", &both).unwrap();
+        assert_eq!((l.tcp, l.udp), (vec![22, 80], vec![22, 53]));
+        let l = parse_ports("22,U:53", &[Protocol::Tcp]).unwrap();
+        assert_eq!((l.tcp, l.udp), (vec![22], vec![53]));
+        let l = parse_ports("53,T:80", &[Protocol::Udp]).unwrap();
+        assert_eq!((l.tcp, l.udp), (vec![80], vec![53]));
+    }
 }
