@@ -1,10 +1,11 @@
 #!/bin/sh
 # The rate governor against a SYN policer the scanners are not told about
 # (issue 22), and the cost of the governor on an unpoliced lab: prtip (governed
-# and --fixed-rate), nmap -T4 and masscan at the same asked rate, in one run, on
+# and --fixed-rate), nmap -T4 (and masscan) at the same asked rate, in one run, on
 # one lab: recall against the ground truth and wall time.
 #
 #   sudo benches/policed.sh                          # debug build, /20 x 3 ports
+#   sudo MASSCAN=1 benches/policed.sh                # with masscan (see below)
 #   sudo PRTIP=target/release/prtip NET=198.19.0.0/18 POLICERS="20000 40000 100000" \
 #        RATE=1000000 benches/policed.sh
 #
@@ -19,7 +20,7 @@ POLICERS=${POLICERS:-"5000 10000 0"}   # 0: no policer (10M/s: never in the way)
 PORTS=22,80,443
 NAME=gvb$$
 W=$(mktemp -d)
-trap '"$P" lab down --name $NAME >/dev/null 2>&1; rm -rf "$W"' EXIT INT TERM
+trap '"$P" lab down --name $NAME >/dev/null 2>&1; rm -rf "$W"' EXIT
 "$P" lab up --name $NAME --tcp-ports 80,443 --udp-ports none --queues 1 \
     --target-net "$NET" --backlog 4096 --policer 10000000 >/dev/null
 IF=$NAME-s0
@@ -47,7 +48,10 @@ for POL in $POLICERS; do
         "$P" scan "$NET" -p $PORTS --rate "$RATE" --fixed-rate --home "$W/h2" --quiet -oG "$W/f.gnmap"
     run nmap-T4 "grep -o '/open/' $W/n.gnmap | wc -l" \
         nmap -sS -n -Pn -T4 -p $PORTS -e $IF -oG "$W/n.gnmap" "$NET"
-    run masscan "grep -c '^open' $W/m.txt || true" \
-        masscan "$NET" -p$PORTS --adapter $IF --router-mac "$MAC" --rate "$RATE" \
+    # masscan 1.3.2 waits for traffic to wake its receive thread in this lab
+    # (the peer harness, benches/peers, sends it wake datagrams): opt-in, with
+    # a deadline.
+    [ "${MASSCAN:-0}" = 1 ] && run masscan "grep -c '^open' $W/m.txt || true" \
+        timeout 120 masscan "$NET" -p$PORTS --adapter $IF --router-mac "$MAC" --rate "$RATE" \
         --wait 1 --retries 2 -oL "$W/m.txt"
 done
