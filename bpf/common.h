@@ -29,10 +29,13 @@
 #define ICMP_SOURCE_QUENCH 4
 #define ICMP_TIME_EXCEEDED 11
 #define ICMP_PARAMETERPROB 12
+#define ICMP_TIMESTAMPREPLY 14
+#define ICMP_ADDRESSREPLY 18
 
 /* ICMPv6 error types (linux/icmpv6.h has the same values). */
 #define ICMPV6_DEST_UNREACH 1
 #define ICMPV6_PARAMPROB 4
+#define ICMPV6_ECHO_REPLY 129
 
 struct prtip_icmphdr {
 	__u8 type;

@@ -9,11 +9,13 @@
  *   - ICMP errors (unreachable, time exceeded, parameter problem, source quench)
  *     whose quoted datagram is one of our TCP/UDP probes (quoted source port in
  *     our range, quoted source address ours);
- *   - ICMP echo replies whose identifier is in our source-port range;
- *   - with `v6` set, the same over IPv6 (no extension headers) to our IPv6
+ *   - ICMP echo, timestamp and address mask replies whose identifier is in our
+ *     source-port range (host discovery carries the cookie's port there);
+ *   - with `v6` set, instead, the same over IPv6 (no extension headers) to our IPv6
  *     address `our_addr6`: TCP and UDP to our ports, and ICMPv6 errors
  *     (destination unreachable, packet too big, time exceeded, parameter
- *     problem) quoting one of our probes.
+ *     problem) quoting one of our probes, and ICMPv6 echo replies whose
+ *     identifier is in our source-port range; no IPv4 frame is taken.
  * Everything else — ARP, NDP, other flows of the host, later fragments — is
  * XDP_PASS'ed to the kernel untouched. When no socket is bound on a queue the
  * redirect falls back to XDP_PASS too, so the program alone is a pass-through.
@@ -162,6 +164,9 @@ static __always_inline int filter_ipv6(struct xdp_md *ctx, struct ipv6hdr *ip6, 
 		if (ih->type >= ICMPV6_DEST_UNREACH && ih->type <= ICMPV6_PARAMPROB &&
 		    quotes_our_probe6((void *)(ih + 1), data_end))
 			return redirect(ctx, FILTER_REDIRECT_ICMP);
+		/* Host discovery's echo replies: the identifier is our port. */
+		if (ih->type == ICMPV6_ECHO_REPLY && ours(ih->id))
+			return redirect(ctx, FILTER_REDIRECT_ICMP);
 		break;
 	}
 	}
@@ -176,10 +181,13 @@ int prtip_scan_filter(struct xdp_md *ctx)
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > data_end)
 		goto pass;
-	if (v6 && eth->h_proto == bpf_htons(ETH_P_IPV6)) {
-		int act = filter_ipv6(ctx, (void *)(eth + 1), data_end);
-		if (act >= 0)
-			return act;
+	if (v6) {
+		/* An IPv6 scan takes nothing of IPv4: the host's own flows stay its own. */
+		if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+			int act = filter_ipv6(ctx, (void *)(eth + 1), data_end);
+			if (act >= 0)
+				return act;
+		}
 		goto pass;
 	}
 	struct iphdr *ip = ipv4_after_eth(data, data_end, &eth);
@@ -211,6 +219,8 @@ int prtip_scan_filter(struct xdp_md *ctx)
 			goto pass;
 		switch (ih->type) {
 		case ICMP_ECHOREPLY:
+		case ICMP_TIMESTAMPREPLY:
+		case ICMP_ADDRESSREPLY:
 			if (ours(ih->id))
 				return redirect(ctx, FILTER_REDIRECT_ICMP);
 			break;

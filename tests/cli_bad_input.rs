@@ -133,6 +133,48 @@ fn host_discovery_flags_other_than_pn_are_refused() {
     refused(&["-p", "22", "-Pfoo"], &["-Pfoo"]);
 }
 
+/// As [`refused`] for `prtip --home HOME scan ARGS...` without `-sT`: the ping
+/// sweep's checks (targets on loopback, so a missing check still sends nowhere).
+fn refused_sweep(args: &[&str], names: &[&str]) {
+    let home = tempfile::tempdir().unwrap();
+    let out = common::prtip()
+        .arg("--home")
+        .arg(home.path())
+        .arg("scan")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert_eq!(err.matches("prtip: ").count(), 1, "{args:?}: {err}");
+    for n in names {
+        assert!(err.contains(n), "{args:?}: {n:?} not in {err}");
+    }
+    assert_eq!(scan_dirs(home.path()), 0, "{args:?} left a scan directory");
+}
+
+#[test]
+fn ping_sweeps_refuse_what_they_cannot_honour() {
+    let t = "127.0.0.1";
+    refused_sweep(
+        &["-sn", "-PX", t],
+        &["-PX", "unknown host discovery option", "-PE"],
+    );
+    refused_sweep(&["-sn", "-PS99999", t], &["99999", "-PS99999"]);
+    refused_sweep(&["-sn", "-PEx", t], &["-PEx", "unknown"]);
+    refused_sweep(&["-sn", "-p", "22", t], &["-sn scans no ports", "-PS"]);
+    refused_sweep(&["-sn", "--top-ports", "10", t], &["-sn scans no ports"]);
+    refused_sweep(&["-sn", "-Pn", t], &["-sn -Pn"]);
+    refused_sweep(&["-sn", "-sV", t], &["-sn -sV"]);
+    refused_sweep(&["-sn", "-sS", t], &["-sn given together with -sS"]);
+    refused_sweep(&["-snT", t], &["-sn given together with -sT"]);
+    refused_sweep(&["-sn", "-sU", t], &["-sn given together with -sU"]);
+    refused_sweep(&["-sn", t, "::1"], &["1 IPv4 and 1 IPv6 targets"]);
+    // A port scan never pings first.
+    refused_sweep(&["-sS", "-p", "22", "-PE", t], &["-PE", "-sn -PE"]);
+}
+
 #[test]
 fn a_home_that_is_a_file_is_bad_input_said_once() {
     let dir = tempfile::tempdir().unwrap();

@@ -4,6 +4,7 @@
 //! figure is the store's one definition of progress: first-pass walk positions done
 //! over the first pass's length (retry passes not counted).
 
+mod common;
 mod export_support;
 
 use export_support::run_ok;
@@ -229,4 +230,31 @@ fn a_completed_scan_says_nothing_of_the_kind() {
         "{text}"
     );
     assert!(!text.contains("partial"));
+}
+
+/// Issue 19, item 4: `history show` and `history list` give the figure the
+/// exports and `paused at N%` give: 14.6%, of the first pass's 1000 probes (they
+/// said "(146 of 2000 probes)" and 7.3%).
+#[test]
+fn history_show_and_list_measure_the_first_pass() {
+    let home = tempfile::tempdir().unwrap();
+    let log = home.path().join("scans").join("7");
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    paused_log(&log);
+    let prtip = || {
+        let mut c = common::prtip();
+        c.env("PRTIP_HOME", home.path()).env_remove("PRTIP_HISTORY");
+        c
+    };
+    run_ok(prtip().args(["history", "rebuild"]));
+    let show = run_ok(prtip().args(["history", "show", "7"]));
+    let show = String::from_utf8(show.stdout).unwrap();
+    assert!(
+        show.contains("14.6% (146 of 1000 first-pass probes)"),
+        "{show}"
+    );
+    let list = run_ok(prtip().args(["history", "list", "--json"]));
+    let row: serde_json::Value =
+        serde_json::from_str(String::from_utf8(list.stdout).unwrap().trim()).unwrap();
+    assert_eq!(row["progress"], 0.146, "{row}");
 }

@@ -48,8 +48,8 @@ fn multi_page_table_with_page_numbers() {
         ["198.19.0.1", "21", "tcp", "open", "ftp", "vsftpd", "3.0.3"]
     );
     assert!(
-        text.contains("\\xc3\\x96pen\\x01SSH (tm) 9.2p1"),
-        "non-ASCII made printable"
+        text.contains("Öpen\\x01SSH (tm) 9.2p1"),
+        "Unicode kept, control characters escaped"
     );
     let last: Vec<&str> = data_lines[599].split_whitespace().collect();
     assert_eq!(
@@ -161,17 +161,86 @@ fn long_streamed_export_is_valid() {
         ["198.19.1.244", "8080", "tcp", "open", "http-proxy"]
     );
     assert!(page_texts[pages - 1].contains("198.19.1.244"));
-    // The hostile row: parentheses and backslashes are text, non-ASCII is \xNN.
+    // The hostile row: parentheses and backslashes are text, Unicode is itself.
     let evil = data_lines
         .iter()
         .find(|l| l.starts_with("198.19.0.201 ") && l.contains(" 22 "))
         .expect("hostile row listed");
     assert!(evil.contains("a)b(c\\d"), "{evil}");
-    assert!(evil.contains(") Tj (x\\xc3\\xbf ("), "{evil}");
+    assert!(evil.contains(") Tj (x\u{ff} ("), "{evil}");
     // Nothing after it was swallowed by an unbalanced string.
     let i = data_lines.iter().position(|l| l == evil).unwrap();
     assert!(data_lines[i + 1].starts_with("198.19.0.201 "));
     assert!(data_lines[i + 1].contains(" 23 "));
+}
+
+/// What the old report cut or mangled (issue 19 item 17) comes out whole: a
+/// "194 closed tcp ports" note, a long command line (wrapped at spaces, never
+/// inside a number), a long version string (continued on the next line of its
+/// row), and Unicode text (an embedded TrueType font, not `\xNN` escapes).
+#[test]
+fn notes_commands_versions_and_unicode_come_out_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rows: Vec<_> = synthetic::lab_rows(20).collect();
+    let long_version = "Apache httpd 2.4.57 ((Debian) OpenSSL/3.0.11 mod_perl/2.0.12 Perl/v5.36.0)";
+    let with_service: Vec<usize> = (1..rows.len())
+        .filter(|&i| rows[i].service.is_some())
+        .collect();
+    let v = rows[with_service[0]].service.as_mut().unwrap();
+    v.product = "Apache httpd".into();
+    v.version = "2.4.57 ((Debian) OpenSSL/3.0.11 mod_perl/2.0.12 Perl/v5.36.0)".into();
+    rows[with_service[1]].service.as_mut().unwrap().product = "Сервер «Москва» — ünïcødé ✓".into();
+    // 194 closed ports on one host: summarised in one note.
+    let base = rows[0].clone();
+    for p in 1000..1194 {
+        let mut r = base.clone();
+        r.port = p;
+        r.state = prtip_store::PortState::Closed;
+        r.reason = prtip_store::Reason::Reset;
+        r.service = None;
+        r.banner = None;
+        rows.push(r);
+    }
+    rows.sort_by_key(|r| r.key());
+    let closed = rows
+        .iter()
+        .filter(|r| r.addr == base.addr && r.state == prtip_store::PortState::Closed)
+        .count();
+    assert!(closed >= 194);
+    let mut m = meta(7);
+    let ports: Vec<String> = (10000..10040).map(|p| p.to_string()).collect();
+    m.command_line = format!("prtip scan -sS -sV -p {} 198.19.0.0/24", ports.join(" "));
+    let pdf = export(dir.path(), "whole.pdf", Format::Pdf, &m, rows);
+    let check = run(Command::new(qpdf()).arg("--check").arg(&pdf));
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let text = pdf_text(&pdf);
+    assert!(
+        text.contains(&format!("{closed} closed tcp ports not listed")),
+        "{text}"
+    );
+    assert!(!text.contains('~'), "nothing cut: {text}");
+    // Every number of the command line is whole on some line.
+    let words: std::collections::HashSet<&str> = text.split_whitespace().collect();
+    for p in &ports {
+        assert!(words.contains(p.as_str()), "{p} broken: {text}");
+    }
+    assert!(text.contains("Сервер «Москва» — ünïcødé ✓"), "{text}");
+    assert!(
+        !text.contains("\\x"),
+        "no escapes for printable text: {text}"
+    );
+    // The long version: its words in order over the row's lines.
+    let all: Vec<&str> = text.split_whitespace().collect();
+    let want: Vec<&str> = long_version.split_whitespace().collect();
+    let at = all
+        .windows(want.len())
+        .position(|w| w == want.as_slice())
+        .unwrap_or_else(|| panic!("version not whole: {text}"));
+    assert!(at > 0);
 }
 
 /// `pdfinfo`'s report of `pdf` and the page count it gives.

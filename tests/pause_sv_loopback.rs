@@ -119,6 +119,21 @@ fn sigint_during_service_detection_pauses_and_resume_finishes_it() {
         stdout.contains("resume: prtip replay 1 --from-checkpoint"),
         "{stdout}"
     );
+    // Issue 19, item 4: the Ctrl-C line, `history show` and the exports give one
+    // figure (the walk is done: detection was paused).
+    assert!(stdout.starts_with("paused at 100.0% (scan 1)"), "{stdout}");
+    let show = prtip_in(home.path())
+        .args(["history", "show", "1"])
+        .output()
+        .unwrap();
+    let show = String::from_utf8_lossy(&show.stdout);
+    assert!(show.contains("100.0% (3 of 3 first-pass probes)"), "{show}");
+    let json = prtip_in(home.path())
+        .args(["export", "1", "-f", "json"])
+        .output()
+        .unwrap();
+    let json = String::from_utf8_lossy(&json.stdout);
+    assert!(json.contains("\"progress\":1.0"), "{json}");
     let dir = common::scan_dir(home.path(), 1);
     let history = || HistoryIndex::open(&home.path().join("history.redb")).unwrap();
     assert_eq!(

@@ -547,7 +547,10 @@ fn quiet_prints_one_line_and_the_large_table_only_open_ports() {
         stdout.starts_with("prtip done: 1 IP address scanned in "),
         "{stdout}"
     );
-    assert!(stdout.contains("1 open, 299 closed ports"), "{stdout}");
+    assert!(
+        stdout.contains("1 open, 299 closed, 0 filtered ports"),
+        "{stdout}"
+    );
 
     let out = scan_cmd(h.path(), &ns, &["scan", "198.19.0.0/23", "-p", "22,80"])
         .output()

@@ -241,8 +241,8 @@ fn paused_and_resumed_files_equal_the_export() {
     assert_eq!(text(&grep), export(home.path(), "grep", &[]));
 }
 
-/// `-oJ -`: JSON lines only on stdout (rows as they come, a service as a later
-/// line for its port); the summary and the rest on stderr.
+/// `-oJ -`: JSON lines only on stdout (rows as they come, the banner and the
+/// service as later lines for their port); the summary and the rest on stderr.
 #[test]
 fn json_on_stdout_alone() {
     let (a, _b, _c, closed) = ports();
@@ -258,9 +258,30 @@ fn json_on_stdout_alone() {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l:?}\n{o}")))
         .collect();
     let of_a: Vec<&serde_json::Value> = lines.iter().filter(|v| v["port"] == a.port).collect();
-    assert_eq!(of_a.len(), 2, "a's row, then a's row with its service: {o}");
+    // a's row, again with its banner, again with its service: the last is the export's.
+    assert_eq!(of_a.len(), 3, "{o}");
     assert_eq!(of_a[0]["state"], "open");
-    assert_eq!(of_a[1]["service"], "ssh");
+    assert!(
+        of_a[0]["service"].is_null() && of_a[0]["banner"].is_null(),
+        "{o}"
+    );
+    assert!(
+        of_a[1]["banner"]
+            .as_str()
+            .is_some_and(|b| b.starts_with("SSH-2.0")),
+        "{o}"
+    );
+    assert_eq!(of_a[2]["service"], "ssh");
+    let export = export(home.path(), "json", &[]);
+    let line = export
+        .lines()
+        .find(|l| l.contains(&format!("\"port\":{},", a.port)))
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(line).unwrap(),
+        *of_a[2],
+        "the last line of a port is its export line"
+    );
     assert!(lines
         .iter()
         .any(|v| v["port"] == closed && v["state"] == "closed"));
@@ -330,5 +351,34 @@ fn open_keeps_open_ports_everywhere() {
         both.lines().count(),
         1,
         "--open and --filter both apply: {both}"
+    );
+}
+
+/// `-oX -`: the XML document alone on stdout (written whole at the end).
+#[test]
+fn xml_on_stdout_alone() {
+    let a = serve(TcpListener::bind("127.0.0.1:0").unwrap(), None);
+    let home = tempfile::tempdir().unwrap();
+    let out = prtip_in(home.path())
+        .args([
+            "scan",
+            "-sT",
+            "127.0.0.1",
+            "-p",
+            &a.port.to_string(),
+            "-oX",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    let (o, e) = ok(&out);
+    assert_eq!(out.status.code(), Some(0), "{o}\n{e}");
+    assert!(o.starts_with("<?xml"), "{o}");
+    assert!(o.trim_end().ends_with("</nmaprun>"), "{o}");
+    let port = format!("<port protocol=\"tcp\" portid=\"{}\">", a.port);
+    assert!(o.contains(&port), "{o}");
+    assert!(
+        e.contains("Discovered open port") && e.contains("prtip done"),
+        "{e}"
     );
 }

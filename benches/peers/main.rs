@@ -17,7 +17,10 @@
 //! (b) per scanner, the highest rate that still finds 100% (bisection, bounded);
 //! (c) send-only probes/s into the XDP sink (XDP_DROP, counted by the program);
 //! (d) memory: prtip's mmap'd log vs results kept in memory (same engine, same
-//! scan, 131 072 open) and the peers on the same scan.
+//! scan, 131 072 open) and the peers on the same scan;
+//! (e) IPv6: 2001:db8:100::/116 × the same ports (4 096 × 4, the target's kernel
+//! answering) by prtip, `nmap -6` and masscan at the first rate: wall time,
+//! probes per wall second and recall (ipv6.rs).
 //! Ratios prtip/peer are printed for every figure; everything is saved as JSON
 //! under `target/peers/`.
 //!
@@ -27,6 +30,7 @@
 //! processes and `target/peers/`.
 
 mod child;
+mod ipv6;
 mod lab;
 mod parse;
 mod proc;
@@ -75,7 +79,7 @@ struct Settings {
 
 fn usage() -> &'static str {
     "usage: cargo bench --bench peers -- [--quick|--full] [--only prtip-packet,prtip-xdp,masscan,zmap,nmap]\n\
-     \x20      [--phases sweep,bisect,send,memory] [--rates 50000,100000] [--no-install] [--xdp-mode native|skb] [--wait SECONDS]\n\
+     \x20      [--phases sweep,bisect,send,memory,ipv6] [--rates 50000,100000] [--no-install] [--xdp-mode native|skb] [--wait SECONDS]\n\
      \x20      [--send-offloads on|off]"
 }
 
@@ -114,7 +118,7 @@ fn settings(args: &[String]) -> anyhow::Result<Settings> {
             send_offloads: false,
         }
     };
-    s.phases = ["sweep", "bisect", "send", "memory"]
+    s.phases = ["sweep", "bisect", "send", "memory", "ipv6"]
         .map(String::from)
         .to_vec();
     let mut i = 0;
@@ -149,7 +153,7 @@ fn settings(args: &[String]) -> anyhow::Result<Settings> {
                 s.phases = val()?.split(',').map(String::from).collect();
                 for p in &s.phases {
                     anyhow::ensure!(
-                        ["sweep", "bisect", "send", "memory"].contains(&p.as_str()),
+                        ["sweep", "bisect", "send", "memory", "ipv6"].contains(&p.as_str()),
                         "unknown phase {p:?} in --phases\n{}",
                         usage()
                     );
@@ -700,6 +704,28 @@ fn phases(
         let ratios = report::figure_ratios("peak RSS", &figs);
         doc["memory"] = json!({"targets": mem_truth.cidr(), "open": mem_truth.open_count(),
                               "rate": s.memory_rate, "outcomes": rows, "ratios": ratios});
+    }
+    // (e) IPv6 sweep
+    if s.phases.iter().any(|p| p == "ipv6") {
+        lab.attach(TargetKind::Responder)?;
+        let rate = s.rates.first().copied().unwrap_or(50_000);
+        println!(
+            "\n(e) IPv6 sweep: {} x {:?} = {} probes, {} open (the target's kernel answers); {rate} probes/s, one pass, wait {} s",
+            ipv6::NET6,
+            PORTS,
+            4096 * PORTS.len(),
+            4096 * OPEN.len(),
+            s.wait_s
+        );
+        let plan = ipv6::Plan {
+            ports: &PORTS,
+            open: &OPEN,
+            rate,
+            wait_s: s.wait_s,
+        };
+        let rows = ipv6::sweep(lab, prtip, work, &scanners, plan)?;
+        doc["ipv6"] =
+            json!({"targets": ipv6::NET6, "ports": PORTS, "rate": rate, "outcomes": rows});
     }
     doc["skipped"] = json!(skip
         .iter()

@@ -1,13 +1,15 @@
 //! Reading the peers' output files: masscan `-oL`, zmap `-O csv -f saddr,sport`
-//! and nmap `-oG`. Each parser calls `open(addr, port)` for every open TCP port
+//! and nmap `-oG` (masscan's and nmap's for either family: the address type is
+//! the caller's). Each parser calls `open(addr, port)` for every open TCP port
 //! it finds and returns how many lines it could not read (so a format change
 //! shows up as a number in the report, not as silently lower recall). Pure
 //! functions over text; no I/O.
 
 use std::net::Ipv4Addr;
+use std::str::FromStr;
 
 /// masscan `-oL`: `open tcp 80 198.19.0.1 1700000000` (comments start with `#`).
-pub fn masscan_list(text: &str, open: &mut dyn FnMut(Ipv4Addr, u16)) -> u64 {
+pub fn masscan_list<A: FromStr + Copy>(text: &str, open: &mut dyn FnMut(A, u16)) -> u64 {
     let mut bad = 0;
     for line in text.lines() {
         let line = line.trim();
@@ -48,7 +50,7 @@ pub fn zmap_csv(text: &str, open: &mut dyn FnMut(Ipv4Addr, u16)) -> u64 {
 }
 
 /// nmap `-oG`: `Host: 198.19.0.1 ()\tPorts: 22/closed/tcp//ssh///, 80/open/tcp//http///`.
-pub fn nmap_grepable(text: &str, open: &mut dyn FnMut(Ipv4Addr, u16)) -> u64 {
+pub fn nmap_grepable<A: FromStr + Copy>(text: &str, open: &mut dyn FnMut(A, u16)) -> u64 {
     let mut bad = 0;
     for line in text.lines() {
         let Some(rest) = line.strip_prefix("Host: ") else {
@@ -58,7 +60,7 @@ pub fn nmap_grepable(text: &str, open: &mut dyn FnMut(Ipv4Addr, u16)) -> u64 {
             bad += 1;
             continue;
         };
-        let Ok(addr) = addr.parse::<Ipv4Addr>() else {
+        let Ok(addr) = addr.parse::<A>() else {
             bad += 1;
             continue;
         };

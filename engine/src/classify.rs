@@ -94,8 +94,45 @@ pub enum L4<'a> {
         /// The datagram it quotes.
         quote: Quote,
     },
+    /// An ICMP echo, timestamp or address mask reply (IPv4 types 0, 14, 18) or an
+    /// ICMPv6 echo reply (type 129): what host discovery's ICMP probes draw.
+    IcmpReply {
+        /// ICMP type.
+        msg_type: u8,
+        /// Identifier (our probes carry the cookie's source port).
+        ident: u16,
+        /// Sequence number (our probes carry the cookie's low 16 bits).
+        seq: u16,
+    },
+    /// An ARP reply to our address ([`Inbound::src`] is its sender's address).
+    ArpReply,
+    /// An ICMPv6 neighbour advertisement to our address for `target`.
+    NeighborAdvert {
+        /// The address it advertises.
+        target: std::net::Ipv6Addr,
+    },
     /// Anything else (other ICMP, other protocols).
     Other,
+}
+
+/// ICMP types of the replies [`L4::IcmpReply`] holds: echo reply (0), timestamp
+/// reply (14), address mask reply (18); ICMPv6 echo reply (129).
+pub const ICMP_ECHO_REPLY: u8 = 0;
+/// ICMP timestamp reply.
+pub const ICMP_TIMESTAMP_REPLY: u8 = 14;
+/// ICMP address mask reply.
+pub const ICMP_MASK_REPLY: u8 = 18;
+/// ICMPv6 echo reply.
+pub const ICMPV6_ECHO_REPLY: u8 = 129;
+/// ICMPv6 neighbour advertisement.
+const ICMPV6_NEIGHBOR_ADVERT: u8 = 136;
+
+/// The identifier and sequence number of an ICMP query message (bytes 4..8).
+fn query_ids(p: &[u8]) -> (u16, u16) {
+    (
+        u16::from_be_bytes([p[4], p[5]]),
+        u16::from_be_bytes([p[6], p[7]]),
+    )
 }
 
 /// A frame to our address, parsed once for every module to look at.
@@ -118,6 +155,20 @@ impl<'a> Inbound<'a> {
         if eth.ethertype() == EtherType::Ipv6 {
             return Self::parse_v6(frame, our_addr);
         }
+        if eth.ethertype() == EtherType::Arp {
+            let Ok(a) = crate::wire::ArpPacket::new_checked(eth.payload()) else {
+                return Ok(None);
+            };
+            if a.operation() != crate::wire::arp::OP_REPLY || IpAddr::V4(a.target_ip()) != our_addr
+            {
+                return Ok(None);
+            }
+            return Ok(Some(Inbound {
+                src: a.sender_ip().into(),
+                ttl: 0,
+                l4: L4::ArpReply,
+            }));
+        }
         if eth.ethertype() != EtherType::Ipv4 {
             return Ok(None);
         }
@@ -136,6 +187,19 @@ impl<'a> Inbound<'a> {
             IpProtocol::Udp => L4::Udp(UdpPacket::new_checked(payload)?),
             IpProtocol::Icmp => match Icmpv4Packet::new_checked(payload) {
                 Err(_) => L4::Other,
+                Ok(p)
+                    if matches!(
+                        p.msg_type(),
+                        ICMP_ECHO_REPLY | ICMP_TIMESTAMP_REPLY | ICMP_MASK_REPLY
+                    ) =>
+                {
+                    let (ident, seq) = query_ids(payload);
+                    L4::IcmpReply {
+                        msg_type: p.msg_type(),
+                        ident,
+                        seq,
+                    }
+                }
                 Ok(p) if p.msg_type() != icmp::TYPE_DEST_UNREACHABLE => L4::Other,
                 Ok(p) => {
                     let (code, quote) = match Icmpv4Repr::parse(&p)? {
@@ -184,6 +248,19 @@ impl<'a> Inbound<'a> {
                     return Err(WireError::Malformed);
                 }
                 L4::Unreachable { code, quote }
+            }
+            IpProtocol::Icmpv6 if payload.len() >= 8 && payload[0] == ICMPV6_ECHO_REPLY => {
+                let (ident, seq) = query_ids(payload);
+                L4::IcmpReply {
+                    msg_type: ICMPV6_ECHO_REPLY,
+                    ident,
+                    seq,
+                }
+            }
+            IpProtocol::Icmpv6 if payload.len() >= 24 && payload[0] == ICMPV6_NEIGHBOR_ADVERT => {
+                let mut t = [0u8; 16];
+                t.copy_from_slice(&payload[8..24]);
+                L4::NeighborAdvert { target: t.into() }
             }
             _ => L4::Other,
         };

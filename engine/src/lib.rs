@@ -14,13 +14,15 @@ pub mod governor;
 mod lifecycle;
 pub mod metrics;
 pub mod pacing;
-pub mod permutation;
-pub mod ports;
 pub mod probe;
 pub mod route;
 pub mod scan;
 pub mod sim;
-pub mod targets;
 pub mod udp;
 pub mod uplink;
 pub mod wire;
+
+// The index space (targets, ports, the keyed walk) lives in the store, so every
+// reader of a log can interpret its walk positions (silence is projected from them);
+// the engine's paths stay as they were.
+pub use prtip_store::space::{permutation, ports, targets};

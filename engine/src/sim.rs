@@ -254,7 +254,7 @@ fn answer(net: &Network, a: Answer, p: &OnWire, frame: &[u8]) -> Option<Vec<u8>>
         ip_frame(net.router.unwrap_or(p.dst), p.our, IpProtocol::Icmp, &m)
     };
     match (a, p.proto) {
-        (Answer::Silent, _) => None,
+        (Answer::Silent, _) | (_, Protocol::Host) => None,
         (Answer::Unreachable(code), _) => Some(icmp_error(code)),
         (Answer::Closed, Protocol::Udp) => Some(icmp_error(icmp::CODE_PORT_UNREACHABLE)),
         (Answer::Open, Protocol::Udp) => {

@@ -3,17 +3,21 @@
 //! (IPv6). A SYN scan holds (checkpoints, sends nothing) while either fails and
 //! continues when both work again.
 //!
-//! Owns that check. Never changes a kernel table; sends nothing but one ARP
-//! request or Neighbor Solicitation per check on the outgoing link.
+//! Owns that check and its ARP/NDP socket, opened once before the scan drops
+//! its capabilities ([`Uplink::opened`]). Never changes a kernel table; sends
+//! nothing but one ARP request or Neighbor Solicitation per check on the
+//! outgoing link.
 
 use crate::route::netlink::Rtnl;
-use crate::route::{resolve, Route};
+use crate::route::resolve::NeighbourSocket;
+use crate::route::Route;
 use crate::wire::EthernetAddress;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What a check needs: the route's interface, our addresses and the next hop.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Uplink {
     /// Interface name.
     pub iface: String,
@@ -27,6 +31,8 @@ pub struct Uplink {
     pub next_hop: IpAddr,
     /// Whether the link resolves neighbours (no ARP/NDP check otherwise).
     pub resolves: bool,
+    /// The socket the next-hop checks ask on ([`Uplink::opened`]).
+    socket: Option<Arc<NeighbourSocket>>,
 }
 
 impl Uplink {
@@ -39,7 +45,19 @@ impl Uplink {
             src_ip: route.src_ip,
             next_hop: route.next_hop,
             resolves: route.resolves,
+            socket: None,
         }
+    }
+
+    /// With the socket its next-hop checks ask on, opened now: call it while
+    /// the process may still open raw sockets (before a raw scan drops its
+    /// capabilities); without it every check fails.
+    pub fn opened(mut self) -> std::io::Result<Uplink> {
+        if self.resolves {
+            let s = NeighbourSocket::open(self.ifindex, self.next_hop.is_ipv6())?;
+            self.socket = Some(Arc::new(s));
+        }
+        Ok(self)
     }
 
     /// Whether the interface is up with a carrier: `Err(why)` when not.
@@ -61,10 +79,14 @@ impl Uplink {
         if !self.resolves {
             return Ok(());
         }
-        let answer = match (self.src_ip, self.next_hop) {
-            (IpAddr::V4(s), IpAddr::V4(h)) => resolve::arp(self.ifindex, self.src_mac, s, h, wait),
-            (IpAddr::V6(s), IpAddr::V6(h)) => resolve::ndp(self.ifindex, self.src_mac, s, h, wait),
-            _ => return Ok(()),
+        if self.src_ip.is_ipv4() != self.next_hop.is_ipv4() {
+            return Ok(());
+        }
+        let answer = match &self.socket {
+            Some(s) => s.ask(self.src_mac, self.src_ip, self.next_hop, wait),
+            None => Err(std::io::Error::other(
+                "no ARP/NDP socket was opened for the uplink watch",
+            )),
         };
         let what = if self.next_hop.is_ipv4() {
             "ARP"

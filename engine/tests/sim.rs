@@ -10,7 +10,8 @@ use prtip_engine::backend::{FrameParams, ProbeSet};
 use prtip_engine::probe::TcpFlagScan;
 use prtip_engine::scan::{self, Preload, RunOptions, ScanControl, ScanOutcome, ScanPlan};
 use prtip_engine::sim::{self, Answer, Network, Rule, SimHandle};
-use prtip_store::event::{Addr, Counters, Event, PortState, Protocol, ScanSpec};
+use prtip_store::event::{Addr, Counters, Event, PortState, Protocol, Reason, ScanSpec, ScanType};
+use prtip_store::{Results, Silence};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
@@ -96,6 +97,15 @@ impl Scenario {
             ports: self.ports.clone(),
             max_retries: self.max_retries,
             wait_ms: self.wait_ms,
+            scan_type: match self.tcp_scan() {
+                None => ScanType::Syn,
+                Some(TcpFlagScan::Fin) => ScanType::Fin,
+                Some(TcpFlagScan::Null) => ScanType::Null,
+                Some(TcpFlagScan::Xmas) => ScanType::Xmas,
+                Some(TcpFlagScan::Ack) => ScanType::Ack,
+                Some(TcpFlagScan::Window) => ScanType::Window,
+                Some(TcpFlagScan::Maimon) => ScanType::Maimon,
+            },
             ..spec_base()
         }
     }
@@ -215,15 +225,54 @@ fn replies(log: &[Event]) -> impl Iterator<Item = &prtip_store::event::Reply> {
     })
 }
 
-/// Latest state per port over `logs` in order (the results projection).
+/// Latest state per port over `logs` in order: the store's results projection
+/// (`Results`), silent ports projected from each scan's spec and checkpoints. A
+/// log that starts with `ScanStarted` starts a scan (a shard); a resumed run's log
+/// continues the one before it.
 fn results(logs: &[&[Event]]) -> BTreeMap<Key, PortState> {
     let mut m = BTreeMap::new();
-    for log in logs {
-        for r in replies(log) {
+    let mut fold = Results::new();
+    let flush = |fold: &mut Results, m: &mut BTreeMap<Key, PortState>| {
+        for r in std::mem::take(fold).rows() {
             m.insert((r.addr.ip(), r.proto, r.port), r.state);
         }
+    };
+    for log in logs {
+        if matches!(log.first(), Some(Event::ScanStarted(_))) {
+            flush(&mut fold, &mut m);
+        }
+        for e in log.iter() {
+            fold.apply_event(e);
+        }
     }
+    flush(&mut fold, &mut m);
     m
+}
+
+/// No event of `log` is a silent port's: silence is projected, never written.
+fn assert_no_silence_events(log: &[Event], what: &str) {
+    let silent: Vec<_> = replies(log)
+        .filter(|r| r.reason == Reason::NoResponse)
+        .collect();
+    assert!(silent.is_empty(), "{what}: silence written: {silent:?}");
+}
+
+/// The silent ports the store projects from a finished log of `plan`, with the
+/// silence state of the probe modules `probes`.
+fn projected(plan: &ScanPlan, log: &[Event], probes: &ProbeSet) -> BTreeMap<Key, PortState> {
+    let (done, _) = last_checkpoint(log).expect("a checkpoint");
+    let answered: std::collections::HashSet<Key> = replies(log)
+        .map(|r| (r.addr.ip(), r.proto, r.port))
+        .collect();
+    let silence = Silence::new(&plan.spec, done, 0)
+        .expect("a SYN scan projects its silence")
+        .with_silence(|p| probes.silence(p));
+    silence
+        .space()
+        .iter()
+        .map(|(a, p, port, st)| ((a.ip(), p, port), st))
+        .filter(|(k, _)| !answered.contains(k))
+        .collect()
 }
 
 /// Every (address, protocol, port) of the plan's walk.
@@ -265,17 +314,35 @@ fn play(name: &str) {
         panic!("{name}: {outcome:?}");
     };
     let keys = walk_keys(&plan);
-    // One result per port of the walk: duplicates and retries folded.
+    assert_no_silence_events(&log, name);
+    // At most one Reply per port: duplicates and retries folded.
     let mut per_key: HashMap<Key, u32> = HashMap::new();
     for r in replies(&log) {
         *per_key.entry((r.addr.ip(), r.proto, r.port)).or_default() += 1;
     }
-    assert_eq!(per_key.len(), keys.len(), "{name}: a result for every port");
     assert!(
         per_key.values().all(|&n| n == 1),
         "{name}: one Reply per port: {per_key:?}"
     );
-    let got = results(&[&log]);
+    // The silent ports, projected: exactly the ports of the walk without a Reply.
+    let silent = projected(&plan, &log, &probes_for(sc.tcp_scan()));
+    assert_eq!(
+        per_key.len() + silent.len(),
+        keys.len(),
+        "{name}: a result for every port"
+    );
+    let mut got: BTreeMap<Key, PortState> = silent.clone();
+    for r in replies(&log) {
+        let k = (r.addr.ip(), r.proto, r.port);
+        assert!(
+            !silent.contains_key(&k),
+            "{name}: {k:?} answered and silent"
+        );
+        got.insert(k, r.state);
+    }
+    // The spec's scan type gives the same silence: the store's projection, which
+    // has no probe modules, agrees.
+    assert_eq!(results(&[&log]), got, "{name}: Results");
     let sends = sim.sends();
     for k in &keys {
         let want =
@@ -633,8 +700,18 @@ fn shards_partition_the_walk() {
     );
     let logs: Vec<&[Event]> = logs.iter().map(|l| l.as_slice()).collect();
     assert_eq!(results(&logs), want);
-    // Each shard reports only its own ports.
-    let total: usize = logs.iter().map(|l| replies(l).count()).sum();
+    // Each shard reports only its own ports: its answers and its projected silence.
+    let mut total = 0;
+    for (i, l) in logs.iter().enumerate() {
+        assert_no_silence_events(l, "shard");
+        let plan = ScanPlan::new(&ScanSpec {
+            shard_index: i as u32,
+            shard_count: 3,
+            ..base.clone()
+        })
+        .unwrap();
+        total += replies(l).count() + projected(&plan, l, &probes()).len();
+    }
     assert_eq!(total, keys.len());
 }
 

@@ -39,6 +39,10 @@ fn proves_up(r: Reason) -> bool {
 pub struct Host {
     /// The rows; never empty when handed to a renderer.
     pub rows: Vec<ResultRow>,
+    /// Silent ports of a wide scan that are counted, not listed (a scan that covers
+    /// more than `prtip_store::SILENT_ROWS_MAX` ports): part of [`Host::hidden`]
+    /// and [`Host::count`], never of [`Host::rows`] or [`Host::shown`].
+    pub extra: Vec<ResultRow>,
     counts: [u64; 5],
 }
 
@@ -58,12 +62,47 @@ pub struct Hidden {
 impl Host {
     pub(crate) fn clear(&mut self) {
         self.rows.clear();
+        self.extra.clear();
         self.counts = [0; 5];
     }
 
+    /// Add counted-only silent ports (see [`Host::extra`]).
+    pub fn add_extra(&mut self, rows: Vec<ResultRow>) {
+        for r in &rows {
+            self.counts[state_index(r.state)] += 1;
+        }
+        self.extra.extend(rows);
+    }
+
+    /// Ports of the host, listed or counted.
+    pub fn port_count(&self) -> u64 {
+        (self.rows.len() + self.extra.len()) as u64
+    }
+
+    /// Listed and counted rows (the listed first).
+    pub fn all_rows(&self) -> impl Iterator<Item = &ResultRow> + '_ {
+        self.rows.iter().chain(&self.extra)
+    }
+
     pub(crate) fn push(&mut self, row: ResultRow) {
-        self.counts[state_index(row.state)] += 1;
+        if row.proto != Protocol::Host {
+            self.counts[state_index(row.state)] += 1;
+        }
         self.rows.push(row);
+    }
+
+    /// The host discovery result (`-sn`: a row of [`Protocol::Host`]), if any.
+    /// It sorts after the host's port rows.
+    pub fn status_row(&self) -> Option<&ResultRow> {
+        self.rows.last().filter(|r| r.proto == Protocol::Host)
+    }
+
+    /// The rows of ports (every row but the host discovery result).
+    pub fn port_rows(&self) -> &[ResultRow] {
+        match self.status_row() {
+            Some(_) => &self.rows[..self.rows.len() - 1],
+            None => &self.rows,
+        }
     }
 
     /// Build a host from rows of one address (tests, library users).
@@ -96,7 +135,11 @@ impl Host {
     /// unreachable error (`host-unreach`): it comes from a router on the way or
     /// from the scanner's own kernel (no route, no neighbour), so it proves the
     /// opposite (nmap's rule: a host-unreachable from elsewhere means down).
+    /// For host discovery (`-sn`), what discovery found.
     pub fn is_up(&self) -> bool {
+        if let Some(s) = self.status_row() {
+            return s.state == PortState::Open;
+        }
         self.rows.iter().any(|r| proves_up(r.reason))
     }
 
@@ -113,6 +156,9 @@ impl Host {
     /// The reply that shows the host's status: the first that proves it up, else an
     /// unreachable error, else `no-response`; with its TTL (nmap's `<status reason>`).
     pub fn up_reason(&self) -> (Reason, u8) {
+        if let Some(s) = self.status_row() {
+            return (s.reason, s.ttl);
+        }
         self.rows
             .iter()
             .find(|r| proves_up(r.reason))
@@ -145,14 +191,19 @@ impl Host {
         Some((mean, dev))
     }
 
-    /// Whether ports in this state are summarised (nmap: not open, more than 25 ports).
+    /// Whether ports in this state are summarised (nmap: not open, more than 25
+    /// ports; and any state with counted-only silent ports).
     pub fn is_hidden(&self, state: PortState) -> bool {
-        state != PortState::Open && self.count(state) > MAX_LISTED_PER_STATE
+        state != PortState::Open
+            && (self.count(state) > MAX_LISTED_PER_STATE
+                || self.extra.iter().any(|r| r.state == state))
     }
 
     /// Rows a report lists port by port, in order.
     pub fn shown(&self) -> impl Iterator<Item = &ResultRow> + '_ {
-        self.rows.iter().filter(move |r| !self.is_hidden(r.state))
+        self.port_rows()
+            .iter()
+            .filter(move |r| !self.is_hidden(r.state))
     }
 
     /// Number of listed rows.
@@ -175,8 +226,7 @@ impl Host {
                 let mut reasons: Vec<(Reason, u64)> = Vec::new();
                 let mut count = 0;
                 for r in self
-                    .rows
-                    .iter()
+                    .all_rows()
                     .filter(|r| r.state == state && r.proto == proto)
                 {
                     count += 1;

@@ -197,6 +197,11 @@ pub struct ExportOptions<'a> {
     /// Checked between rows; when true the export stops with [`ExportError::Interrupted`]
     /// and removes its temporary files. Pass [`interrupt::flag()`] for Ctrl-C.
     pub cancel: Option<&'a AtomicBool>,
+    /// Silent ports as rows: `None` (default) as the store decides (a scan that
+    /// covers at most [`prtip_store::SILENT_ROWS_MAX`] ports lists them),
+    /// `Some(true)` always (on request: every silent port of a wide scan),
+    /// `Some(false)` never (only counted, as `<extraports>`).
+    pub silent_rows: Option<bool>,
 }
 
 /// What one export wrote.
@@ -272,7 +277,7 @@ where
     I: Iterator<Item = Result<ResultRow, ExportError>>,
 {
     let mut r = [render::renderer(format, &std::env::temp_dir())];
-    let totals = drive(meta, rows, &mut r, &mut [out], opts)?;
+    let totals = drive(meta, rows, &mut r, &mut [out], opts, None)?;
     Ok(ExportStats {
         format,
         path: String::new(),
@@ -293,6 +298,21 @@ pub fn export_rows<I>(
 where
     I: Iterator<Item = Result<ResultRow, ExportError>>,
 {
+    export_rows_counting(meta, rows, targets, opts, None)
+}
+
+/// [`export_rows`], with the silent ports `silence` projects counted for each
+/// host that has rows (see [`drive`]).
+pub(crate) fn export_rows_counting<I>(
+    meta: &ReportMeta,
+    rows: I,
+    targets: &[Target],
+    opts: &mut ExportOptions<'_>,
+    silence: Option<&prtip_store::Silence>,
+) -> Result<Vec<ExportStats>, ExportError>
+where
+    I: Iterator<Item = Result<ResultRow, ExportError>>,
+{
     let mut outputs = Vec::with_capacity(targets.len());
     for t in targets {
         outputs.push(Output::create(&t.path)?);
@@ -305,7 +325,7 @@ where
     let totals = {
         let mut outs: Vec<&mut dyn Write> =
             outputs.iter_mut().map(|o| o as &mut dyn Write).collect();
-        drive(meta, rows, &mut renderers, &mut outs, opts)
+        drive(meta, rows, &mut renderers, &mut outs, opts, silence)
             .map_err(|e| with_path(e, &targets[0].path))?
     };
     let mut stats = Vec::with_capacity(targets.len());
@@ -335,12 +355,16 @@ fn with_path(e: ExportError, path: &str) -> ExportError {
 const PROGRESS_EVERY: u64 = 16_384;
 
 /// The export loop: filter, check order, group into hosts, feed every renderer.
+/// `silence`: the rows' log's silence when its silent ports are not rows: each
+/// host that has rows gets its silent ports counted ([`Host::extra`]), so
+/// `Not shown: N filtered ports` and `<extraports>` stay exact.
 fn drive<I>(
     meta: &ReportMeta,
     rows: I,
     renderers: &mut [Box<dyn Render>],
     outs: &mut [&mut dyn Write],
     opts: &mut ExportOptions<'_>,
+    silence: Option<&prtip_store::Silence>,
 ) -> Result<Totals, ExportError>
 where
     I: Iterator<Item = Result<ResultRow, ExportError>>,
@@ -381,13 +405,13 @@ where
             }
         }
         if !host.rows.is_empty() && host.addr() != row.addr {
-            emit(&host, renderers, outs, &mut totals)?;
+            emit(&mut host, silence, renderers, outs, &mut totals)?;
             host.clear();
         }
         host.push(row);
     }
     if !host.rows.is_empty() {
-        emit(&host, renderers, outs, &mut totals)?;
+        emit(&mut host, silence, renderers, outs, &mut totals)?;
     }
     if let Some(c) = opts.cancel {
         if c.load(Ordering::Relaxed) {
@@ -409,11 +433,17 @@ fn key_str(k: (prtip_store::Addr, prtip_store::Protocol, u16)) -> String {
 }
 
 fn emit(
-    host: &Host,
+    host: &mut Host,
+    silence: Option<&prtip_store::Silence>,
     renderers: &mut [Box<dyn Render>],
     outs: &mut [&mut dyn Write],
     totals: &mut Totals,
 ) -> Result<(), ExportError> {
+    if let Some(s) = silence {
+        let extra = s.host_rows(host.addr(), &host.rows);
+        host.add_extra(extra);
+    }
+    let host = &*host;
     totals.hosts += 1;
     totals.rows += host.rows.len() as u64;
     if host.is_up() {

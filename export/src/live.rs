@@ -3,7 +3,8 @@
 //!
 //! [`LiveOutputs`] sees the scan's events as the session pushes them. The line
 //! formats stream: `-oJ` and `--csv` get the export's line for each row as its
-//! reply arrives (and the row again, with its service, when `-sV` names one),
+//! reply arrives (and the row again when `-sV` gets its banner, and again when
+//! it names its service: the last line of a port is its export line),
 //! `-oG` the row as a host line of its own, `-oN` nmap's `Discovered open port`
 //! lines. XML, HTML and PDF are documents with a head and a tail that only the
 //! end knows (host groups, counts, run statistics): they are written at the end
@@ -26,6 +27,9 @@
 //! port: keep the last line per ip, port and protocol), closed by the format's
 //! trailer (a paused scan's status line); XML, HTML and PDF to `-` are written
 //! whole at the end, as `prtip export` writes them.
+//!
+//! An abort (a second Ctrl-C) or a failed scan leaves a streamed file as the
+//! stream left it (rows, no trailer); the resume's end replaces it.
 //!
 //! Only what arrives is streamed: ports the engine decides without an event
 //! (silence, when the log folds it) appear in the final export only. A failed
@@ -243,12 +247,19 @@ impl LiveOutputs {
                 self.row(&row, false);
             }
             Event::Banner(b) => {
-                if let Some(row) = self
+                // The first banner is the row's: written again with it (a port
+                // whose detection names no service still shows its banner).
+                let row = self
                     .open
                     .as_mut()
                     .and_then(|o| o.get_mut(&(b.addr, b.proto, b.port)))
-                {
-                    row.banner.get_or_insert_with(|| b.bytes.clone());
+                    .filter(|row| row.banner.is_none())
+                    .map(|row| {
+                        row.banner = Some(b.bytes.clone());
+                        row.clone()
+                    });
+                if let Some(row) = row {
+                    self.row(&row, true);
                 }
             }
             Event::Service(s) => {
@@ -284,7 +295,12 @@ impl LiveOutputs {
             if let Some(up) = &mut self.up {
                 if up.insert(row.addr) {
                     self.totals.hosts += 1;
-                    self.totals.hosts_up += 1;
+                    // A host discovery result says itself whether the host is up.
+                    let down = row.proto == prtip_store::Protocol::Host
+                        && row.state != prtip_store::PortState::Open;
+                    if !down {
+                        self.totals.hosts_up += 1;
+                    }
                 }
             }
         }
@@ -398,5 +414,63 @@ impl LiveOutputs {
             );
         }
         Ok(stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{export_log, synthetic};
+    use std::collections::BTreeMap;
+
+    /// Events of a log in arrival order (not the export's) go through
+    /// [`LiveOutputs`]: while the scan runs the last JSON line of each port is
+    /// the export's line for that row, and CSV has a line per reply; at the end
+    /// each file is the export, byte for byte.
+    #[test]
+    fn streamed_lines_are_the_exports_lines_and_the_end_is_the_export() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = tmp.path().join("log");
+        let mut rows: Vec<ResultRow> = synthetic::lab_rows(30).collect();
+        rows.reverse();
+        synthetic::write_log(&log, 7, &synthetic::lab_spec(), rows.into_iter(), true).unwrap();
+        let path = |n: &str| tmp.path().join(n).to_str().unwrap().to_string();
+        let outputs = [
+            OutputSpec {
+                format: "json".into(),
+                path: path("o.json"),
+            },
+            OutputSpec {
+                format: "csv".into(),
+                path: path("o.csv"),
+            },
+        ];
+        let mut live = LiveOutputs::new(&log, &outputs, None, true).unwrap();
+        for e in LogReader::open(&log).unwrap().iter() {
+            live.event(&e.unwrap().to_event());
+        }
+        live.flush();
+        let read = |p: &str| std::fs::read_to_string(p).unwrap();
+        let mut last = BTreeMap::new();
+        for l in read(&path("o.json")).lines() {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            last.insert((v["ip"].to_string(), v["port"].as_u64()), l.to_string());
+        }
+        export_log(&log, Format::Json, &path("e.json"), &mut Default::default()).unwrap();
+        export_log(&log, Format::Csv, &path("e.csv"), &mut Default::default()).unwrap();
+        let mut want: Vec<String> = read(&path("e.json")).lines().map(String::from).collect();
+        let mut got: Vec<String> = last.into_values().collect();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want);
+        let csv = read(&path("o.csv"));
+        assert!(csv.starts_with("IP,Port,Protocol,State,Service,Version,Banner\r\n"));
+        // 30 replies; the 21 open ports again with their service, 18 of them
+        // (not 443) before that with their banner.
+        assert_eq!(csv.lines().count(), 1 + 30 + 21 + 18, "{csv}");
+        let stats = live.finish(&mut ExportOptions::default()).unwrap();
+        assert_eq!(stats.len(), 2);
+        assert_eq!(read(&path("o.json")), read(&path("e.json")));
+        assert_eq!(read(&path("o.csv")), read(&path("e.csv")));
     }
 }

@@ -3,9 +3,11 @@
 //!
 //! Reads the log only (a scan may still be writing it); never appends to it.
 
-use crate::{export_rows, ExportError, ExportOptions, ExportStats, Format, ReportMeta, Target};
+use crate::{ExportError, ExportOptions, ExportStats, Format, ReportMeta, Target};
 use prtip_store::event::OutputSpec;
-use prtip_store::{summary_and_sorted_rows, LogReader, ScanSummary, SortOptions, StoreError};
+use prtip_store::{
+    summary_and_sorted_rows, LogReader, ScanSummary, Silence, SortOptions, StoreError,
+};
 use std::path::Path;
 
 fn log_err(e: StoreError) -> ExportError {
@@ -53,11 +55,23 @@ pub fn export_log_to(
 ) -> Result<Vec<ExportStats>, ExportError> {
     let reader = LogReader::open(log_dir).map_err(log_err)?;
     let started = reader.scan_started().map_err(log_err)?;
-    let (summary, rows) =
-        summary_and_sorted_rows(&reader, &SortOptions::default()).map_err(log_err)?;
+    let sort = SortOptions {
+        silent_rows: opts.silent_rows,
+        ..SortOptions::default()
+    };
+    let (summary, rows) = summary_and_sorted_rows(&reader, &sort).map_err(log_err)?;
     let meta = ReportMeta::from_summary(&summary, &started.versions.prtip, started.versions.schema);
+    // Silent ports the rows do not list are counted per host that answered.
+    let silence = Silence::of_summary(&summary)
+        .filter(|s| !opts.silent_rows.unwrap_or_else(|| s.lists_rows()));
     drop(summary);
-    export_rows(&meta, rows.map(|r| r.map_err(log_err)), targets, opts)
+    crate::export_rows_counting(
+        &meta,
+        rows.map(|r| r.map_err(log_err)),
+        targets,
+        opts,
+        silence.as_ref(),
+    )
 }
 
 /// Export the scan log in `log_dir` as `format` into any writer (the scan's

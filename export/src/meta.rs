@@ -151,6 +151,7 @@ impl ReportMeta {
             ScanType::Ack => "ack",
             ScanType::Window => "window",
             ScanType::Maimon => "maimon",
+            ScanType::Ping => "ping",
         }
     }
 
@@ -166,6 +167,7 @@ impl ReportMeta {
             ScanType::Ack => "TCP ACK (-sA)",
             ScanType::Window => "TCP Window (-sW)",
             ScanType::Maimon => "TCP Maimon (-sM)",
+            ScanType::Ping => "host discovery (-sn)",
         }
     }
 

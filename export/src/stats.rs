@@ -109,6 +109,7 @@ impl Stats {
             self.by_proto[match r.proto {
                 Protocol::Tcp => 0,
                 Protocol::Udp => 1,
+                Protocol::Host => continue,
             }] += 1;
             if !is_openish(r) {
                 continue;

@@ -17,8 +17,14 @@ use std::path::Path;
 pub fn write_port_table(log_dir: &Path, out: &mut dyn Write) -> Result<(), ExportError> {
     let reader = LogReader::open(log_dir).map_err(ExportError::Store)?;
     let mut per: BTreeMap<(Protocol, u16), [u64; 5]> = BTreeMap::new();
+    let mut hosts_up = 0u64;
     for r in sorted_rows(&reader).map_err(ExportError::Store)? {
         let r = r.map_err(ExportError::Store)?;
+        if r.proto == Protocol::Host {
+            // A host discovery result: counted, not a port.
+            hosts_up += u64::from(r.state == PortState::Open);
+            continue;
+        }
         let i = match r.state {
             PortState::Open => 0,
             PortState::Closed => 1,
@@ -28,7 +34,15 @@ pub fn write_port_table(log_dir: &Path, out: &mut dyn Write) -> Result<(), Expor
         };
         per.entry((r.proto, r.port)).or_default()[i] += 1;
     }
-    render_port_table(&per, out)?;
+    if per.is_empty() {
+        writeln!(
+            out,
+            "{} up",
+            crate::render::plural(hosts_up, "host", "hosts")
+        )?;
+    } else {
+        render_port_table(&per, out)?;
+    }
     Ok(())
 }
 
@@ -92,6 +106,16 @@ pub fn done_summary(log_dir: &Path, seed: u64) -> Result<String, ExportError> {
 /// [`prtip_store::ScanSummary::port_states`]).
 pub fn done_summary_of(meta: &crate::ReportMeta, states: &[u64; 5], seed: u64) -> String {
     use crate::render::plural;
+    if meta.scan_type == prtip_store::event::ScanType::Ping {
+        // Host discovery: a host up is an "open" host row, a host down a filtered one.
+        return format!(
+            "prtip done: {} scanned in {:.2} seconds ({} sent; {} up; seed {seed})",
+            plural(meta.total_targets, "IP address", "IP addresses"),
+            meta.elapsed_secs(),
+            plural(meta.counters.sent, "probe", "probes"),
+            plural(states[0], "host", "hosts"),
+        );
+    }
     let mut counts = format!(
         "{} open, {} closed, {} filtered",
         states[0], states[1], states[2]

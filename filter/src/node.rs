@@ -195,6 +195,8 @@ fn proto_bit(p: Protocol) -> u8 {
     match p {
         Protocol::Tcp => 1,
         Protocol::Udp => 2,
+        // Host discovery results: no protocol name of the language selects them.
+        Protocol::Host => 4,
     }
 }
 
@@ -220,15 +222,23 @@ fn reason_bit(r: Reason) -> u16 {
         Reason::NoResponse => REASON_NO_RESPONSE,
         Reason::Connected => REASON_CONNECTED,
         Reason::ConnRefused => REASON_CONN_REFUSED,
+        // Host discovery reasons: not in the language (yet), never matched.
+        Reason::EchoReply
+        | Reason::TimestampReply
+        | Reason::AddressMaskReply
+        | Reason::ArpResponse
+        | Reason::NdResponse => 0,
     }
 }
 
-/// Index of a row's (protocol, state, reason) in a [`Node::Table`].
+/// Index of a row's (protocol, state, reason) in a [`Node::Table`]; 128 (outside
+/// every table: no table matches) for host discovery rows.
 #[inline]
 fn table_index(row: &ResultRow) -> u32 {
     let proto = match row.proto {
         Protocol::Tcp => 0,
         Protocol::Udp => 1,
+        Protocol::Host => return 128,
     };
     let state = match row.state {
         PortState::Open => 0,
@@ -237,8 +247,11 @@ fn table_index(row: &ResultRow) -> u32 {
         PortState::OpenFiltered => 3,
         PortState::Unfiltered => 4,
     };
-    // reason_bit is one bit per reason, at positions 0..8.
-    proto << 6 | state << 3 | reason_bit(row.reason).trailing_zeros()
+    // reason_bit is one bit per reason, at positions 0..8 (0 for host reasons).
+    match reason_bit(row.reason) {
+        0 => 128,
+        b => proto << 6 | state << 3 | b.trailing_zeros(),
+    }
 }
 
 fn text_of(row: &ResultRow, f: TextField) -> Option<&str> {
@@ -279,7 +292,7 @@ impl Node {
             Node::Proto(m) => m & proto_bit(row.proto) != 0,
             Node::State(m) => m & state_bit(row.state) != 0,
             Node::Reason(m) => m & reason_bit(row.reason) != 0,
-            Node::Table(t) => t >> table_index(row) & 1 != 0,
+            Node::Table(t) => t.checked_shr(table_index(row)).unwrap_or(0) & 1 != 0,
             Node::Addr(cidrs) => {
                 let a = u128::from_be_bytes(row.addr.0);
                 cidrs.iter().any(|c| c.contains(a))
@@ -344,7 +357,7 @@ impl Node {
     #[inline]
     fn eval_flat(&self, row: &ResultRow) -> bool {
         match self {
-            Node::Table(t) => t >> table_index(row) & 1 != 0,
+            Node::Table(t) => t.checked_shr(table_index(row)).unwrap_or(0) & 1 != 0,
             Node::Port(set) => set.contains(row.port),
             Node::Ttl(c, t) => c.test(row.ttl, *t),
             Node::Rtt(c, us) => (row.rtt_us != 0) & c.test(f64::from(row.rtt_us), *us),

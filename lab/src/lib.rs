@@ -34,6 +34,7 @@
 pub mod config;
 pub mod control;
 pub mod error;
+pub mod icmp_mask;
 pub mod ipv6;
 pub mod lab;
 pub mod netns;

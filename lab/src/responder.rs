@@ -5,7 +5,8 @@
 //! of thousands of connections per second (nonblocking, a large backlog, no
 //! per-connection threads, bounded buffers and an idle timeout).
 //!
-//! What the services say lives in [`crate::services`] and [`crate::udp`]; this
+//! It also answers ICMP address mask requests ([`crate::icmp_mask`]), which
+//! Linux does not. What the services say lives in [`crate::services`] and [`crate::udp`]; this
 //! module only moves bytes. It never configures the network (that is
 //! [`crate::lab`]'s job) and never leaves the namespace it was started in.
 
@@ -53,7 +54,10 @@ pub fn serve(cfg: &LabConfig, ready_file: Option<&Path>) -> Result<(), LabError>
             .name(format!("lab-worker-{i}"))
             .spawn(move || match Worker::bind(&cfg) {
                 Ok(mut w) => {
-                    let _ = tx.send(Ok(()));
+                    // Bound (ports below 1024 needed CAP_NET_BIND_SERVICE): serving
+                    // needs no capability, so this thread keeps none.
+                    let dropped = drop_all_capabilities();
+                    let _ = tx.send(dropped.map_err(|e| LabError::io("dropping capabilities", e)));
                     w.run()
                 }
                 Err(e) => {
@@ -75,10 +79,14 @@ pub fn serve(cfg: &LabConfig, ready_file: Option<&Path>) -> Result<(), LabError>
             }
         }
     }
+    crate::icmp_mask::spawn(cfg)?;
     if let Some(f) = ready_file {
         std::fs::write(f, format!("{}\n", std::process::id()))
             .map_err(|e| LabError::io(format!("writing {}", f.display()), e))?;
     }
+    // Every socket is bound and the ready file written: the main thread only
+    // waits from here on.
+    drop_all_capabilities().map_err(|e| LabError::io("dropping capabilities", e))?;
     eprintln!(
         "prtip lab serve: {} worker(s); TCP {:?}; UDP {:?}",
         workers, cfg.tcp_ports, cfg.udp_ports
@@ -87,6 +95,41 @@ pub fn serve(cfg: &LabConfig, ready_file: Option<&Path>) -> Result<(), LabError>
         let _ = h.join();
     }
     Ok(())
+}
+
+/// Empty the calling thread's capability sets (effective, permitted, inheritable;
+/// ambient cleared): the responder runs as root only to bind its ports and
+/// raise its descriptor limit, then serves with no capability at all.
+/// Capabilities are per thread: each worker calls it after binding.
+pub fn drop_all_capabilities() -> std::io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    let h = Header {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    let data = [0u32; 6]; // two {effective, permitted, inheritable} words, all empty
+                          // SAFETY: prctl(2) PR_CAP_AMBIENT_CLEAR_ALL takes no pointers.
+    unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        )
+    };
+    // SAFETY: capset(2) with a valid version-3 header and the two data words it
+    // reads; both live for the duration of the call.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &h, data.as_ptr()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// Raise the soft open-files limit to the hard limit (one descriptor per open connection).

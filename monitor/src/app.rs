@@ -394,6 +394,8 @@ pub struct ScanInfo {
     pub ports: String,
     /// Size of the probe index space.
     pub total_probes: u64,
+    /// Walk positions of the first pass ([`prtip_store::pass_span`]).
+    pub pass_span: u64,
     /// Number of target addresses.
     pub total_targets: u64,
     /// Unix time the scan started, µs.
@@ -520,6 +522,14 @@ impl App {
     /// Fold one event from the log.
     pub fn apply(&mut self, ev: &Event) {
         self.events_seen += 1;
+        // The results table projects a small scan's silent ports from these
+        // (the spec and probe count of ScanStarted, the walk's checkpoints).
+        if matches!(
+            ev,
+            Event::ScanStarted(_) | Event::Checkpoint(_) | Event::Paused(_) | Event::Finished(_)
+        ) {
+            self.table.apply(ev);
+        }
         match ev {
             Event::ScanStarted(s) => self.on_started(s),
             Event::Reply(r) => {
@@ -662,6 +672,7 @@ impl App {
             targets: sanitize(&s.spec.targets.join(" ")).into_owned(),
             ports: sanitize(&s.spec.ports).into_owned(),
             total_probes: s.total_probes,
+            pass_span: prtip_store::pass_span(s.spec.scan_type, s.spec.max_retries, s.total_probes),
             total_targets: s.total_targets,
             started_us: s.time_us,
             rate: s.spec.rate_mpps / 1000,
@@ -741,28 +752,30 @@ impl App {
         }
     }
 
-    /// Probe index reached: the larger of the last checkpoint and probes sent,
-    /// capped at the total; the total once finished.
+    /// Walk positions of the scan's first pass ([`prtip_store::pass_span`]): the
+    /// total progress and the ETA are measured on (retry passes resend only the
+    /// unanswered probes, and are not counted).
+    pub fn pass_span(&self) -> u64 {
+        self.scan.as_ref().map_or(0, |s| s.pass_span)
+    }
+
+    /// First-pass walk positions reached: the larger of the last checkpoint and
+    /// probes sent, capped at the first pass; all of it once finished.
     pub fn probes_done(&self) -> u64 {
-        let total = self.scan.as_ref().map_or(0, |s| s.total_probes);
+        let span = self.pass_span();
         if self.status == Status::Finished {
-            return total;
+            return span;
         }
         let cp = self.checkpoint.map_or(0, |c| c.next_index);
-        cp.max(self.counters.sent).min(total)
+        cp.max(self.counters.sent).min(span)
     }
 
     /// Percent done (0..=100).
     pub fn percent(&self) -> f64 {
-        let total = self.scan.as_ref().map_or(0, |s| s.total_probes);
-        if total == 0 {
-            return if self.status == Status::Finished {
-                100.0
-            } else {
-                0.0
-            };
+        if self.status == Status::Finished {
+            return 100.0;
         }
-        self.probes_done() as f64 * 100.0 / total as f64
+        prtip_store::progress_at(self.probes_done(), self.pass_span()) * 100.0
     }
 
     /// Current probe rate: the newest Sample's, else the average since the start.
@@ -792,12 +805,13 @@ impl App {
         if !matches!(self.status, Status::Running) {
             return None;
         }
-        let total = self.scan.as_ref()?.total_probes;
+        let left = self.pass_span().checked_sub(self.probes_done())?;
         let rate = self.rate_pps();
-        if rate <= 0.0 {
+        if rate <= 0.0 || left == 0 {
+            // Retry passes and -sV have no first-pass positions left to time.
             return None;
         }
-        Some(((total - self.probes_done()) as f64 / rate).ceil() as u64)
+        Some((left as f64 / rate).ceil() as u64)
     }
 
     fn set_notice(&mut self, level: Level, text: impl Into<String>) {

@@ -407,6 +407,7 @@ fn start_export(
                 filter: Some(&matches),
                 progress: Some(&mut progress),
                 cancel: Some(&cancel2),
+                ..Default::default()
             };
             // The same path as `prtip export`: the store's sorted projection of
             // the log (constant memory, read-only), written atomically.

@@ -62,9 +62,17 @@ impl ResultTable {
     /// Fold one event (`Reply`, `Banner`, `Service`, `ScanStarted`'s host names;
     /// the others change nothing).
     pub fn apply(&mut self, event: &Event) {
+        // Checkpoints, Paused and Finished too: the store's fold projects the
+        // silent ports (probed, never answered) of a small scan from them.
         if matches!(
             event,
-            Event::Reply(_) | Event::Banner(_) | Event::Service(_) | Event::ScanStarted(_)
+            Event::Reply(_)
+                | Event::Banner(_)
+                | Event::Service(_)
+                | Event::ScanStarted(_)
+                | Event::Checkpoint(_)
+                | Event::Paused(_)
+                | Event::Finished(_)
         ) {
             self.dirty = true;
             self.results.apply_event(event);

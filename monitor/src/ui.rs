@@ -134,7 +134,7 @@ fn draw_progress(frame: &mut Frame<'_>, area: Rect, app: &App) {
     ])
     .areas(area);
 
-    let total = app.scan.as_ref().map_or(0, |s| s.total_probes);
+    let total = app.pass_span();
     let pct = app.percent();
     let mut title = vec![Span::raw(" Progress ")];
     if let Status::Paused { reason, next_index } = &app.status {

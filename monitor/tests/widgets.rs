@@ -126,6 +126,8 @@ fn paused_scan_shows_the_banner_the_checkpoint_and_the_event() {
             next_index: 9_000
         }
     );
+    // Results: the 6 answered ports and the 8,997 silent ones of the first
+    // 9,000 probes (a small scan lists its silence; projected at the pause).
     let buf = render(&mut app, 120, 30);
     assert_screen(
         &buf,
@@ -142,7 +144,7 @@ fn paused_scan_shows_the_banner_the_checkpoint_and_the_event() {
             "│Replies         900             ││██████████████████████████████                                                      │",
             "│Rate            300 pps         ││██████████████████████████████                                                      │",
             "│Open ports      4               ││██████████████████████████████                                                      │",
-            "│Results         6               ││██████████████████████████████                                                      │",
+            "│Results         9,003           ││██████████████████████████████                                                      │",
             "│Drops / invalid 0 / 0           ││██████████████████████████████                                                      │",
             "│Checkpoint      9,000 @ 12:00:30││██████████████████████████████                                                      │",
             "└────────────────────────────────┘└────────────────────────────────────────────────────────────────────────────────────┘",

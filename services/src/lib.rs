@@ -31,7 +31,10 @@ pub mod db;
 pub mod detect;
 pub mod escape;
 pub mod nmap;
-pub mod port_table;
+/// prtip's one port table (the `-p` names, the `--top-ports` ranking, the
+/// SERVICE names of exports): the store's, which reads `-p` back into a scan's
+/// probe space.
+pub use prtip_store::port_table;
 pub mod prtip_format;
 pub mod tls;
 

@@ -9,9 +9,12 @@
 //!   holds a [`UsageError`] when the input was at fault.
 //! - [`Session::run`] runs the engine with a [`ScanControl`] (pause, hold, abort)
 //!   and an observer that sees every event, runs `-sV` after a SYN scan, keeps the
-//!   history row current, and at the end flushes and closes the log, writes the
-//!   outputs the spec names (prtip-export, from the finished log) and rewrites the
-//!   history row from the log. It returns a [`Report`].
+//!   history row current, streams the rows of the outputs the spec names as
+//!   they arrive (prtip-export's `LiveOutputs`), and at the end flushes and
+//!   closes the log, writes those outputs from the finished log (each file then
+//!   equals `prtip export`'s) and rewrites the history row from the log. A pause
+//!   in any phase (the walk or `-sV`) ends the run paused and resumable. It
+//!   returns a [`Report`].
 //!
 //! [`resume_point`] reads a paused or interrupted scan's log and says where it
 //! continues ([`Start::Resume`]).

@@ -8,7 +8,9 @@ use anyhow::{anyhow, Context};
 use prtip_engine::backend::packet::PendingRx;
 use prtip_engine::backend::BackendPair;
 use prtip_engine::governor::GovernorSettings;
-use prtip_engine::probe::TcpFlagScan;
+use prtip_engine::probe::{
+    discovery_modules, DiscoveryProbe, ProbeSet, TcpFlagScan, DEFAULT_DISCOVERY,
+};
 use prtip_engine::route;
 use prtip_engine::scan::{self as engine_scan, ScanPlan};
 use prtip_engine::wire::EthernetAddress;
@@ -122,7 +124,7 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
     let mut notes = Vec::new();
     // A connect scan needs no privilege: drop it before any thread starts
     // (capabilities are per thread), keeping root's access to files only.
-    if spec.scan_type == ScanType::Connect {
+    if matches!(spec.scan_type, ScanType::Connect | ScanType::Udp) {
         crate::privilege::drop_network_privileges()
             .context("dropping the capabilities a connect scan does not need")?;
     }
@@ -134,25 +136,59 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
         if !has_capability(CAP_NET_RAW) {
             return Err(usage(privilege_message()));
         }
-        let r = discover_route(&mut spec, &plan)?;
+        let r = if spec.scan_type == ScanType::Ping {
+            discovery_route(&mut spec, &plan)?
+        } else {
+            discover_route(&mut spec, &plan)?
+        };
         plan = ScanPlan::new(&spec).map_err(|e| usage(e.to_string()))?;
-        // The rate governor is on by default ([`Session::set_governor`] changes
-        // it; a resume takes the first run's settings from the log, below), and
-        // the scan holds while the uplink fails.
-        plan.timing.governor = GovernorSettings::ADAPTIVE;
-        plan.uplink = Some(prtip_engine::uplink::Uplink::of(&r));
-        let probes = engine_scan::probe_set(
-            &r,
-            TcpFlagScan::of(spec.scan_type),
-            &|port| {
-                db.as_ref()
-                    .and_then(|d| d.udp_probe(port))
-                    .map(|p| p.payload.clone())
-            },
-            &plan.ports.udp,
-            &spec.probe,
+        // The rate governor is on by default for port scans
+        // ([`Session::set_governor`] changes it; a resume takes the first run's
+        // settings from the log, below), and the scan holds while the uplink
+        // fails. A -sn sweep keeps its fixed rate: its answers fold per host, so
+        // a re-probe's answer cannot be told from the host's first.
+        if !plan.is_discovery() {
+            plan.timing.governor = GovernorSettings::ADAPTIVE;
+        }
+        // (Its ARP/NDP socket is opened now: the scan drops its capabilities
+        // once its sockets are open.)
+        plan.uplink = Some(
+            prtip_engine::uplink::Uplink::of(&r)
+                .opened()
+                .with_context(|| {
+                    format!("opening the uplink watch's ARP/NDP socket on {}", r.iface)
+                })?,
         );
+        let probes = if plan.is_discovery() {
+            let src6 = match r.src_ip {
+                std::net::IpAddr::V6(a) => Some(a),
+                std::net::IpAddr::V4(_) => None,
+            };
+            ProbeSet::of(discovery_modules(
+                &plan.discovery,
+                &engine_scan::frame_params_with(&r, &spec.probe),
+                src6,
+            ))
+            .with_source_port(spec.probe.source_port)
+        } else {
+            engine_scan::probe_set(
+                &r,
+                TcpFlagScan::of(spec.scan_type),
+                &|port| {
+                    db.as_ref()
+                        .and_then(|d| d.udp_probe(port))
+                        .map(|p| p.payload.clone())
+                },
+                &plan.ports.udp,
+                &spec.probe,
+            )
+        };
         io = Some(match spec.backend {
+            BackendKind::Xdp if plan.discovery.contains(&DiscoveryProbe::Arp) => {
+                return Err(usage(
+                    "-PR (ARP/NDP) host discovery runs over AF_PACKET only: the XDP filter leaves ARP and NDP to the kernel; drop --xdp",
+                ));
+            }
             BackendKind::Xdp => {
                 let opts = crate::xdp::options(&spec, &probes)
                     .map_err(|e| crate::xdp::open_error(&r.iface, e))?;
@@ -177,15 +213,28 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
     }
     // Not used (another backend or scan type): closed on a thread of its own.
     drop(early_rx);
+    // A raw scan's sockets are open and its programs attached: from here on it
+    // needs no capability (see crate::privilege), so it keeps none effective,
+    // before the log's threads start.
+    if io.is_some() {
+        crate::privilege::after_setup()
+            .context("dropping the capabilities the scan no longer needs")?;
+    }
 
     // Now write: history row and scan directory.
     let session = match resume {
         None => {
-            let history = HistoryIndex::open(&home.history)
-                .with_context(|| format!("opening the history index {}", home.history.display()))?;
-            let (id, dir) = history
-                .new_scan_dir(&home.scans)
-                .context("creating the scan directory")?;
+            // The home may belong to the user who ran sudo: reach it with the file
+            // capabilities; the scan directory made here is then this process's own.
+            let (history, (id, dir)) = crate::privilege::with_file_access(|| {
+                let history = HistoryIndex::open(&home.history).with_context(|| {
+                    format!("opening the history index {}", home.history.display())
+                })?;
+                let made = history
+                    .new_scan_dir(&home.scans)
+                    .context("creating the scan directory")?;
+                anyhow::Ok((history, made))
+            })?;
             let writer = match LogWriter::create(&dir, LogOptions::default()) {
                 Ok(w) => w,
                 Err(e) => {
@@ -315,8 +364,42 @@ fn probe_db(
     Ok(Some(db))
 }
 
-/// Fill interface, source and router MAC of a -sS spec from the kernel's tables
-/// (given values win).
+/// The route of a `-sn` scan, and its probes when no `-P` option chose them (the
+/// spec's list is `default`): as nmap does as root, ARP (NDP for IPv6) when the
+/// targets are on the local link, else ICMP echo, TCP SYN to 443, TCP ACK to 80
+/// and ICMP timestamp. The spec stores the list chosen. ARP and NDP frames go to
+/// the broadcast / solicited-node address, so a scan of only those needs no
+/// next-hop MAC (the first target of a subnet may well be absent).
+fn discovery_route(spec: &mut ScanSpec, plan: &ScanPlan) -> anyhow::Result<route::Route> {
+    let first = plan.targets.get(0).expect("a plan has a target");
+    let link_only = |s: &ScanSpec| {
+        DiscoveryProbe::parse_list(&s.ports).is_ok_and(|l| l == [DiscoveryProbe::Arp])
+    };
+    if spec.router_mac.is_none() && (spec.ports == DEFAULT_DISCOVERY || link_only(spec)) {
+        let mut probe = spec.clone();
+        probe.router_mac = Some(EthernetAddress::BROADCAST.0);
+        let r = discover_route(&mut probe, plan)?;
+        let on_link = r.resolves && r.next_hop == first;
+        if on_link {
+            probe.ports = DiscoveryProbe::list_string(&[DiscoveryProbe::Arp]);
+            *spec = probe;
+            return Ok(r);
+        }
+        if link_only(spec) {
+            return Err(usage(format!(
+                "-PR asks the link with ARP/NDP, but {first} is not on a local link (its route goes through {}): use -PE, -PS or -PA for routed targets",
+                r.next_hop
+            )));
+        }
+    }
+    if spec.ports == DEFAULT_DISCOVERY {
+        spec.ports = DiscoveryProbe::list_string(&DiscoveryProbe::DEFAULT_MIX);
+    }
+    discover_route(spec, plan)
+}
+
+/// Fill interface, source and router MAC of a raw (-sS, -sn) spec from the
+/// kernel's tables (given values win).
 pub fn discover_route(spec: &mut ScanSpec, plan: &ScanPlan) -> anyhow::Result<route::Route> {
     let first = plan.targets.get(0).expect("a plan has a target");
     let r = route::discover(

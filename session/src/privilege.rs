@@ -1,14 +1,26 @@
 //! What this process may do: the one place that checks and drops capabilities.
 //!
 //! A SYN scan needs CAP_NET_RAW (AF_PACKET), CAP_NET_ADMIN and CAP_BPF for
-//! `--xdp`; a connect scan (`-sT`, and `-sV` on it: io_uring and ordinary
-//! sockets) needs none. [`drop_network_privileges`] drops every capability but
-//! the four that let root reach files (so `sudo prtip scan -sT ... -oX out.xml`
-//! still writes into the invoking user's directory): a connect scan run as root
-//! can then no longer open raw sockets, load BPF programs, change interfaces or
-//! signal other users' processes. Capabilities are per thread in Linux and are
-//! inherited by the threads a thread creates: the drop happens on the main
-//! thread before the scan's threads start.
+//! `--xdp`, and only while it opens its sockets and attaches its programs; a
+//! socket scan (`-sT`, `-sU`, and `-sV`: io_uring and ordinary sockets) needs
+//! none. So:
+//!
+//! - socket scans call [`drop_network_privileges`] first: the effective set is
+//!   emptied, and the permitted set keeps only the four capabilities that let
+//!   root reach files (CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH,
+//!   CAP_FOWNER), raised by [`with_file_access`] on the main thread for the
+//!   moments that write the operator's output files (so `sudo prtip scan -sT
+//!   ... -oX out.xml` still writes into the invoking user's directory);
+//! - raw scans call [`after_setup`] once the backend is open: the same, with
+//!   nothing network-related left either (an AF_PACKET or AF_XDP socket, once
+//!   bound, and an XDP program attached through a BPF link need no capability
+//!   to use or to close).
+//!
+//! Dropped capabilities also leave the bounding set (when CAP_SETPCAP allows),
+//! so an execve cannot give them back, and the ambient and inheritable sets
+//! are cleared. Capabilities are per thread in Linux and are inherited by the
+//! threads a thread creates: the drop happens on the main thread before the
+//! scan's threads start.
 //!
 //! What `setcap` grants: `sudo setcap cap_net_raw,cap_net_admin+ep prtip` (or
 //! with `cap_bpf` for `--xdp`) lets every user who can run the binary open raw
@@ -19,6 +31,11 @@
 
 /// Capability bit of CAP_NET_RAW (raw and packet sockets).
 pub const CAP_NET_RAW: u32 = 13;
+/// Capability bit of CAP_NET_ADMIN (interfaces, XDP attach).
+pub const CAP_NET_ADMIN: u32 = 12;
+/// Capability bit of CAP_BPF (loading BPF programs and maps).
+pub const CAP_BPF: u32 = 39;
+const CAP_SETPCAP: u32 = 8;
 
 /// Whether this process holds capability `bit` in its effective set.
 pub fn has_capability(bit: u32) -> bool {
@@ -70,18 +87,78 @@ fn capget() -> std::io::Result<[CapData; 2]> {
     }
 }
 
-/// Drop every capability of the calling thread except the four file ones (effective,
-/// permitted and inheritable; ambient cleared), for scans that need no
+/// Drop every capability of the calling thread (effective set empty; permitted
+/// keeps the four file ones for [`with_file_access`]; inheritable, ambient and
+/// the dropped part of the bounding set cleared), for scans that need no
 /// privilege. Call it before starting threads.
 pub fn drop_network_privileges() -> std::io::Result<()> {
-    let cur = capget()?;
-    let mut d = [CapData::default(); 2];
-    d[0].effective = cur[0].permitted & FILE_CAPS;
-    d[0].permitted = cur[0].permitted & FILE_CAPS;
+    set_caps(0, FILE_CAPS)
+}
+
+/// The drop of a raw scan once its sockets are open and its programs attached:
+/// what [`drop_network_privileges`] leaves, nothing more (see the module doc).
+pub fn after_setup() -> std::io::Result<()> {
+    drop_network_privileges()
+}
+
+/// Run `f` with the file capabilities raised in the effective set (if the
+/// permitted set still has them: a root process after a drop) and lowered again
+/// afterwards: for writing the operator's output files.
+pub fn with_file_access<T>(f: impl FnOnce() -> T) -> T {
+    let before = capget().ok();
+    let raised = before.is_some_and(|c| {
+        c[0].permitted & FILE_CAPS != 0
+            && c[0].effective & FILE_CAPS != c[0].permitted & FILE_CAPS
+            && set_effective(c, c[0].effective | (c[0].permitted & FILE_CAPS)).is_ok()
+    });
+    let out = f();
+    if raised {
+        if let Some(c) = before {
+            let _ = set_effective(c, c[0].effective);
+        }
+    }
+    out
+}
+
+fn set_effective(cur: [CapData; 2], low: u32) -> std::io::Result<()> {
+    let mut d = cur;
+    d[0].effective = low;
+    capset(&d)
+}
+
+fn capset(d: &[CapData; 2]) -> std::io::Result<()> {
     let h = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,
         pid: 0,
     };
+    // SAFETY: capset(2) with a valid header and the two data words of version 3.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &h, d.as_ptr()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Keep `effective` (low word) effective and `permitted` permitted, both within
+/// what the thread has; clear the rest, the ambient set, the inheritable set and
+/// (as far as CAP_SETPCAP allows) the bounding set of everything not permitted.
+fn set_caps(effective: u32, permitted: u32) -> std::io::Result<()> {
+    let cur = capget()?;
+    let keep = cur[0].permitted & permitted;
+    if cur[0].effective & (1 << CAP_SETPCAP) != 0 {
+        for bit in 0..64u32 {
+            if bit < 32 && keep & (1 << bit) != 0 {
+                continue;
+            }
+            // SAFETY: prctl(2) PR_CAPBSET_DROP takes a capability number, no
+            // pointers; EINVAL for numbers the kernel does not know is ignored.
+            unsafe { libc::prctl(libc::PR_CAPBSET_DROP, bit as libc::c_ulong, 0, 0, 0) };
+        }
+    }
+    let mut d = [CapData::default(); 2];
+    d[0].effective = keep & effective;
+    d[0].permitted = keep;
     // SAFETY: prctl(2) PR_CAP_AMBIENT_CLEAR_ALL takes no pointers.
     unsafe {
         libc::prctl(
@@ -92,13 +169,7 @@ pub fn drop_network_privileges() -> std::io::Result<()> {
             0,
         )
     };
-    // SAFETY: capset(2) with a valid header and the two data words of version 3.
-    let rc = unsafe { libc::syscall(libc::SYS_capset, &h, d.as_ptr()) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    capset(&d)
 }
 
 #[cfg(test)]
@@ -113,12 +184,17 @@ mod tests {
             let before = capget().unwrap();
             drop_network_privileges().unwrap();
             let after = capget().unwrap();
-            assert_eq!(after[0].effective, before[0].permitted & FILE_CAPS);
+            assert_eq!(after[0].effective, 0, "nothing effective");
             assert_eq!(after[1].effective, 0);
-            assert_eq!(after[0].permitted & !FILE_CAPS, 0);
+            assert_eq!(after[0].permitted, before[0].permitted & FILE_CAPS);
+            assert_eq!(after[1].permitted, 0);
             assert!(!has_capability(13), "CAP_NET_RAW");
             assert!(!has_capability(12), "CAP_NET_ADMIN");
             assert!(!has_capability(39), "CAP_BPF");
+            // Raised for writing files only, then lowered again.
+            let during = with_file_access(|| capget().unwrap()[0].effective);
+            assert_eq!(during, before[0].permitted & FILE_CAPS);
+            assert_eq!(capget().unwrap()[0].effective, 0);
         })
         .join()
         .unwrap();

@@ -96,12 +96,11 @@ pub fn resume_point(
     counters.closed = 0;
     counters.replies = 0;
     drop(reader);
-    let passes = started.spec.max_retries as u64 + 1;
-    let span = if started.spec.scan_type.is_raw() {
-        started.total_probes / passes.max(1)
-    } else {
-        started.total_probes
-    };
+    let span = prtip_store::pass_span(
+        started.spec.scan_type,
+        started.spec.max_retries,
+        started.total_probes,
+    );
     Ok(ResumePoint {
         percent: percent_done(from, span),
         total_probes: started.total_probes,
@@ -120,5 +119,5 @@ pub fn resume_point(
 /// Percent of the scan done at walk position `pos`, measured on the first pass (the
 /// retry passes resend only unanswered probes, usually few).
 pub fn percent_done(pos: u64, span: u64) -> f64 {
-    pos.min(span) as f64 * 100.0 / span.max(1) as f64
+    prtip_store::progress_at(pos, span) * 100.0
 }

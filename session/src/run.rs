@@ -136,7 +136,9 @@ impl Session {
         } else {
             Vec::new()
         };
-        let mut live = live_outputs(&dir, &spec)?;
+        // The output files are created now (written as the scan runs): with the
+        // file capabilities a root scan keeps permitted for them.
+        let mut live = crate::privilege::with_file_access(|| live_outputs(&dir, &spec))?;
         let started = Instant::now();
         let mut warnings = Vec::new();
         let result: anyhow::Result<ScanOutcome> = {
@@ -244,7 +246,7 @@ impl Session {
             // in the log before the outputs read it.
             log_sink.flush().context("flushing the scan log")?;
             warnings.extend(live.warnings().iter().cloned());
-            exports = finish_outputs(live, &spec)?;
+            exports = crate::privilege::with_file_access(|| finish_outputs(live, &spec))?;
             for s in &exports {
                 log_sink
                     .push(s.event())

@@ -99,14 +99,19 @@ pub enum Protocol {
     Tcp,
     /// UDP.
     Udp,
+    /// Not a port: the host itself. A [`Reply`] with this protocol (and port 0)
+    /// is a host discovery result (`-sn`): state [`PortState::Open`] = the host is
+    /// up, [`PortState::Filtered`] = down; the reason says what answered.
+    Host,
 }
 
 impl Protocol {
-    /// Lower-case name as nmap prints it (`tcp`, `udp`).
+    /// Lower-case name as nmap prints it (`tcp`, `udp`; `host` for a host result).
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Tcp => "tcp",
             Protocol::Udp => "udp",
+            Protocol::Host => "host",
         }
     }
 }
@@ -115,6 +120,7 @@ impl From<&ArchivedProtocol> for Protocol {
         match p {
             ArchivedProtocol::Tcp => Protocol::Tcp,
             ArchivedProtocol::Udp => Protocol::Udp,
+            ArchivedProtocol::Host => Protocol::Host,
         }
     }
 }
@@ -186,6 +192,16 @@ pub enum Reason {
     Connected,
     /// connect() was refused.
     ConnRefused,
+    /// ICMP (or ICMPv6) echo reply: a host is up (`-PE`).
+    EchoReply,
+    /// ICMP timestamp reply: a host is up (`-PP`).
+    TimestampReply,
+    /// ICMP address mask reply: a host is up (`-PM`).
+    AddressMaskReply,
+    /// ARP reply: a host on the link is up (`-PR`).
+    ArpResponse,
+    /// NDP neighbour advertisement: a host on the link is up (IPv6 `-PR`).
+    NdResponse,
 }
 
 impl Reason {
@@ -200,6 +216,11 @@ impl Reason {
             Reason::NoResponse => "no-response",
             Reason::Connected => "syn-ack",
             Reason::ConnRefused => "conn-refused",
+            Reason::EchoReply => "echo-reply",
+            Reason::TimestampReply => "timestamp-reply",
+            Reason::AddressMaskReply => "addressmask-reply",
+            Reason::ArpResponse => "arp-response",
+            Reason::NdResponse => "nd-response",
         }
     }
 }
@@ -214,6 +235,11 @@ impl From<&ArchivedReason> for Reason {
             ArchivedReason::NoResponse => Reason::NoResponse,
             ArchivedReason::Connected => Reason::Connected,
             ArchivedReason::ConnRefused => Reason::ConnRefused,
+            ArchivedReason::EchoReply => Reason::EchoReply,
+            ArchivedReason::TimestampReply => Reason::TimestampReply,
+            ArchivedReason::AddressMaskReply => Reason::AddressMaskReply,
+            ArchivedReason::ArpResponse => Reason::ArpResponse,
+            ArchivedReason::NdResponse => Reason::NdResponse,
         }
     }
 }
@@ -252,12 +278,17 @@ pub enum ScanType {
     Window,
     /// `-sM`: raw TCP FIN+ACK (Maimon's; as `-sF`).
     Maimon,
+    /// `-sn`: host discovery only (a ping sweep), raw. [`ScanSpec::ports`] holds
+    /// the discovery probes in nmap's `-P` syntax (`PE,PS443,PA80,PP`), one walk
+    /// "port" each; the results are host replies ([`Protocol::Host`]).
+    Ping,
 }
 
 impl ScanType {
     /// Whether it is a raw scan: sent by the packet engine (AF_PACKET or AF_XDP)
     /// as stateless probes walked in passes, needing CAP_NET_RAW (`-sS` and the
-    /// flag scans `-sF -sN -sX -sA -sW -sM`; not the socket scans `-sT`, `-sU`).
+    /// flag scans `-sF -sN -sX -sA -sW -sM`, and the ping sweep `-sn`; not the
+    /// socket scans `-sT`, `-sU`).
     pub fn is_raw(self) -> bool {
         !matches!(self, ScanType::Connect | ScanType::Udp)
     }
@@ -274,6 +305,7 @@ impl ScanType {
             ScanType::Ack => "-sA",
             ScanType::Window => "-sW",
             ScanType::Maimon => "-sM",
+            ScanType::Ping => "-sn",
         }
     }
 
@@ -292,6 +324,39 @@ impl ScanType {
             'M' => ScanType::Maimon,
             _ => return None,
         })
+    }
+}
+
+impl ScanType {
+    /// What an unanswered probe of this scan type means for `proto`, as nmap reads
+    /// it: a SYN probe's silence is `filtered`, a UDP probe's `open|filtered`. The
+    /// one definition readers use to project silence from a log (the engine's probe
+    /// modules agree: `ProbeSet::silence`, tested there).
+    pub fn silence(self, proto: Protocol) -> PortState {
+        match (self, proto) {
+            (_, Protocol::Udp) => PortState::OpenFiltered,
+            (
+                ScanType::Syn
+                | ScanType::Connect
+                | ScanType::Udp
+                | ScanType::Ack
+                | ScanType::Window,
+                Protocol::Tcp,
+            ) => PortState::Filtered,
+            (ScanType::Fin | ScanType::Null | ScanType::Xmas | ScanType::Maimon, Protocol::Tcp) => {
+                PortState::OpenFiltered
+            }
+            // A host no discovery probe reached is down.
+            (_, Protocol::Host) | (ScanType::Ping, _) => PortState::Filtered,
+        }
+    }
+
+    /// Whether the log leaves this scan type's silence out and readers project it
+    /// (`crate::space::Space`): the raw walk scans. The socket scans (`-sT`, `-sU`)
+    /// decide every port inline and write it.
+    /// A ping sweep (`-sn`) writes its hosts down itself, one per host.
+    pub fn projects_silence(self) -> bool {
+        self.is_raw() && self != ScanType::Ping
     }
 }
 
@@ -508,7 +573,8 @@ pub struct ScanSpec {
     pub resolved: Vec<HostName>,
     /// Exclude tokens (after `--excludefile` expansion).
     pub excludes: Vec<String>,
-    /// Canonical port list, e.g. `T:22,80,443,U:53`.
+    /// Canonical port list, e.g. `T:22,80,443,U:53`; for a [`ScanType::Ping`] scan the
+    /// discovery probes, e.g. `PE,PS443,PA80,PP` (see `ScanType::Ping`).
     pub ports: String,
     /// Scan type.
     pub scan_type: ScanType,

@@ -71,14 +71,26 @@ impl HistoryRow {
         }
     }
 
-    /// Progress in 0.0 ..= 1.0.
+    /// Walk positions of the first pass ([`crate::pass_span`]), from the scan
+    /// type and retries in `config_json`.
+    pub fn pass_span(&self) -> u64 {
+        let spec: serde_json::Value = serde_json::from_str(&self.config_json).unwrap_or_default();
+        let retries = spec["max_retries"].as_u64().unwrap_or(0) as u32;
+        // Raw scans (`syn`, `fin`, ...) walk in passes; the socket scans do not.
+        let scan_type = match spec["scan_type"].as_str() {
+            Some("connect") => crate::event::ScanType::Connect,
+            Some("udp") => crate::event::ScanType::Udp,
+            _ => crate::event::ScanType::Syn,
+        };
+        crate::pass_span(scan_type, retries, self.total_probes)
+    }
+
+    /// Progress in 0.0 ..= 1.0: prtip's one definition ([`crate::progress_at`]).
     pub fn progress(&self) -> f64 {
         if self.status == ScanStatus::Completed {
             1.0
-        } else if self.total_probes == 0 {
-            0.0
         } else {
-            (self.probes_done as f64 / self.total_probes as f64).min(1.0)
+            crate::progress_at(self.probes_done, self.pass_span())
         }
     }
 }

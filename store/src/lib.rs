@@ -50,7 +50,9 @@
 
 pub mod event;
 pub mod fault;
+pub mod port_table;
 pub mod results;
+pub mod space;
 
 mod appender;
 mod compress;
@@ -63,6 +65,7 @@ mod project;
 mod reader;
 mod record;
 mod segment;
+mod silence;
 mod sort;
 mod sys;
 mod verify;
@@ -75,10 +78,13 @@ pub use event::{Addr, Event, EventSink, PortState, Protocol, Reason};
 pub use follower::Follower;
 pub use format::{FLAG_SALVAGED, FORMAT_VERSION, INDEX_STRIDE};
 pub use history::{spec_json, HistoryIndex, HistoryRow, RebuildReport};
-pub use project::{summarize, summarize_lenient, Results, ScanStatus, ScanSummary};
+pub use project::{
+    pass_span, progress_at, summarize, summarize_lenient, Results, ScanStatus, ScanSummary,
+};
 pub use reader::{Entries, Entry, LogReader, TailReport};
 pub use record::{EventKind, EventRef};
 pub use results::{ResultRow, ServiceInfo};
+pub use silence::{Silence, SILENT_ROWS_MAX};
 pub use sort::{sorted_rows, sorted_rows_with, summary_and_sorted_rows, SortOptions, SortedRows};
 pub use sys::{holds_writer_lock, writer_alive};
 pub use verify::{salvage, verify, Damage, LogEnd, SalvageReport, Verification};

@@ -107,6 +107,11 @@ pub struct ScanSummary {
     /// `usize` (open, closed, filtered, open|filtered, unfiltered): every state
     /// counted, silence included once the scan has finished.
     pub port_states: [u64; 5],
+    /// Silent ports, `[tcp, udp]`: probed (every pass, before the last durable
+    /// checkpoint) and never answered. Projected from the walk, not read from
+    /// events; their state is [`ScanType::silence`] (logs written before silence
+    /// was projected hold them as `no-response` Replies: counted as those, not here).
+    pub silent: [u64; 2],
     /// Pid of the last process that wrote the scan.
     pub pid: u32,
     /// Bytes the log takes on disk.
@@ -123,15 +128,20 @@ pub struct ScanSummary {
 }
 
 impl ScanSummary {
+    /// Silent ports of both protocols (see [`ScanSummary::silent`]).
+    pub fn silent_ports(&self) -> u64 {
+        self.silent[0] + self.silent[1]
+    }
+
     /// Walk positions of the first pass: `total_probes` without the retry passes
     /// (a SYN scan's walk repeats its first pass `--max-retries` times, resending only
     /// unanswered probes; -sT and -sU retry inline, one walk position per port).
     pub fn pass_span(&self) -> u64 {
-        if self.spec.scan_type.is_raw() {
-            self.total_probes / (self.spec.max_retries as u64 + 1)
-        } else {
-            self.total_probes
-        }
+        pass_span(
+            self.spec.scan_type,
+            self.spec.max_retries,
+            self.total_probes,
+        )
     }
 
     /// Progress in 0.0 ..= 1.0, prtip's one definition: walk positions done over the
@@ -142,12 +152,32 @@ impl ScanSummary {
         if self.status == ScanStatus::Completed {
             return 1.0;
         }
-        let span = self.pass_span();
-        if span == 0 {
-            return 0.0;
-        }
-        self.probes_done.min(span) as f64 / span as f64
+        progress_at(self.probes_done, self.pass_span())
     }
+}
+
+/// Walk positions of the first pass of a scan of `total_probes` (its
+/// `ScanStarted`): a raw scan's walk repeats its first pass `max_retries` times,
+/// resending only unanswered probes; `-sT` and `-sU` retry inline, one walk
+/// position per port.
+pub fn pass_span(scan_type: crate::event::ScanType, max_retries: u32, total_probes: u64) -> u64 {
+    if scan_type.is_raw() {
+        total_probes / (max_retries as u64 + 1)
+    } else {
+        total_probes
+    }
+}
+
+/// prtip's one definition of progress, 0.0 ..= 1.0: walk `position` reached
+/// over the first pass's `span` ([`pass_span`]); retry passes are not counted
+/// (a scan in its retry passes, or in `-sV` after its walk, stands at 1.0).
+/// The scan's progress line and `paused at N%`, `history`, the monitor and
+/// every export print it (a completed scan is 1.0: [`ScanSummary::progress`]).
+pub fn progress_at(position: u64, span: u64) -> f64 {
+    if span == 0 {
+        return 0.0;
+    }
+    position.min(span) as f64 / span as f64
 }
 
 type Key = (Addr, Protocol, u16);
@@ -194,6 +224,7 @@ pub(crate) fn summarize_inner(
         Err(e @ StoreError::Corrupt { .. }) => Some(e),
         Err(e) => return Err(e),
     };
+    open.set_silence(fold.silence(reader));
     let counts = open.finish_counts()?;
     let summary = fold.finish(reader, err.as_ref().map(|e| e.to_string()), counts)?;
     Ok((summary, err))
@@ -217,6 +248,37 @@ pub(crate) struct SummaryFold {
 }
 
 impl SummaryFold {
+    /// The silence of what was folded (see [`crate::Silence`]).
+    pub(crate) fn silence(&self, reader: &LogReader) -> Option<crate::Silence> {
+        let started = self.started.as_ref()?;
+        let done = self.probes_done(started, self.status(reader));
+        let time_us = self
+            .ended_us
+            .or(self.last_checkpoint.map(|c| c.time_us))
+            .unwrap_or(started.time_us);
+        crate::Silence::new(&started.spec, done, time_us)
+    }
+
+    fn status(&self, reader: &LogReader) -> ScanStatus {
+        match self.status_event {
+            Some(EventKind::Finished) => ScanStatus::Completed,
+            Some(EventKind::Failed) => ScanStatus::Failed,
+            // Paused last: paused, also while the writer still holds the log
+            // (a scan held in place by SIGUSR1 or the monitor's `p`).
+            Some(EventKind::Paused) => ScanStatus::Paused,
+            _ if reader.writer_alive() => ScanStatus::Running,
+            _ => ScanStatus::Interrupted,
+        }
+    }
+
+    fn probes_done(&self, started: &ScanStarted, status: ScanStatus) -> u64 {
+        if status == ScanStatus::Completed {
+            started.total_probes
+        } else {
+            self.last_checkpoint.map_or(0, |c| c.next_index)
+        }
+    }
+
     /// Fold one entry; returns the checkpoint if it was one.
     #[inline]
     pub(crate) fn apply(&mut self, e: &Entry<'_>) -> Option<Checkpoint> {
@@ -274,7 +336,8 @@ impl SummaryFold {
         damage: Option<String>,
         open: OpenCounts,
     ) -> Result<ScanSummary> {
-        let Some(started) = self.started else {
+        let status = self.status(reader);
+        let Some(started) = self.started.clone() else {
             return Err(match damage {
                 Some(d) => StoreError::NotALog {
                     dir: reader.dir().to_path_buf(),
@@ -285,20 +348,22 @@ impl SummaryFold {
                 },
             });
         };
-        let status = match self.status_event {
-            Some(EventKind::Finished) => ScanStatus::Completed,
-            Some(EventKind::Failed) => ScanStatus::Failed,
-            // Paused last: paused, also while the writer still holds the log
-            // (a scan held in place by SIGUSR1 or the monitor's `p`).
-            Some(EventKind::Paused) => ScanStatus::Paused,
-            _ if reader.writer_alive() => ScanStatus::Running,
-            _ => ScanStatus::Interrupted,
+        let probes_done = self.probes_done(&started, status);
+        let silent = match crate::space::Space::of(&started.spec, probes_done) {
+            Some(space) => {
+                let c = space.covered_by_proto();
+                [
+                    c[0].saturating_sub(open.covered[0]),
+                    c[1].saturating_sub(open.covered[1]),
+                ]
+            }
+            None => [0, 0],
         };
-        let probes_done = if status == ScanStatus::Completed {
-            started.total_probes
-        } else {
-            self.last_checkpoint.map_or(0, |c| c.next_index)
-        };
+        // Every state counted: the silence the walk projects goes to its state.
+        let mut port_states = open.states;
+        for (proto, n) in [(Protocol::Tcp, silent[0]), (Protocol::Udp, silent[1])] {
+            port_states[started.spec.scan_type.silence(proto) as usize] += n;
+        }
         Ok(ScanSummary {
             scan_id: started.scan_id,
             command_line: started.command_line,
@@ -314,7 +379,8 @@ impl SummaryFold {
             probes_done,
             open_ports: open.ports,
             open_hosts: open.hosts,
-            port_states: open.states,
+            port_states,
+            silent,
             pid: self.pid,
             log_bytes: reader.disk_bytes(),
             events: self.events,
@@ -331,6 +397,10 @@ impl SummaryFold {
 /// it). Incremental: rows keep their place in arrival order, so a reader that
 /// folds events as they come (the monitor) can index them. For small logs and
 /// the monitor; exports use [`crate::sorted_rows`].
+///
+/// Silent ports of a small scan ([`crate::SILENT_ROWS_MAX`]) become rows when the
+/// log says the walk stopped (`Paused`, `Finished`): projected from the spec and
+/// the last checkpoint ([`crate::Silence`]), never read from events.
 #[derive(Clone, Debug, Default)]
 pub struct Results {
     rows: Vec<ResultRow>,
@@ -339,6 +409,10 @@ pub struct Results {
     pending: HashMap<Key, (Option<ServiceInfo>, Option<Vec<u8>>)>,
     hostnames: HashMap<Addr, String>,
     open: usize,
+    /// The spec and walk length of the log's `ScanStarted`, for silence.
+    started: Option<(ScanSpec, u64)>,
+    /// The latest checkpoint's walk position.
+    checkpoint: u64,
 }
 
 pub(crate) fn service_info(s: &ArchivedService) -> ServiceInfo {
@@ -416,7 +490,19 @@ impl Results {
     /// Fold one event (events must come in log order).
     pub fn apply(&mut self, ev: EventRef<'_>) {
         match ev {
-            EventRef::ScanStarted(s) => self.add_hostnames(hostnames_of(s)),
+            EventRef::ScanStarted(s) => {
+                if self.started.is_none() {
+                    let s = record::scan_started_of(s);
+                    self.started = Some((s.spec, s.total_probes));
+                }
+                self.add_hostnames(hostnames_of(s))
+            }
+            EventRef::Checkpoint(c) => self.checkpoint = c.next_index.to_native(),
+            EventRef::Paused(p) => self.project_silence(self.checkpoint, p.time_us.to_native()),
+            EventRef::Finished(f) => {
+                let total = self.started.as_ref().map_or(0, |s| s.1);
+                self.project_silence(total, f.time_us.to_native())
+            }
             EventRef::Reply(r) => self.on_reply(&reply_of(r)),
             EventRef::Banner(b) => self.on_banner(
                 key_of(&b.addr, &b.proto, b.port.to_native()),
@@ -434,7 +520,16 @@ impl Results {
     /// as [`Results::apply`].
     pub fn apply_event(&mut self, ev: &Event) {
         match ev {
+            Event::Checkpoint(c) => self.checkpoint = c.next_index,
+            Event::Paused(p) => self.project_silence(self.checkpoint, p.time_us),
+            Event::Finished(f) => {
+                let total = self.started.as_ref().map_or(0, |s| s.1);
+                self.project_silence(total, f.time_us)
+            }
             Event::ScanStarted(s) => {
+                if self.started.is_none() {
+                    self.started = Some((s.spec.clone(), s.total_probes));
+                }
                 let mut m = HashMap::new();
                 for h in &s.spec.resolved {
                     m.entry(h.addr).or_insert_with(|| h.name.clone());
@@ -468,6 +563,32 @@ impl Results {
             if row.hostname.is_none() {
                 row.hostname = self.hostnames.get(&row.addr).cloned();
             }
+        }
+    }
+
+    /// Rows for the silent ports of a small scan whose walk is done up to `done`.
+    fn project_silence(&mut self, done: u64, time_us: u64) {
+        let Some((spec, _)) = &self.started else {
+            return;
+        };
+        let Some(silence) = crate::Silence::new(spec, done, time_us) else {
+            return;
+        };
+        if !silence.lists_rows() {
+            return;
+        }
+        for (addr, proto, port, state) in silence.space().iter() {
+            let k = (addr, proto, port);
+            if self.index.contains_key(&k) {
+                continue;
+            }
+            let (service, banner) = self.pending.remove(&k).unwrap_or_default();
+            let mut row = silence.row(addr, proto, port, state);
+            row.service = service;
+            row.banner = banner;
+            row.hostname = self.hostnames.get(&addr).cloned();
+            self.rows.push(row);
+            self.index.insert(k, self.rows.len() - 1);
         }
     }
 

@@ -32,7 +32,8 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug)]
 pub struct SortOptions {
     /// Memory budget for the in-memory chunks (items and their banner/service
-    /// bytes; two chunks of half of it), bytes (default 32 MiB). A log that does
+    /// bytes; two chunks of half of it), bytes (default 8 MiB: a reader stays inside
+    /// the scan's 16 MiB anonymous-memory budget, issue 17). A log that does
     /// not fit in one chunk spills to run files.
     pub chunk_bytes: usize,
     /// Where spill files go (default: the system temp dir). They are removed when
@@ -40,14 +41,19 @@ pub struct SortOptions {
     pub tmp_dir: Option<PathBuf>,
     /// Most runs merged at once (default 64).
     pub fan_in: usize,
+    /// Silent ports as rows ([`crate::Silence`]): `None` (default) when the log
+    /// covers at most [`crate::SILENT_ROWS_MAX`] ports, `Some(true)` always,
+    /// `Some(false)` never.
+    pub silent_rows: Option<bool>,
 }
 
 impl Default for SortOptions {
     fn default() -> Self {
         SortOptions {
-            chunk_bytes: 32 << 20,
+            chunk_bytes: 8 << 20,
             tmp_dir: None,
             fan_in: 64,
+            silent_rows: None,
         }
     }
 }
@@ -78,10 +84,10 @@ fn unkey(k: &Key) -> (Addr, Protocol, u16) {
     let mut a = [0u8; 16];
     a[..8].copy_from_slice(&k[0].to_be_bytes());
     a[8..].copy_from_slice(&k[1].to_be_bytes());
-    let proto = if k[2] >> 56 == 0 {
-        Protocol::Tcp
-    } else {
-        Protocol::Udp
+    let proto = match k[2] >> 56 {
+        0 => Protocol::Tcp,
+        1 => Protocol::Udp,
+        _ => Protocol::Host,
     };
     (Addr(a), proto, (k[2] >> ORD_BITS) as u16)
 }
@@ -106,17 +112,25 @@ fn state_of(b: u8) -> PortState {
     ][(b as usize & 7).min(4)]
 }
 
+/// Every [`Reason`] in discriminant order (the byte a spill item stores).
+const REASONS: [Reason; 13] = [
+    Reason::SynAck,
+    Reason::Reset,
+    Reason::IcmpUnreachable,
+    Reason::PortUnreachable,
+    Reason::UdpResponse,
+    Reason::NoResponse,
+    Reason::Connected,
+    Reason::ConnRefused,
+    Reason::EchoReply,
+    Reason::TimestampReply,
+    Reason::AddressMaskReply,
+    Reason::ArpResponse,
+    Reason::NdResponse,
+];
+
 fn reason_of(b: u8) -> Reason {
-    [
-        Reason::SynAck,
-        Reason::Reset,
-        Reason::IcmpUnreachable,
-        Reason::PortUnreachable,
-        Reason::UdpResponse,
-        Reason::NoResponse,
-        Reason::Connected,
-        Reason::ConnRefused,
-    ][b as usize & 7]
+    REASONS[b as usize % REASONS.len()]
 }
 
 const OPEN: u8 = PortState::Open as u8;
@@ -211,20 +225,30 @@ pub(crate) struct OpenCounts {
     pub(crate) hosts: u64,
     /// Keys per latest state, indexed by [`PortState`] as `usize`.
     pub(crate) states: [u64; 5],
+    /// Keys with a Reply that the silence space covers, `[tcp, udp]` (zero without
+    /// a space: see `Sorter::set_space`).
+    pub(crate) covered: [u64; 2],
 }
 
 #[derive(Default)]
-struct OpenCounter {
+struct OpenCounter<'a> {
     counts: OpenCounts,
     last: Option<(u64, u64)>,
+    space: Option<&'a crate::space::Space>,
 }
 
-impl OpenCounter {
+impl OpenCounter<'_> {
     /// Keys must come in sorted order, each once, with its latest state.
     #[inline]
     fn add(&mut self, k: &Key, state: u8) {
         if let Some(n) = self.counts.states.get_mut(usize::from(state)) {
             *n += 1;
+        }
+        if let Some(space) = self.space {
+            let (a, p, port) = unkey(k);
+            if space.silent_state(a, p, port).is_some() {
+                self.counts.covered[p as usize] += 1;
+            }
         }
         if state == OPEN {
             self.counts.ports += 1;
@@ -809,9 +833,19 @@ pub(crate) struct Sorter {
     tmp: Option<tempfile::TempDir>,
     runs: Vec<PathBuf>,
     states: Vec<PathBuf>,
+    /// The log's silence: answered keys it covers are counted, silent ports
+    /// become rows when `silent_rows` says so.
+    silence: Option<crate::Silence>,
+    silent_rows: Option<bool>,
 }
 
 impl Sorter {
+    /// Count the answered keys `silence` covers ([`OpenCounts::covered`]) and
+    /// list its silent ports as rows (see [`SortOptions::silent_rows`]).
+    pub(crate) fn set_silence(&mut self, silence: Option<crate::Silence>) {
+        self.silence = silence;
+    }
+
     /// A sorter with `opts`'s budget; `rows` false: counts only.
     pub(crate) fn new(opts: &SortOptions, rows: bool) -> Sorter {
         let budget = opts.chunk_bytes / 2;
@@ -826,6 +860,8 @@ impl Sorter {
             tmp: None,
             runs: Vec::new(),
             states: Vec::new(),
+            silence: None,
+            silent_rows: opts.silent_rows,
         }
     }
 
@@ -937,7 +973,10 @@ impl Sorter {
     /// Counts of what fitted in memory (nothing spilled).
     fn count_chunk(&self) -> OpenCounts {
         let (items, arena) = (&self.chunk.items[..], &self.chunk.arena[..]);
-        let mut c = OpenCounter::default();
+        let mut c = OpenCounter {
+            space: self.silence.as_ref().map(|s| s.space()),
+            ..OpenCounter::default()
+        };
         let mut i = 0;
         while i < items.len() {
             let (f, n) = fold_items(&items[i..], arena);
@@ -960,7 +999,10 @@ impl Sorter {
             |m, w, _| write_state_rec(w, m.key(), m.state()),
         )?;
         let mut m = Merger::<StateRec>::new(&states)?;
-        let mut c = OpenCounter::default();
+        let mut c = OpenCounter {
+            space: self.silence.as_ref().map(|s| s.space()),
+            ..OpenCounter::default()
+        };
         while m.next_group()? {
             c.add(m.key(), m.state());
         }
@@ -983,14 +1025,24 @@ impl Sorter {
         self.count_runs(&mut 0)
     }
 
+    /// The silent rows to merge in, if listed.
+    fn silent_merge(&mut self) -> Option<crate::silence::SilentMerge> {
+        let silence = self.silence.take()?;
+        self.silent_rows
+            .unwrap_or_else(|| silence.lists_rows())
+            .then(|| crate::silence::SilentMerge::new(silence))
+    }
+
     /// The sorted rows and the open port counts.
     pub(crate) fn finish(mut self) -> Result<(SortedRows, OpenCounts)> {
         if self.states.is_empty() {
             self.chunk.sort();
             let counts = self.count_chunk();
             let chunk = std::mem::replace(&mut self.chunk, Chunk::new(0));
+            let silent = self.silent_merge();
             return Ok((
                 SortedRows {
+                    silent,
                     src: Source::Memory {
                         items: chunk.items,
                         arena: chunk.arena,
@@ -1022,8 +1074,10 @@ impl Sorter {
             |m, w, scratch| write_row_rec(w, scratch, m.key(), &m.folded()),
         )?;
         let src = spawn_merge(Merger::new(&runs)?)?;
+        let silent = self.silent_merge();
         Ok((
             SortedRows {
+                silent,
                 src,
                 hostnames: self.hostnames,
                 _tmp: self.tmp,
@@ -1143,6 +1197,8 @@ fn spawn_merge(mut m: Merger<RowRec>) -> Result<Source> {
 /// [`sorted_rows`]. Owns its spill files and removes them when dropped.
 pub struct SortedRows {
     src: Source,
+    /// Silent ports merged in as rows, when listed.
+    silent: Option<crate::silence::SilentMerge>,
     hostnames: HashMap<Addr, String>,
     _tmp: Option<tempfile::TempDir>,
     spilled_runs: usize,
@@ -1183,6 +1239,22 @@ impl Drop for SortedRows {
 impl Iterator for SortedRows {
     type Item = Result<ResultRow>;
     fn next(&mut self) -> Option<Self::Item> {
+        match self.silent.take() {
+            None => self.next_answered(),
+            Some(mut m) => {
+                let hostnames = std::mem::take(&mut self.hostnames);
+                let r = m.next(&mut || self.next_answered(), &hostnames);
+                self.hostnames = hostnames;
+                self.silent = Some(m);
+                r
+            }
+        }
+    }
+}
+
+impl SortedRows {
+    /// The next row with a Reply.
+    fn next_answered(&mut self) -> Option<Result<ResultRow>> {
         if self.failed {
             return None;
         }
@@ -1231,15 +1303,20 @@ impl Iterator for SortedRows {
 /// All result rows of the log, sorted by (address, protocol, port), the latest
 /// Reply per key with the latest Service and the first Banner of that key, the
 /// host name from the spec's resolved names. Streams in constant memory
-/// (a 32 MiB budget, spill files in the system temp dir).
+/// (an 8 MiB budget, spill files in the system temp dir).
 pub fn sorted_rows(reader: &LogReader) -> Result<SortedRows> {
     sorted_rows_with(reader, &SortOptions::default())
 }
 
 /// [`sorted_rows`] with explicit memory budget and spill directory.
 pub fn sorted_rows_with(reader: &LogReader, opts: &SortOptions) -> Result<SortedRows> {
+    let mut fold = SummaryFold::default();
     let mut s = Sorter::new(opts, true);
-    reader.visit(|e: Entry<'_>| s.push(&e.event))?;
+    reader.visit(|e: Entry<'_>| {
+        fold.apply(&e);
+        s.push(&e.event)
+    })?;
+    s.set_silence(fold.silence(reader));
     Ok(s.finish()?.0)
 }
 
@@ -1256,6 +1333,7 @@ pub fn summary_and_sorted_rows(
         fold.apply(&e);
         s.push(&e.event)
     })?;
+    s.set_silence(fold.silence(reader));
     let (rows, counts) = s.finish()?;
     Ok((fold.finish(reader, None, counts)?, rows))
 }
@@ -1389,6 +1467,7 @@ mod tests {
             ports: open.len() as u64,
             hosts: hosts.len() as u64,
             states,
+            covered: [0, 0],
         }
     }
 
@@ -1414,6 +1493,7 @@ mod tests {
                 chunk_bytes: budget,
                 tmp_dir: Some(spill.clone()),
                 fan_in,
+                silent_rows: None,
             };
             let what = format!("budget {budget}, fan-in {fan_in}");
             // Rows and counts in one sorter.

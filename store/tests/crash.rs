@@ -63,6 +63,11 @@ fn crash_child_writer() {
 }
 
 fn check_prefix(dir: &Path) -> u64 {
+    // A writer killed before its first segment was installed left no log (a
+    // loaded machine can take longer than a round to start the child).
+    if !dir.join("seg-0000000000.log").exists() && !dir.join("seg-0000000000.zst").exists() {
+        return 0;
+    }
     let r = LogReader::open(dir).unwrap();
     let mut n = 0;
     for e in r.entries() {
@@ -132,7 +137,7 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         // Everything acknowledged is there, and nothing but the records written.
         let n = check_prefix(&dir);
         assert!(
-            n > max_ack,
+            max_ack == 0 || n > max_ack,
             "round {round}: checkpoint {max_ack} was acknowledged but the log has {n} records"
         );
         assert!(!writer_alive(&dir).unwrap());

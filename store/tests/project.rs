@@ -207,6 +207,7 @@ fn sorted_rows_equal_the_in_memory_fold_on_random_data_with_duplicates() {
             chunk_bytes: 32 << 10,
             tmp_dir: Some(spill.clone()),
             fan_in: 3,
+            ..SortOptions::default()
         };
         let it = sorted_rows_with(&r, &opts).unwrap();
         if n >= 20_000 {

@@ -36,9 +36,9 @@ pub struct FilterConfig {
     pub sport_lo: u16,
     /// Last source port our probes use (inclusive).
     pub sport_hi: u16,
-    /// Our address: only replies to it are taken. IPv4: `None` takes replies to
-    /// any IPv4 address; IPv6 replies are taken only when this is an IPv6
-    /// address (then IPv4 replies to any address are taken as with `None`).
+    /// Our address: only replies to it are taken, of its family only (an IPv6
+    /// address: IPv6 replies to it and no IPv4 frame). `None`: IPv4 replies to
+    /// any address.
     pub our_addr: Option<IpAddr>,
 }
 

@@ -46,6 +46,11 @@ pub struct Args {
     /// with --filter, rows must match both.
     #[arg(long)]
     pub open: bool,
+    /// List every silent port (probed, never answered) as a row, also for a scan
+    /// wider than 65 536 ports (by default a wide scan's silent ports are counted in
+    /// `Not shown` / `<extraports>`, not listed).
+    #[arg(long)]
+    pub silent_rows: bool,
 }
 
 /// Where the scan's log is, from SCAN or `--last`.
@@ -168,6 +173,7 @@ pub fn run(args: Args, paths: &Paths) -> anyhow::Result<ExitCode> {
             .map(|m| m as &dyn Fn(&prtip_store::ResultRow) -> bool),
         progress: Some(&mut on_progress),
         cancel: Some(prtip_export::interrupt::flag()),
+        silent_rows: args.silent_rows.then_some(true),
     };
     let result = prtip_export::export_log(&log_dir, format, &args.output, &mut opts);
     progress.finish();

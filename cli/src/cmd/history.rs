@@ -295,7 +295,13 @@ fn show(paths: &Paths, scan: &str, out: &mut String) -> anyhow::Result<ExitCode>
     if !s.spec.excludes.is_empty() {
         w(out, "excludes", s.spec.excludes.join(" "));
     }
-    w(out, "ports", s.spec.ports.clone());
+    let ping = s.spec.scan_type == prtip_store::event::ScanType::Ping;
+    // A ping sweep's "ports" are its discovery probes (-PE, -PS443, ...).
+    w(
+        out,
+        if ping { "probes" } else { "ports" },
+        s.spec.ports.clone(),
+    );
     w(
         out,
         "scan type",
@@ -322,18 +328,27 @@ fn show(paths: &Paths, scan: &str, out: &mut String) -> anyhow::Result<ExitCode>
         out,
         "progress",
         format!(
-            "{:.1}% ({} of {} probes)",
+            "{:.1}% ({} of {} first-pass probes)",
             s.progress() * 100.0,
-            s.probes_done,
-            s.total_probes
+            if s.status == prtip_store::ScanStatus::Completed {
+                s.pass_span()
+            } else {
+                s.probes_done.min(s.pass_span())
+            },
+            s.pass_span()
         ),
     );
     w(out, "targets total", s.total_targets.to_string());
-    w(
-        out,
-        "open ports",
-        format!("{} on {} hosts", s.open_ports, s.open_hosts),
-    );
+    if ping {
+        // Host results are "open" host rows: one per host up.
+        w(out, "hosts up", s.open_hosts.to_string());
+    } else {
+        w(
+            out,
+            "open ports",
+            format!("{} on {} hosts", s.open_ports, s.open_hosts),
+        );
+    }
     let c = s.counters;
     w(
         out,
@@ -525,6 +540,19 @@ fn rebuild(paths: &Paths, out: &mut String) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The addresses of the scan read by `r` with at least one answer (a row whose
+/// reason is not silence).
+fn answering_hosts(r: &LogReader) -> anyhow::Result<BTreeSet<prtip_store::Addr>> {
+    let mut up = BTreeSet::new();
+    for row in sorted_rows(r)? {
+        let row = row?;
+        if row.reason != prtip_store::event::Reason::NoResponse {
+            up.insert(row.addr);
+        }
+    }
+    Ok(up)
+}
+
 fn port_line(r: &ResultRow) -> String {
     let mut s = format!("{}/{} {}", r.port, r.proto.as_str(), r.state.as_str());
     if let Some(svc) = &r.service {
@@ -591,9 +619,16 @@ fn diff(
         sb.status,
         sb.spec.targets.join(" ")
     );
+    // A host that answered nothing in a scan was down there: as ndiff, its
+    // silent ports (projected from the walk, or written as no-response replies
+    // by older logs) are not compared, the host appears or disappears.
+    let (up_a, up_b) = (answering_hosts(&ra)?, answering_hosts(&rb)?);
+    let shown = |up: &BTreeSet<prtip_store::Addr>, r: &ResultRow| {
+        r.reason != prtip_store::event::Reason::NoResponse || up.contains(&r.addr)
+    };
     // Both streams are sorted by (address, protocol, port): merge-join them.
-    let mut ia = sorted_rows(&ra)?;
-    let mut ib = sorted_rows(&rb)?;
+    let mut ia = sorted_rows(&ra)?.filter(|r| r.as_ref().map_or(true, |r| shown(&up_a, r)));
+    let mut ib = sorted_rows(&rb)?.filter(|r| r.as_ref().map_or(true, |r| shown(&up_b, r)));
     let mut na = ia.next().transpose()?;
     let mut nb = ib.next().transpose()?;
     let mut host: Option<(prtip_store::Addr, Option<String>, HostDiff)> = None;

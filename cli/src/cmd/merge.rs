@@ -257,7 +257,7 @@ pub fn continue_shard(
                 },
                 &paths.session_home(),
             )?,
-            quiet,
+            super::scan::Show::quiet(quiet),
             None,
         )?,
         Found::Done(id, dir) => {
@@ -378,7 +378,7 @@ pub fn scan_gaps(file: &Path, paths: &Paths, quiet: bool) -> anyhow::Result<Exit
             }),
             &paths.session_home(),
         )?;
-        let c = super::scan::drive(session, quiet, None)?;
+        let c = super::scan::drive(session, super::scan::Show::quiet(quiet), None)?;
         if c == ExitCode::from(EXIT_PAUSED) {
             // Paused: the user asked to stop; the later gaps wait too.
             return Ok(c);

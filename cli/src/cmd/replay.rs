@@ -143,7 +143,7 @@ pub fn resume(
         Start::Resume(point.resume),
         &paths.session_home(),
     )?;
-    super::scan::drive(session, quiet, None)
+    super::scan::drive(session, super::scan::Show::quiet(quiet), None)
 }
 
 /// Run `prtip replay`.

@@ -2,17 +2,20 @@
 //!
 //! Owns: the scan flags ([`args`]) and turning them into a spec ([`spec`]), the
 //! signal handling (pause, hold, abort), the live output (open ports as found, the
-//! progress line on a terminal) and the summary at the end (rendered by
-//! prtip-export). The session (privileges, route, backend, log, history, `-sV`,
+//! progress and status lines, `-v`/`-d`: [`show`]) and the summary at the end
+//! (rendered by prtip-export). When an output writes to stdout (`-oJ -`), all
+//! of it goes to stderr. The session (privileges, route, backend, log, history, `-sV`,
 //! exports) is prtip-session's; [`drive`] runs one for `scan`, `replay
 //! --from-checkpoint`, `history resume` and `scan --tui`.
 
 pub mod args;
 pub mod checks;
 pub mod limits;
+pub mod show;
 pub mod spec;
 
 pub use args::{nmap_style_args, Args};
+pub use show::Show;
 
 use crate::paths::Paths;
 use anyhow::Context;
@@ -30,12 +33,14 @@ use std::time::{Duration, Instant};
 /// Run a prepared session with signals, live output and the summary: what
 /// `prtip scan`, `replay --from-checkpoint` and `history resume` share. With
 /// `front` (`--tui`) nothing is printed while the monitor is on screen, and the
-/// last words wait until the user has left it.
+/// last words wait until the user has left it. `show` says what is printed
+/// besides the results ([`show`]).
 pub fn drive(
     mut session: Session,
-    quiet: bool,
+    show: Show,
     front: Option<&super::live::Front>,
 ) -> anyhow::Result<ExitCode> {
+    let quiet = show.quiet;
     for note in session.take_notes() {
         eprintln!("prtip: {note}");
     }
@@ -46,15 +51,19 @@ pub fn drive(
     let control = Arc::new(ScanControl::new());
     let signals = install_signals(control.clone(), session.spec().wait_ms)?;
     let tty = std::io::stderr().is_terminal();
+    let screen = Arc::new(show::Screen::new(tty));
     let done = Arc::new(AtomicBool::new(false));
-    let progress = tty.then(|| {
-        progress_thread(
-            control.clone(),
-            done.clone(),
-            session.plan().walk.span(),
-            hush.clone(),
-        )
-    });
+    if show.verbose > 0 {
+        eprintln!("prtip: {}", plan_line(&session));
+    }
+    let progress = progress_thread(
+        control.clone(),
+        done.clone(),
+        session.plan().walk.span(),
+        hush.clone(),
+        screen.clone(),
+        show,
+    );
     let names: HashMap<IpAddr, String> = session
         .spec()
         .resolved
@@ -66,11 +75,17 @@ pub fn drive(
     let to = Human::of(session.spec());
     let filter = session.spec().filter.clone();
     let hush2 = hush.clone();
-    // Open ports as they are found.
+    let screen2 = screen.clone();
+    // Open ports as they are found (and with -d, the log's events).
     let mut print = move |event: &Event| {
+        if hush2.as_ref().is_some_and(|h| h.load(Relaxed)) {
+            return;
+        }
+        if let Some(line) = show.debug_line(event) {
+            screen2.above(&mut std::io::stderr().lock(), &mut std::io::stderr(), &line);
+        }
         let Event::Reply(r) = event else { return };
-        let hushed = hush2.as_ref().is_some_and(|h| h.load(Relaxed));
-        if r.state != PortState::Open || quiet || hushed {
+        if r.state != PortState::Open || quiet {
             return;
         }
         let ip = r.addr.ip();
@@ -78,25 +93,37 @@ pub fn drive(
             .get(&ip)
             .map(|n| format!(" ({n})"))
             .unwrap_or_default();
-        let clear = if tty { "\r\x1b[2K" } else { "" };
-        let mut out = to.writer();
-        // A closed stdout must not stop the scan; the log has every reply.
-        let _ = writeln!(
-            out,
-            "{clear}Discovered open port {}/{} on {ip}{name}",
-            r.port,
-            r.proto.as_str()
-        );
+        let details = if show.verbose >= 2 {
+            format!(
+                " ({}, ttl {}, rtt {:.2} ms)",
+                r.reason.as_str(),
+                r.ttl,
+                r.rtt_us as f64 / 1000.0
+            )
+        } else {
+            String::new()
+        };
+        let line = if r.proto == prtip_store::event::Protocol::Host {
+            format!("Discovered host {ip}{name} is up ({})", r.reason.as_str())
+        } else {
+            format!(
+                "Discovered open port {}/{} on {ip}{name}{details}",
+                r.port,
+                r.proto.as_str()
+            )
+        };
+        screen2.above(&mut to.writer(), &mut std::io::stderr(), &line);
     };
     let result = session.run(&control, &mut print);
     done.store(true, Relaxed);
+    if progress.join().is_err() {
+        eprintln!("prtip: the progress line's thread panicked");
+    }
+    if !hush.as_ref().is_some_and(|h| h.load(Relaxed)) {
+        screen.clear(&mut std::io::stderr());
+    }
     for note in control.take_notes() {
         eprintln!("prtip: {note}");
-    }
-    if let Some(p) = progress {
-        if p.join().is_err() {
-            eprintln!("prtip: the progress line's thread panicked");
-        }
     }
     signals.close();
     if let Some(f) = front {
@@ -128,6 +155,27 @@ pub fn drive(
             Ok(ExitCode::from(crate::error::EXIT_PAUSED))
         }
     }
+}
+
+/// `-v`'s first line: what the scan will do.
+fn plan_line(session: &Session) -> String {
+    let spec = session.spec();
+    let plan = session.plan();
+    let hosts = plan.total_targets();
+    let span = plan.walk.span();
+    let ports = span / hosts.max(1);
+    let rate = match spec.rate_mpps {
+        0 => "unlimited".to_string(),
+        m => format!("{} pps", m as f64 / 1000.0),
+    };
+    format!(
+        "scanning {hosts} hosts × {ports} ports: {span} probes a pass, {} retries at most, \
+         rate {rate}, wait {:.1} s, seed {}; log {}",
+        spec.max_retries,
+        spec.wait_ms as f64 / 1000.0,
+        spec.seed,
+        session.dir().display()
+    )
 }
 
 /// Where the scan's words for people go: stdout, unless an output (`-oJ -`,
@@ -191,59 +239,63 @@ fn print_summary(
     Ok(())
 }
 
+/// The progress line (a terminal), the periodic status lines and `-v`'s
+/// "service detection" line, until `done`.
 fn progress_thread(
     control: Arc<ScanControl>,
-    done: Arc<std::sync::atomic::AtomicBool>,
+    done: Arc<AtomicBool>,
     span: u64,
-    hush: Option<Arc<std::sync::atomic::AtomicBool>>,
+    hush: Option<Arc<AtomicBool>>,
+    screen: Arc<show::Screen>,
+    show: Show,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
+        let tty = std::io::stderr().is_terminal();
+        let stats = show.stats_interval(tty);
+        let tick = stats.map_or(Duration::from_millis(250), |s| {
+            s.min(Duration::from_millis(250))
+        });
         let start = Instant::now();
         let p = &control.progress;
         let first = p.position.load(Relaxed);
         let mut last = (Instant::now(), p.sent.load(Relaxed));
         let mut rate = 0.0f64;
+        let mut next_stats = stats.map(|s| start + s);
+        let mut told_detection = false;
         while !done.load(Relaxed) {
-            std::thread::sleep(Duration::from_millis(250));
-            let (pos, sent) = (p.position.load(Relaxed), p.sent.load(Relaxed));
-            let total = span.max(1);
-            let retry = if pos > total {
-                format!(" · retry pass {}", pos / total)
-            } else {
-                String::new()
-            };
-            let pos = pos.min(total);
+            std::thread::sleep(tick);
+            let mut f = show::Figures::of(&control, span);
             let now = Instant::now();
             let dt = now.duration_since(last.0).as_secs_f64();
             if dt >= 1.0 {
-                rate = (sent - last.1) as f64 / dt;
-                last = (now, sent);
+                rate = f.sent.saturating_sub(last.1) as f64 / dt;
+                last = (now, f.sent);
             }
-            let pct = pos as f64 * 100.0 / total as f64;
+            f.pps = rate;
+            let pos = f.position.min(span);
             let el = start.elapsed().as_secs_f64();
-            let eta = if pos > first {
-                el / (pos - first) as f64 * (total - pos) as f64
-            } else {
-                0.0
-            };
+            if pos > first && pos < span {
+                f.eta_secs = (el / (pos - first) as f64 * (span - pos) as f64) as u64;
+            }
             if hush.as_ref().is_some_and(|h| h.load(Relaxed)) {
                 continue;
             }
-            let held = if control.is_held() {
-                " · paused (SIGUSR2 resumes)"
-            } else {
-                ""
-            };
-            eprint!(
-                "\r\x1b[2Ksent {sent} · {:.1}k pps · {pct:.1}%{retry} · ETA {}:{:02} · open {}{held}",
-                rate / 1000.0,
-                (eta as u64) / 60,
-                (eta as u64) % 60,
-                p.open.load(Relaxed)
-            );
-        }
-        if !hush.as_ref().is_some_and(|h| h.load(Relaxed)) {
-            eprint!("\r\x1b[2K");
+            let mut err = std::io::stderr();
+            if f.detect_total > 0 && !told_detection && show.verbose > 0 {
+                told_detection = true;
+                let line = format!("prtip: service detection of {} open ports", f.detect_total);
+                screen.above(&mut std::io::stderr().lock(), &mut err, &line);
+            }
+            let line = show::status_line(&f);
+            if next_stats.is_some_and(|t| now >= t) {
+                next_stats = stats.map(|s| now + s);
+                let stats_line = format!(
+                    "Stats: {} elapsed; {line}",
+                    show::clock(start.elapsed().as_secs())
+                );
+                screen.above(&mut std::io::stderr().lock(), &mut err, &stats_line);
+            }
+            screen.draw(&mut err, &line);
         }
     })
 }
@@ -287,9 +339,13 @@ pub fn run(args: Args, paths: &Paths) -> anyhow::Result<ExitCode> {
         return super::merge::scan_gaps(f, paths, args.quiet);
     }
     let spec = spec::build_spec(&args)?;
+    let show = spec::show_of(&args)?;
     // A connect scan needs no privilege: drop it before any thread starts
     // (capabilities are per thread), keeping root's access to files only.
-    if spec.scan_type == prtip_store::event::ScanType::Connect {
+    if matches!(
+        spec.scan_type,
+        prtip_store::event::ScanType::Connect | prtip_store::event::ScanType::Udp
+    ) {
         prtip_session::privilege::drop_network_privileges()
             .context("dropping the capabilities a connect scan does not need")?;
     }
@@ -307,8 +363,7 @@ pub fn run(args: Args, paths: &Paths) -> anyhow::Result<ExitCode> {
         Ok(s)
     };
     if args.tui {
-        let quiet = args.quiet;
-        return super::live::scan_with_monitor(move |front| drive(prepare()?, quiet, Some(front)));
+        return super::live::scan_with_monitor(move |front| drive(prepare()?, show, Some(front)));
     }
-    drive(prepare()?, args.quiet, None)
+    drive(prepare()?, show, None)
 }

@@ -48,6 +48,7 @@ enum To {
     Next,
     Ports,
     Icmp,
+    Arp,
     Accept,
     Drop,
 }
@@ -68,47 +69,60 @@ enum Ins {
 /// (type 1) / time-exceeded (type 3).
 pub fn compile(f: &ReplyFilter) -> io::Result<Vec<libc::sock_filter>> {
     // (protocol number of ICMP errors, load of the L4 destination port, load of the
-    // ICMP type, the two ICMP error types)
-    let (mut p, icmp_proto, port_load, type_load, icmp_types) = match f.our_addr {
-        IpAddr::V4(our) => (
-            vec![
-                Ins::Stmt(LD | H | ABS, 12), // ethertype
-                Ins::Jump(JMP | JEQ | K, 0x0800, To::Next, To::Drop),
-                Ins::Stmt(LD | W | ABS, 30), // IPv4 destination
-                Ins::Jump(JMP | JEQ | K, u32::from(our), To::Next, To::Drop),
-                Ins::Stmt(LD | H | ABS, 20), // flags + fragment offset
-                Ins::Jump(JMP | JSET | K, 0x1fff, To::Drop, To::Next),
-                Ins::Stmt(LDX | B | MSH, 14), // X = IPv4 header length
-                Ins::Stmt(LD | B | ABS, 23),  // protocol
-            ],
-            1,
-            Ins::Stmt(LD | H | IND, 16), // L4 destination port (14 + 2)
-            Ins::Stmt(LD | B | IND, 14), // ICMP type
-            (3, 11),
-        ),
-        IpAddr::V6(our) => {
-            let mut p = vec![
-                Ins::Stmt(LD | H | ABS, 12), // ethertype
-                Ins::Jump(JMP | JEQ | K, 0x86dd, To::Next, To::Drop),
-            ];
-            let o = our.octets();
-            for (i, w) in o.chunks_exact(4).enumerate() {
-                // IPv6 destination, 32 bits at a time (14 + 24 + 4i)
-                p.push(Ins::Stmt(LD | W | ABS, 38 + 4 * i as u32));
-                let w = u32::from_be_bytes([w[0], w[1], w[2], w[3]]);
-                p.push(Ins::Jump(JMP | JEQ | K, w, To::Next, To::Drop));
+    // ICMP type, the two ICMP error types, the query reply types, the link answer type)
+    let (mut p, icmp_proto, port_load, type_load, icmp_types, query_types, link_type) =
+        match f.our_addr {
+            IpAddr::V4(our) => (
+                vec![
+                    Ins::Stmt(LD | H | ABS, 12), // ethertype
+                    Ins::Jump(
+                        JMP | JEQ | K,
+                        0x0806,
+                        if f.link { To::Arp } else { To::Drop },
+                        To::Next,
+                    ),
+                    Ins::Jump(JMP | JEQ | K, 0x0800, To::Next, To::Drop),
+                    Ins::Stmt(LD | W | ABS, 30), // IPv4 destination
+                    Ins::Jump(JMP | JEQ | K, u32::from(our), To::Next, To::Drop),
+                    Ins::Stmt(LD | H | ABS, 20), // flags + fragment offset
+                    Ins::Jump(JMP | JSET | K, 0x1fff, To::Drop, To::Next),
+                    Ins::Stmt(LDX | B | MSH, 14), // X = IPv4 header length
+                    Ins::Stmt(LD | B | ABS, 23),  // protocol
+                ],
+                1,
+                Ins::Stmt(LD | H | IND, 16), // L4 destination port (14 + 2)
+                Ins::Stmt(LD | B | IND, 14), // ICMP type
+                (3, 11),
+                &[0u32, 14, 18][..], // echo, timestamp, address mask replies
+                None,
+            ),
+            IpAddr::V6(our) => {
+                let mut p = vec![
+                    Ins::Stmt(LD | H | ABS, 12), // ethertype
+                    Ins::Jump(JMP | JEQ | K, 0x86dd, To::Next, To::Drop),
+                ];
+                let o = our.octets();
+                for (i, w) in o.chunks_exact(4).enumerate() {
+                    // IPv6 destination, 32 bits at a time (14 + 24 + 4i)
+                    p.push(Ins::Stmt(LD | W | ABS, 38 + 4 * i as u32));
+                    let w = u32::from_be_bytes([w[0], w[1], w[2], w[3]]);
+                    p.push(Ins::Jump(JMP | JEQ | K, w, To::Next, To::Drop));
+                }
+                p.push(Ins::Stmt(LD | B | ABS, 20)); // next header
+                (
+                    p,
+                    58,
+                    Ins::Stmt(LD | H | ABS, 56), // L4 destination port (14 + 40 + 2)
+                    Ins::Stmt(LD | B | ABS, 54), // ICMPv6 type
+                    (1, 3),
+                    &[129u32][..], // echo reply
+                    Some(136),     // neighbour advertisement
+                )
             }
-            p.push(Ins::Stmt(LD | B | ABS, 20)); // next header
-            (
-                p,
-                58,
-                Ins::Stmt(LD | H | ABS, 56), // L4 destination port (14 + 40 + 2)
-                Ins::Stmt(LD | B | ABS, 54), // ICMPv6 type
-                (1, 3),
-            )
-        }
-    };
-    if f.icmp_errors {
+        };
+    let link_icmp = if f.link { link_type } else { None };
+    let icmp = f.icmp_errors || f.queries || link_icmp.is_some();
+    if icmp {
         p.push(Ins::Jump(JMP | JEQ | K, icmp_proto, To::Icmp, To::Next));
     }
     if f.tcp {
@@ -126,12 +140,26 @@ pub fn compile(f: &ReplyFilter) -> io::Result<Vec<libc::sock_filter>> {
             Ins::Jump(JMP | JGE | K, f.ports.1 as u32 + 1, To::Drop, To::Accept),
         ]);
     }
-    if f.icmp_errors {
+    if icmp {
+        p.extend([Ins::Label(To::Icmp), type_load]);
+        let mut types = Vec::new();
+        if f.icmp_errors {
+            types.extend([icmp_types.0, icmp_types.1]);
+        }
+        if f.queries {
+            types.extend(query_types);
+        }
+        types.extend(link_icmp);
+        for t in types {
+            p.push(Ins::Jump(JMP | JEQ | K, t, To::Accept, To::Next));
+        }
+        p.push(Ins::Jump(JMP | JA, 0, To::Drop, To::Drop));
+    }
+    if let (true, IpAddr::V4(our)) = (f.link, f.our_addr) {
         p.extend([
-            Ins::Label(To::Icmp),
-            type_load,
-            Ins::Jump(JMP | JEQ | K, icmp_types.0, To::Accept, To::Next),
-            Ins::Jump(JMP | JEQ | K, icmp_types.1, To::Accept, To::Drop),
+            Ins::Label(To::Arp),
+            Ins::Stmt(LD | W | ABS, 38), // ARP target protocol address
+            Ins::Jump(JMP | JEQ | K, u32::from(our), To::Accept, To::Drop),
         ]);
     }
     p.extend([
@@ -181,6 +209,8 @@ pub fn reply_filter(our_ip: Ipv4Addr, port_lo: u16, port_hi: u16) -> Vec<libc::s
         tcp: true,
         udp: true,
         icmp_errors: true,
+        queries: false,
+        link: false,
     })
     .expect("an IPv4 filter compiles")
 }
@@ -188,6 +218,11 @@ pub fn reply_filter(our_ip: Ipv4Addr, port_lo: u16, port_hi: u16) -> Vec<libc::s
 /// A filter that drops every frame (for send-only sockets).
 pub fn drop_all() -> Vec<libc::sock_filter> {
     vec![stmt(RET | K, 0)]
+}
+
+/// A filter that takes every frame whole (to lift [`drop_all`] for a while).
+pub fn accept_all() -> Vec<libc::sock_filter> {
+    vec![stmt(RET | K, u32::MAX)]
 }
 
 /// Attach `prog` to `fd` with SO_ATTACH_FILTER.
@@ -321,6 +356,8 @@ mod tests {
             tcp: true,
             udp: false,
             icmp_errors: false,
+            queries: false,
+            link: false,
         };
         let p = compile(&syn_only).unwrap();
         assert_eq!(run(&p, &frame(6, us, 57343, 0, 0)), SNAPLEN);
@@ -329,6 +366,8 @@ mod tests {
         let icmp_only = ReplyFilter {
             tcp: false,
             icmp_errors: true,
+            queries: false,
+            link: false,
             ..syn_only
         };
         let p = compile(&icmp_only).unwrap();
@@ -361,6 +400,44 @@ mod tests {
     }
 
     #[test]
+    fn discovery_filters_let_in_query_replies_and_link_answers() {
+        let us = [198, 18, 0, 1];
+        let base = ReplyFilter {
+            our_addr: Ipv4Addr::from(us).into(),
+            ports: (40960, 57343),
+            tcp: false,
+            udp: false,
+            icmp_errors: false,
+            queries: true,
+            link: false,
+        };
+        let p = compile(&base).unwrap();
+        for (t, want) in [(0, SNAPLEN), (14, SNAPLEN), (18, SNAPLEN), (8, 0), (3, 0)] {
+            assert_eq!(run(&p, &frame(1, us, 0, 0, t)), want, "ICMP type {t}");
+        }
+        let mut arp = vec![0u8; 14 + 28];
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        arp[38..42].copy_from_slice(&us);
+        assert_eq!(run(&p, &arp), 0, "no ARP asked");
+        let p = compile(&ReplyFilter { link: true, ..base }).unwrap();
+        assert_eq!(run(&p, &arp), SNAPLEN, "ARP to us");
+        arp[41] = 9;
+        assert_eq!(run(&p, &arp), 0, "ARP to another address");
+        let us6 = "2001:db8:0:1::1";
+        let v6 = ReplyFilter {
+            our_addr: us6.parse().unwrap(),
+            tcp: true,
+            ..base
+        };
+        let p = compile(&v6).unwrap();
+        assert_eq!(run(&p, &frame6(58, us6, 0, 129)), SNAPLEN, "echo reply");
+        assert_eq!(run(&p, &frame6(58, us6, 0, 136)), 0, "no NDP asked");
+        assert_eq!(run(&p, &frame6(6, us6, 45000, 0)), SNAPLEN, "TCP");
+        let p = compile(&ReplyFilter { link: true, ..v6 }).unwrap();
+        assert_eq!(run(&p, &frame6(58, us6, 0, 136)), SNAPLEN, "advertisement");
+    }
+
+    #[test]
     fn ipv6_accepts_only_replies_to_our_address_and_ports() {
         let us = "2001:db8:0:1::1";
         let p = compile(&ReplyFilter {
@@ -369,6 +446,8 @@ mod tests {
             tcp: true,
             udp: false,
             icmp_errors: true,
+            queries: false,
+            link: false,
         })
         .unwrap();
         assert_eq!(run(&p, &frame6(6, us, 40960, 0)), SNAPLEN);

@@ -262,7 +262,7 @@ pub fn run_with_pending(
             note_timed_out(control, "", &r.timed_out);
             (r.counters, r.next_position, r.stopped)
         }
-        Protocol::Udp => {
+        Protocol::Udp | Protocol::Host => {
             let r = udp::scan_with(
                 &mut jobs(plan, proto, from),
                 db,

@@ -15,6 +15,7 @@
 //! the backends change. Frames may differ in length between modules and between
 //! the templates of one module; addresses are [`IpAddr`]s.
 
+mod ping;
 mod tcp_flags;
 mod tcp_syn;
 mod tcp_syn6;
@@ -22,6 +23,10 @@ mod template;
 mod template6;
 mod udp;
 
+pub use ping::{
+    discovery_modules, ArpPing, DiscoveryProbe, IcmpPing, NdpPing, TcpPing, TcpPing6, UdpPing,
+    UdpPing6, DEFAULT_DISCOVERY, DEFAULT_TCP_PING_PORT, DEFAULT_UDP_PING_PORT,
+};
 pub use tcp_flags::{TcpFlagScan, TcpFlagsV4, TcpFlagsV6, FILTERED_ICMP_CODES};
 pub use tcp_syn::TcpSynV4;
 pub use tcp_syn6::TcpSynV6;
@@ -91,6 +96,12 @@ pub struct ReplyFilter {
     pub udp: bool,
     /// Let ICMP errors (destination unreachable, time exceeded) in.
     pub icmp_errors: bool,
+    /// Let ICMP query replies in (echo, timestamp and address mask replies;
+    /// ICMPv6 echo replies): host discovery.
+    pub queries: bool,
+    /// Let link-layer discovery answers in (ARP replies; ICMPv6 neighbour
+    /// advertisements): host discovery on a local link.
+    pub link: bool,
 }
 
 impl ReplyFilter {
@@ -106,6 +117,8 @@ impl ReplyFilter {
             tcp: self.tcp || other.tcp,
             udp: self.udp || other.udp,
             icmp_errors: self.icmp_errors || other.icmp_errors,
+            queries: self.queries || other.queries,
+            link: self.link || other.link,
         }
     }
 }
@@ -435,6 +448,8 @@ mod tests {
                 tcp: true,
                 udp: true,
                 icmp_errors: true,
+                queries: false,
+                link: false,
             }
         );
         let only_syn = ProbeSet::of(vec![Arc::new(TcpSynV4::new(&params()))]);
@@ -446,5 +461,32 @@ mod tests {
         let set = ProbeSet::new(&params());
         assert_eq!(set.silence(Protocol::Tcp), PortState::Filtered);
         assert_eq!(set.silence(Protocol::Udp), PortState::OpenFiltered);
+    }
+
+    #[test]
+    fn readers_project_the_silence_the_modules_give() {
+        // Readers of a log take silence from the spec's scan type (no engine);
+        // for a SYN scan's modules (SYN + UDP) it must be the modules' own.
+        use prtip_store::event::ScanType;
+        let set = ProbeSet::new(&params());
+        for proto in [Protocol::Tcp, Protocol::Udp] {
+            assert_eq!(
+                ScanType::Syn.silence(proto),
+                set.silence(proto),
+                "{proto:?}"
+            );
+        }
+        for (t, f) in [
+            (ScanType::Fin, TcpFlagScan::Fin),
+            (ScanType::Null, TcpFlagScan::Null),
+            (ScanType::Xmas, TcpFlagScan::Xmas),
+            (ScanType::Ack, TcpFlagScan::Ack),
+            (ScanType::Window, TcpFlagScan::Window),
+            (ScanType::Maimon, TcpFlagScan::Maimon),
+        ] {
+            assert_eq!(t.silence(Protocol::Tcp), f.on_silence(), "{t:?}");
+            assert!(t.projects_silence(), "{t:?}");
+        }
+        assert!(!ScanType::Connect.projects_silence() && !ScanType::Udp.projects_silence());
     }
 }

@@ -14,9 +14,10 @@
 //! `seq + len (+1 for FIN)` (RFC 793, "Reset Generation"). Either is checked
 //! against the cookie, so a forged or stray reset is invalid.
 
+use super::tcp_syn::syn_reply_filter;
 use super::{FrameParams, Probe, ProbeModule, ProbeTemplate, ProbeTemplateV6, ReplyFilter};
 use crate::classify::{Classified, Inbound, Verdict, L4};
-use crate::cookie::{Cookies, SPORT_BASE, SPORT_SPAN};
+use crate::cookie::Cookies;
 use crate::wire::{IpProtocol, TcpFlags};
 use prtip_store::event::{PortState, Protocol, Reason, ScanType};
 use std::net::{IpAddr, Ipv6Addr};
@@ -39,7 +40,7 @@ pub enum TcpFlagScan {
 }
 
 impl TcpFlagScan {
-    /// The flag scan a scan type runs (`None` for `-sS`, `-sT`, `-sU`).
+    /// The flag scan a scan type runs (`None` for `-sS`, `-sT`, `-sU`, `-sn`).
     pub fn of(t: ScanType) -> Option<TcpFlagScan> {
         Some(match t {
             ScanType::Fin => TcpFlagScan::Fin,
@@ -48,7 +49,7 @@ impl TcpFlagScan {
             ScanType::Ack => TcpFlagScan::Ack,
             ScanType::Window => TcpFlagScan::Window,
             ScanType::Maimon => TcpFlagScan::Maimon,
-            ScanType::Syn | ScanType::Connect | ScanType::Udp => return None,
+            ScanType::Syn | ScanType::Connect | ScanType::Udp | ScanType::Ping => return None,
         })
     }
 
@@ -171,18 +172,6 @@ fn reset_is_ours(
         }
 }
 
-/// What the flag scans let in (either family): TCP to our cookie ports and
-/// ICMP errors.
-fn flag_reply_filter(our_addr: IpAddr) -> ReplyFilter {
-    ReplyFilter {
-        our_addr,
-        ports: (SPORT_BASE, SPORT_BASE + (SPORT_SPAN - 1)),
-        tcp: true,
-        udp: false,
-        icmp_errors: true,
-    }
-}
-
 /// nmap's rules for `scan` (table in the module docs) for a parsed reply of
 /// either family, after the cookie check.
 fn classify_flag_reply(scan: TcpFlagScan, r: &Inbound<'_>, cookies: &Cookies) -> Classified {
@@ -270,7 +259,7 @@ impl ProbeModule for TcpFlagsV4 {
         self.template.patch(frame, probe)
     }
     fn reply_filter(&self) -> ReplyFilter {
-        flag_reply_filter(self.our_addr)
+        syn_reply_filter(self.our_addr)
     }
     fn classify(&self, r: &Inbound<'_>, cookies: &Cookies) -> Classified {
         if !r.src.is_ipv4() {
@@ -309,7 +298,7 @@ impl ProbeModule for TcpFlagsV6 {
         self.template.patch(frame, probe)
     }
     fn reply_filter(&self) -> ReplyFilter {
-        flag_reply_filter(self.template.src().into())
+        syn_reply_filter(self.template.src().into())
     }
     fn classify(&self, r: &Inbound<'_>, cookies: &Cookies) -> Classified {
         if !r.src.is_ipv6() {
@@ -514,6 +503,23 @@ mod tests {
             set(TcpFlagScan::Window).silence(Protocol::Tcp),
             PortState::Filtered
         );
+        // Readers project silence from the log with the store's one rule: it
+        // agrees with every module's.
+        for t in [
+            ScanType::Fin,
+            ScanType::Null,
+            ScanType::Xmas,
+            ScanType::Ack,
+            ScanType::Window,
+            ScanType::Maimon,
+        ] {
+            let scan = TcpFlagScan::of(t).unwrap();
+            assert_eq!(
+                set(scan).silence(Protocol::Tcp),
+                t.silence(Protocol::Tcp),
+                "{t:?}"
+            );
+        }
     }
 }
 

@@ -65,8 +65,8 @@ impl ProbeModule for TcpSynV4 {
     }
 }
 
-/// The replies a TCP SYN scan wants to see (either family): TCP to our cookie
-/// ports and ICMP errors.
+/// The replies a raw TCP scan wants to see (SYN and the flag scans, either
+/// family): TCP to our cookie ports and ICMP errors.
 pub(crate) fn syn_reply_filter(our_addr: IpAddr) -> ReplyFilter {
     ReplyFilter {
         our_addr,
@@ -74,6 +74,8 @@ pub(crate) fn syn_reply_filter(our_addr: IpAddr) -> ReplyFilter {
         tcp: true,
         udp: false,
         icmp_errors: true,
+        queries: false,
+        link: false,
     }
 }
 

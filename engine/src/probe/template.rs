@@ -108,12 +108,14 @@ impl ProbeTemplate {
         let proto_num = match proto {
             Protocol::Tcp => 6,
             Protocol::Udp => 17,
+            Protocol::Host => unreachable!("TCP/UDP templates only"),
         };
         let ph = checksum::pseudo_header_v4(src, Ipv4Addr::UNSPECIFIED, proto_num, l4_len);
         let l4_check_off = L4
             + match proto {
                 Protocol::Tcp => wire::tcp::CHECKSUM_OFFSET,
                 Protocol::Udp => wire::udp::CHECKSUM_OFFSET,
+                Protocol::Host => unreachable!("TCP/UDP templates only"),
             };
         bytes[l4_check_off] = 0;
         bytes[l4_check_off + 1] = 0;
@@ -193,6 +195,7 @@ impl ProbeTemplate {
                 l4[wire::udp::CHECKSUM_OFFSET..wire::udp::CHECKSUM_OFFSET + 2]
                     .copy_from_slice(&c.to_be_bytes());
             }
+            Protocol::Host => unreachable!("TCP/UDP templates only"),
         }
     }
 

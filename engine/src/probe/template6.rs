@@ -97,6 +97,7 @@ impl ProbeTemplateV6 {
         let (num, off) = match proto {
             Protocol::Tcp => (6, wire::tcp::CHECKSUM_OFFSET),
             Protocol::Udp => (17, wire::udp::CHECKSUM_OFFSET),
+            Protocol::Host => unreachable!("TCP/UDP templates only"),
         };
         bytes[L4 + off] = 0;
         bytes[L4 + off + 1] = 0;
@@ -165,6 +166,7 @@ impl ProbeTemplateV6 {
                 l4[wire::udp::CHECKSUM_OFFSET..wire::udp::CHECKSUM_OFFSET + 2]
                     .copy_from_slice(&c.to_be_bytes());
             }
+            Protocol::Host => unreachable!("TCP/UDP templates only"),
         }
     }
 }

@@ -113,6 +113,8 @@ fn udp_reply_filter(our_addr: IpAddr) -> ReplyFilter {
         tcp: false,
         udp: true,
         icmp_errors: true,
+        queries: false,
+        link: false,
     }
 }
 

@@ -2,8 +2,8 @@
 //! counters, and drives the run's lifecycle through the shared
 //! [`Lifecycle`](crate::lifecycle::Lifecycle) — lagged periodic checkpoints, samples,
 //! a hold (gate the sender, drain, Paused; Resumed on release) — then a pause
-//! (drain, Checkpoint + Paused) or the finish (late replies, silent ports from the
-//! probe modules, a last sample, Checkpoint + Finished).
+//! (drain, Checkpoint + Paused) or the finish (late replies, a last sample,
+//! Checkpoint + Finished). Silent ports are never written: readers project them.
 //!
 //! Owns the sink for the whole run; never sends or receives frames.
 
@@ -12,9 +12,9 @@ use super::{RunOptions, ScanControl, ScanError, ScanOutcome, ScanPlan};
 use crate::governor::Decision;
 use crate::lifecycle::{Lifecycle, SampleExtras};
 use crate::metrics;
-use crate::probe::ProbeSet;
 use prtip_store::event::{
-    now_us, Addr, Counters, Event, EventSink, Governor, GovernorReason, PortState, Reason, Reply,
+    now_us, Addr, Counters, Event, EventSink, Governor, GovernorReason, PortState, Protocol,
+    Reason, Reply,
 };
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::*;
@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 /// The event thread's state for one run.
 pub(super) struct EventThread<'a> {
     plan: &'a ScanPlan,
-    probes: &'a ProbeSet,
     control: &'a ScanControl,
     sh: &'a Shared,
     vrx: &'a crossbeam_channel::Receiver<Msg>,
@@ -51,7 +50,6 @@ impl<'a> EventThread<'a> {
     /// The event thread of a run from the walk position `sh` starts at, with `counters`.
     pub(super) fn new(
         plan: &'a ScanPlan,
-        probes: &'a ProbeSet,
         control: &'a ScanControl,
         opts: &'a RunOptions<'a>,
         sh: &'a Shared,
@@ -62,7 +60,6 @@ impl<'a> EventThread<'a> {
         let wait = Duration::from_millis(plan.timing.wait_ms);
         EventThread {
             plan,
-            probes,
             control,
             sh,
             vrx,
@@ -237,7 +234,8 @@ impl<'a> EventThread<'a> {
         progress.closed.store(c.closed, Relaxed);
         sink.push(Event::Reply(Reply {
             addr: Addr::from(v.addr),
-            port: v.port,
+            // A host result's port is 0 (store/FORMAT.md), not the probe's number.
+            port: if v.proto == Protocol::Host { 0 } else { v.port },
             proto: v.proto,
             state: v.state,
             reason: v.reason,
@@ -251,7 +249,10 @@ impl<'a> EventThread<'a> {
 
     /// The counters the other threads keep.
     fn refresh(&mut self) {
-        self.counters.sent = self.sent_before + self.sh.sent.load(Relaxed);
+        // Walk probes only (the governor's references are in its events).
+        let refs = self.sh.refs_sent.load(Acquire);
+        let sent = self.sh.sent.load(Acquire).saturating_sub(refs);
+        self.counters.sent = self.sent_before + sent;
         self.counters.invalid = self.sh.invalid.load(Relaxed);
         self.counters.drops = self.sh.drops.load(Relaxed);
     }
@@ -400,8 +401,7 @@ impl<'a> EventThread<'a> {
         })
     }
 
-    /// The walk is done: late replies, silent ports, a last sample, Checkpoint +
-    /// Finished.
+    /// The walk is done: late replies, a last sample, Checkpoint + Finished.
     fn finish(mut self, sink: &mut dyn EventSink) -> Result<ScanOutcome, ScanError> {
         // Wait for late replies (not needed when everything answered).
         if !self.sh.wait_loaded(self.control) {
@@ -416,7 +416,12 @@ impl<'a> EventThread<'a> {
             self.apply(m, sink)?;
         }
         self.refresh();
-        self.silence(sink)?;
+        // Silent ports get no event: readers project them from the checkpoints
+        // (`prtip_store::space`), so the end of a wide scan costs nothing. A host
+        // discovery scan writes its hosts down (one per host, not per probe).
+        if self.plan.is_discovery() {
+            self.hosts_down(sink)?;
+        }
         self.sample(sink)?;
         self.log_governor(sink)?;
         if self.sh.adaptive {
@@ -428,23 +433,24 @@ impl<'a> EventThread<'a> {
         })
     }
 
-    /// Silent ports: no reply after every pass; their state is the module's.
-    fn silence(&self, sink: &mut dyn EventSink) -> Result<(), ScanError> {
+    /// Host discovery: a host none of whose probes drew an answer after every pass
+    /// is down (`no-response`), one `Reply` through its first probe.
+    fn hosts_down(&self, sink: &mut dyn EventSink) -> Result<(), ScanError> {
         let plan = self.plan;
-        if plan.answered.is_none() || plan.all_answered() {
-            return Ok(());
-        }
         for q in 0..plan.walk.span() {
             let (v, _) = plan.walk.at(q);
-            if plan.is_answered(v) {
+            if plan.answered.contains(v) {
                 continue;
             }
             let (addr, proto, port) = plan.probe_of(v);
+            if proto == Protocol::Host && port != 0 {
+                continue; // a host is down once, through its first probe
+            }
             sink.push(Event::Reply(Reply {
                 addr: Addr::from(addr),
                 port,
                 proto,
-                state: self.probes.silence(proto),
+                state: self.plan.spec.scan_type.silence(proto),
                 reason: Reason::NoResponse,
                 ttl: 0,
                 icmp_code: 0,

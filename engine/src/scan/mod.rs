@@ -18,14 +18,20 @@
 //! `--wait`, and checkpoints the exact position. Resume sends from `next_index`: at
 //! most that window is probed twice, never a probe skipped.
 //!
-//! Answered set: one bit per (target, port) value, set by the first valid reply;
-//! later replies for a set bit are dropped (duplicates folded), retry passes skip set
-//! bits, and after the last pass every clear bit becomes `filtered` (TCP) or
-//! `open|filtered` (UDP). On resume the caller rebuilds it from the log's `Reply`
-//! events ([`ScanPlan::mark_answered`]). It is allocated lazily (the kernel maps
-//! zero pages on first touch) and only when the index space has at most
-//! [`ANSWERED_CAP`] values (256 MiB); above that, retries resend every probe,
-//! duplicates are folded by the log's projections, and silent ports are not reported.
+//! Answered set: the index-space values that have a state, set by the first valid
+//! reply; later replies for a set value are dropped (duplicates folded), retry passes
+//! skip set values, and the scan ends early once every value of the shard is set.
+//! It is a compressed bitmap ([`roaring::RoaringTreemap`]): memory grows with the
+//! answers (at most ~2 bytes each, 8 KiB per 65 536 consecutive values once dense)
+//! and never with the index space, so a /0 × 65 535 scan that hears nothing holds
+//! an empty set. Chosen over a flat bitmap (2^31 bits = 256 MiB for a wide scan,
+//! touched page by page) and over per-target repetition as zmap does (no duplicate
+//! folding, no skipped retries). On resume the caller rebuilds it from the log's
+//! `Reply` events ([`ScanPlan::mark_answered`]).
+//!
+//! Silence is not written: a probe that no pass got an answer for has no event; the
+//! log's checkpoints say which walk positions were sent, and readers project the
+//! state of the unanswered ones (`prtip_store::space`).
 
 mod events;
 mod receiver;
@@ -38,19 +44,18 @@ use crate::cookie::Cookies;
 use crate::pacing;
 use crate::permutation::Walk;
 use crate::ports::PortList;
-use crate::probe::ProbeSet;
+use crate::probe::{DiscoveryProbe, ProbeSet};
 use crate::targets::{TargetError, TargetSet};
 use prtip_store::event::{
-    now_us, Checkpoint, Counters, EventSink, PortState, Protocol, ScanSpec, ScanType, SinkError,
+    now_us, Checkpoint, Counters, EventSink, PortState, Protocol, ScanSpec, SinkError,
 };
+use roaring::RoaringTreemap;
 use shared::Msg;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-/// Largest index space that gets an answered-set bitmap (2^31 values = 256 MiB).
-pub const ANSWERED_CAP: u64 = 1 << 31;
 /// Probes per send call.
 const BATCH: u64 = 64;
 
@@ -119,29 +124,54 @@ impl PlanTiming {
     }
 }
 
-/// The answered set: one bit per index-space value.
-struct Answered {
-    bits: Vec<AtomicU64>,
+/// The answered set (see the module docs): a compressed bitmap behind a lock, and
+/// its size so the all-silent common case reads no lock.
+#[derive(Default)]
+pub struct Answered {
+    set: RwLock<RoaringTreemap>,
+    len: AtomicU64,
 }
 
 impl Answered {
-    fn new(n: u64) -> Answered {
-        let words = n.div_ceil(64) as usize;
-        let mut bits = Vec::with_capacity(words);
-        // `resize_with` of zeroed atomics becomes a calloc'd region: pages are only
-        // backed once touched.
-        bits.resize_with(words, || AtomicU64::new(0));
-        Answered { bits }
+    /// An empty set.
+    pub fn new() -> Answered {
+        Answered::default()
     }
+    /// Whether `v` is in the set.
     #[inline]
-    fn get(&self, v: u64) -> bool {
-        self.bits[(v / 64) as usize].load(Relaxed) & (1 << (v % 64)) != 0
+    pub fn contains(&self, v: u64) -> bool {
+        self.len.load(Acquire) != 0 && self.set.read().expect("answered set").contains(v)
     }
-    /// Set; true if it was clear.
+    /// Insert `v`; true if it was not in the set.
     #[inline]
-    fn set(&self, v: u64) -> bool {
-        let m = 1 << (v % 64);
-        self.bits[(v / 64) as usize].fetch_or(m, Relaxed) & m == 0
+    pub fn insert(&self, v: u64) -> bool {
+        let new = self.set.write().expect("answered set").insert(v);
+        if new {
+            self.len.fetch_add(1, Release);
+        }
+        new
+    }
+    /// Number of values in the set.
+    pub fn len(&self) -> u64 {
+        self.len.load(Acquire)
+    }
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Bytes the set's bitmap takes when serialized (its heap use is of the same
+    /// order): grows with the values held, not with the index space.
+    pub fn size_bytes(&self) -> usize {
+        self.set.read().expect("answered set").serialized_size()
+    }
+    /// Run `f` with a membership test that holds the lock once (a sender batch).
+    #[inline]
+    pub fn with<R>(&self, f: impl FnOnce(&dyn Fn(u64) -> bool) -> R) -> R {
+        if self.len.load(Acquire) == 0 {
+            return f(&|_| false);
+        }
+        let set = self.set.read().expect("answered set");
+        f(&|v| set.contains(v))
     }
 }
 
@@ -162,29 +192,71 @@ pub struct ScanPlan {
     /// The uplink to watch while sending (`-sS`: set by the session from the
     /// route): the scan holds while it fails. `None`: not watched.
     pub uplink: Option<crate::uplink::Uplink>,
-    answered: Option<Answered>,
-    answered_in_shard: AtomicU64,
+    /// Host discovery probes (`-sn`), walk "port" `i` = `discovery[i]`; empty for
+    /// a port scan.
+    pub discovery: Vec<DiscoveryProbe>,
+    answered: Answered,
 }
 
 impl ScanPlan {
     /// Build from a spec. Host names are looked up in `spec.resolved` only (the cli
     /// resolves once before writing the spec), so a plan never touches DNS.
     pub fn new(spec: &ScanSpec) -> Result<ScanPlan, PlanError> {
-        let mut lookup = |name: &str| -> Result<IpAddr, String> {
-            spec.resolved
-                .iter()
-                .find(|h| h.name == name)
-                .map(|h| h.addr.ip())
-                .ok_or_else(|| "not resolved when the scan started".to_string())
-        };
-        let targets = TargetSet::build(&spec.targets, &spec.excludes, &mut lookup)?;
-        let default = if spec.scan_type == ScanType::Udp {
-            Protocol::Udp
-        } else {
-            Protocol::Tcp
-        };
-        let ports = PortList::parse(&spec.ports, default)?;
+        // The same step every reader of the log takes (`prtip_store::space`).
+        let targets = prtip_store::space::target_set(spec)?;
+        if spec.scan_type == prtip_store::event::ScanType::Ping {
+            let list = DiscoveryProbe::parse_list(&spec.ports).map_err(PlanError::Spec)?;
+            return Self::discovery(spec.clone(), targets, list);
+        }
+        let ports = prtip_store::space::port_list(spec)?;
         Self::from_parts(spec.clone(), targets, ports)
+    }
+
+    /// A host discovery plan (`-sn`): the walk is targets × `list` (the probes
+    /// that fit the targets' family: no ICMP timestamp or mask for IPv6).
+    pub fn discovery(
+        spec: ScanSpec,
+        targets: TargetSet,
+        list: Vec<DiscoveryProbe>,
+    ) -> Result<ScanPlan, PlanError> {
+        if !targets.v6.is_empty() && !targets.v4.is_empty() {
+            return Err(PlanError::Spec(format!(
+                "{} IPv4 and {} IPv6 targets given: a -sn scan sends one address family (one route, one source address); scan each family on its own",
+                targets.v4.len(),
+                targets.v6.len()
+            )));
+        }
+        let v6 = !targets.v6.is_empty();
+        let list: Vec<DiscoveryProbe> = list.into_iter().filter(|d| d.fits(v6)).collect();
+        if list.is_empty() {
+            return Err(PlanError::Spec(
+                "no discovery probe fits IPv6 targets (-PP and -PM are ICMPv4 only): add -PE, -PS, -PA, -PU or -PR".into(),
+            ));
+        }
+        let mut plan = Self::from_parts(spec, targets, PortList::probes(list.len() as u16))?;
+        plan.discovery = list;
+        Ok(plan)
+    }
+
+    /// Whether this is a host discovery plan (its results are hosts).
+    pub fn is_discovery(&self) -> bool {
+        !self.discovery.is_empty()
+    }
+
+    /// Host discovery: `addr` answered. Marks every probe of the host answered
+    /// (later replies fold, retries skip it); true if it was not up yet.
+    pub(crate) fn fold_host(&self, addr: IpAddr) -> bool {
+        let Some(t) = self.targets.index_of(addr) else {
+            return false;
+        };
+        let n = self.targets.len();
+        let mut new = false;
+        for p in 0..self.ports.len() as u64 {
+            if self.answered.insert(t + n * p) {
+                new |= p == 0;
+            }
+        }
+        new
     }
 
     /// Build from already parsed targets and ports.
@@ -228,7 +300,6 @@ impl ScanPlan {
             ));
         }
         let walk = Walk::new(range, spec.seed, spec.shard_index, spec.shard_count, passes);
-        let answered = (range <= ANSWERED_CAP).then(|| Answered::new(range));
         Ok(ScanPlan {
             cookies: Cookies::with_source_port(spec.seed, spec.probe.source_port),
             spec,
@@ -237,8 +308,8 @@ impl ScanPlan {
             walk,
             timing,
             uplink: None,
-            answered,
-            answered_in_shard: AtomicU64::new(0),
+            answered: Answered::new(),
+            discovery: Vec::new(),
         })
     }
 
@@ -250,9 +321,9 @@ impl ScanPlan {
     pub fn total_targets(&self) -> u64 {
         self.targets.len()
     }
-    /// Whether duplicates are folded and silent ports reported (index space ≤ cap).
-    pub fn has_answered_set(&self) -> bool {
-        self.answered.is_some()
+    /// The answered set (its size, for a memory check).
+    pub fn answered(&self) -> &Answered {
+        &self.answered
     }
 
     /// Index-space value of (address, protocol, port), if the scan covers it.
@@ -309,24 +380,17 @@ impl ScanPlan {
     /// Record that (address, protocol, port) already has a state (resume: replay the
     /// log's `Reply` events through this). Returns true if it was new to this shard.
     pub fn mark_answered(&self, addr: IpAddr, proto: Protocol, port: u16) -> bool {
-        match (self.value_of(addr, proto, port), &self.answered) {
-            (Some(v), Some(a)) if self.walk.position_of(v).is_some() => {
-                let new = a.set(v);
-                if new {
-                    self.answered_in_shard.fetch_add(1, Relaxed);
-                }
-                new
-            }
+        if proto == Protocol::Host {
+            return self.value_of(addr, proto, 0).is_some() && self.fold_host(addr);
+        }
+        match self.value_of(addr, proto, port) {
+            Some(v) if self.walk.position_of(v).is_some() => self.answered.insert(v),
             _ => false,
         }
     }
 
-    fn is_answered(&self, v: u64) -> bool {
-        self.answered.as_ref().is_some_and(|a| a.get(v))
-    }
-
     fn all_answered(&self) -> bool {
-        self.answered.is_some() && self.answered_in_shard.load(Relaxed) >= self.walk.span()
+        self.answered.len() >= self.walk.span()
     }
 }
 
@@ -541,8 +605,8 @@ pub fn run(
                 .spawn_scoped(s, move || uplink::watch(u, shared, start))
                 .expect("spawn uplink watch");
         }
-        let events = events::EventThread::new(plan, probes, control, opts, shared, &vrx, counters)
-            .started_at(start);
+        let events =
+            events::EventThread::new(plan, control, opts, shared, &vrx, counters).started_at(start);
         let r = events.run(sink);
         shared.rx_stop.store(true, SeqCst);
         if r.is_err() {
@@ -630,4 +694,65 @@ pub fn probe_set(
         udp_ports,
     )
     .with_source_port(settings.source_port)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(targets: &str, ports: &str) -> ScanPlan {
+        ScanPlan::new(&ScanSpec {
+            targets: vec![targets.into()],
+            ports: ports.into(),
+            seed: 3,
+            ..ScanSpec::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn the_answered_set_does_not_grow_with_the_index_space() {
+        // 2^8 values and 2^32 values (a /15 × 32 768 ports), the same answers.
+        let small = plan("198.18.0.0/24", "1");
+        let wide = plan("198.18.0.0/15", "1-32768");
+        assert_eq!(small.walk.span(), 1 << 8);
+        assert_eq!(wide.walk.span(), 1 << 32);
+        assert_eq!(
+            small.answered().size_bytes(),
+            wide.answered().size_bytes(),
+            "empty"
+        );
+        let empty = wide.answered().size_bytes();
+        assert!(empty < 64, "an empty set is a few bytes: {empty}");
+        for v in [0u64, 7, 100, 255] {
+            assert!(small.answered().insert(v));
+            assert!(wide.answered().insert(v));
+        }
+        assert!(!wide.answered().insert(7), "a duplicate is not new");
+        assert_eq!(small.answered().size_bytes(), wide.answered().size_bytes());
+        // Answers spread over the whole wide space cost per answer, not per value:
+        // 4 096 answers, one per 2^20 values, stay under 64 KiB (a flat bitmap of
+        // the space would be 512 MiB).
+        for i in 0..4096u64 {
+            wide.answered().insert(i << 20 | 5);
+        }
+        assert_eq!(wide.answered().len(), 4 + 4096);
+        assert!(
+            wide.answered().size_bytes() < 64 << 10,
+            "{}",
+            wide.answered().size_bytes()
+        );
+    }
+
+    #[test]
+    fn an_all_answered_dense_space_is_a_bitmap() {
+        // A /16 × 4 ports, every probe answered: 262 144 values in 32 KiB.
+        let p = plan("198.18.0.0/16", "1-4");
+        let a = p.answered();
+        for v in 0..p.walk.span() {
+            assert!(a.insert(v));
+        }
+        assert!(p.all_answered());
+        assert!(a.size_bytes() <= 33 << 10, "{}", a.size_bytes());
+    }
 }

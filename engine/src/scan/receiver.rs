@@ -9,6 +9,7 @@ use super::ScanPlan;
 use crate::backend::Receive;
 use crate::classify::Classified;
 use crate::probe::ProbeSet;
+use prtip_store::event::Protocol;
 use std::sync::atomic::Ordering::*;
 use std::time::{Duration, Instant};
 
@@ -34,19 +35,22 @@ pub(super) fn receiver(
                 let Some(q) = plan.walk.position_of(val) else {
                     return; // another shard's probe
                 };
-                if let Some(a) = &plan.answered {
-                    if !a.set(val) {
-                        // A duplicate, or the answer to one of the governor's references.
-                        if sh.adaptive {
-                            let now = start.elapsed().as_nanos() as u64;
-                            sh.gov.lock().unwrap().answered(val, now);
-                        }
-                        return;
-                    }
-                    plan.answered_in_shard.fetch_add(1, Relaxed);
+                let new = if v.proto == Protocol::Host {
+                    // Host discovery: the first answer of any probe decides the host.
+                    plan.fold_host(v.addr)
+                } else {
+                    plan.answered.insert(val)
+                };
+                if !new {
+                    // A duplicate, or the answer to one of the governor's references.
                     if sh.adaptive {
-                        sh.pool.push(val);
+                        let now = start.elapsed().as_nanos() as u64;
+                        sh.gov.lock().unwrap().answered(val, now);
                     }
+                    return;
+                }
+                if sh.adaptive {
+                    sh.pool.push(val);
                 }
                 // RTT: the latest send of this value is in the latest pass already reached.
                 let now = start.elapsed().as_nanos() as u64;

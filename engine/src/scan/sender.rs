@@ -63,7 +63,8 @@ pub(super) fn sender(
     let mut last_send = Instant::now();
     let mut probes: Vec<Probe> = Vec::with_capacity(2 * BATCH as usize);
     let mut positions: Vec<u64> = Vec::with_capacity(2 * BATCH as usize);
-    let mut refs: Vec<(u64, NetKey)> = Vec::new();
+    // Which of `probes` are references (not walk probes).
+    let mut is_ref: Vec<bool> = Vec::with_capacity(2 * BATCH as usize);
     let mut deferred: VecDeque<(u64, u64, NetKey)> = VecDeque::new();
     let mut since_ref = 0u64;
     let mut ref_k = 0u64;
@@ -155,10 +156,13 @@ pub(super) fn sender(
         }
         probes.clear();
         positions.clear();
-        refs.clear();
+        is_ref.clear();
         let first = p;
-        {
-            let mut g = sh.adaptive.then(|| sh.gov.lock().unwrap());
+        let mut g = sh.adaptive.then(|| sh.gov.lock().unwrap());
+        // One look at the answered set per batch (none while it is empty); the
+        // governor's lock, when it adapts, is taken before it (the receiver takes
+        // them one after the other, never both).
+        plan.answered.with(|answered| {
             // Deferred probes whose network has a token go first.
             if let Some(g) = g.as_mut().filter(|_| !deferred.is_empty()) {
                 // (Looking at a bounded number of them per batch.)
@@ -167,12 +171,13 @@ pub(super) fn sender(
                 while i < deferred.len() && (probes.len() as u64) < n && budget > 0 {
                     budget -= 1;
                     let (pos, v, net) = deferred[i];
-                    if plan.is_answered(v) {
+                    if answered(v) {
                         deferred.remove(i);
                     } else if g.net_allows(net, now) {
                         deferred.remove(i);
                         probes.push(plan.probe_for(v));
                         positions.push(pos);
+                        is_ref.push(false);
                     } else {
                         i += 1;
                     }
@@ -184,7 +189,7 @@ pub(super) fn sender(
             while (probes.len() as u64) < n && p < pass_end && deferred.len() < MAX_DEFERRED {
                 let (v, probe) = plan.probe_at(p);
                 p += 1;
-                if plan.is_answered(v) {
+                if answered(v) {
                     continue;
                 }
                 if let Some(g) = g.as_mut() {
@@ -207,15 +212,17 @@ pub(super) fn sender(
                             {
                                 probes.push(rp);
                                 positions.push(p - 1);
-                                refs.push((r, net));
+                                is_ref.push(true);
                             }
                         }
                     }
                 }
                 probes.push(probe);
                 positions.push(p - 1);
+                is_ref.push(false);
             }
-        }
+        });
+        drop(g);
         sh.deferred_min
             .store(deferred.front().map_or(u64::MAX, |d| d.0), Release);
         if !probes.is_empty() {
@@ -264,8 +271,13 @@ pub(super) fn sender(
                 p = positions[off].min(p);
             }
             last_send = Instant::now();
-            sh.sent.fetch_add(off as u64, Relaxed);
-            control.progress.sent.fetch_add(off as u64, Relaxed);
+            // Every frame counts for the governor's rate; the scan's count of
+            // probes sent leaves out the references (re-probes of answered
+            // ports: the walk's coverage is what `sent` tells).
+            let refs = is_ref[..off].iter().filter(|r| **r).count() as u64;
+            sh.sent.fetch_add(off as u64, Release);
+            sh.refs_sent.fetch_add(refs, Release);
+            control.progress.sent.fetch_add(off as u64 - refs, Relaxed);
             let mut c = sh.clock.lock().unwrap();
             c.push_back((first, ns(last_send)));
             if c.len() > 1 << 16 {

@@ -21,7 +21,10 @@ pub(super) struct Shared {
     pub(super) hold_gate: AtomicBool,
     pub(super) sender_error: Mutex<Option<std::io::Error>>,
     pub(super) rx_stop: AtomicBool,
+    /// Frames sent: walk probes and the governor's references.
     pub(super) sent: AtomicU64,
+    /// The governor's references among them.
+    pub(super) refs_sent: AtomicU64,
     pub(super) invalid: AtomicU64,
     pub(super) drops: AtomicU64,
     /// (first walk position of a batch, send time in ns since start), recent batches.
@@ -75,11 +78,7 @@ pub(super) fn run_preload(plan: &ScanPlan, sh: &Shared, f: Preload<'_>) {
     }
     let mut counts = [0u64; 3];
     let mut cb = |addr: IpAddr, proto: Protocol, port: u16, state: PortState| {
-        let new = match &plan.answered {
-            Some(_) => plan.mark_answered(addr, proto, port),
-            None => true,
-        };
-        if new {
+        if plan.mark_answered(addr, proto, port) {
             match state {
                 PortState::Open => counts[0] += 1,
                 PortState::Closed => counts[1] += 1,
@@ -102,12 +101,7 @@ pub(super) enum Msg {
 /// A fresh `Shared` for a run of `plan` from walk position `from`; `preloading`
 /// when a resume preload runs beside it.
 pub(super) fn new(plan: &ScanPlan, from: u64, preloading: bool) -> Shared {
-    let mut settings = plan.timing.governor;
-    // References need the answered set to tell a re-probe's answer from a first one.
-    if !plan.has_answered_set() {
-        settings = crate::governor::GovernorSettings::FIXED;
-    }
-    let gov = Governor::new(settings, plan.timing.rate_mpps, 0);
+    let gov = Governor::new(plan.timing.governor, plan.timing.rate_mpps, 0);
     Shared {
         position: AtomicU64::new(from),
         sender_done: AtomicBool::new(false),
@@ -116,6 +110,7 @@ pub(super) fn new(plan: &ScanPlan, from: u64, preloading: bool) -> Shared {
         sender_error: Mutex::new(None),
         rx_stop: AtomicBool::new(false),
         sent: AtomicU64::new(0),
+        refs_sent: AtomicU64::new(0),
         invalid: AtomicU64::new(0),
         drops: AtomicU64::new(0),
         clock: Mutex::new(VecDeque::new()),

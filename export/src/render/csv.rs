@@ -86,7 +86,7 @@ impl Render for CsvRender {
                     ip.as_str(),
                     port.as_str(),
                     r.proto.as_str(),
-                    r.state.as_str(),
+                    super::state_str(r),
                     &neutralize_formula(&service),
                     &neutralize_formula(&version),
                     &neutralize_formula(&banner),

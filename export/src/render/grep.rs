@@ -38,6 +38,14 @@ impl Render for GrepRender {
         } else {
             "Unknown"
         };
+        if host.port_rows().is_empty() {
+            // nmap -sn -oG: "Status: Up" lines for the hosts up, no Ports line.
+            if host.is_up() {
+                let _ = writeln!(b, "{head}\tStatus: Up");
+                out.write_all(b.as_bytes())?;
+            }
+            return Ok(());
+        }
         let _ = writeln!(b, "{head}\tStatus: {status}");
         // The largest summarised state becomes "Ignored State"; everything else is listed.
         let ignored: Option<(PortState, u64)> = [
@@ -52,7 +60,7 @@ impl Render for GrepRender {
         .max_by_key(|&(_, n)| n);
         let _ = write!(b, "{head}\tPorts: ");
         let mut first = true;
-        for r in &host.rows {
+        for r in host.port_rows() {
             if ignored.is_some_and(|(s, _)| s == r.state) {
                 continue;
             }

@@ -65,7 +65,7 @@ impl Render for JsonRender {
                 hostname: r.hostname.as_deref().map(clean_text),
                 port: r.port,
                 proto: r.proto.as_str(),
-                state: r.state.as_str(),
+                state: super::state_str(r),
                 reason: r.reason.as_str(),
                 ttl: r.ttl,
                 rtt_us: r.rtt_us,

@@ -114,6 +114,25 @@ pub(crate) fn service_name(r: &ResultRow) -> String {
     }
 }
 
+/// A row's state as the reports print it: the port state, or `up` / `down` for a
+/// host discovery result ([`Protocol::Host`]).
+pub(crate) fn state_str(r: &ResultRow) -> &'static str {
+    match (r.proto, r.state) {
+        (Protocol::Host, prtip_store::PortState::Open) => "up",
+        (Protocol::Host, _) => "down",
+        _ => r.state.as_str(),
+    }
+}
+
+/// nmap's `received REASON[ ttl N]` of a host discovery result (`--reason`).
+pub(crate) fn received(r: &ResultRow) -> String {
+    if r.ttl > 0 {
+        format!("received {} ttl {}", r.reason.as_str(), r.ttl)
+    } else {
+        format!("received {}", r.reason.as_str())
+    }
+}
+
 /// `"N IP address"` / `"N IP addresses"`, nmap's wording.
 pub(crate) fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
@@ -209,5 +228,64 @@ mod tests {
                 Some(port)
             );
         }
+    }
+
+    #[test]
+    fn host_discovery_results_read_as_nmap_sn_writes_them() {
+        let host = |ip: [u8; 4], up: bool| {
+            let state = if up {
+                PortState::Open
+            } else {
+                PortState::Filtered
+            };
+            let mut r = row(ip, 0, state, None, None);
+            r.proto = Protocol::Host;
+            r.ttl = if up { 64 } else { 0 };
+            r.reason = if up {
+                prtip_store::Reason::EchoReply
+            } else {
+                prtip_store::Reason::NoResponse
+            };
+            r
+        };
+        let rows = || vec![host([198, 18, 1, 1], true), host([198, 18, 1, 2], false)];
+        let text = run_str(Format::Text, rows());
+        assert!(
+            text.contains(
+                "prtip scan report for 198.18.1.1\nHost is up, received echo-reply ttl 64 ("
+            ),
+            "{text}"
+        );
+        assert!(
+            !text.contains("198.18.1.2") && !text.contains("PORT"),
+            "{text}"
+        );
+        let xml = run_str(Format::Xml, rows());
+        assert!(
+            xml.contains("<status state=\"up\" reason=\"echo-reply\" reason_ttl=\"64\"/>"),
+            "{xml}"
+        );
+        assert!(
+            !xml.contains("<ports") && !xml.contains("198.18.1.2"),
+            "{xml}"
+        );
+        let grep = run_str(Format::Grep, rows());
+        assert!(grep.contains("Host: 198.18.1.1 ()\tStatus: Up\n"), "{grep}");
+        assert!(
+            !grep.contains("Ports:") && !grep.contains("198.18.1.2"),
+            "{grep}"
+        );
+        let csv = run_str(Format::Csv, rows());
+        assert!(csv.contains("198.18.1.1,0,host,up,"), "{csv}");
+        assert!(csv.contains("198.18.1.2,0,host,down,"), "{csv}");
+        let json = run_str(Format::Json, rows());
+        assert!(
+            json.contains("\"proto\":\"host\",\"state\":\"up\",\"reason\":\"echo-reply\""),
+            "{json}"
+        );
+        assert!(
+            json.contains("\"state\":\"down\",\"reason\":\"no-response\""),
+            "{json}"
+        );
     }
 }

@@ -45,6 +45,15 @@ impl Render for TextRender {
             .as_deref()
             .map(|n| format!(" ({})", clean_text(n)))
             .unwrap_or_default();
+        if row.proto == prtip_store::Protocol::Host {
+            writeln!(
+                out,
+                "Discovered host {}{name} is up ({})",
+                row.addr,
+                row.reason.as_str()
+            )?;
+            return Ok(());
+        }
         writeln!(
             out,
             "Discovered open port {}/{} on {}{name}",
@@ -59,6 +68,11 @@ impl Render for TextRender {
         let b = &mut self.buf;
         b.clear();
         let ip = host.addr();
+        let discovery_only = host.port_rows().is_empty();
+        if discovery_only && !host.is_up() {
+            // nmap -sn lists the hosts up; the trailer counts the others.
+            return Ok(());
+        }
         match host.hostname() {
             Some(name) => {
                 let _ = writeln!(b, "prtip scan report for {} ({ip})", clean_text(name));
@@ -66,6 +80,20 @@ impl Render for TextRender {
             None => {
                 let _ = writeln!(b, "prtip scan report for {ip}");
             }
+        }
+        if let (true, Some(st)) = (discovery_only, host.status_row()) {
+            // nmap -sn --reason: "Host is up, received echo-reply ttl 64 (0.00005s latency)."
+            let _ = match host.min_rtt_us() {
+                Some(rtt) => writeln!(
+                    b,
+                    "Host is up, {} ({:.5}s latency).",
+                    super::received(st),
+                    rtt as f64 / 1e6
+                ),
+                None => writeln!(b, "Host is up, {}.", super::received(st)),
+            };
+            out.write_all(b.as_bytes())?;
+            return Ok(());
         }
         if host.is_up() {
             match host.min_rtt_us() {
@@ -85,7 +113,7 @@ impl Render for TextRender {
             let _ = writeln!(
                 b,
                 "All {} scanned ports on {ip} are in ignored states.",
-                host.rows.len()
+                host.port_count()
             );
         }
         if !hidden.is_empty() {

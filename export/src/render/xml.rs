@@ -163,6 +163,40 @@ fn comment_safe(text: &str) -> String {
     out
 }
 
+impl XmlRender {
+    /// The host's `<ports>` element.
+    fn ports(&mut self, host: &Host) {
+        let b = &mut self.buf;
+        b.push_str("<ports>");
+        for h in host.hidden() {
+            let _ = writeln!(
+                b,
+                "<extraports state=\"{}\" count=\"{}\">",
+                h.state.as_str(),
+                h.count
+            );
+            for (reason, n) in &h.reasons {
+                let ports = ranges(
+                    host.all_rows()
+                        .filter(|r| r.state == h.state && r.proto == h.proto && r.reason == *reason)
+                        .map(|r| r.port),
+                );
+                let _ = writeln!(
+                    b,
+                    "<extrareasons reason=\"{}\" count=\"{n}\" proto=\"{}\" ports=\"{ports}\"/>",
+                    reason.as_str(),
+                    h.proto.as_str()
+                );
+            }
+            b.push_str("</extraports>\n");
+        }
+        for r in host.shown() {
+            port_xml(b, r);
+        }
+        b.push_str("</ports>\n");
+    }
+}
+
 impl Render for XmlRender {
     fn begin(&mut self, meta: &ReportMeta, out: &mut dyn Write) -> Result<(), ExportError> {
         let mut b = String::new();
@@ -185,7 +219,9 @@ impl Render for XmlRender {
             crate::ctime(meta.started_us),
             xml_text(&meta.prtip_version)
         );
-        for (proto, n, services) in scaninfo(meta) {
+        let ping = matches!(meta.scan_type, prtip_store::event::ScanType::Ping);
+        // nmap -sn writes no <scaninfo>: no ports are scanned.
+        for (proto, n, services) in scaninfo(meta).into_iter().filter(|_| !ping) {
             let _ =
                 writeln!(
                 b,
@@ -206,6 +242,11 @@ impl Render for XmlRender {
         let end = host.rows.iter().map(|r| r.time_us).max().unwrap_or(0) / 1_000_000;
         let (reason, ttl) = host.up_reason();
         let ip = host.addr().ip();
+        let discovery_only = host.port_rows().is_empty();
+        if discovery_only && !host.is_up() {
+            // As nmap -sn -oX: hosts down are counted in <runstats>, not listed.
+            return Ok(());
+        }
         let _ = writeln!(
             b,
             "<host starttime=\"{start}\" endtime=\"{end}\"><status state=\"{}\" reason=\"{}\" reason_ttl=\"{ttl}\"/>",
@@ -227,34 +268,12 @@ impl Render for XmlRender {
         if let Some(name) = host.hostname() {
             let _ = writeln!(b, "<hostname name=\"{}\" type=\"user\"/>", xml_text(name));
         }
-        b.push_str("</hostnames>\n<ports>");
-        for h in host.hidden() {
-            let _ = writeln!(
-                b,
-                "<extraports state=\"{}\" count=\"{}\">",
-                h.state.as_str(),
-                h.count
-            );
-            for (reason, n) in &h.reasons {
-                let ports = ranges(
-                    host.rows
-                        .iter()
-                        .filter(|r| r.state == h.state && r.proto == h.proto && r.reason == *reason)
-                        .map(|r| r.port),
-                );
-                let _ = writeln!(
-                    b,
-                    "<extrareasons reason=\"{}\" count=\"{n}\" proto=\"{}\" ports=\"{ports}\"/>",
-                    reason.as_str(),
-                    h.proto.as_str()
-                );
-            }
-            b.push_str("</extraports>\n");
+        b.push_str("</hostnames>\n");
+        if !discovery_only {
+            self.ports(host);
         }
-        for r in host.shown() {
-            port_xml(b, r);
-        }
-        b.push_str("</ports>\n");
+        let b = &mut self.buf;
+
         if let Some((srtt, rttvar)) = host.rtt_stats() {
             let to = (srtt + 4 * rttvar).max(100_000);
             let _ = writeln!(

@@ -120,12 +120,13 @@ pub struct Args {
     /// Scan type, nmap's letters: -sS (SYN, default), -sT (connect, no privilege), -sU (UDP),
     /// -sF (FIN), -sN (NULL), -sX (Xmas), -sA (ACK), -sW (Window), -sM (Maimon), -sV (service
     /// detection). Combine as in nmap: -sS -sU (or -sSU) scans TCP and UDP in one raw scan,
-    /// -sSV = -sS -sV.
+    /// -sSV = -sS -sV. -sn: host discovery only, a ping sweep (no ports; probes from -P,
+    /// nmap's mix by default).
     ///
     /// States as nmap gives them: -sF/-sN/-sX/-sM: reset closed, silence open|filtered;
     /// -sA: reset unfiltered, silence filtered; -sW: reset with a non-zero window open,
     /// with a zero window closed, silence filtered; ICMP unreachable filtered.
-    #[arg(short = 's', value_name = "S|T|U|F|N|X|A|W|M|V")]
+    #[arg(short = 's', value_name = "S|T|U|F|N|X|A|W|M|V|n")]
     pub scan: Vec<String>,
     /// IPv6 only (nmap's -6): IPv4 targets are refused. IPv6 targets are scanned without it.
     #[arg(short = '6')]
@@ -264,9 +265,14 @@ pub struct Args {
     /// -sV: how long to read each probe's answer (default: the probe's own wait, 2-3 s).
     #[arg(long = "version-wait", value_name = "TIME")]
     pub version_wait: Option<String>,
-    /// nmap's -Pn (no host discovery): accepted; prtip never pings first.
-    #[arg(short = 'P', value_name = "n", hide = true)]
-    pub ping: Option<String>,
+    /// Host discovery probes, nmap's -P options (repeatable): -PE (ICMP echo),
+    /// -PP (ICMP timestamp), -PM (ICMP address mask), -PS (TCP SYN), -PA (TCP ACK),
+    /// -PU (UDP), the last three with optional ports as in -PS22,443 (default 80,
+    /// 80 and 40125), -PR (ARP; NDP for IPv6). They pick the probes of a -sn ping
+    /// sweep. -Pn (no host discovery) is prtip's default for port scans, as in
+    /// masscan: every target is probed without pinging it first.
+    #[arg(short = 'P', value_name = "E|P|M|S[ports]|A[ports]|U[ports]|R|n")]
+    pub ping: Vec<String>,
     /// nmap's -n (no reverse DNS): accepted; prtip never does reverse DNS.
     #[arg(short = 'n', hide = true)]
     pub no_dns: bool,
@@ -286,6 +292,20 @@ pub struct Args {
     /// in the printed report and every output file; hosts without one are left out.
     #[arg(long)]
     pub open: bool,
+    /// Verbose (nmap's -v; -vv more): -v prints the plan at the start, a line when
+    /// service detection starts, and a status line every 10 s when stderr is not
+    /// a terminal (30 s without -v); -vv adds the reason, TTL and RTT to each
+    /// "Discovered" line. Everything but results goes to stderr.
+    #[arg(short = 'v', action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Debug (nmap's -d; -dd more): every lifecycle event as the log gets it
+    /// (samples, pause, resume, banners, services, the end); -dd every reply too.
+    #[arg(short = 'd', action = clap::ArgAction::Count)]
+    pub debug: u8,
+    /// A status line every TIME (nmap's --stats-every: 10s, 500ms, 1m), on a
+    /// terminal too (above the progress line, which is redrawn in place).
+    #[arg(long = "stats-every", value_name = "TIME")]
+    pub stats_every: Option<String>,
 
     // ---- nmap's per-host and per-probe options (scan/limits.rs; docs/ports.md) ----
     /// Give up on a host TIME after its first probe (30s, 5m): its remaining ports

@@ -3,7 +3,8 @@
 //! interval), values that would be silently changed (a rate below the pacer's
 //! resolution, `--top-ports` above the ranked list, a `--max-rate` below one
 //! probe per second), two outputs into one file, flags that are accepted but
-//! not implemented (`-P` host discovery), and `-iL` lines that are not targets.
+//! known (`-P` forms other than nmap's E P M S A U R n), and `-iL` lines that are
+//! not targets.
 //!
 //! Every failure is a [`UsageError`] naming the option and the value (exit 2),
 //! found before anything is sent or created. This module only reads the flags
@@ -20,19 +21,37 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(UsageError(msg.into()))
 }
 
-/// `-P` forms prtip accepts, with what they mean. Host discovery is not
-/// implemented: prtip scans every target without pinging it first, which is
-/// what nmap's `-Pn` asks for. To accept another form once it works, add it here.
-const PING_FORMS: &[(&str, &str)] = &[("n", "no host discovery (prtip never pings first)")];
+/// `-P` forms prtip accepts (the letter after `-P`), with what they mean; ports
+/// may follow S, A and U (`-PS22,443`). Anything else is refused.
+const PING_FORMS: &[(&str, &str)] = &[
+    ("n", "no host discovery, prtip's default for port scans"),
+    ("E", "ICMP echo"),
+    ("P", "ICMP timestamp"),
+    ("M", "ICMP address mask"),
+    ("S", "TCP SYN to ports"),
+    ("A", "TCP ACK to ports"),
+    ("U", "UDP to ports"),
+    ("R", "ARP, NDP for IPv6"),
+];
 
 /// Check the flags of `prtip scan` (see the module doc).
 pub fn check(args: &Args) -> anyhow::Result<()> {
-    if let Some(p) = &args.ping {
-        if !PING_FORMS.iter().any(|(f, _)| f == p) {
+    for p in &args.ping {
+        let known = PING_FORMS
+            .iter()
+            .any(|(f, _)| p == f || (matches!(*f, "S" | "A" | "U") && p.starts_with(f)));
+        if !known {
+            let forms: Vec<String> = PING_FORMS
+                .iter()
+                .map(|(f, what)| format!("-P{f} ({what})"))
+                .collect();
             return Err(usage(format!(
-                "-P{p}: host discovery is not implemented; prtip probes every target \
-                 without pinging it first (nmap's -Pn, which is accepted)"
+                "-P{p}: unknown host discovery option; prtip knows {}",
+                forms.join(", ")
             )));
+        }
+        if p != "n" {
+            prtip_engine::probe::DiscoveryProbe::parse_option(&format!("P{p}")).map_err(usage)?;
         }
     }
     if let Some(p) = &args.ports {

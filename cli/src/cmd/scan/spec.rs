@@ -7,8 +7,9 @@ use crate::UsageError;
 use prtip_engine::pacing;
 use prtip_engine::permutation::parse_shard;
 use prtip_engine::ports::PortList;
+use prtip_engine::probe::DiscoveryProbe;
 use prtip_engine::scan::ScanPlan;
-use prtip_engine::targets::{read_list_file, resolve_system, TargetSet};
+use prtip_engine::targets::{read_list_file, resolve_system, resolve_system_v6, TargetSet};
 use prtip_engine::wire::EthernetAddress;
 use prtip_store::event::{
     now_us, Addr, BackendKind, HostName, OutputSpec, Protocol, ScanSpec, ScanType, SocketSettings,
@@ -74,7 +75,15 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
         excludes.extend(read_list_file(f).map_err(|e| usage(e.to_string()))?);
     }
     // Resolve names once; the answers go into the spec (and the log).
-    let set = TargetSet::build(&targets, &excludes, &mut resolve_system).map_err(|e| {
+    // -6: names resolve to their IPv6 address (nmap's AAAA lookup).
+    let mut resolve = |name: &str| {
+        if args.ipv6 {
+            resolve_system_v6(name)
+        } else {
+            resolve_system(name)
+        }
+    };
+    let set = TargetSet::build(&targets, &excludes, &mut resolve).map_err(|e| {
         let msg = e.to_string();
         // A name from -iL that did not resolve: say where it came from.
         let from = args.input_list.as_ref().and_then(|f| {
@@ -97,6 +106,7 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
     let scan_type = kinds.scan_type();
     let service_detection = kinds.version;
     let protos = kinds.protocols();
+    let discovery = discovery_probes(args, scan_type, service_detection)?;
     if args.ipv6 && !set.v4.is_empty() {
         return Err(usage(format!(
             "-6 scans IPv6 targets only, and {} is IPv4: drop -6, or give IPv6 targets ({} IPv4 given)",
@@ -111,7 +121,15 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
     if chosen > 1 {
         return Err(usage("give only one of -p, --top-ports and -F"));
     }
-    let ports = if let Some(p) = &args.ports {
+    if scan_type == ScanType::Ping && chosen > 0 {
+        return Err(usage(
+            "-sn scans no ports, so -p, --top-ports and -F mean nothing with it: \
+             to ping ports, give them to -PS, -PA or -PU (-PS22,443)",
+        ));
+    }
+    let ports = if scan_type == ScanType::Ping {
+        PortList::default()
+    } else if let Some(p) = &args.ports {
         parse_ports(p, &protos).map_err(|e| usage(e.to_string()))?
     } else if let Some(n) = args.top_ports {
         if n == 0 {
@@ -137,7 +155,7 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
             ports.canonical()
         )));
     }
-    if ports.is_empty() {
+    if ports.is_empty() && scan_type != ScanType::Ping {
         return Err(usage(format!(
             "-p {}: no {} ports in it: give ports of the protocols scanned (T: for TCP, U: for UDP)",
             args.ports.as_deref().unwrap_or_default(),
@@ -306,7 +324,7 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
         targets,
         resolved,
         excludes,
-        ports: ports.canonical(),
+        ports: discovery.unwrap_or_else(|| ports.canonical()),
         scan_type,
         service_detection,
         rate_mpps,
@@ -339,6 +357,49 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
     Ok(spec)
 }
 
+/// The probe list of a `-sn` scan from the `-P` options (`default`: the session
+/// picks nmap's, by the route), or `None` for a port scan, which never pings
+/// first (`-Pn` is its default). Refuses what cannot be honoured.
+fn discovery_probes(
+    args: &Args,
+    scan_type: ScanType,
+    service_detection: bool,
+) -> anyhow::Result<Option<String>> {
+    let no_ping = args.ping.iter().any(|p| p == "n");
+    let asked: Vec<&String> = args.ping.iter().filter(|p| *p != "n").collect();
+    if scan_type != ScanType::Ping {
+        if let Some(p) = asked.first() {
+            return Err(usage(format!(
+                "-P{p}: prtip runs host discovery as a scan of its own (-sn -P{p}); a port scan \
+                 probes every target without pinging first (-Pn, as masscan does)"
+            )));
+        }
+        return Ok(None);
+    }
+    if service_detection {
+        return Err(usage(
+            "-sn -sV: -sn scans no ports, so there are no services to detect",
+        ));
+    }
+    if no_ping {
+        return Err(usage(
+            "-sn -Pn: no host discovery and no port scan leaves nothing to send; drop one of them",
+        ));
+    }
+    if asked.is_empty() {
+        return Ok(Some(prtip_engine::probe::DEFAULT_DISCOVERY.to_string()));
+    }
+    let mut list = Vec::new();
+    for p in asked {
+        for d in DiscoveryProbe::parse_option(&format!("P{p}")).map_err(usage)? {
+            if !list.contains(&d) {
+                list.push(d);
+            }
+        }
+    }
+    Ok(Some(DiscoveryProbe::list_string(&list)))
+}
+
 /// The filter expression `prtip export --open` and `prtip scan --open` add:
 /// nmap's "open (or possibly open)" ports.
 pub const OPEN_ONLY: &str = "state open or state open|filtered";
@@ -357,6 +418,30 @@ fn scan_filter(args: &Args) -> Option<String> {
     with_open(args.filter.as_deref(), args.open)
 }
 
+/// What `drive` prints besides the results, from `--quiet`, `-v`, `-d` and
+/// `--stats-every` (checked here, before anything is sent or created).
+pub fn show_of(args: &Args) -> anyhow::Result<super::Show> {
+    let stats_every = match &args.stats_every {
+        Some(t) => Some(
+            pacing::parse_duration_ms(t)
+                .filter(|ms| *ms > 0)
+                .map(std::time::Duration::from_millis)
+                .ok_or_else(|| {
+                    usage(format!(
+                        "bad --stats-every \"{t}\": give seconds (10) or a duration (500ms, 2s, 1m)"
+                    ))
+                })?,
+        ),
+        None => None,
+    };
+    Ok(super::Show {
+        quiet: args.quiet,
+        verbose: args.verbose,
+        debug: args.debug,
+        stats_every,
+    })
+}
+
 /// The scan types asked for by the `-s` flags, nmap's way: each flag holds one
 /// or more letters (`-sS -sV` = `-sSV`, `-sS -sU` = `-sSU`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -367,6 +452,8 @@ pub struct ScanKinds {
     pub udp: bool,
     /// `V`: service detection.
     pub version: bool,
+    /// `n`: host discovery only (`-sn`).
+    pub ping: bool,
 }
 
 impl ScanKinds {
@@ -379,6 +466,7 @@ impl ScanKinds {
             }
             for c in f.chars() {
                 match c {
+                    'n' => k.ping = true,
                     'V' => k.version = true,
                     'U' => k.udp = true,
                     c => {
@@ -404,6 +492,19 @@ impl ScanKinds {
                 }
             }
         }
+        if k.ping {
+            if let Some(t) = k.tcp {
+                return Err(usage(format!(
+                    "-sn given together with {}: -sn is a ping sweep without a port scan; run one of them",
+                    t.flag()
+                )));
+            }
+            if k.udp {
+                return Err(usage(
+                    "-sn given together with -sU: -sn is a ping sweep without a port scan; run one of them (-PU pings UDP ports)",
+                ));
+            }
+        }
         if k.udp && k.tcp == Some(ScanType::Connect) {
             return Err(usage(
                 "-sT given together with -sU: prtip's socket scans run one protocol at a time; \
@@ -416,6 +517,9 @@ impl ScanKinds {
     /// The spec's scan type: the TCP scan (with UDP ports too under `-sU`),
     /// `-sU` alone, or `-sS` when none was given.
     pub fn scan_type(&self) -> ScanType {
+        if self.ping {
+            return ScanType::Ping;
+        }
         match (self.tcp, self.udp) {
             (Some(t), _) => t,
             (None, true) => ScanType::Udp,
@@ -438,8 +542,8 @@ impl ScanKinds {
 
 /// nmap's scan-type letters, for error messages.
 const TYPES: &str = "use -sS (SYN), -sT (connect), -sU (UDP), -sF (FIN), -sN (NULL), -sX (Xmas), \
-                     -sA (ACK), -sW (Window), -sM (Maimon), -sV (service detection); letters \
-                     combine as in nmap (-sSV, -sSU)";
+                     -sA (ACK), -sW (Window), -sM (Maimon), -sV (service detection), -sn (host \
+                     discovery); letters combine as in nmap (-sSV, -sSU)";
 
 /// `-p` for the protocols scanned: ports without a prefix go to each of
 /// `protos` (nmap: `-sS -sU -p 53` scans TCP and UDP port 53); `T:`/`U:`
@@ -454,6 +558,7 @@ pub fn parse_ports(
         match p {
             Protocol::Tcp => out.tcp = l.tcp,
             Protocol::Udp => out.udp = l.udp,
+            Protocol::Host => {}
         }
     }
     if !protos.contains(&Protocol::Udp) {
@@ -510,6 +615,37 @@ mod tests {
         for bad in [&["SA"][..], &["S", "F"], &["TU"], &["Z"], &[""]] {
             assert!(kinds(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn with_dash_6_a_name_resolves_to_its_ipv6_address() {
+        use std::net::ToSocketAddrs;
+        let args = |ipv6| Args {
+            targets: vec!["localhost".into()],
+            ports: Some("80".into()),
+            scan: vec!["T".into()],
+            ipv6,
+            ..Args::default()
+        };
+        let system: Vec<std::net::IpAddr> = ("localhost", 0)
+            .to_socket_addrs()
+            .unwrap()
+            .map(|s| s.ip())
+            .collect();
+        match system.iter().find(|a| a.is_ipv6()) {
+            Some(v6) => {
+                let spec = build_spec(&args(true)).unwrap();
+                assert_eq!(spec.resolved[0].addr.ip(), *v6);
+            }
+            None => {
+                let e = build_spec(&args(true)).unwrap_err().to_string();
+                assert!(e.contains("has IPv4 addresses only"), "{e}");
+            }
+        }
+        // Without -6 a name takes its IPv4 address when it has one.
+        let spec = build_spec(&args(false)).unwrap();
+        let want = system.iter().find(|a| a.is_ipv4()).unwrap_or(&system[0]);
+        assert_eq!(spec.resolved[0].addr.ip(), *want);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! Owns: parsing port specifications into sorted, duplicate-free TCP and UDP lists.
 //! The ranking and the names come from prtip's one port table,
-//! [`prtip_services::port_table`] (`services/data/port-frequency.txt`), which the
+//! [`crate::port_table`] (`store/data/port-frequency.txt`), which the
 //! exports also print from. Never sends packets.
 //!
 //! Syntax: `22,80,8000-8100`, `-` or `1-65535` (`-p-`), open ends (`-1024`, `60000-`),
@@ -10,11 +10,11 @@
 //! (`T:22,80,U:53,161`), and service names from the frequency list (`http,ssh`).
 //! Ports without a prefix belong to the scan's protocol (TCP for `-sS`/`-sT`, UDP for `-sU`).
 
-use prtip_store::event::Protocol;
+use crate::event::Protocol;
 use std::fmt::Write as _;
 
 /// The shipped frequency list: `<port>/<proto> <name>`, most frequent first.
-pub use prtip_services::port_table::FREQUENCY_LIST;
+pub use crate::port_table::FREQUENCY_LIST;
 
 /// A bad port token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,13 +28,17 @@ pub struct PortError {
     pub why: String,
 }
 
-/// Sorted, duplicate-free TCP and UDP port lists.
+/// Sorted, duplicate-free TCP and UDP port lists; for a host discovery scan, the
+/// numbers of its discovery probes instead ([`PortList::probes`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PortList {
     /// TCP ports, ascending.
     pub tcp: Vec<u16>,
     /// UDP ports, ascending.
     pub udp: Vec<u16>,
+    /// Host discovery probes `0..n` ([`Protocol::Host`]): the walk's "ports" of a
+    /// `-sn` scan, one per probe kind (see `crate::discovery`).
+    pub host: Vec<u16>,
 }
 
 impl PortList {
@@ -106,7 +110,7 @@ impl PortList {
             };
             let list = match proto {
                 Protocol::Tcp => &mut out.tcp,
-                Protocol::Udp => &mut out.udp,
+                Protocol::Udp | Protocol::Host => &mut out.udp,
             };
             list.extend((lo..=hi).map(|p| p as u16));
         }
@@ -122,10 +126,19 @@ impl PortList {
             match p {
                 Protocol::Tcp => out.tcp = list,
                 Protocol::Udp => out.udp = list,
+                Protocol::Host => {}
             }
         }
         out.normalize();
         out
+    }
+
+    /// The `n` probes of a host discovery scan: "ports" `0..n` of [`Protocol::Host`].
+    pub fn probes(n: u16) -> PortList {
+        PortList {
+            host: (0..n).collect(),
+            ..PortList::default()
+        }
     }
 
     /// `-F`: the 100 most frequent ports.
@@ -142,19 +155,22 @@ impl PortList {
 
     /// Number of (protocol, port) pairs.
     pub fn len(&self) -> usize {
-        self.tcp.len() + self.udp.len()
+        self.tcp.len() + self.udp.len() + self.host.len()
     }
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// Pair number `i` (TCP ports first).
+    /// Pair number `i` (TCP ports first, then UDP, then discovery probes).
     #[inline]
     pub fn get(&self, i: usize) -> (Protocol, u16) {
-        if i < self.tcp.len() {
+        let (t, u) = (self.tcp.len(), self.udp.len());
+        if i < t {
             (Protocol::Tcp, self.tcp[i])
+        } else if i < t + u {
+            (Protocol::Udp, self.udp[i - t])
         } else {
-            (Protocol::Udp, self.udp[i - self.tcp.len()])
+            (Protocol::Host, self.host[i - t - u])
         }
     }
     /// Index of a pair, if listed.
@@ -166,6 +182,11 @@ impl PortList {
                 .binary_search(&port)
                 .ok()
                 .map(|i| i + self.tcp.len()),
+            Protocol::Host => self
+                .host
+                .binary_search(&port)
+                .ok()
+                .map(|i| i + self.tcp.len() + self.udp.len()),
         }
     }
     /// Canonical text, e.g. `T:22,80,8000-8100,U:53` (parses back to the same list).
@@ -205,17 +226,17 @@ impl PortList {
 /// Every port of `proto`, most frequent first: the listed ones in list order, then
 /// the unlisted ones in ascending order (1-65535, then 0).
 pub fn ranked(proto: Protocol) -> Vec<u16> {
-    prtip_services::port_table::ranked(proto)
+    crate::port_table::ranked(proto)
 }
 
 /// The port of a service name in the frequency list (`http` → 80).
 pub fn service_port(name: &str, proto: Protocol) -> Option<u16> {
-    prtip_services::port_table::service_port(name, proto)
+    crate::port_table::service_port(name, proto)
 }
 
 /// The service name the frequency list gives a port (`80/tcp` → `http`), if any.
 pub fn service_name(port: u16, proto: Protocol) -> Option<&'static str> {
-    prtip_services::port_table::service_name(port, proto)
+    crate::port_table::service_name(port, proto)
 }
 
 #[cfg(test)]

@@ -1,12 +1,14 @@
 //! prtip's one port ↔ service-name table, ranked by frequency: what `-p http,ssh`,
 //! `--top-ports N` and `-F` read (prtip-engine's `ports`) and the SERVICE name every
-//! export prints for a port nothing was detected on (prtip-export).
+//! export prints for a port nothing was detected on (prtip-export). In the store
+//! because the store reads a scan's `-p` back into its probe space (silence is
+//! projected from it); prtip-services re-exports it as `prtip_services::port_table`.
 //!
-//! Owns `services/data/port-frequency.txt` (see its header for where the ranking
+//! Owns `store/data/port-frequency.txt` (see its header for where the ranking
 //! comes from and docs/ports.md for how it differs from nmap's). Pure lookups; the
 //! probe database's `service` lines (TLS and probe hints for detection) are separate.
 
-use crate::Protocol;
+use crate::event::Protocol;
 
 /// The shipped table: `<port>/<proto> <name>` lines, most frequent first.
 pub const FREQUENCY_LIST: &str = include_str!("../data/port-frequency.txt");

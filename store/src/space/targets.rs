@@ -578,6 +578,25 @@ pub fn resolve_system(name: &str) -> Result<IpAddr, String> {
         .ok_or_else(|| "no addresses".to_string())
 }
 
+/// Resolve a host name with the system resolver to an IPv6 address (`-6`);
+/// a name with IPv4 addresses only is an error saying so.
+pub fn resolve_system_v6(name: &str) -> Result<IpAddr, String> {
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<IpAddr> = (name, 0)
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())?
+        .map(|s| s.ip())
+        .collect();
+    match addrs.iter().find(|a| a.is_ipv6()) {
+        Some(a) => Ok(*a),
+        None if addrs.is_empty() => Err("no addresses".to_string()),
+        None => Err(format!(
+            "it has IPv4 addresses only ({}) and -6 scans IPv6: drop -6 to scan it",
+            addrs[0]
+        )),
+    }
+}
+
 impl fmt::Display for TargetSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
