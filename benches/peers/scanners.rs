@@ -534,7 +534,7 @@ pub fn run(k: Scanner, env: &Env<'_>, job: &Job<'_>) -> anyhow::Result<Outcome> 
         }
         if !job.send_only {
             let mut add = |a, p| tally.open(a, p);
-            o.unparsed += read_results(k, &inv.out, o.child.as_ref(), &mut add)?;
+            o.unparsed += read_results(k, &env.prtip, &inv.out, o.child.as_ref(), &mut add)?;
         }
     }
     o.lab = env.lab.counters().since(&before_all);
@@ -566,6 +566,7 @@ pub fn run(k: Scanner, env: &Env<'_>, job: &Job<'_>) -> anyhow::Result<Outcome> 
 /// number of unreadable lines.
 fn read_results(
     k: Scanner,
+    prtip: &Path,
     out: &Path,
     child: Option<&serde_json::Value>,
     open: &mut dyn FnMut(std::net::Ipv4Addr, u16),
@@ -592,7 +593,28 @@ fn read_results(
             } else {
                 out.to_path_buf()
             };
-            read_log(&dir, open)?
+            match read_log(&dir, open) {
+                Ok(n) => n,
+                // A prtip of another event schema (PRTIP_BIN=an older build, for a
+                // before/after run): the binary that wrote the log reads it.
+                Err(e) if format!("{e:#}").contains("schema") => {
+                    let out = Command::new(prtip)
+                        .arg("export")
+                        .arg(&dir)
+                        .args(["-f", "grep"])
+                        .output()
+                        .with_context(|| format!("running {} export", prtip.display()))?;
+                    anyhow::ensure!(
+                        out.status.success(),
+                        "{} export {} failed after {e:#}: {}",
+                        prtip.display(),
+                        dir.display(),
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    parse::nmap_grepable(&String::from_utf8_lossy(&out.stdout), open)
+                }
+                Err(e) => return Err(e),
+            }
         }
     })
 }

@@ -249,17 +249,21 @@ pub fn continue_shard(
         ));
     }
     let code = match find_shard(paths, &spec)? {
-        Found::Nothing => super::scan::drive(
-            prtip_session::prepare(
-                spec.clone(),
-                Start::Fresh {
-                    command_line: std::env::args().collect(),
-                },
-                &paths.session_home(),
-            )?,
-            super::scan::Show::quiet(quiet),
-            None,
-        )?,
+        Found::Nothing => {
+            let interrupts = super::scan::Interrupts::install()?;
+            super::scan::drive(
+                prtip_session::prepare(
+                    spec.clone(),
+                    Start::Fresh {
+                        command_line: std::env::args().collect(),
+                    },
+                    &paths.session_home(),
+                )?,
+                super::scan::Show::quiet(quiet),
+                None,
+                interrupts,
+            )?
+        }
         Found::Done(id, dir) => {
             println!(
                 "shard {}/{} of this scan is complete in scan {id} ({}); nothing to send",
@@ -366,6 +370,7 @@ pub fn scan_gaps(file: &Path, paths: &Paths, quiet: bool) -> anyhow::Result<Exit
             "prtip: scan {id}: shard {}/{} from walk position {from} of {len}",
             spec.shard_index, spec.shard_count
         );
+        let interrupts = super::scan::Interrupts::install()?;
         let session = prtip_session::prepare(
             spec,
             Start::Resume(Resume {
@@ -378,7 +383,7 @@ pub fn scan_gaps(file: &Path, paths: &Paths, quiet: bool) -> anyhow::Result<Exit
             }),
             &paths.session_home(),
         )?;
-        let c = super::scan::drive(session, super::scan::Show::quiet(quiet), None)?;
+        let c = super::scan::drive(session, super::scan::Show::quiet(quiet), None, interrupts)?;
         if c == ExitCode::from(EXIT_PAUSED) {
             // Paused: the user asked to stop; the later gaps wait too.
             return Ok(c);

@@ -138,12 +138,13 @@ pub fn resume(
         "prtip: resuming scan {} at {:.1}% (walk position {} of {})",
         point.resume.id, point.percent, point.resume.from, point.total_probes,
     );
+    let interrupts = super::scan::Interrupts::install()?;
     let session = prtip_session::prepare(
         point.spec,
         Start::Resume(point.resume),
         &paths.session_home(),
     )?;
-    super::scan::drive(session, super::scan::Show::quiet(quiet), None)
+    super::scan::drive(session, super::scan::Show::quiet(quiet), None, interrupts)
 }
 
 /// Run `prtip replay`.

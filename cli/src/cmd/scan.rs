@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::net::IpAddr;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,6 +39,7 @@ pub fn drive(
     mut session: Session,
     show: Show,
     front: Option<&super::live::Front>,
+    interrupts: Interrupts,
 ) -> anyhow::Result<ExitCode> {
     let quiet = show.quiet;
     for note in session.take_notes() {
@@ -48,8 +49,8 @@ pub fn drive(
         f.log_created(session.dir());
     }
     let hush = front.map(|f| f.on_screen_flag());
-    let control = Arc::new(ScanControl::new());
-    let signals = install_signals(control.clone(), session.spec().wait_ms)?;
+    let control = interrupts.control.clone();
+    interrupts.wait_ms.store(session.spec().wait_ms, Relaxed);
     let tty = std::io::stderr().is_terminal();
     let screen = Arc::new(show::Screen::new(tty));
     let done = Arc::new(AtomicBool::new(false));
@@ -125,7 +126,7 @@ pub fn drive(
     for note in control.take_notes() {
         eprintln!("prtip: {note}");
     }
-    signals.close();
+    interrupts.handle.close();
     if let Some(f) = front {
         if result.is_ok() {
             f.wait_closed();
@@ -300,37 +301,55 @@ fn progress_thread(
     })
 }
 
-/// SIGINT/SIGTERM: pause (second: stop at once); SIGUSR1/SIGUSR2: hold/continue in place.
-fn install_signals(
+/// The scan's signals, caught from before its session is prepared: SIGINT/SIGTERM
+/// pause (a second one stops at once), SIGUSR1/SIGUSR2 hold and continue in place.
+/// Installed first thing, so a Ctrl-C while the route, the backend or the log is
+/// being set up pauses the scan as soon as it starts (exit 75, resumable) instead
+/// of killing the process half-way through its set-up.
+pub struct Interrupts {
     control: Arc<ScanControl>,
-    wait_ms: u64,
-) -> anyhow::Result<signal_hook::iterator::Handle> {
-    use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGUSR1, SIGUSR2])
-        .context("installing signal handlers")?;
-    let handle = signals.handle();
-    std::thread::spawn(move || {
-        for sig in signals.forever() {
-            match sig {
-                SIGINT | SIGTERM => {
-                    let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
-                    if control.pause_requested() {
-                        control.abort();
-                        eprintln!(
-                            "\rprtip: {name} again: stopping at once (the log stays resumable)"
-                        );
-                    } else {
-                        control.request_pause(name);
-                        eprintln!("\rprtip: {name}: pausing, waiting {:.1}s for late replies (again to stop at once)", wait_ms as f64 / 1000.0);
+    /// The scan's `--wait`, for the message (known once the session is prepared).
+    wait_ms: Arc<AtomicU64>,
+    handle: signal_hook::iterator::Handle,
+}
+
+impl Interrupts {
+    /// Catch the signals now, for the scan that [`drive`] will run.
+    pub fn install() -> anyhow::Result<Interrupts> {
+        use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGUSR1, SIGUSR2])
+            .context("installing signal handlers")?;
+        let handle = signals.handle();
+        let control = Arc::new(ScanControl::new());
+        let wait_ms = Arc::new(AtomicU64::new(0));
+        let (c, w) = (control.clone(), wait_ms.clone());
+        std::thread::spawn(move || {
+            for sig in signals.forever() {
+                match sig {
+                    SIGINT | SIGTERM => {
+                        let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
+                        if c.pause_requested() {
+                            c.abort();
+                            eprintln!(
+                                "\rprtip: {name} again: stopping at once (the log stays resumable)"
+                            );
+                        } else {
+                            c.request_pause(name);
+                            eprintln!("\rprtip: {name}: pausing, waiting {:.1}s for late replies (again to stop at once)", w.load(Relaxed) as f64 / 1000.0);
+                        }
                     }
+                    SIGUSR1 => c.hold("SIGUSR1"),
+                    SIGUSR2 => c.release(),
+                    _ => {}
                 }
-                SIGUSR1 => control.hold("SIGUSR1"),
-                SIGUSR2 => control.release(),
-                _ => {}
             }
-        }
-    });
-    Ok(handle)
+        });
+        Ok(Interrupts {
+            control,
+            wait_ms,
+            handle,
+        })
+    }
 }
 
 /// Run a scan.
@@ -362,8 +381,11 @@ pub fn run(args: Args, paths: &Paths) -> anyhow::Result<ExitCode> {
         s.set_governor(governor);
         Ok(s)
     };
+    let interrupts = Interrupts::install()?;
     if args.tui {
-        return super::live::scan_with_monitor(move |front| drive(prepare()?, show, Some(front)));
+        return super::live::scan_with_monitor(move |front| {
+            drive(prepare()?, show, Some(front), interrupts)
+        });
     }
-    drive(prepare()?, show, None)
+    drive(prepare()?, show, None, interrupts)
 }
