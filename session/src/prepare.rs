@@ -71,6 +71,9 @@ pub struct Session {
     pub(crate) counters: Counters,
     pub(crate) command_line: Vec<String>,
     pub(crate) notes: Vec<String>,
+    /// A scan that discovers hosts first: the probe modules of its two walks
+    /// (the backend sends from both; each walk classifies with its own).
+    pub(crate) phases: Option<crate::phases::PhaseProbes>,
 }
 
 impl Session {
@@ -86,7 +89,8 @@ impl Session {
     pub fn spec(&self) -> &ScanSpec {
         &self.spec
     }
-    /// The plan (targets, ports, walk).
+    /// The plan (targets, ports, walk); for a scan that discovers hosts first,
+    /// its first walk's (the ping sweep of every target).
     pub fn plan(&self) -> &ScanPlan {
         &self.plan
     }
@@ -106,6 +110,9 @@ impl Session {
 /// create (or reopen) the log.
 pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<Session> {
     let mut plan = ScanPlan::new(&spec).map_err(|e| usage(e.to_string()))?;
+    if spec.discovers_first() {
+        crate::phases::check(&spec)?;
+    }
     let (command_line, mut resume) = match start {
         Start::Fresh { command_line } => (command_line, None),
         Start::Resume(r) => (Vec::new(), Some(r)),
@@ -122,6 +129,7 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
     let db = probe_db(&spec, &plan, &mut notes)?;
     // Privilege and route before anything is written.
     let mut io = None;
+    let mut phases = None;
     if spec.scan_type.is_raw() {
         if !has_capability(CAP_NET_RAW) {
             return Err(usage(privilege_message()));
@@ -132,6 +140,24 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
             discover_route(&mut spec, &plan)?
         };
         plan = ScanPlan::new(&spec).map_err(|e| usage(e.to_string()))?;
+        let port_probes = (!plan.is_discovery()).then(|| {
+            engine_scan::probe_set(
+                &r,
+                TcpFlagScan::of(spec.scan_type),
+                &|port| {
+                    db.as_ref()
+                        .and_then(|d| d.udp_probe(port))
+                        .map(|p| p.payload.clone())
+                },
+                &plan.ports.udp,
+                &spec.probe,
+            )
+        });
+        if spec.discovers_first() {
+            // The first walk is the sweep: the session's plan, and the
+            // backend's probes are both walks'.
+            plan = ScanPlan::new(&spec.discovery_walk()).map_err(|e| usage(e.to_string()))?;
+        }
         let probes = if plan.is_discovery() {
             let src6 = match r.src_ip {
                 std::net::IpAddr::V6(a) => Some(a),
@@ -144,17 +170,16 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
             ))
             .with_source_port(spec.probe.source_port)
         } else {
-            engine_scan::probe_set(
-                &r,
-                TcpFlagScan::of(spec.scan_type),
-                &|port| {
-                    db.as_ref()
-                        .and_then(|d| d.udp_probe(port))
-                        .map(|p| p.payload.clone())
-                },
-                &plan.ports.udp,
-                &spec.probe,
-            )
+            port_probes.clone().expect("a port scan's probes")
+        };
+        let probes = match port_probes {
+            Some(port) if spec.discovers_first() => {
+                let p = crate::phases::PhaseProbes::new(probes, port, spec.probe.source_port);
+                let both = p.both();
+                phases = Some(p);
+                both
+            }
+            _ => probes,
         };
         io = Some(match spec.backend {
             BackendKind::Xdp if plan.discovery.contains(&DiscoveryProbe::Arp) => {
@@ -252,6 +277,7 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
                 counters: Counters::default(),
                 command_line,
                 notes,
+                phases,
             }
         }
         Some(r) => {
@@ -270,6 +296,7 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
                 counters: r.counters,
                 command_line,
                 notes,
+                phases,
             }
         }
     };

@@ -42,11 +42,13 @@ pub enum EventKind {
     Sample = 9,
     /// [`Event::ExportComplete`].
     ExportComplete = 10,
+    /// [`Event::PortPhase`].
+    PortPhase = 11,
 }
 
 impl EventKind {
     /// All kinds, in tag order.
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::ScanStarted,
         EventKind::Reply,
         EventKind::Banner,
@@ -58,6 +60,7 @@ impl EventKind {
         EventKind::Failed,
         EventKind::Sample,
         EventKind::ExportComplete,
+        EventKind::PortPhase,
     ];
 
     /// The kind for a record tag, `None` for tags written by a newer prtip.
@@ -79,6 +82,7 @@ impl EventKind {
             EventKind::Failed => "Failed",
             EventKind::Sample => "Sample",
             EventKind::ExportComplete => "ExportComplete",
+            EventKind::PortPhase => "PortPhase",
         }
     }
 }
@@ -98,6 +102,7 @@ impl Event {
             Event::Failed(_) => EventKind::Failed,
             Event::Sample(_) => EventKind::Sample,
             Event::ExportComplete(_) => EventKind::ExportComplete,
+            Event::PortPhase(_) => EventKind::PortPhase,
         }
     }
 }
@@ -131,6 +136,8 @@ pub enum EventRef<'a> {
     Sample(&'a ArchivedSample),
     /// An export was written.
     ExportComplete(&'a ArchivedExportComplete),
+    /// Host discovery ended; the port scan follows.
+    PortPhase(&'a ArchivedPortPhase),
 }
 
 fn de<T, A>(a: &A) -> T
@@ -158,6 +165,7 @@ impl EventRef<'_> {
             EventRef::Failed(_) => EventKind::Failed,
             EventRef::Sample(_) => EventKind::Sample,
             EventRef::ExportComplete(_) => EventKind::ExportComplete,
+            EventRef::PortPhase(_) => EventKind::PortPhase,
         }
     }
 
@@ -180,6 +188,7 @@ impl EventRef<'_> {
             EventRef::Failed(e) => e.time_us.to_native(),
             EventRef::Sample(e) => e.time_us.to_native(),
             EventRef::ExportComplete(e) => e.time_us.to_native(),
+            EventRef::PortPhase(e) => e.time_us.to_native(),
         }
     }
 
@@ -197,10 +206,15 @@ impl EventRef<'_> {
             EventRef::Failed(e) => Event::Failed(de(e)),
             EventRef::Sample(e) => Event::Sample(de(e)),
             EventRef::ExportComplete(e) => Event::ExportComplete(de(e)),
+            EventRef::PortPhase(e) => Event::PortPhase(de(e)),
         }
     }
 }
 
+/// Deserialize an archived port phase.
+pub fn port_phase_of(p: &ArchivedPortPhase) -> PortPhase {
+    de(p)
+}
 /// Deserialize an archived checkpoint.
 pub fn checkpoint_of(c: &ArchivedCheckpoint) -> Checkpoint {
     de(c)
@@ -293,6 +307,7 @@ pub fn encode(ev: &Event, out: &mut [u8], arena: &mut Arena) -> Option<usize> {
         Event::Failed(e) => ser_plain(e, out),
         Event::Sample(e) => put_plain(e, out),
         Event::ExportComplete(e) => ser_plain(e, out),
+        Event::PortPhase(e) => ser(e, out, arena),
     }
 }
 
@@ -369,6 +384,7 @@ pub fn decode(tag: u8, bytes: &[u8]) -> Result<Option<EventRef<'_>>, ()> {
         EventKind::Failed => check(bytes).map(EventRef::Failed),
         EventKind::Sample => check_plain(bytes).map(EventRef::Sample),
         EventKind::ExportComplete => check(bytes).map(EventRef::ExportComplete),
+        EventKind::PortPhase => check(bytes).map(EventRef::PortPhase),
     };
     r.map(Some).ok_or(())
 }
@@ -397,6 +413,7 @@ pub fn explain(tag: u8, bytes: &[u8]) -> String {
         Some(EventKind::Failed) => why::<ArchivedFailed>(bytes),
         Some(EventKind::Sample) => why::<ArchivedSample>(bytes),
         Some(EventKind::ExportComplete) => why::<ArchivedExportComplete>(bytes),
+        Some(EventKind::PortPhase) => why::<ArchivedPortPhase>(bytes),
     };
     format!(
         "{} record fails rkyv validation: {detail}",
