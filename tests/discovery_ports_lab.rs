@@ -164,6 +164,11 @@ fn events(dir: &Path) -> Vec<Event> {
 }
 
 fn status(home: &Path, id: u64) -> ScanStatus {
+    let dir = scan_dir(home, id);
+    prtip_session::effective_status(status_row(home, id), &dir).unwrap()
+}
+
+fn status_row(home: &Path, id: u64) -> ScanStatus {
     let h = HistoryIndex::open(&home.join("history.redb")).unwrap();
     h.get(id).unwrap().unwrap().status
 }
@@ -274,4 +279,136 @@ fn p_options_on_a_port_scan_sweep_first_and_scan_only_the_hosts_up_over_af_packe
         );
         assert_dtd_valid(&xml);
     }
+}
+
+/// Where a log stands: in the sweep (a checkpoint past 0, no port phase yet) or
+/// in the port walk (a checkpoint past 0 after the port phase).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Walk {
+    Sweep,
+    Ports,
+}
+
+fn walk_reached(ev: &[Event], walk: Walk) -> bool {
+    let phase = ev.iter().position(|e| matches!(e, Event::PortPhase(_)));
+    let moved = |from: usize| {
+        ev[from..]
+            .iter()
+            .any(|e| matches!(e, Event::Checkpoint(c) if c.next_index > 0))
+    };
+    match (walk, phase) {
+        (Walk::Sweep, None) => moved(0),
+        (Walk::Sweep, Some(_)) => panic!("the sweep ended before the test could stop it"),
+        (Walk::Ports, Some(i)) => moved(i + 1),
+        (Walk::Ports, None) => false,
+    }
+}
+
+/// Run `args` (scan or resume of scan 1) and stop it with `signal` once its log
+/// is inside `walk`; returns the exit status.
+fn stop_in(
+    home: &Path,
+    lab: &LabGuard,
+    args: &[&str],
+    walk: Walk,
+    signal: i32,
+) -> std::process::ExitStatus {
+    let mut child = KillOnDrop(
+        scan_cmd(home, &lab.config().scan_ns, args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let dir = scan_dir(home, 1);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < deadline, "{args:?} never reached {walk:?}");
+        if let Ok(r) = LogReader::open(&dir) {
+            let ev: Vec<Event> = r
+                .iter()
+                .map_while(|e| e.ok())
+                .map(|e| e.to_event())
+                .collect();
+            if walk_reached(&ev, walk) {
+                break;
+            }
+        }
+        if let Ok(Some(st)) = child.0.try_wait() {
+            panic!("{args:?} ended ({st}) before reaching {walk:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SAFETY: kill(2) on the pid of a child we spawned and have not reaped
+    // (`ip netns exec` execs prtip in its place).
+    assert_eq!(unsafe { libc::kill(child.0.id() as i32, signal) }, 0);
+    child.0.wait().unwrap()
+}
+
+/// A slow scan (its walks take seconds) with a checkpoint every few probes.
+fn slow_args() -> Vec<&'static str> {
+    scan_args(&["--rate", "8", "--checkpoint-every", "2"])
+}
+
+const RESUME: &[&str] = &["replay", "1", "--from-checkpoint", "--quiet"];
+
+fn assert_paused_in(home: &Path, st: std::process::ExitStatus, walk: Walk) {
+    assert_eq!(st.code(), Some(75), "a pause exits 75");
+    assert_eq!(status(home, 1), ScanStatus::Paused);
+    let ev = events(&scan_dir(home, 1));
+    let phase = ev.iter().position(|e| matches!(e, Event::PortPhase(_)));
+    let paused = ev
+        .iter()
+        .rposition(|e| matches!(e, Event::Paused(_)))
+        .unwrap();
+    match walk {
+        Walk::Sweep => assert_eq!(phase, None, "paused in the sweep"),
+        Walk::Ports => assert!(phase.is_some_and(|p| p < paused), "paused in the port walk"),
+    }
+}
+
+fn assert_finished_exactly(home: &Path, lab: &LabGuard, what: &str) {
+    let out = scan_cmd(home, &lab.config().scan_ns, RESUME)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{what}: {out:?}");
+    assert_eq!(status(home, 1), ScanStatus::Completed, "{what}");
+    let dir = scan_dir(home, 1);
+    assert_exact(&lab.config().ground_truth(), &rows(&dir), what);
+    let ev = events(&dir);
+    let count = |f: fn(&Event) -> bool| ev.iter().filter(|e| f(e)).count();
+    assert_eq!(count(|e| matches!(e, Event::PortPhase(_))), 1, "{what}");
+    assert_eq!(count(|e| matches!(e, Event::Finished(_))), 1, "{what}");
+}
+
+#[test]
+fn a_pause_in_the_sweep_and_one_in_the_port_walk_resume_to_the_exact_results() {
+    if !netns_tests_enabled() {
+        return;
+    }
+    let lab = sparse_lab("dpr");
+    let home = tempfile::tempdir().unwrap();
+    let st = stop_in(home.path(), &lab, &slow_args(), Walk::Sweep, libc::SIGINT);
+    assert_paused_in(home.path(), st, Walk::Sweep);
+    let st = stop_in(home.path(), &lab, RESUME, Walk::Ports, libc::SIGINT);
+    assert_paused_in(home.path(), st, Walk::Ports);
+    assert_finished_exactly(home.path(), &lab, "paused in each walk");
+}
+
+#[test]
+fn a_kill_9_in_the_sweep_and_one_in_the_port_walk_resume_to_the_exact_results_over_af_xdp() {
+    if !netns_tests_enabled() {
+        return;
+    }
+    let lab = sparse_lab("dpk");
+    let iface = lab.config().scan_if.clone();
+    let home = tempfile::tempdir().unwrap();
+    let args = [slow_args(), vec!["--xdp", &iface]].concat();
+    let st = stop_in(home.path(), &lab, &args, Walk::Sweep, libc::SIGKILL);
+    assert_eq!(st.code(), None, "killed");
+    assert_eq!(status(home.path(), 1), ScanStatus::Interrupted);
+    let st = stop_in(home.path(), &lab, RESUME, Walk::Ports, libc::SIGKILL);
+    assert_eq!(st.code(), None, "killed");
+    assert_eq!(status(home.path(), 1), ScanStatus::Interrupted);
+    assert_finished_exactly(home.path(), &lab, "killed in each walk");
 }

@@ -54,7 +54,7 @@ pub(crate) fn check(spec: &ScanSpec) -> anyhow::Result<()> {
     if spec.shard_count > 1 || spec.walk_from > 0 || !spec.merged_from.is_empty() {
         return Err(usage(format!(
             "--shard {}/{} with host discovery (-P{}): a sharded scan does not discover hosts first yet; shard the -sn sweep and the port scan of its hosts separately, or drop the -P options",
-            spec.shard_index + 1,
+            spec.shard_index,
             spec.shard_count,
             spec.discovery.split(',').next().unwrap_or("").trim_start_matches('P'),
         )));

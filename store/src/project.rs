@@ -112,6 +112,10 @@ pub struct ScanSummary {
     /// events; their state is [`ScanType::silence`] (logs written before silence
     /// was projected hold them as `no-response` Replies: counted as those, not here).
     pub silent: [u64; 2],
+    /// Host discovery results, `[up, down]` (`-sn`, or the sweep of a scan that
+    /// discovers hosts first); they are also counted in `open_ports`,
+    /// `open_hosts` and `port_states` (a host up as open, down as filtered).
+    pub host_rows: [u64; 2],
     /// Pid of the last process that wrote the scan.
     pub pid: u32,
     /// Bytes the log takes on disk.
@@ -409,6 +413,7 @@ impl SummaryFold {
             open_hosts: open.hosts,
             port_states,
             silent,
+            host_rows: open.host_rows,
             pid: self.pid,
             log_bytes: reader.disk_bytes(),
             events: self.events,
