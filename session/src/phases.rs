@@ -23,6 +23,7 @@
 use crate::error::usage;
 use anyhow::{anyhow, Context};
 use prtip_engine::backend::{BackendPair, Receive, RxStats, Transmit, TxStats};
+use prtip_engine::governor::GovernorSettings;
 use prtip_engine::probe::{DiscoveryProbe, ProbeSet};
 use prtip_engine::scan::{self as engine_scan, RunOptions, ScanControl, ScanOutcome, ScanPlan};
 use prtip_store::event::{
@@ -68,6 +69,9 @@ pub(crate) struct PhaseProbes {
     discovery: ProbeSet,
     port: ProbeSet,
     source_port: Option<u16>,
+    /// How the port walk's rate is governed (the sweep's stays fixed, as a
+    /// `-sn` scan's).
+    pub(crate) governor: GovernorSettings,
 }
 
 impl PhaseProbes {
@@ -77,6 +81,7 @@ impl PhaseProbes {
             discovery,
             port,
             source_port,
+            governor: GovernorSettings::ADAPTIVE,
         }
     }
 
@@ -264,7 +269,7 @@ pub(crate) fn run(
     // A log that reached its port walk continues it.
     if let (Some((hosts, at)), Some(_)) = (logged.port, resume_from) {
         return ports(
-            spec,
+            (spec, sweep, probes),
             &hosts,
             pair(&probes.port),
             sink,
@@ -299,7 +304,7 @@ pub(crate) fn run(
     // The hosts up become the port walk's targets, in the log before its first
     // checkpoint.
     let hosts: Vec<Addr> = up.into_iter().collect();
-    let port_plan = port_plan(spec, &hosts)?;
+    let port_plan = port_plan((spec, sweep, probes), &hosts)?;
     sink.push(Event::PortPhase(PortPhase {
         time_us: now_us(),
         total_probes: port_plan.as_ref().map_or(0, |p| p.total_probes()),
@@ -318,7 +323,7 @@ pub(crate) fn run(
         return Ok(ScanOutcome::Finished { counters });
     };
     ports(
-        spec,
+        (spec, sweep, probes),
         &hosts,
         pair(&probes.port),
         sink,
@@ -327,26 +332,32 @@ pub(crate) fn run(
     )
 }
 
+/// What the port walk's plan is made from: the whole spec, the sweep's plan
+/// (its uplink watch is the port walk's too) and the probes (the governor).
+type Whole<'a> = (&'a ScanSpec, &'a ScanPlan, &'a PhaseProbes);
+
 /// The port walk's plan over `hosts` (`None`: no host up).
-fn port_plan(spec: &ScanSpec, hosts: &[Addr]) -> anyhow::Result<Option<ScanPlan>> {
+fn port_plan((spec, sweep, probes): Whole<'_>, hosts: &[Addr]) -> anyhow::Result<Option<ScanPlan>> {
     if hosts.is_empty() {
         return Ok(None);
     }
-    ScanPlan::new(&spec.port_walk(hosts))
-        .map(Some)
-        .map_err(|e| anyhow!("the port scan of the {} hosts up: {e}", hosts.len()))
+    let mut plan = ScanPlan::new(&spec.port_walk(hosts))
+        .map_err(|e| anyhow!("the port scan of the {} hosts up: {e}", hosts.len()))?;
+    plan.timing.governor = probes.governor;
+    plan.uplink = sweep.uplink.clone();
+    Ok(Some(plan))
 }
 
 /// The port walk over `hosts`, fresh or resumed (`opts.resume_from`).
 fn ports(
-    spec: &ScanSpec,
+    whole: Whole<'_>,
     hosts: &[Addr],
     io: BackendPair,
     sink: &mut dyn EventSink,
     opts: RunOptions<'_>,
     port_run: PortRun<'_>,
 ) -> anyhow::Result<ScanOutcome> {
-    let Some(plan) = port_plan(spec, hosts)? else {
+    let Some(plan) = port_plan(whole, hosts)? else {
         // A resumed log whose sweep found no host: its end was not written.
         let counters = opts.counters;
         sink.checkpoint(Checkpoint {
@@ -363,7 +374,7 @@ fn ports(
     let mut s = PhaseSink {
         inner: sink,
         walk: Walk::Ports,
-        whole: spec,
+        whole: whole.0,
         up: &mut BTreeSet::new(),
         finished: None,
     };

@@ -7,6 +7,7 @@ use crate::privilege::{has_capability, privilege_message, CAP_NET_RAW};
 use anyhow::{anyhow, Context};
 use prtip_engine::backend::packet::PendingRx;
 use prtip_engine::backend::BackendPair;
+use prtip_engine::governor::GovernorSettings;
 use prtip_engine::probe::{
     discovery_modules, DiscoveryProbe, ProbeSet, TcpFlagScan, DEFAULT_DISCOVERY,
 };
@@ -98,6 +99,18 @@ impl Session {
     pub fn resume_from(&self) -> Option<u64> {
         self.resume_from
     }
+    /// How the rate is governed (raw scans; the cli's `--fixed-rate` and
+    /// `--min-rate`). A resumed scan keeps the first run's settings and starts
+    /// from the rate it had learned: call this for fresh scans only.
+    pub fn set_governor(&mut self, settings: GovernorSettings) {
+        if let Some(p) = &mut self.phases {
+            // The sweep keeps its fixed rate; the port walk is governed.
+            p.governor = settings;
+        } else if self.spec.scan_type.is_raw() {
+            self.plan.timing.governor = settings;
+        }
+    }
+
     /// What preparing noticed and the user should hear (backend fallbacks,
     /// skipped probe rules); taken, so each is told once.
     pub fn take_notes(&mut self) -> Vec<String> {
@@ -158,6 +171,23 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
             // backend's probes are both walks'.
             plan = ScanPlan::new(&spec.discovery_walk()).map_err(|e| usage(e.to_string()))?;
         }
+        // The rate governor is on by default for port scans
+        // ([`Session::set_governor`] changes it; a resume takes the first run's
+        // settings from the log, below), and the scan holds while the uplink
+        // fails. A -sn sweep keeps its fixed rate: its answers fold per host, so
+        // a re-probe's answer cannot be told from the host's first.
+        if !plan.is_discovery() {
+            plan.timing.governor = GovernorSettings::ADAPTIVE;
+        }
+        // (Its ARP/NDP socket is opened now: the scan drops its capabilities
+        // once its sockets are open.)
+        plan.uplink = Some(
+            prtip_engine::uplink::Uplink::of(&r)
+                .opened()
+                .with_context(|| {
+                    format!("opening the uplink watch's ARP/NDP socket on {}", r.iface)
+                })?,
+        );
         let probes = if plan.is_discovery() {
             let src6 = match r.src_ip {
                 std::net::IpAddr::V6(a) => Some(a),
@@ -281,6 +311,13 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
             }
         }
         Some(r) => {
+            if spec.scan_type.is_raw() {
+                match (learned(&r.dir)?, phases.as_mut()) {
+                    ((Some(g), true), Some(p)) => p.governor = g,
+                    ((Some(g), _), _) => plan.timing.governor = g,
+                    _ => {}
+                }
+            }
             let (writer, _report) = LogWriter::open_append(&r.dir, LogOptions::default())
                 .with_context(|| format!("reopening the scan log in {}", r.dir.display()))?;
             Session {
@@ -301,6 +338,47 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
         }
     };
     Ok(session)
+}
+
+/// The governor settings a resumed raw scan continues with: the first run's
+/// (its first `Governor` event), starting at the last rate the log recorded.
+/// `None` for a log without Governor events (a fixed rate, or an older prtip).
+pub fn learned_governor(dir: &Path) -> anyhow::Result<Option<GovernorSettings>> {
+    Ok(learned(dir)?.0)
+}
+
+/// [`learned_governor`] of the walk the log stopped in, and whether that is
+/// the port walk of a scan that discovers hosts first (the Governor events
+/// after its `PortPhase`; the sweep's before it).
+fn learned(dir: &Path) -> anyhow::Result<(Option<GovernorSettings>, bool)> {
+    let reader = prtip_store::LogReader::open(dir)
+        .with_context(|| format!("opening the scan log {}", dir.display()))?;
+    let mut first: Option<GovernorSettings> = None;
+    let mut last = 0;
+    let mut port_walk = false;
+    for e in reader.iter() {
+        let e = e?;
+        if let prtip_store::EventRef::PortPhase(_) = e {
+            (first, last, port_walk) = (None, 0, true);
+        }
+        if let prtip_store::EventRef::Governor(g) = e {
+            if g.net.is_none() {
+                first.get_or_insert(GovernorSettings {
+                    adaptive: g.adaptive,
+                    floor_mpps: g.floor_mpps.to_native(),
+                    start_mpps: None,
+                });
+                last = g.rate_mpps.to_native();
+            }
+        }
+    }
+    let settings = first.map(|mut s| {
+        if s.adaptive && last > 0 {
+            s.start_mpps = Some(last);
+        }
+        s
+    });
+    Ok((settings, port_walk))
 }
 
 /// The probe database of `-sV`, `-sU` and a raw scan's UDP ports (their

@@ -347,7 +347,8 @@ impl SummaryFold {
             EventRef::Reply(_)
             | EventRef::Banner(_)
             | EventRef::Service(_)
-            | EventRef::ExportComplete(_) => {}
+            | EventRef::ExportComplete(_)
+            | EventRef::Governor(_) => {}
             EventRef::PortPhase(p) => {
                 // The port walk starts: its checkpoints count from 0.
                 let p: PortPhase = record::port_phase_of(p);
