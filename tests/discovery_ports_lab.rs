@@ -412,3 +412,91 @@ fn a_kill_9_in_the_sweep_and_one_in_the_port_walk_resume_to_the_exact_results_ov
     assert_eq!(status(home.path(), 1), ScanStatus::Interrupted);
     assert_finished_exactly(home.path(), &lab, "killed in each walk");
 }
+
+#[test]
+fn the_shards_of_a_sweep_find_together_exactly_the_hosts_of_the_unsharded_sweep() {
+    if !netns_tests_enabled() {
+        return;
+    }
+    let lab = sparse_lab("dsh");
+    let c = lab.config().clone();
+    let g = c.ground_truth();
+    let home = tempfile::tempdir().unwrap();
+    let net = "198.18.1.0/24";
+    // The shards of one scan walk one permutation: the same --seed.
+    let sweep = |id: u64, shard: Option<&str>| -> Rows {
+        let mut a = vec![
+            "scan",
+            "-sn",
+            "-PE",
+            "-PS22",
+            net,
+            "--wait",
+            "300ms",
+            "--max-retries",
+            "1",
+            "--quiet",
+            "--seed",
+            "11",
+        ];
+        if let Some(s) = shard {
+            a.extend(["--shard", s]);
+        }
+        let out = scan_cmd(home.path(), &c.scan_ns, &a).output().unwrap();
+        assert!(out.status.success(), "{a:?}: {out:?}");
+        rows(&scan_dir(home.path(), id))
+    };
+    let whole = sweep(1, None);
+    assert_eq!(whole.len(), 256, "one host row per address");
+    let up = |r: &Rows| -> Vec<IpAddr> {
+        r.iter()
+            .filter(|(_, (s, _))| *s == PortState::Open)
+            .map(|(k, _)| k.0)
+            .collect()
+    };
+    let live: Vec<IpAddr> = whole
+        .keys()
+        .map(|k| k.0)
+        .filter(|a| g.host(*a) == HostTruth::Up)
+        .collect();
+    assert_eq!(up(&whole), live, "the unsharded sweep finds the live hosts");
+    assert_eq!(live.len(), 64);
+    let mut union: Vec<IpAddr> = Vec::new();
+    let mut seen: BTreeMap<IpAddr, usize> = BTreeMap::new();
+    for (i, shard) in ["0/3", "1/3", "2/3"].iter().enumerate() {
+        let r = sweep(i as u64 + 2, Some(shard));
+        assert!(
+            !r.is_empty() && r.len() < 256,
+            "shard {shard}: {} hosts",
+            r.len()
+        );
+        for k in r.keys() {
+            *seen.entry(k.0).or_default() += 1;
+        }
+        union.extend(up(&r));
+    }
+    union.sort();
+    assert_eq!(union, up(&whole), "the shards' hosts up are the sweep's");
+    assert_eq!(seen.len(), 256, "every address is in a shard");
+    assert!(
+        seen.values().all(|n| *n == 1),
+        "each address is in one shard only"
+    );
+    // prtip merge folds the three into the unsharded sweep's results.
+    let out_home = tempfile::tempdir().unwrap();
+    let out = prtip()
+        .env("PRTIP_HOME", out_home.path())
+        .env_remove("PRTIP_HISTORY")
+        .arg("merge")
+        .args((2..5).map(|id| scan_dir(home.path(), id)))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "merge: {out:?}");
+    let states =
+        |r: &Rows| -> Vec<(IpAddr, PortState)> { r.iter().map(|(k, v)| (k.0, v.0)).collect() };
+    assert_eq!(
+        states(&rows(&scan_dir(out_home.path(), 1))),
+        states(&whole),
+        "merged"
+    );
+}
