@@ -212,17 +212,27 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
             _ => probes,
         };
         io = Some(match spec.backend {
-            BackendKind::Xdp if plan.discovery.contains(&DiscoveryProbe::Arp) => {
-                return Err(usage(
-                    "-PR (ARP/NDP) host discovery runs over AF_PACKET only: the XDP filter leaves ARP and NDP to the kernel; drop --xdp",
-                ));
-            }
             BackendKind::Xdp => {
                 let opts = crate::xdp::options(&spec, &probes)
                     .map_err(|e| crate::xdp::open_error(&r.iface, e))?;
-                let (pair, xdp_notes) = prtip_xdp::open_pair(&r.iface, &probes, &opts)
+                let (mut pair, xdp_notes) = prtip_xdp::open_pair(&r.iface, &probes, &opts)
                     .map_err(|e| crate::xdp::open_error(&r.iface, e))?;
                 notes.extend(xdp_notes);
+                if plan.discovery.contains(&DiscoveryProbe::Arp) {
+                    // ARP and NDP answers reach the kernel, not the AF_XDP
+                    // socket: an AF_PACKET socket reads them (crate::xdp::LinkRx).
+                    let link = engine_scan::open_packet_backend_prepared(&r, probes.clone(), None)
+                        .map_err(|e| {
+                            anyhow!(
+                                "opening the AF_PACKET socket for ARP/NDP answers on {}: {e}",
+                                r.iface
+                            )
+                        })?;
+                    pair.rx = Box::new(crate::xdp::LinkRx {
+                        xdp: pair.rx,
+                        link: link.rx,
+                    });
+                }
                 pair
             }
             _ => engine_scan::open_packet_backend_prepared(
