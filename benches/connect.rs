@@ -85,6 +85,7 @@ fn spec(targets: &str, ports: &str, scan_type: ScanType, parallel: u64) -> ScanS
         walk_from: 0,
         probe: Default::default(),
         merged_from: Vec::new(),
+        discovery: String::new(),
         sockets: prtip_store::event::SocketSettings {
             max_parallelism: Some(parallel),
             connect_timeout_ms: Some(1000),

@@ -62,6 +62,7 @@ fn spec(iface: &str) -> ScanSpec {
         walk_from: 0,
         probe: Default::default(),
         merged_from: Vec::new(),
+        discovery: String::new(),
         xdp: Default::default(),
         sockets: Default::default(),
     }

@@ -171,8 +171,17 @@ fn ping_sweeps_refuse_what_they_cannot_honour() {
     refused_sweep(&["-snT", t], &["-sn given together with -sT"]);
     refused_sweep(&["-sn", "-sU", t], &["-sn given together with -sU"]);
     refused_sweep(&["-sn", t, "::1"], &["1 IPv4 and 1 IPv6 targets"]);
-    // A port scan never pings first.
-    refused_sweep(&["-sS", "-p", "22", "-PE", t], &["-PE", "-sn -PE"]);
+    // A port scan pings first only when asked, and only as it can.
+    refused_sweep(&["-sS", "-p", "22", "-PE", "-Pn", t], &["-Pn with -PE"]);
+    refused_sweep(&["-sS", "-p", "22", "-PR", t], &["-PR before a port scan"]);
+    refused_sweep(
+        &["-sT", "-p", "22", "-PE", t],
+        &["-PE", "-sT is a socket scan"],
+    );
+    refused_sweep(
+        &["-sS", "-p", "22", "-PE", "--shard", "1/2", t],
+        &["--shard 1/2", "-PE"],
+    );
 }
 
 #[test]

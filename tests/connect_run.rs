@@ -44,6 +44,7 @@ fn spec(ports: &str, scan_type: ScanType, sv: bool) -> ScanSpec {
         walk_from: 0,
         probe: Default::default(),
         merged_from: Vec::new(),
+        discovery: String::new(),
         sockets: SocketSettings {
             version_wait_ms: Some(300),
             ..SocketSettings::default()

@@ -2,7 +2,8 @@
 //! network, where only every fourth address exists: the hosts up must be exactly
 //! the live ones of the ground truth, with nmap's reasons, over AF_PACKET and
 //! AF_XDP; nmap -sn on the same lab is the oracle for the set of hosts up.
-//! ARP and NDP on the scanner's own link. Needs root and nmap.
+//! ARP and NDP on the scanner's own link, over AF_PACKET and AF_XDP. Needs
+//! root and nmap.
 
 mod common;
 mod lab_support;
@@ -284,22 +285,38 @@ fn arp_and_ndp_find_the_one_neighbour_of_the_scanner_link() {
     // nmap agrees (it says arp-response for the same host).
     let oracle = nmap_up(&c.scan_ns, &["-PR", "--exclude", &me4, &link4]);
     assert_eq!(oracle, vec![IpAddr::from(c.tgt_ip)]);
-    // ARP is refused on a routed target, and over AF_XDP (the kernel keeps ARP).
-    for (args, msg) in [
-        (vec!["-PR", "198.18.1.1"], "not on a local link"),
-        (vec!["-PR", "--xdp", &c.scan_if, &link4], "AF_PACKET only"),
+    // Over AF_XDP too: the XDP filter passes ARP and NDP answers to the
+    // kernel, where an AF_PACKET socket of the scan reads them.
+    for (id, args, target, reason) in [
+        (
+            4,
+            vec!["-PR", "--xdp", &c.scan_if, "--exclude", &me4],
+            link4.as_str(),
+            Reason::ArpResponse,
+        ),
+        (
+            5,
+            vec!["--xdp", &c.scan_if, "--exclude", &me6],
+            &link6,
+            Reason::NdResponse,
+        ),
     ] {
-        let out = scan_cmd(
-            home.path(),
-            &c.scan_ns,
-            &[&["scan", "-sn"], &args[..]].concat(),
-        )
-        .output()
-        .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains(msg),
-            "{out:?}"
-        );
+        let got = sweep(home.path(), &lab, id, &args, target);
+        let want: IpAddr = if reason == Reason::ArpResponse {
+            c.tgt_ip.into()
+        } else {
+            c.tgt_ip6.into()
+        };
+        assert_eq!(up_of(&got), vec![want], "{args:?} {target}: {got:?}");
+        assert_eq!(got[&want].1, reason);
+        assert_eq!(got.len(), 3, "the link's addresses but ours");
     }
+    // ARP is refused on a routed target.
+    let args = ["scan", "-sn", "-PR", "198.18.1.1"];
+    let out = scan_cmd(home.path(), &c.scan_ns, &args).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not on a local link"),
+        "{out:?}"
+    );
 }

@@ -33,7 +33,10 @@ fn prtip(home: &Path, args: &[&str]) -> std::process::Output {
 fn assert_names_schema_1(what: &str, text: &str) {
     assert!(
         text.contains("written with event schema 1 (an older prtip)")
-            && text.contains("reads schema 2 only")
+            && text.contains(&format!(
+                "reads schema {} only",
+                prtip_store::event::SCHEMA_VERSION
+            ))
             && text.contains("with the prtip that wrote it"),
         "{what}: {text}"
     );

@@ -185,6 +185,7 @@ fn spec(a: &ChildArgs) -> ScanSpec {
         walk_from: 0,
         probe: Default::default(),
         merged_from: Vec::new(),
+        discovery: String::new(),
         xdp: Default::default(),
         sockets: Default::default(),
     }

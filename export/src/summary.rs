@@ -98,13 +98,31 @@ pub fn done_summary(log_dir: &Path, seed: u64) -> Result<String, ExportError> {
     let summary = prtip_store::summarize_lenient(&reader).map_err(ExportError::Store)?;
     let meta =
         crate::ReportMeta::from_summary(&summary, &started.versions.prtip, started.versions.schema);
-    Ok(done_summary_of(&meta, &summary.port_states, seed))
+    if !summary.spec.discovers_first() {
+        return Ok(done_summary_of(&meta, &summary.port_states, seed));
+    }
+    // Host discovery first: its host rows are hosts, not ports.
+    let [up, down] = summary.host_rows;
+    let mut states = summary.port_states;
+    states[0] = states[0].saturating_sub(up);
+    states[2] = states[2].saturating_sub(down);
+    Ok(summary_line(&meta, &states, Some(up), seed))
 }
 
 /// [`done_summary`] from a report header and the ports per final state
 /// (`[open, closed, filtered, open|filtered, unfiltered]`, as
 /// [`prtip_store::ScanSummary::port_states`]).
 pub fn done_summary_of(meta: &crate::ReportMeta, states: &[u64; 5], seed: u64) -> String {
+    summary_line(meta, states, None, seed)
+}
+
+/// [`done_summary_of`], with the hosts a discovery before the ports found up.
+fn summary_line(
+    meta: &crate::ReportMeta,
+    states: &[u64; 5],
+    hosts_up: Option<u64>,
+    seed: u64,
+) -> String {
     use crate::render::plural;
     if meta.scan_type == prtip_store::event::ScanType::Ping {
         // Host discovery: a host up is an "open" host row, a host down a filtered one.
@@ -125,8 +143,11 @@ pub fn done_summary_of(meta: &crate::ReportMeta, states: &[u64; 5], seed: u64) -
             counts.push_str(&format!(", {n} {name}"));
         }
     }
+    let up = hosts_up.map_or(String::new(), |n| {
+        format!("{} up; ", plural(n, "host", "hosts"))
+    });
     format!(
-        "prtip done: {} scanned in {:.2} seconds ({} sent; {counts} ports; seed {seed})",
+        "prtip done: {} scanned in {:.2} seconds ({} sent; {up}{counts} ports; seed {seed})",
         plural(meta.total_targets, "IP address", "IP addresses"),
         meta.elapsed_secs(),
         plural(meta.counters.sent, "probe", "probes"),

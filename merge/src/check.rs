@@ -362,10 +362,9 @@ impl MergePlan {
         port: u16,
     ) -> Option<u32> {
         let v = self.scan.value_of(addr, proto, port)?;
-        let q = self.walks.first()?.permutation().unshuffle(v);
         self.walks
             .iter()
-            .position(|w| w.slice().contains(&q))
+            .position(|w| w.position_of(v).is_some())
             .map(|i| i as u32)
     }
 }
@@ -409,11 +408,7 @@ pub fn plan_logs(logs: Vec<ShardLog>) -> Result<Result<MergePlan, Refusal>, Merg
     spec.shard_index = 0;
     spec.shard_count = 1;
     let scan = ScanPlan::new(&spec).map_err(|e| MergeError::Plan(e.to_string()))?;
-    let range = scan.walk.span();
-    let passes = scan.walk.passes();
-    let walks: Vec<Walk> = (0..n)
-        .map(|i| Walk::new(range, spec.seed, i, n, passes))
-        .collect();
+    let walks: Vec<Walk> = (0..n).map(|i| scan.walk.shard(i, n)).collect();
     // -sT/-sU retry inline: one walk position per value (as their ScanStarted says).
     let len_of = |w: &Walk| {
         if spec.scan_type.is_raw() {

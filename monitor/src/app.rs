@@ -526,7 +526,11 @@ impl App {
         // (the spec and probe count of ScanStarted, the walk's checkpoints).
         if matches!(
             ev,
-            Event::ScanStarted(_) | Event::Checkpoint(_) | Event::Paused(_) | Event::Finished(_)
+            Event::ScanStarted(_)
+                | Event::Checkpoint(_)
+                | Event::Paused(_)
+                | Event::Finished(_)
+                | Event::PortPhase(_)
         ) {
             self.table.apply(ev);
         }
@@ -639,6 +643,27 @@ impl App {
                 if let Some(text) = governor_line(g) {
                     self.log_event(g.time_us, text);
                 }
+            }
+            Event::PortPhase(p) => {
+                // The walk the checkpoints count is the port scan's from here.
+                if let (Some(info), Some(s)) = (self.scan.as_mut(), self.started.as_ref()) {
+                    info.total_probes = p.total_probes;
+                    info.pass_span = prtip_store::pass_span(
+                        s.spec.scan_type,
+                        s.spec.max_retries,
+                        p.total_probes,
+                    );
+                }
+                self.checkpoint = None;
+                self.last_event_us = self.last_event_us.max(p.time_us);
+                self.log_event(
+                    p.time_us,
+                    format!(
+                        "Host discovery done: {} hosts up; their port scan: {} probes",
+                        fmt_count(p.hosts.len() as u64),
+                        fmt_count(p.total_probes)
+                    ),
+                );
             }
             Event::ExportComplete(e) => {
                 self.log_event(

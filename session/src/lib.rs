@@ -47,6 +47,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod phases;
 mod prepare;
 pub mod privilege;
 mod resume;

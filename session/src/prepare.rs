@@ -72,6 +72,9 @@ pub struct Session {
     pub(crate) counters: Counters,
     pub(crate) command_line: Vec<String>,
     pub(crate) notes: Vec<String>,
+    /// A scan that discovers hosts first: the probe modules of its two walks
+    /// (the backend sends from both; each walk classifies with its own).
+    pub(crate) phases: Option<crate::phases::PhaseProbes>,
 }
 
 impl Session {
@@ -87,7 +90,8 @@ impl Session {
     pub fn spec(&self) -> &ScanSpec {
         &self.spec
     }
-    /// The plan (targets, ports, walk).
+    /// The plan (targets, ports, walk); for a scan that discovers hosts first,
+    /// its first walk's (the ping sweep of every target).
     pub fn plan(&self) -> &ScanPlan {
         &self.plan
     }
@@ -99,7 +103,10 @@ impl Session {
     /// `--min-rate`). A resumed scan keeps the first run's settings and starts
     /// from the rate it had learned: call this for fresh scans only.
     pub fn set_governor(&mut self, settings: GovernorSettings) {
-        if self.spec.scan_type.is_raw() {
+        if let Some(p) = &mut self.phases {
+            // The sweep keeps its fixed rate; the port walk is governed.
+            p.governor = settings;
+        } else if self.spec.scan_type.is_raw() {
             self.plan.timing.governor = settings;
         }
     }
@@ -116,6 +123,9 @@ impl Session {
 /// create (or reopen) the log.
 pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<Session> {
     let mut plan = ScanPlan::new(&spec).map_err(|e| usage(e.to_string()))?;
+    if spec.discovers_first() {
+        crate::phases::check(&spec)?;
+    }
     let (command_line, mut resume) = match start {
         Start::Fresh { command_line } => (command_line, None),
         Start::Resume(r) => (Vec::new(), Some(r)),
@@ -132,6 +142,7 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
     let db = probe_db(&spec, &plan, &mut notes)?;
     // Privilege and route before anything is written.
     let mut io = None;
+    let mut phases = None;
     if spec.scan_type.is_raw() {
         if !has_capability(CAP_NET_RAW) {
             return Err(usage(privilege_message()));
@@ -142,6 +153,24 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
             discover_route(&mut spec, &plan)?
         };
         plan = ScanPlan::new(&spec).map_err(|e| usage(e.to_string()))?;
+        let port_probes = (!plan.is_discovery()).then(|| {
+            engine_scan::probe_set(
+                &r,
+                TcpFlagScan::of(spec.scan_type),
+                &|port| {
+                    db.as_ref()
+                        .and_then(|d| d.udp_probe(port))
+                        .map(|p| p.payload.clone())
+                },
+                &plan.ports.udp,
+                &spec.probe,
+            )
+        });
+        if spec.discovers_first() {
+            // The first walk is the sweep: the session's plan, and the
+            // backend's probes are both walks'.
+            plan = ScanPlan::new(&spec.discovery_walk()).map_err(|e| usage(e.to_string()))?;
+        }
         // The rate governor is on by default for port scans
         // ([`Session::set_governor`] changes it; a resume takes the first run's
         // settings from the log, below), and the scan holds while the uplink
@@ -171,30 +200,39 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
             ))
             .with_source_port(spec.probe.source_port)
         } else {
-            engine_scan::probe_set(
-                &r,
-                TcpFlagScan::of(spec.scan_type),
-                &|port| {
-                    db.as_ref()
-                        .and_then(|d| d.udp_probe(port))
-                        .map(|p| p.payload.clone())
-                },
-                &plan.ports.udp,
-                &spec.probe,
-            )
+            port_probes.clone().expect("a port scan's probes")
+        };
+        let probes = match port_probes {
+            Some(port) if spec.discovers_first() => {
+                let p = crate::phases::PhaseProbes::new(probes, port, spec.probe.source_port);
+                let both = p.both();
+                phases = Some(p);
+                both
+            }
+            _ => probes,
         };
         io = Some(match spec.backend {
-            BackendKind::Xdp if plan.discovery.contains(&DiscoveryProbe::Arp) => {
-                return Err(usage(
-                    "-PR (ARP/NDP) host discovery runs over AF_PACKET only: the XDP filter leaves ARP and NDP to the kernel; drop --xdp",
-                ));
-            }
             BackendKind::Xdp => {
                 let opts = crate::xdp::options(&spec, &probes)
                     .map_err(|e| crate::xdp::open_error(&r.iface, e))?;
-                let (pair, xdp_notes) = prtip_xdp::open_pair(&r.iface, &probes, &opts)
+                let (mut pair, xdp_notes) = prtip_xdp::open_pair(&r.iface, &probes, &opts)
                     .map_err(|e| crate::xdp::open_error(&r.iface, e))?;
                 notes.extend(xdp_notes);
+                if plan.discovery.contains(&DiscoveryProbe::Arp) {
+                    // ARP and NDP answers reach the kernel, not the AF_XDP
+                    // socket: an AF_PACKET socket reads them (crate::xdp::LinkRx).
+                    let link = engine_scan::open_packet_backend_prepared(&r, probes.clone(), None)
+                        .map_err(|e| {
+                            anyhow!(
+                                "opening the AF_PACKET socket for ARP/NDP answers on {}: {e}",
+                                r.iface
+                            )
+                        })?;
+                    pair.rx = Box::new(crate::xdp::LinkRx {
+                        xdp: pair.rx,
+                        link: link.rx,
+                    });
+                }
                 pair
             }
             _ => engine_scan::open_packet_backend_prepared(
@@ -279,12 +317,15 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
                 counters: Counters::default(),
                 command_line,
                 notes,
+                phases,
             }
         }
         Some(r) => {
             if spec.scan_type.is_raw() {
-                if let Some(g) = learned_governor(&r.dir)? {
-                    plan.timing.governor = g;
+                match (learned(&r.dir)?, phases.as_mut()) {
+                    ((Some(g), true), Some(p)) => p.governor = g,
+                    ((Some(g), _), _) => plan.timing.governor = g,
+                    _ => {}
                 }
             }
             let (writer, _report) = LogWriter::open_append(&r.dir, LogOptions::default())
@@ -302,6 +343,7 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
                 counters: r.counters,
                 command_line,
                 notes,
+                phases,
             }
         }
     };
@@ -312,12 +354,24 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
 /// (its first `Governor` event), starting at the last rate the log recorded.
 /// `None` for a log without Governor events (a fixed rate, or an older prtip).
 pub fn learned_governor(dir: &Path) -> anyhow::Result<Option<GovernorSettings>> {
+    Ok(learned(dir)?.0)
+}
+
+/// [`learned_governor`] of the walk the log stopped in, and whether that is
+/// the port walk of a scan that discovers hosts first (the Governor events
+/// after its `PortPhase`; the sweep's before it).
+fn learned(dir: &Path) -> anyhow::Result<(Option<GovernorSettings>, bool)> {
     let reader = prtip_store::LogReader::open(dir)
         .with_context(|| format!("opening the scan log {}", dir.display()))?;
     let mut first: Option<GovernorSettings> = None;
     let mut last = 0;
+    let mut port_walk = false;
     for e in reader.iter() {
-        if let prtip_store::EventRef::Governor(g) = e? {
+        let e = e?;
+        if let prtip_store::EventRef::PortPhase(_) = e {
+            (first, last, port_walk) = (None, 0, true);
+        }
+        if let prtip_store::EventRef::Governor(g) = e {
             if g.net.is_none() {
                 first.get_or_insert(GovernorSettings {
                     adaptive: g.adaptive,
@@ -328,12 +382,13 @@ pub fn learned_governor(dir: &Path) -> anyhow::Result<Option<GovernorSettings>> 
             }
         }
     }
-    Ok(first.map(|mut s| {
+    let settings = first.map(|mut s| {
         if s.adaptive && last > 0 {
             s.start_mpps = Some(last);
         }
         s
-    }))
+    });
+    Ok((settings, port_walk))
 }
 
 /// The probe database of `-sV`, `-sU` and a raw scan's UDP ports (their

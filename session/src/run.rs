@@ -102,6 +102,7 @@ impl Session {
             mut counters,
             command_line,
             notes: _,
+            phases,
         } = self;
         let mut log_sink = writer.sink();
         // On resume, the ports the log already decided: replayed by the SYN engine
@@ -167,6 +168,39 @@ impl Session {
             };
             let observed = &mut observed;
             let out = match (spec.scan_type.is_raw(), io) {
+                (true, Some(io)) if phases.is_some() => {
+                    let detect = spec.service_detection;
+                    let db = db.as_ref();
+                    let mut pending = Some(pending);
+                    let mut port_run = |plan: &engine_scan::ScanPlan,
+                                        io: prtip_engine::backend::BackendPair,
+                                        sink: &mut dyn EventSink,
+                                        mut opts: RunOptions<'_>|
+                     -> anyhow::Result<ScanOutcome> {
+                        if detect {
+                            let preload = opts.preload.take();
+                            let pending = pending.take().unwrap_or_default();
+                            syn_then_detect(plan, io, db, sink, control, opts, (preload, pending))
+                        } else {
+                            engine_scan::run(plan, io, sink, control, opts)
+                                .map_err(anyhow::Error::from)
+                        }
+                    };
+                    crate::phases::run(
+                        &spec,
+                        &plan,
+                        io,
+                        phases.as_ref().expect("checked"),
+                        &dir,
+                        observed,
+                        control,
+                        RunOptions {
+                            preload: preload.take(),
+                            ..opts
+                        },
+                        &mut port_run,
+                    )
+                }
                 (true, Some(io)) if spec.service_detection => syn_then_detect(
                     &plan,
                     io,
@@ -296,17 +330,14 @@ fn pending_detection(dir: &Path) -> prtip_store::Result<Vec<std::net::SocketAddr
 /// detection; then `Finished` is written, stamped when detection ended. A pause
 /// during detection ends the run paused at the end of the walk (Checkpoint +
 /// Paused): `Finished` is not written, so a resume finishes detection.
-fn syn_then_detect(
+fn syn_then_detect<'a>(
     plan: &engine_scan::ScanPlan,
     io: prtip_engine::backend::BackendPair,
     db: Option<&prtip_services::ProbeDb>,
     sink: &mut dyn EventSink,
     control: &ScanControl,
-    opts: RunOptions<'_>,
-    (preload, pending): (
-        Option<engine_scan::Preload<'static>>,
-        Vec<std::net::SocketAddr>,
-    ),
+    opts: RunOptions<'a>,
+    (preload, pending): (Option<engine_scan::Preload<'a>>, Vec<std::net::SocketAddr>),
 ) -> anyhow::Result<ScanOutcome> {
     let db = db.ok_or_else(|| anyhow!("-sV without a probe database"))?;
     let mut open = prtip_engine::connect::grab::OpenPorts::new(sink);

@@ -18,7 +18,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 ///
 /// 2: the typed [`ScanSpec`] (one rate in milli-probes per second, the connect,
 /// detection and AF_XDP settings as fields; schema 1 kept them as JSON in a string).
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: [`ScanSpec::discovery`] (host discovery before a port scan).
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// An IPv4 or IPv6 address in 16 bytes; IPv4 is stored IPv4-mapped (`::ffff:a.b.c.d`).
 #[derive(
@@ -628,6 +629,62 @@ pub struct ScanSpec {
     pub walk_from: u64,
     /// A log folded by `prtip merge`: where each part came from (empty otherwise).
     pub merged_from: Vec<MergedPart>,
+    /// Host discovery before a port scan (nmap's `-P` options on a port scan):
+    /// the probes in the form of a [`ScanType::Ping`] spec's `ports`
+    /// (`PE,PS443`); empty for none (prtip's default, nmap's `-Pn`). With
+    /// probes, the scan walks twice in one log: first the ping sweep of every
+    /// target ([`ScanSpec::discovery_walk`]), then, after a [`PortPhase`]
+    /// event that lists the hosts found up, the port scan of those hosts
+    /// ([`ScanSpec::port_walk`]).
+    pub discovery: String,
+}
+
+impl ScanSpec {
+    /// Whether the scan discovers hosts before its port scan ([`ScanSpec::discovery`]).
+    pub fn discovers_first(&self) -> bool {
+        !self.discovery.is_empty() && self.scan_type != ScanType::Ping
+    }
+
+    /// The spec of the first walk of a scan that discovers hosts first: the
+    /// ping sweep (`-sn`) of every target with the discovery probes. Its walk
+    /// positions are those of the checkpoints before the [`PortPhase`].
+    pub fn discovery_walk(&self) -> ScanSpec {
+        ScanSpec {
+            scan_type: ScanType::Ping,
+            ports: self.discovery.clone(),
+            service_detection: false,
+            discovery: String::new(),
+            ..self.clone()
+        }
+    }
+
+    /// The spec of the second walk of a scan that discovers hosts first: the
+    /// port scan of `hosts` (those the [`PortPhase`] lists) alone, unsharded
+    /// (the sweep's shard already split the targets). Its walk positions are
+    /// those of the checkpoints after the [`PortPhase`].
+    pub fn port_walk(&self, hosts: &[Addr]) -> ScanSpec {
+        ScanSpec {
+            targets: hosts.iter().map(|a| a.to_string()).collect(),
+            resolved: Vec::new(),
+            excludes: Vec::new(),
+            shard_index: 0,
+            shard_count: 1,
+            walk_from: 0,
+            discovery: String::new(),
+            ..self.clone()
+        }
+    }
+
+    /// The spec whose walk a log's checkpoints count: `self`, or for a scan
+    /// that discovers hosts first, [`ScanSpec::discovery_walk`] until the
+    /// [`PortPhase`] (`hosts`: `None`) and [`ScanSpec::port_walk`] after it.
+    pub fn walk_spec(&self, hosts: Option<&[Addr]>) -> ScanSpec {
+        match hosts {
+            _ if !self.discovers_first() => self.clone(),
+            None => self.discovery_walk(),
+            Some(h) => self.port_walk(h),
+        }
+    }
 }
 
 /// One log folded into a merged scan (`prtip merge`).
@@ -697,6 +754,7 @@ impl Default for ScanSpec {
             probe: ProbeSettings::default(),
             walk_from: 0,
             merged_from: Vec::new(),
+            discovery: String::new(),
         }
     }
 }
@@ -1014,6 +1072,22 @@ pub struct Governor {
     pub net: Option<Addr>,
 }
 
+/// The host discovery of a scan that discovers hosts first
+/// ([`ScanSpec::discovery`]) ended; its port scan follows. Written once, after
+/// the sweep's last host result and its final checkpoint, before the port
+/// walk's first checkpoint: the checkpoints after it are positions of the port
+/// walk ([`ScanSpec::port_walk`] of `hosts`).
+#[derive(Archive, Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+#[rkyv(derive(Debug))]
+pub struct PortPhase {
+    /// Unix time, microseconds.
+    pub time_us: u64,
+    /// The hosts found up, sorted: the port scan's targets.
+    pub hosts: Vec<Addr>,
+    /// Size of the port walk's index space (hosts × ports × (retries + 1)).
+    pub total_probes: u64,
+}
+
 /// One fact of a scan. New variants go at the end.
 #[derive(Archive, Serialize, Deserialize, Clone, PartialEq, Debug)]
 #[rkyv(derive(Debug))]
@@ -1043,6 +1117,8 @@ pub enum Event {
     /// A rate governor decision (added after schema 2 without a bump: older
     /// readers skip it).
     Governor(Governor),
+    /// Host discovery ended; the port scan of the hosts up follows.
+    PortPhase(PortPhase),
 }
 
 /// Error from an [`EventSink`].

@@ -112,6 +112,10 @@ pub struct ScanSummary {
     /// events; their state is [`ScanType::silence`] (logs written before silence
     /// was projected hold them as `no-response` Replies: counted as those, not here).
     pub silent: [u64; 2],
+    /// Host discovery results, `[up, down]` (`-sn`, or the sweep of a scan that
+    /// discovers hosts first); they are also counted in `open_ports`,
+    /// `open_hosts` and `port_states` (a host up as open, down as filtered).
+    pub host_rows: [u64; 2],
     /// Pid of the last process that wrote the scan.
     pub pid: u32,
     /// Bytes the log takes on disk.
@@ -120,6 +124,11 @@ pub struct ScanSummary {
     pub events: u64,
     /// Events per kind, indexed by [`EventKind`] as `usize`.
     pub event_counts: [u64; EventKind::ALL.len()],
+    /// The hosts a scan that discovers hosts first found up, once its
+    /// [`PortPhase`] is in the log (`None` before, and for every other scan):
+    /// from then on `total_probes`, `probes_done` and the checkpoints are the
+    /// port walk's ([`ScanSpec::walk_spec`]).
+    pub port_phase: Option<Vec<Addr>>,
     /// The message of `Failed`, if any.
     pub failure: Option<String>,
     /// Why reading stopped early (corruption), if it did: the summary covers the
@@ -245,6 +254,8 @@ pub(crate) struct SummaryFold {
     failure: Option<String>,
     events: u64,
     event_counts: [u64; EventKind::ALL.len()],
+    /// The port phase's hosts and walk length, once its `PortPhase` was folded.
+    port_phase: Option<(Vec<Addr>, u64)>,
 }
 
 impl SummaryFold {
@@ -256,7 +267,21 @@ impl SummaryFold {
             .ended_us
             .or(self.last_checkpoint.map(|c| c.time_us))
             .unwrap_or(started.time_us);
-        crate::Silence::new(&started.spec, done, time_us)
+        crate::Silence::new(&self.walk_spec(started), done, time_us)
+    }
+
+    /// The spec of the walk the folded checkpoints count ([`ScanSpec::walk_spec`]).
+    fn walk_spec(&self, started: &ScanStarted) -> ScanSpec {
+        started
+            .spec
+            .walk_spec(self.port_phase.as_ref().map(|(h, _)| h.as_slice()))
+    }
+
+    /// Size of the walk the folded checkpoints count.
+    fn walk_total(&self, started: &ScanStarted) -> u64 {
+        self.port_phase
+            .as_ref()
+            .map_or(started.total_probes, |(_, t)| *t)
     }
 
     fn status(&self, reader: &LogReader) -> ScanStatus {
@@ -273,7 +298,7 @@ impl SummaryFold {
 
     fn probes_done(&self, started: &ScanStarted, status: ScanStatus) -> u64 {
         if status == ScanStatus::Completed {
-            started.total_probes
+            self.walk_total(started)
         } else {
             self.last_checkpoint.map_or(0, |c| c.next_index)
         }
@@ -324,6 +349,12 @@ impl SummaryFold {
             | EventRef::Service(_)
             | EventRef::ExportComplete(_)
             | EventRef::Governor(_) => {}
+            EventRef::PortPhase(p) => {
+                // The port walk starts: its checkpoints count from 0.
+                let p: PortPhase = record::port_phase_of(p);
+                self.port_phase = Some((p.hosts, p.total_probes));
+                self.last_checkpoint = None;
+            }
         }
         None
     }
@@ -349,7 +380,9 @@ impl SummaryFold {
             });
         };
         let probes_done = self.probes_done(&started, status);
-        let silent = match crate::space::Space::of(&started.spec, probes_done) {
+        let walk_spec = self.walk_spec(&started);
+        let total_probes = self.walk_total(&started);
+        let silent = match crate::space::Space::of(&walk_spec, probes_done) {
             Some(space) => {
                 let c = space.covered_by_proto();
                 [
@@ -374,19 +407,21 @@ impl SummaryFold {
             last_checkpoint: self.last_checkpoint,
             checkpoints: self.checkpoints,
             counters: self.counters,
-            total_probes: started.total_probes,
+            total_probes,
             total_targets: started.total_targets,
             probes_done,
             open_ports: open.ports,
             open_hosts: open.hosts,
             port_states,
             silent,
+            host_rows: open.host_rows,
             pid: self.pid,
             log_bytes: reader.disk_bytes(),
             events: self.events,
             event_counts: self.event_counts,
             failure: self.failure,
             damage,
+            port_phase: self.port_phase.map(|(h, _)| h),
         })
     }
 }
@@ -409,8 +444,13 @@ pub struct Results {
     pending: HashMap<Key, (Option<ServiceInfo>, Option<Vec<u8>>)>,
     hostnames: HashMap<Addr, String>,
     open: usize,
-    /// The spec and walk length of the log's `ScanStarted`, for silence.
+    /// The spec and walk length of the walk the checkpoints count, for silence
+    /// (the `ScanStarted`'s, or [`ScanSpec::walk_spec`]'s of a scan that
+    /// discovers hosts first).
     started: Option<(ScanSpec, u64)>,
+    /// The whole spec of a scan that discovers hosts first (its port walk's
+    /// spec is made from it at the `PortPhase`).
+    whole: Option<ScanSpec>,
     /// The latest checkpoint's walk position.
     checkpoint: u64,
 }
@@ -493,10 +533,11 @@ impl Results {
             EventRef::ScanStarted(s) => {
                 if self.started.is_none() {
                     let s = record::scan_started_of(s);
-                    self.started = Some((s.spec, s.total_probes));
+                    self.on_started(s.spec, s.total_probes);
                 }
                 self.add_hostnames(hostnames_of(s))
             }
+            EventRef::PortPhase(p) => self.on_port_phase(record::port_phase_of(p)),
             EventRef::Checkpoint(c) => self.checkpoint = c.next_index.to_native(),
             EventRef::Paused(p) => self.project_silence(self.checkpoint, p.time_us.to_native()),
             EventRef::Finished(f) => {
@@ -526,9 +567,10 @@ impl Results {
                 let total = self.started.as_ref().map_or(0, |s| s.1);
                 self.project_silence(total, f.time_us)
             }
+            Event::PortPhase(p) => self.on_port_phase(p.clone()),
             Event::ScanStarted(s) => {
                 if self.started.is_none() {
-                    self.started = Some((s.spec.clone(), s.total_probes));
+                    self.on_started(s.spec.clone(), s.total_probes);
                 }
                 let mut m = HashMap::new();
                 for h in &s.spec.resolved {
@@ -550,6 +592,22 @@ impl Results {
                 },
             ),
             _ => {}
+        }
+    }
+
+    fn on_started(&mut self, spec: ScanSpec, total_probes: u64) {
+        self.started = Some((spec.walk_spec(None), total_probes));
+        if spec.discovers_first() {
+            self.whole = Some(spec);
+        }
+    }
+
+    /// The port walk of a scan that discovers hosts first starts: silence is
+    /// projected from its spec and checkpoints from now on.
+    fn on_port_phase(&mut self, p: PortPhase) {
+        if let Some(whole) = &self.whole {
+            self.started = Some((whole.port_walk(&p.hosts), p.total_probes));
+            self.checkpoint = 0;
         }
     }
 

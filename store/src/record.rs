@@ -44,11 +44,13 @@ pub enum EventKind {
     ExportComplete = 10,
     /// [`Event::Governor`].
     Governor = 11,
+    /// [`Event::PortPhase`].
+    PortPhase = 12,
 }
 
 impl EventKind {
     /// All kinds, in tag order.
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 13] = [
         EventKind::ScanStarted,
         EventKind::Reply,
         EventKind::Banner,
@@ -61,6 +63,7 @@ impl EventKind {
         EventKind::Sample,
         EventKind::ExportComplete,
         EventKind::Governor,
+        EventKind::PortPhase,
     ];
 
     /// The kind for a record tag, `None` for tags written by a newer prtip.
@@ -83,6 +86,7 @@ impl EventKind {
             EventKind::Sample => "Sample",
             EventKind::ExportComplete => "ExportComplete",
             EventKind::Governor => "Governor",
+            EventKind::PortPhase => "PortPhase",
         }
     }
 }
@@ -103,6 +107,7 @@ impl Event {
             Event::Sample(_) => EventKind::Sample,
             Event::ExportComplete(_) => EventKind::ExportComplete,
             Event::Governor(_) => EventKind::Governor,
+            Event::PortPhase(_) => EventKind::PortPhase,
         }
     }
 }
@@ -138,6 +143,8 @@ pub enum EventRef<'a> {
     ExportComplete(&'a ArchivedExportComplete),
     /// A rate governor decision.
     Governor(&'a ArchivedGovernor),
+    /// Host discovery ended; the port scan follows.
+    PortPhase(&'a ArchivedPortPhase),
 }
 
 fn de<T, A>(a: &A) -> T
@@ -166,6 +173,7 @@ impl EventRef<'_> {
             EventRef::Sample(_) => EventKind::Sample,
             EventRef::ExportComplete(_) => EventKind::ExportComplete,
             EventRef::Governor(_) => EventKind::Governor,
+            EventRef::PortPhase(_) => EventKind::PortPhase,
         }
     }
 
@@ -189,6 +197,7 @@ impl EventRef<'_> {
             EventRef::Sample(e) => e.time_us.to_native(),
             EventRef::ExportComplete(e) => e.time_us.to_native(),
             EventRef::Governor(e) => e.time_us.to_native(),
+            EventRef::PortPhase(e) => e.time_us.to_native(),
         }
     }
 
@@ -207,10 +216,15 @@ impl EventRef<'_> {
             EventRef::Sample(e) => Event::Sample(de(e)),
             EventRef::ExportComplete(e) => Event::ExportComplete(de(e)),
             EventRef::Governor(e) => Event::Governor(de(e)),
+            EventRef::PortPhase(e) => Event::PortPhase(de(e)),
         }
     }
 }
 
+/// Deserialize an archived port phase.
+pub fn port_phase_of(p: &ArchivedPortPhase) -> PortPhase {
+    de(p)
+}
 /// Deserialize an archived checkpoint.
 pub fn checkpoint_of(c: &ArchivedCheckpoint) -> Checkpoint {
     de(c)
@@ -304,6 +318,7 @@ pub fn encode(ev: &Event, out: &mut [u8], arena: &mut Arena) -> Option<usize> {
         Event::Sample(e) => put_plain(e, out),
         Event::ExportComplete(e) => ser_plain(e, out),
         Event::Governor(e) => put_plain(e, out),
+        Event::PortPhase(e) => ser(e, out, arena),
     }
 }
 
@@ -381,6 +396,7 @@ pub fn decode(tag: u8, bytes: &[u8]) -> Result<Option<EventRef<'_>>, ()> {
         EventKind::Sample => check_plain(bytes).map(EventRef::Sample),
         EventKind::ExportComplete => check(bytes).map(EventRef::ExportComplete),
         EventKind::Governor => check_plain(bytes).map(EventRef::Governor),
+        EventKind::PortPhase => check(bytes).map(EventRef::PortPhase),
     };
     r.map(Some).ok_or(())
 }
@@ -410,6 +426,7 @@ pub fn explain(tag: u8, bytes: &[u8]) -> String {
         Some(EventKind::Sample) => why::<ArchivedSample>(bytes),
         Some(EventKind::ExportComplete) => why::<ArchivedExportComplete>(bytes),
         Some(EventKind::Governor) => why::<ArchivedGovernor>(bytes),
+        Some(EventKind::PortPhase) => why::<ArchivedPortPhase>(bytes),
     };
     format!(
         "{} record fails rkyv validation: {detail}",

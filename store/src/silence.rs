@@ -45,7 +45,11 @@ impl Silence {
             .ended_us
             .or(s.last_checkpoint.map(|c| c.time_us))
             .unwrap_or(s.started_us);
-        Silence::new(&s.spec, s.probes_done, time_us)
+        Silence::new(
+            &s.spec.walk_spec(s.port_phase.as_deref()),
+            s.probes_done,
+            time_us,
+        )
     }
 
     /// The covered space.

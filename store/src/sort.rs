@@ -228,6 +228,9 @@ pub(crate) struct OpenCounts {
     /// Keys with a Reply that the silence space covers, `[tcp, udp]` (zero without
     /// a space: see `Sorter::set_space`).
     pub(crate) covered: [u64; 2],
+    /// Host discovery results among the keys, `[up, down]` (also counted in
+    /// `states`, `ports` and `hosts`, as a `-sn` scan's results).
+    pub(crate) host_rows: [u64; 2],
 }
 
 #[derive(Default)]
@@ -243,6 +246,9 @@ impl OpenCounter<'_> {
     fn add(&mut self, k: &Key, state: u8) {
         if let Some(n) = self.counts.states.get_mut(usize::from(state)) {
             *n += 1;
+        }
+        if k[2] >> 56 >= 2 {
+            self.counts.host_rows[usize::from(state != OPEN)] += 1;
         }
         if let Some(space) = self.space {
             let (a, p, port) = unkey(k);
@@ -1463,11 +1469,16 @@ mod tests {
         for r in rows {
             states[r.state as usize] += 1;
         }
+        let mut host_rows = [0u64; 2];
+        for r in rows.iter().filter(|r| r.proto == Protocol::Host) {
+            host_rows[usize::from(r.state != PortState::Open)] += 1;
+        }
         OpenCounts {
             ports: open.len() as u64,
             hosts: hosts.len() as u64,
             states,
             covered: [0, 0],
+            host_rows,
         }
     }
 

@@ -234,6 +234,16 @@ impl ScanPlan {
             ));
         }
         let mut plan = Self::from_parts(spec, targets, PortList::probes(list.len() as u16))?;
+        // Every probe of a host in the host's shard: a shard alone decides it.
+        let s = &plan.spec;
+        plan.walk = Walk::grouped(
+            plan.targets.len(),
+            list.len() as u64,
+            s.seed,
+            s.shard_index,
+            s.shard_count,
+            plan.timing.max_retries as u64 + 1,
+        );
         plan.discovery = list;
         Ok(plan)
     }

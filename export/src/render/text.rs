@@ -95,7 +95,18 @@ impl Render for TextRender {
             out.write_all(b.as_bytes())?;
             return Ok(());
         }
-        if host.is_up() {
+        if let (true, Some(st)) = (self.reason, host.status_row().filter(|_| host.is_up())) {
+            // Discovery before the ports, with --reason (as nmap): what found the host.
+            let _ = match host.min_rtt_us() {
+                Some(rtt) => writeln!(
+                    b,
+                    "Host is up, {} ({:.5}s latency).",
+                    super::received(st),
+                    rtt as f64 / 1e6
+                ),
+                None => writeln!(b, "Host is up, {}.", super::received(st)),
+            };
+        } else if host.is_up() {
             match host.min_rtt_us() {
                 Some(rtt) => {
                     let _ = writeln!(b, "Host is up ({:.5}s latency).", rtt as f64 / 1e6);

@@ -130,12 +130,19 @@ impl Permutation {
 
 /// A shard's slice of the shuffled order, repeated `passes` times (first sends, then
 /// retries). Walk position `p` is pass `p / span`, shuffled position `lo + p % span`.
+///
+/// A grouped walk ([`Walk::grouped`]) shuffles targets and keeps each target's
+/// `group` values together: shuffled position `s` is value
+/// `shuffle(s / group) + targets × (s % group)`, so a shard holds every value of
+/// its targets (a host discovery sweep's probes of one host).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Walk {
     perm: Permutation,
     lo: u64,
     span: u64,
     passes: u64,
+    /// Values kept together per shuffled target (1: a plain walk).
+    group: u64,
 }
 
 /// Why a shard specification is bad.
@@ -170,6 +177,45 @@ impl Walk {
             lo,
             span: hi - lo,
             passes: passes.max(1),
+            group: 1,
+        }
+    }
+
+    /// The walk of shard `shard_index` of `shard_count` over the values
+    /// `t + targets × g` (`t < targets`, `g < group`) with the targets shuffled
+    /// and each target's `group` values consecutive, so that shards split
+    /// targets, never a target's values (a `-sn` sweep: every probe of a host
+    /// in the host's shard, which alone decides it up or down).
+    pub fn grouped(
+        targets: u64,
+        group: u64,
+        seed: u64,
+        shard_index: u32,
+        shard_count: u32,
+        passes: u64,
+    ) -> Walk {
+        let group = group.max(1);
+        let t = Walk::new(targets, seed, shard_index, shard_count, passes);
+        Walk {
+            lo: t.lo * group,
+            span: t.span * group,
+            group,
+            ..t
+        }
+    }
+    /// Shard `i` of `n` of the same walk (same values, seed, grouping and passes):
+    /// what `prtip merge` checks each shard's log against.
+    pub fn shard(&self, i: u32, n: u32) -> Walk {
+        let targets = self.perm.range() as u128;
+        let n = n.max(1) as u128;
+        let lo = (targets * i as u128 / n) as u64;
+        let hi = (targets * (i as u128 + 1) / n) as u64;
+        Walk {
+            perm: self.perm.clone(),
+            lo: lo * self.group,
+            span: (hi - lo) * self.group,
+            passes: self.passes,
+            group: self.group,
         }
     }
     /// This shard's positions in the shuffled order of one pass (`lo..lo + span`):
@@ -196,14 +242,24 @@ impl Walk {
     /// Index-space value probed at walk position `p`, and its pass.
     #[inline]
     pub fn at(&self, p: u64) -> (u64, u64) {
-        (self.perm.shuffle(self.lo + p % self.span), p / self.span)
+        let s = self.lo + p % self.span;
+        if self.group == 1 {
+            return (self.perm.shuffle(s), p / self.span);
+        }
+        let t = self.perm.shuffle(s / self.group);
+        (t + self.perm.range() * (s % self.group), p / self.span)
     }
     /// First-pass walk position of index-space value `v`, if this shard probes it.
     pub fn position_of(&self, v: u64) -> Option<u64> {
-        if v >= self.perm.range() {
+        let n = self.perm.range();
+        if v >= n.saturating_mul(self.group) {
             return None;
         }
-        let q = self.perm.unshuffle(v);
+        let q = if self.group == 1 {
+            self.perm.unshuffle(v)
+        } else {
+            self.perm.unshuffle(v % n) * self.group + v / n
+        };
         (q >= self.lo && q < self.lo + self.span).then(|| q - self.lo)
     }
     /// The permutation underneath.
@@ -276,6 +332,7 @@ mod tests {
         let mut union = Vec::new();
         for i in 0..3 {
             let w = Walk::new(range, 5, i, 3, 1);
+            assert_eq!(w, Walk::new(range, 5, 0, 1, 1).shard(i, 3));
             for p in 0..w.len() {
                 let v = w.at(p).0;
                 assert_eq!(w.position_of(v), Some(p));
@@ -287,6 +344,49 @@ mod tests {
         s.sort_unstable();
         s.dedup();
         assert_eq!(s.len(), range as usize, "no overlap, nothing missing");
+    }
+
+    #[test]
+    fn a_grouped_walk_keeps_a_targets_values_in_one_shard() {
+        let (targets, group) = (100u64, 3u64);
+        let full: Vec<u64> = {
+            let w = Walk::grouped(targets, group, 5, 0, 1, 1);
+            assert_eq!(w.len(), targets * group);
+            (0..w.len()).map(|p| w.at(p).0).collect()
+        };
+        let mut union = Vec::new();
+        let mut shard_of = vec![None; targets as usize];
+        for i in 0..3u32 {
+            let w = Walk::grouped(targets, group, 5, i, 3, 2);
+            assert_eq!(w, Walk::grouped(targets, group, 5, 0, 1, 2).shard(i, 3));
+            for p in 0..w.span() {
+                let v = w.at(p).0;
+                assert!(v < targets * group);
+                assert_eq!(w.position_of(v), Some(p));
+                assert_eq!(w.at(p + w.span()), (v, 1), "the retry pass repeats it");
+                let t = (v % targets) as usize;
+                assert!(shard_of[t].is_none_or(|s| s == i), "target {t} split");
+                shard_of[t] = Some(i);
+                union.push(v);
+            }
+            // A value of a later shard is not this shard's.
+            if let Some(other) = (0..targets * group).find(|v| !union.contains(v)) {
+                assert_eq!(w.position_of(other), None);
+            }
+        }
+        assert_eq!(union, full, "shards are consecutive slices of one walk");
+        let mut s = union.clone();
+        s.sort_unstable();
+        s.dedup();
+        assert_eq!(
+            s.len() as u64,
+            targets * group,
+            "no overlap, nothing missing"
+        );
+        assert_eq!(
+            Walk::grouped(targets, group, 5, 0, 1, 1).position_of(targets * group),
+            None
+        );
     }
 
     #[test]

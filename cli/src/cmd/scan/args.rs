@@ -269,8 +269,11 @@ pub struct Args {
     /// -PP (ICMP timestamp), -PM (ICMP address mask), -PS (TCP SYN), -PA (TCP ACK),
     /// -PU (UDP), the last three with optional ports as in -PS22,443 (default 80,
     /// 80 and 40125), -PR (ARP; NDP for IPv6). They pick the probes of a -sn ping
-    /// sweep. -Pn (no host discovery) is prtip's default for port scans, as in
-    /// masscan: every target is probed without pinging it first.
+    /// sweep, or of the host discovery a raw port scan (-sS, -sF, ...) then runs
+    /// first, as nmap does: the sweep of every target, then the port scan of the
+    /// hosts found up only, in one scan (not with -PR, -sT, -sU or --shard).
+    /// Without a -P option a port scan pings nothing first: -Pn (no host
+    /// discovery) is prtip's default, as in masscan: every target is probed.
     #[arg(short = 'P', value_name = "E|P|M|S[ports]|A[ports]|U[ports]|R|n")]
     pub ping: Vec<String>,
     /// nmap's -n (no reverse DNS): accepted; prtip never does reverse DNS.

@@ -106,7 +106,7 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
     let scan_type = kinds.scan_type();
     let service_detection = kinds.version;
     let protos = kinds.protocols();
-    let discovery = discovery_probes(args, scan_type, service_detection)?;
+    let (discovery, discover_first) = discovery_probes(args, scan_type, service_detection)?;
     if args.ipv6 && !set.v4.is_empty() {
         return Err(usage(format!(
             "-6 scans IPv6 targets only, and {} is IPv4: drop -6, or give IPv6 targets ({} IPv4 given)",
@@ -350,6 +350,7 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
         probe: Default::default(),
         walk_from: 0,
         merged_from: Vec::new(),
+        discovery: discover_first,
     };
     super::limits::apply(args, &mut spec)?;
     // Validate the whole plan now (index space size, IPv6 with -sS, ...).
@@ -357,24 +358,40 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
     Ok(spec)
 }
 
-/// The probe list of a `-sn` scan from the `-P` options (`default`: the session
-/// picks nmap's, by the route), or `None` for a port scan, which never pings
-/// first (`-Pn` is its default). Refuses what cannot be honoured.
+/// The probes of the `-P` options: for a `-sn` scan its probe list (`default`:
+/// the session picks nmap's, by the route) as the first value; for a port
+/// scan the second, the probes of the discovery it runs first (empty without
+/// `-P` options: a port scan pings first only when asked, `-Pn` is its
+/// default). Refuses what cannot be honoured.
 fn discovery_probes(
     args: &Args,
     scan_type: ScanType,
     service_detection: bool,
-) -> anyhow::Result<Option<String>> {
+) -> anyhow::Result<(Option<String>, String)> {
     let no_ping = args.ping.iter().any(|p| p == "n");
     let asked: Vec<&String> = args.ping.iter().filter(|p| *p != "n").collect();
+    let list = |asked: &[&String]| -> anyhow::Result<String> {
+        let mut list = Vec::new();
+        for p in asked {
+            for d in DiscoveryProbe::parse_option(&format!("P{p}")).map_err(usage)? {
+                if !list.contains(&d) {
+                    list.push(d);
+                }
+            }
+        }
+        Ok(DiscoveryProbe::list_string(&list))
+    };
     if scan_type != ScanType::Ping {
-        if let Some(p) = asked.first() {
+        if asked.is_empty() {
+            return Ok((None, String::new()));
+        }
+        if no_ping {
             return Err(usage(format!(
-                "-P{p}: prtip runs host discovery as a scan of its own (-sn -P{p}); a port scan \
-                 probes every target without pinging first (-Pn, as masscan does)"
+                "-Pn with -P{}: -Pn skips host discovery, -P{} asks for it; drop one of them",
+                asked[0], asked[0]
             )));
         }
-        return Ok(None);
+        return Ok((None, list(&asked)?));
     }
     if service_detection {
         return Err(usage(
@@ -387,17 +404,12 @@ fn discovery_probes(
         ));
     }
     if asked.is_empty() {
-        return Ok(Some(prtip_engine::probe::DEFAULT_DISCOVERY.to_string()));
+        return Ok((
+            Some(prtip_engine::probe::DEFAULT_DISCOVERY.to_string()),
+            String::new(),
+        ));
     }
-    let mut list = Vec::new();
-    for p in asked {
-        for d in DiscoveryProbe::parse_option(&format!("P{p}")).map_err(usage)? {
-            if !list.contains(&d) {
-                list.push(d);
-            }
-        }
-    }
-    Ok(Some(DiscoveryProbe::list_string(&list)))
+    Ok((Some(list(&asked)?), String::new()))
 }
 
 /// The filter expression `prtip export --open` and `prtip scan --open` add:
