@@ -43,12 +43,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Each case brings up its lab afresh (the previous case's is taken down first).
 lab_silent() {
+  "$PRTIP" lab down --name "$LAB" >/dev/null 2>&1 || true
   "$PRTIP" lab up --name "$LAB" --target-net 198.19.255.0/24 \
     --sparse-net 198.19.0.0/17 --sparse-hosts every:65536 --sparse-mode silent \
     --sparse-net6 none >/dev/null
 }
 lab_answered() {
+  "$PRTIP" lab down --name "$LAB" >/dev/null 2>&1 || true
   "$PRTIP" lab up --name "$LAB" --responder xdp --xdp-mode skb >/dev/null
 }
 
