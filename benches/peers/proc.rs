@@ -44,6 +44,9 @@ pub struct Usage {
     /// Peak file-backed resident memory (RssFile: mapped files such as prtip's
     /// log segments, reclaimable), bytes; 0 when not sampled.
     pub peak_file_bytes: u64,
+    /// Peak shared memory resident (RssShmem: e.g. an AF_XDP UMEM or a packet
+    /// ring mapped shared), bytes; 0 when not sampled. ru_maxrss counts it too.
+    pub peak_shmem_bytes: u64,
 }
 
 impl Usage {
@@ -182,6 +185,7 @@ pub fn run(
         rss_from_launcher: false,
         peak_anon_bytes: 0,
         peak_file_bytes: 0,
+        peak_shmem_bytes: 0,
     };
     // The launcher's report on the scanner itself (absent if the launcher was
     // SIGKILLed: then the figures above, which include the launcher, stand).
@@ -197,9 +201,10 @@ pub fn run(
             u.max_rss_bytes = maxrss_kb as u64 * 1024;
             u.exit = code as i32;
             u.rss_from_launcher = true;
-            if let [anon_kb, file_kb] = rest[..] {
+            if let [anon_kb, file_kb, shmem_kb] = rest[..] {
                 u.peak_anon_bytes = anon_kb as u64 * 1024;
                 u.peak_file_bytes = file_kb as u64 * 1024;
+                u.peak_shmem_bytes = shmem_kb as u64 * 1024;
             }
         }
     }
@@ -211,8 +216,8 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 /// Body of `--spawn RUSAGE_FILE -- PROGRAM ARGS...`: run PROGRAM (same stdio),
 /// survive the signals the harness sends to the process group (PROGRAM gets
 /// them with their default action), reap it with `wait4` and write
-/// `user_s sys_s maxrss_kb exit peak_anon_kb peak_file_kb` to RUSAGE_FILE (the
-/// last two sampled from PROGRAM's /proc/PID/status every 10 ms: `ip netns
+/// `user_s sys_s maxrss_kb exit peak_anon_kb peak_file_kb peak_shmem_kb` to
+/// RUSAGE_FILE (the last three sampled from PROGRAM's /proc/PID/status every 10 ms: `ip netns
 /// exec` execs the scanner in place, so the pid is the scanner's). Exits with
 /// PROGRAM's code.
 pub fn launcher_main(args: &[String]) -> ! {
@@ -236,8 +241,8 @@ pub fn launcher_main(args: &[String]) -> ! {
     };
     let pid = child.id() as libc::pid_t;
     drop(child);
-    // Peak RssAnon / RssFile (kB), sampled until the child is reaped.
-    let peaks = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+    // Peak RssAnon / RssFile / RssShmem (kB), sampled until the child is reaped.
+    let peaks = Arc::new((AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)));
     let reaped = Arc::new(AtomicBool::new(false));
     let sampler = {
         let (peaks, reaped) = (peaks.clone(), reaped.clone());
@@ -256,6 +261,8 @@ pub fn launcher_main(args: &[String]) -> ! {
                             peaks.0.fetch_max(kb(line), Ordering::Relaxed);
                         } else if line.starts_with("RssFile:") {
                             peaks.1.fetch_max(kb(line), Ordering::Relaxed);
+                        } else if line.starts_with("RssShmem:") {
+                            peaks.2.fetch_max(kb(line), Ordering::Relaxed);
                         }
                     }
                 }
@@ -287,12 +294,13 @@ pub fn launcher_main(args: &[String]) -> ! {
     let _ = std::fs::write(
         file,
         format!(
-            "{:.6} {:.6} {} {code} {} {}\n",
+            "{:.6} {:.6} {} {code} {} {} {}\n",
             tv(ru.ru_utime),
             tv(ru.ru_stime),
             ru.ru_maxrss,
             peaks.0.load(Ordering::Relaxed),
-            peaks.1.load(Ordering::Relaxed)
+            peaks.1.load(Ordering::Relaxed),
+            peaks.2.load(Ordering::Relaxed)
         ),
     );
     std::process::exit(code);

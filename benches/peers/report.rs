@@ -141,7 +141,7 @@ pub fn figure_ratios(name: &str, figs: &[(String, f64)]) -> Vec<serde_json::Valu
 /// Header of the wide phase's table.
 pub fn wide_header() {
     println!(
-        "  {:<13} {:>7} {:>8} {:>8} {:>9} {:>10} {:>9} {:>9} {:>9} {:>10}  notes",
+        "  {:<13} {:>7} {:>8} {:>8} {:>9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>10}  notes",
         "scanner",
         "asked",
         "wall s",
@@ -151,6 +151,7 @@ pub fn wide_header() {
         "rss MB",
         "anon MB",
         "file MB",
+        "shmem MB",
         "recall"
     );
 }
@@ -187,7 +188,7 @@ pub fn wide_row(o: &Outcome) {
         notes.push(format!("{} runs", o.runs));
     }
     println!(
-        "  {:<13} {:>7} {:>8.2} {:>8.2} {:>9.2} {:>10.1} {:>9.1} {:>9.1} {:>9.1} {:>10}  {}",
+        "  {:<13} {:>7} {:>8.2} {:>8.2} {:>9.2} {:>10.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>10}  {}",
         o.scanner,
         rate(o.rate),
         o.usage.wall_s,
@@ -197,6 +198,7 @@ pub fn wide_row(o: &Outcome) {
         mb(o.usage.max_rss_bytes),
         mb(o.usage.peak_anon_bytes),
         mb(o.usage.peak_file_bytes),
+        mb(o.usage.peak_shmem_bytes),
         recall,
         notes.join("; ")
     );

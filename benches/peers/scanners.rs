@@ -283,6 +283,10 @@ fn invocations(k: Scanner, env: &Env<'_>, job: &Job<'_>) -> anyhow::Result<Vec<I
                     // Two sender threads: zmap's fastest setting on 2 cores.
                     .args(["-T", "2"])
                     .args(["-P", &per_ip.to_string()])
+                    // zmap 2.1.1 aborts at its first failed sendto (ENOBUFS on a
+                    // loaded machine, "maximum number of sendto failures (1)
+                    // exceeded") despite its documented default of -1.
+                    .args(["--max-sendto-failures", "1000000"])
                     // SYN-ACKs only, each host once (with -O csv the filter must be given).
                     .args(["-O", "csv", "-f", "saddr,sport"])
                     .args(["--output-filter", "success = 1 && repeat = 0"])
@@ -540,6 +544,7 @@ pub fn run(k: Scanner, env: &Env<'_>, job: &Job<'_>) -> anyhow::Result<Outcome> 
         agg.max_rss_bytes = agg.max_rss_bytes.max(usage.max_rss_bytes);
         agg.peak_anon_bytes = agg.peak_anon_bytes.max(usage.peak_anon_bytes);
         agg.peak_file_bytes = agg.peak_file_bytes.max(usage.peak_file_bytes);
+        agg.peak_shmem_bytes = agg.peak_shmem_bytes.max(usage.peak_shmem_bytes);
         agg.rss_from_launcher =
             usage.rss_from_launcher && (o.commands.len() == 1 || agg.rss_from_launcher);
         if usage.exit != 0 {
