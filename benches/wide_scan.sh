@@ -43,12 +43,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Each case brings up its lab afresh (the previous case's is taken down first).
 lab_silent() {
+  "$PRTIP" lab down --name "$LAB" >/dev/null 2>&1 || true
   "$PRTIP" lab up --name "$LAB" --target-net 198.19.255.0/24 \
     --sparse-net 198.19.0.0/17 --sparse-hosts every:65536 --sparse-mode silent \
     --sparse-net6 none >/dev/null
 }
 lab_answered() {
+  "$PRTIP" lab down --name "$LAB" >/dev/null 2>&1 || true
   "$PRTIP" lab up --name "$LAB" --responder xdp --xdp-mode skb >/dev/null
 }
 
@@ -66,12 +69,15 @@ run() {
     ip netns exec "$LAB-scan" "$PRTIP" --home "$h" scan "$@" \
     --rate "$RATE" --wait "${WAIT_MS}ms" --max-retries 0 --quiet >"$h/out.txt" 2>&1 &
   pid=$!
-  local anon=0 file=0 a f st sent_end=
+  local anon=0 file=0 a f st sent_end= tx_seen=
   while kill -0 "$pid" 2>/dev/null; do
-    # The sender thread (prtip-tx) ends with the walk: the send window's end.
-    if [[ -z $sent_end ]] && [[ -d /proc/$pid/task ]] &&
-      ! grep -qx prtip-tx /proc/"$pid"/task/*/comm 2>/dev/null &&
-      grep -qx prtip-rx /proc/"$pid"/task/*/comm 2>/dev/null; then
+    # The sender thread (prtip-tx) ends with the walk: the send window's end
+    # (once it was seen: the receiver thread may start before it).
+    if [[ -z $tx_seen ]] && grep -qx prtip-tx /proc/"$pid"/task/*/comm 2>/dev/null; then
+      tx_seen=1
+    fi
+    if [[ -n $tx_seen && -z $sent_end ]] && [[ -d /proc/$pid/task ]] &&
+      ! grep -qx prtip-tx /proc/"$pid"/task/*/comm 2>/dev/null; then
       sent_end=$(date +%s.%N)
     fi
     st=$(cat "/proc/$pid/status" 2>/dev/null || true)

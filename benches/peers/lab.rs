@@ -33,6 +33,9 @@ pub enum TargetKind {
     Responder,
     /// XDP_DROP sink that counts frames.
     Sink,
+    /// The responder in sparse mode: only addresses whose index in the target
+    /// network is 1 modulo this answer (100: 1% of them); the others drop SYNs.
+    Sparse(u32),
 }
 
 /// A lab for one harness run.
@@ -63,6 +66,8 @@ pub struct Counters {
     pub passed: u64,
     /// Sink: frames dropped.
     pub sink_frames: u64,
+    /// Sparse responder: SYNs to silent addresses, dropped.
+    pub silent: u64,
     /// ethtool -S counters of either veth end whose name says drop/err/full, non-zero.
     pub drops: BTreeMap<String, u64>,
 }
@@ -70,7 +75,7 @@ pub struct Counters {
 impl Counters {
     /// Probes that reached the target (SYNs answered, or frames sunk).
     pub fn delivered(&self) -> u64 {
-        self.syn_ack + self.rst + self.sink_frames
+        self.syn_ack + self.rst + self.sink_frames + self.silent
     }
 
     /// `self - before`.
@@ -87,6 +92,7 @@ impl Counters {
             rst: self.rst - before.rst,
             passed: self.passed - before.passed,
             sink_frames: self.sink_frames - before.sink_frames,
+            silent: self.silent - before.silent,
             drops,
         }
     }
@@ -150,13 +156,13 @@ impl BenchLab {
         self.programs = None;
         self.target = None;
         let target = match kind {
-            TargetKind::Responder => {
+            TargetKind::Responder | TargetKind::Sparse(_) => {
                 let net = self.cfg.target_net;
-                LabTarget::Responder(ResponderConfig::new(
-                    net.addr(),
-                    net.prefix(),
-                    &self.cfg.tcp_ports,
-                )?)
+                let mut r = ResponderConfig::new(net.addr(), net.prefix(), &self.cfg.tcp_ports)?;
+                if let TargetKind::Sparse(n) = kind {
+                    r.live_every = n;
+                }
+                LabTarget::Responder(r)
             }
             TargetKind::Sink => LabTarget::Sink,
         };
@@ -212,9 +218,10 @@ impl BenchLab {
         let mut c = Counters::default();
         if let Some(p) = &self.programs {
             match self.target {
-                Some(TargetKind::Responder) => {
+                Some(TargetKind::Responder | TargetKind::Sparse(_)) => {
                     if let Ok(s) = ResponderStats::read(&p.target) {
-                        (c.syn_ack, c.rst, c.passed) = (s.syn_ack, s.rst, s.passed);
+                        (c.syn_ack, c.rst, c.passed, c.silent) =
+                            (s.syn_ack, s.rst, s.passed, s.silent);
                     }
                 }
                 Some(TargetKind::Sink) => {

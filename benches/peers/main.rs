@@ -56,6 +56,9 @@ use truth::Truth;
 const PORTS: [u16; 4] = [22, 80, 443, 8080];
 const OPEN: [u16; 2] = [80, 8080];
 
+/// Every phase `--phases` knows (`wide` runs by default with `--full` only).
+const PHASES: [&str; 6] = ["sweep", "bisect", "send", "memory", "ipv6", "wide"];
+
 /// One run's settings.
 #[derive(Clone, Debug)]
 struct Settings {
@@ -75,12 +78,18 @@ struct Settings {
     xdp_mode: XdpMode,
     /// TSO/GSO on the scanner's veth during the send-only phase.
     send_offloads: bool,
+    /// Wide phase: probes/s asked of every scanner.
+    wide_rate: u64,
+    /// Wide phase: ports 1..=this per address (256: a /16 is 16.7 M probes).
+    wide_ports: u16,
+    /// Wide phase, sparse case: one address in this many answers (100: 1%).
+    wide_every: u32,
 }
 
 fn usage() -> &'static str {
     "usage: cargo bench --bench peers -- [--quick|--full] [--only prtip-packet,prtip-xdp,masscan,zmap,nmap]\n\
-     \x20      [--phases sweep,bisect,send,memory,ipv6] [--rates 50000,100000] [--no-install] [--xdp-mode native|skb] [--wait SECONDS]\n\
-     \x20      [--send-offloads on|off]"
+     \x20      [--phases sweep,bisect,send,memory,ipv6,wide] [--rates 50000,100000] [--no-install] [--xdp-mode native|skb] [--wait SECONDS]\n\
+     \x20      [--send-offloads on|off] [--wide-rate PROBES_PER_S (500000)] [--wide-ports N (256)]"
 }
 
 fn settings(args: &[String]) -> anyhow::Result<Settings> {
@@ -100,6 +109,9 @@ fn settings(args: &[String]) -> anyhow::Result<Settings> {
             install: true,
             xdp_mode: XdpMode::Native,
             send_offloads: false,
+            wide_rate: 500_000,
+            wide_ports: 256,
+            wide_every: 100,
         }
     } else {
         Settings {
@@ -116,11 +128,17 @@ fn settings(args: &[String]) -> anyhow::Result<Settings> {
             install: true,
             xdp_mode: XdpMode::Native,
             send_offloads: false,
+            wide_rate: 500_000,
+            wide_ports: 256,
+            wide_every: 100,
         }
     };
     s.phases = ["sweep", "bisect", "send", "memory", "ipv6"]
         .map(String::from)
         .to_vec();
+    if full {
+        s.phases.push("wide".into());
+    }
     let mut i = 0;
     while i < args.len() {
         let a = args[i].as_str();
@@ -153,7 +171,7 @@ fn settings(args: &[String]) -> anyhow::Result<Settings> {
                 s.phases = val()?.split(',').map(String::from).collect();
                 for p in &s.phases {
                     anyhow::ensure!(
-                        ["sweep", "bisect", "send", "memory", "ipv6"].contains(&p.as_str()),
+                        PHASES.contains(&p.as_str()),
                         "unknown phase {p:?} in --phases\n{}",
                         usage()
                     );
@@ -168,6 +186,20 @@ fn settings(args: &[String]) -> anyhow::Result<Settings> {
                             .with_context(|| format!("bad rate {r:?} in --rates"))
                     })
                     .collect::<anyhow::Result<_>>()?;
+                i += 1;
+            }
+            "--wide-rate" => {
+                s.wide_rate = val()?
+                    .parse()
+                    .with_context(|| format!("bad --wide-rate (probes/s)\n{}", usage()))?;
+                i += 1;
+            }
+            "--wide-ports" => {
+                s.wide_ports = val()?
+                    .parse()
+                    .ok()
+                    .filter(|&n: &u16| n >= 1)
+                    .with_context(|| format!("bad --wide-ports (1-65535)\n{}", usage()))?;
                 i += 1;
             }
             "--send-offloads" => {
@@ -462,6 +494,7 @@ fn phases(
                     send_only: false,
                     sink: "cli",
                     tag: format!("sweep-{rate}"),
+                    zmap_port: None,
                 };
                 match scanners::run(k, &env, &job) {
                     Ok(o) => {
@@ -510,6 +543,7 @@ fn phases(
                     send_only: false,
                     sink: "cli",
                     tag: format!("bisect-{rate}"),
+                    zmap_port: None,
                 };
                 let o = match scanners::run(k, &env, &job) {
                     Ok(o) => o,
@@ -616,6 +650,7 @@ fn phases(
                 send_only: true,
                 sink: "cli",
                 tag: "send".into(),
+                zmap_port: None,
             };
             match scanners::run(k, &env, &job) {
                 Ok(o) => {
@@ -669,6 +704,7 @@ fn phases(
                 send_only: false,
                 sink,
                 tag: format!("mem-{sink}"),
+                zmap_port: None,
             };
             match scanners::run(k, &env, &job) {
                 Ok(mut o) => {
@@ -727,6 +763,11 @@ fn phases(
         doc["ipv6"] =
             json!({"targets": ipv6::NET6, "ports": PORTS, "rate": rate, "outcomes": rows});
     }
+    // (f) wide scans: all silent, and 1% of the addresses answering
+    if s.phases.iter().any(|p| p == "wide") {
+        let paths = [prtip, harness, work, empty].map(Path::to_path_buf);
+        wide(s, lab, paths, &cli, &scanners, doc)?;
+    }
     doc["skipped"] = json!(skip
         .iter()
         .map(|(k, e)| json!({"scanner": k.name(), "why": e}))
@@ -761,4 +802,86 @@ fn next_rate(tried: &[Outcome]) -> Option<u64> {
         (None, Some(b)) => (b > 2_000).then_some(b / 2),
         (None, None) => Some(50_000),
     }
+}
+
+/// Phase (f), wide scans (issue 17): the scanned network × ports 1..=N (a /16 ×
+/// 256 = 16.7 M probes) once into the XDP sink (nothing answers: every probe is
+/// silence) and once against the responder in sparse mode (one address in
+/// `wide_every` answers: SYN-ACK on the lab's open ports, RST on the others).
+/// Per scanner: wall, time after the last probe reached the target, output
+/// size, peak RSS (ru_maxrss, and anonymous/file-backed sampled apart), recall.
+/// nmap is left out (16.7 M probes would take it hours). zmap runs once on port
+/// 80 with `-P N`: as many frames as the others, its only open port the lab's 80.
+fn wide(
+    s: &Settings,
+    lab: &mut BenchLab,
+    [prtip, harness, work, empty]: [PathBuf; 4],
+    cli: &CliCaps,
+    scanners: &[Scanner],
+    doc: &mut Value,
+) -> anyhow::Result<()> {
+    // Ports 1..=N, the last one the lab's open 80 when N < 80 (zmap's port).
+    let mut ports: Vec<u16> = (1..=s.wide_ports).collect();
+    if let Some(last) = ports.last_mut().filter(|p| **p < OPEN[0]) {
+        *last = OPEN[0];
+    }
+    let net = Ipv4Addr::new(198, 19, 0, 0);
+    let mut out = Vec::new();
+    for (name, kind) in [
+        ("silent", TargetKind::Sink),
+        ("sparse", TargetKind::Sparse(s.wide_every)),
+    ] {
+        let truth = match kind {
+            TargetKind::Sparse(n) => Truth::new(net, s.prefix, &ports, &OPEN).sparse(n),
+            _ => Truth::new(net, s.prefix, &ports, &[]),
+        };
+        println!(
+            "\n(f) wide, {name}: {} x ports 1-{} = {} probes, {} addresses answer, {} open; {} probes/s asked, wait {} s",
+            truth.cidr(),
+            s.wide_ports,
+            truth.probes(),
+            if kind == TargetKind::Sink { 0 } else { truth.live_hosts() },
+            truth.open_count(),
+            s.wide_rate,
+            s.wait_s
+        );
+        lab.attach(kind)?;
+        lab.offloads(false)?;
+        let env = Env {
+            lab: &*lab,
+            prtip: prtip.clone(),
+            harness: harness.clone(),
+            work: work.clone(),
+            empty: empty.clone(),
+            cli: cli.clone(),
+        };
+        report::wide_header();
+        let mut group = Vec::new();
+        for &k in scanners.iter().filter(|&&k| k != Scanner::Nmap) {
+            let job = Job {
+                truth: &truth,
+                rate: s.wide_rate,
+                wait_s: s.wait_s,
+                send_only: false,
+                sink: "cli",
+                tag: format!("wide-{name}"),
+                zmap_port: Some(OPEN[0]),
+            };
+            match scanners::run(k, &env, &job) {
+                Ok(o) => {
+                    report::wide_row(&o);
+                    group.push(o);
+                }
+                Err(e) if !proc::stopping() => println!("  {:<13} skipped: {e:#}", k.name()),
+                Err(e) => return Err(e),
+            }
+        }
+        let ratios = report::wide_ratios(&group);
+        out.push(json!({"case": name, "targets": truth.cidr(), "ports": ports.len(),
+            "probes": truth.probes(), "live_every": if kind == TargetKind::Sink { 0 } else { s.wide_every },
+            "open": truth.open_count(), "rate": s.wide_rate, "wait_s": s.wait_s,
+            "outcomes": group, "ratios": ratios}));
+    }
+    doc["wide"] = json!(out);
+    Ok(())
 }

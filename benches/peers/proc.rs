@@ -38,6 +38,15 @@ pub struct Usage {
     pub signals: Vec<String>,
     /// CPU and RSS are the scanner's own, as reported by the launcher.
     pub rss_from_launcher: bool,
+    /// Peak anonymous resident memory (RssAnon of /proc/PID/status, sampled by
+    /// the launcher every 10 ms), bytes; 0 when not sampled.
+    pub peak_anon_bytes: u64,
+    /// Peak file-backed resident memory (RssFile: mapped files such as prtip's
+    /// log segments, reclaimable), bytes; 0 when not sampled.
+    pub peak_file_bytes: u64,
+    /// Peak shared memory resident (RssShmem: e.g. an AF_XDP UMEM or a packet
+    /// ring mapped shared), bytes; 0 when not sampled. ru_maxrss counts it too.
+    pub peak_shmem_bytes: u64,
 }
 
 impl Usage {
@@ -174,6 +183,9 @@ pub fn run(
         exit,
         signals,
         rss_from_launcher: false,
+        peak_anon_bytes: 0,
+        peak_file_bytes: 0,
+        peak_shmem_bytes: 0,
     };
     // The launcher's report on the scanner itself (absent if the launcher was
     // SIGKILLed: then the figures above, which include the launcher, stand).
@@ -183,12 +195,17 @@ pub fn run(
             .split_whitespace()
             .filter_map(|t| t.parse().ok())
             .collect();
-        if let [user, sys, maxrss_kb, code] = v[..] {
+        if let [user, sys, maxrss_kb, code, ref rest @ ..] = v[..] {
             u.user_s = user;
             u.sys_s = sys;
             u.max_rss_bytes = maxrss_kb as u64 * 1024;
             u.exit = code as i32;
             u.rss_from_launcher = true;
+            if let [anon_kb, file_kb, shmem_kb] = rest[..] {
+                u.peak_anon_bytes = anon_kb as u64 * 1024;
+                u.peak_file_bytes = file_kb as u64 * 1024;
+                u.peak_shmem_bytes = shmem_kb as u64 * 1024;
+            }
         }
     }
     Ok(u)
@@ -199,7 +216,10 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 /// Body of `--spawn RUSAGE_FILE -- PROGRAM ARGS...`: run PROGRAM (same stdio),
 /// survive the signals the harness sends to the process group (PROGRAM gets
 /// them with their default action), reap it with `wait4` and write
-/// `user_s sys_s maxrss_kb exit` to RUSAGE_FILE. Exits with PROGRAM's code.
+/// `user_s sys_s maxrss_kb exit peak_anon_kb peak_file_kb peak_shmem_kb` to
+/// RUSAGE_FILE (the last three sampled from PROGRAM's /proc/PID/status every 10 ms: `ip netns
+/// exec` execs the scanner in place, so the pid is the scanner's). Exits with
+/// PROGRAM's code.
 pub fn launcher_main(args: &[String]) -> ! {
     let (Some(file), Some("--"), Some(program)) =
         (args.first(), args.get(1).map(String::as_str), args.get(2))
@@ -221,6 +241,35 @@ pub fn launcher_main(args: &[String]) -> ! {
     };
     let pid = child.id() as libc::pid_t;
     drop(child);
+    // Peak RssAnon / RssFile / RssShmem (kB), sampled until the child is reaped.
+    let peaks = Arc::new((AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)));
+    let reaped = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (peaks, reaped) = (peaks.clone(), reaped.clone());
+        std::thread::spawn(move || {
+            let path = format!("/proc/{pid}/status");
+            while !reaped.load(Ordering::Relaxed) {
+                if let Ok(st) = std::fs::read_to_string(&path) {
+                    for line in st.lines() {
+                        let kb = |l: &str| {
+                            l.split_whitespace()
+                                .nth(1)
+                                .and_then(|v| v.parse::<u64>().ok())
+                                .unwrap_or(0)
+                        };
+                        if line.starts_with("RssAnon:") {
+                            peaks.0.fetch_max(kb(line), Ordering::Relaxed);
+                        } else if line.starts_with("RssFile:") {
+                            peaks.1.fetch_max(kb(line), Ordering::Relaxed);
+                        } else if line.starts_with("RssShmem:") {
+                            peaks.2.fetch_max(kb(line), Ordering::Relaxed);
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
     let mut status: libc::c_int = 0;
     // SAFETY: rusage is plain data filled in by the kernel; pid is our only child.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
@@ -239,14 +288,19 @@ pub fn launcher_main(args: &[String]) -> ! {
     } else {
         128 + libc::WTERMSIG(status)
     };
+    reaped.store(true, Ordering::Relaxed);
+    let _ = sampler.join();
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     let _ = std::fs::write(
         file,
         format!(
-            "{:.6} {:.6} {} {code}\n",
+            "{:.6} {:.6} {} {code} {} {} {}\n",
             tv(ru.ru_utime),
             tv(ru.ru_stime),
-            ru.ru_maxrss
+            ru.ru_maxrss,
+            peaks.0.load(Ordering::Relaxed),
+            peaks.1.load(Ordering::Relaxed),
+            peaks.2.load(Ordering::Relaxed)
         ),
     );
     std::process::exit(code);

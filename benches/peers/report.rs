@@ -137,3 +137,120 @@ pub fn figure_ratios(name: &str, figs: &[(String, f64)]) -> Vec<serde_json::Valu
     }
     out
 }
+
+/// Header of the wide phase's table.
+pub fn wide_header() {
+    println!(
+        "  {:<13} {:>7} {:>8} {:>8} {:>9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>10}  notes",
+        "scanner",
+        "asked",
+        "wall s",
+        "send s",
+        "after s",
+        "output KB",
+        "rss MB",
+        "anon MB",
+        "file MB",
+        "shmem MB",
+        "recall"
+    );
+}
+
+/// One row of the wide phase: wall, send window at the target, time from the
+/// last probe at the target to the exit, output size, peak RSS (whole, and
+/// anonymous / file-backed apart), recall (found/want).
+pub fn wide_row(o: &Outcome) {
+    let recall = match &o.recall {
+        Some(r) => format!("{:.3}% ({}/{})", r.recall * 100.0, r.found, r.want),
+        None => "-".into(),
+    };
+    let mut notes = o.notes.clone();
+    if let Some(r) = &o.recall {
+        if r.false_pos + r.dups > 0 {
+            notes.push(format!(
+                "{} false positives, {} duplicates",
+                r.false_pos, r.dups
+            ));
+        }
+    }
+    if !o.lab.drops.is_empty() {
+        notes.push(format!(
+            "veth: {}",
+            o.lab
+                .drops
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+    }
+    if o.runs > 1 {
+        notes.push(format!("{} runs", o.runs));
+    }
+    println!(
+        "  {:<13} {:>7} {:>8.2} {:>8.2} {:>9.2} {:>10.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>10}  {}",
+        o.scanner,
+        rate(o.rate),
+        o.usage.wall_s,
+        o.send_window_s,
+        o.after_last_probe_s,
+        o.output_bytes as f64 / 1e3,
+        mb(o.usage.max_rss_bytes),
+        mb(o.usage.peak_anon_bytes),
+        mb(o.usage.peak_file_bytes),
+        mb(o.usage.peak_shmem_bytes),
+        recall,
+        notes.join("; ")
+    );
+}
+
+/// The ratios prtip/peer of the wide phase's figures (below 1 is prtip ahead,
+/// except recall).
+pub fn wide_ratios(group: &[Outcome]) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for p in group.iter().filter(|o| o.scanner.starts_with("prtip")) {
+        for q in group.iter().filter(|o| !o.scanner.starts_with("prtip")) {
+            let rec = |o: &Outcome| o.recall.as_ref().map(|r| r.recall).unwrap_or(f64::NAN);
+            let figs = [
+                ("wall", p.usage.wall_s, q.usage.wall_s),
+                ("after", p.after_last_probe_s, q.after_last_probe_s),
+                ("output", p.output_bytes as f64, q.output_bytes as f64),
+                (
+                    "rss",
+                    p.usage.max_rss_bytes as f64,
+                    q.usage.max_rss_bytes as f64,
+                ),
+                (
+                    "anon",
+                    p.usage.peak_anon_bytes as f64,
+                    q.usage.peak_anon_bytes as f64,
+                ),
+                (
+                    "file",
+                    p.usage.peak_file_bytes as f64,
+                    q.usage.peak_file_bytes as f64,
+                ),
+                ("recall", rec(p), rec(q)),
+            ];
+            println!(
+                "  {}/{}: {}",
+                p.scanner,
+                q.scanner,
+                figs.iter()
+                    .map(|(n, a, b)| format!("{n} {}", ratio(*a, *b)))
+                    .collect::<Vec<_>>()
+                    .join("  ")
+            );
+            let mut v = serde_json::json!({"prtip": p.scanner, "peer": q.scanner});
+            for (n, a, b) in figs {
+                v[n] = if b == 0.0 || !a.is_finite() || !b.is_finite() {
+                    serde_json::Value::Null
+                } else {
+                    serde_json::json!(a / b)
+                };
+            }
+            out.push(v);
+        }
+    }
+    out
+}

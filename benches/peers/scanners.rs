@@ -133,6 +133,10 @@ pub struct Job<'a> {
     pub sink: &'a str,
     /// Free-form tag for file names.
     pub tag: String,
+    /// zmap in one run on this port with `-P` (probes per address) = the number
+    /// of ports, so it sends as many frames as the others (the wide phase: one
+    /// zmap run per port of 256 would be 256 start-ups and cool-downs).
+    pub zmap_port: Option<u16>,
 }
 
 /// What one scanner did on one job.
@@ -173,6 +177,12 @@ pub struct Outcome {
     pub child: Option<serde_json::Value>,
     /// Things to know about this run.
     pub notes: Vec<String>,
+    /// From the last probe at the target to the process's exit, seconds (summed
+    /// over runs): the wait for late replies and the end of the scan.
+    pub after_last_probe_s: f64,
+    /// Bytes of what the scan left on disk: prtip's log directory, the peers'
+    /// output files.
+    pub output_bytes: u64,
 }
 
 impl Outcome {
@@ -251,10 +261,10 @@ fn invocations(k: Scanner, env: &Env<'_>, job: &Job<'_>) -> anyhow::Result<Vec<I
             // zmap 2.1 scans one port per run: one run per port, back to back.
             // In send-only mode one port with -P (probes per address) gives the
             // same number of frames as the others send.
-            let (ports, per_ip): (Vec<u16>, usize) = if job.send_only {
-                (vec![t.ports[0]], t.ports.len())
-            } else {
-                (t.ports.clone(), 1)
+            let (ports, per_ip): (Vec<u16>, usize) = match job.zmap_port {
+                Some(p) => (vec![p], t.ports.len()),
+                None if job.send_only => (vec![t.ports[0]], t.ports.len()),
+                None => (t.ports.clone(), 1),
             };
             for p in ports {
                 let out = env.work.join(format!("{tag}-{p}.out"));
@@ -273,6 +283,10 @@ fn invocations(k: Scanner, env: &Env<'_>, job: &Job<'_>) -> anyhow::Result<Vec<I
                     // Two sender threads: zmap's fastest setting on 2 cores.
                     .args(["-T", "2"])
                     .args(["-P", &per_ip.to_string()])
+                    // zmap 2.1.1 aborts at its first failed sendto (ENOBUFS on a
+                    // loaded machine, "maximum number of sendto failures (1)
+                    // exceeded") despite its documented default of -1.
+                    .args(["--max-sendto-failures", "1000000"])
                     // SYN-ACKs only, each host once (with -O csv the filter must be given).
                     .args(["-O", "csv", "-f", "saddr,sport"])
                     .args(["--output-filter", "success = 1 && repeat = 0"])
@@ -476,11 +490,21 @@ pub fn run(k: Scanner, env: &Env<'_>, job: &Job<'_>) -> anyhow::Result<Outcome> 
                 tick: Duration::from_millis(100),
             };
             let r = proc::run(&env.harness, inv.cmd, stdout.into(), stderr.into(), watch);
+            let ended = Instant::now();
             stop.store(true, Ordering::Relaxed);
-            r
+            r.map(|u| (u, ended))
         })
         .with_context(|| format!("running {}", k.name()))?;
+        let (usage, ended) = usage;
         let w = win.into_inner().unwrap();
+        if let Some(last) = w.full.or(w.last) {
+            o.after_last_probe_s += ended.saturating_duration_since(last).as_secs_f64();
+        }
+        o.output_bytes += if inv.out.join("scans").is_dir() {
+            dir_bytes(&inv.out.join("scans"))
+        } else {
+            dir_bytes(&inv.out)
+        };
         // The window ends with the last expected probe: frames the scanner's
         // kernel sends on its own afterwards (IPv6 neighbour discovery, ...) do
         // not stretch it.
@@ -518,6 +542,9 @@ pub fn run(k: Scanner, env: &Env<'_>, job: &Job<'_>) -> anyhow::Result<Outcome> 
         agg.user_s += usage.user_s;
         agg.sys_s += usage.sys_s;
         agg.max_rss_bytes = agg.max_rss_bytes.max(usage.max_rss_bytes);
+        agg.peak_anon_bytes = agg.peak_anon_bytes.max(usage.peak_anon_bytes);
+        agg.peak_file_bytes = agg.peak_file_bytes.max(usage.peak_file_bytes);
+        agg.peak_shmem_bytes = agg.peak_shmem_bytes.max(usage.peak_shmem_bytes);
         agg.rss_from_launcher =
             usage.rss_from_launcher && (o.commands.len() == 1 || agg.rss_from_launcher);
         if usage.exit != 0 {

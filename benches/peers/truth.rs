@@ -17,6 +17,9 @@ pub struct Truth {
     pub ports: Vec<u16>,
     /// Which scanned ports the lab holds open.
     pub open: Vec<u16>,
+    /// Only addresses whose index is 1 modulo this answer (the sparse
+    /// responder; 1: every address).
+    pub live_every: u32,
 }
 
 impl Truth {
@@ -32,7 +35,27 @@ impl Truth {
                 .copied()
                 .filter(|p| lab_open.contains(p))
                 .collect(),
+            live_every: 1,
         }
+    }
+
+    /// The same space where only addresses whose index is 1 modulo `every`
+    /// answer (the responder's sparse mode).
+    pub fn sparse(mut self, every: u32) -> Truth {
+        self.live_every = every.max(1);
+        self
+    }
+
+    /// Addresses that answer.
+    pub fn live_hosts(&self) -> u64 {
+        match self.live_every {
+            1 => self.hosts as u64,
+            n => (self.hosts as u64 + n as u64 - 2) / n as u64,
+        }
+    }
+
+    fn live(&self, off: u32) -> bool {
+        self.live_every == 1 || off % self.live_every == 1
     }
 
     /// CIDR text of the scanned network.
@@ -46,7 +69,7 @@ impl Truth {
 
     /// Open (address, port) pairs a perfect scan finds.
     pub fn open_count(&self) -> u64 {
-        self.hosts as u64 * self.open.len() as u64
+        self.live_hosts() * self.open.len() as u64
     }
 
     /// Probes a full scan sends (one per address and port).
@@ -84,7 +107,7 @@ impl Tally<'_> {
             self.false_pos += 1;
             return;
         };
-        if off >= t.hosts || !t.open.contains(&port) {
+        if off >= t.hosts || !t.open.contains(&port) || !t.live(off) {
             self.false_pos += 1;
             return;
         }

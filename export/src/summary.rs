@@ -94,19 +94,25 @@ fn render_port_table(
 /// (open|filtered and unfiltered too, when there are any).
 pub fn done_summary(log_dir: &Path, seed: u64) -> Result<String, ExportError> {
     let reader = LogReader::open(log_dir).map_err(ExportError::Store)?;
-    let started = reader.scan_started().map_err(ExportError::Store)?;
     let summary = prtip_store::summarize_lenient(&reader).map_err(ExportError::Store)?;
-    let meta =
-        crate::ReportMeta::from_summary(&summary, &started.versions.prtip, started.versions.schema);
+    Ok(done_line(&summary, seed))
+}
+
+/// [`done_summary`] from the log's summary ([`prtip_store::summarize_lenient`]'s,
+/// or the one [`prtip_store::HistoryIndex::index_log_summary`] hands back with the
+/// history row): the same line without reading the log again.
+pub fn done_line(summary: &prtip_store::ScanSummary, seed: u64) -> String {
+    // The line names no version: the header's version fields stay empty.
+    let meta = crate::ReportMeta::from_summary(summary, "", 0);
     if !summary.spec.discovers_first() {
-        return Ok(done_summary_of(&meta, &summary.port_states, seed));
+        return done_summary_of(&meta, &summary.port_states, seed);
     }
     // Host discovery first: its host rows are hosts, not ports.
     let [up, down] = summary.host_rows;
     let mut states = summary.port_states;
     states[0] = states[0].saturating_sub(up);
     states[2] = states[2].saturating_sub(down);
-    Ok(summary_line(&meta, &states, Some(up), seed))
+    summary_line(&meta, &states, Some(up), seed)
 }
 
 /// [`done_summary`] from a report header and the ports per final state

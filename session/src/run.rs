@@ -37,6 +37,9 @@ pub struct Report {
     /// What went wrong on the side without stopping the scan (a history row
     /// write); the log is complete.
     pub warnings: Vec<String>,
+    /// The finished log's summary, as its history row was made from it (the
+    /// done line's figures: `prtip_export::done_line`).
+    pub summary: prtip_store::ScanSummary,
 }
 
 /// Passes every event to `inner` after showing it to `observer` and to the
@@ -288,8 +291,9 @@ impl Session {
             }
         }
         writer.finish().context("closing the scan log")?;
-        history
-            .index_log(&dir)
+        // One read of the finished log for the history row and the done line.
+        let (_, summary) = history
+            .index_log_summary(&dir)
             .context("updating the history index")?;
         Ok(Report {
             id,
@@ -300,6 +304,7 @@ impl Session {
             total_targets: plan.total_targets(),
             span: plan.walk.span(),
             warnings,
+            summary,
         })
     }
 }

@@ -505,21 +505,29 @@ impl HistoryIndex {
     /// Summarize the log in `dir` and store its row and checkpoints (what a scan
     /// calls at start, pause and end; what `rebuild` does for every log).
     pub fn index_log(&self, dir: &Path) -> Result<HistoryRow> {
+        Ok(self.index_log_summary(dir)?.0)
+    }
+
+    /// [`HistoryIndex::index_log`], also handing back the summary the row was
+    /// made from (what [`crate::summarize_lenient`] gives for the log), so a caller
+    /// that needs both reads the log once (the end of `prtip scan`: history row
+    /// and done line).
+    pub fn index_log_summary(&self, dir: &Path) -> Result<(HistoryRow, ScanSummary)> {
         let reader = LogReader::open(dir)?;
-        let (row, cps, _) = self.summarize_dir(&reader, dir)?;
+        let (row, cps, summary, _) = self.summarize_dir(&reader, dir)?;
         self.store(&row, &cps)?;
-        Ok(row)
+        Ok((row, summary))
     }
 
     fn summarize_dir(
         &self,
         reader: &LogReader,
         dir: &Path,
-    ) -> Result<(HistoryRow, Vec<Checkpoint>, Option<StoreError>)> {
+    ) -> Result<(HistoryRow, Vec<Checkpoint>, ScanSummary, Option<StoreError>)> {
         let mut cps = Vec::new();
         let (s, err) = summarize_inner(reader, &mut |c| cps.push(*c))?;
         let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-        Ok((HistoryRow::from_summary(&s, &dir), cps, err))
+        Ok((HistoryRow::from_summary(&s, &dir), cps, s, err))
     }
 
     fn store(&self, row: &HistoryRow, cps: &[Checkpoint]) -> Result<()> {
@@ -582,7 +590,7 @@ impl HistoryIndex {
                     continue;
                 }
             };
-            let (row, cps, err) = match self.summarize_dir(&reader, &dir) {
+            let (row, cps, _, err) = match self.summarize_dir(&reader, &dir) {
                 Ok(x) => x,
                 Err(e) => {
                     report.errors.push((dir, e.to_string()));

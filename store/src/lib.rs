@@ -68,6 +68,7 @@ mod segment;
 mod silence;
 mod sort;
 mod sys;
+mod tally;
 mod verify;
 mod writer;
 

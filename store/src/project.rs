@@ -11,6 +11,7 @@ use crate::reader::{Entry, LogReader};
 use crate::record::{self, EventKind, EventRef};
 use crate::results::{ResultRow, ServiceInfo};
 use crate::sort::{OpenCounts, SortOptions, Sorter};
+use crate::tally::Tally;
 use std::collections::HashMap;
 
 /// Where a scan stands, as read from its log and its writer lock.
@@ -198,9 +199,13 @@ fn key_of(addr: &ArchivedAddr, proto: &ArchivedProtocol, port: u16) -> Key {
 /// Summarize the log: status, times, counters, progress, open ports. Fails on
 /// corruption (see [`summarize_lenient`] to summarize what can be read).
 ///
-/// Memory is bounded whatever the log size: the open ports and hosts come from
-/// an external sort of the Reply states ([`crate::SortOptions`]' default budget;
-/// a large log spills to the system temp dir), not from a map of every key.
+/// Memory is bounded whatever the log size, and one pass reads the log when each
+/// key has one Reply (a raw scan's log): the states are counted as they come,
+/// checked unique by a compressed set of the answered probes (crate-private
+/// `tally`, at most 4 MiB). Otherwise (a key answered twice) the open ports and
+/// hosts come from an external sort of the Reply states in a second pass
+/// ([`crate::SortOptions`]' default budget; a large log spills to the system temp
+/// dir), never from a map of every key.
 pub fn summarize(reader: &LogReader) -> Result<ScanSummary> {
     let (s, err) = summarize_inner(reader, &mut |_| {})?;
     match err {
@@ -220,23 +225,43 @@ pub(crate) fn summarize_inner(
     on_checkpoint: &mut dyn FnMut(&Checkpoint),
 ) -> Result<(ScanSummary, Option<StoreError>)> {
     let mut fold = SummaryFold::default();
-    // The latest state per key, sorted externally: bounded memory whatever the log.
-    let mut open = Sorter::new(&SortOptions::default(), false);
+    // Each key's latest state: counted as the Replies come while every key has
+    // one (a raw scan's log), else sorted externally (bounded memory either way).
+    let mut tally = Tally::new();
     let res = reader.visit(|e: Entry<'_>| -> Result<()> {
         if let Some(c) = fold.apply(&e) {
             on_checkpoint(&c);
         }
-        open.push(&e.event)
+        if !tally.gave_up() {
+            tally.push(&e.event);
+        }
+        Ok(())
     });
     let err = match res {
         Ok(()) => None,
         Err(e @ StoreError::Corrupt { .. }) => Some(e),
         Err(e) => return Err(e),
     };
-    open.set_silence(fold.silence(reader));
-    let counts = open.finish_counts()?;
+    let silence = fold.silence(reader);
+    let counts = match tally.finish(silence.as_ref()) {
+        Some(c) => c,
+        None => sorted_counts(reader, silence)?,
+    };
     let summary = fold.finish(reader, err.as_ref().map(|e| e.to_string()), counts)?;
     Ok((summary, err))
+}
+
+/// The open ports, hosts and states of the log's keys from an external sort of its
+/// Reply states (a second pass, for logs the [`Tally`] cannot count: a key answered
+/// twice). Reading stops where the first pass's did (at the first corrupt record).
+fn sorted_counts(reader: &LogReader, silence: Option<crate::Silence>) -> Result<OpenCounts> {
+    let mut open = Sorter::new(&SortOptions::default(), false);
+    match reader.visit(|e: Entry<'_>| -> Result<()> { open.push(&e.event) }) {
+        Ok(()) | Err(StoreError::Corrupt { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    open.set_silence(silence);
+    open.finish_counts()
 }
 
 /// The fold behind [`summarize`], usable inside another pass over the log. It

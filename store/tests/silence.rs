@@ -333,3 +333,111 @@ fn silence_per_protocol_comes_from_the_scan_type() {
     assert_eq!(s.silent, [0, 0]);
     assert_eq!(rows(&conn, None).len(), 2);
 }
+
+/// What a summary must say of a log, from its sorted rows with every silent port
+/// listed (another path than the summary's): states, open ports, open hosts and
+/// silent ports per protocol.
+fn expected_counts(dir: &Path) -> ([u64; 5], u64, u64, [u64; 2]) {
+    let all = rows(dir, Some(true));
+    let mut states = [0u64; 5];
+    let mut silent = [0u64; 2];
+    let mut hosts = BTreeSet::new();
+    let mut open = 0;
+    for r in &all {
+        states[r.state as usize] += 1;
+        if r.reason == Reason::NoResponse {
+            silent[r.proto as usize] += 1;
+        }
+        if r.state == PortState::Open {
+            open += 1;
+            hosts.insert(r.addr);
+        }
+    }
+    (states, open, hosts.len() as u64, silent)
+}
+
+#[test]
+fn summaries_count_each_key_once_with_or_without_a_second_reply() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 256 hosts × (3 TCP + 1 UDP) ports, one retry: walk = 2 × 1 024 positions.
+    let spec = spec("198.19.2.0/24", "T:22,80,443,U:53", 1);
+    let states = [
+        (PortState::Open, Reason::SynAck),
+        (PortState::Closed, Reason::Reset),
+        (PortState::Filtered, Reason::IcmpUnreachable),
+        (PortState::Open, Reason::UdpResponse),
+    ];
+    // Every third key answers once (a raw scan's log), in a scrambled order.
+    let mut once = Vec::new();
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    for i in 0..256u32 {
+        for (port, proto) in [
+            (22, Protocol::Tcp),
+            (80, Protocol::Tcp),
+            (443, Protocol::Tcp),
+            (53, Protocol::Udp),
+        ] {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if x.is_multiple_of(3) {
+                let (state, reason) = states[(x >> 8) as usize % 4];
+                let ev = reply([198, 19, 2, i as u8], port, proto, state, reason);
+                once.insert((x >> 20) as usize % (once.len() + 1), ev);
+            }
+        }
+    }
+    assert!(once.len() > 250, "{}", once.len());
+    let check = |name: &str, events: &[Event], end: u64| {
+        let dir = tmp.path().join(name);
+        write(&dir, &spec, 2048, events, Some(end));
+        let s = summarize(&LogReader::open(&dir).unwrap()).unwrap();
+        let (states, open, hosts, silent) = expected_counts(&dir);
+        assert_eq!(
+            (s.port_states, s.open_ports, s.open_hosts, s.silent),
+            (states, open, hosts, silent),
+            "{name}"
+        );
+        assert!(open > 0 && hosts > 0 && silent[0] > 0, "{name}: {s:?}");
+        s
+    };
+    // Finished, and paused in the retry pass (only part of the space is silent).
+    let done = check("once", &once, 2048);
+    assert_eq!(done.silent_ports() + once.len() as u64, 1024);
+    let paused = check("once-paused", &once, 1024 + 300);
+    assert!(paused.silent_ports() < done.silent_ports());
+    // A key answered twice, its second Reply last: the latest state counts.
+    let mut twice = once.clone();
+    let Event::Reply(first) = &once[0] else {
+        unreachable!()
+    };
+    let flipped = if first.state == PortState::Open {
+        PortState::Closed
+    } else {
+        PortState::Open
+    };
+    twice.push(Event::Reply(Reply {
+        state: flipped,
+        ..*first
+    }));
+    let s = check("twice", &twice, 2048);
+    assert_eq!(s.port_states.iter().sum::<u64>(), 1024, "each key once");
+    let mut moved = done.port_states;
+    moved[first.state as usize] -= 1;
+    moved[flipped as usize] += 1;
+    assert_eq!(s.port_states, moved);
+    check("twice-paused", &twice, 1024 + 300);
+    // A Reply from outside the targets is a key of its own.
+    let mut stray = once.clone();
+    stray.push(reply(
+        [198, 19, 3, 1],
+        22,
+        Protocol::Tcp,
+        PortState::Open,
+        Reason::SynAck,
+    ));
+    let s = check("stray", &stray, 2048);
+    assert_eq!(s.open_ports, done.open_ports + 1);
+    assert_eq!(s.open_hosts, done.open_hosts + 1);
+    assert_eq!(s.silent, done.silent);
+}

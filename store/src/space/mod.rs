@@ -230,6 +230,12 @@ impl Space {
         self.parts.iter().any(|part| part.covers(v))
     }
 
+    /// Whether index-space value `v` (target index + targets × port index) is
+    /// covered: what [`Space::silent_state`] answers for the key it numbers.
+    pub(crate) fn covers_value(&self, v: u64) -> bool {
+        self.covers(v)
+    }
+
     /// The covered ports of one address, sorted by (protocol, port), with their
     /// silence state (none when `addr` is not a target).
     pub fn ports_of(&self, addr: Addr) -> impl Iterator<Item = (Protocol, u16, PortState)> + '_ {
