@@ -63,6 +63,32 @@ fn rates_that_would_mean_unlimited_are_refused() {
 }
 
 #[test]
+fn a_min_rate_above_the_ceiling_or_without_the_governor_is_refused() {
+    refused(
+        &["--rate", "1000", "--min-rate", "5000"],
+        &[
+            "--min-rate 5000",
+            "--rate 1000",
+            "must not exceed the ceiling",
+        ],
+    );
+    refused(
+        &["--rate", "1M", "--max-rate", "20k", "--min-rate", "30k"],
+        &["--min-rate 30k", "--max-rate 20k"],
+    );
+    refused(
+        &["-T2", "--min-rate", "10"],
+        &["--min-rate 10", "-T2's rate 2.5"],
+    );
+    refused(
+        &["--min-rate", "100", "--fixed-rate"],
+        &["--min-rate 100 with --fixed-rate"],
+    );
+    refused(&["--min-rate", "0"], &["--min-rate 0", "at least 0.001"]);
+    refused(&["--min-rate", "fast"], &["--min-rate \"fast\""]);
+}
+
+#[test]
 fn values_that_were_silently_changed_are_refused() {
     refused(&["--top-ports", "99999"], &["--top-ports 99999", "ranks"]);
     refused(

@@ -10,6 +10,7 @@ pub mod backend;
 pub mod classify;
 pub mod connect;
 pub mod cookie;
+pub mod governor;
 mod lifecycle;
 pub mod metrics;
 pub mod pacing;
@@ -18,6 +19,7 @@ pub mod route;
 pub mod scan;
 pub mod sim;
 pub mod udp;
+pub mod uplink;
 pub mod wire;
 
 // The index space (targets, ports, the keyed walk) lives in the store, so every

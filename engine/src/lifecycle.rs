@@ -61,6 +61,11 @@ impl<'a> Lifecycle<'a> {
         }
     }
 
+    /// The walk position of the last checkpoint written (or the start).
+    pub fn last_checkpoint(&self) -> u64 {
+        self.last_ck_pos
+    }
+
     /// Whether a hold is on record (Paused written, Resumed not yet).
     pub fn holding(&self) -> bool {
         self.held_at.is_some()
@@ -103,7 +108,18 @@ impl<'a> Lifecycle<'a> {
         pos: u64,
         counters: Counters,
     ) -> Result<(), SinkError> {
-        push_paused(sink, pos, counters, self.control.reason())?;
+        self.hold_for(sink, pos, counters, self.control.reason())
+    }
+
+    /// [`Lifecycle::hold`] for `reason` (a failed uplink's, not the user's).
+    pub fn hold_for(
+        &mut self,
+        sink: &mut dyn EventSink,
+        pos: u64,
+        counters: Counters,
+        reason: String,
+    ) -> Result<(), SinkError> {
+        push_paused(sink, pos, counters, reason)?;
         self.held_at = Some(pos);
         self.last_ck_pos = pos;
         Ok(())

@@ -101,6 +101,16 @@ impl TokenBucket {
         }
     }
 
+    /// Change the rate and burst at `now_ns` (the governor's decisions): tokens
+    /// earned so far at the old rate are kept, up to the new burst.
+    pub fn set_rate(&mut self, rate_mpps: u64, burst: u64, now_ns: u64) {
+        self.refill(now_ns);
+        self.last_ns = self.last_ns.max(now_ns);
+        self.rate_mpps = rate_mpps as u128;
+        self.burst = burst.max(1);
+        self.units = self.units.min(self.burst as u128 * UNIT);
+    }
+
     /// Start counting afresh at `now_ns` (after a pause), with an empty bucket.
     pub fn reset(&mut self, now_ns: u64) {
         self.units = 0;
@@ -243,6 +253,15 @@ mod tests {
         assert_eq!(slow.wait_ns(0, 1), 333_333_333_334); // 1 / 0.003 s, rounded up
         let mut unlimited = TokenBucket::new(0, 1, 0);
         assert_eq!((unlimited.take(0, 99), unlimited.wait_ns(0, 99)), (99, 0));
+    }
+
+    #[test]
+    fn a_new_rate_keeps_what_was_earned_up_to_the_new_burst() {
+        let mut b = TokenBucket::new(1_000_000, 100, 0); // 1000/s
+        b.set_rate(2_000_000, 100, 10_000_000); // 10 tokens earned, now 2000/s
+        assert_eq!(b.take(20_000_000, 1000), 30);
+        b.set_rate(1_000_000, 4, 100 * S);
+        assert_eq!(b.take(100 * S, 1000), 4, "cut to the new burst");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! touches the terminal, the log files, the clock or other processes, so every
 //! screen can be driven and rendered in tests.
 
-use crate::fmt::fmt_count;
+use crate::fmt::{fmt_count, fmt_si};
 use crate::metrics::{Dashboard, SystemSample};
 use crate::sanitize::sanitize;
 use crate::table::{ResultTable, SortKey};
@@ -633,6 +633,13 @@ impl App {
                 self.last_event_us = self.last_event_us.max(s.time_us);
                 self.dash.on_sample(s, self.now_us);
             }
+            Event::Governor(g) => {
+                self.dash.on_governor(g);
+                self.last_event_us = self.last_event_us.max(g.time_us);
+                if let Some(text) = governor_line(g) {
+                    self.log_event(g.time_us, text);
+                }
+            }
             Event::ExportComplete(e) => {
                 self.log_event(
                     e.time_us,
@@ -1125,4 +1132,39 @@ impl App {
         self.dialog = Some(Dialog::Export(m));
         None
     }
+}
+
+/// The event-log line of a governor decision (`None` for a plain increase: the
+/// dashboard's chart shows those).
+fn governor_line(g: &prtip_store::event::Governor) -> Option<String> {
+    use prtip_store::event::GovernorReason as R;
+    let rate = |mpps: u64| fmt_si(mpps as f64 / 1000.0);
+    let refs = format!("{} of {} re-probes answered", g.refs_answered, g.refs_sent);
+    let net = g
+        .net
+        .map(|a| format!("{}/{}", a, g.net_prefix))
+        .unwrap_or_default();
+    Some(match g.reason {
+        R::Start if g.adaptive => format!(
+            "Rate governor on: starting at {}/s, ceiling {}/s, floor {}/s",
+            rate(g.rate_mpps),
+            rate(g.ceiling_mpps),
+            rate(g.floor_mpps)
+        ),
+        R::Start => format!("Fixed rate: {}/s (no governor)", rate(g.rate_mpps)),
+        R::Loss => format!(
+            "Loss on the path ({refs}): rate down to {}/s",
+            rate(g.rate_mpps)
+        ),
+        R::NetLoss => format!(
+            "Loss towards {net} ({refs}): {net} at {}/s, the scan stays at {}/s",
+            rate(g.net_rate_mpps),
+            rate(g.rate_mpps)
+        ),
+        R::NetClear => format!("{net} answers again: back to the scan's rate"),
+        R::UplinkDown => "Uplink failed: holding (checkpoint written)".to_string(),
+        R::UplinkUp => format!("Uplink back: sending at {}/s", rate(g.rate_mpps)),
+        R::Learned => format!("Rate governor learned {}/s", rate(g.rate_mpps)),
+        R::Clear => return None,
+    })
 }

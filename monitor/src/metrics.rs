@@ -11,7 +11,7 @@
 //! renders or reads the log.
 
 use hdrhistogram::Histogram;
-use prtip_store::event::Sample;
+use prtip_store::event::{Governor, Sample};
 use std::collections::VecDeque;
 use std::path::Path;
 
@@ -113,6 +113,10 @@ pub struct Dashboard {
     pub rtt_all: Histogram<u64>,
     /// Total log bytes durable, as last reported.
     pub log_bytes_total: u64,
+    /// The rate the governor chose (probes/s), one point per sample.
+    pub governor_rate: Series,
+    /// The governor's last decision about the whole scan, if it wrote one.
+    pub governor: Option<Governor>,
     interval: Histogram<u64>,
     last_sample: Option<Sample>,
     last_sample_tick_us: u64,
@@ -135,6 +139,8 @@ impl Default for Dashboard {
             rtt_p99: Series::default(),
             rtt_all: hist(),
             log_bytes_total: 0,
+            governor_rate: Series::default(),
+            governor: None,
             interval: hist(),
             last_sample: None,
             last_sample_tick_us: 0,
@@ -151,6 +157,14 @@ fn rate(now: u64, before: u64, dt_us: u64) -> f64 {
 }
 
 impl Dashboard {
+    /// A `Governor` event: the rate it chose (decisions about one network are
+    /// not the scan's rate).
+    pub fn on_governor(&mut self, g: &Governor) {
+        if g.net.is_none() {
+            self.governor = Some(*g);
+        }
+    }
+
     /// Record one reply RTT (µs; 0 = unknown, ignored).
     pub fn on_reply_rtt(&mut self, rtt_us: u32) {
         if rtt_us > 0 {
@@ -184,6 +198,9 @@ impl Dashboard {
     /// collector must fill in for a scan that stopped sampling).
     pub fn on_sample(&mut self, s: &Sample, tick_us: u64) {
         self.probe_rate.push(s.pps);
+        if let Some(g) = &self.governor {
+            self.governor_rate.push(g.rate_mpps as f64 / 1000.0);
+        }
         self.reply_rate.push(s.rps);
         match &self.last_sample {
             Some(prev) if s.time_us > prev.time_us => {

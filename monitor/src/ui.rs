@@ -851,19 +851,37 @@ fn draw_dashboard(frame: &mut Frame<'_>, area: Rect, app: &App) {
         ),
     );
 
+    // The rate governor's choice beside what was sent, and why it chose it.
+    let mut rates = vec![
+        ("probes".into(), &d.probe_rate, Color::Green),
+        ("replies".into(), &d.reply_rate, Color::Cyan),
+    ];
+    let governed = match &d.governor {
+        Some(g) if g.adaptive => {
+            rates.push(("governor".into(), &d.governor_rate, Color::Yellow));
+            format!(
+                ", governor {}/s ({}{})",
+                fmt_si(g.rate_mpps as f64 / 1000.0),
+                g.reason.name(),
+                if g.refs_sent > 0 {
+                    format!(": {}/{} answered", g.refs_answered, g.refs_sent)
+                } else {
+                    String::new()
+                }
+            )
+        }
+        _ => String::new(),
+    };
     render_chart(
         frame,
         cells[4],
         linear(
             format!(
-                "Probe rate: {} pps, replies {}/s",
+                "Probe rate: {} pps, replies {}/s{governed}",
                 fmt_si(d.probe_rate.last().unwrap_or(0.0)),
                 fmt_si(d.reply_rate.last().unwrap_or(0.0))
             ),
-            vec![
-                ("probes".into(), &d.probe_rate, Color::Green),
-                ("replies".into(), &d.reply_rate, Color::Cyan),
-            ],
+            rates,
             fmt_si,
         ),
     );

@@ -55,7 +55,7 @@ mod tracking;
 mod xdp;
 
 pub use error::{usage, UsageError};
-pub use prepare::{discover_route, prepare, Home, Resume, Session, Start};
+pub use prepare::{discover_route, learned_governor, prepare, Home, Resume, Session, Start};
 pub use resume::{effective_status, lock_pid, percent_done, resume_point, ResumePoint};
 pub use run::{outcome_counters, Report};
 pub use tracking::HistoryTracking;

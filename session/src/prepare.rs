@@ -7,6 +7,7 @@ use crate::privilege::{has_capability, privilege_message, CAP_NET_RAW};
 use anyhow::{anyhow, Context};
 use prtip_engine::backend::packet::PendingRx;
 use prtip_engine::backend::BackendPair;
+use prtip_engine::governor::GovernorSettings;
 use prtip_engine::probe::{
     discovery_modules, DiscoveryProbe, ProbeSet, TcpFlagScan, DEFAULT_DISCOVERY,
 };
@@ -94,6 +95,15 @@ impl Session {
     pub fn resume_from(&self) -> Option<u64> {
         self.resume_from
     }
+    /// How the rate is governed (raw scans; the cli's `--fixed-rate` and
+    /// `--min-rate`). A resumed scan keeps the first run's settings and starts
+    /// from the rate it had learned: call this for fresh scans only.
+    pub fn set_governor(&mut self, settings: GovernorSettings) {
+        if self.spec.scan_type.is_raw() {
+            self.plan.timing.governor = settings;
+        }
+    }
+
     /// What preparing noticed and the user should hear (backend fallbacks,
     /// skipped probe rules); taken, so each is told once.
     pub fn take_notes(&mut self) -> Vec<String> {
@@ -132,6 +142,23 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
             discover_route(&mut spec, &plan)?
         };
         plan = ScanPlan::new(&spec).map_err(|e| usage(e.to_string()))?;
+        // The rate governor is on by default for port scans
+        // ([`Session::set_governor`] changes it; a resume takes the first run's
+        // settings from the log, below), and the scan holds while the uplink
+        // fails. A -sn sweep keeps its fixed rate: its answers fold per host, so
+        // a re-probe's answer cannot be told from the host's first.
+        if !plan.is_discovery() {
+            plan.timing.governor = GovernorSettings::ADAPTIVE;
+        }
+        // (Its ARP/NDP socket is opened now: the scan drops its capabilities
+        // once its sockets are open.)
+        plan.uplink = Some(
+            prtip_engine::uplink::Uplink::of(&r)
+                .opened()
+                .with_context(|| {
+                    format!("opening the uplink watch's ARP/NDP socket on {}", r.iface)
+                })?,
+        );
         let probes = if plan.is_discovery() {
             let src6 = match r.src_ip {
                 std::net::IpAddr::V6(a) => Some(a),
@@ -255,6 +282,11 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
             }
         }
         Some(r) => {
+            if spec.scan_type.is_raw() {
+                if let Some(g) = learned_governor(&r.dir)? {
+                    plan.timing.governor = g;
+                }
+            }
             let (writer, _report) = LogWriter::open_append(&r.dir, LogOptions::default())
                 .with_context(|| format!("reopening the scan log in {}", r.dir.display()))?;
             Session {
@@ -274,6 +306,34 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
         }
     };
     Ok(session)
+}
+
+/// The governor settings a resumed raw scan continues with: the first run's
+/// (its first `Governor` event), starting at the last rate the log recorded.
+/// `None` for a log without Governor events (a fixed rate, or an older prtip).
+pub fn learned_governor(dir: &Path) -> anyhow::Result<Option<GovernorSettings>> {
+    let reader = prtip_store::LogReader::open(dir)
+        .with_context(|| format!("opening the scan log {}", dir.display()))?;
+    let mut first: Option<GovernorSettings> = None;
+    let mut last = 0;
+    for e in reader.iter() {
+        if let prtip_store::EventRef::Governor(g) = e? {
+            if g.net.is_none() {
+                first.get_or_insert(GovernorSettings {
+                    adaptive: g.adaptive,
+                    floor_mpps: g.floor_mpps.to_native(),
+                    start_mpps: None,
+                });
+                last = g.rate_mpps.to_native();
+            }
+        }
+    }
+    Ok(first.map(|mut s| {
+        if s.adaptive && last > 0 {
+            s.start_mpps = Some(last);
+        }
+        s
+    }))
 }
 
 /// The probe database of `-sV`, `-sU` and a raw scan's UDP ports (their

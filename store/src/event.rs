@@ -915,6 +915,105 @@ pub struct ExportComplete {
     pub rows: u64,
 }
 
+/// Why the rate governor wrote a [`Governor`] event.
+#[derive(
+    Archive,
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[rkyv(derive(Debug, PartialEq, Eq, Clone, Copy))]
+#[repr(u8)]
+pub enum GovernorReason {
+    /// Its settings at the start of a run (a resume starts from `rate_mpps`).
+    Start = 0,
+    /// Reference probes went unanswered: the rate went down.
+    Loss = 1,
+    /// No loss: the rate went up.
+    Clear = 2,
+    /// One network lost probes while the others did not: it got a rate of its own.
+    NetLoss = 3,
+    /// That network's penalty was lifted.
+    NetClear = 4,
+    /// The uplink failed (interface down, next hop silent): sending holds.
+    UplinkDown = 5,
+    /// The uplink works again: sending continues.
+    UplinkUp = 6,
+    /// The run ended (pause, hold or finish): the rate it had learned.
+    Learned = 7,
+}
+
+impl GovernorReason {
+    /// Lower-case name (`loss`, `clear`, `uplink-down`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            GovernorReason::Start => "start",
+            GovernorReason::Loss => "loss",
+            GovernorReason::Clear => "clear",
+            GovernorReason::NetLoss => "net-loss",
+            GovernorReason::NetClear => "net-clear",
+            GovernorReason::UplinkDown => "uplink-down",
+            GovernorReason::UplinkUp => "uplink-up",
+            GovernorReason::Learned => "learned",
+        }
+    }
+}
+
+impl From<&ArchivedGovernorReason> for GovernorReason {
+    fn from(a: &ArchivedGovernorReason) -> Self {
+        match a {
+            ArchivedGovernorReason::Start => GovernorReason::Start,
+            ArchivedGovernorReason::Loss => GovernorReason::Loss,
+            ArchivedGovernorReason::Clear => GovernorReason::Clear,
+            ArchivedGovernorReason::NetLoss => GovernorReason::NetLoss,
+            ArchivedGovernorReason::NetClear => GovernorReason::NetClear,
+            ArchivedGovernorReason::UplinkDown => GovernorReason::UplinkDown,
+            ArchivedGovernorReason::UplinkUp => GovernorReason::UplinkUp,
+            ArchivedGovernorReason::Learned => GovernorReason::Learned,
+        }
+    }
+}
+
+/// A decision of the rate governor of a `-sS` scan: the rate it chose and why.
+///
+/// The first of a run (`Start`) carries the settings (`adaptive`, ceiling and
+/// floor), so a resume reads them from the log as it reads the spec; the last
+/// one's `rate_mpps` is where a resume starts.
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
+#[rkyv(derive(Debug))]
+pub struct Governor {
+    /// Unix time, microseconds.
+    pub time_us: u64,
+    /// Why it was written.
+    pub reason: GovernorReason,
+    /// Whether the rate adapts (false: `--fixed-rate`, the rate is the ceiling).
+    pub adaptive: bool,
+    /// Prefix length of `net` (24 for IPv4, 48 for IPv6), 0 for the whole scan.
+    pub net_prefix: u8,
+    /// The scan's rate now, probes per second × 1000.
+    pub rate_mpps: u64,
+    /// The ceiling (`--rate` / `--max-rate`), probes per second × 1000, 0 = none.
+    pub ceiling_mpps: u64,
+    /// The floor (`--min-rate`), probes per second × 1000.
+    pub floor_mpps: u64,
+    /// The rate of `net` (`NetLoss`, `NetClear`), probes per second × 1000.
+    pub net_rate_mpps: u64,
+    /// Reference probes (re-probes of ports that answered) the decision rests on.
+    pub refs_sent: u32,
+    /// How many of them were answered.
+    pub refs_answered: u32,
+    /// Networks with a rate of their own now.
+    pub slow_nets: u32,
+    /// The network a `NetLoss` / `NetClear` is about (its first address).
+    pub net: Option<Addr>,
+}
+
 /// One fact of a scan. New variants go at the end.
 #[derive(Archive, Serialize, Deserialize, Clone, PartialEq, Debug)]
 #[rkyv(derive(Debug))]
@@ -941,6 +1040,9 @@ pub enum Event {
     Sample(Sample),
     /// An export was written.
     ExportComplete(ExportComplete),
+    /// A rate governor decision (added after schema 2 without a bump: older
+    /// readers skip it).
+    Governor(Governor),
 }
 
 /// Error from an [`EventSink`].

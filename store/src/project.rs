@@ -119,7 +119,7 @@ pub struct ScanSummary {
     /// Events in the log.
     pub events: u64,
     /// Events per kind, indexed by [`EventKind`] as `usize`.
-    pub event_counts: [u64; 11],
+    pub event_counts: [u64; EventKind::ALL.len()],
     /// The message of `Failed`, if any.
     pub failure: Option<String>,
     /// Why reading stopped early (corruption), if it did: the summary covers the
@@ -244,7 +244,7 @@ pub(crate) struct SummaryFold {
     pid: u32,
     failure: Option<String>,
     events: u64,
-    event_counts: [u64; 11],
+    event_counts: [u64; EventKind::ALL.len()],
 }
 
 impl SummaryFold {
@@ -322,7 +322,8 @@ impl SummaryFold {
             EventRef::Reply(_)
             | EventRef::Banner(_)
             | EventRef::Service(_)
-            | EventRef::ExportComplete(_) => {}
+            | EventRef::ExportComplete(_)
+            | EventRef::Governor(_) => {}
         }
         None
     }

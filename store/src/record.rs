@@ -42,11 +42,13 @@ pub enum EventKind {
     Sample = 9,
     /// [`Event::ExportComplete`].
     ExportComplete = 10,
+    /// [`Event::Governor`].
+    Governor = 11,
 }
 
 impl EventKind {
     /// All kinds, in tag order.
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::ScanStarted,
         EventKind::Reply,
         EventKind::Banner,
@@ -58,6 +60,7 @@ impl EventKind {
         EventKind::Failed,
         EventKind::Sample,
         EventKind::ExportComplete,
+        EventKind::Governor,
     ];
 
     /// The kind for a record tag, `None` for tags written by a newer prtip.
@@ -79,6 +82,7 @@ impl EventKind {
             EventKind::Failed => "Failed",
             EventKind::Sample => "Sample",
             EventKind::ExportComplete => "ExportComplete",
+            EventKind::Governor => "Governor",
         }
     }
 }
@@ -98,6 +102,7 @@ impl Event {
             Event::Failed(_) => EventKind::Failed,
             Event::Sample(_) => EventKind::Sample,
             Event::ExportComplete(_) => EventKind::ExportComplete,
+            Event::Governor(_) => EventKind::Governor,
         }
     }
 }
@@ -131,6 +136,8 @@ pub enum EventRef<'a> {
     Sample(&'a ArchivedSample),
     /// An export was written.
     ExportComplete(&'a ArchivedExportComplete),
+    /// A rate governor decision.
+    Governor(&'a ArchivedGovernor),
 }
 
 fn de<T, A>(a: &A) -> T
@@ -158,6 +165,7 @@ impl EventRef<'_> {
             EventRef::Failed(_) => EventKind::Failed,
             EventRef::Sample(_) => EventKind::Sample,
             EventRef::ExportComplete(_) => EventKind::ExportComplete,
+            EventRef::Governor(_) => EventKind::Governor,
         }
     }
 
@@ -180,6 +188,7 @@ impl EventRef<'_> {
             EventRef::Failed(e) => e.time_us.to_native(),
             EventRef::Sample(e) => e.time_us.to_native(),
             EventRef::ExportComplete(e) => e.time_us.to_native(),
+            EventRef::Governor(e) => e.time_us.to_native(),
         }
     }
 
@@ -197,6 +206,7 @@ impl EventRef<'_> {
             EventRef::Failed(e) => Event::Failed(de(e)),
             EventRef::Sample(e) => Event::Sample(de(e)),
             EventRef::ExportComplete(e) => Event::ExportComplete(de(e)),
+            EventRef::Governor(e) => Event::Governor(de(e)),
         }
     }
 }
@@ -293,6 +303,7 @@ pub fn encode(ev: &Event, out: &mut [u8], arena: &mut Arena) -> Option<usize> {
         Event::Failed(e) => ser_plain(e, out),
         Event::Sample(e) => put_plain(e, out),
         Event::ExportComplete(e) => ser_plain(e, out),
+        Event::Governor(e) => put_plain(e, out),
     }
 }
 
@@ -369,6 +380,7 @@ pub fn decode(tag: u8, bytes: &[u8]) -> Result<Option<EventRef<'_>>, ()> {
         EventKind::Failed => check(bytes).map(EventRef::Failed),
         EventKind::Sample => check_plain(bytes).map(EventRef::Sample),
         EventKind::ExportComplete => check(bytes).map(EventRef::ExportComplete),
+        EventKind::Governor => check_plain(bytes).map(EventRef::Governor),
     };
     r.map(Some).ok_or(())
 }
@@ -397,6 +409,7 @@ pub fn explain(tag: u8, bytes: &[u8]) -> String {
         Some(EventKind::Failed) => why::<ArchivedFailed>(bytes),
         Some(EventKind::Sample) => why::<ArchivedSample>(bytes),
         Some(EventKind::ExportComplete) => why::<ArchivedExportComplete>(bytes),
+        Some(EventKind::Governor) => why::<ArchivedGovernor>(bytes),
     };
     format!(
         "{} record fails rkyv validation: {detail}",
@@ -486,6 +499,20 @@ mod tests {
                 rtt_us: [1, 2, 3, 4],
                 ..Default::default()
             }),
+            Event::Governor(Governor {
+                time_us: 5,
+                reason: GovernorReason::NetLoss,
+                adaptive: true,
+                net_prefix: 24,
+                rate_mpps: 40_000_000,
+                ceiling_mpps: 1_000_000_000,
+                floor_mpps: 1_000,
+                net_rate_mpps: 2_000_000,
+                refs_sent: 64,
+                refs_answered: 3,
+                slow_nets: 1,
+                net: Some(Ipv4Addr::new(198, 19, 7, 0).into()),
+            }),
         ];
         for ev in &evs {
             let expected = match ev {
@@ -493,6 +520,7 @@ mod tests {
                 Event::Checkpoint(e) => rkyv::to_bytes::<rkyv::rancor::Error>(e).unwrap(),
                 Event::Finished(e) => rkyv::to_bytes::<rkyv::rancor::Error>(e).unwrap(),
                 Event::Sample(e) => rkyv::to_bytes::<rkyv::rancor::Error>(e).unwrap(),
+                Event::Governor(e) => rkyv::to_bytes::<rkyv::rancor::Error>(e).unwrap(),
                 _ => unreachable!(),
             };
             // Garbage in the destination must not leak into padding.

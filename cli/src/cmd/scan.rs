@@ -356,14 +356,14 @@ pub fn run(args: Args, paths: &Paths) -> anyhow::Result<ExitCode> {
     let start = Start::Fresh {
         command_line: std::env::args().collect(),
     };
+    let governor = spec::governor(&args)?;
+    let prepare = move || -> anyhow::Result<prtip_session::Session> {
+        let mut s = prtip_session::prepare(spec, start, &home)?;
+        s.set_governor(governor);
+        Ok(s)
+    };
     if args.tui {
-        return super::live::scan_with_monitor(move |front| {
-            drive(
-                prtip_session::prepare(spec, start, &home)?,
-                show,
-                Some(front),
-            )
-        });
+        return super::live::scan_with_monitor(move |front| drive(prepare()?, show, Some(front)));
     }
-    drive(prtip_session::prepare(spec, start, &home)?, show, None)
+    drive(prepare()?, show, None)
 }

@@ -220,6 +220,11 @@ pub fn drop_all() -> Vec<libc::sock_filter> {
     vec![stmt(RET | K, 0)]
 }
 
+/// A filter that takes every frame whole (to lift [`drop_all`] for a while).
+pub fn accept_all() -> Vec<libc::sock_filter> {
+    vec![stmt(RET | K, u32::MAX)]
+}
+
 /// Attach `prog` to `fd` with SO_ATTACH_FILTER.
 pub fn attach(fd: BorrowedFd<'_>, prog: &[libc::sock_filter]) -> io::Result<()> {
     let fprog = libc::sock_fprog {

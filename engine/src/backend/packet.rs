@@ -159,6 +159,7 @@ impl Transmit for PacketTx {
                 m.msg_hdr.msg_iovlen = 1;
             }
             let mut sent_in_chunk = 0usize;
+            let mut stuck: Option<std::time::Instant> = None;
             while sent_in_chunk < chunk.len() {
                 // SAFETY: `msgs[sent_in_chunk..chunk.len()]` point at iovecs that point into
                 // `self.slots`, all alive and unaliased for the duration of the call.
@@ -175,6 +176,14 @@ impl Transmit for PacketTx {
                     match e.raw_os_error() {
                         Some(libc::ENOBUFS) | Some(libc::EAGAIN) | Some(libc::EBUSY) => {
                             self.stats.backpressure += 1;
+                            // A full queue drains in microseconds; one that stays
+                            // full for 20 ms (a link without carrier drops
+                            // nothing into it) is a short send: the caller
+                            // decides (the scan loop's uplink watch holds).
+                            let since = *stuck.get_or_insert_with(std::time::Instant::now);
+                            if since.elapsed() >= std::time::Duration::from_millis(20) {
+                                break;
+                            }
                             std::thread::yield_now();
                             continue;
                         }
@@ -188,6 +197,7 @@ impl Transmit for PacketTx {
                     }
                 }
                 self.stats.batches += 1;
+                stuck = None;
                 sent_in_chunk += rc as usize;
             }
             self.stats.packets += sent_in_chunk as u64;

@@ -134,12 +134,18 @@ pub trait ProbeModule: Send + Sync + std::fmt::Debug {
     fn protocol(&self) -> Protocol;
     /// Whether it sends `probe` (protocol and address family).
     fn handles(&self, probe: &Probe) -> bool;
-    /// Number of frame templates (at least 1).
-    fn template_count(&self) -> usize;
+    /// Number of frame templates (at least 1). The default is one template, which
+    /// every probe is patched into.
+    fn template_count(&self) -> usize {
+        1
+    }
     /// Template `i` (`i < template_count()`): a whole frame, variable fields zero.
     fn template(&self, i: usize) -> &[u8];
-    /// Which template `probe` is patched into.
-    fn template_of(&self, probe: &Probe) -> usize;
+    /// Which template `probe` is patched into (by default the only one, 0).
+    #[inline]
+    fn template_of(&self, _probe: &Probe) -> usize {
+        0
+    }
     /// Write `probe` into `frame`, which holds template `t` (or an earlier probe
     /// patched into it): every variable field and checksum is rewritten.
     fn patch(&self, t: usize, frame: &mut [u8], probe: &Probe);

@@ -337,14 +337,8 @@ impl ProbeModule for IcmpPing {
             && probe.dport == self.index
             && probe.dst.is_ipv6() == self.src6.is_some()
     }
-    fn template_count(&self) -> usize {
-        1
-    }
     fn template(&self, _: usize) -> &[u8] {
         &self.template
-    }
-    fn template_of(&self, _: &Probe) -> usize {
-        0
     }
     fn patch(&self, _: usize, frame: &mut [u8], probe: &Probe) {
         // The backend's buffer may be longer than the frame.
@@ -487,14 +481,8 @@ impl ProbeModule for TcpPing {
     fn handles(&self, probe: &Probe) -> bool {
         probe.proto == Protocol::Host && probe.dport == self.index && probe.dst.is_ipv4()
     }
-    fn template_count(&self) -> usize {
-        1
-    }
     fn template(&self, _: usize) -> &[u8] {
         self.template.bytes()
-    }
-    fn template_of(&self, _: &Probe) -> usize {
-        0
     }
     fn patch(&self, _: usize, frame: &mut [u8], probe: &Probe) {
         let real = Probe {
@@ -587,14 +575,8 @@ impl ProbeModule for UdpPing {
     fn handles(&self, probe: &Probe) -> bool {
         probe.proto == Protocol::Host && probe.dport == self.index && probe.dst.is_ipv4()
     }
-    fn template_count(&self) -> usize {
-        1
-    }
     fn template(&self, _: usize) -> &[u8] {
         self.template.bytes()
-    }
-    fn template_of(&self, _: &Probe) -> usize {
-        0
     }
     fn patch(&self, _: usize, frame: &mut [u8], probe: &Probe) {
         let real = Probe {
@@ -661,14 +643,8 @@ impl ProbeModule for TcpPing6 {
     fn handles(&self, probe: &Probe) -> bool {
         probe.proto == Protocol::Host && probe.dport == self.index && probe.dst.is_ipv6()
     }
-    fn template_count(&self) -> usize {
-        1
-    }
     fn template(&self, _: usize) -> &[u8] {
         &self.template
-    }
-    fn template_of(&self, _: &Probe) -> usize {
-        0
     }
     fn patch(&self, _: usize, frame: &mut [u8], probe: &Probe) {
         // The backend's buffer may be longer than the frame.
@@ -735,14 +711,8 @@ impl ProbeModule for UdpPing6 {
     fn handles(&self, probe: &Probe) -> bool {
         probe.proto == Protocol::Host && probe.dport == self.index && probe.dst.is_ipv6()
     }
-    fn template_count(&self) -> usize {
-        1
-    }
     fn template(&self, _: usize) -> &[u8] {
         &self.template
-    }
-    fn template_of(&self, _: &Probe) -> usize {
-        0
     }
     fn patch(&self, _: usize, frame: &mut [u8], probe: &Probe) {
         // The backend's buffer may be longer than the frame.
@@ -801,14 +771,8 @@ impl ProbeModule for ArpPing {
     fn handles(&self, probe: &Probe) -> bool {
         probe.proto == Protocol::Host && probe.dport == self.index && probe.dst.is_ipv4()
     }
-    fn template_count(&self) -> usize {
-        1
-    }
     fn template(&self, _: usize) -> &[u8] {
         &self.template
-    }
-    fn template_of(&self, _: &Probe) -> usize {
-        0
     }
     fn patch(&self, _: usize, frame: &mut [u8], probe: &Probe) {
         if let IpAddr::V4(dst) = probe.dst {
@@ -868,14 +832,8 @@ impl ProbeModule for NdpPing {
     fn handles(&self, probe: &Probe) -> bool {
         probe.proto == Protocol::Host && probe.dport == self.index && probe.dst.is_ipv6()
     }
-    fn template_count(&self) -> usize {
-        1
-    }
     fn template(&self, _: usize) -> &[u8] {
         &self.template
-    }
-    fn template_of(&self, _: &Probe) -> usize {
-        0
     }
     fn patch(&self, _: usize, frame: &mut [u8], probe: &Probe) {
         if let IpAddr::V6(dst) = probe.dst {

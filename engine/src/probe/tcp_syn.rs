@@ -37,15 +37,8 @@ impl ProbeModule for TcpSynV4 {
     fn handles(&self, probe: &Probe) -> bool {
         probe.proto == Protocol::Tcp && probe.dst.is_ipv4()
     }
-    fn template_count(&self) -> usize {
-        1
-    }
     fn template(&self, _: usize) -> &[u8] {
         self.template.bytes()
-    }
-    #[inline]
-    fn template_of(&self, _: &Probe) -> usize {
-        0
     }
     #[inline]
     fn patch(&self, _: usize, frame: &mut [u8], probe: &Probe) {

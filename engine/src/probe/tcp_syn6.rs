@@ -41,15 +41,8 @@ impl ProbeModule for TcpSynV6 {
     fn handles(&self, probe: &Probe) -> bool {
         probe.proto == Protocol::Tcp && probe.dst.is_ipv6()
     }
-    fn template_count(&self) -> usize {
-        1
-    }
     fn template(&self, _: usize) -> &[u8] {
         self.template.bytes()
-    }
-    #[inline]
-    fn template_of(&self, _: &Probe) -> usize {
-        0
     }
     #[inline]
     fn patch(&self, _: usize, frame: &mut [u8], probe: &Probe) {

@@ -181,6 +181,23 @@ impl Rtnl {
         self.link(m)
     }
 
+    /// Whether interface `index` is up with a carrier (`IFF_UP` and
+    /// `IFF_LOWER_UP`); `None` when it does not exist.
+    pub fn link_carrier(&mut self, index: u32) -> Result<Option<bool>, NlError> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        match self.request(RouteNetlinkMessage::GetLink(m), false) {
+            Ok(answers) => Ok(answers.into_iter().find_map(|a| match a {
+                RouteNetlinkMessage::NewLink(l) => {
+                    Some(l.header.flags.contains(LinkFlags::Up | LinkFlags::LowerUp))
+                }
+                _ => None,
+            })),
+            Err(NlError::Kernel(libc::ENODEV)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     fn link(&mut self, m: LinkMessage) -> Result<Option<Link>, NlError> {
         match self.request(RouteNetlinkMessage::GetLink(m), false) {
             Ok(answers) => Ok(answers.into_iter().find_map(|a| match a {

@@ -20,7 +20,7 @@ use crate::wire::{
 };
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// How often a request is repeated while no answer came.
@@ -138,7 +138,71 @@ pub fn ndp(
     )
 }
 
+/// A socket that asks one interface for a next hop's MAC again and again (the
+/// uplink watch). Opened once, while the process may still open raw sockets (a
+/// raw scan drops every capability once its sockets are open, and a socket
+/// opened later would be refused with EPERM); it takes no frame between
+/// questions (a drop-all filter), so the scan's traffic costs it nothing.
+#[derive(Debug)]
+pub struct NeighbourSocket {
+    sock: LinkSocket,
+    v6: bool,
+}
+
+impl NeighbourSocket {
+    /// A socket for ARP (`v6` false) or NDP (`v6`) questions on `ifindex`.
+    pub fn open(ifindex: u32, v6: bool) -> io::Result<NeighbourSocket> {
+        let ethertype = if v6 {
+            libc::ETH_P_IPV6
+        } else {
+            libc::ETH_P_ARP
+        };
+        let sock = LinkSocket::open(ifindex, ethertype as u16)?;
+        crate::backend::bpf::attach(sock.fd.as_fd(), &crate::backend::bpf::drop_all())?;
+        Ok(NeighbourSocket { sock, v6 })
+    }
+
+    /// Ask for `hop`'s MAC (ARP for an IPv4 `hop`, NDP for IPv6), for up to
+    /// `wait`; `Ok(None)`: no answer. An error when `hop`'s family is not the
+    /// socket's.
+    pub fn ask(
+        &self,
+        src_mac: EthernetAddress,
+        src_ip: std::net::IpAddr,
+        hop: std::net::IpAddr,
+        wait: Duration,
+    ) -> io::Result<Option<EthernetAddress>> {
+        use crate::backend::bpf::{accept_all, attach, drop_all};
+        use std::net::IpAddr::{V4, V6};
+        let fd = self.sock.fd.as_fd();
+        attach(fd, &accept_all())?;
+        // Frames queued before the filter changed are old news.
+        self.sock.drain();
+        let r = match (src_ip, hop, self.v6) {
+            (V4(s), V4(h), false) => {
+                self.sock
+                    .ask(&arp_request(src_mac, s, h), src_mac, wait, |f| {
+                        arp_answer(f, h)
+                    })
+            }
+            (V6(s), V6(h), true) => {
+                self.sock
+                    .ask(&neighbor_solicitation(src_mac, s, h), src_mac, wait, |f| {
+                        neighbor_answer(f, h)
+                    })
+            }
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{hop} is not of this neighbour socket's address family"),
+            )),
+        };
+        attach(fd, &drop_all())?;
+        r
+    }
+}
+
 /// An AF_PACKET socket bound to one interface and one EtherType.
+#[derive(Debug)]
 struct LinkSocket {
     fd: OwnedFd,
 }
@@ -175,6 +239,25 @@ impl LinkSocket {
             return Err(io::Error::last_os_error());
         }
         Ok(LinkSocket { fd })
+    }
+
+    /// Read and forget every frame queued.
+    fn drain(&self) {
+        let mut buf = [0u8; 64];
+        loop {
+            // SAFETY: `buf` is valid for writes of its length.
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr() as *mut libc::c_void,
+                    buf.len(),
+                    libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+                )
+            };
+            if n < 0 {
+                return;
+            }
+        }
     }
 
     /// Send `request` every [`RESEND`] until `answer` recognises a frame not

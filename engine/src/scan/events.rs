@@ -9,10 +9,12 @@
 
 use super::shared::{Msg, Shared};
 use super::{RunOptions, ScanControl, ScanError, ScanOutcome, ScanPlan};
+use crate::governor::Decision;
 use crate::lifecycle::{Lifecycle, SampleExtras};
 use crate::metrics;
 use prtip_store::event::{
-    now_us, Addr, Counters, Event, EventSink, PortState, Protocol, Reason, Reply,
+    now_us, Addr, Counters, Event, EventSink, Governor, GovernorReason, PortState, Protocol,
+    Reason, Reply,
 };
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::*;
@@ -37,6 +39,11 @@ pub(super) struct EventThread<'a> {
     history: VecDeque<(Instant, u64)>,
     /// The preload's counts are in `counters`.
     merged: bool,
+    /// The rate of the last Governor event written, and when.
+    gov_logged: (u64, Instant),
+    /// The hold on record is the uplink's (not the user's).
+    uplink_hold: bool,
+    start: Instant,
 }
 
 impl<'a> EventThread<'a> {
@@ -64,11 +71,97 @@ impl<'a> EventThread<'a> {
             iface: plan.spec.interface.clone().unwrap_or_default(),
             history: VecDeque::new(),
             merged: false,
+            gov_logged: (0, Instant::now()),
+            uplink_hold: false,
+            start: Instant::now(),
         }
+    }
+
+    /// Run with `start` as the instant the other threads count nanoseconds from.
+    pub(super) fn started_at(mut self, start: Instant) -> Self {
+        self.start = start;
+        self
+    }
+
+    /// A Governor event for `d` (the whole scan's when `d.net` is `None`).
+    fn governor_event(&self, d: Decision) -> Event {
+        let g = self.sh.gov.lock().unwrap();
+        let (net, net_prefix, net_rate) = match d.net {
+            Some((k, r)) => {
+                let (a, len) = k.network();
+                (Some(Addr::from(a)), len, r)
+            }
+            None => (None, 0, 0),
+        };
+        Event::Governor(Governor {
+            time_us: now_us(),
+            reason: d.reason,
+            adaptive: g.adaptive(),
+            net_prefix,
+            rate_mpps: d.rate_mpps,
+            ceiling_mpps: self.plan.timing.rate_mpps,
+            floor_mpps: g.floor_mpps(),
+            net_rate_mpps: net_rate,
+            refs_sent: d.refs.0,
+            refs_answered: d.refs.1,
+            slow_nets: d.slow_nets,
+            net,
+        })
+    }
+
+    /// A Governor event about the whole scan at its current rate (`Learned`:
+    /// the rate it learned).
+    fn governor_now(&self, reason: GovernorReason) -> Event {
+        let (rate, slow) = {
+            let g = self.sh.gov.lock().unwrap();
+            let r = if reason == GovernorReason::Learned {
+                g.learned_mpps()
+            } else {
+                g.rate_mpps()
+            };
+            (r, g.slow_nets())
+        };
+        self.governor_event(Decision {
+            reason,
+            rate_mpps: rate,
+            refs: (0, 0),
+            net: None,
+            slow_nets: slow,
+        })
+    }
+
+    /// Write the governor's decisions: every decrease and network change, an
+    /// increase when the rate grew by a quarter since the last one written or a
+    /// second went by.
+    fn log_governor(&mut self, sink: &mut dyn EventSink) -> Result<(), ScanError> {
+        if !self.sh.adaptive {
+            return Ok(());
+        }
+        let ds = self.sh.gov.lock().unwrap().take_decisions();
+        let n = ds.len();
+        for (i, d) in ds.into_iter().enumerate() {
+            let (last, at) = self.gov_logged;
+            let write = d.reason != GovernorReason::Clear
+                || d.rate_mpps >= last + last / 4
+                || at.elapsed() >= Duration::from_secs(1)
+                || i + 1 == n && d.rate_mpps != last && at.elapsed() >= Duration::from_millis(250);
+            if write {
+                sink.push(self.governor_event(d))?;
+                if d.net.is_none() {
+                    self.gov_logged = (d.rate_mpps, Instant::now());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Run until the walk is done (finish), a pause, an abort or an error.
     pub(super) fn run(mut self, sink: &mut dyn EventSink) -> Result<ScanOutcome, ScanError> {
+        let first = self.governor_now(GovernorReason::Start);
+        if let Event::Governor(g) = &first {
+            self.gov_logged = (g.rate_mpps, Instant::now());
+        }
+        sink.push(first)?;
         loop {
             if self.control.is_aborted() {
                 return Ok(ScanOutcome::Aborted);
@@ -84,6 +177,7 @@ impl<'a> EventThread<'a> {
                 self.history.pop_front();
             }
             self.refresh();
+            self.log_governor(sink)?;
             self.hold(sink)?;
             self.merge_preload();
             let done = self.sh.sender_done.load(SeqCst);
@@ -97,7 +191,9 @@ impl<'a> EventThread<'a> {
                 return self.finish(sink);
             }
             if !self.lifecycle.holding() && self.lifecycle.checkpoint_due(now, pos) {
-                let lagged = self.lagged(now);
+                // Probes deferred for a slow network are not sent yet.
+                let deferred = self.sh.deferred_min.load(Acquire);
+                let lagged = self.lagged(now).map(|p| p.min(deferred));
                 self.lifecycle
                     .checkpoint(sink, now, lagged, self.counters)?;
             }
@@ -153,7 +249,10 @@ impl<'a> EventThread<'a> {
 
     /// The counters the other threads keep.
     fn refresh(&mut self) {
-        self.counters.sent = self.sent_before + self.sh.sent.load(Relaxed);
+        // Walk probes only (the governor's references are in its events).
+        let refs = self.sh.refs_sent.load(Acquire);
+        let sent = self.sh.sent.load(Acquire).saturating_sub(refs);
+        self.counters.sent = self.sent_before + sent;
         self.counters.invalid = self.sh.invalid.load(Relaxed);
         self.counters.drops = self.sh.drops.load(Relaxed);
     }
@@ -198,23 +297,71 @@ impl<'a> EventThread<'a> {
     /// behind it, wait, Checkpoint + Paused. The gate stays closed until Resumed is
     /// written, so no probe sent after the hold is answered before it.
     fn hold(&mut self, sink: &mut dyn EventSink) -> Result<(), ScanError> {
-        if self.control.is_held() && !self.lifecycle.holding() {
+        let user = self.control.is_held();
+        let uplink = self.sh.uplink_held.load(SeqCst);
+        if (user || uplink) && !self.lifecycle.holding() {
             self.sh.hold_gate.store(true, SeqCst);
             if self.sh.sender_idle.load(SeqCst) {
+                let reason = if user {
+                    self.control.reason()
+                } else {
+                    self.rewind_before_the_failure();
+                    let why = self.sh.uplink_down.lock().unwrap().clone();
+                    format!("uplink: {}", why.unwrap_or_default())
+                };
+                if uplink {
+                    // Its references went into the failed link: they say nothing.
+                    let now = self.start.elapsed().as_nanos() as u64;
+                    let sent = self.sh.sent.load(Relaxed);
+                    self.sh.gov.lock().unwrap().forget_refs(now, sent);
+                    sink.push(self.governor_now(GovernorReason::UplinkDown))?;
+                }
                 self.drain(self.wait, sink)?;
                 self.refresh();
+                self.log_governor(sink)?;
                 let p = self.sh.position.load(Acquire);
-                self.lifecycle.hold(sink, p, self.counters)?;
+                self.uplink_hold = !user;
+                self.lifecycle.hold_for(sink, p, self.counters, reason)?;
             }
         }
-        if !self.control.is_held() {
+        if !self.control.is_held() && !self.sh.uplink_held.load(SeqCst) {
             if self.lifecycle.release(sink)? {
                 self.history.clear();
+                if std::mem::take(&mut self.uplink_hold) {
+                    sink.push(self.governor_now(GovernorReason::UplinkUp))?;
+                }
             }
             // Released (before or after the hold was on record): let the sender go.
             self.sh.hold_gate.store(false, SeqCst);
         }
         Ok(())
+    }
+
+    /// The uplink failed: probes sent since it last worked went nowhere. Move
+    /// the walk back to the first batch sent after that (within the pass, never
+    /// below the last checkpoint); answered ports are skipped when it goes on.
+    fn rewind_before_the_failure(&self) {
+        let ok_ns = self
+            .sh
+            .uplink_ok_ns
+            .load(Acquire)
+            .saturating_sub(50_000_000);
+        let p = self.sh.position.load(Acquire);
+        let span = self.plan.walk.span().max(1);
+        let floor = (p.saturating_sub(1) / span * span).max(self.lifecycle.last_checkpoint());
+        let back = {
+            let c = self.sh.clock.lock().unwrap();
+            c.iter()
+                .rev()
+                .take_while(|(_, t)| *t >= ok_ns)
+                .last()
+                .map(|(first, _)| *first)
+        };
+        if let Some(b) = back {
+            let to = b.clamp(floor.min(p), p);
+            self.sh.position.store(to, Release);
+            self.control.progress.position.store(to, Relaxed);
+        }
     }
 
     /// The sender position of at least `lag` ago: every probe below it has had
@@ -241,6 +388,10 @@ impl<'a> EventThread<'a> {
             return Ok(ScanOutcome::Aborted);
         }
         self.refresh();
+        self.log_governor(sink)?;
+        if self.sh.adaptive {
+            sink.push(self.governor_now(GovernorReason::Learned))?;
+        }
         let p = self.sh.position.load(Acquire);
         crate::lifecycle::push_paused(sink, p, self.counters, self.control.reason())?;
         Ok(ScanOutcome::Paused {
@@ -272,6 +423,10 @@ impl<'a> EventThread<'a> {
             self.hosts_down(sink)?;
         }
         self.sample(sink)?;
+        self.log_governor(sink)?;
+        if self.sh.adaptive {
+            sink.push(self.governor_now(GovernorReason::Learned))?;
+        }
         crate::lifecycle::push_finished(sink, self.plan.walk.len(), self.counters)?;
         Ok(ScanOutcome::Finished {
             counters: self.counters,

@@ -37,6 +37,7 @@ mod events;
 mod receiver;
 mod sender;
 mod shared;
+mod uplink;
 
 use crate::backend::{BackendPair, Probe};
 use crate::cookie::Cookies;
@@ -94,6 +95,9 @@ pub struct PlanTiming {
     pub wait_ms: u64,
     /// Least time between passes, ms.
     pub retry_gap_ms: u64,
+    /// How the rate is governed (`rate_mpps` is the ceiling when adaptive).
+    /// [`PlanTiming::of`] gives a fixed rate; the session turns the governor on.
+    pub governor: crate::governor::GovernorSettings,
 }
 
 impl PlanTiming {
@@ -115,6 +119,7 @@ impl PlanTiming {
             max_retries: spec.max_retries,
             wait_ms: spec.wait_ms,
             retry_gap_ms,
+            governor: crate::governor::GovernorSettings::FIXED,
         }
     }
 }
@@ -184,6 +189,9 @@ pub struct ScanPlan {
     pub cookies: Cookies,
     /// Timing.
     pub timing: PlanTiming,
+    /// The uplink to watch while sending (`-sS`: set by the session from the
+    /// route): the scan holds while it fails. `None`: not watched.
+    pub uplink: Option<crate::uplink::Uplink>,
     /// Host discovery probes (`-sn`), walk "port" `i` = `discovery[i]`; empty for
     /// a port scan.
     pub discovery: Vec<DiscoveryProbe>,
@@ -299,6 +307,7 @@ impl ScanPlan {
             ports,
             walk,
             timing,
+            uplink: None,
             answered: Answered::new(),
             discovery: Vec::new(),
         })
@@ -343,6 +352,12 @@ impl ScanPlan {
     #[inline]
     pub fn probe_at(&self, p: u64) -> (u64, Probe) {
         let (v, _) = self.walk.at(p);
+        (v, self.probe_for(v))
+    }
+
+    /// The probe for index-space value `v`.
+    #[inline]
+    pub fn probe_for(&self, v: u64) -> Probe {
         let n = self.targets.len();
         let (proto, dport) = self.ports.get((v / n) as usize);
         let dst = if self.targets.v6.is_empty() {
@@ -353,16 +368,13 @@ impl ScanPlan {
                 .expect("value within the index space")
         };
         let c = self.cookies.cookie(dst, dport, proto);
-        (
-            v,
-            Probe {
-                dst,
-                dport,
-                sport: c.sport,
-                seq: c.seq,
-                proto,
-            },
-        )
+        Probe {
+            dst,
+            dport,
+            sport: c.sport,
+            seq: c.seq,
+            proto,
+        }
     }
 
     /// Record that (address, protocol, port) already has a state (resume: replay the
@@ -561,7 +573,7 @@ pub fn run(
             time_us: now_us(),
         })?;
     }
-    let shared = shared::new(from, preload.is_some());
+    let shared = shared::new(plan, from, preload.is_some());
     let (vtx, vrx) = crossbeam_channel::unbounded::<Msg>();
     let BackendPair { tx, rx, probes } = io;
     let probes = &probes;
@@ -586,7 +598,15 @@ pub fn run(
                 sender::sender(plan, tx, control, shared, from, start)
             })
             .expect("spawn sender");
-        let events = events::EventThread::new(plan, control, opts, shared, &vrx, counters);
+        if let Some(u) = &plan.uplink {
+            shared.uplink_watched.store(true, SeqCst);
+            std::thread::Builder::new()
+                .name("prtip-uplink".into())
+                .spawn_scoped(s, move || uplink::watch(u, shared, start))
+                .expect("spawn uplink watch");
+        }
+        let events =
+            events::EventThread::new(plan, control, opts, shared, &vrx, counters).started_at(start);
         let r = events.run(sink);
         shared.rx_stop.store(true, SeqCst);
         if r.is_err() {

@@ -1,6 +1,7 @@
 //! The receiver thread: reads frames from the backend's [`Receive`] half, classifies
 //! them with the scan's probe modules, maps a verdict to its walk value, folds
-//! duplicates through the answered set, estimates the RTT from the send clock, and
+//! duplicates through the answered set (telling the rate governor which of them
+//! answered its references, and giving it new answers to re-probe), estimates the RTT from the send clock, and
 //! hands verdicts to the event thread. Owns the `Receive` half; never writes events.
 
 use super::shared::{Msg, Shared};
@@ -34,13 +35,22 @@ pub(super) fn receiver(
                 let Some(q) = plan.walk.position_of(val) else {
                     return; // another shard's probe
                 };
-                if v.proto == Protocol::Host {
+                let new = if v.proto == Protocol::Host {
                     // Host discovery: the first answer of any probe decides the host.
-                    if !plan.fold_host(v.addr) {
-                        return;
+                    plan.fold_host(v.addr)
+                } else {
+                    plan.answered.insert(val)
+                };
+                if !new {
+                    // A duplicate, or the answer to one of the governor's references.
+                    if sh.adaptive {
+                        let now = start.elapsed().as_nanos() as u64;
+                        sh.gov.lock().unwrap().answered(val, now);
                     }
-                } else if !plan.answered.insert(val) {
-                    return; // duplicate
+                    return;
+                }
+                if sh.adaptive {
+                    sh.pool.push(val);
                 }
                 // RTT: the latest send of this value is in the latest pass already reached.
                 let now = start.elapsed().as_nanos() as u64;

@@ -4,6 +4,7 @@
 
 use super::{Preload, ScanControl, ScanPlan};
 use crate::classify::Verdict;
+use crate::governor::{Governor, RefPool};
 use prtip_store::event::{PortState, Protocol};
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -20,7 +21,10 @@ pub(super) struct Shared {
     pub(super) hold_gate: AtomicBool,
     pub(super) sender_error: Mutex<Option<std::io::Error>>,
     pub(super) rx_stop: AtomicBool,
+    /// Frames sent: walk probes and the governor's references.
     pub(super) sent: AtomicU64,
+    /// The governor's references among them.
+    pub(super) refs_sent: AtomicU64,
     pub(super) invalid: AtomicU64,
     pub(super) drops: AtomicU64,
     /// (first walk position of a batch, send time in ns since start), recent batches.
@@ -32,6 +36,24 @@ pub(super) struct Shared {
     pub(super) load_wanted: AtomicBool,
     /// open, closed, replies counted by the preload.
     pub(super) loaded_counts: Mutex<[u64; 3]>,
+    /// The rate governor (the sender asks it, the receiver tells it about
+    /// answered references, the event thread logs its decisions).
+    pub(super) gov: Mutex<Governor>,
+    /// Whether the governor adapts (read without its lock).
+    pub(super) adaptive: bool,
+    /// Recent answered values, for references.
+    pub(super) pool: RefPool,
+    /// The walk position of the oldest probe the sender deferred (a network with
+    /// a rate of its own), `u64::MAX` when none: checkpoints stay below it.
+    pub(super) deferred_min: AtomicU64,
+    /// Why the uplink failed, while it does (sending holds).
+    pub(super) uplink_down: Mutex<Option<String>>,
+    /// Set while `uplink_down` is.
+    pub(super) uplink_held: AtomicBool,
+    /// Nanoseconds since the start of the run when the uplink was last seen working.
+    pub(super) uplink_ok_ns: AtomicU64,
+    /// An uplink watch runs (it releases holds a send error started).
+    pub(super) uplink_watched: AtomicBool,
 }
 
 impl Shared {
@@ -76,9 +98,10 @@ pub(super) enum Msg {
     Verdict(Verdict, u32),
 }
 
-/// A fresh `Shared` for a run from walk position `from`; `preloading` when a resume
-/// preload runs beside it.
-pub(super) fn new(from: u64, preloading: bool) -> Shared {
+/// A fresh `Shared` for a run of `plan` from walk position `from`; `preloading`
+/// when a resume preload runs beside it.
+pub(super) fn new(plan: &ScanPlan, from: u64, preloading: bool) -> Shared {
+    let gov = Governor::new(plan.timing.governor, plan.timing.rate_mpps, 0);
     Shared {
         position: AtomicU64::new(from),
         sender_done: AtomicBool::new(false),
@@ -87,6 +110,7 @@ pub(super) fn new(from: u64, preloading: bool) -> Shared {
         sender_error: Mutex::new(None),
         rx_stop: AtomicBool::new(false),
         sent: AtomicU64::new(0),
+        refs_sent: AtomicU64::new(0),
         invalid: AtomicU64::new(0),
         drops: AtomicU64::new(0),
         clock: Mutex::new(VecDeque::new()),
@@ -94,5 +118,13 @@ pub(super) fn new(from: u64, preloading: bool) -> Shared {
         loaded: AtomicBool::new(!preloading),
         load_wanted: AtomicBool::new(false),
         loaded_counts: Mutex::new([0; 3]),
+        adaptive: gov.adaptive(),
+        gov: Mutex::new(gov),
+        pool: RefPool::new(4096),
+        deferred_min: AtomicU64::new(u64::MAX),
+        uplink_down: Mutex::new(None),
+        uplink_held: AtomicBool::new(false),
+        uplink_ok_ns: AtomicU64::new(0),
+        uplink_watched: AtomicBool::new(false),
     }
 }

@@ -147,11 +147,25 @@ pub struct Args {
     #[arg(short = 'T', value_name = "0-5", verbatim_doc_comment)]
     pub timing: Option<u8>,
     /// Probes per second (50000, 2.5, 100k, 1M); overrides -T.
+    ///
+    /// For -sS this is the ceiling of the rate governor: prtip re-probes ports
+    /// that answered to measure loss on the path, backs off when probes are
+    /// dropped (policers, firewalls, congested links) and climbs back when they
+    /// are not, so no answer is lost to a rate the path cannot carry; one slow
+    /// /24 (IPv6: /48) gets a rate of its own. --fixed-rate sends at exactly
+    /// this rate instead.
     #[arg(long, value_name = "PPS")]
     pub rate: Option<String>,
     /// Upper bound on the rate.
     #[arg(long = "max-rate", value_name = "PPS")]
     pub max_rate: Option<String>,
+    /// The rate governor's floor: never slower than PPS, whatever the path drops
+    /// (nmap's --min-rate).
+    #[arg(long = "min-rate", value_name = "PPS")]
+    pub min_rate: Option<String>,
+    /// Send at exactly --rate: no rate governor (no re-probes, no back-off).
+    #[arg(long = "fixed-rate")]
+    pub fixed_rate: bool,
     /// Retransmissions of an unanswered probe.
     #[arg(long = "max-retries", value_name = "N")]
     pub max_retries: Option<u32>,

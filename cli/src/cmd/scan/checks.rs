@@ -99,6 +99,7 @@ pub fn check(args: &Args) -> anyhow::Result<()> {
             )));
         }
     }
+    check_governor(args)?;
     if args.checkpoint_every == Some(0) {
         return Err(usage(
             "--checkpoint-every 0: give a number of probes of at least 1 \
@@ -119,6 +120,57 @@ pub fn check(args: &Args) -> anyhow::Result<()> {
 }
 
 /// No two outputs may name the same file (one would silently overwrite the other).
+/// `--min-rate` and `--fixed-rate`: a floor of at least 0.001/s, not above the
+/// ceiling (`--rate` or the template's, capped by `--max-rate`), and no floor
+/// for a fixed rate.
+fn check_governor(args: &Args) -> anyhow::Result<()> {
+    let Some(m) = &args.min_rate else {
+        return Ok(());
+    };
+    let Some(min) = pacing::parse_rate(m) else {
+        return Err(usage(format!(
+            "bad --min-rate \"{m}\": give probes per second, e.g. 1000, 2.5, 10k"
+        )));
+    };
+    if min == 0 {
+        return Err(usage(format!(
+            "--min-rate {m}: the floor must be at least 0.001 probes per second \
+             (leave --min-rate out for no floor)"
+        )));
+    }
+    if args.fixed_rate {
+        return Err(usage(format!(
+            "--min-rate {m} with --fixed-rate: the floor is the rate governor's, and \
+             --fixed-rate turns the governor off; give one of them"
+        )));
+    }
+    let t = pacing::timing(args.timing.unwrap_or(3)).map(|t| t.rate_mpps);
+    let rate = args.rate.as_deref().and_then(pacing::parse_rate).or(t);
+    let max = args.max_rate.as_deref().and_then(pacing::parse_rate);
+    for (flag, given, v) in [
+        ("--max-rate", args.max_rate.as_deref(), max),
+        ("--rate", args.rate.as_deref(), rate.filter(|r| *r > 0)),
+    ] {
+        if let Some(v) = v.filter(|v| min > *v) {
+            let what = given.map_or_else(
+                || {
+                    format!(
+                        "-T{}'s rate {}",
+                        args.timing.unwrap_or(3),
+                        v as f64 / 1000.0
+                    )
+                },
+                |g| format!("{flag} {g}"),
+            );
+            return Err(usage(format!(
+                "--min-rate {m} is above {what}: the floor must not exceed the ceiling; \
+                 lower --min-rate or raise {flag}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn check_outputs(args: &Args) -> anyhow::Result<()> {
     let mut outs: Vec<(String, &str)> = Vec::new();
     for (flag, v) in [

@@ -78,6 +78,27 @@ fn build_list(
         .map_err(|e| usage(e.to_string()))
 }
 
+/// The rate governor's settings of `prtip scan` (`--fixed-rate`, `--min-rate`);
+/// the values were checked by [`super::checks::check`].
+pub fn governor(args: &Args) -> anyhow::Result<prtip_engine::governor::GovernorSettings> {
+    use prtip_engine::governor::GovernorSettings;
+    if args.fixed_rate {
+        return Ok(GovernorSettings::FIXED);
+    }
+    let floor_mpps = match &args.min_rate {
+        Some(r) => pacing::parse_rate(r).ok_or_else(|| {
+            usage(format!(
+                "bad --min-rate \"{r}\": give probes per second, e.g. 1000, 2.5, 10k"
+            ))
+        })?,
+        None => 0,
+    };
+    Ok(GovernorSettings {
+        floor_mpps,
+        ..GovernorSettings::ADAPTIVE
+    })
+}
+
 /// Turn the flags into a spec (no packet sent, no file written).
 pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
     super::checks::check(args)?;

@@ -1,0 +1,789 @@
+//! The rate governor: finds the rate the path carries and keeps a SYN scan at it.
+//!
+//! Owns the rate decision of one run: the scan's rate between a floor
+//! (`--min-rate`) and a ceiling (`--rate` / `--max-rate`), the reference probes
+//! it measures loss with, and the networks that got a rate of their own. Never
+//! sends, sleeps or writes events: the sender asks it for the rate, which
+//! references to send and whether a network may take a probe now; the receiver
+//! tells it which references were answered; the event thread writes its
+//! [`Decision`]s into the log.
+//!
+//! **How it measures loss, statelessly.** A port that answered once answers
+//! again: a *reference* is a re-probe of a (host, port) that already answered
+//! (picked from the recent answers, [`RefPool`]), mixed into the walk at about
+//! 1 300 per second (1/16 to 1/256 of the probes). Each reference that gets no
+//! answer within a few RTTs was lost on the path at the rate it was sent with,
+//! so the answered fraction of references estimates the path's delivery ratio
+//! for every probe sent at that time, without per-probe state (the table of
+//! outstanding references is bounded, [`MAX_REFS`]).
+//!
+//! **How it decides (why AIMD).** Every ≥ 25 ms with ≥ 32 matured references:
+//! - loss above 3% (and at least 2 references lost): the rate becomes 0.95 × the
+//!   rate that got through (the probes sent between the window's first and
+//!   last reference over that time × their answered fraction,
+//!   estimated as (answered + 1) / (sent + 2), and at most ÷16 at once; 0.85 ×
+//!   in a retry pass), a
+//!   multiplicative decrease proportional to the loss, so one decision lands
+//!   under a policer's rate however far above it the scan was;
+//! - no loss: the rate doubles (×4 before the first loss: slow start, from
+//!   50 000/s or the learned rate of a resumed scan) or grows by 3% after it
+//!   (congestion avoidance), up to the ceiling.
+//!
+//! This is TCP's answer to the same question (additive/multiplicative increase,
+//! multiplicative decrease converges and is fair to other traffic; a delay-based
+//! scheme would need per-probe timestamps and sees nothing of a policer, which
+//! drops without queueing). Loss in a retry pass is expensive (each pass is one
+//! chance less), so retry passes send at the rate of the last decrease at most
+//! and never climb: retries resend what was lost at the rate that worked.
+//!
+//! **Per network.** Loss is attributed to the destination's /24 (IPv4) or /48
+//! (IPv6). When the references to one network keep going unanswered while the
+//! scan as a whole loses under 3%, that network gets a token bucket of its own
+//! (half the rate it was probed at, halved again on further loss, raised by
+//! 25% per clean decision and lifted when it reaches its share of the scan's
+//! rate); its probes wait in the sender's deferral queue, the rest of the scan
+//! goes on at the scan's rate. At most [`MAX_SLOW_NETS`] networks are tracked
+//! (bounded memory); a network beyond that counts toward the scan's loss.
+
+use crate::pacing::TokenBucket;
+use prtip_store::event::GovernorReason;
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// Ceiling used when the scan has none (`--rate` 0, -T5 without --max-rate):
+/// 100 M probes per second, in milli-probes per second.
+pub const NO_CEILING_MPPS: u64 = 100_000_000_000;
+/// Slow start's first rate when nothing was learned yet: 50 000 probes/s.
+pub const START_MPPS: u64 = 50_000_000;
+/// Most references outstanding at once.
+pub const MAX_REFS: usize = 8192;
+/// Most networks with a rate of their own, and most networks whose reference
+/// history is kept.
+pub const MAX_SLOW_NETS: usize = 1024;
+const MAX_NET_HISTORY: usize = 4096;
+/// References wanted per second (their share of the probes follows from it).
+const REFS_PER_S: u64 = 1300;
+const MIN_DECISION_NS: u64 = 25_000_000;
+const MIN_REFS: u32 = 32;
+const MIN_LOST: u32 = 2;
+/// Loss above which the rate goes down, per mille.
+const LOSS_PERMILLE: u64 = 30;
+
+/// How a run's rate is governed (the cli's `--fixed-rate`, `--min-rate`; a
+/// resume's learned rate).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GovernorSettings {
+    /// Adapt the rate to the path (false: send at the ceiling, as `--fixed-rate`).
+    pub adaptive: bool,
+    /// The floor, milli-probes per second (0: none).
+    pub floor_mpps: u64,
+    /// Where to start (a resumed scan's learned rate); `None`: slow start.
+    pub start_mpps: Option<u64>,
+}
+
+impl GovernorSettings {
+    /// A fixed rate: the plan's rate, no references, no decisions.
+    pub const FIXED: GovernorSettings = GovernorSettings {
+        adaptive: false,
+        floor_mpps: 0,
+        start_mpps: None,
+    };
+    /// Adaptive, no floor, slow start.
+    pub const ADAPTIVE: GovernorSettings = GovernorSettings {
+        adaptive: true,
+        floor_mpps: 0,
+        start_mpps: None,
+    };
+}
+
+/// The network a destination's loss is attributed to: its /24 (IPv4) or /48
+/// (IPv6), as the first address's 128 bits (IPv4 mapped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NetKey(pub u128);
+
+impl NetKey {
+    /// The network of `addr`.
+    pub fn of(addr: IpAddr) -> NetKey {
+        match addr {
+            IpAddr::V4(a) => NetKey(u128::from(a.to_ipv6_mapped()) & !0xff),
+            IpAddr::V6(a) => NetKey(u128::from(a) & !((1u128 << 80) - 1)),
+        }
+    }
+    /// Its first address and prefix length.
+    pub fn network(self) -> (IpAddr, u8) {
+        let v6 = std::net::Ipv6Addr::from(self.0);
+        match v6.to_ipv4_mapped() {
+            Some(v4) => (IpAddr::V4(v4), 24),
+            None => (IpAddr::V6(v6), 48),
+        }
+    }
+}
+
+/// One decision, for the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// Why.
+    pub reason: GovernorReason,
+    /// The scan's rate after it, milli-probes per second.
+    pub rate_mpps: u64,
+    /// References it rests on: sent, answered.
+    pub refs: (u32, u32),
+    /// The network it is about, with that network's rate.
+    pub net: Option<(NetKey, u64)>,
+    /// Networks with a rate of their own after it.
+    pub slow_nets: u32,
+}
+
+struct Ref {
+    sent_ns: u64,
+    net: NetKey,
+    answered: bool,
+    /// Probes the run had sent when it was sent.
+    probes: u64,
+}
+
+#[derive(Default, Clone, Copy)]
+struct NetHistory {
+    sent: u32,
+    lost: u32,
+    last_ns: u64,
+}
+
+struct SlowNet {
+    bucket: TokenBucket,
+    rate_mpps: u64,
+}
+
+/// The governor of one run (see the module documentation).
+pub struct Governor {
+    settings: GovernorSettings,
+    ceiling: u64,
+    floor: u64,
+    rate: u64,
+    /// The rate after the last decrease (0: none yet).
+    safe: u64,
+    slow_start: bool,
+    retry_pass: bool,
+    refs: HashMap<u64, Ref>,
+    /// References sent before this are not counted (they saw an older rate).
+    epoch_ns: u64,
+    epoch_sent: u64,
+    last_decision_ns: u64,
+    rtt_hi_ns: u64,
+    win_sent: u32,
+    win_answered: u32,
+    /// (send time, probes sent) of the window's first and last reference.
+    win_first: (u64, u64),
+    win_last: (u64, u64),
+    win_lost: HashMap<NetKey, (u32, u32)>,
+    history: HashMap<NetKey, NetHistory>,
+    slow: HashMap<NetKey, SlowNet>,
+    decisions: Vec<Decision>,
+    refs_sent_total: u64,
+    /// The rate when the first retry pass started (0: not yet).
+    first_pass_mpps: u64,
+}
+
+impl Governor {
+    /// A governor for a run with `ceiling_mpps` (0: none) and `settings`, at `now_ns`.
+    pub fn new(settings: GovernorSettings, ceiling_mpps: u64, now_ns: u64) -> Governor {
+        let ceiling = if ceiling_mpps == 0 {
+            NO_CEILING_MPPS
+        } else {
+            ceiling_mpps
+        };
+        let floor = settings.floor_mpps.min(ceiling);
+        let rate = if settings.adaptive {
+            settings
+                .start_mpps
+                .unwrap_or(START_MPPS)
+                .clamp(floor.max(1), ceiling)
+        } else {
+            ceiling_mpps
+        };
+        Governor {
+            settings,
+            ceiling,
+            floor,
+            rate,
+            safe: 0,
+            slow_start: settings.start_mpps.is_none(),
+            retry_pass: false,
+            refs: HashMap::new(),
+            epoch_ns: now_ns,
+            epoch_sent: 0,
+            last_decision_ns: now_ns,
+            rtt_hi_ns: 0,
+            win_sent: 0,
+            win_answered: 0,
+            win_first: (u64::MAX, 0),
+            win_last: (0, 0),
+            win_lost: HashMap::new(),
+            history: HashMap::new(),
+            slow: HashMap::new(),
+            decisions: Vec::new(),
+            refs_sent_total: 0,
+            first_pass_mpps: 0,
+        }
+    }
+
+    /// The rate it learned: the rate now, or the first pass's when a retry pass
+    /// sends slower (it never climbs).
+    pub fn learned_mpps(&self) -> u64 {
+        self.rate.max(self.first_pass_mpps)
+    }
+
+    /// Whether the rate adapts.
+    pub fn adaptive(&self) -> bool {
+        self.settings.adaptive
+    }
+    /// The scan's rate now, milli-probes per second (0: unlimited, fixed only).
+    pub fn rate_mpps(&self) -> u64 {
+        self.rate
+    }
+    /// The ceiling (or [`NO_CEILING_MPPS`]).
+    pub fn ceiling_mpps(&self) -> u64 {
+        self.ceiling
+    }
+    /// The floor.
+    pub fn floor_mpps(&self) -> u64 {
+        self.floor
+    }
+    /// References sent so far.
+    pub fn refs_sent(&self) -> u64 {
+        self.refs_sent_total
+    }
+
+    /// Send one reference every this many probes (0: none).
+    pub fn ref_every(&self) -> u64 {
+        if !self.settings.adaptive {
+            return 0;
+        }
+        (self.rate / 1000 / REFS_PER_S).clamp(16, 256)
+    }
+
+    /// A retry pass starts (`true`) or the first pass runs: retry passes send at
+    /// the rate of the last decrease at most and never climb.
+    pub fn set_retry_pass(&mut self, retry: bool) {
+        if retry && !self.retry_pass && !self.slow_start {
+            self.first_pass_mpps = self.rate;
+        }
+        self.retry_pass = retry;
+        if retry && self.safe > 0 && self.rate > self.safe {
+            self.rate = self.safe;
+        }
+    }
+
+    /// A reference to walk value `value` (network `net`) goes out at `now_ns`,
+    /// after `sent` probes of the run; false (not recorded: do not send it) when
+    /// it is outstanding already or the table is full.
+    pub fn sent_ref(&mut self, value: u64, net: NetKey, now_ns: u64, sent: u64) -> bool {
+        if self.refs.len() >= MAX_REFS || self.refs.contains_key(&value) {
+            return false;
+        }
+        self.refs.insert(
+            value,
+            Ref {
+                sent_ns: now_ns,
+                net,
+                answered: false,
+                probes: sent,
+            },
+        );
+        self.refs_sent_total += 1;
+        true
+    }
+
+    /// A reply for walk value `value` that already had a state came at `now_ns`:
+    /// true if it answered an outstanding reference.
+    pub fn answered(&mut self, value: u64, now_ns: u64) -> bool {
+        match self.refs.get_mut(&value) {
+            Some(r) if !r.answered => {
+                r.answered = true;
+                let rtt = now_ns.saturating_sub(r.sent_ns);
+                self.rtt_hi_ns = (self.rtt_hi_ns - self.rtt_hi_ns / 8).max(rtt);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Forget the references in flight (a hold: they were sent into a failed
+    /// uplink and say nothing about the rate).
+    pub fn forget_refs(&mut self, now_ns: u64, sent: u64) {
+        self.refs.clear();
+        self.new_epoch(now_ns, sent);
+    }
+
+    /// How long a reference may take to be answered.
+    fn timeout_ns(&self) -> u64 {
+        (4 * self.rtt_hi_ns + 50_000_000).clamp(50_000_000, 1_000_000_000)
+    }
+
+    fn new_epoch(&mut self, now_ns: u64, sent: u64) {
+        self.epoch_ns = now_ns;
+        self.epoch_sent = sent;
+        self.last_decision_ns = now_ns;
+        self.win_sent = 0;
+        self.win_answered = 0;
+        self.win_first = (u64::MAX, 0);
+        self.win_last = (0, 0);
+        self.win_lost.clear();
+    }
+
+    /// Whether a probe to `net` may go now (a network with a rate of its own
+    /// takes a token of its bucket); true for every other network.
+    #[inline]
+    pub fn net_allows(&mut self, net: NetKey, now_ns: u64) -> bool {
+        if self.slow.is_empty() {
+            return true;
+        }
+        match self.slow.get_mut(&net) {
+            Some(s) => s.bucket.take(now_ns, 1) == 1,
+            None => true,
+        }
+    }
+
+    /// Networks with a rate of their own.
+    pub fn slow_nets(&self) -> u32 {
+        self.slow.len() as u32
+    }
+
+    /// Whether any network has a rate of its own.
+    pub fn has_slow_nets(&self) -> bool {
+        !self.slow.is_empty()
+    }
+
+    /// Decisions made since the last call.
+    pub fn take_decisions(&mut self) -> Vec<Decision> {
+        std::mem::take(&mut self.decisions)
+    }
+
+    /// Mature references and decide if due; `sent` is the run's probe count so
+    /// far. Returns whether the rate changed.
+    pub fn tick(&mut self, now_ns: u64, sent: u64) -> bool {
+        if !self.settings.adaptive {
+            return false;
+        }
+        let timeout = self.timeout_ns();
+        let epoch = self.epoch_ns;
+        let mut matured: Vec<(NetKey, bool, u64, u64)> = Vec::new();
+        self.refs.retain(|_, r| {
+            if r.sent_ns + timeout > now_ns {
+                return true;
+            }
+            if r.sent_ns >= epoch {
+                matured.push((r.net, r.answered, r.sent_ns, r.probes));
+            }
+            false
+        });
+        for (net, answered, at, probes) in matured {
+            self.win_first = self.win_first.min((at, probes));
+            self.win_last = self.win_last.max((at, probes));
+            self.win_sent += 1;
+            self.win_answered += u32::from(answered);
+            let e = self.win_lost.entry(net).or_default();
+            e.0 += 1;
+            e.1 += u32::from(!answered);
+        }
+        let since = now_ns.saturating_sub(self.last_decision_ns);
+        if since < MIN_DECISION_NS || (self.win_sent < MIN_REFS && since < 8 * MIN_DECISION_NS) {
+            return false;
+        }
+        self.decide(now_ns, sent)
+    }
+
+    fn decide(&mut self, now_ns: u64, sent: u64) -> bool {
+        let (s, a) = (self.win_sent, self.win_answered);
+        let lost = s - a;
+        let before = self.rate;
+        // Per-network bookkeeping first: which networks lose, which recovered.
+        let win = std::mem::take(&mut self.win_lost);
+        for (net, (ns, nl)) in &win {
+            let h = self.history.entry(*net).or_default();
+            h.sent = h.sent.saturating_add(*ns);
+            h.lost = h.lost.saturating_add(*nl);
+            h.last_ns = now_ns;
+        }
+        if self.history.len() > MAX_NET_HISTORY {
+            // Keep the networks heard from most recently.
+            let mut ages: Vec<u64> = self.history.values().map(|h| h.last_ns).collect();
+            ages.sort_unstable();
+            let cut = ages[ages.len() - MAX_NET_HISTORY];
+            self.history.retain(|_, h| h.last_ns >= cut);
+        }
+        // Loss that stays in a few networks (at most a quarter of those the
+        // window's references went to) is theirs, not the scan's.
+        let theirs = |g: &Governor, net: &NetKey| {
+            let h = g.history[net];
+            g.slow.contains_key(net) || (h.lost >= MIN_LOST && h.lost * 2 >= h.sent)
+        };
+        let lossy: Vec<NetKey> = win
+            .iter()
+            .filter(|(net, (_, nl))| *nl > 0 && theirs(self, net))
+            .map(|(net, _)| *net)
+            .collect();
+        let local = lossy.len() * 4 <= win.len();
+        let (mut rest_sent, mut rest_lost) = (s, lost);
+        if local {
+            for net in &lossy {
+                let (ns, nl) = win[net];
+                rest_sent -= ns;
+                rest_lost -= nl;
+            }
+        }
+        let global_loss = rest_lost >= MIN_LOST
+            && u64::from(rest_lost) * 1000 > LOSS_PERMILLE * u64::from(rest_sent.max(1));
+        // The rate actually sent while the window's references went out (the
+        // sender may not reach the rate asked for): the probes they stand for
+        // over the span of their send times.
+        let span = self.win_last.0.saturating_sub(self.win_first.0);
+        let probes = self.win_last.1.saturating_sub(self.win_first.1);
+        let actual = if s >= 2 && span >= 5_000_000 {
+            (probes as u128 * 1_000_000_000_000 / span as u128) as u64
+        } else {
+            0
+        };
+        if global_loss {
+            let through = if actual > 0 {
+                actual.min(self.rate)
+            } else {
+                self.rate
+            };
+            // (a + 1) / (s + 2): an estimate that never says "nothing passes"
+            // from a handful of references; at most ÷16 per decision.
+            let delivered = through as u128 * u128::from(a + 1) / u128::from(s + 2);
+            // A retry pass is one chance less for what it loses: go lower there.
+            let (num, den) = if self.retry_pass { (17, 20) } else { (19, 20) };
+            let next = ((delivered * num / den) as u64)
+                .min((u128::from(self.rate) * num / den) as u64)
+                .max(through / 16)
+                .clamp(self.floor.max(1), self.ceiling);
+            self.rate = next;
+            self.safe = next;
+            self.first_pass_mpps = 0;
+            self.slow_start = false;
+            self.decisions
+                .push(self.decision(GovernorReason::Loss, (s, a), None));
+        } else if s >= MIN_REFS || s == 0 {
+            if !self.retry_pass && self.rate < self.ceiling {
+                let up = if self.slow_start {
+                    self.rate.saturating_mul(4)
+                } else {
+                    self.rate + self.rate.div_ceil(32)
+                };
+                self.rate = up.min(self.ceiling);
+                self.decisions
+                    .push(self.decision(GovernorReason::Clear, (s, a), None));
+            }
+        } else {
+            // Too few references to tell yet: keep counting.
+            self.win_lost = win;
+            return false;
+        }
+        if local {
+            self.net_decisions(&win, now_ns);
+        }
+        self.new_epoch(now_ns, sent);
+        self.rate != before
+    }
+
+    fn net_decisions(&mut self, win: &HashMap<NetKey, (u32, u32)>, now_ns: u64) {
+        let nets_seen = self.history.len().max(1) as u64;
+        let share = (self.rate / nets_seen).max(1000);
+        let mut changes = Vec::new();
+        for (net, (ns, nl)) in win {
+            let h = self.history[net];
+            let room = self.slow.len() < MAX_SLOW_NETS;
+            match self.slow.get_mut(net) {
+                Some(sn) if *nl > 0 => {
+                    sn.rate_mpps = (sn.rate_mpps / 2).max(self.floor.clamp(1, 1000));
+                    sn.bucket = TokenBucket::new(sn.rate_mpps, 1, now_ns);
+                    changes.push((*net, GovernorReason::NetLoss, sn.rate_mpps, (*ns, ns - nl)));
+                }
+                Some(sn) => {
+                    sn.rate_mpps += sn.rate_mpps / 4;
+                    if sn.rate_mpps >= share {
+                        changes.push((*net, GovernorReason::NetClear, share, (*ns, *ns)));
+                    } else {
+                        sn.bucket = TokenBucket::new(sn.rate_mpps, 1, now_ns);
+                    }
+                }
+                None if *nl > 0 && h.lost >= MIN_LOST && h.lost * 2 >= h.sent && room => {
+                    let rate = (share / 2).max(1000);
+                    self.slow.insert(
+                        *net,
+                        SlowNet {
+                            bucket: TokenBucket::new(rate, 1, now_ns),
+                            rate_mpps: rate,
+                        },
+                    );
+                    changes.push((*net, GovernorReason::NetLoss, rate, (*ns, ns - nl)));
+                }
+                None => {}
+            }
+        }
+        for (net, reason, rate, refs) in changes {
+            if reason == GovernorReason::NetClear {
+                self.slow.remove(&net);
+                self.history.remove(&net);
+            }
+            self.decisions
+                .push(self.decision(reason, refs, Some((net, rate))));
+        }
+    }
+
+    fn decision(
+        &self,
+        reason: GovernorReason,
+        refs: (u32, u32),
+        net: Option<(NetKey, u64)>,
+    ) -> Decision {
+        Decision {
+            reason,
+            rate_mpps: self.rate,
+            refs,
+            net,
+            slow_nets: self.slow.len() as u32,
+        }
+    }
+}
+
+/// Recent answered walk values, for references: a ring the receiver writes and
+/// the sender reads, without locks.
+pub struct RefPool {
+    slots: Vec<std::sync::atomic::AtomicU64>,
+    head: std::sync::atomic::AtomicU64,
+}
+
+impl RefPool {
+    /// A pool of `n` slots.
+    pub fn new(n: usize) -> RefPool {
+        let mut slots = Vec::with_capacity(n);
+        slots.resize_with(n, || std::sync::atomic::AtomicU64::new(0));
+        RefPool {
+            slots,
+            head: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+    /// Remember that `value` answered (one writer: the receiver).
+    #[inline]
+    pub fn push(&self, value: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let h = self.head.load(Relaxed);
+        self.slots[(h % self.slots.len() as u64) as usize].store(value + 1, Relaxed);
+        self.head.store(h + 1, Relaxed);
+    }
+    /// The `k`-th value (any `k`; wraps), if that slot was written.
+    #[inline]
+    pub fn pick(&self, k: u64) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let filled = self.head.load(Relaxed).min(self.slots.len() as u64);
+        if filled == 0 {
+            return None;
+        }
+        self.slots[(k % filled) as usize]
+            .load(Relaxed)
+            .checked_sub(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    const MS: u64 = 1_000_000;
+
+    /// Drive a governor against a token-bucket policer of `policer` probes/s
+    /// for `secs` simulated seconds; every reference passing the policer is
+    /// answered 1 ms later. Returns the governor and its rate each 100 ms.
+    fn against_policer(policer: u64, ceiling: u64, secs: u64) -> (Governor, Vec<u64>) {
+        let mut g = Governor::new(GovernorSettings::ADAPTIVE, ceiling * 1000, 0);
+        let mut pol = TokenBucket::new(policer * 1000, policer / 100, 0);
+        let mut send = TokenBucket::new(g.rate_mpps(), 64, 0);
+        let (mut t, mut sent, mut k) = (0u64, 0u64, 0u64);
+        let mut due: Vec<(u64, u64)> = Vec::new();
+        let mut rates = Vec::new();
+        while t < secs * 1000 * MS {
+            let n = send.take(t, 64);
+            for _ in 0..n {
+                sent += 1;
+                let passes = pol.take(t, 1) == 1;
+                if g.ref_every() > 0 && sent.is_multiple_of(g.ref_every()) {
+                    k += 1;
+                    let net =
+                        NetKey::of(IpAddr::V4(Ipv4Addr::from(0xC613_0000 + (k as u32 % 4096))));
+                    if g.sent_ref(k, net, t, sent) && passes {
+                        due.push((t + MS, k));
+                    }
+                }
+            }
+            due.retain(|&(at, v)| {
+                if at <= t {
+                    g.answered(v, t);
+                    false
+                } else {
+                    true
+                }
+            });
+            if g.tick(t, sent) {
+                let b = (g.rate_mpps() / 200_000).clamp(1, 64);
+                send = TokenBucket::new(g.rate_mpps(), b, t);
+            }
+            if t.is_multiple_of(100 * MS) {
+                rates.push(g.rate_mpps() / 1000);
+            }
+            t += 100_000; // 0.1 ms steps
+        }
+        (g, rates)
+    }
+
+    #[test]
+    fn it_settles_within_a_factor_of_1_5_of_a_policer_far_below_the_ceiling() {
+        for policer in [20_000, 40_000, 100_000] {
+            let (g, rates) = against_policer(policer, 1_000_000, 4);
+            let late = &rates[20..];
+            let mean = late.iter().sum::<u64>() / late.len() as u64;
+            assert!(
+                mean * 3 >= policer * 2 && mean * 2 <= policer * 3,
+                "policer {policer}/s: mean rate {mean}/s over the last 2 s ({rates:?})"
+            );
+            assert!(g.refs_sent() > 0);
+        }
+    }
+
+    #[test]
+    fn without_loss_it_climbs_to_the_ceiling_and_stays() {
+        let (g, rates) = against_policer(10_000_000, 300_000, 1);
+        assert_eq!(g.rate_mpps(), 300_000_000, "{rates:?}");
+        assert!(rates[3..].iter().all(|r| *r == 300_000), "{rates:?}");
+    }
+
+    #[test]
+    fn retry_passes_never_climb_above_the_last_decrease() {
+        let (mut g, _) = against_policer(40_000, 1_000_000, 2);
+        g.forget_refs(0, 0);
+        g.set_retry_pass(true);
+        let safe = g.rate_mpps();
+        assert!(safe <= 40_000_000, "{safe}");
+        // Clean windows: no climb.
+        let mut t = 10_000 * MS;
+        for v in 0..1000u64 {
+            let net = NetKey::of(IpAddr::V4(Ipv4Addr::new(198, 19, 0, 1)));
+            g.sent_ref(1_000_000 + v, net, t, v * 20);
+            g.answered(1_000_000 + v, t + MS);
+            t += MS;
+            g.tick(t, 0);
+        }
+        assert_eq!(g.rate_mpps(), safe);
+    }
+
+    #[test]
+    fn a_fixed_rate_sends_no_references_and_never_decides() {
+        let mut g = Governor::new(GovernorSettings::FIXED, 25_000_000, 0);
+        assert_eq!((g.rate_mpps(), g.ref_every()), (25_000_000, 0));
+        assert!(!g.tick(10_000 * MS, 1));
+        assert!(g.take_decisions().is_empty());
+    }
+
+    #[test]
+    fn floor_ceiling_and_a_learned_start() {
+        let s = GovernorSettings {
+            adaptive: true,
+            floor_mpps: 30_000_000,
+            start_mpps: Some(35_000_000),
+        };
+        let mut g = Governor::new(s, 1_000_000_000, 0);
+        assert_eq!(
+            g.rate_mpps(),
+            35_000_000,
+            "a resume starts where it left off"
+        );
+        // Every reference lost: the rate goes down to the floor and no further.
+        let net = NetKey::of(IpAddr::V4(Ipv4Addr::new(198, 19, 0, 1)));
+        let mut t = 0;
+        for v in 0..2000u64 {
+            g.sent_ref(v, NetKey(net.0 + (v as u128 % 512) * 256), t, v * 100);
+            t += MS;
+            g.tick(t, v * 100);
+        }
+        assert_eq!(g.rate_mpps(), 30_000_000);
+        let d = g.take_decisions();
+        assert!(d.iter().any(|d| d.reason == GovernorReason::Loss), "{d:?}");
+        // No ceiling: 100 M/s.
+        assert_eq!(
+            Governor::new(GovernorSettings::ADAPTIVE, 0, 0).ceiling_mpps(),
+            NO_CEILING_MPPS
+        );
+    }
+
+    #[test]
+    fn one_lossy_network_gets_a_rate_of_its_own_and_the_scan_keeps_its_rate() {
+        let mut g = Governor::new(GovernorSettings::ADAPTIVE, 100_000_000, 0);
+        let slow = NetKey::of(IpAddr::V4(Ipv4Addr::new(198, 19, 7, 9)));
+        let mut t = 0;
+        let mut v = 0;
+        while t < 3000 * MS {
+            for i in 0..40u32 {
+                v += 1;
+                // 1 in 40 references goes to the slow /24, which answers none.
+                let net = if i == 0 {
+                    slow
+                } else {
+                    NetKey::of(IpAddr::V4(Ipv4Addr::from(
+                        0xC613_0000 + (v as u32 % 200) * 256,
+                    )))
+                };
+                if g.sent_ref(v, net, t, v * 10) && net != slow {
+                    g.answered(v, t + MS);
+                }
+            }
+            t += 10 * MS;
+            g.tick(t, t / MS * 100);
+        }
+        assert_eq!(g.rate_mpps(), 100_000_000, "the scan stays at its ceiling");
+        assert!(g.has_slow_nets());
+        let d = g.take_decisions();
+        let net = d
+            .iter()
+            .find(|d| d.reason == GovernorReason::NetLoss)
+            .and_then(|d| d.net)
+            .expect("a NetLoss decision");
+        assert_eq!(net.0, slow);
+        assert_eq!(net.0.network(), ("198.19.7.0".parse().unwrap(), 24));
+        assert!(!d.iter().any(|d| d.reason == GovernorReason::Loss), "{d:?}");
+        // Its bucket lets one probe through now and then, the others always.
+        let mut passed = 0;
+        for i in 0..1000u64 {
+            passed += u32::from(g.net_allows(slow, t + i * 1000));
+        }
+        assert!(passed < 10, "{passed}");
+        assert!(g.net_allows(NetKey::of("198.19.8.1".parse().unwrap()), t));
+    }
+
+    #[test]
+    fn net_keys_are_slash_24_and_slash_48() {
+        let a = NetKey::of("198.19.3.77".parse().unwrap());
+        assert_eq!(a, NetKey::of("198.19.3.1".parse().unwrap()));
+        assert_ne!(a, NetKey::of("198.19.4.1".parse().unwrap()));
+        let b = NetKey::of("2001:db8:100:5::1".parse().unwrap());
+        assert_eq!(b.network(), ("2001:db8:100::".parse().unwrap(), 48));
+    }
+
+    #[test]
+    fn the_pool_hands_back_recent_answers() {
+        let p = RefPool::new(4);
+        assert_eq!(p.pick(3), None);
+        for v in [10, 0, 7] {
+            p.push(v);
+        }
+        let mut got: Vec<u64> = (0..3).filter_map(|k| p.pick(k)).collect();
+        got.sort();
+        assert_eq!(got, [0, 7, 10]);
+        for v in 100..110 {
+            p.push(v);
+        }
+        assert!((0..4).all(|k| p.pick(k).unwrap() >= 106));
+    }
+}
