@@ -709,16 +709,18 @@ pub fn check_references(targets: &[String], dir: &Path) -> Result<(), ListDamage
                     what: "the target list the scan's ScanStarted record names is missing".into(),
                 })
             }
-            Some(l) if l.reference() != r => return Err(ListDamage {
-                path,
-                what: format!(
+            Some(l) if l.reference() != r => {
+                return Err(ListDamage {
+                    path,
+                    what: format!(
                     "holds {} IPv4 and {} IPv6 addresses, the ScanStarted record says {} and {}",
                     l.count(Fam::V4),
                     l.count(Fam::V6),
                     r.v4,
                     r.v6
                 ),
-            }),
+                })
+            }
             Some(_) => {}
         }
     }
