@@ -867,6 +867,12 @@ impl Appender {
     /// durable until [`Appender::sync`].
     #[inline]
     pub fn append(&mut self, ev: &Event) -> Result<u64> {
+        if let Event::ScanStarted(s) = ev {
+            // A spec that names a stored target list: the list goes beside the
+            // log (durably) before the record that names it.
+            crate::space::list::persist(&s.spec.targets, &self.dir)
+                .map_err(|e| StoreError::io("write the target list into", &self.dir, e))?;
+        }
         if let Some(seq) = self.try_append(ev) {
             return Ok(seq);
         }

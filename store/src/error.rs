@@ -66,6 +66,18 @@ pub enum StoreError {
         /// Its schema version.
         schema: u32,
     },
+    /// A target list file the log names (`targets-<hash>.bin`) is missing or
+    /// does not check out (its bytes must hash to its name).
+    #[error("scan log {} is damaged: target list {}: {what} (`prtip log verify {}` checks the whole log)",
+            dir.display(), path.display(), dir.display())]
+    TargetList {
+        /// The scan directory.
+        dir: PathBuf,
+        /// The list file.
+        path: PathBuf,
+        /// What failed.
+        what: String,
+    },
     /// One event does not fit in a segment.
     #[error("a {kind} event of {bytes} bytes does not fit in a log segment (at most {max} bytes)")]
     TooLarge {

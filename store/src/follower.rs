@@ -43,6 +43,11 @@ impl Follower {
                 why: "not a directory".into(),
             });
         }
+        crate::space::list::load_dir(dir).map_err(|d| StoreError::TargetList {
+            dir: dir.to_path_buf(),
+            path: d.path,
+            what: d.what,
+        })?;
         Ok(Follower {
             dir: dir.to_path_buf(),
             n: 0,

@@ -375,6 +375,16 @@ impl LogReader {
             });
         }
         let alive = crate::sys::writer_alive(dir)?;
+        // The target lists beside the log (`-iL` scans): checked against their
+        // hash and registered, so the spec's list reference resolves. `verify`
+        // and `salvage` (prefix) check them themselves and report damage.
+        if !prefix {
+            crate::space::list::load_dir(dir).map_err(|d| StoreError::TargetList {
+                dir: dir.to_path_buf(),
+                path: d.path,
+                what: d.what,
+            })?;
+        }
         let list = list_segments(dir)?;
         if list.is_empty() {
             return Err(StoreError::NotALog {

@@ -65,13 +65,16 @@ pub struct Verification {
     pub torn: Option<Truncation>,
     /// The log was written by [`salvage`] from a damaged log.
     pub salvaged: bool,
+    /// A target list file the log names (or holds) that is missing or does not
+    /// check out: the records may be intact, but the scan's targets cannot be read.
+    pub target_list: Option<crate::space::list::ListDamage>,
 }
 
 impl Verification {
     /// True if nothing is damaged (a torn tail is not damage: it was never
     /// acknowledged).
     pub fn is_intact(&self) -> bool {
-        self.damage.is_none()
+        self.damage.is_none() && self.target_list.is_none()
     }
 }
 
@@ -116,6 +119,7 @@ pub fn verify(dir: &Path) -> Result<Verification> {
                 damage: Some(damage_of(e)?),
                 torn: None,
                 salvaged: false,
+                target_list: None,
             })
         }
         Err(e) => return Err(e),
@@ -128,6 +132,13 @@ fn verify_reader(
     gap: Option<StoreError>,
     f: &mut dyn FnMut(crate::reader::Entry<'_>) -> Result<()>,
 ) -> Result<Verification> {
+    // Target lists first: salvage copies them with the ScanStarted record.
+    let mut target_list = crate::space::list::load_dir(reader.dir()).err();
+    if target_list.is_none() {
+        if let Ok(s) = reader.scan_started() {
+            target_list = crate::space::list::check_references(&s.spec.targets, reader.dir()).err();
+        }
+    }
     let w = reader.walk_all(f);
     let tail = reader.tail();
     let mut damage = w.error.map(damage_of).transpose()?;
@@ -145,7 +156,7 @@ fn verify_reader(
     if damage.is_none() {
         damage = gap.map(damage_of).transpose()?;
     }
-    let end = if damage.is_some() {
+    let end = if damage.is_some() || target_list.is_some() {
         LogEnd::Damaged
     } else if reader.writer_alive() {
         LogEnd::Live
@@ -162,6 +173,7 @@ fn verify_reader(
         damage,
         torn: tail.torn,
         salvaged: w.flags & FLAG_SALVAGED != 0,
+        target_list,
     })
 }
 

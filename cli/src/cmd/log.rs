@@ -84,6 +84,15 @@ pub fn describe(v: &Verification) -> String {
             v.records
         ));
     }
+    if let Some(d) = &v.target_list {
+        s.push_str(&format!(
+            "damage: target list {}: {}
+             the scan's targets are read from that file (-iL); without it the log's              results stay readable by `prtip log salvage` only if the file is restored
+",
+            d.path.display(),
+            d.what
+        ));
+    }
     if let Some(t) = &v.torn {
         s.push_str(&format!(
             "torn tail: segment {} offset {}: {} ({} bytes never acknowledged; the next \

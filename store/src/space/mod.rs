@@ -13,6 +13,7 @@
 //! first-pass probes whose retry pass is still ahead are not silent yet (they may be
 //! answered after the resume). With `--max-retries 0` the first pass is the last.
 
+pub mod list;
 pub mod permutation;
 pub mod ports;
 pub mod targets;

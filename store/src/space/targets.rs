@@ -21,6 +21,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
+use std::sync::Arc;
+
+use super::list::{Fam, ListRef, TargetList};
 
 /// Inclusive address ranges before merging.
 type Ranges = Vec<(u128, u128)>;
@@ -55,6 +58,14 @@ pub enum TargetError {
         /// The I/O error.
         why: String,
     },
+    /// A stored target list cannot be used.
+    #[error("target list \"{token}\": {why}")]
+    List {
+        /// The reference token.
+        token: String,
+        /// What is wrong.
+        why: String,
+    },
     /// Nothing to scan.
     #[error("{0}")]
     Empty(String),
@@ -67,14 +78,44 @@ fn bad(token: &str, why: impl Into<String>) -> TargetError {
     }
 }
 
-/// Sorted, disjoint, inclusive ranges of one address family with cumulative counts.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Sorted, disjoint, inclusive ranges of one address family with cumulative counts:
+/// held in memory, or read from a mapped target list file ([`super::list`]).
+#[derive(Clone, Debug)]
 pub struct RangeSet {
-    ranges: Vec<(u128, u128)>,
-    /// `before[i]` = number of addresses in `ranges[..i]`.
-    before: Vec<u64>,
+    store: Store,
     total: u64,
 }
+
+#[derive(Clone, Debug)]
+enum Store {
+    Owned {
+        ranges: Vec<(u128, u128)>,
+        /// `before[i]` = number of addresses in `ranges[..i]`.
+        before: Vec<u64>,
+    },
+    Mapped(Arc<TargetList>, Fam),
+}
+
+impl Default for RangeSet {
+    fn default() -> Self {
+        RangeSet {
+            store: Store::Owned {
+                ranges: Vec::new(),
+                before: Vec::new(),
+            },
+            total: 0,
+        }
+    }
+}
+
+impl PartialEq for RangeSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.total == other.total
+            && self.range_count() == other.range_count()
+            && self.iter_ranges().eq(other.iter_ranges())
+    }
+}
+impl Eq for RangeSet {}
 
 impl RangeSet {
     /// Build from any ranges (overlaps and adjacency are merged).
@@ -101,10 +142,19 @@ impl RangeSet {
                 })?;
         }
         Ok(RangeSet {
-            ranges: merged,
-            before,
+            store: Store::Owned {
+                ranges: merged,
+                before,
+            },
             total,
         })
+    }
+    /// The addresses of family `fam` of a mapped list file.
+    pub fn mapped(list: Arc<TargetList>, fam: Fam) -> RangeSet {
+        RangeSet {
+            total: list.count(fam),
+            store: Store::Mapped(list, fam),
+        }
     }
     /// Number of addresses.
     pub fn len(&self) -> u64 {
@@ -114,13 +164,27 @@ impl RangeSet {
     pub fn is_empty(&self) -> bool {
         self.total == 0
     }
-    /// Number of ranges (what memory grows with).
+    /// Number of ranges (what memory, or the mapped file, grows with).
     pub fn range_count(&self) -> usize {
-        self.ranges.len()
+        match &self.store {
+            Store::Owned { ranges, .. } => ranges.len(),
+            Store::Mapped(l, f) => l.range_count(*f),
+        }
+    }
+    /// Whether the ranges are read from a mapped list file.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.store, Store::Mapped(..))
     }
     /// The ranges, sorted and disjoint.
-    pub fn ranges(&self) -> &[(u128, u128)] {
-        &self.ranges
+    pub fn iter_ranges(&self) -> impl Iterator<Item = (u128, u128)> + '_ {
+        (0..self.range_count()).map(move |r| match &self.store {
+            Store::Owned { ranges, .. } => ranges[r],
+            Store::Mapped(l, f) => l.range(*f, r),
+        })
+    }
+    /// The ranges, sorted and disjoint, copied.
+    pub fn ranges(&self) -> Vec<(u128, u128)> {
+        self.iter_ranges().collect()
     }
     /// The `i`-th address in ascending order.
     #[inline]
@@ -128,31 +192,42 @@ impl RangeSet {
         if i >= self.total {
             return None;
         }
-        let r = self.before.partition_point(|&b| b <= i) - 1;
-        Some(self.ranges[r].0 + (i - self.before[r]) as u128)
+        match &self.store {
+            Store::Owned { ranges, before } => {
+                let r = before.partition_point(|&b| b <= i) - 1;
+                Some(ranges[r].0 + (i - before[r]) as u128)
+            }
+            Store::Mapped(l, f) => l.get(*f, i),
+        }
     }
     /// Position of `a`, if it is in the set.
     pub fn index_of(&self, a: u128) -> Option<u64> {
-        let r = self
-            .ranges
-            .partition_point(|&(lo, _)| lo <= a)
-            .checked_sub(1)?;
-        let (lo, hi) = self.ranges[r];
-        (a <= hi).then(|| self.before[r] + (a - lo) as u64)
+        match &self.store {
+            Store::Owned { ranges, before } => {
+                let r = ranges.partition_point(|&(lo, _)| lo <= a).checked_sub(1)?;
+                let (lo, hi) = ranges[r];
+                (a <= hi).then(|| before[r] + (a - lo) as u64)
+            }
+            Store::Mapped(l, f) => l.index_of(*f, a),
+        }
     }
     /// `self` minus `other`.
     pub fn subtract(&self, other: &RangeSet) -> RangeSet {
+        if other.is_empty() {
+            return self.clone();
+        }
+        let other = other.ranges();
         let mut out = Vec::new();
         let mut j = 0;
-        for &(lo, hi) in &self.ranges {
+        for (lo, hi) in self.iter_ranges() {
             let mut cur = lo;
             let mut done = false;
-            while j < other.ranges.len() && other.ranges[j].1 < cur {
+            while j < other.len() && other[j].1 < cur {
                 j += 1;
             }
             let mut k = j;
-            while k < other.ranges.len() && other.ranges[k].0 <= hi {
-                let (elo, ehi) = other.ranges[k];
+            while k < other.len() && other[k].0 <= hi {
+                let (elo, ehi) = other[k];
                 if elo > cur {
                     out.push((cur, elo - 1));
                 }
@@ -198,6 +273,17 @@ impl TargetSet {
         excludes: &[String],
         resolve: &mut dyn FnMut(&str) -> Result<IpAddr, String>,
     ) -> Result<TargetSet, TargetError> {
+        // A stored list alone (what `-iL` writes): read in place from its mapped file.
+        if let ([tok], []) = (targets, excludes) {
+            if let Some(r) = ListRef::parse(tok) {
+                let l = loaded_list(&r, tok)?;
+                return Ok(TargetSet {
+                    v4: RangeSet::mapped(l.clone(), Fam::V4),
+                    v6: RangeSet::mapped(l, Fam::V6),
+                    resolved: Vec::new(),
+                });
+            }
+        }
         let mut cache: HashMap<String, IpAddr> = HashMap::new();
         let mut resolved = Vec::new();
         let mut collect = |tokens: &[String],
@@ -225,18 +311,16 @@ impl TargetSet {
                                     a
                                 }
                             };
-                            match addr {
-                                IpAddr::V4(a) => {
-                                    let (lo, hi) =
-                                        cidr_v4(u32::from(a), prefix.unwrap_or(32), tok)?;
-                                    (4, lo as u128, hi as u128)
-                                }
-                                IpAddr::V6(a) => {
-                                    let (lo, hi) =
-                                        cidr_v6(u128::from(a), prefix.unwrap_or(128), tok)?;
-                                    (6, lo, hi)
-                                }
+                            match name_range(addr, prefix, tok)? {
+                                (Fam::V4, lo, hi) => (4, lo, hi),
+                                (Fam::V6, lo, hi) => (6, lo, hi),
                             }
+                        }
+                        Piece::List(r) => {
+                            let l = loaded_list(&r, tok)?;
+                            v4.extend(RangeSet::mapped(l.clone(), Fam::V4).iter_ranges());
+                            v6.extend(RangeSet::mapped(l, Fam::V6).iter_ranges());
+                            continue;
                         }
                     };
                     if fam == 4 {
@@ -305,6 +389,46 @@ impl TargetSet {
     }
 }
 
+/// The loaded list a reference token names, with the counts it gives.
+fn loaded_list(r: &ListRef, tok: &str) -> Result<Arc<TargetList>, TargetError> {
+    let l = super::list::lookup(r.hash).ok_or_else(|| TargetError::List {
+        token: tok.to_string(),
+        why: format!(
+            "its file {} is not loaded: it is missing from the scan directory (`prtip log verify DIR` checks it)",
+            r.hash.file_name()
+        ),
+    })?;
+    if l.reference() != *r {
+        return Err(TargetError::List {
+            token: tok.to_string(),
+            why: format!(
+                "the loaded list holds {} IPv4 and {} IPv6 addresses",
+                l.count(Fam::V4),
+                l.count(Fam::V6)
+            ),
+        });
+    }
+    Ok(l)
+}
+
+/// The addresses a resolved host name (with its optional CIDR prefix) stands for.
+pub(super) fn name_range(
+    addr: IpAddr,
+    prefix: Option<u8>,
+    tok: &str,
+) -> Result<(Fam, u128, u128), TargetError> {
+    Ok(match addr {
+        IpAddr::V4(a) => {
+            let (lo, hi) = cidr_v4(u32::from(a), prefix.unwrap_or(32), tok)?;
+            (Fam::V4, lo as u128, hi as u128)
+        }
+        IpAddr::V6(a) => {
+            let (lo, hi) = cidr_v6(u128::from(a), prefix.unwrap_or(128), tok)?;
+            (Fam::V6, lo, hi)
+        }
+    })
+}
+
 /// One parsed piece of a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Piece {
@@ -312,6 +436,9 @@ pub enum Piece {
     V4(u32, u32),
     /// IPv6 range, inclusive.
     V6(u128, u128),
+    /// A stored target list (`@list:<hash>:<IPv4 count>:<IPv6 count>`, what a log
+    /// of an `-iL` scan names in its spec; see [`super::list`]).
+    List(ListRef),
     /// A host name, with an optional CIDR prefix applied after resolving.
     Name {
         /// The name.
@@ -326,6 +453,11 @@ pub fn parse_token(tok: &str) -> Result<Vec<Piece>, TargetError> {
     let t = tok.trim();
     if t.is_empty() {
         return Err(bad(tok, "empty target"));
+    }
+    if t.starts_with(super::list::LIST_PREFIX) {
+        return ListRef::parse(t)
+            .map(|r| vec![Piece::List(r)])
+            .ok_or_else(|| bad(tok, "not a valid stored target list reference (@list:<64 hex digits>:<IPv4 count>:<IPv6 count>)"));
     }
     match parse_single(t) {
         Ok(p) => Ok(p),

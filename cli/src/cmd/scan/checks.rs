@@ -114,9 +114,8 @@ pub fn check(args: &Args) -> anyhow::Result<()> {
         }
     }
     check_outputs(args)?;
-    if let Some(f) = &args.input_list {
-        check_list_file(f)?;
-    }
+    // An -iL list's bad lines are named (file and line) while it is streamed
+    // into its stored target list (`spec::build_list`).
     Ok(())
 }
 
@@ -241,38 +240,4 @@ fn same_file_key(p: &str) -> PathBuf {
         (Some(Ok(d)), Some(n)) => d.join(n),
         _ => abs.components().collect(),
     }
-}
-
-/// Every token of an `-iL` file must be a target; a bad one is named with the
-/// file and its line (before, it was looked up as a host name).
-fn check_list_file(f: &Path) -> anyhow::Result<()> {
-    if f == Path::new("-") {
-        return Ok(()); // standard input is read once, by the spec builder
-    }
-    let Ok(text) = std::fs::read_to_string(f) else {
-        return Ok(()); // the spec builder reports the read error
-    };
-    for (i, line) in text.lines().enumerate() {
-        let line = line.split('#').next().unwrap_or("");
-        for tok in line.split_whitespace() {
-            if let Err(e) = prtip_engine::targets::parse_token(tok) {
-                return Err(usage(format!("-iL {} line {}: {e}", f.display(), i + 1)));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The `-iL` line a target token came from, for resolution errors.
-pub fn list_line(f: &Path, token: &str) -> Option<usize> {
-    let text = std::fs::read_to_string(f).ok()?;
-    text.lines()
-        .position(|l| {
-            l.split('#')
-                .next()
-                .unwrap_or("")
-                .split_whitespace()
-                .any(|t| t == token)
-        })
-        .map(|i| i + 1)
 }

@@ -9,11 +9,14 @@ use prtip_engine::permutation::parse_shard;
 use prtip_engine::ports::PortList;
 use prtip_engine::probe::DiscoveryProbe;
 use prtip_engine::scan::ScanPlan;
-use prtip_engine::targets::{read_list_file, resolve_system, resolve_system_v6, TargetSet};
+use prtip_engine::targets::{
+    read_list_file, resolve_system, resolve_system_v6, TargetError, TargetSet,
+};
 use prtip_engine::wire::EthernetAddress;
 use prtip_store::event::{
     now_us, Addr, BackendKind, HostName, OutputSpec, Protocol, ScanSpec, ScanType, SocketSettings,
 };
+use prtip_store::space::list::{ListBuilder, TargetList};
 use std::net::Ipv4Addr;
 use std::path::Path;
 
@@ -27,6 +30,52 @@ fn random_seed() -> u64 {
     h.write_u64(now_us());
     h.write_u32(std::process::id());
     h.finish()
+}
+
+/// The `-iL` list (and the command line's targets) minus the excludes, streamed
+/// into a stored target list: an unnamed file in the temporary directory, mapped,
+/// until the log writer copies it beside the log.
+fn build_list(
+    args: &Args,
+    path: &Path,
+    excludes: &[String],
+    resolve: &mut dyn FnMut(&str) -> Result<std::net::IpAddr, String>,
+) -> anyhow::Result<std::sync::Arc<TargetList>> {
+    let mut b = ListBuilder::new();
+    for t in &args.targets {
+        b.add_token(t, resolve).map_err(|e| usage(e.to_string()))?;
+    }
+    let read_err = |e: std::io::Error| {
+        usage(
+            TargetError::File {
+                path: path.display().to_string(),
+                why: e.to_string(),
+            }
+            .to_string(),
+        )
+    };
+    let source = path.display().to_string();
+    let added = if path == Path::new("-") {
+        b.add_lines(std::io::stdin().lock(), &source, resolve)
+    } else {
+        let f = std::fs::File::open(path).map_err(read_err)?;
+        b.add_lines(
+            std::io::BufReader::with_capacity(1 << 20, f),
+            &source,
+            resolve,
+        )
+    };
+    added.map_err(|e| usage(e.to_string()))?;
+    if b.is_empty() {
+        return Err(usage(format!(
+            "-iL {}: the list holds no targets (only blank lines and # comments)",
+            path.display()
+        )));
+    }
+    let ex = TargetSet::build(excludes, &[], resolve).map_err(|e| usage(e.to_string()))?;
+    let (e4, e6) = (ex.v4.ranges(), ex.v6.ranges());
+    b.finish([&e4, &e6], &std::env::temp_dir())
+        .map_err(|e| usage(e.to_string()))
 }
 
 /// The rate governor's settings of `prtip scan` (`--fixed-rate`, `--min-rate`);
@@ -53,13 +102,7 @@ pub fn governor(args: &Args) -> anyhow::Result<prtip_engine::governor::GovernorS
 /// Turn the flags into a spec (no packet sent, no file written).
 pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
     super::checks::check(args)?;
-    let mut targets = args.targets.clone();
-    let mut listed = Vec::new();
-    if let Some(p) = &args.input_list {
-        listed = read_list_file(p).map_err(|e| usage(e.to_string()))?;
-        targets.extend(listed.iter().cloned());
-    }
-    if targets.is_empty() {
+    if args.targets.is_empty() && args.input_list.is_none() {
         return Err(usage(
             "no targets given: name addresses, CIDR blocks, ranges or host names, or use -iL FILE",
         ));
@@ -83,16 +126,22 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
             resolve_system(name)
         }
     };
-    let set = TargetSet::build(&targets, &excludes, &mut resolve).map_err(|e| {
-        let msg = e.to_string();
-        // A name from -iL that did not resolve: say where it came from.
-        let from = args.input_list.as_ref().and_then(|f| {
-            let t = listed.iter().find(|t| msg.contains(t.as_str()))?;
-            let line = super::checks::list_line(f, t)?;
-            Some(format!(" (-iL {} line {line})", f.display()))
-        });
-        usage(msg + &from.unwrap_or_default())
-    })?;
+    let (targets, excludes, set) = match &args.input_list {
+        // -iL: the list (with the command line's targets, excludes subtracted) is
+        // streamed into a stored target list; the spec names it by hash.
+        Some(p) => {
+            let list = build_list(args, p, &excludes, &mut resolve)?;
+            let targets = vec![list.reference().token()];
+            let set =
+                TargetSet::build(&targets, &[], &mut resolve).map_err(|e| usage(e.to_string()))?;
+            (targets, Vec::new(), set)
+        }
+        None => {
+            let set = TargetSet::build(&args.targets, &excludes, &mut resolve)
+                .map_err(|e| usage(e.to_string()))?;
+            (args.targets.clone(), excludes, set)
+        }
+    };
     let resolved: Vec<HostName> = set
         .resolved
         .iter()
