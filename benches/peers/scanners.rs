@@ -84,6 +84,8 @@ pub struct CliCaps {
     pub scan: bool,
     /// `prtip scan --xdp IFACE`.
     pub xdp: bool,
+    /// `prtip scan --fixed-rate` (the rate governor can be switched off).
+    pub fixed_rate: bool,
 }
 
 impl CliCaps {
@@ -97,6 +99,7 @@ impl CliCaps {
         CliCaps {
             scan: help.contains("--rate") && help.contains("--max-retries"),
             xdp: help.contains("--xdp"),
+            fixed_rate: help.contains("--fixed-rate"),
         }
     }
 }
@@ -344,8 +347,9 @@ fn invocations(k: Scanner, env: &Env<'_>, job: &Job<'_>) -> anyhow::Result<Vec<I
                 let mut cmd = ns_cmd(lab, &env.prtip.display().to_string());
                 cmd.arg("--home").arg(&home).args(["scan", "-sS", &cidr]);
                 cmd.args(["-p", &ports_arg(&t.ports)])
-                    // 0 = unlimited, as the engine reads it.
-                    .args(["--rate", &job.rate.to_string()])
+                    // 0 = as fast as it goes: a ceiling no path reaches (`--rate 0`
+                    // is refused as bad input since the cli checks rates).
+                    .args(["--rate", &rate_or(job.rate, 100_000_000).to_string()])
                     // One pass, like masscan and zmap: recall says how lossless the path is.
                     .args(["--max-retries", "0"])
                     .args(["--wait", &job.wait_s.to_string()])
@@ -354,6 +358,10 @@ fn invocations(k: Scanner, env: &Env<'_>, job: &Job<'_>) -> anyhow::Result<Vec<I
                     .arg("--quiet");
                 if k == Scanner::PrtipXdp {
                     cmd.args(["--xdp", &c.scan_if]);
+                }
+                if job.send_only && env.cli.fixed_rate {
+                    // Nothing answers in the sink: the send rate, not the governor's.
+                    cmd.arg("--fixed-rate");
                 }
                 cmd
             } else {

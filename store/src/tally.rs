@@ -106,6 +106,8 @@ impl Tally {
             hosts: c.open_hosts.len(),
             states: c.states,
             covered: [0; 2],
+            // A host row (discovery) makes the tally give up: none were counted.
+            host_rows: [0; 2],
         };
         if let Some(space) = silence.map(|s| s.space()) {
             let n = c.targets.len();
