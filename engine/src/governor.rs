@@ -15,26 +15,32 @@
 //! answer within a few RTTs was lost on the path at the rate it was sent with,
 //! so the answered fraction of references estimates the path's delivery ratio
 //! for every probe sent at that time, without per-probe state (the table of
-//! outstanding references is bounded, [`MAX_REFS`]).
+//! outstanding references is bounded, [`MAX_REFS`]). A reference counts as
+//! lost only once the receiver has read an answer to a probe sent after it
+//! (or after a second): a receiver thread that a loaded machine did not run
+//! for a while has lost nothing, and must not slow the scan down.
 //!
 //! **How it decides (why AIMD).** Every ≥ 25 ms with ≥ 32 matured references:
 //! - loss above 3% (and at least 2 references lost): the rate becomes 0.95 × the
 //!   rate that got through (the probes sent between the window's first and
 //!   last reference over that time × their answered fraction,
-//!   estimated as (answered + 1) / (sent + 2), and at most ÷16 at once; 0.85 ×
+//!   estimated as (answered + 1) / (sent + 2), and at most ÷4 at once; 0.85 ×
 //!   in a retry pass), a
 //!   multiplicative decrease proportional to the loss, so one decision lands
 //!   under a policer's rate however far above it the scan was;
-//! - no loss: the rate doubles (×4 before the first loss: slow start, from
-//!   50 000/s or the learned rate of a resumed scan) or grows by 3% after it
-//!   (congestion avoidance), up to the ceiling.
+//! - no loss: ×4 before the first loss (slow start, from 50 000/s or the
+//!   learned rate of a resumed scan); after it, halfway back toward the rate
+//!   that lost (at most ×1.25 a decision: a binary search, as TCP BIC, so an
+//!   estimate that undershot is corrected in a few decisions), and +3% per
+//!   decision once above it (congestion avoidance); up to the ceiling.
 //!
 //! This is TCP's answer to the same question (additive/multiplicative increase,
 //! multiplicative decrease converges and is fair to other traffic; a delay-based
 //! scheme would need per-probe timestamps and sees nothing of a policer, which
 //! drops without queueing). Loss in a retry pass is expensive (each pass is one
-//! chance less), so retry passes send at the rate of the last decrease at most
-//! and never climb: retries resend what was lost at the rate that worked.
+//! chance less), so retry passes send at the last rate that lost nothing (or
+//! that of the last decrease) at most and never climb: retries resend what was
+//! lost at the rate that worked.
 //!
 //! **Per network.** Loss is attributed to the destination's /24 (IPv4) or /48
 //! (IPv6). When the references to one network keep going unanswered while the
@@ -64,8 +70,12 @@ const MAX_NET_HISTORY: usize = 4096;
 /// References wanted per second (their share of the probes follows from it).
 const REFS_PER_S: u64 = 1300;
 const MIN_DECISION_NS: u64 = 25_000_000;
+/// A reference unanswered this long is lost even when nothing later was heard.
+const MAX_WAIT_NS: u64 = 1_000_000_000;
 const MIN_REFS: u32 = 32;
 const MIN_LOST: u32 = 2;
+/// References a network must have had before its loss can be its own.
+const MIN_NET_REFS: u32 = 8;
 /// Loss above which the rate goes down, per mille.
 const LOSS_PERMILLE: u64 = 30;
 
@@ -149,6 +159,15 @@ struct NetHistory {
     last_ns: u64,
 }
 
+impl NetHistory {
+    /// Whether the network loses most of its references, on enough of them
+    /// that uniform loss on the path (a few references per network per
+    /// window) does not look like it.
+    fn own_loss(&self) -> bool {
+        self.sent >= MIN_NET_REFS && self.lost >= MIN_LOST && self.lost * 2 >= self.sent
+    }
+}
+
 struct SlowNet {
     bucket: TokenBucket,
     rate_mpps: u64,
@@ -160,8 +179,13 @@ pub struct Governor {
     ceiling: u64,
     floor: u64,
     rate: u64,
-    /// The rate after the last decrease (0: none yet).
+    /// The rate after the last decrease, or the last one that lost nothing
+    /// since (0: none yet).
     safe: u64,
+    /// The rate actually sent when loss was last seen (0: none yet).
+    lossy: u64,
+    /// The latest send time of a probe whose answer the receiver has read.
+    heard_ns: u64,
     slow_start: bool,
     retry_pass: bool,
     refs: HashMap<u64, Ref>,
@@ -207,6 +231,8 @@ impl Governor {
             floor,
             rate,
             safe: 0,
+            lossy: 0,
+            heard_ns: 0,
             slow_start: settings.start_mpps.is_none(),
             retry_pass: false,
             refs: HashMap::new(),
@@ -263,7 +289,8 @@ impl Governor {
     }
 
     /// A retry pass starts (`true`) or the first pass runs: retry passes send at
-    /// the rate of the last decrease at most and never climb.
+    /// the last rate that lost nothing (or of the last decrease) at most and
+    /// never climb.
     pub fn set_retry_pass(&mut self, retry: bool) {
         if retry && !self.retry_pass && !self.slow_start {
             self.first_pass_mpps = self.rate;
@@ -300,6 +327,7 @@ impl Governor {
         match self.refs.get_mut(&value) {
             Some(r) if !r.answered => {
                 r.answered = true;
+                self.heard_ns = self.heard_ns.max(r.sent_ns);
                 let rtt = now_ns.saturating_sub(r.sent_ns);
                 self.rtt_hi_ns = (self.rtt_hi_ns - self.rtt_hi_ns / 8).max(rtt);
                 true
@@ -315,9 +343,24 @@ impl Governor {
         self.new_epoch(now_ns, sent);
     }
 
-    /// How long a reference may take to be answered.
+    /// The scan's answers took up to `rtt_ns` lately (the receiver's RTT of
+    /// first answers): references wait at least that long before they count
+    /// as lost, from the first one on.
+    pub fn rtt_hint(&mut self, rtt_ns: u64) {
+        self.rtt_hi_ns = self.rtt_hi_ns.max(rtt_ns);
+    }
+
+    /// The receiver read an answer to a probe sent at `sent_ns`: references
+    /// sent before it may count as lost once their timeout is over.
+    pub fn heard_up_to(&mut self, sent_ns: u64) {
+        self.heard_ns = self.heard_ns.max(sent_ns);
+    }
+
+    /// How long a reference may take to be answered: 4 × the highest recent
+    /// RTT + 30 ms, 40 ms to 1 s (the margin covers a receiver thread that a
+    /// loaded machine did not run for a while).
     fn timeout_ns(&self) -> u64 {
-        (4 * self.rtt_hi_ns + 50_000_000).clamp(50_000_000, 1_000_000_000)
+        (4 * self.rtt_hi_ns + 30_000_000).clamp(40_000_000, 1_000_000_000)
     }
 
     fn new_epoch(&mut self, now_ns: u64, sent: u64) {
@@ -368,8 +411,13 @@ impl Governor {
         let timeout = self.timeout_ns();
         let epoch = self.epoch_ns;
         let mut matured: Vec<(NetKey, bool, u64, u64)> = Vec::new();
+        let heard = self.heard_ns;
         self.refs.retain(|_, r| {
-            if r.sent_ns + timeout > now_ns {
+            // Lost: unanswered for its timeout while answers to probes sent
+            // after it came in (a receiver that a loaded machine did not run
+            // has not lost them), or unanswered for the longest wait.
+            let waited = now_ns.saturating_sub(r.sent_ns);
+            if waited < timeout || (r.sent_ns > heard && waited < MAX_WAIT_NS) {
                 return true;
             }
             if r.sent_ns >= epoch {
@@ -416,7 +464,7 @@ impl Governor {
         // window's references went to) is theirs, not the scan's.
         let theirs = |g: &Governor, net: &NetKey| {
             let h = g.history[net];
-            g.slow.contains_key(net) || (h.lost >= MIN_LOST && h.lost * 2 >= h.sent)
+            g.slow.contains_key(net) || h.own_loss()
         };
         let lossy: Vec<NetKey> = win
             .iter()
@@ -451,27 +499,42 @@ impl Governor {
                 self.rate
             };
             // (a + 1) / (s + 2): an estimate that never says "nothing passes"
-            // from a handful of references; at most ÷16 per decision.
+            // from a handful of references; at most ÷4 per decision (a burst
+            // of loss that was not the path's costs one step, not the rate).
             let delivered = through as u128 * u128::from(a + 1) / u128::from(s + 2);
             // A retry pass is one chance less for what it loses: go lower there.
             let (num, den) = if self.retry_pass { (17, 20) } else { (19, 20) };
             let next = ((delivered * num / den) as u64)
                 .min((u128::from(self.rate) * num / den) as u64)
-                .max(through / 16)
+                .max(through / 4)
                 .clamp(self.floor.max(1), self.ceiling);
             self.rate = next;
             self.safe = next;
+            self.lossy = through;
             self.first_pass_mpps = 0;
             self.slow_start = false;
             self.decisions
                 .push(self.decision(GovernorReason::Loss, (s, a), None));
-        } else if s >= MIN_REFS || s == 0 {
-            if !self.retry_pass && self.rate < self.ceiling {
+        } else if s >= MIN_REFS || (s == 0 && self.refs.is_empty()) {
+            // After the first loss, a rate the sender did not reach (a busy
+            // machine) was not tried: climbing further would learn nothing.
+            let tried = self.slow_start || actual == 0 || actual * 10 >= self.rate * 9;
+            if !self.retry_pass && self.rate < self.ceiling && tried {
+                let r = self.rate;
                 let up = if self.slow_start {
-                    self.rate.saturating_mul(4)
+                    r.saturating_mul(4)
+                } else if self.lossy > r {
+                    // Below the rate that lost: halfway to it, at most ×1.25.
+                    (r + (self.lossy - r) / 2)
+                        .min(r + r / 4)
+                        .max(r + r.div_ceil(32))
                 } else {
-                    self.rate + self.rate.div_ceil(32)
+                    r + r.div_ceil(32)
                 };
+                if s > 0 && !self.slow_start {
+                    // This rate worked: retries may use it.
+                    self.safe = r;
+                }
                 self.rate = up.min(self.ceiling);
                 self.decisions
                     .push(self.decision(GovernorReason::Clear, (s, a), None));
@@ -509,7 +572,7 @@ impl Governor {
                         sn.bucket = TokenBucket::new(sn.rate_mpps, 1, now_ns);
                     }
                 }
-                None if *nl > 0 && h.lost >= MIN_LOST && h.lost * 2 >= h.sent && room => {
+                None if *nl > 0 && h.own_loss() && room => {
                     let rate = (share / 2).max(1000);
                     self.slow.insert(
                         *net,
@@ -752,7 +815,25 @@ mod tests {
             .expect("a NetLoss decision");
         assert_eq!(net.0, slow);
         assert_eq!(net.0.network(), ("198.19.7.0".parse().unwrap(), 24));
-        assert!(!d.iter().any(|d| d.reason == GovernorReason::Loss), "{d:?}");
+        // Before the network has had MIN_NET_REFS references its loss counts
+        // for the scan (one decrease at most); never after.
+        let first_net = d
+            .iter()
+            .position(|d| d.reason == GovernorReason::NetLoss)
+            .unwrap();
+        assert!(
+            d.iter()
+                .filter(|d| d.reason == GovernorReason::Loss)
+                .count()
+                <= 1,
+            "{d:?}"
+        );
+        assert!(
+            !d[first_net..]
+                .iter()
+                .any(|d| d.reason == GovernorReason::Loss),
+            "{d:?}"
+        );
         // Its bucket lets one probe through now and then, the others always.
         let mut passed = 0;
         for i in 0..1000u64 {

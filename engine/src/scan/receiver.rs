@@ -65,9 +65,18 @@ pub(super) fn receiver(
                     if i == 0 {
                         0
                     } else {
+                        if sh.adaptive {
+                            sh.heard_sent_ns.fetch_max(c[i - 1].1, Relaxed);
+                        }
                         ((now.saturating_sub(c[i - 1].1)) / 1000).min(u32::MAX as u64) as u32
                     }
                 };
+                if rtt > 0 && sh.adaptive {
+                    // The highest recent RTT, decaying by 1/64 per answer.
+                    let _ = sh
+                        .rtt_hint_us
+                        .fetch_update(Relaxed, Relaxed, |h| Some((h - h / 64).max(u64::from(rtt))));
+                }
                 if rtt > 0 {
                     let mut r = sh.rtts.lock().unwrap();
                     if r.len() < 1 << 16 {

@@ -123,6 +123,8 @@ pub(super) fn sender(
         let now = ns(Instant::now());
         if sh.adaptive {
             let mut g = sh.gov.lock().unwrap();
+            g.rtt_hint(sh.rtt_hint_us.load(Relaxed) * 1000);
+            g.heard_up_to(sh.heard_sent_ns.load(Relaxed));
             g.tick(now, sh.sent.load(Relaxed));
             if g.rate_mpps() != rate {
                 rate = g.rate_mpps();

@@ -41,6 +41,13 @@ pub(super) struct Shared {
     pub(super) gov: Mutex<Governor>,
     /// Whether the governor adapts (read without its lock).
     pub(super) adaptive: bool,
+    /// The highest recent RTT of first answers, µs (the receiver's, for the
+    /// governor's reference timeout).
+    pub(super) rtt_hint_us: AtomicU64,
+    /// The latest send time (ns since the start) of a batch one of whose
+    /// probes' answers the receiver has read (for the governor: references
+    /// sent before it and unanswered were lost, not just not read yet).
+    pub(super) heard_sent_ns: AtomicU64,
     /// Recent answered values, for references.
     pub(super) pool: RefPool,
     /// The walk position of the oldest probe the sender deferred (a network with
@@ -121,6 +128,8 @@ pub(super) fn new(plan: &ScanPlan, from: u64, preloading: bool) -> Shared {
         adaptive: gov.adaptive(),
         gov: Mutex::new(gov),
         pool: RefPool::new(4096),
+        rtt_hint_us: AtomicU64::new(0),
+        heard_sent_ns: AtomicU64::new(0),
         deferred_min: AtomicU64::new(u64::MAX),
         uplink_down: Mutex::new(None),
         uplink_held: AtomicBool::new(false),
