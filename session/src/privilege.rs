@@ -95,6 +95,13 @@ pub fn drop_network_privileges() -> std::io::Result<()> {
     set_caps(0, FILE_CAPS)
 }
 
+/// Drop every capability of the calling thread, the file ones too (effective,
+/// permitted, inheritable, ambient and bounding sets): for helper threads started
+/// before a scan's set-up (its signal thread), which never need a privilege.
+pub fn drop_all() -> std::io::Result<()> {
+    set_caps(0, 0)
+}
+
 /// The drop of a raw scan once its sockets are open and its programs attached:
 /// what [`drop_network_privileges`] leaves, nothing more (see the module doc).
 pub fn after_setup() -> std::io::Result<()> {

@@ -325,6 +325,11 @@ impl Interrupts {
         let wait_ms = Arc::new(AtomicU64::new(0));
         let (c, w) = (control.clone(), wait_ms.clone());
         std::thread::spawn(move || {
+            // Started before the scan's set-up drops its privileges (capabilities
+            // are per thread): this thread needs none, so it keeps none.
+            if let Err(e) = prtip_session::privilege::drop_all() {
+                eprintln!("prtip: the signal thread could not drop its capabilities: {e}");
+            }
             for sig in signals.forever() {
                 match sig {
                     SIGINT | SIGTERM => {
