@@ -83,29 +83,13 @@ impl Render for TextRender {
         }
         if let (true, Some(st)) = (discovery_only, host.status_row()) {
             // nmap -sn --reason: "Host is up, received echo-reply ttl 64 (0.00005s latency)."
-            let _ = match host.min_rtt_us() {
-                Some(rtt) => writeln!(
-                    b,
-                    "Host is up, {} ({:.5}s latency).",
-                    super::received(st),
-                    rtt as f64 / 1e6
-                ),
-                None => writeln!(b, "Host is up, {}.", super::received(st)),
-            };
+            host_up_received(b, host, st);
             out.write_all(b.as_bytes())?;
             return Ok(());
         }
         if let (true, Some(st)) = (self.reason, host.status_row().filter(|_| host.is_up())) {
             // Discovery before the ports, with --reason (as nmap): what found the host.
-            let _ = match host.min_rtt_us() {
-                Some(rtt) => writeln!(
-                    b,
-                    "Host is up, {} ({:.5}s latency).",
-                    super::received(st),
-                    rtt as f64 / 1e6
-                ),
-                None => writeln!(b, "Host is up, {}.", super::received(st)),
-            };
+            host_up_received(b, host, st);
         } else if host.is_up() {
             match host.min_rtt_us() {
                 Some(rtt) => {
@@ -240,6 +224,20 @@ fn reason_text(r: &prtip_store::ResultRow) -> String {
         reason if r.ttl > 0 => format!("{} ttl {}", reason.as_str(), r.ttl),
         reason => reason.as_str().to_string(),
     }
+}
+
+/// nmap's `--reason` line of a host found up: "Host is up, received echo-reply
+/// ttl 64 (0.00005s latency)."
+fn host_up_received(b: &mut String, host: &Host, st: &ResultRow) {
+    let _ = match host.min_rtt_us() {
+        Some(rtt) => writeln!(
+            b,
+            "Host is up, {} ({:.5}s latency).",
+            super::received(st),
+            rtt as f64 / 1e6
+        ),
+        None => writeln!(b, "Host is up, {}.", super::received(st)),
+    };
 }
 
 #[cfg(test)]
