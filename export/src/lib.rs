@@ -42,7 +42,7 @@ pub use live::LiveOutputs;
 pub use log::{export_log, export_log_into, export_log_to, targets_of, write_outputs};
 pub use meta::{ctime, human_time, join_command_line, rfc3339, ReportMeta};
 pub use render::table_service;
-pub use summary::{done_line, done_summary, done_summary_of, write_port_table};
+pub use summary::{done_line, done_summary_of, write_port_table};
 
 use output::Output;
 use prtip_store::event::{now_us, Event, ExportComplete};

@@ -92,15 +92,10 @@ fn render_port_table(
 /// `prtip done: 1 IP address scanned in 0.04 seconds (1 probe sent; 1 open, 0 closed,
 /// 0 filtered ports; seed 7)`: every port counted once in its final state
 /// (open|filtered and unfiltered too, when there are any).
-pub fn done_summary(log_dir: &Path, seed: u64) -> Result<String, ExportError> {
-    let reader = LogReader::open(log_dir).map_err(ExportError::Store)?;
-    let summary = prtip_store::summarize_lenient(&reader).map_err(ExportError::Store)?;
-    Ok(done_line(&summary, seed))
-}
-
-/// [`done_summary`] from the log's summary ([`prtip_store::summarize_lenient`]'s,
-/// or the one [`prtip_store::HistoryIndex::index_log_summary`] hands back with the
-/// history row): the same line without reading the log again.
+///
+/// From the log's summary ([`prtip_store::summarize_lenient`]'s, or the one
+/// [`prtip_store::HistoryIndex::index_log_summary`] hands back with the history
+/// row): the log is not read again.
 pub fn done_line(summary: &prtip_store::ScanSummary, seed: u64) -> String {
     // The line names no version: the header's version fields stay empty.
     let meta = crate::ReportMeta::from_summary(summary, "", 0);
@@ -115,7 +110,7 @@ pub fn done_line(summary: &prtip_store::ScanSummary, seed: u64) -> String {
     summary_line(&meta, &states, Some(up), seed)
 }
 
-/// [`done_summary`] from a report header and the ports per final state
+/// [`done_line`] from a report header and the ports per final state
 /// (`[open, closed, filtered, open|filtered, unfiltered]`, as
 /// [`prtip_store::ScanSummary::port_states`]).
 pub fn done_summary_of(meta: &crate::ReportMeta, states: &[u64; 5], seed: u64) -> String {
