@@ -632,7 +632,14 @@ fn read_results(
                 Ok(n) => n,
                 // A prtip of another event schema (PRTIP_BIN=an older build, for a
                 // before/after run): the binary that wrote the log reads it.
-                Err(e) if format!("{e:#}").contains("schema") => {
+                Err(e)
+                    if e.chain().any(|c| {
+                        matches!(
+                            c.downcast_ref::<prtip_store::StoreError>(),
+                            Some(prtip_store::StoreError::Version { .. })
+                        )
+                    }) =>
+                {
                     let out = Command::new(prtip)
                         .arg("export")
                         .arg(&dir)
