@@ -10,14 +10,20 @@
  * Tokens are kept in nano-tokens (1 token = 10^9) so refill needs no division
  * on the fast path. One bucket for all CPUs, under a spin lock.
  *
- * Configuration lives in the array map `policer_cfg` (rate, burst, generation)
- * that prtip-xdp writes at attach time and whenever the rate changes; a new
- * generation refills the bucket and restarts its bookkeeping. The bucket's
+ * It may police only the SYNs to one network (`--policer-net`): the
+ * configuration's `family` (0: every destination, 4 or 6) and a network and
+ * mask as four big-endian words (IPv4: the first word only); a SYN to any
+ * other destination passes without touching the bucket and is counted apart.
+ *
+ * Configuration lives in the array map `policer_cfg` (rate, burst, generation,
+ * the network) that prtip-xdp writes at attach time and whenever the rate
+ * changes; a new generation refills the bucket and restarts its bookkeeping. The bucket's
  * state (`policer_state`) records, for the current generation, the times of
  * the first and latest SYN seen and the nano-tokens lost to the cap (refill
  * that found the bucket full), so a test can check exactly that
  *   passed * 10^9 + tokens_left = burst * 10^9 + rate * (last - first) - lost.
- * Counters (per CPU, `policer_stats`): SYNs passed, SYNs dropped, other frames.
+ * Counters (per CPU, `policer_stats`): SYNs passed, SYNs dropped, other
+ * frames, SYNs outside the policed network.
  */
 #include "common.h"
 
@@ -28,6 +34,10 @@ struct policer_cfg {
 	__u64 rate;       /* tokens (SYNs) per second */
 	__u64 burst;      /* bucket size in tokens */
 	__u64 generation; /* bumped by userspace on every change */
+	__u32 family;     /* 0: police every SYN; 4 / 6: only those to the network */
+	__u32 pad;
+	__u32 net[4];     /* network, big-endian words (IPv4: net[0]) */
+	__u32 mask[4];    /* its mask, likewise */
 };
 
 struct policer_state {
@@ -56,7 +66,8 @@ enum policer_stat {
 	POL_SYN_PASSED = 0,
 	POL_SYN_DROPPED = 1,
 	POL_OTHER = 2,
-	POL_STAT_MAX = 3,
+	POL_SYN_OUTSIDE = 3,
+	POL_STAT_MAX = 4,
 };
 
 struct {
@@ -87,9 +98,31 @@ static __always_inline void count(__u32 idx)
 		*v += 1;
 }
 
-/* The TCP header of an IPv4 or IPv6 (no extension headers) TCP frame, or NULL. */
-static __always_inline struct tcphdr *tcp_of(void *data, void *data_end)
+/* Whether the destination `dst` (`words` big-endian words) lies in the
+ * configured network of `family`. */
+static __always_inline int in_net(const struct policer_cfg *cfg, __u32 family,
+				  const __u32 *dst, int words)
 {
+	if (cfg->family == 0)
+		return 1;
+	if (cfg->family != family)
+		return 0;
+#pragma clang loop unroll(full)
+	for (int i = 0; i < 4; i++) {
+		if (i < words && ((dst[i] ^ cfg->net[i]) & cfg->mask[i]))
+			return 0;
+	}
+	return 1;
+}
+
+/* The TCP header of an IPv4 or IPv6 (no extension headers) TCP frame, or NULL;
+ * `*inside` tells whether its destination is in the policed network. */
+static __always_inline struct tcphdr *tcp_of(void *data, void *data_end, int *inside)
+{
+	__u32 zero = 0, dst[4];
+	struct policer_cfg *cfg = bpf_map_lookup_elem(&policer_cfg, &zero);
+	if (!cfg)
+		return NULL;
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > data_end)
 		return NULL;
@@ -102,6 +135,8 @@ static __always_inline struct tcphdr *tcp_of(void *data, void *data_end)
 		struct tcphdr *th = (void *)ip + ip->ihl * 4;
 		if ((void *)(th + 1) > data_end)
 			return NULL;
+		dst[0] = ip->daddr;
+		*inside = in_net(cfg, 4, dst, 1);
 		return th;
 	}
 	if (eth->h_proto == bpf_htons(ETH_P_IPV6_BE)) {
@@ -113,6 +148,8 @@ static __always_inline struct tcphdr *tcp_of(void *data, void *data_end)
 		struct tcphdr *th = (void *)(ip6 + 1);
 		if ((void *)(th + 1) > data_end)
 			return NULL;
+		__builtin_memcpy(dst, ip6->daddr, 16);
+		*inside = in_net(cfg, 6, dst, 4);
 		return th;
 	}
 	return NULL;
@@ -173,10 +210,15 @@ int prtip_policer(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct tcphdr *th = tcp_of(data, data_end);
+	int inside = 0;
+	struct tcphdr *th = tcp_of(data, data_end, &inside);
 
 	if (!th || (tcp_flags(th) & (PRTIP_TCP_SYN | PRTIP_TCP_ACK)) != PRTIP_TCP_SYN) {
 		count(POL_OTHER);
+		return XDP_PASS;
+	}
+	if (!inside) {
+		count(POL_SYN_OUTSIDE);
 		return XDP_PASS;
 	}
 	if (take_token()) {

@@ -46,12 +46,17 @@ fn with_rate_zero_exactly_the_burst_passes_in_both_families_and_the_rate_changes
     assert_eq!(after.1 - before.1, 7, "OutRsts");
 
     // A new configuration refills the bucket; IPv6 SYNs are policed too.
-    pol.set(PolicerConfig { rate: 0, burst: 3 }).unwrap();
+    let three = PolicerConfig {
+        rate: 0,
+        burst: 3,
+        prefix: None,
+    };
+    pol.set(three).unwrap();
     let dst6: IpAddr = "2001:db8:100::42".parse().unwrap();
     assert_eq!(send_syns(&c.scan_ns, scan_src6(&c), dst6, CLOSED, 50), 50);
     let s = pol.stats().unwrap();
     assert_eq!(s.generation, 2);
-    assert_eq!(s.config, PolicerConfig { rate: 0, burst: 3 });
+    assert_eq!(s.config, three);
     assert_eq!((s.passed, s.dropped), (3, 47), "{s:?}");
     assert_eq!((s.syn_passed, s.syn_dropped), (10, 240), "{s:?}");
     let after6 = tcp_counters(&c.tgt_ns);
@@ -142,6 +147,65 @@ fn syns_below_the_rate_all_pass() {
     assert_eq!((s.passed, s.dropped), (100, 0), "{s:?}");
 }
 
+/// A policer with a network polices only the SYNs to that network: SYNs to
+/// other addresses of the lab (and of the other family) pass untouched and
+/// take no token; inside it, exactly the burst passes at rate 0.
+#[test]
+fn a_policer_with_a_network_drops_only_inside_it_in_both_families() {
+    if !netns_tests_enabled() {
+        return;
+    }
+    let lab = quiet_lab("poln");
+    let c = lab.config().clone();
+    // 198.19.0.0/16's third /24 (198.19.2.0/24).
+    let (slow, fast) = (target4(&c, 2 * 256 + 9), target4(&c, 3 * 256 + 9));
+    let edge_in = target4(&c, 2 * 256 + 255);
+    let edge_out = target4(&c, 2 * 256 + 256);
+    let cfg4 = PolicerConfig {
+        rate: 0,
+        burst: 5,
+        prefix: Some((target4(&c, 2 * 256), 24)),
+    };
+    let pol = attach_policer_with(&lab, cfg4);
+    assert_eq!(pol.stats().unwrap().config, cfg4);
+    let before = tcp_counters(&c.tgt_ns);
+    let src4 = scan_src4(&c);
+    let dst6: IpAddr = "2001:db8:100::42".parse().unwrap();
+    assert_eq!(send_syns(&c.scan_ns, src4, fast, CLOSED, 300), 300);
+    assert_eq!(send_syns(&c.scan_ns, src4, edge_out, CLOSED, 20), 20);
+    assert_eq!(send_syns(&c.scan_ns, scan_src6(&c), dst6, CLOSED, 30), 30);
+    let s = pol.stats().unwrap();
+    assert_eq!((s.syn_passed, s.syn_dropped), (0, 0), "{s:?}");
+    assert_eq!(s.syn_outside, 350, "{s:?}");
+    assert!(!s.active, "no SYN met the bucket: {s:?}");
+    assert_eq!(send_syns(&c.scan_ns, src4, slow, CLOSED, 100), 100);
+    assert_eq!(send_syns(&c.scan_ns, src4, edge_in, CLOSED, 10), 10);
+    let s = pol.stats().unwrap();
+    assert_eq!((s.passed, s.dropped), (5, 105), "{s:?}");
+    assert_eq!((s.syn_passed, s.syn_dropped, s.syn_outside), (5, 105, 350));
+    // The target reset every SYN that reached it: all those outside, the burst inside.
+    let after = tcp_counters(&c.tgt_ns);
+    assert_eq!(after.1 - before.1, 355, "OutRsts");
+
+    // An IPv6 network: IPv4 SYNs are outside it, whatever their address.
+    let cfg6 = PolicerConfig {
+        rate: 0,
+        burst: 2,
+        prefix: Some(("2001:db8:100::".parse().unwrap(), 120)),
+    };
+    pol.set(cfg6).unwrap();
+    let out6: IpAddr = "2001:db8:100::142".parse().unwrap();
+    assert_eq!(send_syns(&c.scan_ns, scan_src6(&c), out6, CLOSED, 15), 15);
+    assert_eq!(send_syns(&c.scan_ns, src4, slow, CLOSED, 25), 25);
+    assert_eq!(send_syns(&c.scan_ns, scan_src6(&c), dst6, CLOSED, 12), 12);
+    let s = pol.stats().unwrap();
+    assert_eq!(s.config, cfg6);
+    assert_eq!((s.passed, s.dropped), (2, 10), "{s:?}");
+    assert_eq!(s.syn_outside, 350 + 15 + 25, "{s:?}");
+    let after6 = tcp_counters(&c.tgt_ns);
+    assert_eq!(after6.1 - after.1, 15 + 25 + 2, "OutRsts");
+}
+
 #[test]
 fn cli_policer_attaches_reports_and_changes_its_rate() {
     if !netns_tests_enabled() {
@@ -153,6 +217,18 @@ fn cli_policer_attaches_reports_and_changes_its_rate() {
         (
             vec!["--policer", "10", "--responder", "xdp"],
             "needs --responder kernel",
+        ),
+        (
+            vec!["--policer", "10", "--policer-net", "198.19.2.1/24"],
+            "'--policer-net <CIDR>': '198.19.2.1/24': host bits are set",
+        ),
+        (
+            vec!["--policer", "10", "--policer-net", "2001:db8::/129"],
+            "--policer-net",
+        ),
+        (
+            vec!["--policer-net", "198.19.2.0/24"],
+            "--policer-net 198.19.2.0/24 needs --policer",
         ),
     ] {
         let l = CliLab::new("pbad");
@@ -233,4 +309,56 @@ fn cli_policer_attaches_reports_and_changes_its_rate() {
     let down = l.cmd("down", &[]).output().unwrap();
     assert!(down.status.success());
     assert!(!ns_exists(&format!("{}-tgt", l.name)));
+
+    // --policer-net: only that network's SYNs are policed; --set keeps it.
+    let l = CliLab::new("pnet");
+    let out = l
+        .cmd(
+            "up",
+            &[
+                "--tcp-ports",
+                "22",
+                "--udp-ports",
+                "none",
+                "--queues",
+                "1",
+                "--policer",
+                "0/3",
+                "--policer-net",
+                "198.19.2.0/24",
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("only SYNs to 198.19.2.0/24"), "{text}");
+    let c = l.config();
+    send_syns(
+        &c.scan_ns,
+        scan_src4(&c),
+        target4(&c, 2 * 256 + 1),
+        CLOSED,
+        10,
+    );
+    send_syns(&c.scan_ns, scan_src4(&c), target4(&c, 1), CLOSED, 7);
+    let v = json(&l, &["--set", "0/1", "--json"]);
+    assert_eq!(v["net"], "198.19.2.0/24", "{v}");
+    assert_eq!(
+        (v["syn_passed"].as_u64(), v["syn_dropped"].as_u64()),
+        (Some(3), Some(7)),
+        "{v}"
+    );
+    assert_eq!(v["syn_outside"], 7, "{v}");
+    let st = l.cmd("status", &["--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(
+        v["config"]["policer"],
+        serde_json::json!({"rate": 0, "burst": 1, "net": "198.19.2.0/24"}),
+        "{v}"
+    );
 }

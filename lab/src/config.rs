@@ -400,13 +400,80 @@ pub struct LabConfig {
 }
 
 /// A token-bucket SYN policer: `rate` SYNs per second pass on average, at most
-/// `burst` in a row; TCP SYNs (IPv4 and IPv6) beyond that are dropped.
+/// `burst` in a row; TCP SYNs (IPv4 and IPv6) beyond that are dropped. With a
+/// `net`, only the SYNs to that network are policed (one slow /24 in a fast
+/// lab); the others pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicerSpec {
     /// Tokens added per second.
     pub rate: u64,
     /// Bucket size (and the tokens it starts with).
     pub burst: u64,
+    /// The network whose SYNs are policed (`None`: every SYN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<IpNet>,
+}
+
+/// An IPv4 or IPv6 network in CIDR form (`198.19.3.0/24`, `2001:db8:100::/48`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum IpNet {
+    /// An IPv4 network.
+    V4(Ipv4Net),
+    /// An IPv6 network.
+    V6(Ipv6Net),
+}
+
+impl IpNet {
+    /// First address and prefix length.
+    pub fn addr_prefix(&self) -> (IpAddr, u8) {
+        match self {
+            IpNet::V4(n) => (IpAddr::V4(n.addr()), n.prefix()),
+            IpNet::V6(n) => (IpAddr::V6(n.addr()), n.prefix()),
+        }
+    }
+
+    /// Whether `ip` lies inside the network (never across families).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self, ip) {
+            (IpNet::V4(n), IpAddr::V4(a)) => n.contains(a),
+            (IpNet::V6(n), IpAddr::V6(a)) => n.contains(a),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for IpNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IpNet::V4(n) => n.fmt(f),
+            IpNet::V6(n) => n.fmt(f),
+        }
+    }
+}
+
+impl FromStr for IpNet {
+    type Err = LabError;
+    fn from_str(s: &str) -> Result<IpNet, LabError> {
+        if s.contains(':') {
+            s.parse().map(IpNet::V6)
+        } else {
+            s.parse().map(IpNet::V4)
+        }
+    }
+}
+
+impl TryFrom<String> for IpNet {
+    type Error = LabError;
+    fn try_from(s: String) -> Result<IpNet, LabError> {
+        s.parse()
+    }
+}
+
+impl From<IpNet> for String {
+    fn from(n: IpNet) -> String {
+        n.to_string()
+    }
 }
 
 impl PolicerSpec {
@@ -445,13 +512,21 @@ impl PolicerSpec {
                 "--policer '{s}': the burst must be at least 1"
             )));
         }
-        Ok(PolicerSpec { rate, burst })
+        Ok(PolicerSpec {
+            rate,
+            burst,
+            net: None,
+        })
     }
 }
 
 impl fmt::Display for PolicerSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.rate, self.burst)
+        write!(f, "{}/{}", self.rate, self.burst)?;
+        if let Some(n) = self.net {
+            write!(f, " on {n}")?;
+        }
+        Ok(())
     }
 }
 

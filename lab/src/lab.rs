@@ -977,8 +977,13 @@ impl fmt::Display for LabStatus {
         if let Some(p) = c.policer {
             writeln!(
                 f,
-                "  SYN policer on {}: {}/s, burst {} (`prtip lab policer` shows its counters)",
-                c.tgt_if, p.rate, p.burst
+                "  SYN policer on {}: {}/s, burst {}{} (`prtip lab policer` shows its counters)",
+                c.tgt_if,
+                p.rate,
+                p.burst,
+                p.net
+                    .map(|n| format!(", only SYNs to {n}"))
+                    .unwrap_or_default()
             )?;
         }
         writeln!(f, "  ground truth: {}", c.ground_truth())?;

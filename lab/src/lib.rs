@@ -46,7 +46,8 @@ pub mod sparse;
 pub mod udp;
 
 pub use config::{
-    GroundTruth, Ipv4Net, LabConfig, MacAddr, Owner, PolicerSpec, PortTruth, Proto, ResponderKind,
+    GroundTruth, IpNet, Ipv4Net, LabConfig, MacAddr, Owner, PolicerSpec, PortTruth, Proto,
+    ResponderKind,
 };
 pub use control::{link_is_up, next_hop_answering, set_link, set_next_hop, Side};
 pub use error::LabError;

@@ -20,12 +20,22 @@ use std::time::Duration;
 /// attached while the returned handle lives): `set` changes the rate, `stats`
 /// reads the counters.
 pub fn attach_policer(lab: &Lab, rate: u64, burst: u64) -> Policer {
+    attach_policer_with(
+        lab,
+        PolicerConfig {
+            rate,
+            burst,
+            prefix: None,
+        },
+    )
+}
+
+/// [`attach_policer`] with a whole configuration (a policed network).
+pub fn attach_policer_with(lab: &Lab, cfg: PolicerConfig) -> Policer {
     let c = lab.config();
     let tgt_if = c.tgt_if.clone();
-    prtip_xdp::in_netns(&c.tgt_ns, || {
-        policer::attach(&tgt_if, PolicerConfig { rate, burst }, XdpMode::Native)
-    })
-    .unwrap_or_else(|e| panic!("attaching the policer to {}: {e}", c.tgt_if))
+    prtip_xdp::in_netns(&c.tgt_ns, || policer::attach(&tgt_if, cfg, XdpMode::Native))
+        .unwrap_or_else(|e| panic!("attaching the policer to {}: {e}", c.tgt_if))
 }
 
 fn csum_add(mut sum: u32, b: &[u8]) -> u32 {

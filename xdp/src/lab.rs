@@ -5,7 +5,7 @@
 //! creates or removes namespaces, interfaces, addresses or routes (that is prtip-lab's job).
 
 use std::io::{self, Write};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -101,14 +101,19 @@ impl HolderArgs {
         ];
         match &self.target {
             LabTarget::Sink => a.extend(["--target".into(), "sink".into()]),
-            LabTarget::Policer(p) => a.extend([
-                "--target".into(),
-                "policer".into(),
-                "--rate".into(),
-                p.rate.to_string(),
-                "--burst".into(),
-                p.burst.to_string(),
-            ]),
+            LabTarget::Policer(p) => {
+                a.extend([
+                    "--target".into(),
+                    "policer".into(),
+                    "--rate".into(),
+                    p.rate.to_string(),
+                    "--burst".into(),
+                    p.burst.to_string(),
+                ]);
+                if let Some((addr, len)) = p.prefix {
+                    a.extend(["--net".into(), format!("{addr}/{len}")]);
+                }
+            }
             LabTarget::Responder(cfg) => {
                 let ports: Vec<String> = cfg.open_tcp_ports.iter().map(|p| p.to_string()).collect();
                 a.extend([
@@ -161,9 +166,14 @@ impl HolderArgs {
                     v.parse()
                         .map_err(|_| XdpError::Config(format!("bad {flag} {v:?}")))
                 };
+                let prefix = match get("--net")? {
+                    Some(n) => Some(parse_ip_cidr(&n)?),
+                    None => None,
+                };
                 let cfg = PolicerConfig {
                     rate: num("--rate")?,
                     burst: num("--burst")?,
+                    prefix,
                 };
                 cfg.validate()?;
                 LabTarget::Policer(cfg)
@@ -209,6 +219,22 @@ pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8)> {
         XdpError::Config(format!(
             "bad IPv4 network {s:?}: prefix {p:?} is not 0..=32"
         ))
+    })?;
+    Ok((addr, prefix))
+}
+
+/// Parse an IPv4 or IPv6 network `ADDR/LEN` (no length: a single address).
+pub fn parse_ip_cidr(s: &str) -> Result<(IpAddr, u8)> {
+    let (a, p) = s.split_once('/').unwrap_or((s, ""));
+    let addr: IpAddr = a
+        .parse()
+        .map_err(|_| XdpError::Config(format!("bad network {s:?}: {a:?} is not an address")))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    if p.is_empty() {
+        return Ok((addr, max));
+    }
+    let prefix: u8 = p.parse().ok().filter(|&n| n <= max).ok_or_else(|| {
+        XdpError::Config(format!("bad network {s:?}: prefix {p:?} is not 0..={max}"))
     })?;
     Ok((addr, prefix))
 }
@@ -410,8 +436,19 @@ mod tests {
         let pol = LabTarget::Policer(PolicerConfig {
             rate: 40_000,
             burst: 400,
+            prefix: None,
         });
-        for target in [LabTarget::Sink, LabTarget::Responder(cfg), pol] {
+        let pol4 = LabTarget::Policer(PolicerConfig {
+            rate: 400,
+            burst: 5,
+            prefix: Some(("198.19.3.0".parse().unwrap(), 24)),
+        });
+        let pol6 = LabTarget::Policer(PolicerConfig {
+            rate: 400,
+            burst: 5,
+            prefix: Some(("2001:db8:100::".parse().unwrap(), 48)),
+        });
+        for target in [LabTarget::Sink, LabTarget::Responder(cfg), pol, pol4, pol6] {
             for mode in [XdpMode::Native, XdpMode::Skb] {
                 let h = HolderArgs {
                     sides: sides.clone(),
@@ -427,6 +464,10 @@ mod tests {
     fn bad_tokens_are_named() {
         let e = parse_cidr("198.19.0.0/40").unwrap_err().to_string();
         assert!(e.contains("\"40\""), "{e}");
+        let e = parse_ip_cidr("2001:db8::/129").unwrap_err().to_string();
+        assert!(e.contains("\"129\""), "{e}");
+        let e = parse_ip_cidr("198.19.0.x/24").unwrap_err().to_string();
+        assert!(e.contains("198.19.0.x"), "{e}");
         let e = parse_ports("80,http").unwrap_err().to_string();
         assert!(e.contains("\"http\""), "{e}");
         assert_eq!(parse_ports("").unwrap(), Vec::<u16>::new());

@@ -6,7 +6,8 @@ use crate::UsageError;
 use prtip_lab::config::{parse_ports, DEFAULT_NAME, DEFAULT_RUN_DIR, MAX_NAME_LEN};
 use prtip_lab::sparse::{Sparse, SparseHosts, SparseMode};
 use prtip_lab::{
-    Helper, Ipv4Net, Ipv6Net, Lab, LabConfig, LabError, MacAddr, PolicerSpec, ResponderKind, Side,
+    Helper, IpNet, Ipv4Net, Ipv6Net, Lab, LabConfig, LabError, MacAddr, PolicerSpec, ResponderKind,
+    Side,
 };
 use prtip_xdp::lab::{holder_command, spawn_holder, HolderArgs, LabSides, LabTarget};
 use prtip_xdp::responder::ResponderConfig;
@@ -70,6 +71,7 @@ struct PolicerArgs {
     #[command(flatten)]
     which: WhichLab,
     /// New rate (and burst), as for `lab up --policer`; the bucket refills.
+    /// The policed network (`lab up --policer-net`) stays.
     #[arg(long, value_name = "RATE[/BURST]", value_parser = policer_spec)]
     set: Option<PolicerSpec>,
     /// Print the counters as JSON.
@@ -144,6 +146,19 @@ fn sparse_mode(s: &str) -> Result<SparseMode, String> {
 
 fn policer_spec(s: &str) -> Result<PolicerSpec, String> {
     PolicerSpec::parse(s).map_err(|e| e.to_string())
+}
+
+fn ip_net(s: &str) -> Result<IpNet, String> {
+    s.parse().map_err(|e: LabError| e.to_string())
+}
+
+/// The policer's configuration in prtip-xdp's terms.
+fn policer_config(p: PolicerSpec) -> prtip_xdp::policer::PolicerConfig {
+    prtip_xdp::policer::PolicerConfig {
+        rate: p.rate,
+        burst: p.burst,
+        prefix: p.net.map(|n| n.addr_prefix()),
+    }
 }
 
 fn side(s: &str) -> Result<Side, String> {
@@ -237,6 +252,10 @@ struct UpArgs {
     /// second (bucket of BURST, default RATE/100) are dropped. Needs --responder kernel.
     #[arg(long, value_name = "RATE[/BURST]", value_parser = policer_spec)]
     policer: Option<PolicerSpec>,
+    /// With --policer: police only the SYNs to this IPv4 or IPv6 network (for
+    /// example one slow /24 of the target network); the others pass.
+    #[arg(long, value_name = "CIDR", value_parser = ip_net)]
+    policer_net: Option<IpNet>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -417,7 +436,15 @@ fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
             mode: a.sparse_mode.unwrap_or(d.mode),
         }
     });
-    c.policer = a.policer;
+    if let (Some(n), None) = (a.policer_net, a.policer) {
+        return Err(anyhow::Error::new(UsageError(format!(
+            "--policer-net {n} needs --policer RATE[/BURST]"
+        ))));
+    }
+    c.policer = a.policer.map(|p| PolicerSpec {
+        net: a.policer_net,
+        ..p
+    });
     c.xdp_live_every = a.xdp_live_every.unwrap_or(1);
     c.validate().map_err(lab_err)?;
     let lab = Lab::up(&c).map_err(lab_err)?;
@@ -450,10 +477,7 @@ fn attach_xdp(lab: &Lab, mode: XdpMode) -> anyhow::Result<()> {
         }
         ResponderKind::XdpSink => LabTarget::Sink,
         ResponderKind::Kernel => match c.policer {
-            Some(p) => LabTarget::Policer(prtip_xdp::policer::PolicerConfig {
-                rate: p.rate,
-                burst: p.burst,
-            }),
+            Some(p) => LabTarget::Policer(policer_config(p)),
             None => return Ok(()),
         },
     };
@@ -500,10 +524,11 @@ fn policer(a: PolicerArgs) -> anyhow::Result<ExitCode> {
     prtip_lab::privilege::require_lab_privileges("policer").map_err(lab_err)?;
     policer_stats(&c)?;
     if let Some(p) = a.set {
-        let cfg = prtip_xdp::policer::PolicerConfig {
-            rate: p.rate,
-            burst: p.burst,
+        let p = PolicerSpec {
+            net: c.policer.and_then(|old| old.net),
+            ..p
         };
+        let cfg = policer_config(p);
         let tgt_if = c.tgt_if.clone();
         prtip_xdp::in_netns(&c.tgt_ns, || {
             prtip_xdp::policer::set_on_interface(&tgt_if, cfg)
@@ -528,14 +553,33 @@ fn policer(a: PolicerArgs) -> anyhow::Result<ExitCode> {
                 "syn_passed": s.syn_passed,
                 "syn_dropped": s.syn_dropped,
                 "other": s.other,
+                "syn_outside": s.syn_outside,
+                "net": s.config.prefix.map(|(a, l)| format!("{a}/{l}")),
                 "passed_since_change": s.passed,
                 "dropped_since_change": s.dropped,
             })
         );
     } else {
         println!(
-            "prtip lab {}: SYN policer {}/s, burst {} on {}: {} SYNs passed, {} dropped, {} other frames since attach; since the last change {} passed, {} dropped",
-            c.name, s.config.rate, s.config.burst, c.tgt_if, s.syn_passed, s.syn_dropped, s.other, s.passed, s.dropped
+            "prtip lab {}: SYN policer {}/s, burst {}{} on {}: {} SYNs passed, {} dropped, {} other frames{} since attach; since the last change {} passed, {} dropped",
+            c.name,
+            s.config.rate,
+            s.config.burst,
+            s.config
+                .prefix
+                .map(|(a, l)| format!(" for SYNs to {a}/{l}"))
+                .unwrap_or_default(),
+            c.tgt_if,
+            s.syn_passed,
+            s.syn_dropped,
+            s.other,
+            if s.config.prefix.is_some() {
+                format!(", {} SYNs to other destinations", s.syn_outside)
+            } else {
+                String::new()
+            },
+            s.passed,
+            s.dropped
         );
     }
     Ok(ExitCode::SUCCESS)
