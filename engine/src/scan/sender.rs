@@ -73,6 +73,9 @@ pub(super) fn sender(
     if from >= span {
         sh.gov.lock().unwrap().set_retry_pass(true);
     }
+    // The pass this run started from its beginning and the answers known then
+    // (a resumed run does not know what its first, partial pass found).
+    let mut pass_began: Option<(u64, u64)> = (from == 0).then(|| (0, plan.answered.len()));
     loop {
         if p >= total && deferred.is_empty() {
             break;
@@ -115,6 +118,18 @@ pub(super) fn sender(
             if now < ready {
                 std::thread::sleep((ready - now).min(Duration::from_millis(10)));
                 continue;
+            }
+            // nmap's rule: after the first retry pass, retry only while retrying
+            // finds answers (`--max-retries` is the most passes, not a quota).
+            let pass = p / span;
+            if pass_began.is_none_or(|(b, _)| b != pass) {
+                let found = plan.answered.len();
+                if pass >= 2 && pass_began == Some((pass - 1, found)) {
+                    p = total;
+                    sh.position.store(p, Release);
+                    break;
+                }
+                pass_began = Some((pass, found));
             }
             if sh.adaptive {
                 sh.gov.lock().unwrap().set_retry_pass(true);
