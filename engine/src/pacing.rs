@@ -156,9 +156,10 @@ pub fn timing(t: u8) -> Option<Timing> {
 /// The most retry passes of a raw scan (`-sS`, `-sA`, ..., `-sn`) at template
 /// `t` (0..=5) when `--max-retries` is not given: nmap's caps (10, 6 at `-T4`,
 /// 2 at `-T5`). A raw scan sends a retry pass after the first only while the
-/// pass before it found answers, so on a clean path it sends two passes
-/// whatever the cap; the cap matters on a lossy one (a policer the rate
-/// governor is still learning), where retries keep finding ports.
+/// pass before it found answers (one per 1 000 of its probes at least), so on a
+/// clean path it sends two passes whatever the cap; the cap matters on a lossy
+/// one (a policer the rate governor is still learning), where retries keep
+/// finding ports.
 pub fn raw_max_retries(t: u8) -> u32 {
     match t {
         0..=3 => 10,
