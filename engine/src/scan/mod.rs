@@ -21,6 +21,11 @@
 //! Answered set: the index-space values that have a state, set by the first valid
 //! reply; later replies for a set value are dropped (duplicates folded), retry passes
 //! skip set values, and the scan ends early once every value of the shard is set.
+//! Retry passes follow nmap's rule: `max_retries` is the most retry passes, and
+//! after the first one a pass is sent only if the pass before it found answers,
+//! at least one per 1 000 of its probes (retransmissions that find nothing stop;
+//! a lossy path, such as a policer the rate governor is still learning, keeps
+//! them going while they find ports; a wide scan of silence stops after one).
 //! It is a compressed bitmap ([`roaring::RoaringTreemap`]): memory grows with the
 //! answers (at most ~2 bytes each, 8 KiB per 65 536 consecutive values once dense)
 //! and never with the index space, so a /0 × 65 535 scan that hears nothing holds
