@@ -48,8 +48,9 @@
 //! **Per network.** Loss is attributed to the destination's /24 (IPv4) or /48
 //! (IPv6). When the references to one network keep going unanswered while the
 //! scan as a whole loses under 3%, that network gets a token bucket of its own
-//! (half the rate it was probed at, halved again on further loss, raised by
-//! 25% per clean decision and lifted when it reaches its share of the scan's
+//! (half its share of the scan's rate, then on further loss 0.95 × the rate
+//! its references got through, at most ÷4 at once; raised by 25% per clean
+//! decision and lifted when it reaches its share of the scan's
 //! rate); its probes wait in the sender's deferral queue, the rest of the scan
 //! goes on at the scan's rate. At most [`MAX_SLOW_NETS`] networks are tracked
 //! (bounded memory); a network beyond that counts toward the scan's loss.
@@ -463,22 +464,20 @@ impl Governor {
             let cut = ages[ages.len() - MAX_NET_HISTORY];
             self.history.retain(|_, h| h.last_ns >= cut);
         }
-        // Loss that stays in a few networks (at most a quarter of those the
-        // window's references went to) is theirs, not the scan's.
-        let theirs = |g: &Governor, net: &NetKey| {
-            let h = g.history[net];
-            g.slow.contains_key(net) || h.own_loss()
-        };
+        // A network with a rate of its own keeps its loss: its bucket answers
+        // it. Other loss that stays in a few networks (at most a quarter of
+        // those the window's references went to) is theirs, not the scan's.
         let lossy: Vec<NetKey> = win
             .iter()
-            .filter(|(net, (_, nl))| *nl > 0 && theirs(self, net))
+            .filter(|(net, (_, nl))| {
+                *nl > 0 && !self.slow.contains_key(*net) && self.history[*net].own_loss()
+            })
             .map(|(net, _)| *net)
             .collect();
         let local = lossy.len() * 4 <= win.len();
         let (mut rest_sent, mut rest_lost) = (s, lost);
-        if local {
-            for net in &lossy {
-                let (ns, nl) = win[net];
+        for (net, (ns, nl)) in &win {
+            if self.slow.contains_key(net) || (local && lossy.contains(net)) {
                 rest_sent -= ns;
                 rest_lost -= nl;
             }
@@ -518,7 +517,7 @@ impl Governor {
             self.slow_start = false;
             self.decisions
                 .push(self.decision(GovernorReason::Loss, (s, a), None));
-        } else if s >= MIN_REFS || (s == 0 && self.refs.is_empty() && self.slow_start) {
+        } else if rest_sent >= MIN_REFS || (s == 0 && self.refs.is_empty() && self.slow_start) {
             // (No reference at all — nothing answered yet, or a sender idle at a
             // pass boundary — is evidence only in slow start: after a loss the
             // rate climbs on answered references alone.)
@@ -555,19 +554,23 @@ impl Governor {
                 self.decisions
                     .push(self.decision(GovernorReason::Clear, (s, a), None));
             }
-        } else {
+        } else if s < MIN_REFS {
             // Too few references to tell yet: keep counting.
             self.win_lost = win;
             return false;
         }
-        if local {
-            self.net_decisions(&win, now_ns);
-        }
+        // (Else enough references, nearly all of them to networks with a rate
+        // of their own, as in a retry pass that probes only those: the
+        // networks' rates change, the scan's does not; no climbing on the few
+        // references to the others.)
+        self.net_decisions(&win, now_ns, local);
         self.new_epoch(now_ns, sent);
         self.rate != before
     }
 
-    fn net_decisions(&mut self, win: &HashMap<NetKey, (u32, u32)>, now_ns: u64) {
+    /// Networks with a rate of their own go down on loss and up without it;
+    /// with `may_add`, a network whose loss is its own gets a rate of its own.
+    fn net_decisions(&mut self, win: &HashMap<NetKey, (u32, u32)>, now_ns: u64, may_add: bool) {
         let nets_seen = self.history.len().max(1) as u64;
         let share = (self.rate / nets_seen).max(1000);
         let mut changes = Vec::new();
@@ -576,7 +579,15 @@ impl Governor {
             let room = self.slow.len() < MAX_SLOW_NETS;
             match self.slow.get_mut(net) {
                 Some(sn) if *nl > 0 => {
-                    sn.rate_mpps = (sn.rate_mpps / 2).max(self.floor.clamp(1, 1000));
+                    // As the scan's own decrease: 0.95 × the rate that got
+                    // through ((answered + 1) / (sent + 2) of its references),
+                    // at most ÷4 at once, so a few decisions land under a
+                    // policer however far above it the network's rate was.
+                    let got =
+                        u128::from(sn.rate_mpps) * u128::from(ns - nl + 1) / u128::from(ns + 2);
+                    sn.rate_mpps = ((got * 19 / 20) as u64)
+                        .max(sn.rate_mpps / 4)
+                        .max(self.floor.clamp(1, 1000));
                     sn.bucket = TokenBucket::new(sn.rate_mpps, 1, now_ns);
                     changes.push((*net, GovernorReason::NetLoss, sn.rate_mpps, (*ns, ns - nl)));
                 }
@@ -588,7 +599,7 @@ impl Governor {
                         sn.bucket = TokenBucket::new(sn.rate_mpps, 1, now_ns);
                     }
                 }
-                None if *nl > 0 && h.own_loss() && room => {
+                None if may_add && *nl > 0 && h.own_loss() && room => {
                     let rate = (share / 2).max(1000);
                     self.slow.insert(
                         *net,
@@ -628,11 +639,22 @@ impl Governor {
     }
 }
 
+/// Networks the pool keeps recent answers of, apart (a direct-mapped table).
+const POOL_NETS: usize = 4096;
+/// Recent answers kept per network.
+const POOL_WAYS: usize = 4;
+
 /// Recent answered walk values, for references: a ring the receiver writes and
-/// the sender reads, without locks.
+/// the sender reads, without locks; and, per network (a direct-mapped table of
+/// [`POOL_NETS`] × [`POOL_WAYS`] slots), its latest few answers, so that a
+/// reference can re-probe the network the walk is probing. Drawn from the ring
+/// alone, references follow the answers: a network that loses most of its
+/// probes answers little, so it was almost never referenced and its loss went
+/// unseen (one slow /24 in a /20 got a handful of references in a whole scan).
 pub struct RefPool {
     slots: Vec<std::sync::atomic::AtomicU64>,
     head: std::sync::atomic::AtomicU64,
+    by_net: Vec<std::sync::atomic::AtomicU64>,
 }
 
 impl RefPool {
@@ -640,19 +662,35 @@ impl RefPool {
     pub fn new(n: usize) -> RefPool {
         let mut slots = Vec::with_capacity(n);
         slots.resize_with(n, || std::sync::atomic::AtomicU64::new(0));
+        let mut by_net = Vec::with_capacity(POOL_NETS * POOL_WAYS);
+        by_net.resize_with(POOL_NETS * POOL_WAYS, || {
+            std::sync::atomic::AtomicU64::new(0)
+        });
         RefPool {
             slots,
             head: std::sync::atomic::AtomicU64::new(0),
+            by_net,
         }
     }
-    /// Remember that `value` answered (one writer: the receiver).
+
+    fn net_slot(net: NetKey) -> usize {
+        // The network's bits above the /24 or /48, mixed (SipHash would be
+        // overkill: a collision only sends a reference elsewhere).
+        let x = (net.0 >> 8) as u64 ^ (net.0 >> 72) as u64;
+        (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize % POOL_NETS
+    }
+
+    /// Remember that `value`, in network `net`, answered (one writer: the receiver).
     #[inline]
-    pub fn push(&self, value: u64) {
+    pub fn push(&self, value: u64, net: NetKey) {
         use std::sync::atomic::Ordering::Relaxed;
         let h = self.head.load(Relaxed);
         self.slots[(h % self.slots.len() as u64) as usize].store(value + 1, Relaxed);
         self.head.store(h + 1, Relaxed);
+        let way = (h % POOL_WAYS as u64) as usize;
+        self.by_net[Self::net_slot(net) * POOL_WAYS + way].store(value + 1, Relaxed);
     }
+
     /// The `k`-th value (any `k`; wraps), if that slot was written.
     #[inline]
     pub fn pick(&self, k: u64) -> Option<u64> {
@@ -664,6 +702,19 @@ impl RefPool {
         self.slots[(k % filled) as usize]
             .load(Relaxed)
             .checked_sub(1)
+    }
+
+    /// One of the latest answers seen in network `net` (the `k`-th of its
+    /// slots; wraps), if any: it may belong to another network that shares
+    /// the slot, which the caller checks.
+    #[inline]
+    pub fn pick_in(&self, net: NetKey, k: u64) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let base = Self::net_slot(net) * POOL_WAYS;
+        (0..POOL_WAYS as u64).find_map(|i| {
+            let way = ((k + i) % POOL_WAYS as u64) as usize;
+            self.by_net[base + way].load(Relaxed).checked_sub(1)
+        })
     }
 }
 
@@ -889,6 +940,67 @@ mod tests {
         assert!(g.net_allows(NetKey::of("198.19.8.1".parse().unwrap()), t));
     }
 
+    /// A retry pass that probes only the slow network: every reference goes
+    /// to it. Its loss stays its own (the scan's rate is not cut: before, with
+    /// one network in the window, "a quarter of the window's networks" was no
+    /// network at all and its loss counted for the scan), and its rate comes
+    /// down to what got through (before: halved per decision, too slow to
+    /// land under a policer within a scan's few retry passes).
+    #[test]
+    fn a_slow_network_alone_in_a_window_keeps_its_loss_and_lands_on_what_got_through() {
+        let mut g = Governor::new(GovernorSettings::ADAPTIVE, 100_000_000, 0);
+        let slow = NetKey::of(IpAddr::V4(Ipv4Addr::new(198, 19, 7, 9)));
+        let mut t = 0;
+        let mut v = 0;
+        while !g.has_slow_nets() && t < 3000 * MS {
+            for i in 0..40u32 {
+                v += 1;
+                let net = if i == 0 {
+                    slow
+                } else {
+                    NetKey::of(IpAddr::V4(Ipv4Addr::from(
+                        0xC613_0000 + (v as u32 % 200) * 256,
+                    )))
+                };
+                if g.sent_ref(v, net, t, v * 10) && net != slow {
+                    g.answered(v, t + MS);
+                }
+            }
+            t += 10 * MS;
+            g.tick(t, t / MS * 100);
+        }
+        assert!(g.has_slow_nets());
+        let rate = g.rate_mpps();
+        let net_rate = g.slow[&slow].rate_mpps;
+        g.take_decisions();
+        // Retry windows: 40 references, all to the slow network, 1 in 10 answered.
+        for _ in 0..3 {
+            for i in 0..40u64 {
+                v += 1;
+                if g.sent_ref(v, slow, t, v * 10) && i % 10 == 0 {
+                    g.answered(v, t + MS);
+                }
+            }
+            t += 100 * MS;
+            g.tick(t, t / MS * 100);
+        }
+        let d = g.take_decisions();
+        assert!(
+            !d.iter().any(|d| d.reason == GovernorReason::Loss),
+            "the scan's rate was cut: {d:?}"
+        );
+        assert_eq!(g.rate_mpps(), rate);
+        let cuts: Vec<u64> = d
+            .iter()
+            .filter(|d| d.reason == GovernorReason::NetLoss)
+            .map(|d| d.net.unwrap().1)
+            .collect();
+        assert_eq!(cuts.len(), 3, "{d:?}");
+        // (4 + 1) / (40 + 2) got through: ÷4, the most at once, each time.
+        assert_eq!(cuts[0], net_rate / 4, "{cuts:?}");
+        assert_eq!(cuts[2], net_rate / 64, "{cuts:?}");
+    }
+
     #[test]
     fn net_keys_are_slash_24_and_slash_48() {
         let a = NetKey::of("198.19.3.77".parse().unwrap());
@@ -902,15 +1014,37 @@ mod tests {
     fn the_pool_hands_back_recent_answers() {
         let p = RefPool::new(4);
         assert_eq!(p.pick(3), None);
+        let net = NetKey::of("198.19.0.1".parse().unwrap());
         for v in [10, 0, 7] {
-            p.push(v);
+            p.push(v, net);
         }
         let mut got: Vec<u64> = (0..3).filter_map(|k| p.pick(k)).collect();
         got.sort();
         assert_eq!(got, [0, 7, 10]);
         for v in 100..110 {
-            p.push(v);
+            p.push(v, net);
         }
         assert!((0..4).all(|k| p.pick(k).unwrap() >= 106));
+    }
+
+    #[test]
+    fn the_pool_hands_back_a_rare_network_s_answers_too() {
+        // One answer of a network among 10 000 of others: the ring forgot it,
+        // the network's own slots did not.
+        let p = RefPool::new(4096);
+        let rare = NetKey::of("198.19.5.9".parse().unwrap());
+        p.push(5_000_000, rare);
+        for v in 0..10_000u64 {
+            let a = Ipv4Addr::from(0xC613_0000 + (v as u32 % 16) * 256 + 1);
+            if NetKey::of(IpAddr::V4(a)) != rare {
+                p.push(v, NetKey::of(IpAddr::V4(a)));
+            }
+        }
+        assert!((0..4096).all(|k| p.pick(k) != Some(5_000_000)));
+        assert!((0..4).all(|k| p.pick_in(rare, k) == Some(5_000_000)));
+        assert_eq!(
+            p.pick_in(NetKey::of("198.19.200.1".parse().unwrap()), 0),
+            None
+        );
     }
 }

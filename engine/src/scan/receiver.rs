@@ -8,6 +8,7 @@ use super::shared::{Msg, Shared};
 use super::ScanPlan;
 use crate::backend::Receive;
 use crate::classify::Classified;
+use crate::governor::NetKey;
 use crate::probe::ProbeSet;
 use prtip_store::event::Protocol;
 use std::sync::atomic::Ordering::*;
@@ -50,7 +51,7 @@ pub(super) fn receiver(
                     return;
                 }
                 if sh.adaptive {
-                    sh.pool.push(val);
+                    sh.pool.push(val, NetKey::of(v.addr));
                 }
                 // RTT: the latest send of this value is in the latest pass already reached.
                 let now = start.elapsed().as_nanos() as u64;

@@ -9,7 +9,7 @@
 use super::shared::Shared;
 use super::{ScanControl, ScanPlan, BATCH};
 use crate::backend::{Probe, Transmit};
-use crate::governor::NetKey;
+use crate::governor::{Governor, NetKey};
 use crate::pacing::TokenBucket;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::*;
@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 /// is still learning) retries find many, on a wide scan of silence almost none,
 /// and a second retry of a /0 would cost as much as its first pass.
 const RETRY_YIELD: u64 = 1000;
+
+/// One deferred probe in this many (at most) brings a reference (see the sender).
+const DEFERRED_REF_EVERY: u64 = 8;
 
 /// Most probes waiting for their network's bucket (bounded memory: beyond it
 /// the walk waits).
@@ -39,6 +42,41 @@ fn link_gone(e: &std::io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::ENETDOWN) | Some(libc::ENXIO) | Some(libc::ENODEV)
     )
+}
+
+/// A reference to go with `probe`: a re-probe of a port that answered already,
+/// in the network `probe` goes to if one of its answers is at hand (references
+/// measure loss where the walk sends), else any recent answer; `None` when
+/// there is none, it is outstanding already, or its network has a rate of its
+/// own and no token now (a reference takes one as any probe to it does, except
+/// that a reference in `probe`'s network rides on `probe`'s token when `rides`:
+/// a deferred probe just took its network's only token, and its reference
+/// would never find another).
+#[allow(clippy::too_many_arguments)]
+fn reference(
+    g: &mut Governor,
+    sh: &Shared,
+    plan: &ScanPlan,
+    probe: &Probe,
+    rides: bool,
+    k: u64,
+    now: u64,
+    sent_now: u64,
+) -> Option<Probe> {
+    let here = NetKey::of(probe.dst);
+    let near = sh
+        .pool
+        .pick_in(here, k)
+        .map(|r| (r, plan.probe_for(r)))
+        .filter(|(_, rp)| NetKey::of(rp.dst) == here);
+    let any = || sh.pool.pick(k).map(|r| (r, plan.probe_for(r)));
+    for (r, rp) in near.into_iter().chain(any()) {
+        let net = NetKey::of(rp.dst);
+        if ((rides && net == here) || g.net_allows(net, now)) && g.sent_ref(r, net, now, sent_now) {
+            return Some(rp);
+        }
+    }
+    None
 }
 
 /// Run the sender until the walk ends, a pause or an abort.
@@ -204,7 +242,26 @@ pub(super) fn sender(
                         deferred.remove(i);
                     } else if g.net_allows(net, now) {
                         deferred.remove(i);
-                        probes.push(plan.probe_for(v));
+                        let probe = plan.probe_for(v);
+                        // Deferred probes bring references too, one in
+                        // DEFERRED_REF_EVERY: a retry pass of a slow network
+                        // sends nothing else, at its network's few hundred
+                        // per second, and without them that rate would
+                        // never be judged again.
+                        since_ref += 1;
+                        if ref_every > 0 && since_ref >= ref_every.min(DEFERRED_REF_EVERY) {
+                            since_ref = 0;
+                            ref_k = ref_k.wrapping_add(0x9E37_79B9);
+                            let sent_now = sh.sent.load(Relaxed) + probes.len() as u64;
+                            if let Some(rp) =
+                                reference(g, sh, plan, &probe, true, ref_k, now, sent_now)
+                            {
+                                probes.push(rp);
+                                positions.push(pos);
+                                is_ref.push(true);
+                            }
+                        }
+                        probes.push(probe);
                         positions.push(pos);
                         is_ref.push(false);
                     } else {
@@ -231,18 +288,15 @@ pub(super) fn sender(
                     }
                     since_ref += 1;
                     if ref_every > 0 && since_ref >= ref_every {
-                        // A reference: re-probe a port that answered already.
                         since_ref = 0;
                         ref_k = ref_k.wrapping_add(0x9E37_79B9);
-                        if let Some(r) = sh.pool.pick(ref_k) {
-                            let rp = plan.probe_for(r);
-                            let net = NetKey::of(rp.dst);
-                            if g.sent_ref(r, net, now, sh.sent.load(Relaxed) + probes.len() as u64)
-                            {
-                                probes.push(rp);
-                                positions.push(p - 1);
-                                is_ref.push(true);
-                            }
+                        let sent_now = sh.sent.load(Relaxed) + probes.len() as u64;
+                        if let Some(rp) =
+                            reference(g, sh, plan, &probe, false, ref_k, now, sent_now)
+                        {
+                            probes.push(rp);
+                            positions.push(p - 1);
+                            is_ref.push(true);
                         }
                     }
                 }
