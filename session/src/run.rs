@@ -170,8 +170,8 @@ impl Session {
                 live: &mut live,
             };
             let observed = &mut observed;
-            let out = match (spec.scan_type.is_raw(), io) {
-                (true, Some(io)) if phases.is_some() => {
+            let out = match (spec.scan_type.is_raw(), io, phases.as_ref()) {
+                (true, Some(io), Some(phases)) => {
                     let detect = spec.service_detection;
                     let db = db.as_ref();
                     let mut pending = Some(pending);
@@ -193,7 +193,7 @@ impl Session {
                         &spec,
                         &plan,
                         io,
-                        phases.as_ref().expect("checked"),
+                        phases,
                         &dir,
                         observed,
                         control,
@@ -204,7 +204,7 @@ impl Session {
                         &mut port_run,
                     )
                 }
-                (true, Some(io)) if spec.service_detection => syn_then_detect(
+                (true, Some(io), None) if spec.service_detection => syn_then_detect(
                     &plan,
                     io,
                     db.as_ref(),
@@ -213,7 +213,7 @@ impl Session {
                     opts,
                     (preload.take(), pending),
                 ),
-                (true, Some(io)) => engine_scan::run(
+                (true, Some(io), None) => engine_scan::run(
                     &plan,
                     io,
                     observed,
@@ -224,7 +224,7 @@ impl Session {
                     },
                 )
                 .map_err(anyhow::Error::from),
-                (true, None) => Err(anyhow!(
+                (true, None, _) => Err(anyhow!(
                     "a {} session without a backend",
                     spec.scan_type.flag()
                 )),

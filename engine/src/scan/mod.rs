@@ -420,10 +420,12 @@ pub struct Progress {
     pub sent: AtomicU64,
     /// Valid replies.
     pub replies: AtomicU64,
-    /// Open ports found.
+    /// Open ports found (hosts up are not ports: `hosts_up`).
     pub open: AtomicU64,
     /// Closed ports found.
     pub closed: AtomicU64,
+    /// Host discovery (`-sn`, or the sweep before a port scan): hosts found up.
+    pub hosts_up: AtomicU64,
     /// Service detection (`-sV`) after the port scan: ports to detect (0 until
     /// detection starts; then the progress line shows this phase).
     pub detect_total: AtomicU64,
