@@ -105,6 +105,65 @@ impl ListRef {
     }
 }
 
+impl ListRef {
+    /// The list as people read it: `-iL list: 2,000,000 IPv6 addresses
+    /// (targets-1a2b3c4d…)`; IPv4 and IPv6 counts both when it holds both
+    /// (`3 IPv4 + 2 IPv6 addresses`). The hash's first 8 digits name the file.
+    pub fn describe(&self) -> String {
+        let n = |c: u64, fam: &str| format!("{} {fam}", grouped(c));
+        let what = match (self.v4, self.v6) {
+            (a, 0) => n(a, "IPv4"),
+            (0, b) => n(b, "IPv6"),
+            (a, b) => format!("{} + {}", n(a, "IPv4"), n(b, "IPv6")),
+        };
+        let noun = if self.v4 + self.v6 == 1 {
+            "address"
+        } else {
+            "addresses"
+        };
+        format!(
+            "-iL list: {what} {noun} (targets-{}…)",
+            &self.hash.to_hex()[..8]
+        )
+    }
+}
+
+/// `1,234,567`.
+fn grouped(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A scan's target tokens as people read them, joined by spaces: a stored
+/// list's token (`@list:…`) as [`ListRef::describe`] says it, every other token
+/// as given. The one wording of a scan's targets in history, the monitor and
+/// every export (machine-readable outputs may carry [`ListRef`]'s fields too).
+pub fn targets_text<I>(targets: I) -> String
+where
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+{
+    let mut out = String::new();
+    for t in targets {
+        let t = t.as_ref();
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        match ListRef::parse(t) {
+            Some(r) => out.push_str(&r.describe()),
+            None => out.push_str(t),
+        }
+    }
+    out
+}
+
 /// An address family of a list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fam {
@@ -337,7 +396,7 @@ const RUN_BUFFER: usize = 32 << 10;
 /// unnamed (`O_TMPFILE`): nothing is left behind, whether the build succeeds,
 /// fails or the process dies. The built list is file-backed.
 ///
-/// Why not the store's external sort ([`crate::sort`]): it is built for result
+/// Why not the store's external sort (store/src/sort.rs): it is built for result
 /// rows (40-byte items keyed by address, protocol and port, folded per key with
 /// banner and service bytes in an arena, a spilling thread); a list's items are
 /// address ranges that fold by overlap and adjacency, which its merge cannot
@@ -1304,6 +1363,38 @@ mod tests {
         assert!(
             e.contains("cannot write a temporary run") && e.contains("gone"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn list_tokens_read_as_words() {
+        let r = ListRef {
+            hash: ListHash::from_hex(&format!("1a2b3c4d{}", "0".repeat(56))).unwrap(),
+            v4: 0,
+            v6: 2_000_000,
+        };
+        assert_eq!(
+            targets_text([r.token()]),
+            "-iL list: 2,000,000 IPv6 addresses (targets-1a2b3c4d…)"
+        );
+        let both = ListRef {
+            v4: 3,
+            v6: 1_234,
+            ..r
+        };
+        assert_eq!(
+            targets_text(&["198.19.0.0/24".to_string(), both.token()]),
+            "198.19.0.0/24 -iL list: 3 IPv4 + 1,234 IPv6 addresses (targets-1a2b3c4d…)"
+        );
+        let one = ListRef { v4: 1, v6: 0, ..r };
+        assert_eq!(
+            one.describe(),
+            "-iL list: 1 IPv4 address (targets-1a2b3c4d…)"
+        );
+        // Tokens that are not list references (or malformed ones) stay as given.
+        assert_eq!(
+            targets_text("10.0.0.1 @list:zz:1:2".split(' ')),
+            "10.0.0.1 @list:zz:1:2"
         );
     }
 
