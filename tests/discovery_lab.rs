@@ -69,7 +69,13 @@ fn sweep(
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    hosts(&scan_dir(home, id))
+    let got = hosts(&scan_dir(home, id));
+    // Hosts up are host results, not open ports: history counts them apart.
+    let up = got.values().filter(|(is_up, _)| *is_up).count() as u64;
+    let h = prtip_store::HistoryIndex::open(&home.join("history.redb")).unwrap();
+    let row = h.get(id).unwrap().unwrap();
+    assert_eq!((row.ports_discovered, row.hosts_up), (0, Some(up)), "{a:?}");
+    got
 }
 
 /// Every address of `target` is in `got`, up exactly when the ground truth says

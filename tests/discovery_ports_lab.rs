@@ -278,6 +278,27 @@ fn p_options_on_a_port_scan_sweep_first_and_scan_only_the_hosts_up_over_af_packe
             "{text}"
         );
         assert_dtd_valid(&xml);
+        // Hosts up are not open ports: not in the counters, not in history's
+        // open ports; history counts them apart.
+        let open_ports = got
+            .iter()
+            .filter(|(k, st)| k.1 != Protocol::Host && st.0 == PortState::Open)
+            .count() as u64;
+        assert!(open_ports > 0, "{what}");
+        let Some(f) = ev.iter().find_map(|e| match e {
+            Event::Finished(f) => Some(f),
+            _ => None,
+        }) else {
+            panic!("{what}: no Finished")
+        };
+        assert_eq!(f.counters.open, open_ports, "{what}: counters");
+        let h = HistoryIndex::open(&home.path().join("history.redb")).unwrap();
+        let row = h.get(id).unwrap().unwrap();
+        assert_eq!(
+            (row.ports_discovered, row.hosts_up),
+            (open_ports, Some(8)),
+            "{what}: history"
+        );
     }
 }
 

@@ -38,9 +38,12 @@
 //! multiplicative decrease converges and is fair to other traffic; a delay-based
 //! scheme would need per-probe timestamps and sees nothing of a policer, which
 //! drops without queueing). Loss in a retry pass is expensive (each pass is one
-//! chance less), so retry passes send at the last rate that lost nothing (or
-//! that of the last decrease) at most and never climb: retries resend what was
-//! lost at the rate that worked.
+//! chance less, though a retry pass that finds answers earns the scan another,
+//! up to `--max-retries`), so retry passes start at the last rate that lost
+//! nothing (or that of the last decrease) and climb back only toward 0.95 × the
+//! rate that last lost, never to it: retries resend what was lost at the rate
+//! that worked, and a first pass that ended just after a cut (which undershoots
+//! by up to ÷4) does not hold every retry at the undershoot.
 //!
 //! **Per network.** Loss is attributed to the destination's /24 (IPv4) or /48
 //! (IPv6). When the references to one network keep going unanswered while the
@@ -288,9 +291,9 @@ impl Governor {
         (self.rate / 1000 / REFS_PER_S).clamp(16, 256)
     }
 
-    /// A retry pass starts (`true`) or the first pass runs: retry passes send at
-    /// the last rate that lost nothing (or of the last decrease) at most and
-    /// never climb.
+    /// A retry pass starts (`true`) or the first pass runs: retry passes start
+    /// at the last rate that lost nothing (or of the last decrease) and climb
+    /// only toward 0.95 × the rate that last lost.
     pub fn set_retry_pass(&mut self, retry: bool) {
         if retry && !self.retry_pass && !self.slow_start {
             self.first_pass_mpps = self.rate;
@@ -515,11 +518,19 @@ impl Governor {
             self.slow_start = false;
             self.decisions
                 .push(self.decision(GovernorReason::Loss, (s, a), None));
-        } else if s >= MIN_REFS || (s == 0 && self.refs.is_empty()) {
+        } else if s >= MIN_REFS || (s == 0 && self.refs.is_empty() && self.slow_start) {
+            // (No reference at all — nothing answered yet, or a sender idle at a
+            // pass boundary — is evidence only in slow start: after a loss the
+            // rate climbs on answered references alone.)
             // After the first loss, a rate the sender did not reach (a busy
             // machine) was not tried: climbing further would learn nothing.
             let tried = self.slow_start || actual == 0 || actual * 10 >= self.rate * 9;
-            if !self.retry_pass && self.rate < self.ceiling && tried {
+            // A retry pass climbs back toward the rate that lost, never to it:
+            // a first pass too short to find the path's rate (a cut undershoots
+            // by at most ÷4) does not leave every retry at the undershoot.
+            let retry_cap = self.lossy / 20 * 19;
+            let may_climb = !self.retry_pass || self.rate < retry_cap;
+            if may_climb && self.rate < self.ceiling && tried {
                 let r = self.rate;
                 let up = if self.slow_start {
                     r.saturating_mul(4)
@@ -535,6 +546,11 @@ impl Governor {
                     // This rate worked: retries may use it.
                     self.safe = r;
                 }
+                let up = if self.retry_pass {
+                    up.min(retry_cap)
+                } else {
+                    up
+                };
                 self.rate = up.min(self.ceiling);
                 self.decisions
                     .push(self.decision(GovernorReason::Clear, (s, a), None));
@@ -723,23 +739,53 @@ mod tests {
         assert!(rates[3..].iter().all(|r| *r == 300_000), "{rates:?}");
     }
 
-    #[test]
-    fn retry_passes_never_climb_above_the_last_decrease() {
-        let (mut g, _) = against_policer(40_000, 1_000_000, 2);
-        g.forget_refs(0, 0);
-        g.set_retry_pass(true);
-        let safe = g.rate_mpps();
-        assert!(safe <= 40_000_000, "{safe}");
-        // Clean windows: no climb.
-        let mut t = 10_000 * MS;
+    /// Clean windows of references in a retry pass, from `t`.
+    fn clean_retry_windows(g: &mut Governor, mut t: u64) {
         for v in 0..1000u64 {
             let net = NetKey::of(IpAddr::V4(Ipv4Addr::new(198, 19, 0, 1)));
-            g.sent_ref(1_000_000 + v, net, t, v * 20);
+            g.sent_ref(1_000_000 + v, net, t, v * 100);
             g.answered(1_000_000 + v, t + MS);
             t += MS;
             g.tick(t, 0);
         }
-        assert_eq!(g.rate_mpps(), safe);
+    }
+
+    #[test]
+    fn retry_passes_climb_back_toward_the_rate_that_lost_never_to_it() {
+        let (mut g, _) = against_policer(40_000, 1_000_000, 2);
+        g.forget_refs(0, 0);
+        // The first pass ended right after a cut that undershot (÷4 at most).
+        g.rate = g.lossy / 4;
+        g.safe = g.rate;
+        g.set_retry_pass(true);
+        let start = g.rate_mpps();
+        clean_retry_windows(&mut g, 10_000 * MS);
+        let cap = g.lossy / 20 * 19;
+        assert_eq!(g.rate_mpps(), cap, "from {start} toward {}", g.lossy);
+        // At the cap it stays.
+        clean_retry_windows(&mut g, 20_000 * MS);
+        assert_eq!(g.rate_mpps(), cap);
+    }
+
+    #[test]
+    fn after_a_loss_time_without_references_is_no_reason_to_climb() {
+        // A sender idle at a pass boundary, or probing only silent ports.
+        let (mut g, _) = against_policer(40_000, 1_000_000, 2);
+        g.forget_refs(3_000 * MS, 0);
+        let rate = g.rate_mpps();
+        for k in 1..=100 {
+            g.tick(3_000 * MS + k * 50 * MS, 0);
+        }
+        assert_eq!(g.rate_mpps(), rate);
+    }
+
+    #[test]
+    fn a_retry_pass_after_a_first_pass_without_loss_keeps_its_rate() {
+        let mut g = Governor::new(GovernorSettings::ADAPTIVE, 300_000_000, 0);
+        g.set_retry_pass(true);
+        let start = g.rate_mpps();
+        clean_retry_windows(&mut g, 10_000 * MS);
+        assert_eq!(g.rate_mpps(), start);
     }
 
     #[test]

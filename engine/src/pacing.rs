@@ -22,6 +22,9 @@
 //! | `-T4`    | aggressive | 100 000         | 1             | 2 s    | 500 ms    |
 //! | `-T5`    | insane     | 1 000 000       | 0             | 1 s    | 250 ms    |
 //!
+//! Raw scans retry up to nmap's caps instead ([`raw_max_retries`]: 10, 6 at
+//! `-T4`, 2 at `-T5`), a pass after the first retry only while retries find answers.
+//!
 //! `--rate`, `--max-retries` and `--wait` override the template's value; `--max-rate`
 //! caps whatever rate results. The retry gap is the least time between the end of one
 //! pass and the start of the next (so a small scan does not retry before replies could
@@ -148,6 +151,21 @@ pub fn timing(t: u8) -> Option<Timing> {
         wait_ms,
         retry_gap_ms,
     })
+}
+
+/// The most retry passes of a raw scan (`-sS`, `-sA`, ..., `-sn`) at template
+/// `t` (0..=5) when `--max-retries` is not given: nmap's caps (10, 6 at `-T4`,
+/// 2 at `-T5`). A raw scan sends a retry pass after the first only while the
+/// pass before it found answers (one per 1 000 of its probes at least), so on a
+/// clean path it sends two passes whatever the cap; the cap matters on a lossy
+/// one (a policer the rate governor is still learning), where retries keep
+/// finding ports.
+pub fn raw_max_retries(t: u8) -> u32 {
+    match t {
+        0..=3 => 10,
+        4 => 6,
+        _ => 2,
+    }
 }
 
 /// Parse a rate like `50000`, `2.5`, `100k`, `1.5M` into milli-probes per second.

@@ -466,6 +466,18 @@ fn scenario_excludes_are_never_probed() {
 fn scenario_duplicates_late_and_retried() {
     play("duplicates_late_and_retried");
 }
+#[test]
+fn scenario_retries_stop_when_a_retry_finds_nothing() {
+    play("retries_stop_when_a_retry_finds_nothing");
+}
+#[test]
+fn scenario_a_lossy_path_keeps_retrying_while_retries_find_ports() {
+    play("a_lossy_path_keeps_retrying_while_retries_find_ports");
+}
+#[test]
+fn scenario_a_retry_that_finds_almost_nothing_is_the_last() {
+    play("a_retry_that_finds_almost_nothing_is_the_last");
+}
 
 /// Every scenario file has its test above (a new file without one fails here).
 #[test]

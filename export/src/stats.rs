@@ -99,17 +99,18 @@ impl Stats {
         let mut seen_here: Vec<(String, Protocol)> = Vec::new();
         for r in &host.rows {
             self.rows += 1;
+            // A host result (host discovery) is no port: counted in `hosts_up`.
+            self.by_proto[match r.proto {
+                Protocol::Tcp => 0,
+                Protocol::Udp => 1,
+                Protocol::Host => continue,
+            }] += 1;
             self.by_state[match r.state {
                 PortState::Open => 0,
                 PortState::Closed => 1,
                 PortState::Filtered => 2,
                 PortState::OpenFiltered => 3,
                 PortState::Unfiltered => 4,
-            }] += 1;
-            self.by_proto[match r.proto {
-                Protocol::Tcp => 0,
-                Protocol::Udp => 1,
-                Protocol::Host => continue,
             }] += 1;
             if !is_openish(r) {
                 continue;

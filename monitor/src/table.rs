@@ -111,6 +111,11 @@ impl ResultTable {
         self.results.open_ports() as u64
     }
 
+    /// Hosts found up by host discovery (0 for a scan without it).
+    pub fn hosts_up(&self) -> u64 {
+        self.results.hosts_up() as u64
+    }
+
     /// How many rows `filter` selects (the filter builder's live preview).
     pub fn count_matching(&self, filter: &Filter) -> usize {
         self.rows().iter().filter(|r| filter.matches(r)).count()

@@ -170,7 +170,7 @@ fn draw_progress(frame: &mut Frame<'_>, area: Rect, app: &App) {
             _ => "-".into(),
         },
     };
-    let rows: Vec<(&str, String)> = vec![
+    let mut rows: Vec<(&str, String)> = vec![
         ("Elapsed", fmt_duration(app.elapsed_us() / 1_000_000)),
         ("ETA", eta),
         ("Probes sent", fmt_count(c.sent)),
@@ -189,6 +189,10 @@ fn draw_progress(frame: &mut Frame<'_>, area: Rect, app: &App) {
             }),
         ),
     ];
+    if app.table.hosts_up() > 0 {
+        // Host discovery: hosts up are not open ports.
+        rows.insert(5, ("Hosts up", fmt_count(app.table.hosts_up())));
+    }
     let lines: Vec<Line<'_>> = rows
         .into_iter()
         .map(|(k, v)| {

@@ -683,3 +683,39 @@ fn export_menu_uses_the_current_filter_when_asked() {
     };
     assert!(req.filter.is_none());
 }
+
+/// Host discovery results are hosts up, not open ports: the counters show them
+/// on their own line and "Open ports" keeps counting ports.
+#[test]
+fn hosts_up_are_counted_apart_from_open_ports() {
+    let mut app = scan_app();
+    for last in [5u8, 6] {
+        app.apply(&Event::Reply(Reply {
+            addr: addr(last),
+            port: 0,
+            proto: Protocol::Host,
+            state: PortState::Open,
+            reason: Reason::EchoReply,
+            ttl: 64,
+            icmp_code: 0,
+            rtt_us: 100,
+            time_us: T0 + 1_000_000,
+        }));
+    }
+    let buf = render(&mut app, 120, 30);
+    let text = lines(&buf);
+    let row = |name: &str| {
+        text.iter()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("no {name} row: {text:#?}"))
+            .clone()
+    };
+    assert!(row("│Hosts up        2 ").contains("│Hosts up        2 "));
+    assert!(
+        row("│Open ports      ").contains("│Open ports      4 "),
+        "{text:#?}"
+    );
+    // Without host results there is no such line.
+    let buf = render(&mut scan_app(), 120, 30);
+    assert!(!lines(&buf).iter().any(|l| l.contains("Hosts up")));
+}

@@ -301,6 +301,7 @@ pub fn prepare(mut spec: ScanSpec, start: Start, home: &Home) -> anyhow::Result<
                     },
                     probes_done: 0,
                     ports_discovered: 0,
+                    hosts_up: None,
                     checkpoints: 0,
                 })
                 .context("writing the scan's history row")?;

@@ -46,8 +46,13 @@ pub struct HistoryRow {
     pub total_probes: u64,
     /// Probes known done (last checkpoint's index; all when completed).
     pub probes_done: u64,
-    /// (address, protocol, port) found open.
+    /// (address, protocol, port) found open (hosts up are not counted).
     pub ports_discovered: u64,
+    /// Hosts found up, for a scan that discovers hosts (`-sn`, or a `-P`
+    /// sweep before its ports); `None` for the others (and rows written
+    /// before this field: `history rebuild` fills it).
+    #[serde(default)]
+    pub hosts_up: Option<u64>,
     /// Checkpoints written.
     pub checkpoints: u64,
 }
@@ -67,6 +72,9 @@ impl HistoryRow {
             total_probes: s.total_probes,
             probes_done: s.probes_done,
             ports_discovered: s.open_ports,
+            hosts_up: (s.spec.scan_type == crate::event::ScanType::Ping
+                || s.spec.discovers_first())
+            .then_some(s.host_rows[0]),
             checkpoints: s.checkpoints,
         }
     }
@@ -648,6 +656,7 @@ mod tests {
             total_probes: 1024,
             probes_done: 10,
             ports_discovered: 0,
+            hosts_up: None,
             checkpoints: 1,
         }
     }

@@ -100,7 +100,8 @@ pub struct ScanSummary {
     pub total_targets: u64,
     /// Probes known done: the last checkpoint's `next_index` (all of them when completed).
     pub probes_done: u64,
-    /// (address, protocol, port) whose latest state is open.
+    /// (address, protocol, port) whose latest state is open (host discovery
+    /// results are not ports: see `host_rows`).
     pub open_ports: u64,
     /// Distinct hosts with at least one open port.
     pub open_hosts: u64,
@@ -114,8 +115,8 @@ pub struct ScanSummary {
     /// was projected hold them as `no-response` Replies: counted as those, not here).
     pub silent: [u64; 2],
     /// Host discovery results, `[up, down]` (`-sn`, or the sweep of a scan that
-    /// discovers hosts first); they are also counted in `open_ports`,
-    /// `open_hosts` and `port_states` (a host up as open, down as filtered).
+    /// discovers hosts first); they are also counted in `port_states` (a host
+    /// up as open, down as filtered), not in `open_ports` and `open_hosts`.
     pub host_rows: [u64; 2],
     /// Pid of the last process that wrote the scan.
     pub pid: u32,
@@ -468,7 +469,8 @@ pub struct Results {
     /// Service / banner of keys without a Reply yet.
     pending: HashMap<Key, (Option<ServiceInfo>, Option<Vec<u8>>)>,
     hostnames: HashMap<Addr, String>,
-    open: usize,
+    /// Keys whose latest state is open: `[ports, hosts up]`.
+    open: [usize; 2],
     /// The spec and walk length of the walk the checkpoints count, for silence
     /// (the `ScanStarted`'s, or [`ScanSpec::walk_spec`]'s of a scan that
     /// discovers hosts first).
@@ -681,7 +683,7 @@ impl Results {
             Some(&i) => {
                 let row = &mut self.rows[i];
                 if row.state == PortState::Open {
-                    self.open -= 1;
+                    self.open[usize::from(row.proto == Protocol::Host)] -= 1;
                 }
                 row.state = r.state;
                 row.reason = r.reason;
@@ -697,7 +699,7 @@ impl Results {
             }
         }
         if r.state == PortState::Open {
-            self.open += 1;
+            self.open[usize::from(r.proto == Protocol::Host)] += 1;
         }
     }
 
@@ -751,8 +753,14 @@ impl Results {
         self.rows.is_empty()
     }
 
-    /// Number of keys whose latest state is open.
+    /// Number of ports whose latest state is open (host discovery results,
+    /// hosts up, are not ports).
     pub fn open_ports(&self) -> usize {
-        self.open
+        self.open[0]
+    }
+
+    /// Number of hosts host discovery found up (their latest host result).
+    pub fn hosts_up(&self) -> usize {
+        self.open[1]
     }
 }

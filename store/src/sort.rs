@@ -229,7 +229,7 @@ pub(crate) struct OpenCounts {
     /// a space: see `Sorter::set_space`).
     pub(crate) covered: [u64; 2],
     /// Host discovery results among the keys, `[up, down]` (also counted in
-    /// `states`, `ports` and `hosts`, as a `-sn` scan's results).
+    /// `states`; not in `ports` and `hosts`: a host up is no open port).
     pub(crate) host_rows: [u64; 2],
 }
 
@@ -247,7 +247,8 @@ impl OpenCounter<'_> {
         if let Some(n) = self.counts.states.get_mut(usize::from(state)) {
             *n += 1;
         }
-        if k[2] >> 56 >= 2 {
+        let host_row = k[2] >> 56 >= 2;
+        if host_row {
             self.counts.host_rows[usize::from(state != OPEN)] += 1;
         }
         if let Some(space) = self.space {
@@ -256,7 +257,7 @@ impl OpenCounter<'_> {
                 self.counts.covered[p as usize] += 1;
             }
         }
-        if state == OPEN {
+        if state == OPEN && !host_row {
             self.counts.ports += 1;
             if self.last != Some((k[0], k[1])) {
                 self.counts.hosts += 1;
@@ -1462,7 +1463,10 @@ mod tests {
     }
 
     fn naive_counts(rows: &[ResultRow]) -> OpenCounts {
-        let open: Vec<&ResultRow> = rows.iter().filter(|r| r.state == PortState::Open).collect();
+        let open: Vec<&ResultRow> = rows
+            .iter()
+            .filter(|r| r.state == PortState::Open && r.proto != Protocol::Host)
+            .collect();
         let mut hosts: Vec<Addr> = open.iter().map(|r| r.addr).collect();
         hosts.dedup();
         let mut states = [0u64; 5];

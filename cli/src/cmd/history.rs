@@ -233,6 +233,7 @@ fn list(paths: &Paths, json: bool, out: &mut String) -> anyhow::Result<ExitCode>
                 "probes_done": r.probes_done,
                 "progress": r.progress(),
                 "open_ports": r.ports_discovered,
+                "hosts_up": r.hosts_up,
                 "checkpoints": r.checkpoints,
                 "log": r.log_path,
             });
@@ -251,8 +252,8 @@ fn list(paths: &Paths, json: bool, out: &mut String) -> anyhow::Result<ExitCode>
     }
     let _ = writeln!(
         out,
-        "{:>5}  {:<11}  {:<23}  {:>8}  {:<24}  {:>8}  {:>5}",
-        "ID", "STATUS", "STARTED", "DURATION", "TARGETS", "PROGRESS", "OPEN"
+        "{:>5}  {:<11}  {:<23}  {:>8}  {:<24}  {:>8}  {:>5}  {:>5}",
+        "ID", "STATUS", "STARTED", "DURATION", "TARGETS", "PROGRESS", "OPEN", "UP"
     );
     for r in &rows {
         let mut targets = targets_text(r.target_spec.split(' '));
@@ -261,14 +262,15 @@ fn list(paths: &Paths, json: bool, out: &mut String) -> anyhow::Result<ExitCode>
         }
         let _ = writeln!(
             out,
-            "{:>5}  {:<11}  {:<23}  {:>8}  {:<24}  {:>7.1}%  {:>5}",
+            "{:>5}  {:<11}  {:<23}  {:>8}  {:<24}  {:>7.1}%  {:>5}  {:>5}",
             r.id,
             r.status.as_str(),
             prtip_export::human_time(r.started_us),
             duration_of(r),
             targets,
             r.progress() * 100.0,
-            r.ports_discovered
+            r.ports_discovered,
+            r.hosts_up.map_or("-".to_string(), |n| n.to_string())
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -355,10 +357,10 @@ fn show(paths: &Paths, scan: &str, out: &mut String) -> anyhow::Result<ExitCode>
         ),
     );
     w(out, "targets total", s.total_targets.to_string());
-    if ping {
-        // Host results are "open" host rows: one per host up.
-        w(out, "hosts up", s.open_hosts.to_string());
-    } else {
+    if ping || s.spec.discovers_first() {
+        w(out, "hosts up", s.host_rows[0].to_string());
+    }
+    if !ping {
         w(
             out,
             "open ports",

@@ -223,12 +223,16 @@ impl<'a> EventThread<'a> {
         let Msg::Verdict(v, rtt) = m;
         let c = &mut self.counters;
         c.replies += 1;
+        let progress = &self.control.progress;
         match v.state {
+            // A host up is a host result, not an open port.
+            PortState::Open if v.proto == Protocol::Host => {
+                progress.hosts_up.fetch_add(1, Relaxed);
+            }
             PortState::Open => c.open += 1,
             PortState::Closed => c.closed += 1,
             _ => {}
         }
-        let progress = &self.control.progress;
         progress.replies.fetch_add(1, Relaxed);
         progress.open.store(c.open, Relaxed);
         progress.closed.store(c.closed, Relaxed);
@@ -282,11 +286,12 @@ impl<'a> EventThread<'a> {
     /// Add the resume preload's counts once it is done.
     fn merge_preload(&mut self) {
         if !self.merged && self.sh.loaded.load(SeqCst) {
-            let [o, c, r] = *self.sh.loaded_counts.lock().unwrap();
+            let [o, c, r, h] = *self.sh.loaded_counts.lock().unwrap();
             self.counters.open += o;
             self.counters.closed += c;
             self.counters.replies += r;
             let progress = &self.control.progress;
+            progress.hosts_up.fetch_add(h, Relaxed);
             progress.open.store(self.counters.open, Relaxed);
             progress.closed.store(self.counters.closed, Relaxed);
             self.merged = true;

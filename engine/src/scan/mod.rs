@@ -21,6 +21,11 @@
 //! Answered set: the index-space values that have a state, set by the first valid
 //! reply; later replies for a set value are dropped (duplicates folded), retry passes
 //! skip set values, and the scan ends early once every value of the shard is set.
+//! Retry passes follow nmap's rule: `max_retries` is the most retry passes, and
+//! after the first one a pass is sent only if the pass before it found answers,
+//! at least one per 1 000 of its probes (retransmissions that find nothing stop;
+//! a lossy path, such as a policer the rate governor is still learning, keeps
+//! them going while they find ports; a wide scan of silence stops after one).
 //! It is a compressed bitmap ([`roaring::RoaringTreemap`]): memory grows with the
 //! answers (at most ~2 bytes each, 8 KiB per 65 536 consecutive values once dense)
 //! and never with the index space, so a /0 × 65 535 scan that hears nothing holds
@@ -415,10 +420,12 @@ pub struct Progress {
     pub sent: AtomicU64,
     /// Valid replies.
     pub replies: AtomicU64,
-    /// Open ports found.
+    /// Open ports found (hosts up are not ports: `hosts_up`).
     pub open: AtomicU64,
     /// Closed ports found.
     pub closed: AtomicU64,
+    /// Host discovery (`-sn`, or the sweep before a port scan): hosts found up.
+    pub hosts_up: AtomicU64,
     /// Service detection (`-sV`) after the port scan: ports to detect (0 until
     /// detection starts; then the progress line shows this phase).
     pub detect_total: AtomicU64,

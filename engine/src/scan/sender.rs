@@ -15,6 +15,12 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering::*;
 use std::time::{Duration, Instant};
 
+/// A retry pass after the first is sent only if the pass before it found a new
+/// answer per this many of its probes: on a lossy path (a policer the governor
+/// is still learning) retries find many, on a wide scan of silence almost none,
+/// and a second retry of a /0 would cost as much as its first pass.
+const RETRY_YIELD: u64 = 1000;
+
 /// Most probes waiting for their network's bucket (bounded memory: beyond it
 /// the walk waits).
 const MAX_DEFERRED: usize = 65_536;
@@ -73,6 +79,11 @@ pub(super) fn sender(
     if from >= span {
         sh.gov.lock().unwrap().set_retry_pass(true);
     }
+    // The pass this run started from its beginning, the answers known and the
+    // probes sent then (a resumed run does not know what its first, partial
+    // pass found).
+    let mut pass_began: Option<(u64, u64, u64)> =
+        (from == 0).then(|| (0, plan.answered.len(), sh.sent.load(Relaxed)));
     loop {
         if p >= total && deferred.is_empty() {
             break;
@@ -115,6 +126,22 @@ pub(super) fn sender(
             if now < ready {
                 std::thread::sleep((ready - now).min(Duration::from_millis(10)));
                 continue;
+            }
+            // After the first retry pass, retry only while retrying finds
+            // answers (nmap's rule; `--max-retries` is the most passes, not a
+            // quota): at least one, and one per RETRY_YIELD probes of the pass.
+            let pass = p / span;
+            if pass_began.is_none_or(|(b, _, _)| b != pass) {
+                let (found, sent) = (plan.answered.len(), sh.sent.load(Relaxed));
+                if let Some((b, found0, sent0)) = pass_began.filter(|_| pass >= 2) {
+                    let new = found - found0;
+                    if b + 1 == pass && (new == 0 || new * RETRY_YIELD < sent - sent0) {
+                        p = total;
+                        sh.position.store(p, Release);
+                        break;
+                    }
+                }
+                pass_began = Some((pass, found, sent));
             }
             if sh.adaptive {
                 sh.gov.lock().unwrap().set_retry_pass(true);

@@ -35,7 +35,8 @@ pub(super) struct Shared {
     /// Someone waits for the preload (it must not wait for the first batch then).
     pub(super) load_wanted: AtomicBool,
     /// open, closed, replies counted by the preload.
-    pub(super) loaded_counts: Mutex<[u64; 3]>,
+    /// The resume preload's open ports, closed ports, replies and hosts up.
+    pub(super) loaded_counts: Mutex<[u64; 4]>,
     /// The rate governor (the sender asks it, the receiver tells it about
     /// answered references, the event thread logs its decisions).
     pub(super) gov: Mutex<Governor>,
@@ -83,10 +84,11 @@ pub(super) fn run_preload(plan: &ScanPlan, sh: &Shared, f: Preload<'_>) {
     {
         std::thread::sleep(Duration::from_millis(1));
     }
-    let mut counts = [0u64; 3];
+    let mut counts = [0u64; 4];
     let mut cb = |addr: IpAddr, proto: Protocol, port: u16, state: PortState| {
         if plan.mark_answered(addr, proto, port) {
             match state {
+                PortState::Open if proto == Protocol::Host => counts[3] += 1,
                 PortState::Open => counts[0] += 1,
                 PortState::Closed => counts[1] += 1,
                 _ => {}
@@ -124,7 +126,7 @@ pub(super) fn new(plan: &ScanPlan, from: u64, preloading: bool) -> Shared {
         rtts: Mutex::new(Vec::new()),
         loaded: AtomicBool::new(!preloading),
         load_wanted: AtomicBool::new(false),
-        loaded_counts: Mutex::new([0; 3]),
+        loaded_counts: Mutex::new([0; 4]),
         adaptive: gov.adaptive(),
         gov: Mutex::new(gov),
         pool: RefPool::new(4096),

@@ -166,7 +166,10 @@ pub struct Args {
     /// Send at exactly --rate: no rate governor (no re-probes, no back-off).
     #[arg(long = "fixed-rate")]
     pub fixed_rate: bool,
-    /// Retransmissions of an unanswered probe.
+    /// Retransmissions of an unanswered probe, at most (-sT, -sU: the -T
+    /// template's; raw scans: nmap's caps, 10, 6 at -T4, 2 at -T5, and after the
+    /// first retry pass another only while the one before it found answers, one
+    /// per 1 000 of its probes at least).
     #[arg(long = "max-retries", value_name = "N")]
     pub max_retries: Option<u32>,
     /// Wait for late replies after the last probe (seconds, or 500ms, 2s, 1m).

@@ -203,6 +203,8 @@ pub struct Figures {
     pub eta_secs: u64,
     /// Open ports found.
     pub open: u64,
+    /// Hosts found up (host discovery; 0 without).
+    pub hosts_up: u64,
     /// `-sV`: ports to detect (0: not in detection).
     pub detect_total: u64,
     /// `-sV`: ports detected.
@@ -220,6 +222,7 @@ impl Figures {
             span,
             sent: p.sent.load(Relaxed),
             open: p.open.load(Relaxed),
+            hosts_up: p.hosts_up.load(Relaxed),
             detect_total: p.detect_total.load(Relaxed),
             detect_done: p.detect_done.load(Relaxed),
             held: control.is_held(),
@@ -252,8 +255,14 @@ pub fn status_line(f: &Figures) -> String {
         String::new()
     };
     let pct = prtip_store::progress_at(f.position, f.span) * 100.0;
+    // Host discovery: hosts up, which are not open ports.
+    let up = if f.hosts_up > 0 {
+        format!(" · up {}", f.hosts_up)
+    } else {
+        String::new()
+    };
     format!(
-        "sent {} · {:.1}k pps · {pct:.1}%{retry} · ETA {}:{:02} · open {}{held}",
+        "sent {} · {:.1}k pps · {pct:.1}%{retry} · ETA {}:{:02}{up} · open {}{held}",
         f.sent,
         f.pps / 1000.0,
         f.eta_secs / 60,
@@ -319,6 +328,12 @@ mod tests {
             ..f
         };
         assert!(status_line(&f).contains(" 25.0% "), "{}", status_line(&f));
+        let swept = Figures { hosts_up: 3, ..f };
+        assert!(
+            status_line(&swept).ends_with(" · up 3 · open 2"),
+            "{}",
+            status_line(&swept)
+        );
         let f = Figures {
             detect_total: 9,
             detect_done: 3,

@@ -389,7 +389,11 @@ pub fn build_spec(args: &Args) -> anyhow::Result<ScanSpec> {
         interface,
         source,
         router_mac,
-        max_retries: args.max_retries.unwrap_or(t.max_retries),
+        max_retries: args.max_retries.unwrap_or(if scan_type.is_raw() {
+            pacing::raw_max_retries(timing)
+        } else {
+            t.max_retries
+        }),
         wait_ms,
         checkpoint_every_ms,
         checkpoint_every_probes: args.checkpoint_every.unwrap_or(0),
