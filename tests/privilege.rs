@@ -1,7 +1,8 @@
 //! Least privilege: a connect scan run as root keeps no capability but the
 //! four that reach files (CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH,
 //! CAP_FOWNER), on every thread, while it scans (it kept the full set before).
-//! The scan is a slow connect scan of 127.0.0.1.
+//! The scan is a slow connect scan of 127.0.0.1; the lab tests check raw,
+//! multi-queue `--xdp` and socket scans the same way.
 
 mod common;
 
@@ -151,6 +152,47 @@ fn a_raw_scan_keeps_no_capability_once_its_sockets_are_open() {
     assert!(
         seen.len() >= 3,
         "sender, receiver and event threads: {seen:?}"
+    );
+    for (tid, eff, prm) in &seen {
+        assert_eq!(*eff, 0, "thread {tid}: CapEff {eff:#x}");
+        assert_eq!(prm & !FILE_CAPS, 0, "thread {tid}: CapPrm {prm:#x}");
+    }
+}
+
+#[test]
+fn a_multi_queue_xdp_scan_keeps_no_capability_on_any_thread() {
+    if !common::netns_tests_enabled() {
+        return;
+    }
+    // Two queues: queue 1's sender thread is started while the backend is
+    // built, before the scan's drop; it drops every capability itself.
+    let lab = common::lab_with(prtip_lab::LabConfig {
+        queues: 2,
+        ..common::lab_config("cxq")
+    });
+    let home = tempfile::tempdir().unwrap();
+    let iface = lab.config().scan_if.clone();
+    let seen = caps_while_scanning(
+        &lab.config().scan_ns,
+        home.path(),
+        &[
+            "scan",
+            "-sS",
+            "198.19.0.0/24",
+            "-p",
+            "1-1000",
+            "--rate",
+            "200",
+            "--xdp",
+            &iface,
+            "--xdp-queues",
+            "2",
+            "--quiet",
+        ],
+    );
+    assert!(
+        seen.iter().any(|(tid, _, _)| tid.contains("prtip-xdp-tx1")),
+        "a sender thread for queue 1: {seen:?}"
     );
     for (tid, eff, prm) in &seen {
         assert_eq!(*eff, 0, "thread {tid}: CapEff {eff:#x}");

@@ -122,6 +122,44 @@ fn an_il_scan_stores_its_list_by_hash_and_equals_ground_truth() {
         .spec;
     assert_eq!(spec.targets, [format!("@list:{hex}:9:0")]);
     assert!(spec.excludes.is_empty(), "excludes are applied in the list");
+
+    // History and reports say what the token is, in words; JSON also gives the
+    // list's file, hash and counts.
+    let words = format!("-iL list: 9 IPv4 addresses (targets-{}…)", &hex[..8]);
+    let history = |args: &[&str]| {
+        let o = Command::new(prtip_bin())
+            .arg("--home")
+            .arg(home.path())
+            .args(args)
+            .env_remove("PRTIP_HISTORY")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {o:?}");
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let show = history(&["history", "show", "1"]);
+    assert!(
+        show.contains(&format!("targets          {words}\n")),
+        "{show}"
+    );
+    let row = history(&["history", "list"]);
+    assert!(row.contains("-iL list: 9 IPv4 addres…"), "{row}");
+    let json: serde_json::Value =
+        serde_json::from_str(history(&["history", "list", "--json"]).trim()).unwrap();
+    assert_eq!(json["targets"], words.as_str());
+    assert_eq!(
+        json["target_list"],
+        serde_json::json!({"file": lists[0], "blake3": hex, "ipv4": 9, "ipv6": 0})
+    );
+    let html = prtip(&["export", "--format", "html", "-o", "-"], &dir);
+    let html = String::from_utf8_lossy(&html.stdout);
+    assert!(
+        html.contains(&format!("<dd>{words} (9 addresses)</dd>")),
+        "{html}"
+    );
+    for text in [show.as_str(), row.as_str(), &html] {
+        assert!(!text.contains("@list"), "{text}");
+    }
     let v = prtip(&["log", "verify"], &dir);
     assert_eq!(
         v.status.code(),

@@ -14,7 +14,8 @@ pub struct ReportMeta {
     pub scan_id: u64,
     /// Command line as typed (arguments joined with spaces, quoted when needed).
     pub command_line: String,
-    /// Target tokens as given.
+    /// Target tokens as given (a stored list as its `@list:` token; print
+    /// [`ReportMeta::targets_text`]).
     pub targets: Vec<String>,
     /// Canonical port list (`T:22,80,U:53`).
     pub ports: String,
@@ -171,10 +172,16 @@ impl ReportMeta {
         }
     }
 
+    /// The targets as every report prints them (a stored list in words:
+    /// [`prtip_store::space::list::targets_text`]).
+    pub fn targets_text(&self) -> String {
+        prtip_store::space::list::targets_text(&self.targets)
+    }
+
     /// The command line, or a reconstruction when the log has none.
     pub fn command_or_targets(&self) -> String {
         if self.command_line.is_empty() {
-            format!("prtip scan -p {} {}", self.ports, self.targets.join(" "))
+            format!("prtip scan -p {} {}", self.ports, self.targets_text())
         } else {
             self.command_line.clone()
         }
@@ -185,7 +192,7 @@ impl ReportMeta {
         MetaView {
             scan_id: self.scan_id,
             command_line: self.command_or_targets(),
-            targets: self.targets.join(" "),
+            targets: self.targets_text(),
             ports: self.ports.clone(),
             scan_type: self.scan_type_words(),
             service_detection: self.service_detection,

@@ -694,7 +694,8 @@ impl App {
         self.started = Some(Box::new(s.clone()));
         self.scan = Some(ScanInfo {
             scan_id: s.scan_id,
-            targets: sanitize(&s.spec.targets.join(" ")).into_owned(),
+            targets: sanitize(&prtip_store::space::list::targets_text(&s.spec.targets))
+                .into_owned(),
             ports: sanitize(&s.spec.ports).into_owned(),
             total_probes: s.total_probes,
             pass_span: prtip_store::pass_span(s.spec.scan_type, s.spec.max_retries, s.total_probes),

@@ -23,6 +23,9 @@ pub fn options(
         ZeroCopy::Off => prtip_xdp::ZeroCopy::Off,
     };
     o.queues = spec.xdp.queues;
+    // The sender threads of queues 1.. start while the backend is built,
+    // before the scan drops its capabilities: each drops every one first.
+    o.sender_start = Some(prtip_xdp::ThreadStart(crate::privilege::drop_all));
     Ok(o)
 }
 

@@ -34,7 +34,31 @@ pub struct XdpOptions {
     pub sizes: SocketSizes,
     /// Which replies the filter takes (our source-port range and address).
     pub filter: FilterConfig,
+    /// What each per-queue sender thread (queues 1..) runs first, before it
+    /// sends: a scan drops every capability there, since these threads start
+    /// while the backend is built, before the scan drops its own. A thread
+    /// whose call fails sends nothing and the send fails with its error.
+    pub sender_start: Option<ThreadStart>,
 }
+
+/// A function a thread of the backend runs as it starts (see
+/// [`XdpOptions::sender_start`]).
+#[derive(Clone, Copy)]
+pub struct ThreadStart(pub fn() -> io::Result<()>);
+
+impl std::fmt::Debug for ThreadStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ThreadStart(..)")
+    }
+}
+
+impl PartialEq for ThreadStart {
+    fn eq(&self, other: &ThreadStart) -> bool {
+        std::ptr::fn_addr_eq(self.0, other.0)
+    }
+}
+
+impl Eq for ThreadStart {}
 
 impl XdpOptions {
     /// Defaults (native mode, zero-copy if available, every queue, batches of 64)
@@ -50,6 +74,7 @@ impl XdpOptions {
                 sport_hi,
                 our_addr: Some(our_addr.into()),
             },
+            sender_start: None,
         }
     }
 }
@@ -98,6 +123,7 @@ pub struct XdpBackend {
     sockets: Vec<QueueSocket>,
     tx_queues: usize,
     notes: Vec<String>,
+    sender_start: Option<ThreadStart>,
 }
 
 impl std::fmt::Debug for XdpBackend {
@@ -179,6 +205,7 @@ pub fn backend(ifname: &str, probes: &ProbeSet, opts: &XdpOptions) -> Result<Xdp
         sockets,
         tx_queues: queues as usize,
         notes,
+        sender_start: opts.sender_start,
     })
 }
 
@@ -218,7 +245,7 @@ impl XdpBackend {
             }
             rxs.push(s.rx);
         }
-        let tx = XdpTx::new(txs, self.filter.clone());
+        let tx = XdpTx::new(txs, self.filter.clone(), self.sender_start);
         let rx = XdpRx {
             halves: rxs,
             filter: self.filter,
@@ -295,7 +322,7 @@ const RX_COALESCE: Duration = Duration::from_micros(500);
 const FULL_BATCH: usize = 64;
 
 impl XdpTx {
-    fn new(halves: Vec<TxHalf>, filter: Arc<ScanFilter>) -> XdpTx {
+    fn new(halves: Vec<TxHalf>, filter: Arc<ScanFilter>, start: Option<ThreadStart>) -> XdpTx {
         let error = Arc::new(Mutex::new(None));
         let mut halves = halves.into_iter();
         let inline = Box::new(halves.next().expect("at least one sending queue"));
@@ -309,6 +336,16 @@ impl XdpTx {
                 let thread = std::thread::Builder::new()
                     .name(format!("prtip-xdp-tx{}", half.queue()))
                     .spawn(move || {
+                        if let Some(ThreadStart(f)) = start {
+                            if let Err(e) = f() {
+                                let e = io::Error::new(
+                                    e.kind(),
+                                    format!("an AF_XDP sender thread could not start: {e}"),
+                                );
+                                *err.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                                return;
+                            }
+                        }
                         for mut buf in full_rx {
                             if let Err(e) = half.send_all(&buf) {
                                 *err.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);

@@ -28,7 +28,7 @@ mod sys;
 pub mod xsk;
 
 pub use attach::AttachedProgram;
-pub use backend::{backend, open_pair, XdpBackend, XdpOptions, XdpRx, XdpTx};
+pub use backend::{backend, open_pair, ThreadStart, XdpBackend, XdpOptions, XdpRx, XdpTx};
 pub use error::{Result, XdpError};
 pub use sys::{in_netns, interface_info, InterfaceInfo, XdpMode};
 pub use xsk::{SocketSizes, SocketStats, ZeroCopy};

@@ -12,6 +12,7 @@
 use crate::paths::Paths;
 use crate::UsageError;
 use anyhow::Context;
+use prtip_store::space::list::{targets_text, ListRef};
 use prtip_store::{
     sorted_rows, summarize_lenient, HistoryIndex, HistoryRow, LogReader, PortState, ResultRow,
     ScanStatus,
@@ -201,6 +202,20 @@ fn duration_of(r: &HistoryRow) -> String {
     fmt_duration(end.saturating_sub(r.started_us))
 }
 
+/// The stored target list a scan's target tokens name, as JSON (`null` when
+/// they name none): its file, content hash and counts.
+fn target_list_json(target_spec: &str) -> serde_json::Value {
+    match target_spec.split(' ').find_map(ListRef::parse) {
+        Some(r) => serde_json::json!({
+            "file": r.hash.file_name(),
+            "blake3": r.hash.to_hex(),
+            "ipv4": r.v4,
+            "ipv6": r.v6,
+        }),
+        None => serde_json::Value::Null,
+    }
+}
+
 fn list(paths: &Paths, json: bool, out: &mut String) -> anyhow::Result<ExitCode> {
     let ix = open_index(paths)?;
     let rows = ix.list()?;
@@ -211,7 +226,8 @@ fn list(paths: &Paths, json: bool, out: &mut String) -> anyhow::Result<ExitCode>
                 "status": r.status.as_str(),
                 "started": prtip_export::rfc3339(r.started_us),
                 "ended": r.ended_us.map(prtip_export::rfc3339),
-                "targets": r.target_spec,
+                "targets": targets_text(r.target_spec.split(' ')),
+                "target_list": target_list_json(&r.target_spec),
                 "total_targets": r.total_targets,
                 "total_probes": r.total_probes,
                 "probes_done": r.probes_done,
@@ -240,7 +256,7 @@ fn list(paths: &Paths, json: bool, out: &mut String) -> anyhow::Result<ExitCode>
         "ID", "STATUS", "STARTED", "DURATION", "TARGETS", "PROGRESS", "OPEN", "UP"
     );
     for r in &rows {
-        let mut targets = r.target_spec.clone();
+        let mut targets = targets_text(r.target_spec.split(' '));
         if targets.chars().count() > 24 {
             targets = targets.chars().take(23).collect::<String>() + "…";
         }
@@ -293,7 +309,7 @@ fn show(paths: &Paths, scan: &str, out: &mut String) -> anyhow::Result<ExitCode>
         );
     }
     w(out, "command", s.command_line.join(" "));
-    w(out, "targets", s.spec.targets.join(" "));
+    w(out, "targets", targets_text(&s.spec.targets));
     if !s.spec.excludes.is_empty() {
         w(out, "excludes", s.spec.excludes.join(" "));
     }
@@ -611,7 +627,7 @@ fn diff(
         sa.scan_id,
         prtip_export::human_time(sa.started_us),
         sa.status,
-        sa.spec.targets.join(" ")
+        targets_text(&sa.spec.targets)
     );
     let _ = writeln!(
         out,
@@ -619,7 +635,7 @@ fn diff(
         sb.scan_id,
         prtip_export::human_time(sb.started_us),
         sb.status,
-        sb.spec.targets.join(" ")
+        targets_text(&sb.spec.targets)
     );
     // A host that answered nothing in a scan was down there: as ndiff, its
     // silent ports (projected from the walk, or written as no-response replies

@@ -211,6 +211,30 @@ mod tests {
     use prtip_store::{PortState, Protocol};
 
     #[test]
+    fn a_stored_target_list_reads_as_words_in_every_report() {
+        // An -iL scan's spec names its list by token; reports print words.
+        let mut m = super::testutil::meta();
+        m.targets = vec![format!("@list:1a2b3c4d{}:0:2000000", "0".repeat(56))];
+        m.command_line.clear(); // the command is reconstructed from the targets
+        let words = "-iL list: 2,000,000 IPv6 addresses (targets-1a2b3c4d…)";
+        assert_eq!(m.targets_text(), words);
+        for f in [Format::Html, Format::Text, Format::Xml, Format::Grep] {
+            let mut out = Vec::new();
+            crate::render(
+                f,
+                &m,
+                std::iter::empty(),
+                &mut out,
+                &mut crate::ExportOptions::default(),
+            )
+            .unwrap();
+            let out = String::from_utf8(out).unwrap();
+            assert!(out.contains(words), "{f:?}: {out}");
+            assert!(!out.contains("@list"), "{f:?}: {out}");
+        }
+    }
+
+    #[test]
     fn exports_and_port_lists_name_ports_from_the_one_table() {
         // 7/udp was "unknown" in exports while `-p echo` knew it (two tables).
         let mut r = row([198, 19, 0, 2], 7, PortState::Open, None, None);

@@ -473,11 +473,7 @@ impl PdfRender {
             ("Command", meta.command_or_targets()),
             (
                 "Targets",
-                format!(
-                    "{} ({} addresses)",
-                    meta.targets.join(" "),
-                    meta.total_targets
-                ),
+                format!("{} ({} addresses)", meta.targets_text(), meta.total_targets),
             ),
             ("Ports", meta.ports.clone()),
             ("Scan type", scan_type),

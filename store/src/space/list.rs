@@ -3,8 +3,8 @@
 //! and memory-mapped by every reader.
 //!
 //! Owns: the list file's layout (store/FORMAT.md, "Target lists"), building it
-//! from a stream of tokens in memory proportional to the list's addresses (4 bytes
-//! per IPv4 line, 16 per IPv6 line while parsing, nothing after), checking it
+//! from a stream of tokens in bounded memory (a chunk of [`CHUNK_BYTES`] sorted
+//! at a time, spilled to unnamed run files and merged; nothing after), checking it
 //! (BLAKE3 content hash = its name, structure), the index ↔ address mapping over
 //! its ranges (binary search on the stored prefix sums), and the process-wide
 //! table of loaded lists by hash.
@@ -103,6 +103,65 @@ impl ListRef {
             self.v6
         )
     }
+}
+
+impl ListRef {
+    /// The list as people read it: `-iL list: 2,000,000 IPv6 addresses
+    /// (targets-1a2b3c4d…)`; IPv4 and IPv6 counts both when it holds both
+    /// (`3 IPv4 + 2 IPv6 addresses`). The hash's first 8 digits name the file.
+    pub fn describe(&self) -> String {
+        let n = |c: u64, fam: &str| format!("{} {fam}", grouped(c));
+        let what = match (self.v4, self.v6) {
+            (a, 0) => n(a, "IPv4"),
+            (0, b) => n(b, "IPv6"),
+            (a, b) => format!("{} + {}", n(a, "IPv4"), n(b, "IPv6")),
+        };
+        let noun = if self.v4 + self.v6 == 1 {
+            "address"
+        } else {
+            "addresses"
+        };
+        format!(
+            "-iL list: {what} {noun} (targets-{}…)",
+            &self.hash.to_hex()[..8]
+        )
+    }
+}
+
+/// `1,234,567`.
+fn grouped(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A scan's target tokens as people read them, joined by spaces: a stored
+/// list's token (`@list:…`) as [`ListRef::describe`] says it, every other token
+/// as given. The one wording of a scan's targets in history, the monitor and
+/// every export (machine-readable outputs may carry [`ListRef`]'s fields too).
+pub fn targets_text<I>(targets: I) -> String
+where
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+{
+    let mut out = String::new();
+    for t in targets {
+        let t = t.as_ref();
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        match ListRef::parse(t) {
+            Some(r) => out.push_str(&r.describe()),
+            None => out.push_str(t),
+        }
+    }
+    out
 }
 
 /// An address family of a list.
@@ -317,23 +376,352 @@ impl TargetList {
     }
 }
 
+/// Bytes of addresses a [`ListBuilder`] holds in memory (4 per single IPv4
+/// address, 16 per single IPv6 address, 8 or 32 per range or CIDR block): 4 MiB,
+/// 262 144 IPv6 addresses. A list that does not fit is sorted a chunk at a time
+/// into run files and merged (see [`ListBuilder`]).
+pub const CHUNK_BYTES: usize = 4 << 20;
+/// Most runs merged at once; more are merged in passes of this many.
+const FAN_IN: usize = 32;
+/// Read buffer per run while merging (32 runs: 1 MiB).
+const RUN_BUFFER: usize = 32 << 10;
+
 /// Builds a list file from target tokens (`-iL` lines, command-line targets),
-/// minus excludes. Memory while building: 4 bytes per single IPv4 address, 16 per
-/// single IPv6 address, 8 or 32 per range or CIDR block (plus vector growth);
-/// the built list is file-backed.
-#[derive(Default)]
+/// minus excludes, in bounded memory: the addresses are collected into a chunk
+/// of at most [`CHUNK_BYTES`] (the vectors' reserved capacity included); a full
+/// chunk is sorted in place, merged into ranges and written as a run to an
+/// unnamed temporary file in the spill directory; [`ListBuilder::finish`] merges
+/// the runs (k ways, in passes of 32) into the list file as it writes it. A list
+/// that fits in one chunk is sorted in memory and spills nothing. Run files are
+/// unnamed (`O_TMPFILE`): nothing is left behind, whether the build succeeds,
+/// fails or the process dies. The built list is file-backed.
+///
+/// Why not the store's external sort (store/src/sort.rs): it is built for result
+/// rows (40-byte items keyed by address, protocol and port, folded per key with
+/// banner and service bytes in an arena, a spilling thread); a list's items are
+/// address ranges that fold by overlap and adjacency, which its merge cannot
+/// express. This one is the same idea in ~200 lines: chunk, sort, run, k-way merge.
+///
+/// Run files (private, temporary): per family, ranges sorted by their low end,
+/// disjoint and not adjacent, each as its low end (4 or 16 bytes, little endian)
+/// and `hi - lo` as an unsigned LEB128 (one byte for a single address).
 pub struct ListBuilder {
+    chunk: Chunk,
+    budget: usize,
+    spill_dir: PathBuf,
+    /// Run files per family (IPv4, IPv6).
+    runs: [Vec<File>; 2],
+    names: HashMap<String, IpAddr>,
+}
+
+impl Default for ListBuilder {
+    fn default() -> Self {
+        ListBuilder::new()
+    }
+}
+
+/// The addresses of one chunk.
+#[derive(Default)]
+struct Chunk {
     v4: Vec<u32>,
     v4r: Vec<(u32, u32)>,
     v6: Vec<u128>,
     v6r: Vec<(u128, u128)>,
-    names: HashMap<String, IpAddr>,
+}
+
+/// Which vector of a chunk.
+#[derive(Clone, Copy)]
+enum Slot {
+    V4,
+    V4r,
+    V6,
+    V6r,
+}
+
+impl Chunk {
+    /// Bytes the vectors have reserved.
+    fn reserved(&self) -> usize {
+        self.v4.capacity() * 4
+            + self.v4r.capacity() * 8
+            + self.v6.capacity() * 16
+            + self.v6r.capacity() * 32
+    }
+    fn is_empty(&self) -> bool {
+        self.v4.is_empty() && self.v4r.is_empty() && self.v6.is_empty() && self.v6r.is_empty()
+    }
+    /// (length, capacity, bytes an element) of a slot.
+    fn stat(&self, s: Slot) -> (usize, usize, usize) {
+        match s {
+            Slot::V4 => (self.v4.len(), self.v4.capacity(), 4),
+            Slot::V4r => (self.v4r.len(), self.v4r.capacity(), 8),
+            Slot::V6 => (self.v6.len(), self.v6.capacity(), 16),
+            Slot::V6r => (self.v6r.len(), self.v6r.capacity(), 32),
+        }
+    }
+    fn reserve_exact(&mut self, s: Slot, n: usize) {
+        match s {
+            Slot::V4 => self.v4.reserve_exact(n),
+            Slot::V4r => self.v4r.reserve_exact(n),
+            Slot::V6 => self.v6.reserve_exact(n),
+            Slot::V6r => self.v6r.reserve_exact(n),
+        }
+    }
+    /// Sort in place, drop repeated single addresses.
+    fn sort(&mut self) {
+        self.v4.sort_unstable();
+        self.v4.dedup();
+        self.v4r.sort_unstable();
+        self.v6.sort_unstable();
+        self.v6.dedup();
+        self.v6r.sort_unstable();
+    }
+    /// The sorted chunk's addresses of family `fam` (0: IPv4, 1: IPv6) as
+    /// sorted, merged ranges.
+    fn ranges(&self, fam: usize) -> Box<dyn Iterator<Item = (u128, u128)> + '_> {
+        if fam == 0 {
+            Box::new(Coalesce::new(Merge::new(
+                self.v4.iter().map(|&a| (a as u128, a as u128)),
+                self.v4r.iter().map(|&(a, b)| (a as u128, b as u128)),
+            )))
+        } else {
+            Box::new(Coalesce::new(Merge::new(
+                self.v6.iter().map(|&a| (a, a)),
+                self.v6r.iter().copied(),
+            )))
+        }
+    }
+    fn clear(&mut self) {
+        self.v4.clear();
+        self.v4r.clear();
+        self.v6.clear();
+        self.v6r.clear();
+    }
+}
+
+/// Bytes of an address of `fam` in a run file.
+fn width(fam: usize) -> usize {
+    [4, 16][fam]
+}
+
+fn write_run_range(w: &mut impl Write, fam: usize, lo: u128, hi: u128) -> std::io::Result<()> {
+    w.write_all(&lo.to_le_bytes()[..width(fam)])?;
+    let mut d = hi - lo;
+    loop {
+        let b = (d & 0x7f) as u8;
+        d >>= 7;
+        if d == 0 {
+            return w.write_all(&[b]);
+        }
+        w.write_all(&[b | 0x80])?;
+    }
+}
+
+/// The next range of a run, `None` at its end.
+fn read_run_range(r: &mut impl BufRead, fam: usize) -> std::io::Result<Option<(u128, u128)>> {
+    if r.fill_buf()?.is_empty() {
+        return Ok(None);
+    }
+    let mut a = [0u8; 16];
+    r.read_exact(&mut a[..width(fam)])?;
+    let lo = u128::from_le_bytes(a);
+    let (mut d, mut shift) = (0u128, 0u32);
+    loop {
+        let mut b = [0u8; 1];
+        r.read_exact(&mut b)?;
+        if shift > 127 {
+            return Err(std::io::Error::other("a run's range length is too long"));
+        }
+        d |= u128::from(b[0] & 0x7f) << shift;
+        if b[0] & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+    }
+    let hi = lo
+        .checked_add(d)
+        .ok_or_else(|| std::io::Error::other("a run's range ends past the last address"))?;
+    Ok(Some((lo, hi)))
+}
+
+/// Reads a file from its start with `pread`, leaving the file's offset alone (a
+/// run is read once per pass of [`ListBuilder::finish`]).
+struct PRead<'a> {
+    file: &'a File,
+    off: u64,
+}
+
+impl std::io::Read for PRead<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read_at(buf, self.off)?;
+        self.off += n as u64;
+        Ok(n)
+    }
+}
+
+/// The ranges of several runs of one family in order of their low end
+/// (overlapping across runs; [`Coalesce`] folds them). The first read error
+/// ends the iteration and is kept in `err`.
+struct RunMerge<'a> {
+    readers: Vec<std::io::BufReader<PRead<'a>>>,
+    heap: std::collections::BinaryHeap<std::cmp::Reverse<(u128, u128, usize)>>,
+    fam: usize,
+    err: &'a std::cell::RefCell<Option<std::io::Error>>,
+}
+
+impl<'a> RunMerge<'a> {
+    fn new(
+        runs: &'a [File],
+        fam: usize,
+        err: &'a std::cell::RefCell<Option<std::io::Error>>,
+    ) -> RunMerge<'a> {
+        let mut m = RunMerge {
+            readers: runs
+                .iter()
+                .map(|file| std::io::BufReader::with_capacity(RUN_BUFFER, PRead { file, off: 0 }))
+                .collect(),
+            heap: Default::default(),
+            fam,
+            err,
+        };
+        for i in 0..m.readers.len() {
+            m.refill(i);
+        }
+        m
+    }
+    fn refill(&mut self, i: usize) {
+        match read_run_range(&mut self.readers[i], self.fam) {
+            Ok(Some((lo, hi))) => self.heap.push(std::cmp::Reverse((lo, hi, i))),
+            Ok(None) => {}
+            Err(e) => {
+                self.err.borrow_mut().get_or_insert(e);
+                self.heap.clear();
+            }
+        }
+    }
+}
+
+impl Iterator for RunMerge<'_> {
+    type Item = (u128, u128);
+    fn next(&mut self) -> Option<(u128, u128)> {
+        let std::cmp::Reverse((lo, hi, i)) = self.heap.pop()?;
+        self.refill(i);
+        Some((lo, hi))
+    }
 }
 
 impl ListBuilder {
-    /// An empty builder.
+    /// An empty builder with the default chunk ([`CHUNK_BYTES`]) spilling to the
+    /// system's temporary directory (`$TMPDIR`), where the list file is built too.
     pub fn new() -> ListBuilder {
-        ListBuilder::default()
+        ListBuilder::with_chunk(CHUNK_BYTES, &std::env::temp_dir())
+    }
+
+    /// An empty builder that holds at most `bytes` of addresses in memory (at
+    /// least 64) and spills sorted runs to unnamed files in `spill_dir`.
+    pub fn with_chunk(bytes: usize, spill_dir: &Path) -> ListBuilder {
+        ListBuilder {
+            chunk: Chunk::default(),
+            budget: bytes.max(64),
+            spill_dir: spill_dir.to_path_buf(),
+            runs: [Vec::new(), Vec::new()],
+            names: HashMap::new(),
+        }
+    }
+
+    /// Run files written so far (IPv4 and IPv6 runs).
+    pub fn spilled_runs(&self) -> usize {
+        self.runs[0].len() + self.runs[1].len()
+    }
+
+    fn spill_error(&self, e: std::io::Error) -> TargetError {
+        TargetError::File {
+            path: self.spill_dir.display().to_string(),
+            why: format!("cannot write a temporary run of the target list: {e}"),
+        }
+    }
+
+    /// Room for one more element in `s`: grow its vector if the chunk's reserved
+    /// bytes stay within the budget, else spill the chunk (and, if `s` has no
+    /// capacity left over, free the others' to make room for it).
+    fn make_room(&mut self, s: Slot) -> Result<(), TargetError> {
+        let (len, cap, size) = self.chunk.stat(s);
+        if len < cap {
+            return Ok(());
+        }
+        let grow = cap.max(4096 / size);
+        if self.chunk.reserved() + grow * size <= self.budget {
+            self.chunk.reserve_exact(s, grow);
+            return Ok(());
+        }
+        if !self.chunk.is_empty() {
+            self.spill().map_err(|e| self.spill_error(e))?;
+            if self.chunk.stat(s).1 > 0 {
+                return Ok(());
+            }
+        }
+        // `s` has no capacity and the others hold the budget: start afresh.
+        self.chunk = Chunk::default();
+        self.chunk
+            .reserve_exact(s, grow.min(self.budget / size).max(1));
+        Ok(())
+    }
+
+    /// Sort the chunk, write each family's ranges as a run, empty the chunk
+    /// (keeping its capacity).
+    fn spill(&mut self) -> std::io::Result<()> {
+        self.chunk.sort();
+        for fam in 0..2 {
+            let mut ranges = self.chunk.ranges(fam).peekable();
+            if ranges.peek().is_none() {
+                continue;
+            }
+            let file = tempfile::tempfile_in(&self.spill_dir)?;
+            let mut w = BufWriter::with_capacity(RUN_BUFFER, &file);
+            for (lo, hi) in ranges {
+                write_run_range(&mut w, fam, lo, hi)?;
+            }
+            w.flush()?;
+            drop(w);
+            self.runs[fam].push(file);
+        }
+        self.chunk.clear();
+        Ok(())
+    }
+
+    /// Merge runs of each family in passes of [`FAN_IN`] until at most that many
+    /// are left.
+    fn reduce_runs(&mut self) -> std::io::Result<()> {
+        for fam in 0..2 {
+            while self.runs[fam].len() > FAN_IN {
+                let group: Vec<File> = self.runs[fam].drain(..FAN_IN).collect();
+                let err = std::cell::RefCell::new(None);
+                let file = tempfile::tempfile_in(&self.spill_dir)?;
+                let mut w = BufWriter::with_capacity(RUN_BUFFER, &file);
+                for (lo, hi) in Coalesce::new(RunMerge::new(&group, fam, &err)) {
+                    write_run_range(&mut w, fam, lo, hi)?;
+                }
+                if let Some(e) = err.take() {
+                    return Err(e);
+                }
+                w.flush()?;
+                drop(w);
+                self.runs[fam].push(file);
+            }
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, piece: (Slot, u128, u128)) -> Result<(), TargetError> {
+        let (s, lo, hi) = piece;
+        self.make_room(s)?;
+        let c = &mut self.chunk;
+        match s {
+            Slot::V4 => c.v4.push(lo as u32),
+            Slot::V4r => c.v4r.push((lo as u32, hi as u32)),
+            Slot::V6 => c.v6.push(lo),
+            Slot::V6r => c.v6r.push((lo, hi)),
+        }
+        Ok(())
     }
 
     /// Add one target token. Host names are resolved once each through `resolve`
@@ -345,10 +733,10 @@ impl ListBuilder {
     ) -> Result<(), TargetError> {
         for piece in parse_token(tok)? {
             match piece {
-                Piece::V4(a, b) if a == b => self.v4.push(a),
-                Piece::V4(a, b) => self.v4r.push((a, b)),
-                Piece::V6(a, b) if a == b => self.v6.push(a),
-                Piece::V6(a, b) => self.v6r.push((a, b)),
+                Piece::V4(a, b) if a == b => self.push((Slot::V4, a as u128, a as u128))?,
+                Piece::V4(a, b) => self.push((Slot::V4r, a as u128, b as u128))?,
+                Piece::V6(a, b) if a == b => self.push((Slot::V6, a, a))?,
+                Piece::V6(a, b) => self.push((Slot::V6r, a, b))?,
                 Piece::List(_) => {
                     return Err(TargetError::Bad {
                         token: tok.to_string(),
@@ -369,8 +757,8 @@ impl ListBuilder {
                     };
                     let (fam, lo, hi) = super::targets::name_range(addr, prefix, tok)?;
                     match fam {
-                        Fam::V4 => self.v4r.push((lo as u32, hi as u32)),
-                        Fam::V6 => self.v6r.push((lo, hi)),
+                        Fam::V4 => self.push((Slot::V4r, lo, hi))?,
+                        Fam::V6 => self.push((Slot::V6r, lo, hi))?,
                     }
                 }
             }
@@ -403,13 +791,15 @@ impl ListBuilder {
 
     /// Whether nothing was added.
     pub fn is_empty(&self) -> bool {
-        self.v4.is_empty() && self.v4r.is_empty() && self.v6.is_empty() && self.v6r.is_empty()
+        self.chunk.is_empty() && self.spilled_runs() == 0
     }
 
     /// Sort and merge everything added, subtract `excludes` (sorted disjoint
     /// ranges per family), and write the list file into an unnamed temporary file
     /// in `tmp_dir` (on the log's file system, not in memory); the list is mapped
-    /// from it and registered. Nothing is left in `tmp_dir`.
+    /// from it and registered. Nothing is left in `tmp_dir` or the spill
+    /// directory. The file's bytes depend only on the set of addresses, not on
+    /// the chunk size or the order of the input.
     pub fn finish(
         mut self,
         excludes: [&[(u128, u128)]; 2],
@@ -419,30 +809,26 @@ impl ListBuilder {
             path: tmp_dir.display().to_string(),
             why: format!("cannot write the target list's temporary file: {e}"),
         };
-        self.v4.sort_unstable();
-        self.v4.dedup();
-        self.v4r.sort_unstable();
-        self.v6.sort_unstable();
-        self.v6.dedup();
-        self.v6r.sort_unstable();
-        let s4 = || {
-            Subtract::new(
-                Coalesce::new(Merge::new(
-                    self.v4.iter().map(|&a| (a as u128, a as u128)),
-                    self.v4r.iter().map(|&(a, b)| (a as u128, b as u128)),
-                )),
-                excludes[0],
-            )
+        if self.spilled_runs() > 0 {
+            if !self.chunk.is_empty() {
+                self.spill().map_err(|e| self.spill_error(e))?;
+            }
+            self.chunk = Chunk::default();
+            self.reduce_runs().map_err(|e| self.spill_error(e))?;
+        }
+        let err = std::cell::RefCell::new(None);
+        let spilled = self.spilled_runs() > 0;
+        self.chunk.sort();
+        let (runs, chunk) = (&self.runs, &self.chunk);
+        let source = |fam: usize| -> Box<dyn Iterator<Item = (u128, u128)> + '_> {
+            if spilled {
+                Box::new(Coalesce::new(RunMerge::new(&runs[fam], fam, &err)))
+            } else {
+                chunk.ranges(fam)
+            }
         };
-        let s6 = || {
-            Subtract::new(
-                Coalesce::new(Merge::new(
-                    self.v6.iter().map(|&a| (a, a)),
-                    self.v6r.iter().copied(),
-                )),
-                excludes[1],
-            )
-        };
+        let s4 = || Subtract::new(source(0), excludes[0]);
+        let s6 = || Subtract::new(source(1), excludes[1]);
         let file = tempfile::tempfile_in(tmp_dir).map_err(io)?;
         let mut w = BufWriter::with_capacity(1 << 20, &file);
         w.write_all(&[0u8; HEADER]).map_err(io)?;
@@ -479,6 +865,9 @@ impl ListBuilder {
         for (lo, hi) in s6() {
             w.write_all(&t.to_le_bytes()).map_err(io)?;
             t += (hi - lo + 1) as u64;
+        }
+        if let Some(e) = err.take() {
+            return Err(self.spill_error(e));
         }
         w.flush().map_err(io)?;
         drop(w);
@@ -858,6 +1247,155 @@ mod tests {
         let e = check_references(&[other.token()], dir.path()).unwrap_err();
         assert!(e.what.contains("missing"), "{e:?}");
         assert!(ListRef::parse("@list:zz:1:2").is_none());
+    }
+
+    /// A xorshift for reproducible random lists.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    /// Random -iL text: single addresses of both families (many repeated),
+    /// ranges and CIDR blocks that overlap them and each other, in random order.
+    fn random_list(seed: u64, lines: usize) -> String {
+        let mut rng = Rng(seed);
+        let mut s = String::new();
+        let mut seen: Vec<String> = Vec::new();
+        for _ in 0..lines {
+            let r = rng.next();
+            let line = match r % 8 {
+                0 if !seen.is_empty() => seen[(r >> 8) as usize % seen.len()].clone(),
+                0..=2 => {
+                    format!("198.18.{}.{}", (r >> 8) % 4, (r >> 16) % 256)
+                }
+                3 | 4 => format!("2001:db8::{:x}", (r >> 8) % 2000),
+                5 => format!("2001:db8::{:x}:0/120", (r >> 8) % 3),
+                6 => {
+                    let a = (r >> 8) % 250;
+                    format!("198.18.1.{a}-198.18.1.{}", a + (r >> 16) % 6)
+                }
+                _ => format!("198.18.{}.0/30", (r >> 8) % 4),
+            };
+            seen.push(line.clone());
+            s.push_str(&line);
+            s.push('\n');
+        }
+        s
+    }
+
+    #[test]
+    fn a_tiny_chunk_spills_runs_and_writes_the_same_list() {
+        let excl4 = [(0xc612_0100u128, 0xc612_010fu128)]; // 198.18.1.0-15
+        let excl6 = [(
+            0x2001_0db8_0000_0000_0000_0000_0000_0100u128,
+            0x2001_0db8_0000_0000_0000_0000_0000_01ffu128,
+        )];
+        for (seed, lines) in [(1u64, 50usize), (7, 3_000), (99, 20_000)] {
+            let text = random_list(seed, lines);
+            let build = |chunk: usize| {
+                let spill = tempfile::tempdir().unwrap();
+                let out = tempfile::tempdir().unwrap();
+                let mut b = ListBuilder::with_chunk(chunk, spill.path());
+                b.add_lines(text.as_bytes(), "r.txt", &mut no_dns).unwrap();
+                let runs = b.spilled_runs();
+                let list = b.finish([&excl4, &excl6], out.path()).unwrap();
+                for d in [spill.path(), out.path()] {
+                    assert_eq!(std::fs::read_dir(d).unwrap().count(), 0, "left in {d:?}");
+                }
+                (list.bytes().to_vec(), list.hash(), runs)
+            };
+            let (mem, hash, runs) = build(CHUNK_BYTES);
+            assert_eq!(runs, 0, "the default chunk holds {lines} lines");
+            // 64 bytes: a few addresses a run; 20 000 lines: over FAN_IN runs a
+            // family, merged in passes.
+            for chunk in [64, 1000, 4096] {
+                let (bytes, h, runs) = build(chunk);
+                assert!(runs > 0, "chunk {chunk}: nothing spilled");
+                assert_eq!(h, hash, "seed {seed}, chunk {chunk}");
+                assert_eq!(bytes, mem);
+            }
+            if lines == 20_000 {
+                assert!(build(64).2 > 2 * FAN_IN);
+            }
+        }
+    }
+
+    #[test]
+    fn the_chunk_never_reserves_more_than_its_budget() {
+        let spill = tempfile::tempdir().unwrap();
+        let mut b = ListBuilder::with_chunk(10_000, spill.path());
+        let text = random_list(3, 5_000);
+        for (i, line) in text.lines().enumerate() {
+            b.add_token(line, &mut no_dns).unwrap();
+            assert!(
+                b.chunk.reserved() <= 10_000,
+                "line {i}: {}",
+                b.chunk.reserved()
+            );
+        }
+        assert!(b.spilled_runs() > 0);
+    }
+
+    #[test]
+    fn a_bad_line_after_spills_leaves_no_run_behind() {
+        let spill = tempfile::tempdir().unwrap();
+        let mut b = ListBuilder::with_chunk(64, spill.path());
+        let text = random_list(5, 500) + "198.18.0.300\n";
+        let e = b
+            .add_lines(text.as_bytes(), "r.txt", &mut no_dns)
+            .unwrap_err();
+        assert!(e.to_string().contains("line 501"), "{e}");
+        assert!(b.spilled_runs() > 0);
+        drop(b);
+        assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0);
+        // A spill directory that does not exist: the error names it.
+        let gone = spill.path().join("gone");
+        let mut b = ListBuilder::with_chunk(64, &gone);
+        let e = b
+            .add_lines(text.as_bytes(), "r.txt", &mut no_dns)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cannot write a temporary run") && e.contains("gone"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn list_tokens_read_as_words() {
+        let r = ListRef {
+            hash: ListHash::from_hex(&format!("1a2b3c4d{}", "0".repeat(56))).unwrap(),
+            v4: 0,
+            v6: 2_000_000,
+        };
+        assert_eq!(
+            targets_text([r.token()]),
+            "-iL list: 2,000,000 IPv6 addresses (targets-1a2b3c4d…)"
+        );
+        let both = ListRef {
+            v4: 3,
+            v6: 1_234,
+            ..r
+        };
+        assert_eq!(
+            targets_text(&["198.19.0.0/24".to_string(), both.token()]),
+            "198.19.0.0/24 -iL list: 3 IPv4 + 1,234 IPv6 addresses (targets-1a2b3c4d…)"
+        );
+        let one = ListRef { v4: 1, v6: 0, ..r };
+        assert_eq!(
+            one.describe(),
+            "-iL list: 1 IPv4 address (targets-1a2b3c4d…)"
+        );
+        // Tokens that are not list references (or malformed ones) stay as given.
+        assert_eq!(
+            targets_text("10.0.0.1 @list:zz:1:2".split(' ')),
+            "10.0.0.1 @list:zz:1:2"
+        );
     }
 
     #[test]
