@@ -3,6 +3,10 @@
  * sink.bpf.c — the send-only benchmark sink: XDP_DROP every frame that
  * arrives on the interface it is attached to (the target's veth), counting
  * frames and bytes per CPU so the benchmark can read how many arrived.
+ *
+ * ARP and IPv6 neighbour discovery pass to the kernel uncounted: the sink is a
+ * next hop behind which every target is silent, and a next hop answers ARP
+ * and NDP (a scanner whose uplink watch saw it stop answering would hold).
  */
 #include "common.h"
 
@@ -19,9 +23,30 @@ struct {
 	__type(value, __u64);
 } sink_stats SEC(".maps");
 
+/* ARP, or an ICMPv6 neighbour solicitation/advertisement (no extension headers). */
+static __always_inline int is_neighbour_discovery(void *data, void *data_end)
+{
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return 0;
+	if (eth->h_proto == bpf_htons(ETH_P_ARP))
+		return 1;
+	if (eth->h_proto != bpf_htons(ETH_P_IPV6))
+		return 0;
+	struct ipv6hdr *ip6 = (void *)(eth + 1);
+	__u8 *icmp = (void *)(ip6 + 1);
+	if ((void *)(icmp + 1) > data_end || ip6->nexthdr != IPPROTO_ICMPV6)
+		return 0;
+	return icmp[0] == 135 || icmp[0] == 136;
+}
+
 SEC("xdp")
 int prtip_sink(struct xdp_md *ctx)
 {
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	if (is_neighbour_discovery(data, data_end))
+		return XDP_PASS;
 	__u32 k = SINK_FRAMES;
 	__u64 *v = bpf_map_lookup_elem(&sink_stats, &k);
 	if (v)

@@ -14,7 +14,8 @@ use prtip_xdp::lab::{self, LabTarget};
 use prtip_xdp::responder::{ResponderConfig, ResponderStats};
 use prtip_xdp::sink::SinkStats;
 use prtip_xdp::{in_netns, XdpError, XdpMode};
-use xdp_support::VethPair;
+use std::process::Command;
+use xdp_support::{mac_str, VethPair, TGT_IP, TGT_MAC};
 
 fn root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -169,6 +170,50 @@ fn sink_drops_and_counts_every_frame() {
     assert_eq!(seen, s);
     let err = in_netns(&pair.scan_ns, || SinkStats::of_interface(&pair.scan_if)).unwrap_err();
     assert!(err.to_string().contains("no XDP program"), "{err}");
+
+    // ARP goes to the target's kernel, uncounted: behind the sink every target
+    // is silent, but the next hop answers ARP (a scan's uplink watch checks it).
+    let (tgt_ip, tgt_mac) = (TGT_IP.to_string(), mac_str(TGT_MAC));
+    let ip = |args: &[&str]| {
+        let out = Command::new("ip").args(args).output().unwrap();
+        assert!(out.status.success(), "ip {args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ip(&[
+        "-n",
+        &pair.scan_ns,
+        "neigh",
+        "del",
+        &tgt_ip,
+        "dev",
+        &pair.scan_if,
+    ]);
+    in_netns(&pair.scan_ns, || {
+        let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+        s.send_to(&payload, SocketAddrV4::new(Ipv4Addr::new(198, 19, 0, 1), 9))
+            .unwrap();
+        Ok(())
+    })
+    .unwrap();
+    let neigh = wait_for(|| {
+        let n = ip(&[
+            "-n",
+            &pair.scan_ns,
+            "neigh",
+            "show",
+            &tgt_ip,
+            "dev",
+            &pair.scan_if,
+        ]);
+        n.contains(&tgt_mac).then_some(n)
+    });
+    assert!(neigh.is_some(), "the next hop behind the sink answers ARP");
+    let s = wait_for(|| {
+        let s = SinkStats::read(&progs.target).unwrap();
+        (s.frames > 1000).then_some(s)
+    })
+    .expect("the datagram reaches the sink once ARP is answered");
+    assert_eq!(s.frames, 1001, "ARP is not counted");
 
     drop(progs);
     assert!(pair.detached(false));

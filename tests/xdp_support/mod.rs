@@ -14,7 +14,7 @@ pub const TGT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 pub const SCAN_MAC: [u8; 6] = [0x02, 0x70, 0x78, 0x64, 0x00, 0x01];
 pub const TGT_MAC: [u8; 6] = [0x02, 0x70, 0x78, 0x64, 0x00, 0x02];
 
-fn mac_str(m: [u8; 6]) -> String {
+pub fn mac_str(m: [u8; 6]) -> String {
     m.iter()
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
