@@ -69,6 +69,8 @@ struct LogView {
     closed: BTreeSet<(IpAddr, u16)>,
     paused: Vec<String>,
     governor: Vec<(String, u64)>,
+    /// Per-network decisions: (reason, the network's rate in probes/s).
+    nets: Vec<(String, u64)>,
 }
 
 fn read_log(dir: &Path) -> LogView {
@@ -77,6 +79,7 @@ fn read_log(dir: &Path) -> LogView {
         closed: BTreeSet::new(),
         paused: Vec::new(),
         governor: Vec::new(),
+        nets: Vec::new(),
     };
     for e in LogReader::open(dir).unwrap().iter() {
         match e.unwrap() {
@@ -93,6 +96,12 @@ fn read_log(dir: &Path) -> LogView {
                 v.closed.insert((r.addr.ip(), r.port.to_native()));
             }
             EventRef::Paused(p) => v.paused.push(p.reason.as_str().to_string()),
+            EventRef::Governor(g) if g.net.is_some() => v.nets.push((
+                prtip_store::event::GovernorReason::from(&g.reason)
+                    .name()
+                    .to_string(),
+                g.net_rate_mpps.to_native() / 1000,
+            )),
             EventRef::Governor(g) if g.net.is_none() => v.governor.push((
                 prtip_store::event::GovernorReason::from(&g.reason)
                     .name()
@@ -158,8 +167,9 @@ fn run_policed(policer: u64, net: &str) {
     assert_eq!(reason, "learned", "{:?}", v.governor);
     assert!(
         learned * 3 >= policer * 2 && learned * 2 <= policer * 3,
-        "policer {policer}/s, learned {learned}/s: {:?}",
-        v.governor
+        "policer {policer}/s, learned {learned}/s: {:?}; networks: {:?}",
+        v.governor,
+        v.nets
     );
     assert!(
         v.governor.iter().any(|(r, _)| r == "loss"),
