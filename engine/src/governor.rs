@@ -878,30 +878,41 @@ mod tests {
         );
     }
 
-    #[test]
-    fn one_lossy_network_gets_a_rate_of_its_own_and_the_scan_keeps_its_rate() {
-        let mut g = Governor::new(GovernorSettings::ADAPTIVE, 100_000_000, 0);
-        let slow = NetKey::of(IpAddr::V4(Ipv4Addr::new(198, 19, 7, 9)));
-        let mut t = 0;
-        let mut v = 0;
-        while t < 3000 * MS {
+    /// Windows of 10 ms, from `t` and reference `v` while `go`: 40 references
+    /// each, 1 to `slow` (which answers none), the rest to 200 other /24s
+    /// (answered 1 ms later).
+    fn one_silent_net_in_forty(
+        g: &mut Governor,
+        slow: NetKey,
+        t: &mut u64,
+        v: &mut u64,
+        go: impl Fn(&Governor, u64) -> bool,
+    ) {
+        while go(g, *t) {
             for i in 0..40u32 {
-                v += 1;
-                // 1 in 40 references goes to the slow /24, which answers none.
+                *v += 1;
                 let net = if i == 0 {
                     slow
                 } else {
                     NetKey::of(IpAddr::V4(Ipv4Addr::from(
-                        0xC613_0000 + (v as u32 % 200) * 256,
+                        0xC613_0000 + (*v as u32 % 200) * 256,
                     )))
                 };
-                if g.sent_ref(v, net, t, v * 10) && net != slow {
-                    g.answered(v, t + MS);
+                if g.sent_ref(*v, net, *t, *v * 10) && net != slow {
+                    g.answered(*v, *t + MS);
                 }
             }
-            t += 10 * MS;
-            g.tick(t, t / MS * 100);
+            *t += 10 * MS;
+            g.tick(*t, *t / MS * 100);
         }
+    }
+
+    #[test]
+    fn one_lossy_network_gets_a_rate_of_its_own_and_the_scan_keeps_its_rate() {
+        let mut g = Governor::new(GovernorSettings::ADAPTIVE, 100_000_000, 0);
+        let slow = NetKey::of(IpAddr::V4(Ipv4Addr::new(198, 19, 7, 9)));
+        let (mut t, mut v) = (0, 0);
+        one_silent_net_in_forty(&mut g, slow, &mut t, &mut v, |_, t| t < 3000 * MS);
         assert_eq!(g.rate_mpps(), 100_000_000, "the scan stays at its ceiling");
         assert!(g.has_slow_nets());
         let d = g.take_decisions();
@@ -950,25 +961,10 @@ mod tests {
     fn a_slow_network_alone_in_a_window_keeps_its_loss_and_lands_on_what_got_through() {
         let mut g = Governor::new(GovernorSettings::ADAPTIVE, 100_000_000, 0);
         let slow = NetKey::of(IpAddr::V4(Ipv4Addr::new(198, 19, 7, 9)));
-        let mut t = 0;
-        let mut v = 0;
-        while !g.has_slow_nets() && t < 3000 * MS {
-            for i in 0..40u32 {
-                v += 1;
-                let net = if i == 0 {
-                    slow
-                } else {
-                    NetKey::of(IpAddr::V4(Ipv4Addr::from(
-                        0xC613_0000 + (v as u32 % 200) * 256,
-                    )))
-                };
-                if g.sent_ref(v, net, t, v * 10) && net != slow {
-                    g.answered(v, t + MS);
-                }
-            }
-            t += 10 * MS;
-            g.tick(t, t / MS * 100);
-        }
+        let (mut t, mut v) = (0, 0);
+        one_silent_net_in_forty(&mut g, slow, &mut t, &mut v, |g, t| {
+            !g.has_slow_nets() && t < 3000 * MS
+        });
         assert!(g.has_slow_nets());
         let rate = g.rate_mpps();
         let net_rate = g.slow[&slow].rate_mpps;
