@@ -15,15 +15,7 @@ pub fn fmt_clock(time_us: u64) -> String {
 
 /// `1,234,567`.
 pub fn fmt_count(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    prtip_store::space::list::grouped(n)
 }
 
 /// `512 B`, `1.5 KiB`, `12.0 MiB`, `3.2 GiB`.

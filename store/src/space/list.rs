@@ -128,8 +128,8 @@ impl ListRef {
     }
 }
 
-/// `1,234,567`.
-fn grouped(n: u64) -> String {
+/// `1,234,567`: a count with thousands separators (the monitor's too).
+pub fn grouped(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
