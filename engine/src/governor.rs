@@ -646,7 +646,7 @@ const POOL_WAYS: usize = 4;
 
 /// Recent answered walk values, for references: a ring the receiver writes and
 /// the sender reads, without locks; and, per network (a direct-mapped table of
-/// [`POOL_NETS`] × [`POOL_WAYS`] slots), its latest few answers, so that a
+/// `POOL_NETS` × `POOL_WAYS` slots), its latest few answers, so that a
 /// reference can re-probe the network the walk is probing. Drawn from the ring
 /// alone, references follow the answers: a network that loses most of its
 /// probes answers little, so it was almost never referenced and its loss went
