@@ -14,8 +14,7 @@ use prtip_xdp::lab::{self, LabTarget};
 use prtip_xdp::responder::{ResponderConfig, ResponderStats};
 use prtip_xdp::sink::SinkStats;
 use prtip_xdp::{in_netns, XdpError, XdpMode};
-use std::process::Command;
-use xdp_support::{mac_str, VethPair, TGT_IP, TGT_MAC};
+use xdp_support::{ip, mac_str, VethPair, TGT_IP, TGT_MAC};
 
 fn root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -174,11 +173,6 @@ fn sink_drops_and_counts_every_frame() {
     // ARP goes to the target's kernel, uncounted: behind the sink every target
     // is silent, but the next hop answers ARP (a scan's uplink watch checks it).
     let (tgt_ip, tgt_mac) = (TGT_IP.to_string(), mac_str(TGT_MAC));
-    let ip = |args: &[&str]| {
-        let out = Command::new("ip").args(args).output().unwrap();
-        assert!(out.status.success(), "ip {args:?}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
     ip(&[
         "-n",
         &pair.scan_ns,

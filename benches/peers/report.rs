@@ -31,6 +31,19 @@ pub fn header() {
     );
 }
 
+/// The lab veth's drop counters of a run, as a note (none when it dropped nothing).
+fn veth_drops(o: &Outcome) -> Option<String> {
+    (!o.lab.drops.is_empty()).then(|| {
+        let d: Vec<String> = o
+            .lab
+            .drops
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!("veth: {}", d.join(" "))
+    })
+}
+
 /// One row.
 pub fn row(o: &Outcome) {
     let fp = o
@@ -39,17 +52,7 @@ pub fn row(o: &Outcome) {
         .map(|r| format!("{}", r.false_pos + r.dups))
         .unwrap_or_else(|| "-".into());
     let mut notes = o.notes.clone();
-    if !o.lab.drops.is_empty() {
-        notes.push(format!(
-            "veth: {}",
-            o.lab
-                .drops
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ));
-    }
+    notes.extend(veth_drops(o));
     if o.recall.is_none() && o.cpu_ns_per_probe > 0.0 {
         notes.push(format!(
             "{:.0} ns CPU/probe; 1-99% of probes at {:.0}/s",
@@ -173,17 +176,7 @@ pub fn wide_row(o: &Outcome) {
             ));
         }
     }
-    if !o.lab.drops.is_empty() {
-        notes.push(format!(
-            "veth: {}",
-            o.lab
-                .drops
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ));
-    }
+    notes.extend(veth_drops(o));
     if o.runs > 1 {
         notes.push(format!("{} runs", o.runs));
     }

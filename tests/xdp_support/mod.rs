@@ -21,7 +21,7 @@ pub fn mac_str(m: [u8; 6]) -> String {
         .join(":")
 }
 
-pub fn ip(args: &[&str]) {
+pub fn ip(args: &[&str]) -> String {
     let out = Command::new("ip").args(args).output().expect("running ip");
     assert!(
         out.status.success(),
@@ -29,6 +29,7 @@ pub fn ip(args: &[&str]) {
         args.join(" "),
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 pub fn in_ns(ns: &str, cmd: &[&str]) -> std::process::Output {

@@ -44,6 +44,18 @@ fn link_gone(e: &std::io::Error) -> bool {
     )
 }
 
+/// Count one probe toward the next reference: the key to pick it with when
+/// `every` probes (0: never) have gone since the last.
+fn reference_due(since_ref: &mut u64, every: u64, ref_k: &mut u64) -> Option<u64> {
+    *since_ref += 1;
+    if every == 0 || *since_ref < every {
+        return None;
+    }
+    *since_ref = 0;
+    *ref_k = ref_k.wrapping_add(0x9E37_79B9);
+    Some(*ref_k)
+}
+
 /// A reference to go with `probe`: a re-probe of a port that answered already,
 /// in the network `probe` goes to if one of its answers is at hand (references
 /// measure loss where the walk sends), else any recent answer; `None` when
@@ -248,13 +260,13 @@ pub(super) fn sender(
                         // sends nothing else, at its network's few hundred
                         // per second, and without them that rate would
                         // never be judged again.
-                        since_ref += 1;
-                        if ref_every > 0 && since_ref >= ref_every.min(DEFERRED_REF_EVERY) {
-                            since_ref = 0;
-                            ref_k = ref_k.wrapping_add(0x9E37_79B9);
+                        if let Some(k) = reference_due(
+                            &mut since_ref,
+                            ref_every.min(DEFERRED_REF_EVERY),
+                            &mut ref_k,
+                        ) {
                             let sent_now = sh.sent.load(Relaxed) + probes.len() as u64;
-                            if let Some(rp) =
-                                reference(g, sh, plan, &probe, true, ref_k, now, sent_now)
+                            if let Some(rp) = reference(g, sh, plan, &probe, true, k, now, sent_now)
                             {
                                 probes.push(rp);
                                 positions.push(pos);
@@ -286,14 +298,9 @@ pub(super) fn sender(
                             continue;
                         }
                     }
-                    since_ref += 1;
-                    if ref_every > 0 && since_ref >= ref_every {
-                        since_ref = 0;
-                        ref_k = ref_k.wrapping_add(0x9E37_79B9);
+                    if let Some(k) = reference_due(&mut since_ref, ref_every, &mut ref_k) {
                         let sent_now = sh.sent.load(Relaxed) + probes.len() as u64;
-                        if let Some(rp) =
-                            reference(g, sh, plan, &probe, false, ref_k, now, sent_now)
-                        {
+                        if let Some(rp) = reference(g, sh, plan, &probe, false, k, now, sent_now) {
                             probes.push(rp);
                             positions.push(p - 1);
                             is_ref.push(true);
